@@ -1,0 +1,40 @@
+import sharp from 'sharp'
+import { decodeImage, describePipeline, encodeImage, formatName, runPipeline, DEFAULT_MAX_PIXELS } from '../imaging/index.ts'
+import { checkWritable, readInput, writeAtomically } from './files.ts'
+import type { SubmitRequest } from './options.ts'
+
+export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+
+export interface LocalOptions {
+  maxPixels?: number
+  maxUploadBytes?: number
+  /** libvips threads; sharp defaults to one on glibc Linux. */
+  threads?: number
+  log?: (line: string) => void
+}
+
+export interface LocalResult {
+  width: number
+  height: number
+  bytes: number
+  ms: number
+  notes: string[]
+}
+
+/**
+ * The whole image in this one process, no tiles: the reference the swarm is
+ * held to, byte for byte.
+ */
+export async function runLocal (request: SubmitRequest, options: LocalOptions = {}): Promise<LocalResult> {
+  const started = performance.now()
+  if (options.threads !== undefined) sharp.concurrency(options.threads)
+  await checkWritable(request.output)
+  const bytes = await readInput(request.input, options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES)
+  const { image, notes } = await decodeImage(bytes, { maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS })
+  for (const note of notes) options.log?.(`note: ${note}`)
+  options.log?.(`processing ${image.width}x${image.height} ${formatName(image)} with ${describePipeline(request.steps)}`)
+  const out = await runPipeline(image, request.steps)
+  const encoded = await encodeImage(out, { format: request.format, quality: request.quality })
+  await writeAtomically(request.output, encoded)
+  return { width: out.width, height: out.height, bytes: encoded.length, ms: performance.now() - started, notes }
+}

@@ -1,0 +1,48 @@
+import { InvalidParameterError, OutputError } from '../errors.ts'
+import { formatFromPath, OUTPUT_FORMATS, parseOps, resolvePipeline, type OpSpec, type OutputFormat, type Step } from '../imaging/index.ts'
+
+/** What a submission asks for, from whichever flags the user prefers. */
+export interface SubmitRequest {
+  steps: Step[]
+  input: string
+  output: string
+  format: OutputFormat
+  quality: number
+}
+
+export interface SubmitFlags {
+  task?: string[]
+  op?: string[]
+  ops?: string
+  imagePath?: string
+  out?: string
+  quality?: string
+}
+
+/**
+ * `--task` (the prototype's flag) and `--op` may repeat; `--ops` takes a whole
+ * pipeline. They combine in that order.
+ */
+export function pipelineFromFlags (flags: SubmitFlags): Step[] {
+  const specs: OpSpec[] = []
+  for (const text of [...(flags.task ?? []), ...(flags.op ?? [])]) specs.push(...parseOps(text))
+  if (flags.ops !== undefined) specs.push(...parseOps(flags.ops))
+  if (specs.length === 0) throw new InvalidParameterError('Expected an operation: --task <name>, --op <name> or --ops "a,b:k=v" (see --list-ops)')
+  return resolvePipeline(specs)
+}
+
+export function parseQuality (text: string | undefined): number {
+  if (text === undefined) return 90
+  const q = Number(text)
+  if (!Number.isInteger(q) || q < 1 || q > 100) throw new InvalidParameterError(`Expected integer between 1 and 100 for --quality but received '${text}'`)
+  return q
+}
+
+export function requestFromFlags (flags: SubmitFlags): SubmitRequest {
+  const steps = pipelineFromFlags(flags)
+  if (flags.imagePath === undefined) throw new InvalidParameterError('Expected an input image: --image_path <file> (or -i)')
+  if (flags.out === undefined) throw new InvalidParameterError('Expected an output file: --out <file> (or -o); its extension picks the format')
+  const format = formatFromPath(flags.out)
+  if (format === undefined) throw new OutputError(`cannot tell the output format from '${flags.out}': use one of .jpg, .png, .webp, .tif, .avif (${OUTPUT_FORMATS.join(', ')})`)
+  return { steps, input: flags.imagePath, output: flags.out, format, quality: parseQuality(flags.quality) }
+}

@@ -1,0 +1,62 @@
+/**
+ * One class per condition. Callers branch on `err.name`, never on message text.
+ * Every message is one line a user can act on.
+ */
+export class TileswarmError extends Error {
+  static override readonly name: string = 'TileswarmError'
+  constructor (message: string) {
+    super(message)
+    this.name = new.target.name
+  }
+}
+
+/** An operation parameter is missing, of the wrong type or out of range. */
+export class InvalidParameterError extends TileswarmError {
+  static override readonly name = 'InvalidParameterError'
+}
+
+/** An operation name that is not in the registry. */
+export class UnknownOperationError extends TileswarmError {
+  static override readonly name = 'UnknownOperationError'
+}
+
+/** Input bytes that are not a supported, intact image. */
+export class InvalidImageError extends TileswarmError {
+  static override readonly name = 'InvalidImageError'
+}
+
+/** Input that is valid but over a configured limit (pixels, bytes, tiles...). */
+export class LimitExceededError extends TileswarmError {
+  static override readonly name = 'LimitExceededError'
+}
+
+/** The result cannot be written where the user asked. */
+export class OutputError extends TileswarmError {
+  static override readonly name = 'OutputError'
+}
+
+/** A peer or protocol failure: unreachable, refused, timed out, malformed. */
+export class NetworkError extends TileswarmError {
+  static override readonly name = 'NetworkError'
+}
+
+/** The remote side sent something that breaks the protocol. */
+export class ProtocolError extends TileswarmError {
+  static override readonly name = 'ProtocolError'
+}
+
+/** The job failed at its coordinator; the message is the coordinator's. */
+export class JobFailedError extends TileswarmError {
+  static override readonly name = 'JobFailedError'
+}
+
+/** Errors that are the user's to fix and need no stack trace. */
+export function isUserFacing (err: unknown): err is TileswarmError {
+  return err instanceof TileswarmError
+}
+
+/** libvips messages span lines; keep the first meaningful one. */
+export function oneLine (message: string): string {
+  const line = message.split('\n').map(l => l.trim()).find(l => l.length > 0) ?? 'unknown error'
+  return line.length > 300 ? line.slice(0, 297) + '...' : line
+}

@@ -1,0 +1,11 @@
+/**
+ * The imaging core: raw pixels, the operation registry, pipelines, tiles with
+ * halos, and the codecs. Tiled output equals whole-image output byte for byte.
+ */
+export * from './raw.ts'
+export * from './params.ts'
+export type { Operation, Family, AlphaPolicy } from './operation.ts'
+export { OPERATIONS, getOperation, operationNames, describeOperations } from './registry.ts'
+export * from './pipeline.ts'
+export * from './tiles.ts'
+export * from './codec.ts'

@@ -1,0 +1,116 @@
+import { InvalidParameterError } from '../errors.ts'
+
+/**
+ * Declarative operation parameters: one description serves validation,
+ * `--list-ops`, and the wire format (params travel as plain JSON values).
+ */
+export type ParamSpec = NumberParam | KernelParam | ColourParam
+
+interface BaseParam {
+  name: string
+  description: string
+}
+
+export interface NumberParam extends BaseParam {
+  kind: 'number'
+  min: number
+  max: number
+  default: number
+  integer?: boolean
+  odd?: boolean
+}
+
+/** A square kernel of odd size, given row by row. */
+export interface KernelParam extends BaseParam {
+  kind: 'kernel'
+  maxSize: number
+  default: number[]
+}
+
+/** A colour as #rrggbb. */
+export interface ColourParam extends BaseParam {
+  kind: 'colour'
+  default: string
+}
+
+export type ParamValue = number | number[] | string
+export type Params = Record<string, ParamValue>
+
+function describe (value: unknown): string {
+  if (typeof value === 'string') return `'${value}' of type string`
+  if (Array.isArray(value)) return `an array of length ${value.length}`
+  return `${String(value)} of type ${typeof value}`
+}
+
+/** sharp's message shape: what was expected, for which parameter, what came. */
+export function expected (what: string, param: string, value: unknown, owner?: string): InvalidParameterError {
+  const where = owner === undefined ? param : `${param} of ${owner}`
+  return new InvalidParameterError(`Expected ${what} for ${where} but received ${describe(value)}`)
+}
+
+export function rangeText (spec: NumberParam): string {
+  const kind = spec.odd === true ? 'odd integer' : spec.integer === true ? 'integer' : 'number'
+  return `${kind} between ${spec.min} and ${spec.max}`
+}
+
+/** Text form of a value from the command line; JSON values pass through. */
+function coerceNumber (value: unknown): unknown {
+  if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) return Number(value)
+  return value
+}
+
+function coerceKernel (value: unknown): unknown {
+  if (typeof value !== 'string') return value
+  const body = value.trim().replace(/^\[/, '').replace(/\]$/, '')
+  const parts = body.split(/[\s,;]+/).filter(p => p !== '')
+  const numbers = parts.map(Number)
+  return numbers.every(Number.isFinite) && numbers.length > 0 ? numbers : value
+}
+
+export function validateParam (spec: ParamSpec, raw: unknown, owner: string): ParamValue {
+  switch (spec.kind) {
+    case 'number': {
+      const value = coerceNumber(raw)
+      const ok = typeof value === 'number' && Number.isFinite(value) && value >= spec.min && value <= spec.max &&
+        (spec.integer !== true || Number.isInteger(value)) &&
+        (spec.odd !== true || (Number.isInteger(value) && value % 2 === 1))
+      if (!ok) throw expected(rangeText(spec), spec.name, raw, owner)
+      return value
+    }
+    case 'kernel': {
+      const value = coerceKernel(raw)
+      const what = `a square kernel of 9, 25, 49 ... ${spec.maxSize * spec.maxSize} numbers (odd size 3x3 to ${spec.maxSize}x${spec.maxSize})`
+      if (!Array.isArray(value) || !value.every(v => typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= 1e6)) throw expected(what, spec.name, raw, owner)
+      const size = Math.round(Math.sqrt(value.length))
+      if (size * size !== value.length || size % 2 !== 1 || size < 3 || size > spec.maxSize) throw expected(what, spec.name, raw, owner)
+      return value
+    }
+    case 'colour': {
+      if (typeof raw !== 'string' || !/^#?[0-9a-fA-F]{6}$/.test(raw)) throw expected('a colour as #rrggbb', spec.name, raw, owner)
+      return raw.startsWith('#') ? raw.toLowerCase() : `#${raw.toLowerCase()}`
+    }
+  }
+}
+
+/** Fills defaults and validates every parameter; unknown names are refused. */
+export function validateParams (specs: readonly ParamSpec[], given: Record<string, unknown>, owner: string): Params {
+  const out: Params = {}
+  for (const name of Object.keys(given)) {
+    if (!specs.some(s => s.name === name)) {
+      const known = specs.length === 0 ? 'it takes no parameters' : `its parameters are ${specs.map(s => s.name).join(', ')}`
+      throw new InvalidParameterError(`Unknown parameter '${name}' for ${owner}: ${known}`)
+    }
+  }
+  for (const spec of specs) {
+    out[spec.name] = Object.hasOwn(given, spec.name) ? validateParam(spec, given[spec.name], owner) : spec.default
+  }
+  return out
+}
+
+export function paramUsage (spec: ParamSpec): string {
+  switch (spec.kind) {
+    case 'number': return `${spec.name}=<${rangeText(spec)}, default ${spec.default}>`
+    case 'kernel': return `${spec.name}=<[k1,k2,...] square, odd size 3x3 to ${spec.maxSize}x${spec.maxSize}, default [${spec.default.join(',')}]>`
+    case 'colour': return `${spec.name}=<#rrggbb, default ${spec.default}>`
+  }
+}

@@ -1,0 +1,134 @@
+import { InvalidParameterError } from '../errors.ts'
+import type { Operation } from './operation.ts'
+import { validateParams, type Params } from './params.ts'
+import { joinAlpha, padReplicate, splitAlpha, extract, type PixelFormat, type RawImage, type Channels } from './raw.ts'
+import { getOperation } from './registry.ts'
+
+/** One step as it is written by users and sent on the wire. */
+export interface OpSpec {
+  op: string
+  params?: Record<string, unknown>
+}
+
+export interface Step {
+  operation: Operation
+  params: Params
+}
+
+export const MAX_PIPELINE_STEPS = 16
+
+/**
+ * Parses "blur:sigma=2,sobel" into steps. Commas inside [...] belong to a
+ * kernel, so "convolve:kernel=[1,2,1,2,4,2,1,2,1]" is one step.
+ */
+export function parseOps (text: string): OpSpec[] {
+  const steps: string[] = []
+  let depth = 0
+  let current = ''
+  for (const ch of text) {
+    if (ch === '[') depth++
+    if (ch === ']') depth = Math.max(0, depth - 1)
+    if (ch === ',' && depth === 0) {
+      steps.push(current)
+      current = ''
+    } else {
+      current += ch
+    }
+  }
+  steps.push(current)
+  return steps.map(s => s.trim()).filter(s => s !== '').map(parseStep)
+}
+
+function parseStep (text: string): OpSpec {
+  const [name, ...parts] = text.split(':')
+  const op = getOperation(name!)
+  const params: Record<string, unknown> = {}
+  for (const part of parts) {
+    const eq = part.indexOf('=')
+    if (eq < 0) {
+      const first = op.params[0]
+      if (first === undefined) throw new InvalidParameterError(`Operation ${op.name} takes no parameters but received '${part}'`)
+      params[first.name] = part.trim()
+    } else {
+      params[part.slice(0, eq).trim()] = part.slice(eq + 1).trim()
+    }
+  }
+  return { op: name!.trim(), params }
+}
+
+/** Validates a pipeline from any source (CLI or wire) and fills in defaults. */
+export function resolvePipeline (specs: readonly OpSpec[]): Step[] {
+  if (!Array.isArray(specs) || specs.length === 0) throw new InvalidParameterError('Expected at least one operation (see --list-ops)')
+  if (specs.length > MAX_PIPELINE_STEPS) throw new InvalidParameterError(`Expected at most ${MAX_PIPELINE_STEPS} operations in a pipeline but received ${specs.length}`)
+  return specs.map(spec => {
+    if (typeof spec !== 'object' || spec === null || typeof spec.op !== 'string') throw new InvalidParameterError('Expected each operation as {op, params}')
+    const operation = getOperation(spec.op)
+    const given = spec.params ?? {}
+    if (typeof given !== 'object' || given === null || Array.isArray(given)) throw new InvalidParameterError(`Expected params of ${operation.name} as an object`)
+    return { operation, params: validateParams(operation.params, given, operation.name) }
+  })
+}
+
+/** The canonical wire form: canonical names, every parameter explicit. */
+export function toSpecs (steps: readonly Step[]): OpSpec[] {
+  return steps.map(s => ({ op: s.operation.name, params: { ...s.params } }))
+}
+
+export function describePipeline (steps: readonly Step[]): string {
+  return steps.map(s => {
+    const ps = Object.entries(s.params).map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.join(',')}]` : String(v)}`)
+    return ps.length === 0 ? s.operation.name : `${s.operation.name}:${ps.join(':')}`
+  }).join(',')
+}
+
+/** The halo a tile needs: radii add up along the pipeline. */
+export function pipelineRadius (steps: readonly Step[]): number {
+  return steps.reduce((sum, s) => sum + s.operation.radius(s.params), 0)
+}
+
+function stepFormat (format: PixelFormat, step: Step): PixelFormat {
+  const alpha = format.channels === 2 || format.channels === 4
+  const colour = step.operation.colourOut(alpha ? (format.channels - 1) as 1 | 3 : format.channels as 1 | 3)
+  const keepAlpha = alpha && step.operation.alpha !== 'drop'
+  return { channels: (colour + (keepAlpha ? 1 : 0)) as Channels, depth: format.depth }
+}
+
+/** The pixel format a pipeline turns `input` into. */
+export function pipelineFormat (input: PixelFormat, steps: readonly Step[]): PixelFormat {
+  return steps.reduce(stepFormat, { channels: input.channels, depth: input.depth })
+}
+
+async function padded (image: RawImage, r: number, step: Step): Promise<RawImage> {
+  if (r === 0) return await step.operation.apply(image, step.params)
+  const out = await step.operation.apply(padReplicate(image, r), step.params)
+  return extract(out, { x: r, y: r, width: image.width, height: image.height })
+}
+
+/**
+ * One step on a whole image or a haloed tile. Edges are replicated by the
+ * step's radius first, so a tile whose edge is the image's edge sees exactly
+ * what the whole image sees there.
+ */
+export async function applyStep (image: RawImage, step: Step): Promise<RawImage> {
+  const r = step.operation.radius(step.params)
+  const [colour, alpha] = splitAlpha(image)
+  const colourOut = await padded(colour, r, step)
+  let alphaOut: RawImage | undefined
+  if (alpha !== undefined) {
+    if (step.operation.alpha === 'keep') alphaOut = alpha
+    else if (step.operation.alpha === 'filter') alphaOut = await padded(alpha, r, step)
+  }
+  const out = joinAlpha(colourOut, alphaOut)
+  const want = stepFormat(image, step)
+  if (out.channels !== want.channels || out.depth !== want.depth || out.width !== image.width || out.height !== image.height) {
+    throw new Error(`internal: ${step.operation.name} returned ${out.width}x${out.height} ${out.channels}ch ${out.depth}-bit`)
+  }
+  return out
+}
+
+export async function runPipeline (image: RawImage, steps: readonly Step[]): Promise<RawImage> {
+  let current = image
+  for (const step of steps) current = await applyStep(current, step)
+  return current
+}
+

@@ -1,0 +1,138 @@
+/**
+ * Raw pixels: the one representation that travels between decode, operations,
+ * tiles and encode. Interleaved, row-major, 8 or 16 bits per sample
+ * (16-bit samples in host byte order, as sharp reads and writes them).
+ */
+export type Channels = 1 | 2 | 3 | 4
+export type Depth = 8 | 16
+
+export interface PixelFormat {
+  /** 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA */
+  channels: Channels
+  depth: Depth
+}
+
+export interface RawImage extends PixelFormat {
+  width: number
+  height: number
+  data: Buffer
+}
+
+export interface Rect {
+  x: number
+  y: number
+  width: number
+  height: number
+}
+
+export function bytesPerPixel (format: PixelFormat): number {
+  return format.channels * (format.depth / 8)
+}
+
+export function rawByteLength (width: number, height: number, format: PixelFormat): number {
+  return width * height * bytesPerPixel(format)
+}
+
+export function hasAlpha (format: PixelFormat): boolean {
+  return format.channels === 2 || format.channels === 4
+}
+
+export function maxSample (depth: Depth): number {
+  return depth === 16 ? 65535 : 255
+}
+
+export function createRaw (width: number, height: number, format: PixelFormat): RawImage {
+  return { width, height, channels: format.channels, depth: format.depth, data: Buffer.alloc(rawByteLength(width, height, format)) }
+}
+
+export function formatName (format: PixelFormat): string {
+  const names = { 1: 'grey', 2: 'grey+alpha', 3: 'RGB', 4: 'RGBA' }
+  return `${format.depth}-bit ${names[format.channels]}`
+}
+
+/** Typed view of the samples, for sharp's raw input and per-sample loops. */
+export function samples (image: RawImage): Uint8Array | Uint16Array {
+  const { data } = image
+  if (image.depth === 8) return new Uint8Array(data.buffer, data.byteOffset, data.length)
+  if (data.byteOffset % 2 !== 0) {
+    // Buffers sliced from a pool may be unaligned; Uint16Array needs alignment.
+    const copy = Buffer.alloc(data.length)
+    data.copy(copy)
+    return new Uint16Array(copy.buffer, copy.byteOffset, copy.length / 2)
+  }
+  return new Uint16Array(data.buffer, data.byteOffset, data.length / 2)
+}
+
+/** Copies a rectangle out of an image. The rectangle must lie inside it. */
+export function extract (image: RawImage, rect: Rect): RawImage {
+  if (rect.x === 0 && rect.y === 0 && rect.width === image.width && rect.height === image.height) return image
+  const bpp = bytesPerPixel(image)
+  const out = createRaw(rect.width, rect.height, image)
+  const rowBytes = rect.width * bpp
+  for (let row = 0; row < rect.height; row++) {
+    const from = ((rect.y + row) * image.width + rect.x) * bpp
+    image.data.copy(out.data, row * rowBytes, from, from + rowBytes)
+  }
+  return out
+}
+
+/** Writes `tile` into `target` at (x, y). The tile must fit. */
+export function blit (target: RawImage, tile: RawImage, x: number, y: number): void {
+  const bpp = bytesPerPixel(target)
+  const rowBytes = tile.width * bpp
+  for (let row = 0; row < tile.height; row++) {
+    tile.data.copy(target.data, ((y + row) * target.width + x) * bpp, row * rowBytes, (row + 1) * rowBytes)
+  }
+}
+
+/** Grows an image by `r` pixels on each side, repeating the edge pixels. */
+export function padReplicate (image: RawImage, r: number): RawImage {
+  if (r === 0) return image
+  const bpp = bytesPerPixel(image)
+  const out = createRaw(image.width + 2 * r, image.height + 2 * r, image)
+  const inRow = image.width * bpp
+  const outRow = out.width * bpp
+  for (let row = 0; row < out.height; row++) {
+    const srcRow = Math.min(image.height - 1, Math.max(0, row - r))
+    const src = srcRow * inRow
+    const dst = row * outRow
+    image.data.copy(out.data, dst + r * bpp, src, src + inRow)
+    for (let i = 0; i < r; i++) {
+      image.data.copy(out.data, dst + i * bpp, src, src + bpp)
+      image.data.copy(out.data, dst + (r + image.width + i) * bpp, src + inRow - bpp, src + inRow)
+    }
+  }
+  return out
+}
+
+/** Splits the alpha channel off: [colour, alpha] (alpha undefined when none). */
+export function splitAlpha (image: RawImage): [RawImage, RawImage | undefined] {
+  if (!hasAlpha(image)) return [image, undefined]
+  const colourChannels = (image.channels - 1) as Channels
+  const sampleBytes = image.depth / 8
+  const colour = createRaw(image.width, image.height, { channels: colourChannels, depth: image.depth })
+  const alpha = createRaw(image.width, image.height, { channels: 1, depth: image.depth })
+  const pixels = image.width * image.height
+  const bpp = image.channels * sampleBytes
+  const cb = colourChannels * sampleBytes
+  for (let p = 0; p < pixels; p++) {
+    image.data.copy(colour.data, p * cb, p * bpp, p * bpp + cb)
+    image.data.copy(alpha.data, p * sampleBytes, p * bpp + cb, (p + 1) * bpp)
+  }
+  return [colour, alpha]
+}
+
+export function joinAlpha (colour: RawImage, alpha: RawImage | undefined): RawImage {
+  if (alpha === undefined) return colour
+  const channels = (colour.channels + 1) as Channels
+  const sampleBytes = colour.depth / 8
+  const out = createRaw(colour.width, colour.height, { channels, depth: colour.depth })
+  const pixels = colour.width * colour.height
+  const cb = colour.channels * sampleBytes
+  const bpp = channels * sampleBytes
+  for (let p = 0; p < pixels; p++) {
+    colour.data.copy(out.data, p * bpp, p * cb, (p + 1) * cb)
+    alpha.data.copy(out.data, p * bpp + cb, p * sampleBytes, (p + 1) * sampleBytes)
+  }
+  return out
+}

@@ -1,0 +1,78 @@
+import test from 'ava'
+import { getOperation, parseOps, resolvePipeline, describeOperations, OPERATIONS, pipelineRadius, pipelineFormat } from '../../src/imaging/index.ts'
+
+test('parseOps reads names, key=value, bare first parameter and kernels with commas', t => {
+  t.deepEqual(parseOps('blur:sigma=2,sobel'), [{ op: 'blur', params: { sigma: '2' } }, { op: 'sobel', params: {} }])
+  t.deepEqual(parseOps('blur:3'), [{ op: 'blur', params: { sigma: '3' } }])
+  t.deepEqual(parseOps('convolve:kernel=[0,-1,0,-1,5,-1,0,-1,0]:scale=1, invert'), [
+    { op: 'convolve', params: { kernel: '[0,-1,0,-1,5,-1,0,-1,0]', scale: '1' } },
+    { op: 'invert', params: {} },
+  ])
+  const [step] = resolvePipeline(parseOps('convolve:kernel=[0,-1,0,-1,5,-1,0,-1,0]'))
+  t.deepEqual(step!.params.kernel, [0, -1, 0, -1, 5, -1, 0, -1, 0])
+})
+
+test('aliases resolve to their operation; edge_detection is sobel', t => {
+  t.is(getOperation('edge_detection').name, 'sobel')
+  t.is(getOperation('grayscale').name, 'greyscale')
+  t.is(getOperation('GreyScale').name, 'greyscale')
+})
+
+test('an unknown operation names the known ones', t => {
+  const err = t.throws(() => parseOps('canny'))
+  t.is(err?.name, 'UnknownOperationError')
+  t.regex(err!.message, /Unknown operation 'canny'.*blur.*sobel.*greyscale/)
+})
+
+test('parameter errors name the parameter, its range and the value', t => {
+  const cases: Array<[string, RegExp]> = [
+    ['blur:sigma=0', /Expected number between 0.3 and 100 for sigma of blur but received '0'/],
+    ['blur:sigma=abc', /Expected number between 0.3 and 100 for sigma of blur but received 'abc' of type string/],
+    ['median:size=4', /Expected odd integer between 3 and 15 for size of median but received '4'/],
+    ['median:size=17', /odd integer between 3 and 15/],
+    ['convolve:kernel=[1,2,3,4]', /square kernel.*for kernel of convolve/],
+    ['convolve:kernel=[1]', /square kernel/],
+    ['tint:colour=red', /Expected a colour as #rrggbb for colour of tint/],
+    ['blur:radius=3', /Unknown parameter 'radius' for blur: its parameters are sigma/],
+    ['invert:3', /invert takes no parameters/],
+  ]
+  for (const [text, pattern] of cases) {
+    const err = t.throws(() => resolvePipeline(parseOps(text)), undefined, text)
+    t.is(err?.name, 'InvalidParameterError', text)
+    t.regex(err!.message, pattern, text)
+  }
+  t.throws(() => resolvePipeline([]), { message: /at least one operation/ })
+  t.throws(() => resolvePipeline(new Array(17).fill({ op: 'invert' })), { message: /at most 16/ })
+  t.throws(() => resolvePipeline([{ op: 'blur', params: { sigma: Number.NaN } }]), { name: 'InvalidParameterError' })
+  t.throws(() => resolvePipeline([{ op: 'blur', params: { sigma: 1e300 } }]), { name: 'InvalidParameterError' })
+})
+
+test('halos add up along a pipeline, from the libvips mask rule', t => {
+  const radius = (text: string): number => pipelineRadius(resolvePipeline(parseOps(text)))
+  t.is(radius('blur:1'), 1)
+  t.is(radius('blur:2'), 3)
+  t.is(radius('blur:3'), 5)
+  t.is(radius('blur:10'), 17)
+  t.is(radius('sharpen:3'), 6)
+  t.is(radius('median:5'), 2)
+  t.is(radius('invert,greyscale'), 0)
+  t.is(radius('blur:3,sobel,median:5'), 8)
+})
+
+test('pipeline output formats: edges give grey, alpha survives colour ops but not edge maps', t => {
+  const fmt = (text: string, channels: 1 | 2 | 3 | 4) => pipelineFormat({ channels, depth: 8 }, resolvePipeline(parseOps(text))).channels
+  t.is(fmt('sobel', 3), 1)
+  t.is(fmt('sobel', 4), 1)
+  t.is(fmt('greyscale', 4), 2)
+  t.is(fmt('sepia', 1), 3)
+  t.is(fmt('blur', 2), 2)
+})
+
+test('--list-ops text names every operation, its parameters and the Canny note', t => {
+  const text = describeOperations()
+  for (const op of OPERATIONS) {
+    t.true(text.includes(`  ${op.name}`), op.name)
+    for (const p of op.params) t.true(text.includes(`${p.name}=`), `${op.name}.${p.name}`)
+  }
+  t.regex(text, /edge_detection is sobel/)
+})
