@@ -1,0 +1,230 @@
+import { createHash } from 'node:crypto'
+import { bytesPerPixel, createOutput, pipelineFormat, pipelineRadius, planTiles, placeTile, tileInput, toSpecs, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import { systemClock, type Clock } from './clock.ts'
+import { LeaseTable, type Lease } from './leases.ts'
+
+export interface JobOptions {
+  jobId: string
+  image: RawImage
+  steps: Step[]
+  tileSize: number
+  leaseMs: number
+  clock?: Clock
+  /** How long a claim waits for a tile to come back before it is told to wait. */
+  parkMs?: number
+}
+
+export interface GrantedTile {
+  lease: Lease
+  tile: Tile
+  pixels: RawImage
+}
+
+export type ClaimOutcome = { kind: 'grant', grant: GrantedTile } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' }
+
+export interface ResultOutcome {
+  status: 'accepted' | 'duplicate' | 'rejected'
+  reason?: string
+}
+
+export interface JobEvents {
+  progress: (done: number, total: number) => void
+  /** Tiles went back to the pool and no claim was waiting: tell the swarm. */
+  tilesReturned: (count: number) => void
+}
+
+interface Parked {
+  peer: string
+  resolve: (outcome: ClaimOutcome) => void
+  timer: unknown
+}
+
+export const DEFAULT_PARK_MS = 500
+
+export function sha256Hex (bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+/**
+ * The coordinator of one job: owns the image, the lease table and the output.
+ * Workers (remote or this peer's own) talk to it only through these methods.
+ */
+export class JobCoordinator {
+  readonly jobId: string
+  readonly steps: Step[]
+  readonly tiles: Tile[]
+  readonly leases: LeaseTable
+  readonly halo: number
+  readonly tileSize: number
+  readonly outputFormat: PixelFormat
+  readonly tilesByPeer = new Map<string, number>()
+  readonly finished: Promise<RawImage>
+  private readonly image: RawImage
+  private readonly output: RawImage
+  private readonly clock: Clock
+  private readonly parkMs: number
+  private readonly parked: Parked[] = []
+  private expiryTimer: unknown
+  private state: 'running' | 'done' | 'cancelled' = 'running'
+  private resolveFinished!: (image: RawImage) => void
+  private rejectFinished!: (err: Error) => void
+  private readonly listeners: Partial<JobEvents> = {}
+
+  constructor (options: JobOptions) {
+    this.jobId = options.jobId
+    this.steps = options.steps
+    this.image = options.image
+    this.tileSize = options.tileSize
+    this.clock = options.clock ?? systemClock
+    this.parkMs = options.parkMs ?? DEFAULT_PARK_MS
+    this.halo = pipelineRadius(options.steps)
+    this.tiles = planTiles(options.image.width, options.image.height, options.tileSize, this.halo)
+    this.leases = new LeaseTable(this.tiles.length, options.leaseMs)
+    this.output = createOutput(options.image.width, options.image.height, options.image, options.steps)
+    this.outputFormat = pipelineFormat(options.image, options.steps)
+    this.finished = new Promise((resolve, reject) => { this.resolveFinished = resolve; this.rejectFinished = reject })
+    this.finished.catch(() => {})
+  }
+
+  on<E extends keyof JobEvents>(event: E, listener: JobEvents[E]): void {
+    this.listeners[event] = listener
+  }
+
+  get isRunning (): boolean { return this.state === 'running' }
+
+  /** What a worker needs to know once per session. */
+  info (): { jobId: string, ops: ReturnType<typeof toSpecs>, width: number, height: number, format: PixelFormat, tileSize: number, halo: number, leaseMs: number, tiles: number } {
+    return {
+      jobId: this.jobId,
+      ops: toSpecs(this.steps),
+      width: this.image.width,
+      height: this.image.height,
+      format: { channels: this.image.channels, depth: this.image.depth },
+      tileSize: this.tileSize,
+      halo: this.halo,
+      leaseMs: this.leases.leaseMs,
+      tiles: this.tiles.length,
+    }
+  }
+
+  /** A tile under lease now, or once one comes back (bounded by parkMs). */
+  async claim (peer: string): Promise<ClaimOutcome> {
+    const now = this.tryClaim(peer)
+    if (now !== undefined) return now
+    return await new Promise(resolve => {
+      const entry: Parked = {
+        peer,
+        resolve,
+        timer: this.clock.setTimeout(() => {
+          const i = this.parked.indexOf(entry)
+          if (i >= 0) this.parked.splice(i, 1)
+          resolve({ kind: 'wait' })
+        }, this.parkMs),
+      }
+      this.parked.push(entry)
+    })
+  }
+
+  private tryClaim (peer: string): ClaimOutcome | undefined {
+    if (this.state === 'cancelled') return { kind: 'cancelled' }
+    if (this.state === 'done') return { kind: 'done' }
+    const lease = this.leases.claim(peer, this.clock.now())
+    if (lease === undefined) return undefined
+    this.scheduleExpiry()
+    const tile = this.tiles[lease.tile]!
+    return { kind: 'grant', grant: { lease, tile, pixels: tileInput(this.image, tile) } }
+  }
+
+  /** Hands returned tiles to parked claims first; says so to the swarm if any are left. */
+  private wakeParked (): void {
+    while (this.parked.length > 0) {
+      const outcome = this.tryClaim(this.parked[0]!.peer)
+      if (outcome === undefined) break
+      const entry = this.parked.shift()!
+      this.clock.clearTimeout(entry.timer)
+      entry.resolve(outcome)
+    }
+    if (this.state === 'running' && this.leases.pendingCount > 0) this.listeners.tilesReturned?.(this.leases.pendingCount)
+  }
+
+  result (peer: string, tileIndex: number, leaseId: string, checksum: string, body: Uint8Array): ResultOutcome {
+    if (this.state !== 'running') return { status: 'duplicate', reason: `job is ${this.state}` }
+    const check = this.leases.check(tileIndex, leaseId, peer)
+    if (check === 'duplicate') {
+      this.leases.complete(tileIndex, leaseId, peer)
+      return { status: 'duplicate' }
+    }
+    if (check === 'unknown') return { status: 'rejected', reason: `no lease ${leaseId} on tile ${tileIndex} for this peer` }
+    const tile = this.tiles[tileIndex]!
+    const expected = tile.core.width * tile.core.height * bytesPerPixel(this.outputFormat)
+    if (body.length !== expected) return { status: 'rejected', reason: `tile ${tileIndex} result is ${body.length} bytes, expected ${expected}` }
+    if (sha256Hex(body) !== checksum) return { status: 'rejected', reason: `tile ${tileIndex} result fails its checksum` }
+    this.leases.complete(tileIndex, leaseId, peer)
+    placeTile(this.output, tile, { width: tile.core.width, height: tile.core.height, ...this.outputFormat, data: Buffer.from(body.buffer, body.byteOffset, body.length) })
+    this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
+    this.listeners.progress?.(this.leases.completed, this.tiles.length)
+    if (this.leases.isComplete) this.finish()
+    return { status: 'accepted' }
+  }
+
+  renew (peer: string, leaseId: string): boolean {
+    const ok = this.leases.renew(leaseId, peer, this.clock.now()) !== undefined
+    if (ok) this.scheduleExpiry()
+    return ok
+  }
+
+  release (peer: string, leaseId: string): boolean {
+    const ok = this.leases.release(leaseId, peer)
+    if (ok) this.wakeParked()
+    return ok
+  }
+
+  /** The peer's connection is gone: its tiles need not wait for the deadline. */
+  peerGone (peer: string): number {
+    for (let i = this.parked.length - 1; i >= 0; i--) {
+      if (this.parked[i]!.peer === peer) {
+        const [entry] = this.parked.splice(i, 1)
+        this.clock.clearTimeout(entry!.timer)
+        entry!.resolve({ kind: 'cancelled' })
+      }
+    }
+    const gone = this.leases.releasePeer(peer)
+    if (gone.length > 0) this.wakeParked()
+    return gone.length
+  }
+
+  private scheduleExpiry (): void {
+    if (this.expiryTimer !== undefined) this.clock.clearTimeout(this.expiryTimer)
+    this.expiryTimer = undefined
+    const next = this.leases.nextDeadline()
+    if (next === undefined || this.state !== 'running') return
+    this.expiryTimer = this.clock.setTimeout(() => {
+      this.expiryTimer = undefined
+      const late = this.leases.expire(this.clock.now())
+      this.scheduleExpiry()
+      if (late.length > 0) this.wakeParked()
+    }, Math.max(0, next - this.clock.now()) + 1)
+  }
+
+  private settle (): void {
+    if (this.expiryTimer !== undefined) this.clock.clearTimeout(this.expiryTimer)
+    this.expiryTimer = undefined
+    for (const entry of this.parked.splice(0)) {
+      this.clock.clearTimeout(entry.timer)
+      entry.resolve(this.state === 'done' ? { kind: 'done' } : { kind: 'cancelled' })
+    }
+  }
+
+  private finish (): void {
+    this.state = 'done'
+    this.settle()
+    this.resolveFinished(this.output)
+  }
+
+  cancel (reason: Error): void {
+    if (this.state !== 'running') return
+    this.state = 'cancelled'
+    this.settle()
+    this.rejectFinished(reason)
+  }
+}

@@ -1,0 +1,77 @@
+import { ProtocolError, TileswarmError } from '../errors.ts'
+import type { Channel } from '../protocol/framing.ts'
+import { TileClientMessage } from '../protocol/messages.ts'
+import { oneLine } from '../errors.ts'
+import type { JobCoordinator } from './coordinator.ts'
+
+export interface SessionOptions {
+  /** Silence from a worker for this long ends its session (and its leases). */
+  idleTimeoutMs: number
+  log?: (line: string) => void
+}
+
+/**
+ * Serves one worker's session with one job on this coordinator: join, then
+ * claims, results, renewals and releases, each answered with its rid. Claims
+ * may be answered late (parked), so replies are not in request order.
+ */
+export async function serveTileSession (channel: Channel, peer: string, findJob: (jobId: string) => JobCoordinator | undefined, options: SessionOptions): Promise<void> {
+  let job: JobCoordinator | undefined
+  const pending = new Set<Promise<void>>()
+  const reply = async (header: Record<string, unknown>, body?: Uint8Array): Promise<void> => {
+    if (!channel.isClosed) await channel.send(header, body).catch(() => {})
+  }
+  try {
+    while (!channel.isClosed) {
+      const { header, body } = await channel.receive({ timeoutMs: options.idleTimeoutMs })
+      const parsed = TileClientMessage.safeParse(header)
+      if (!parsed.success) throw new ProtocolError(`malformed tile message: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
+      const msg = parsed.data
+      if (msg.type === 'join') {
+        job = findJob(msg.jobId)
+        if (job === undefined || !job.isRunning) {
+          await reply({ type: 'error', rid: msg.rid, name: 'JobFailedError', message: `no running job ${msg.jobId} here` })
+          break
+        }
+        await reply({ type: 'job', rid: msg.rid, ...job.info() })
+        continue
+      }
+      if (job === undefined) throw new ProtocolError(`${msg.type} before join`)
+      const current = job
+      switch (msg.type) {
+        case 'claim': {
+          const p = current.claim(peer).then(async outcome => {
+            if (outcome.kind !== 'grant') return await reply({ type: 'none', rid: msg.rid, reason: outcome.kind })
+            const { lease, tile, pixels } = outcome.grant
+            await reply({ type: 'grant', rid: msg.rid, tile: tile.index, leaseId: lease.leaseId, leaseMs: current.leases.leaseMs, core: tile.core, haloed: tile.haloed }, pixels.data)
+          })
+          pending.add(p)
+          void p.finally(() => pending.delete(p))
+          break
+        }
+        case 'result': {
+          const outcome = current.result(peer, msg.tile, msg.leaseId, msg.checksum, body ?? Buffer.alloc(0))
+          if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result from ${peer}: ${outcome.reason}`)
+          await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
+          break
+        }
+        case 'renew':
+          await reply({ type: 'renewed', rid: msg.rid, leaseId: msg.leaseId, ok: current.renew(peer, msg.leaseId), leaseMs: current.leases.leaseMs })
+          break
+        case 'release':
+          current.release(peer, msg.leaseId)
+          await reply({ type: 'released', rid: msg.rid, leaseId: msg.leaseId })
+          break
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof TileswarmError) || err.name === 'ProtocolError' || err.name === 'LimitExceededError') {
+      options.log?.(`tile session with ${peer} ended: ${oneLine((err as Error).message)}`)
+    }
+  } finally {
+    // A session that ends takes its leases with it: the tiles go back at once.
+    job?.peerGone(peer)
+    channel.abort(new Error('session over'))
+    await Promise.allSettled([...pending])
+  }
+}

@@ -1,0 +1,67 @@
+import { gossipsub } from '@chainsafe/libp2p-gossipsub'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { identify } from '@libp2p/identify'
+import type { PrivateKey, PubSub } from '@libp2p/interface'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { MAX_GOSSIP_BYTES, TOPICS } from '../protocol/constants.ts'
+import type { GossipsubEvents } from '@chainsafe/libp2p-gossipsub'
+
+export type SwarmNode = Libp2p<{ pubsub: PubSub<GossipsubEvents>, identify: ReturnType<ReturnType<typeof identify>> }>
+
+export interface NodeOptions {
+  privateKey?: PrivateKey
+  listen: string[]
+  bootstrap: string[]
+  /** gossipsub heartbeat; tests use 50-100 ms so the mesh forms quickly. */
+  heartbeatMs?: number
+  dialTimeoutMs?: number
+}
+
+export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
+
+/**
+ * One libp2p node: tcp, noise, yamux, identify, bootstrap and gossipsub
+ * (StrictSign, our topics only). Loopback is exempt from the per-host
+ * inbound rate limit so many peers on one machine can connect.
+ */
+export async function createSwarmNode (options: NodeOptions): Promise<SwarmNode> {
+  return await createLibp2p({
+    ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
+    addresses: { listen: options.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: options.bootstrap.length > 0 ? [bootstrap({ list: options.bootstrap })] : [],
+    connectionManager: {
+      allow: ['/ip4/127.0.0.1', '/ip6/::1'],
+      dialTimeout: options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
+      maxIncomingPendingConnections: 64,
+    },
+    services: {
+      identify: identify(),
+      pubsub: gossipsub({
+        globalSignaturePolicy: 'StrictSign',
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        allowedTopics: TOPICS,
+        heartbeatInterval: options.heartbeatMs ?? 1000,
+        maxInboundDataLength: MAX_GOSSIP_BYTES * 4,
+        doPX: true,
+      }),
+    },
+  }) as unknown as SwarmNode
+}
+
+/** A submit client: dials out only, no gossip, no listening. */
+export async function createClientNode (options: { dialTimeoutMs?: number } = {}): Promise<Libp2p> {
+  return await createLibp2p({
+    addresses: { listen: [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { dialTimeout: options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS },
+  })
+}

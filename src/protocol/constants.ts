@@ -1,0 +1,17 @@
+/** Protocol ids, topics and wire limits: one place, units in the names. */
+export const PROTOCOL_VERSION = 1
+export const SUBMIT_PROTOCOL = '/tileswarm/submit/1.0.0'
+export const TILE_PROTOCOL = '/tileswarm/tile/1.0.0'
+export const JOBS_TOPIC = 'tileswarm/jobs/1'
+export const PEERS_TOPIC = 'tileswarm/peers/1'
+export const TOPICS = [JOBS_TOPIC, PEERS_TOPIC]
+
+/** it-length-prefixed caps a frame at 4 MiB; pixels travel in 1 MiB frames. */
+export const BODY_CHUNK_BYTES = 1024 * 1024
+export const MAX_FRAME_BYTES = BODY_CHUNK_BYTES + 64 * 1024
+/** A header is JSON metadata: ids, counts, rectangles, a short error. */
+export const MAX_HEADER_BYTES = 64 * 1024
+/** gossipsub drops messages over 4 MiB; ours carry metadata only. */
+export const MAX_GOSSIP_BYTES = 16 * 1024
+export const MAX_ADDRS = 16
+export const MAX_ERROR_CHARS = 500

@@ -1,0 +1,66 @@
+import { z } from 'zod'
+import { MAX_ADDRS, MAX_ERROR_CHARS, PROTOCOL_VERSION } from './constants.ts'
+
+/**
+ * Every message on every topic and protocol, as a schema. Nothing is acted on
+ * before it has passed here: unknown types, versions and fields are refused.
+ */
+const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/)
+const count = z.number().int().min(0).max(1e9)
+const dim = z.number().int().min(1).max(1 << 20)
+const rect = z.object({ x: count, y: count, width: dim, height: dim }).strict()
+const bodyBytes = z.number().int().min(0).max(2 ** 40)
+const rid = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+const peerId = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/)
+const multiaddr = z.string().min(1).max(512)
+const opSpec = z.object({ op: z.string().min(1).max(64), params: z.record(z.string().max(64), z.unknown()).optional() }).strict()
+const ops = z.array(opSpec).min(1).max(16)
+const pixelFormat = z.object({ channels: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]), depth: z.union([z.literal(8), z.literal(16)]) }).strict()
+const errorText = z.string().max(MAX_ERROR_CHARS)
+const v = z.literal(PROTOCOL_VERSION)
+
+// Gossip: metadata only.
+export const JobAnnouncement = z.object({
+  type: z.literal('announce'), v, jobId: id, coordinator: peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), tiles: count, pending: count, leaseMs: count,
+}).strict()
+export const JobFinished = z.object({ type: z.literal('finished'), v, jobId: id, coordinator: peerId, outcome: z.enum(['done', 'failed', 'cancelled']) }).strict()
+export const PeerHello = z.object({ type: z.literal('hello'), v, peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), slots: count }).strict()
+export const JobsTopicMessage = z.discriminatedUnion('type', [JobAnnouncement, JobFinished])
+export type JobAnnouncement = z.infer<typeof JobAnnouncement>
+export type JobFinished = z.infer<typeof JobFinished>
+export type PeerHello = z.infer<typeof PeerHello>
+export type JobsTopicMessage = z.infer<typeof JobsTopicMessage>
+
+// Submit protocol: client -> coordinator, then coordinator -> client.
+export const SubmitRequest = z.object({
+  type: z.literal('submit'), v, ops, format: z.enum(['jpeg', 'png', 'webp', 'tiff', 'avif']), quality: z.number().int().min(1).max(100), bodyBytes, tileSize: dim.optional(),
+}).strict()
+export const SubmitAccepted = z.object({ type: z.literal('accepted'), jobId: id, width: dim, height: dim, tiles: count, tileSize: dim, halo: count, notes: z.array(errorText).max(16) }).strict()
+export const SubmitProgress = z.object({ type: z.literal('progress'), done: count, total: count, workers: count }).strict()
+export const SubmitResult = z.object({ type: z.literal('result'), bodyBytes, width: dim, height: dim, tilesByPeer: z.record(peerId, count), leases: z.object({ granted: count, expired: count, released: count, duplicates: count }).strict() }).strict()
+export const ErrorMessage = z.object({ type: z.literal('error'), name: z.string().max(64), message: errorText, rid: rid.optional() }).strict()
+export const SubmitServerMessage = z.discriminatedUnion('type', [SubmitAccepted, SubmitProgress, SubmitResult, ErrorMessage])
+export type SubmitRequest = z.infer<typeof SubmitRequest>
+export type SubmitServerMessage = z.infer<typeof SubmitServerMessage>
+export type SubmitResult = z.infer<typeof SubmitResult>
+
+// Tile protocol: a worker's session with one job's coordinator. Every request
+// carries a rid; replies echo it (claims may be answered late).
+export const JoinRequest = z.object({ type: z.literal('join'), v, rid, jobId: id }).strict()
+export const ClaimRequest = z.object({ type: z.literal('claim'), rid }).strict()
+export const ResultRequest = z.object({ type: z.literal('result'), rid, tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{64}$/), bodyBytes }).strict()
+export const RenewRequest = z.object({ type: z.literal('renew'), rid, leaseId: id }).strict()
+export const ReleaseRequest = z.object({ type: z.literal('release'), rid, leaseId: id }).strict()
+export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest])
+export type TileClientMessage = z.infer<typeof TileClientMessage>
+
+export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, tiles: count }).strict()
+export const Grant = z.object({ type: z.literal('grant'), rid, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect, bodyBytes }).strict()
+export const NoTile = z.object({ type: z.literal('none'), rid, reason: z.enum(['done', 'wait', 'cancelled']) }).strict()
+export const ResultAck = z.object({ type: z.literal('ack'), rid, tile: count, status: z.enum(['accepted', 'duplicate', 'rejected']), reason: errorText.optional() }).strict()
+export const Renewed = z.object({ type: z.literal('renewed'), rid, leaseId: id, ok: z.boolean(), leaseMs: count }).strict()
+export const Released = z.object({ type: z.literal('released'), rid, leaseId: id }).strict()
+export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, Grant, NoTile, ResultAck, Renewed, Released, ErrorMessage])
+export type TileServerMessage = z.infer<typeof TileServerMessage>
+export type JobInfo = z.infer<typeof JobInfo>
+export type Grant = z.infer<typeof Grant>

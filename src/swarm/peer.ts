@@ -1,0 +1,313 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { randomBytes } from 'node:crypto'
+import { availableParallelism } from 'node:os'
+import sharp from 'sharp'
+import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { decodeImage, encodeImage, resolvePipeline, tileCount, DEFAULT_MAX_PIXELS, DEFAULT_TILE_SIZE, type OutputFormat } from '../imaging/index.ts'
+import { JobCoordinator } from '../job/coordinator.ts'
+import { serveTileSession } from '../job/session.ts'
+import { createSwarmNode, type SwarmNode } from '../net/node.ts'
+import { loadOrCreateKey, lockDataDir } from '../net/identity.ts'
+import { JOBS_TOPIC, MAX_ADDRS, PEERS_TOPIC, SUBMIT_PROTOCOL, TILE_PROTOCOL, TOPICS } from '../protocol/constants.ts'
+import { Channel, duplexPair } from '../protocol/framing.ts'
+import { encodeGossip, judgeGossip } from '../protocol/gossip.ts'
+import { SubmitRequest, type JobsTopicMessage } from '../protocol/messages.ts'
+import { Worker, type JobRef, type TileProcessor } from '../worker/worker.ts'
+
+export const DEFAULT_LEASE_MS = 5000
+export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+export const DEFAULT_MAX_JOBS = 4
+export const DEFAULT_MAX_TILES = 100_000
+export const MIN_TILE_SIZE = 16
+export const MAX_TILE_SIZE = 4096
+/** A tile result is at most MAX_TILE_SIZE^2 RGBA 16-bit pixels. */
+const MAX_TILE_BODY_BYTES = MAX_TILE_SIZE * MAX_TILE_SIZE * 8
+const UPLOAD_IDLE_MS = 30_000
+const PROGRESS_HEARTBEAT_MS = 5_000
+
+export interface PeerOptions {
+  listen: string[]
+  bootstrap: string[]
+  /** Keeps the identity key; without it the peer id is new each start. */
+  dataDir?: string
+  privateKey?: PrivateKey
+  slots?: number
+  tileSize?: number
+  leaseMs?: number
+  maxPixels?: number
+  maxUploadBytes?: number
+  maxJobs?: number
+  maxTiles?: number
+  heartbeatMs?: number
+  /** Re-announce a job with tiles in the pool this often, for peers that joined late. */
+  announceMs?: number
+  helloMs?: number
+  parkMs?: number
+  dialTimeoutMs?: number
+  log?: (line: string) => void
+  /** The simulator's cost model; real pixels by default. */
+  process?: TileProcessor
+}
+
+interface ActiveJob {
+  coordinator: JobCoordinator
+  announceTimer?: NodeJS.Timeout
+  lastAnnounce: number
+}
+
+/**
+ * A tileswarm peer: a libp2p node, a worker with `slots` lanes, and a
+ * coordinator for every job submitted to it.
+ */
+export class SwarmPeer {
+  readonly node: SwarmNode
+  readonly worker: Worker
+  readonly jobs = new Map<string, ActiveJob>()
+  readonly options: Required<Pick<PeerOptions, 'slots' | 'tileSize' | 'leaseMs' | 'maxPixels' | 'maxUploadBytes' | 'maxJobs' | 'maxTiles' | 'announceMs' | 'helloMs'>> & PeerOptions
+  private readonly unlock: (() => Promise<void>) | undefined
+  private helloTimer: NodeJS.Timeout | undefined
+  private stopping = false
+  private readonly log: (line: string) => void
+
+  private constructor (node: SwarmNode, options: SwarmPeer['options'], unlock: (() => Promise<void>) | undefined) {
+    this.node = node
+    this.options = options
+    this.unlock = unlock
+    this.log = options.log ?? (() => {})
+    this.worker = new Worker({
+      peerId: this.peerId,
+      slots: options.slots,
+      connect: async ref => await this.connect(ref),
+      log: this.log,
+      parkMs: options.parkMs,
+      process: options.process,
+    })
+  }
+
+  static async start (init: PeerOptions): Promise<SwarmPeer> {
+    const options = {
+      slots: availableParallelism(),
+      tileSize: DEFAULT_TILE_SIZE,
+      leaseMs: DEFAULT_LEASE_MS,
+      maxPixels: DEFAULT_MAX_PIXELS,
+      maxUploadBytes: DEFAULT_MAX_UPLOAD_BYTES,
+      maxJobs: DEFAULT_MAX_JOBS,
+      maxTiles: DEFAULT_MAX_TILES,
+      announceMs: 1000,
+      helloMs: 5000,
+      ...init,
+    }
+    const unlock = options.dataDir !== undefined ? await lockDataDir(options.dataDir) : undefined
+    try {
+      const privateKey = options.privateKey ?? (options.dataDir !== undefined ? await loadOrCreateKey(options.dataDir) : undefined)
+      const node = await createSwarmNode({ privateKey, listen: options.listen, bootstrap: options.bootstrap, heartbeatMs: options.heartbeatMs, dialTimeoutMs: options.dialTimeoutMs })
+      const peer = new SwarmPeer(node, options, unlock)
+      await peer.wire()
+      return peer
+    } catch (err) {
+      await unlock?.()
+      throw err
+    }
+  }
+
+  get peerId (): string { return this.node.peerId.toString() }
+
+  addrs (): string[] {
+    return this.node.getMultiaddrs().map(a => a.toString()).slice(0, MAX_ADDRS)
+  }
+
+  private async wire (): Promise<void> {
+    const { node } = this
+    // One slot is one tile at a time on one libvips thread: slots are how a peer uses its cores.
+    sharp.concurrency(1)
+    await node.handle(SUBMIT_PROTOCOL, ({ stream, connection }) => { void this.handleSubmit(stream, connection) }, { maxInboundStreams: 8 })
+    await node.handle(TILE_PROTOCOL, ({ stream, connection }) => {
+      const channel = new Channel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES })
+      void serveTileSession(channel, connection.remotePeer.toString(), id => this.jobs.get(id)?.coordinator, { idleTimeoutMs: Math.max(60_000, 3 * this.options.leaseMs), log: this.log })
+    }, { maxInboundStreams: 256 })
+    const pubsub = node.services.pubsub
+    for (const topic of TOPICS) {
+      pubsub.topicValidators.set(topic, (_peer, message) => {
+        const judged = judgeGossip(message)
+        if (judged.verdict !== 'accept') this.log(`ignored a gossip message on ${topic}: ${judged.reason}`)
+        return judged.verdict
+      })
+      pubsub.subscribe(topic)
+    }
+    pubsub.addEventListener('message', evt => {
+      const judged = judgeGossip(evt.detail)
+      if (judged.verdict !== 'accept') return
+      const { message } = judged
+      if (message.topic === JOBS_TOPIC) this.onJobGossip(message.msg)
+      else void this.onHello(message.msg.peerId, message.msg.addrs)
+    })
+    node.addEventListener('peer:connect', evt => { this.log(`peer joined ${evt.detail.toString()}`) })
+    node.addEventListener('peer:disconnect', evt => {
+      const id = evt.detail.toString()
+      this.log(`peer left ${id}`)
+      for (const job of this.jobs.values()) job.coordinator.peerGone(id)
+    })
+    this.worker.start()
+    this.helloTimer = setInterval(() => { this.hello() }, this.options.helloMs)
+    this.helloTimer.unref()
+  }
+
+  private onJobGossip (msg: JobsTopicMessage): void {
+    if (msg.coordinator === this.peerId) return
+    if (msg.type === 'announce') {
+      if (msg.pending > 0) this.worker.addJob({ jobId: msg.jobId, coordinator: msg.coordinator, addrs: msg.addrs })
+    } else {
+      this.worker.jobFinished(msg.jobId)
+    }
+  }
+
+  /** Peers learn of each other through the swarm, not only through bootstrap. */
+  private async onHello (peerId: string, addrs: string[]): Promise<void> {
+    if (peerId === this.peerId || this.stopping) return
+    const id = peerIdFromString(peerId)
+    if (this.node.getConnections(id).length > 0 || this.node.getConnections().length >= 64) return
+    try {
+      await this.node.peerStore.merge(id, { multiaddrs: addrs.map(a => multiaddr(a)) })
+      await this.node.dial(id, { signal: AbortSignal.timeout(this.options.dialTimeoutMs ?? 10_000) })
+    } catch (err) {
+      this.log(`could not reach ${peerId}: ${oneLine((err as Error).message)}`)
+    }
+  }
+
+  private hello (): void {
+    void this.publish(PEERS_TOPIC, { type: 'hello', v: 1, peerId: this.peerId, addrs: this.addrs(), slots: this.options.slots })
+  }
+
+  private async publish (topic: string, msg: Parameters<typeof encodeGossip>[0]): Promise<void> {
+    try {
+      await this.node.services.pubsub.publish(topic, encodeGossip(msg))
+    } catch (err) {
+      if (!this.stopping) this.log(`gossip on ${topic} failed: ${oneLine((err as Error).message)}`)
+    }
+  }
+
+  private announce (job: ActiveJob): void {
+    const c = job.coordinator
+    if (!c.isRunning || this.stopping) return
+    job.lastAnnounce = performance.now()
+    void this.publish(JOBS_TOPIC, { type: 'announce', v: 1, jobId: c.jobId, coordinator: this.peerId, addrs: this.addrs(), tiles: c.tiles.length, pending: c.leases.pendingCount, leaseMs: c.leases.leaseMs })
+    this.worker.addJob({ jobId: c.jobId, coordinator: this.peerId, addrs: [] })
+  }
+
+  /** The coordinator's own worker reaches it in memory; others dial it directly. */
+  private async connect (ref: JobRef): Promise<Channel> {
+    if (ref.coordinator === this.peerId) {
+      const [mine, theirs] = duplexPair()
+      void serveTileSession(new Channel(theirs, { maxBodyBytes: MAX_TILE_BODY_BYTES }), this.peerId, id => this.jobs.get(id)?.coordinator, { idleTimeoutMs: Math.max(60_000, 3 * this.options.leaseMs), log: this.log })
+      return new Channel(mine, { maxBodyBytes: MAX_TILE_BODY_BYTES })
+    }
+    const id = peerIdFromString(ref.coordinator)
+    if (ref.addrs.length > 0) await this.node.peerStore.merge(id, { multiaddrs: ref.addrs.map(a => multiaddr(a)) })
+    const stream = await this.node.dialProtocol(id, TILE_PROTOCOL, { signal: AbortSignal.timeout(this.options.dialTimeoutMs ?? 10_000) })
+    return new Channel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES })
+  }
+
+  private async handleSubmit (stream: Stream, connection: Connection): Promise<void> {
+    const channel = new Channel(stream, { maxBodyBytes: this.options.maxUploadBytes })
+    const client = connection.remotePeer.toString()
+    let job: ActiveJob | undefined
+    let outcome: 'done' | 'failed' | 'cancelled' = 'failed'
+    try {
+      if (this.stopping) throw new TileswarmError('this peer is shutting down; submit to another')
+      if (this.jobs.size >= this.options.maxJobs) throw new LimitExceededError(`this peer coordinates ${this.jobs.size} jobs already, its limit (--max-jobs); try again or submit to another peer`)
+      const { header, body } = await channel.receive({ timeoutMs: UPLOAD_IDLE_MS })
+      const parsed = SubmitRequest.safeParse(header)
+      if (!parsed.success) throw new ProtocolError(`malformed submission: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`)
+      const request = parsed.data
+      const steps = resolvePipeline(request.ops)
+      const tileSize = request.tileSize ?? this.options.tileSize
+      if (tileSize < MIN_TILE_SIZE || tileSize > MAX_TILE_SIZE) throw new LimitExceededError(`Expected integer between ${MIN_TILE_SIZE} and ${MAX_TILE_SIZE} for tile size but received ${tileSize}`)
+      const { image, notes } = await decodeImage(body ?? Buffer.alloc(0), { maxPixels: this.options.maxPixels })
+      const tiles = tileCount(image.width, image.height, tileSize)
+      if (tiles > this.options.maxTiles) throw new LimitExceededError(`${tiles} tiles of ${tileSize} px is over this peer's limit of ${this.options.maxTiles} (--max-tiles); use a larger tile size`)
+      // Another submission may have taken the last place while this one uploaded.
+      if (this.jobs.size >= this.options.maxJobs) throw new LimitExceededError(`this peer coordinates ${this.jobs.size} jobs already, its limit (--max-jobs)`)
+      const jobId = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`
+      const coordinator = new JobCoordinator({ jobId, image, steps, tileSize, leaseMs: this.options.leaseMs, parkMs: this.options.parkMs })
+      job = { coordinator, lastAnnounce: 0 }
+      this.jobs.set(jobId, job)
+      const started = performance.now()
+      this.log(`job ${jobId}: coordinating ${coordinator.tiles.length} tiles of ${image.width}x${image.height} for ${client}`)
+      await channel.send({ type: 'accepted', jobId, width: image.width, height: image.height, tiles: coordinator.tiles.length, tileSize, halo: coordinator.halo, notes })
+      let lastProgress = 0
+      const sendProgress = (): void => {
+        lastProgress = performance.now()
+        void channel.send({ type: 'progress', done: coordinator.leases.completed, total: coordinator.tiles.length, workers: coordinator.tilesByPeer.size }).catch(() => {})
+      }
+      coordinator.on('progress', (done, total) => { if (done === total || performance.now() - lastProgress > 100) sendProgress() })
+      const current = job
+      coordinator.on('tilesReturned', () => { if (performance.now() - current.lastAnnounce > 100) this.announce(current) })
+      job.announceTimer = setInterval(() => {
+        if (coordinator.leases.pendingCount > 0) this.announce(current)
+        if (performance.now() - lastProgress > PROGRESS_HEARTBEAT_MS) sendProgress()
+      }, this.options.announceMs)
+      job.announceTimer.unref()
+      this.announce(job)
+      // The client hanging up (or speaking out of turn) ends the job.
+      void channel.receive({ timeoutMs: 24 * 3600 * 1000 }).then(
+        () => { coordinator.cancel(new ProtocolError('client spoke out of turn')) },
+        () => { coordinator.cancel(new TileswarmError('the client went away')) })
+      const output = await coordinator.finished
+      const encoded = await encodeImage(output, { format: request.format as OutputFormat, quality: request.quality })
+      const s = coordinator.leases.stats
+      await channel.send({
+        type: 'result',
+        width: output.width,
+        height: output.height,
+        tilesByPeer: Object.fromEntries(coordinator.tilesByPeer),
+        leases: { granted: s.granted, expired: s.expired, released: s.released, duplicates: s.duplicates },
+      }, encoded)
+      outcome = 'done'
+      this.log(`job ${jobId}: done in ${((performance.now() - started) / 1000).toFixed(2)} s; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${p.slice(-6)}=${n}`).join(' ')}; leases expired ${s.expired}, released ${s.released}`)
+      await channel.close()
+    } catch (err) {
+      const e = err as Error
+      if (job !== undefined) job.coordinator.cancel(e)
+      outcome = job?.coordinator.isRunning === false && this.stopping ? 'cancelled' : 'failed'
+      const name = err instanceof TileswarmError ? e.name : 'InternalError'
+      if (!(err instanceof TileswarmError)) this.log(`submission from ${client} failed: ${e.stack ?? e.message}`)
+      else this.log(`submission from ${client} refused: ${oneLine(e.message)}`)
+      await channel.send({ type: 'error', name, message: oneLine(e.message) }).catch(() => {})
+      await channel.close().catch(() => {})
+    } finally {
+      if (job !== undefined) {
+        clearInterval(job.announceTimer)
+        this.jobs.delete(job.coordinator.jobId)
+        void this.publish(JOBS_TOPIC, { type: 'finished', v: 1, jobId: job.coordinator.jobId, coordinator: this.peerId, outcome })
+        this.worker.jobFinished(job.coordinator.jobId)
+      }
+    }
+  }
+
+  /** SIGINT/SIGTERM: stop claiming, hand leases back, fail coordinated jobs clearly, leave. */
+  async stop (): Promise<void> {
+    if (this.stopping) return
+    this.stopping = true
+    clearInterval(this.helloTimer)
+    await this.worker.stop()
+    for (const job of this.jobs.values()) job.coordinator.cancel(new TileswarmError('the coordinating peer is shutting down; submit again to another peer'))
+    // Let the cancelled jobs tell their clients and the swarm.
+    const deadline = performance.now() + 2000
+    while (this.jobs.size > 0 && performance.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+    await this.node.stop()
+    await this.unlock?.()
+  }
+
+  /** Fault injection: gone without a goodbye. Connections are cut, nothing is handed back. */
+  async crash (): Promise<void> {
+    this.stopping = true
+    clearInterval(this.helloTimer)
+    this.worker.abandon()
+    for (const job of this.jobs.values()) job.coordinator.cancel(new TileswarmError('crashed'))
+    for (const conn of this.node.getConnections()) conn.abort(new Error('crash'))
+    await this.node.stop()
+    await this.unlock?.()
+  }
+}
