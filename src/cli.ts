@@ -1,9 +1,13 @@
-import { availableParallelism } from 'node:os'
+import { availableParallelism, homedir } from 'node:os'
+import { join } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { isUserFacing, oneLine } from './errors.ts'
-import { describeOperations, DEFAULT_MAX_PIXELS } from './imaging/index.ts'
+import { describeOperations, DEFAULT_MAX_PIXELS, DEFAULT_TILE_SIZE } from './imaging/index.ts'
 import { runLocal, DEFAULT_MAX_UPLOAD_BYTES } from './client/local.ts'
 import { requestFromFlags, type SubmitFlags } from './client/options.ts'
+import { progressReporter } from './client/progress.ts'
+import { submitToSwarm } from './client/submit.ts'
+import { DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_TILES, MAX_TILE_SIZE, MIN_TILE_SIZE, SwarmPeer } from './swarm/peer.ts'
 
 function positiveInt (name: string, min = 1, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
@@ -24,6 +28,73 @@ function fail (err: unknown): never {
   process.exit(1)
 }
 
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
+
+function stamp (line: string): string {
+  return `${new Date().toISOString()} ${line}`
+}
+
+interface PeerCliOptions {
+  listen?: string[]
+  bootstrap?: string[]
+  dataDir: string
+  slots: number
+  tileSize: number
+  leaseMs: number
+  maxPixels: number
+  maxUploadBytes: number
+  maxJobs: number
+  maxTiles: number
+  debug?: boolean
+}
+
+function peerCommand (): Command {
+  return new Command('peer')
+    .description('run a peer (the default): work on the swarm\'s tiles and coordinate jobs submitted here')
+    .option('--listen <multiaddr>', 'address to listen on; repeatable (default /ip4/0.0.0.0/tcp/4001; /tcp/0 picks a free port)', collect)
+    .option('--bootstrap <multiaddr>', 'a peer of the swarm to join through; repeatable', collect)
+    .option('--data-dir <dir>', 'keeps the identity key, so a restarted peer keeps its peer id', join(homedir(), '.tileswarm'))
+    .option('--slots <n>', 'tiles processed at once, one libvips thread each', positiveInt('--slots', 1, 1024), availableParallelism())
+    .option('--tile-size <px>', 'tile edge for jobs coordinated here', positiveInt('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE), DEFAULT_TILE_SIZE)
+    .option('--lease-ms <ms>', 'a tile not delivered or renewed this long after its grant goes to another peer', positiveInt('--lease-ms', 100, 3_600_000), DEFAULT_LEASE_MS)
+    .option('--max-pixels <n>', 'refuse submitted images with more pixels', positiveInt('--max-pixels'), DEFAULT_MAX_PIXELS)
+    .option('--max-upload-bytes <n>', 'refuse larger submitted files', positiveInt('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)
+    .option('--max-jobs <n>', 'jobs coordinated here at once', positiveInt('--max-jobs', 1, 1000), DEFAULT_MAX_JOBS)
+    .option('--max-tiles <n>', 'tiles in one job coordinated here', positiveInt('--max-tiles', 1, 10_000_000), DEFAULT_MAX_TILES)
+    .option('--debug', 'stack traces on errors')
+    .action(async (opts: PeerCliOptions) => {
+      debug = opts.debug === true
+      const log = (line: string): void => { process.stdout.write(stamp(line) + '\n') }
+      const peer = await SwarmPeer.start({
+        listen: opts.listen ?? ['/ip4/0.0.0.0/tcp/4001'],
+        bootstrap: opts.bootstrap ?? [],
+        dataDir: opts.dataDir,
+        slots: opts.slots,
+        tileSize: opts.tileSize,
+        leaseMs: opts.leaseMs,
+        maxPixels: opts.maxPixels,
+        maxUploadBytes: opts.maxUploadBytes,
+        maxJobs: opts.maxJobs,
+        maxTiles: opts.maxTiles,
+        log,
+      })
+      for (const addr of peer.addrs()) process.stdout.write(`listening on ${addr}\n`)
+      log(`peer ${peer.peerId} up: ${opts.slots} slots, tiles of ${opts.tileSize} px, leases of ${opts.leaseMs} ms`)
+      let stopping = false
+      const shutdown = (signal: string): void => {
+        if (stopping) {
+          log(`${signal} again: exiting now`)
+          process.exit(1)
+        }
+        stopping = true
+        log(`${signal}: handing back ${peer.worker.heldLeases} leases, ending ${peer.jobs.size} coordinated jobs`)
+        peer.stop().then(() => { log('stopped'); process.exit(0) }, err => { fail(err) })
+      }
+      process.on('SIGINT', () => { shutdown('SIGINT') })
+      process.on('SIGTERM', () => { shutdown('SIGTERM') })
+    })
+}
+
 interface SubmitCliOptions extends SubmitFlags {
   local?: boolean
   peer?: string
@@ -33,13 +104,14 @@ interface SubmitCliOptions extends SubmitFlags {
   maxPixels: number
   maxUploadBytes: number
   threads: number
-  imagePathUnderscore?: string
-  outputPath?: string
+  tileSize?: number
+  connectTimeoutMs: number
 }
 
 function submitCommand (): Command {
   return new Command('submit')
     .description('process an image: in this process (--local) or on a swarm (--peer)')
+    .option('--peer <multiaddr>', 'any peer of the swarm; it coordinates the job')
     .option('--local', 'process here, whole image, no swarm: the reference output')
     .option('--task <op>', 'an operation, the prototype\'s flag; repeat for a pipeline', (v: string, prev: string[] = []) => [...prev, v])
     .option('--op <op>', 'same as --task', (v: string, prev: string[] = []) => [...prev, v])
@@ -52,6 +124,8 @@ function submitCommand (): Command {
     .option('--max-pixels <n>', 'refuse images with more pixels, before decoding', positiveInt('--max-pixels'), DEFAULT_MAX_PIXELS)
     .option('--max-upload-bytes <n>', 'refuse larger input files', positiveInt('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)
     .option('--threads <n>', 'libvips threads for --local', positiveInt('--threads', 1, 1024), availableParallelism())
+    .option('--tile-size <px>', 'tile edge (default: the coordinating peer\'s)', positiveInt('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE))
+    .option('--connect-timeout-ms <ms>', 'give up on an unreachable peer after this long', positiveInt('--connect-timeout-ms', 100, 600_000), 10_000)
     .option('--list-ops', 'print every operation with its parameters, and exit')
     .option('--json', 'machine-readable events, one JSON object per line')
     .option('--debug', 'stack traces on errors')
@@ -63,8 +137,23 @@ function submitCommand (): Command {
       }
       const flags: SubmitFlags = { ...opts, imagePath: opts.imagePath ?? opts.image_path, out: opts.out ?? opts.output_path }
       const request = requestFromFlags(flags)
-      if (opts.local !== true) {
+      if (opts.local === true && opts.peer !== undefined) throw new InvalidArgumentError('give --local or --peer, not both')
+      if (opts.local !== true && opts.peer === undefined) {
         throw new InvalidArgumentError('submit needs --local (process here) or --peer <multiaddr> (process on a swarm)')
+      }
+      if (opts.peer !== undefined) {
+        const done = await submitToSwarm(request, {
+          peer: opts.peer,
+          tileSize: opts.tileSize,
+          dialTimeoutMs: opts.connectTimeoutMs,
+          maxUploadBytes: opts.maxUploadBytes,
+          onEvent: progressReporter(opts.json === true ? 'json' : process.stderr.isTTY ? 'tty' : 'plain'),
+        })
+        if (opts.json !== true) {
+          const peers = Object.entries(done.tilesByPeer).map(([id, n]) => `${id.slice(-8)}: ${n}`).join(', ')
+          process.stdout.write(`wrote ${done.output} (${done.width}x${done.height}, ${done.bytes} bytes) in ${(done.ms / 1000).toFixed(2)} s; tiles by peer: ${peers}\n`)
+        }
+        return
       }
       const emit = (event: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(event) + '\n') }
       const result = await runLocal(request, {
@@ -84,6 +173,7 @@ export function buildProgram (): Command {
     .version('0.1.0')
     .showHelpAfterError('(add --help for usage)')
     .configureOutput({ outputError: (str, write) => write(`tileswarm: ${str.replace(/^error: /, '')}`) })
+  program.addCommand(peerCommand(), { isDefault: true })
   program.addCommand(submitCommand())
   return program
 }

@@ -29,6 +29,8 @@ export interface ResultOutcome {
 
 export interface JobEvents {
   progress: (done: number, total: number) => void
+  /** A tile's result was placed in the output (once per tile, ever). */
+  placed: (tile: number, peer: string) => void
   /** Tiles went back to the pool and no claim was waiting: tell the swarm. */
   tilesReturned: (count: number) => void
 }
@@ -68,7 +70,7 @@ export class JobCoordinator {
   private state: 'running' | 'done' | 'cancelled' = 'running'
   private resolveFinished!: (image: RawImage) => void
   private rejectFinished!: (err: Error) => void
-  private readonly listeners: Partial<JobEvents> = {}
+  private readonly listeners: { [E in keyof JobEvents]: Array<JobEvents[E]> } = { progress: [], placed: [], tilesReturned: [] }
 
   constructor (options: JobOptions) {
     this.jobId = options.jobId
@@ -87,7 +89,7 @@ export class JobCoordinator {
   }
 
   on<E extends keyof JobEvents>(event: E, listener: JobEvents[E]): void {
-    this.listeners[event] = listener
+    this.listeners[event].push(listener)
   }
 
   get isRunning (): boolean { return this.state === 'running' }
@@ -144,7 +146,7 @@ export class JobCoordinator {
       this.clock.clearTimeout(entry.timer)
       entry.resolve(outcome)
     }
-    if (this.state === 'running' && this.leases.pendingCount > 0) this.listeners.tilesReturned?.(this.leases.pendingCount)
+    if (this.state === 'running' && this.leases.pendingCount > 0) for (const l of this.listeners.tilesReturned) l(this.leases.pendingCount)
   }
 
   result (peer: string, tileIndex: number, leaseId: string, checksum: string, body: Uint8Array): ResultOutcome {
@@ -162,7 +164,8 @@ export class JobCoordinator {
     this.leases.complete(tileIndex, leaseId, peer)
     placeTile(this.output, tile, { width: tile.core.width, height: tile.core.height, ...this.outputFormat, data: Buffer.from(body.buffer, body.byteOffset, body.length) })
     this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
-    this.listeners.progress?.(this.leases.completed, this.tiles.length)
+    for (const l of this.listeners.placed) l(tileIndex, peer)
+    for (const l of this.listeners.progress) l(this.leases.completed, this.tiles.length)
     if (this.leases.isComplete) this.finish()
     return { status: 'accepted' }
   }

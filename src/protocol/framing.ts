@@ -93,38 +93,36 @@ export class Channel {
     }
   }
 
-  /** Reads one whole message. The header is parsed but not validated: callers validate. */
+  /**
+   * Reads one whole message. The header is parsed but not validated: callers
+   * validate. On a bad or oversized message the caller answers and closes.
+   */
   async receive (options: ReceiveOptions): Promise<Message> {
     const frame = await this.nextFrame(options)
-    if (frame.get(0) !== HEADER) throw this.fail(new ProtocolError('expected a header frame'))
+    if (frame.get(0) !== HEADER) throw new ProtocolError('expected a header frame')
     let header: unknown
     try {
       header = JSON.parse(Buffer.from(frame.subarray(1)).toString('utf8'))
     } catch {
-      throw this.fail(new ProtocolError('header is not valid JSON'))
+      throw new ProtocolError('header is not valid JSON')
     }
-    if (typeof header !== 'object' || header === null || Array.isArray(header)) throw this.fail(new ProtocolError('header is not an object'))
+    if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new ProtocolError('header is not an object')
     const h = header as Record<string, unknown>
     if (h.bodyBytes === undefined || h.bodyBytes === 0) return { header: h }
     const n = h.bodyBytes
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw this.fail(new ProtocolError('bodyBytes is not a byte count'))
-    if (n > this.limits.maxBodyBytes) throw this.fail(new LimitExceededError(`message body of ${n} bytes is over the limit of ${this.limits.maxBodyBytes}`))
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new ProtocolError('bodyBytes is not a byte count')
+    if (n > this.limits.maxBodyBytes) throw new LimitExceededError(`message body of ${n} bytes is over the limit of ${this.limits.maxBodyBytes}`)
     const body = Buffer.allocUnsafe(n)
     let filled = 0
     while (filled < n) {
       const chunk = await this.nextFrame(options)
-      if (chunk.get(0) !== BODY) throw this.fail(new ProtocolError('expected a body frame'))
+      if (chunk.get(0) !== BODY) throw new ProtocolError('expected a body frame')
       const bytes = chunk.subarray(1)
-      if (filled + bytes.length > n) throw this.fail(new ProtocolError('body is longer than announced'))
+      if (filled + bytes.length > n) throw new ProtocolError('body is longer than announced')
       body.set(bytes, filled)
       filled += bytes.length
     }
     return { header: h, body }
-  }
-
-  private fail (err: Error): Error {
-    this.abort(err)
-    return err
   }
 
   /** Ends our side cleanly; the remote sees the end of the stream. */

@@ -65,6 +65,8 @@ export class SwarmPeer {
   readonly node: SwarmNode
   readonly worker: Worker
   readonly jobs = new Map<string, ActiveJob>()
+  /** 'job' (detail: the JobCoordinator) when this peer starts coordinating one. */
+  readonly events = new EventTarget()
   readonly options: Required<Pick<PeerOptions, 'slots' | 'tileSize' | 'leaseMs' | 'maxPixels' | 'maxUploadBytes' | 'maxJobs' | 'maxTiles' | 'announceMs' | 'helloMs'>> & PeerOptions
   private readonly unlock: (() => Promise<void>) | undefined
   private helloTimer: NodeJS.Timeout | undefined
@@ -233,6 +235,7 @@ export class SwarmPeer {
       const coordinator = new JobCoordinator({ jobId, image, steps, tileSize, leaseMs: this.options.leaseMs, parkMs: this.options.parkMs })
       job = { coordinator, lastAnnounce: 0 }
       this.jobs.set(jobId, job)
+      this.events.dispatchEvent(new CustomEvent('job', { detail: coordinator }))
       const started = performance.now()
       this.log(`job ${jobId}: coordinating ${coordinator.tiles.length} tiles of ${image.width}x${image.height} for ${client}`)
       await channel.send({ type: 'accepted', jobId, width: image.width, height: image.height, tiles: coordinator.tiles.length, tileSize, halo: coordinator.halo, notes })

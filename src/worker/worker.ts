@@ -2,7 +2,7 @@ import { oneLine } from '../errors.ts'
 import { processTile, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import { sha256Hex, DEFAULT_PARK_MS } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
-import { WorkerSession, type GrantedWork, type JobRef } from './session.ts'
+import { WorkerSession, type ClaimReply, type GrantedWork, type JobRef } from './session.ts'
 
 export type { JobRef } from './session.ts'
 
@@ -151,18 +151,23 @@ export class Worker {
   /** One lane on one job until it has nothing for us: claim, prefetch, compute, send. */
   private async work (session: WorkerSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
     const parkMs = this.options.parkMs ?? DEFAULT_PARK_MS
-    let next: ReturnType<WorkerSession['claim']> | undefined = session.claim(parkMs)
+    // A grant is held (renewed, handed back on stop) from the moment it arrives.
+    const claim = async (): Promise<ClaimReply> => await session.claim(parkMs).then(reply => {
+      if (reply.kind === 'grant') this.held.set(reply.work.leaseId, { session, work: reply.work, renewedAt: performance.now() })
+      return reply
+    })
+    let next: Promise<ClaimReply> | undefined = claim()
     try {
       while (next !== undefined) {
-        const reply = await next
+        const reply: ClaimReply = await next
         next = undefined
         if (reply.kind === 'none') return reply.reason
         const { work } = reply
-        this.held.set(work.leaseId, { session, work, renewedAt: performance.now() })
         if (this.stopped || this.frozen) return 'stopped'
-        next = session.claim(parkMs)
+        next = claim()
         const core = await this.process(work.pixels, work.tile, session.steps)
         while (this.frozen && !this.stopped) await this.idle()
+        // Stopping handed the lease back already; the result would be a duplicate.
         if (this.stopped || !this.held.has(work.leaseId)) continue
         this.held.delete(work.leaseId)
         const status = await session.result(work.tile.index, work.leaseId, sha256Hex(core.data), core.data)
@@ -175,7 +180,7 @@ export class Worker {
       // A prefetched grant we will not use goes straight back.
       if (next !== undefined) {
         void next.then(async reply => {
-          if (reply.kind === 'grant') await session.release(reply.work.leaseId).catch(() => {})
+          if (reply.kind === 'grant' && this.held.delete(reply.work.leaseId)) await session.release(reply.work.leaseId).catch(() => {})
         }, () => {})
       }
     }

@@ -1,0 +1,57 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { encodeImage, processTile, type PixelFormat, type RawImage, type Step, type Tile } from '../../src/imaging/index.ts'
+import { runLocal } from '../../src/client/local.ts'
+import { requestFromFlags } from '../../src/client/options.ts'
+import { submitToSwarm } from '../../src/client/submit.ts'
+import type { JobCoordinator } from '../../src/job/coordinator.ts'
+import type { SwarmPeer } from '../../src/swarm/peer.ts'
+import { noiseImage } from './images.ts'
+
+export async function tempDir (): Promise<string> {
+  return await mkdtemp(join(tmpdir(), 'tileswarm-swarm-'))
+}
+
+/** A noise PNG on disk: every pixel differs, so any tiling mistake shows. */
+export async function noisePng (dir: string, width: number, height: number, format: PixelFormat = { channels: 3, depth: 8 }, seed = 1): Promise<string> {
+  const path = join(dir, `noise-${width}x${height}-${format.channels}-${format.depth}-${seed}.png`)
+  await writeFile(path, await encodeImage(noiseImage(width, height, format, seed), { format: 'png' }))
+  return path
+}
+
+/** Real processing that takes at least `ms` per tile: gives faults a window to land in. */
+export function slowProcessor (ms: number) {
+  return async (pixels: RawImage, tile: Tile, steps: Step[]): Promise<RawImage> => {
+    const [out] = await Promise.all([processTile(pixels, tile, steps), new Promise(resolve => setTimeout(resolve, ms))])
+    return out
+  }
+}
+
+/** Counts placements per tile on every job `peer` coordinates. */
+export function trackPlacements (peer: SwarmPeer, onPlaced?: (tile: number, by: string, job: JobCoordinator) => void): Map<number, number> {
+  const counts = new Map<number, number>()
+  peer.events.addEventListener('job', evt => {
+    const job = (evt as CustomEvent<JobCoordinator>).detail
+    job.on('placed', (tile, by) => {
+      counts.set(tile, (counts.get(tile) ?? 0) + 1)
+      onPlaced?.(tile, by, job)
+    })
+  })
+  return counts
+}
+
+export interface SwarmRun {
+  swarm: Buffer
+  local: Buffer
+  done: Awaited<ReturnType<typeof submitToSwarm>>
+}
+
+/** Submits to `peer` and runs the same request locally; both outputs come back. */
+export async function swarmVersusLocal (peer: SwarmPeer, input: string, ops: string, dir: string, tileSize?: number, name = 'out'): Promise<SwarmRun> {
+  const swarmOut = join(dir, `${name}-swarm.png`)
+  const localOut = join(dir, `${name}-local.png`)
+  const done = await submitToSwarm(requestFromFlags({ ops, imagePath: input, out: swarmOut }), { peer: peer.addrs()[0]!, tileSize })
+  await runLocal(requestFromFlags({ ops, imagePath: input, out: localOut }))
+  return { swarm: await readFile(swarmOut), local: await readFile(localOut), done }
+}

@@ -1,0 +1,137 @@
+import test from 'ava'
+import { Cluster, until } from '../../sim/cluster.ts'
+import { noisePng, slowProcessor, swarmVersusLocal, tempDir, trackPlacements } from '../helpers/swarm.ts'
+import { fixture } from '../helpers/fixtures.ts'
+
+// Each test starts its own cluster on loopback; they run one at a time to keep the 2 cores honest.
+const serial = test.serial
+
+function everyTileOnce (t: any, counts: Map<number, number>, tiles: number): void {
+  t.is(counts.size, tiles, 'every tile placed')
+  t.true([...counts.values()].every(n => n === 1), 'no tile placed twice')
+}
+
+for (const n of [1, 3, 5]) {
+  serial(`${n} peer(s): a one-tile image and a ~2000-tile image come back exact`, async t => {
+    const cluster = await Cluster.start(n)
+    try {
+      const dir = await tempDir()
+      const counts = trackPlacements(cluster.peers[0]!)
+      const tiny = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 7, 5), 'blur:2,sobel', dir, 64, 'tiny')
+      t.true(tiny.swarm.equals(tiny.local))
+      const big = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 1500, 1300, { channels: 4, depth: 8 }), 'median:3,invert', dir, 32, 'big')
+      t.true(big.swarm.equals(big.local))
+      t.is(Object.values(big.done.tilesByPeer).reduce((a, b) => a + b, 0), 47 * 41)
+      if (n > 1) t.true(Object.keys(big.done.tilesByPeer).length > 1, `work spread: ${JSON.stringify(big.done.tilesByPeer)}`)
+      t.is(counts.size, 47 * 41)
+    } finally {
+      await cluster.stop()
+    }
+  })
+}
+
+serial('a worker crashed mid-job (connections cut, no goodbye): its tiles are reclaimed, output exact', async t => {
+  const cluster = await Cluster.start(3, { leaseMs: 3000, process: slowProcessor(5) })
+  try {
+    const dir = await tempDir()
+    const victim = cluster.peers[2]!
+    let crashed = false
+    const counts = trackPlacements(cluster.peers[0]!, (_tile, by) => {
+      if (by === victim.peerId && !crashed && victim.worker.heldLeases > 0) {
+        crashed = true
+        void victim.crash()
+      }
+    })
+    const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 400, 300), 'blur:3,sobel', dir, 32)
+    t.true(crashed, 'the victim crashed mid-job')
+    t.true(run.swarm.equals(run.local))
+    t.true(run.done.leases.released + run.done.leases.expired >= 1, JSON.stringify(run.done.leases))
+    everyTileOnce(t, counts, 13 * 10)
+  } finally {
+    await cluster.stop()
+  }
+})
+
+serial('a worker that hangs (holds leases, answers nothing): the leases expire, output exact', async t => {
+  const cluster = await Cluster.start(3, { leaseMs: 400, process: slowProcessor(5) })
+  try {
+    const dir = await tempDir()
+    const victim = cluster.peers[1]!
+    let frozen = false
+    const counts = trackPlacements(cluster.peers[0]!, (_tile, by) => {
+      if (by === victim.peerId && !frozen && victim.worker.heldLeases > 0) {
+        frozen = true
+        victim.worker.freeze()
+      }
+    })
+    const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 320, 320), 'median:5', dir, 32)
+    t.true(frozen)
+    t.true(run.swarm.equals(run.local))
+    t.true(run.done.leases.expired >= 1, JSON.stringify(run.done.leases))
+    everyTileOnce(t, counts, 100)
+  } finally {
+    await cluster.stop()
+  }
+})
+
+serial('a peer stopping gracefully hands its leases back at once (no wait for the 60 s lease)', async t => {
+  const cluster = await Cluster.start(3, { leaseMs: 60_000, process: slowProcessor(5) })
+  try {
+    const dir = await tempDir()
+    const leaving = cluster.peers[2]!
+    let stopped = false
+    const counts = trackPlacements(cluster.peers[0]!, (_tile, by) => {
+      if (by === leaving.peerId && !stopped && leaving.worker.heldLeases > 0) {
+        stopped = true
+        void leaving.stop()
+      }
+    })
+    const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 300, 300), 'sharpen:2', dir, 32)
+    t.true(stopped)
+    t.true(run.swarm.equals(run.local))
+    t.is(run.done.leases.expired, 0, 'nothing waited for a lease to run out')
+    t.true(run.done.leases.released >= 1, JSON.stringify(run.done.leases))
+    everyTileOnce(t, counts, 100)
+  } finally {
+    await cluster.stop()
+  }
+})
+
+serial('a peer joining mid-job gets tiles', async t => {
+  const cluster = await Cluster.start(2, { process: slowProcessor(15) })
+  try {
+    const dir = await tempDir()
+    let joined: Promise<unknown> | undefined
+    trackPlacements(cluster.peers[0]!, () => { joined ??= cluster.addPeer() })
+    const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 480, 480), 'box_blur:5', dir, 32)
+    const newcomer = (await joined) as typeof cluster.peers[number]
+    t.true(run.swarm.equals(run.local))
+    t.true((run.done.tilesByPeer[newcomer.peerId] ?? 0) > 0, JSON.stringify(run.done.tilesByPeer))
+  } finally {
+    await cluster.stop()
+  }
+})
+
+serial('two jobs at once on two coordinators', async t => {
+  const cluster = await Cluster.start(3)
+  try {
+    const dir = await tempDir()
+    const [a, b] = await Promise.all([
+      swarmVersusLocal(cluster.peers[0]!, fixture('2569067123_aca715a2ee_o.jpg'), 'edge_detection', dir, 256, 'a'),
+      swarmVersusLocal(cluster.peers[1]!, fixture('test-pattern.png'), 'blur:2,sepia', dir, 128, 'b'),
+    ])
+    t.true(a.swarm.equals(a.local))
+    t.true(b.swarm.equals(b.local))
+  } finally {
+    await cluster.stop()
+  }
+})
+
+serial('waits on the mesh end by an event, bounded', async t => {
+  const cluster = await Cluster.start(2)
+  try {
+    await t.throwsAsync(until(() => false, [cluster.peers[0]!.node.services.pubsub], ['gossipsub:heartbeat'], 200, 'nothing'), { message: /timed out after 200 ms waiting for nothing/ })
+  } finally {
+    await cluster.stop()
+  }
+})
