@@ -121,7 +121,7 @@ function submitCommand (): Command {
     .option('-o, --out <file>', 'output file; .jpg .png .webp .tif .avif picks the format')
     .addOption(new Option('--output_path <file>', 'same as --out').hideHelp())
     .option('--quality <1-100>', 'JPEG/WebP/AVIF quality', '90')
-    .option('--max-pixels <n>', 'refuse images with more pixels, before decoding', positiveInt('--max-pixels'), DEFAULT_MAX_PIXELS)
+    .option('--max-pixels <n>', 'refuse images with more pixels, before decoding (--local; a peer applies its own)', positiveInt('--max-pixels'), DEFAULT_MAX_PIXELS)
     .option('--max-upload-bytes <n>', 'refuse larger input files', positiveInt('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)
     .option('--threads <n>', 'libvips threads for --local', positiveInt('--threads', 1, 1024), availableParallelism())
     .option('--tile-size <px>', 'tile edge (default: the coordinating peer\'s)', positiveInt('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE))

@@ -1,0 +1,68 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+export const PEER_JS = resolve(REPO, 'dist/peer.js')
+
+/** A peer as its own OS process, running the built CLI. */
+export interface PeerProcess {
+  name: string
+  child: ChildProcess
+  addr: string
+  peerId: string
+  lines: string[]
+  /** Resolves with the first line matching `pattern`; rejects after `timeoutMs` or on exit. */
+  waitFor: (pattern: RegExp, timeoutMs: number) => Promise<string>
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>
+}
+
+export async function startPeerProcess (name: string, args: string[], options: { env?: NodeJS.ProcessEnv, command?: string[], startTimeoutMs?: number } = {}): Promise<PeerProcess> {
+  const [cmd, ...pre] = options.command ?? [process.execPath]
+  const child = spawn(cmd!, [...pre, PEER_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
+  const lines: string[] = []
+  const watchers = new Set<(line: string) => void>()
+  let exited = false
+  const onLine = (line: string): void => {
+    lines.push(line)
+    for (const w of [...watchers]) w(line)
+  }
+  createInterface({ input: child.stdout! }).on('line', onLine)
+  createInterface({ input: child.stderr! }).on('line', onLine)
+  const exit = new Promise<number | null>(resolve => child.on('exit', code => { exited = true; resolve(code) }))
+  const waitFor = async (pattern: RegExp, timeoutMs: number): Promise<string> => {
+    const seen = lines.find(l => pattern.test(l))
+    if (seen !== undefined) return seen
+    return await new Promise((resolve, reject) => {
+      const done = (err?: Error, line?: string): void => {
+        clearTimeout(timer)
+        watchers.delete(watch)
+        if (err !== undefined) reject(err)
+        else resolve(line!)
+      }
+      const watch = (line: string): void => { if (pattern.test(line)) done(undefined, line) }
+      const timer = setTimeout(() => { done(new Error(`${name}: no line matching ${pattern} within ${timeoutMs} ms; last lines:\n${lines.slice(-10).join('\n')}`)) }, timeoutMs)
+      watchers.add(watch)
+      void exit.then(code => { done(new Error(`${name} exited (${code}) before printing ${pattern}:\n${lines.slice(-10).join('\n')}`)) })
+    })
+  }
+  const listening = await waitFor(/^listening on /, options.startTimeoutMs ?? 20_000)
+  const addr = listening.slice('listening on '.length).trim()
+  const peerId = addr.split('/p2p/')[1]!
+  return {
+    name,
+    child,
+    addr,
+    peerId,
+    lines,
+    waitFor,
+    stop: async (signal = 'SIGINT') => {
+      if (!exited) child.kill(signal)
+      const timer = setTimeout(() => { if (!exited) child.kill('SIGKILL') }, 10_000)
+      const code = await exit
+      clearTimeout(timer)
+      return code
+    },
+  }
+}
