@@ -78,8 +78,6 @@ function peerCommand (): Command {
         maxTiles: opts.maxTiles,
         log,
       })
-      for (const addr of peer.addrs()) process.stdout.write(`listening on ${addr}\n`)
-      log(`peer ${peer.peerId} up: ${opts.slots} slots, tiles of ${opts.tileSize} px, leases of ${opts.leaseMs} ms`)
       let stopping = false
       const shutdown = (signal: string): void => {
         if (stopping) {
@@ -92,6 +90,9 @@ function peerCommand (): Command {
       }
       process.on('SIGINT', () => { shutdown('SIGINT') })
       process.on('SIGTERM', () => { shutdown('SIGTERM') })
+      // Only now: whoever waits for these lines may signal at once.
+      for (const addr of peer.addrs()) process.stdout.write(`listening on ${addr}\n`)
+      log(`peer ${peer.peerId} up: ${opts.slots} slots, tiles of ${opts.tileSize} px, leases of ${opts.leaseMs} ms`)
     })
 }
 

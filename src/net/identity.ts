@@ -1,7 +1,7 @@
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { TileswarmError } from '../errors.ts'
 
 export class DataDirError extends TileswarmError {
@@ -31,18 +31,25 @@ function alive (pid: number): boolean {
   }
 }
 
+/** Lock files this process holds: a pid match alone may be a stale lock from an earlier process. */
+const heldHere = new Set<string>()
+
 /** Two peers on one data dir would share a peer id: refuse the second. */
 export async function lockDataDir (dataDir: string): Promise<() => Promise<void>> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
-  const path = join(dataDir, 'peer.lock')
+  const path = resolve(dataDir, 'peer.lock')
+  const refuse = (pid: number): DataDirError => new DataDirError(`another peer (pid ${pid}) is using ${dataDir}; give each peer its own --data-dir`)
+  if (heldHere.has(path)) throw refuse(process.pid)
   try {
     await writeFile(path, String(process.pid), { flag: 'wx' })
   } catch {
     const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim())
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-      throw new DataDirError(`another peer (pid ${pid}) is using ${dataDir}; give each peer its own --data-dir`)
-    }
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) throw refuse(pid)
     await writeFile(path, String(process.pid))
   }
-  return async () => { await rm(path, { force: true }) }
+  heldHere.add(path)
+  return async () => {
+    heldHere.delete(path)
+    await rm(path, { force: true })
+  }
 }
