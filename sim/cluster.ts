@@ -1,10 +1,19 @@
+import { peerIdFromString } from '@libp2p/peer-id'
 import { JOBS_TOPIC } from '../src/protocol/constants.ts'
 import { SwarmPeer, type PeerOptions } from '../src/swarm/peer.ts'
+import { costModel } from './model.ts'
 
 export interface ClusterOptions extends Partial<PeerOptions> {
   /** Keep each peer's log lines (for failure messages). */
   keepLogs?: boolean
+  /** Gives each new peer its own log function (the simulator's --log). */
+  logFor?: () => (line: string) => void
+  /** Simulated compute: this many ns per output pixel (times the peer's slowness) on top of the real pipeline. */
+  nsPerPixel?: number
 }
+
+/** What was done to a peer, for the invariants checked at the end. */
+export type PeerFate = 'alive' | 'crashed' | 'hung' | 'left'
 
 /**
  * N real libp2p peers in this process, on loopback, bootstrapped to the first.
@@ -13,7 +22,14 @@ export interface ClusterOptions extends Partial<PeerOptions> {
 export class Cluster {
   readonly peers: SwarmPeer[] = []
   readonly logs = new Map<SwarmPeer, string[]>()
+  readonly fate = new Map<SwarmPeer, PeerFate>()
+  /** Per-peer slowness factor for the cost model (1 = normal). */
+  readonly slowness = new Map<SwarmPeer, number>()
+  /** Per-peer chance that a result stream is dropped halfway. */
+  readonly flakiness = new Map<SwarmPeer, number>()
+  private readonly blocked = new Map<SwarmPeer, Set<string>>()
   private readonly options: ClusterOptions
+  private random: () => number = Math.random
 
   constructor (options: ClusterOptions = {}) {
     this.options = options
@@ -30,34 +46,106 @@ export class Cluster {
     return this.peers.length === 0 ? [] : [this.peers[0]!.addrs()[0]!]
   }
 
+  /** Seeds the randomness of flaky peers. */
+  seed (random: () => number): void {
+    this.random = random
+  }
+
   async addPeer (overrides: Partial<PeerOptions> = {}): Promise<SwarmPeer> {
     const lines: string[] = []
+    const blocked = new Set<string>()
+    let self: SwarmPeer | undefined
+    const model = this.options.nsPerPixel !== undefined
+      ? { process: costModel(this.options.nsPerPixel, () => (self !== undefined ? this.slowness.get(self) : undefined) ?? 1) }
+      : {}
     const peer = await SwarmPeer.start({
+      blocked,
+      faults: {
+        dropResult: () => {
+          const p = self !== undefined ? this.flakiness.get(self) ?? 0 : 0
+          // Only flaky peers draw from the PRNG, so a seed replays the same drops.
+          return p > 0 && this.random() < p
+        },
+      },
+      ...model,
       listen: ['/ip4/127.0.0.1/tcp/0'],
       bootstrap: this.bootstrap,
       slots: 1,
       heartbeatMs: 50,
       announceMs: 100,
       helloMs: 200,
-      log: this.options.keepLogs === true ? line => { lines.push(line) } : undefined,
+      log: this.options.keepLogs === true ? line => { lines.push(line) } : this.options.logFor?.(),
       ...this.options,
       ...overrides,
     })
+    self = peer
     this.logs.set(peer, lines)
+    this.blocked.set(peer, blocked)
+    this.fate.set(peer, 'alive')
     this.peers.push(peer)
     return peer
   }
 
-  /** Resolves once every live peer sees at least one other peer on the jobs topic. */
-  async waitForMesh (timeoutMs = 10_000): Promise<void> {
+  get live (): SwarmPeer[] {
+    return this.peers.filter(p => this.fate.get(p) === 'alive')
+  }
+
+  /** Gone without a goodbye: connections cut, leases left to the coordinator to reclaim. */
+  async crash (peer: SwarmPeer): Promise<void> {
+    this.fate.set(peer, 'crashed')
+    await peer.crash()
+  }
+
+  /** Holds its leases and answers nothing, connections open. */
+  hang (peer: SwarmPeer): void {
+    this.fate.set(peer, 'hung')
+    peer.worker.freeze()
+  }
+
+  /** Each tile takes `factor` times as long (cost model only). */
+  slow (peer: SwarmPeer, factor: number): void {
+    this.slowness.set(peer, factor)
+  }
+
+  /** Drops a result stream halfway with this probability. */
+  flaky (peer: SwarmPeer, probability: number): void {
+    this.flakiness.set(peer, probability)
+  }
+
+  /** A graceful leave (SIGINT): leases handed back at once. */
+  async leave (peer: SwarmPeer): Promise<void> {
+    this.fate.set(peer, 'left')
+    await peer.stop()
+  }
+
+  /**
+   * Cuts `a` off from `b` (both ways) for `ms`, then lets them reconnect:
+   * their connections are aborted and new ones refused meanwhile.
+   */
+  async partition (a: SwarmPeer, b: SwarmPeer, ms: number): Promise<void> {
+    this.blocked.get(a)!.add(b.peerId)
+    this.blocked.get(b)!.add(a.peerId)
+    for (const conn of a.node.getConnections(peerIdFromString(b.peerId))) conn.abort(new Error('partition (fault injection)'))
+    await new Promise(resolve => setTimeout(resolve, ms))
+    this.blocked.get(a)!.delete(b.peerId)
+    this.blocked.get(b)!.delete(a.peerId)
+  }
+
+  /**
+   * Resolves once the bootstrap peer sees every other live peer on the jobs
+   * topic, and every live peer sees at least one.
+   */
+  async waitForMesh (timeoutMs = 20_000): Promise<void> {
     const live = this.peers.filter(p => p.node.status === 'started')
     if (live.length < 2) return
-    await until(() => live.every(p => p.node.services.pubsub.getSubscribers(JOBS_TOPIC).length > 0),
+    const first = live[0]!
+    await until(() => first.node.services.pubsub.getSubscribers(JOBS_TOPIC).length >= live.length - 1 &&
+      live.every(p => p.node.services.pubsub.getSubscribers(JOBS_TOPIC).length > 0),
       live.map(p => p.node.services.pubsub), ['subscription-change', 'gossipsub:heartbeat'], timeoutMs, 'gossip mesh')
   }
 
   async stop (): Promise<void> {
-    await Promise.allSettled(this.peers.map(async p => { await p.stop() }))
+    await Promise.allSettled(this.peers.filter(p => this.fate.get(p) !== 'crashed').map(async p => { await p.stop() }))
   }
 }
 

@@ -5,7 +5,7 @@ import { bootstrap } from '@libp2p/bootstrap'
 import { identify } from '@libp2p/identify'
 import type { PrivateKey, PubSub } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
-import { createLibp2p, type Libp2p } from 'libp2p'
+import { createLibp2p, type Libp2p, type Libp2pInit } from 'libp2p'
 import { MAX_GOSSIP_BYTES, TOPICS } from '../protocol/constants.ts'
 import type { GossipsubEvents } from '@chainsafe/libp2p-gossipsub'
 
@@ -18,6 +18,8 @@ export interface NodeOptions {
   /** gossipsub heartbeat; tests use 50-100 ms so the mesh forms quickly. */
   heartbeatMs?: number
   dialTimeoutMs?: number
+  /** Peer ids this node will neither dial nor accept (the simulator's partitions). */
+  blocked?: Set<string>
 }
 
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
@@ -35,6 +37,7 @@ export async function createSwarmNode (options: NodeOptions): Promise<SwarmNode>
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery: options.bootstrap.length > 0 ? [bootstrap({ list: options.bootstrap })] : [],
+    ...(options.blocked !== undefined ? { connectionGater: blockedGater(options.blocked) } : {}),
     connectionManager: {
       allow: ['/ip4/127.0.0.1', '/ip6/::1'],
       dialTimeout: options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
@@ -50,9 +53,23 @@ export async function createSwarmNode (options: NodeOptions): Promise<SwarmNode>
         heartbeatInterval: options.heartbeatMs ?? 1000,
         maxInboundDataLength: MAX_GOSSIP_BYTES * 4,
         doPX: true,
+        // One owner's peers often share an address (one host, or NAT); the
+        // colocation penalty would graylist all but ten of them.
+        scoreParams: { IPColocationFactorWeight: 0 },
       }),
     },
   }) as unknown as SwarmNode
+}
+
+function blockedGater (blocked: Set<string>): NonNullable<Libp2pInit['connectionGater']> {
+  const deny = (peer: { toString: () => string }): boolean => blocked.has(peer.toString())
+  return {
+    denyDialPeer: async peer => deny(peer),
+    denyInboundEncryptedConnection: async peer => deny(peer),
+    denyOutboundEncryptedConnection: async peer => deny(peer),
+    denyInboundUpgradedConnection: async peer => deny(peer),
+    denyOutboundUpgradedConnection: async peer => deny(peer),
+  }
 }
 
 /** A submit client: dials out only, no gossip, no listening. */

@@ -13,6 +13,9 @@ import { BODY_CHUNK_BYTES, MAX_FRAME_BYTES, MAX_HEADER_BYTES } from './constants
 const HEADER = 0x48
 const BODY = 0x42
 
+/** Tile and submit traffic, counted where it is framed (read by the simulator's summary). */
+export const wireStats = { messages: 0, bytes: 0 }
+
 export interface Message {
   header: Record<string, unknown>
   body?: Buffer
@@ -57,6 +60,8 @@ export class Channel {
     const json = Buffer.from(JSON.stringify(body === undefined ? header : { ...header, bodyBytes: body.length }))
     if (json.length > MAX_HEADER_BYTES) throw new ProtocolError(`header of ${json.length} bytes is over ${MAX_HEADER_BYTES}`)
     this.outgoing.push(Buffer.concat([Buffer.from([HEADER]), json]))
+    wireStats.messages++
+    wireStats.bytes += json.length + 1 + (body?.length ?? 0)
     if (body !== undefined) {
       for (let at = 0; at < body.length; at += BODY_CHUNK_BYTES) {
         const chunk = body.subarray(at, Math.min(body.length, at + BODY_CHUNK_BYTES))
@@ -132,6 +137,18 @@ export class Channel {
     this.outgoing.end()
     await Promise.race([this.sinkDone, new Promise(resolve => setTimeout(resolve, 2000).unref())])
     await this.duplex.close?.().catch(() => {})
+  }
+
+  /**
+   * Fault injection: sends a message's header and half its body, then cuts
+   * the stream, as a peer that dies mid-transfer would.
+   */
+  async sendHalfThenAbort (header: Record<string, unknown>, body: Uint8Array): Promise<void> {
+    const json = Buffer.from(JSON.stringify({ ...header, bodyBytes: body.length }))
+    this.outgoing.push(Buffer.concat([Buffer.from([HEADER]), json]))
+    this.outgoing.push(Buffer.concat([Buffer.from([BODY]), body.subarray(0, Math.floor(body.length / 2))]))
+    await this.outgoing.onEmpty()
+    this.abort(new Error('dropped halfway (fault injection)'))
   }
 
   abort (err: Error): void {

@@ -14,7 +14,7 @@ import { JOBS_TOPIC, MAX_ADDRS, PEERS_TOPIC, SUBMIT_PROTOCOL, TILE_PROTOCOL, TOP
 import { Channel, duplexPair } from '../protocol/framing.ts'
 import { encodeGossip, judgeGossip } from '../protocol/gossip.ts'
 import { SubmitRequest, type JobsTopicMessage } from '../protocol/messages.ts'
-import { Worker, type JobRef, type TileProcessor } from '../worker/worker.ts'
+import { Worker, type JobRef, type TileProcessor, type WorkerFaults } from '../worker/worker.ts'
 
 export const DEFAULT_LEASE_MS = 5000
 export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
@@ -49,6 +49,9 @@ export interface PeerOptions {
   log?: (line: string) => void
   /** The simulator's cost model; real pixels by default. */
   process?: TileProcessor
+  /** Fault injection (the simulator): result streams dropped, peers blocked. */
+  faults?: WorkerFaults
+  blocked?: Set<string>
 }
 
 interface ActiveJob {
@@ -85,6 +88,7 @@ export class SwarmPeer {
       log: this.log,
       parkMs: options.parkMs,
       process: options.process,
+      faults: options.faults,
     })
   }
 
@@ -104,7 +108,7 @@ export class SwarmPeer {
     const unlock = options.dataDir !== undefined ? await lockDataDir(options.dataDir) : undefined
     try {
       const privateKey = options.privateKey ?? (options.dataDir !== undefined ? await loadOrCreateKey(options.dataDir) : undefined)
-      const node = await createSwarmNode({ privateKey, listen: options.listen, bootstrap: options.bootstrap, heartbeatMs: options.heartbeatMs, dialTimeoutMs: options.dialTimeoutMs })
+      const node = await createSwarmNode({ privateKey, listen: options.listen, bootstrap: options.bootstrap, heartbeatMs: options.heartbeatMs, dialTimeoutMs: options.dialTimeoutMs, blocked: options.blocked })
       const peer = new SwarmPeer(node, options, unlock)
       await peer.wire()
       return peer
@@ -182,7 +186,11 @@ export class SwarmPeer {
     void this.publish(PEERS_TOPIC, { type: 'hello', v: 1, peerId: this.peerId, addrs: this.addrs(), slots: this.options.slots })
   }
 
+  /** Gossip messages this peer published (the simulator's summary). */
+  published = 0
+
   private async publish (topic: string, msg: Parameters<typeof encodeGossip>[0]): Promise<void> {
+    this.published++
     try {
       await this.node.services.pubsub.publish(topic, encodeGossip(msg))
     } catch (err) {

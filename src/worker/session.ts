@@ -86,7 +86,16 @@ export class WorkerSession {
       timer.unref()
       this.waiting.set(rid, { resolve, reject, timer })
     })
-    await this.channel.send({ ...header, rid }, body)
+    // Nobody awaits `reply` while the send is in flight: keep a failure then from going unhandled.
+    reply.catch(() => {})
+    try {
+      await this.channel.send({ ...header, rid }, body)
+    } catch (err) {
+      const entry = this.waiting.get(rid)
+      if (entry !== undefined) clearTimeout(entry.timer)
+      this.waiting.delete(rid)
+      throw err
+    }
     const answer = await reply
     if (answer.header.type === 'error') throw new JobFailedError(answer.header.message)
     return answer
@@ -130,6 +139,12 @@ export class WorkerSession {
     const { header } = await this.request({ type: 'result', tile, leaseId, checksum }, pixels)
     if (header.type !== 'ack') throw new ProtocolError(`expected an ack, got ${header.type}`)
     return header.status
+  }
+
+  /** Fault injection: the result stream dies halfway through its body. */
+  async dropResultHalfway (tile: number, leaseId: string, checksum: string, pixels: Uint8Array): Promise<void> {
+    await this.channel.sendHalfThenAbort({ type: 'result', rid: ++this.rid, tile, leaseId, checksum }, pixels)
+    this.fail(new NetworkError('result dropped halfway (fault injection)'))
   }
 
   async renew (leaseId: string): Promise<boolean> {

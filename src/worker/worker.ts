@@ -21,6 +21,13 @@ export interface WorkerOptions {
   /** After a 'wait', try the job again this much later (or when it is re-announced). */
   retryMs?: number
   process?: TileProcessor
+  /** Fault injection for the simulator. */
+  faults?: WorkerFaults
+}
+
+export interface WorkerFaults {
+  /** Asked before each result is sent; true drops that result's stream halfway. */
+  dropResult?: () => boolean
 }
 
 interface JobEntry {
@@ -152,10 +159,15 @@ export class Worker {
   private async work (session: WorkerSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
     const parkMs = this.options.parkMs ?? DEFAULT_PARK_MS
     // A grant is held (renewed, handed back on stop) from the moment it arrives.
-    const claim = async (): Promise<ClaimReply> => await session.claim(parkMs).then(reply => {
-      if (reply.kind === 'grant') this.held.set(reply.work.leaseId, { session, work: reply.work, renewedAt: performance.now() })
+    const claim = (): Promise<ClaimReply> => {
+      const reply = session.claim(parkMs).then(r => {
+        if (r.kind === 'grant') this.held.set(r.work.leaseId, { session, work: r.work, renewedAt: performance.now() })
+        return r
+      })
+      // A prefetch may fail while we compute, before anyone awaits it: that must not count as unhandled.
+      reply.catch(() => {})
       return reply
-    })
+    }
     let next: Promise<ClaimReply> | undefined = claim()
     try {
       while (next !== undefined) {
@@ -170,6 +182,10 @@ export class Worker {
         // Stopping handed the lease back already; the result would be a duplicate.
         if (this.stopped || !this.held.has(work.leaseId)) continue
         this.held.delete(work.leaseId)
+        if (this.options.faults?.dropResult?.() === true) {
+          await session.dropResultHalfway(work.tile.index, work.leaseId, sha256Hex(core.data), core.data)
+          throw new Error('result stream dropped halfway (fault injection)')
+        }
         const status = await session.result(work.tile.index, work.leaseId, sha256Hex(core.data), core.data)
         if (status === 'accepted') this.stats.tilesDone++
         else if (status === 'duplicate') this.stats.duplicates++

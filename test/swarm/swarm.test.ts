@@ -135,3 +135,40 @@ serial('waits on the mesh end by an event, bounded', async t => {
     await cluster.stop()
   }
 })
+
+serial('a flaky worker (result streams dropped halfway): the tiles come back, output exact', async t => {
+  const cluster = await Cluster.start(3, { leaseMs: 2000, process: slowProcessor(5) })
+  try {
+    const dir = await tempDir()
+    // Its first three results are dropped halfway; then it behaves.
+    let asked = 0
+    cluster.seed(() => (asked++ < 3 ? 0 : 1))
+    cluster.flaky(cluster.peers[1]!, 0.5)
+    const counts = trackPlacements(cluster.peers[0]!)
+    const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 320, 320), 'blur:2', dir, 32)
+    t.true(asked >= 3, 'the flaky peer sent results')
+    t.true(run.swarm.equals(run.local))
+    t.true(run.done.leases.released >= 1, `a dropped stream hands its tiles back: ${JSON.stringify(run.done.leases)}`)
+    everyTileOnce(t, counts, 100)
+  } finally {
+    await cluster.stop()
+  }
+})
+
+serial('a worker cut off from the coordinator for a while, then back: output exact', async t => {
+  const cluster = await Cluster.start(3, { leaseMs: 500, process: slowProcessor(5) })
+  try {
+    const dir = await tempDir()
+    let cut: Promise<void> | undefined
+    const counts = trackPlacements(cluster.peers[0]!, (_tile, by) => {
+      if (by === cluster.peers[2]!.peerId) cut ??= cluster.partition(cluster.peers[2]!, cluster.peers[0]!, 1000)
+    })
+    const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 320, 320), 'sobel', dir, 32)
+    await cut
+    t.true(cut !== undefined)
+    t.true(run.swarm.equals(run.local))
+    everyTileOnce(t, counts, 100)
+  } finally {
+    await cluster.stop()
+  }
+})

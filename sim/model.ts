@@ -1,0 +1,30 @@
+import { processTile, type RawImage, type Step, type Tile } from '../src/imaging/index.ts'
+import type { TileProcessor } from '../src/worker/worker.ts'
+
+/** mulberry32: a small seeded PRNG, so a scenario with --seed repeats. */
+export function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * Simulated compute: the real (cheap) pipeline runs so real pixels travel and
+ * the output can be checked, and the tile then takes as long as the cost model
+ * says: nsPerPixel for each core pixel, times the peer's slowness factor.
+ */
+export function costModel (nsPerPixel: number, slowness: () => number): TileProcessor {
+  return async (pixels: RawImage, tile: Tile, steps: Step[]): Promise<RawImage> => {
+    const started = performance.now()
+    const out = await processTile(pixels, tile, steps)
+    const wantMs = tile.core.width * tile.core.height * nsPerPixel / 1e6 * slowness()
+    const leftMs = wantMs - (performance.now() - started)
+    if (leftMs > 0.5) await new Promise(resolve => setTimeout(resolve, leftMs))
+    return out
+  }
+}

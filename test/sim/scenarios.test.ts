@@ -1,0 +1,34 @@
+import test from 'ava'
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { SCENARIOS } from '../../sim/scenarios.ts'
+
+const RUN = join(import.meta.dirname, '../../sim/run.ts')
+
+async function sim (args: string[]): Promise<{ code: number, summary: any, stderr: string }> {
+  return await new Promise(resolve => {
+    execFile(process.execPath, [RUN, ...args, '--json'], { timeout: 120_000 }, (err, stdout, stderr) => {
+      const last = stdout.trim().split('\n').at(-1) ?? ''
+      let summary: any
+      try { summary = JSON.parse(last) } catch { summary = undefined }
+      resolve({ code: err === null ? 0 : Number((err as { code?: number }).code ?? 1), summary, stderr })
+    })
+  })
+}
+
+// Every scenario, small, as npm run sim runs it: it must end by itself with its invariants held.
+for (const name of Object.keys(SCENARIOS)) {
+  test.serial(`sim scenario ${name} (8 peers, ~300 tiles) holds its invariants`, async t => {
+    const { code, summary, stderr } = await sim(['--peers', '8', '--tiles', '300', '--scenario', name, '--seed', '7', '--lease-ms', '500', '--time-limit-s', '90'])
+    t.is(code, 0, stderr)
+    t.is(summary?.invariants, 'ok', JSON.stringify(summary))
+    t.is(summary.tiles, 306)
+    t.is(Object.values(summary.tilesByPeer as Record<string, number>).reduce((a, b) => a + b, 0), 306)
+  })
+}
+
+test.serial('sim refuses an unknown scenario', async t => {
+  const { code, stderr } = await sim(['--scenario', 'meteor'])
+  t.not(code, 0)
+  t.regex(stderr, /unknown scenario 'meteor'; one of: baseline, crash/)
+})
