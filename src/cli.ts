@@ -1,12 +1,16 @@
 import { availableParallelism, homedir } from 'node:os'
 import { join } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { isUserFacing, oneLine } from './errors.ts'
 import { describeOperations, DEFAULT_MAX_PIXELS, DEFAULT_TILE_SIZE } from './imaging/index.ts'
 import { runLocal, DEFAULT_MAX_UPLOAD_BYTES } from './client/local.ts'
 import { requestFromFlags, type SubmitFlags } from './client/options.ts'
 import { progressReporter } from './client/progress.ts'
 import { submitToSwarm } from './client/submit.ts'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { readFile } from 'node:fs/promises'
+import { InvalidParameterError, isUserFacing, oneLine } from './errors.ts'
+import { loadOrCreateKey } from './net/identity.ts'
+import { readSwarmKey, writeSwarmKey } from './net/swarm-key.ts'
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_TILES, MAX_TILE_SIZE, MIN_TILE_SIZE, SwarmPeer } from './swarm/peer.ts'
 
 function positiveInt (name: string, min = 1, max = Number.MAX_SAFE_INTEGER) {
@@ -34,7 +38,27 @@ function stamp (line: string): string {
   return `${new Date().toISOString()} ${line}`
 }
 
+async function allowList (ids: string[] | undefined, file: string | undefined): Promise<Set<string> | undefined> {
+  if (ids === undefined && file === undefined) return undefined
+  const all = [...(ids ?? [])]
+  if (file !== undefined) {
+    const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => { throw new InvalidParameterError(`cannot read --allow-submit-file ${file}: ${err.code ?? err.message}`) })
+    all.push(...text.split('\n').map(l => l.replace(/#.*/, '').trim()).filter(l => l !== ''))
+  }
+  for (const id of all) {
+    try {
+      peerIdFromString(id)
+    } catch {
+      throw new InvalidParameterError(`Expected a peer id for --allow-submit but received '${id}'`)
+    }
+  }
+  return new Set(all)
+}
+
 interface PeerCliOptions {
+  swarmKey?: string
+  allowSubmit?: string[]
+  allowSubmitFile?: string
   listen?: string[]
   bootstrap?: string[]
   dataDir: string
@@ -61,9 +85,14 @@ function peerCommand (): Command {
     .option('--max-upload-bytes <n>', 'refuse larger submitted files', positiveInt('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)
     .option('--max-jobs <n>', 'jobs coordinated here at once', positiveInt('--max-jobs', 1, 1000), DEFAULT_MAX_JOBS)
     .option('--max-tiles <n>', 'tiles in one job coordinated here', positiveInt('--max-tiles', 1, 10_000_000), DEFAULT_MAX_TILES)
+    .option('--swarm-key <file>', 'make the swarm private: only peers and clients with this key can connect (tileswarm keygen)')
+    .option('--allow-submit <peer id>', 'only these peer ids may submit jobs here; repeatable (default: anyone in the swarm)', collect)
+    .option('--allow-submit-file <file>', 'as --allow-submit, one peer id per line (# comments)')
     .option('--debug', 'stack traces on errors')
     .action(async (opts: PeerCliOptions) => {
       debug = opts.debug === true
+      const swarmKey = opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined
+      const allowSubmit = await allowList(opts.allowSubmit, opts.allowSubmitFile)
       const log = (line: string): void => { process.stdout.write(stamp(line) + '\n') }
       const peer = await SwarmPeer.start({
         listen: opts.listen ?? ['/ip4/0.0.0.0/tcp/4001'],
@@ -76,6 +105,8 @@ function peerCommand (): Command {
         maxUploadBytes: opts.maxUploadBytes,
         maxJobs: opts.maxJobs,
         maxTiles: opts.maxTiles,
+        swarmKey,
+        allowSubmit,
         log,
       })
       let stopping = false
@@ -92,7 +123,7 @@ function peerCommand (): Command {
       process.on('SIGTERM', () => { shutdown('SIGTERM') })
       // Only now: whoever waits for these lines may signal at once.
       for (const addr of peer.addrs()) process.stdout.write(`listening on ${addr}\n`)
-      log(`peer ${peer.peerId} up: ${opts.slots} slots, tiles of ${opts.tileSize} px, leases of ${opts.leaseMs} ms`)
+      log(`peer ${peer.peerId} up: ${opts.slots} slots, tiles of ${opts.tileSize} px, leases of ${opts.leaseMs} ms${swarmKey !== undefined ? ', private swarm' : ''}${allowSubmit !== undefined ? `, ${allowSubmit.size} peers may submit` : ''}`)
     })
 }
 
@@ -107,6 +138,8 @@ interface SubmitCliOptions extends SubmitFlags {
   threads: number
   tileSize?: number
   connectTimeoutMs: number
+  swarmKey?: string
+  dataDir?: string
 }
 
 function submitCommand (): Command {
@@ -127,6 +160,8 @@ function submitCommand (): Command {
     .option('--threads <n>', 'libvips threads for --local', positiveInt('--threads', 1, 1024), availableParallelism())
     .option('--tile-size <px>', 'tile edge (default: the coordinating peer\'s)', positiveInt('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE))
     .option('--connect-timeout-ms <ms>', 'give up on an unreachable peer after this long', positiveInt('--connect-timeout-ms', 100, 600_000), 10_000)
+    .option('--swarm-key <file>', 'the private swarm\'s key')
+    .option('--data-dir <dir>', 'keep this client\'s identity there, for peers that use --allow-submit (tileswarm id)')
     .option('--list-ops', 'print every operation with its parameters, and exit')
     .option('--json', 'machine-readable events, one JSON object per line')
     .option('--debug', 'stack traces on errors')
@@ -145,6 +180,8 @@ function submitCommand (): Command {
       if (opts.peer !== undefined) {
         const done = await submitToSwarm(request, {
           peer: opts.peer,
+          swarmKey: opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined,
+          privateKey: opts.dataDir !== undefined ? await loadOrCreateKey(opts.dataDir) : undefined,
           tileSize: opts.tileSize,
           dialTimeoutMs: opts.connectTimeoutMs,
           maxUploadBytes: opts.maxUploadBytes,
@@ -176,6 +213,20 @@ export function buildProgram (): Command {
     .configureOutput({ outputError: (str, write) => write(`tileswarm: ${str.replace(/^error: /, '')}`) })
   program.addCommand(peerCommand(), { isDefault: true })
   program.addCommand(submitCommand())
+  program.addCommand(new Command('keygen')
+    .description('write a new pre-shared key for a private swarm; give the same file to every peer and client')
+    .requiredOption('--out <file>', 'where to write it (mode 600)')
+    .option('--force', 'replace an existing file')
+    .action(async (opts: { out: string, force?: boolean }) => {
+      await writeSwarmKey(opts.out, opts.force === true)
+      process.stdout.write(`wrote a swarm key to ${opts.out}; start every peer and submit with --swarm-key ${opts.out}\n`)
+    }))
+  program.addCommand(new Command('id')
+    .description('print the peer id kept in a data dir (made if missing): what --allow-submit lists')
+    .option('--data-dir <dir>', 'the data dir', join(homedir(), '.tileswarm'))
+    .action(async (opts: { dataDir: string }) => {
+      process.stdout.write(`${peerIdFromPrivateKey(await loadOrCreateKey(opts.dataDir)).toString()}\n`)
+    }))
   return program
 }
 

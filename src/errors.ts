@@ -45,6 +45,11 @@ export class ProtocolError extends TileswarmError {
   static override readonly name = 'ProtocolError'
 }
 
+/** This client may not submit to that peer (--allow-submit). */
+export class SubmitRefusedError extends TileswarmError {
+  static override readonly name = 'SubmitRefusedError'
+}
+
 /** The job failed at its coordinator; the message is the coordinator's. */
 export class JobFailedError extends TileswarmError {
   static override readonly name = 'JobFailedError'

@@ -14,7 +14,7 @@ export function progressReporter (mode: 'json' | 'tty' | 'plain', write: (line: 
   return event => {
     switch (event.event) {
       case 'connected':
-        write(`connected to ${event.peer}`)
+        write(`connected to ${event.peer} as ${event.client}`)
         break
       case 'uploaded':
         write(`uploaded ${event.bytes} bytes`)

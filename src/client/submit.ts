@@ -1,3 +1,4 @@
+import type { PrivateKey } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { InvalidParameterError, JobFailedError, NetworkError, ProtocolError, oneLine } from '../errors.ts'
 import { toSpecs } from '../imaging/index.ts'
@@ -10,7 +11,7 @@ import { DEFAULT_MAX_UPLOAD_BYTES } from './local.ts'
 import type { SubmitRequest } from './options.ts'
 
 export type SubmitEvent =
-  | { event: 'connected', peer: string }
+  | { event: 'connected', peer: string, client: string }
   | { event: 'uploaded', bytes: number }
   | { event: 'accepted', jobId: string, width: number, height: number, tiles: number, tileSize: number, halo: number, notes: string[] }
   | { event: 'progress', done: number, total: number, workers: number }
@@ -24,6 +25,10 @@ export interface SwarmSubmitOptions {
   idleTimeoutMs?: number
   maxUploadBytes?: number
   onEvent?: (event: SubmitEvent) => void
+  /** The private swarm's pre-shared key. */
+  swarmKey?: Uint8Array
+  /** A kept identity, so peers with --allow-submit can know this client. */
+  privateKey?: PrivateKey
 }
 
 export function parsePeerAddress (text: string): Multiaddr {
@@ -42,19 +47,24 @@ export async function submitToSwarm (request: SubmitRequest, options: SwarmSubmi
   await checkWritable(request.output)
   const bytes = await readInput(request.input, options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES)
   const dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
-  const node = await createClientNode({ dialTimeoutMs })
+  const node = await createClientNode({ dialTimeoutMs, swarmKey: options.swarmKey, privateKey: options.privateKey })
   try {
     let channel: Channel
     try {
       const stream = await node.dialProtocol(address, SUBMIT_PROTOCOL, { signal: AbortSignal.timeout(dialTimeoutMs) })
       channel = new Channel(stream, { maxBodyBytes: 4 * 1024 * 1024 * 1024 })
     } catch (err) {
-      const reason = (err as Error).name === 'TimeoutError' || /abort/i.test((err as Error).message)
-        ? `no answer within ${dialTimeoutMs / 1000} s (is a peer listening there? a swarm key mismatch also looks like this)`
-        : oneLine((err as Error).message)
+      const e = err as Error
+      const keyHint = options.swarmKey === undefined ? 'if the swarm is private, pass its --swarm-key' : 'check that --swarm-key is the swarm\'s key'
+      const reason = e.name === 'TimeoutError' || /abort/i.test(e.message)
+        ? `no answer within ${dialTimeoutMs / 1000} s (is a peer listening there? ${keyHint}: a key mismatch looks like this)`
+        // A pre-shared key mismatch garbles the handshake; libp2p reports whatever broke first.
+        : /decrypt|handshake|nonce|psk|protect|encrypt|message length|unexpected end of input|invalid .*(key|message)/i.test(e.message)
+          ? `the connection failed in its handshake (${oneLine(e.message)}): ${keyHint}`
+          : oneLine(e.message)
       throw new NetworkError(`cannot reach ${options.peer}: ${reason}`)
     }
-    emit({ event: 'connected', peer: options.peer })
+    emit({ event: 'connected', peer: options.peer, client: node.peerId.toString() })
     await channel.send({ type: 'submit', v: 1, ops: toSpecs(request.steps), format: request.format, quality: request.quality, ...(options.tileSize !== undefined ? { tileSize: options.tileSize } : {}) }, bytes)
     emit({ event: 'uploaded', bytes: bytes.length })
     const idleTimeoutMs = options.idleTimeoutMs ?? 60_000

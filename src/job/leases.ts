@@ -4,6 +4,8 @@
  * A result is accepted from anyone who ever held a lease on that tile, as long
  * as the tile is not done: a late result is still the right pixels.
  */
+export const DEFAULT_MAX_LEASES_PER_PEER = 64
+
 export interface Lease {
   leaseId: string
   tile: number
@@ -38,9 +40,14 @@ export class LeaseTable {
   private serial = 0
   readonly stats: LeaseStats = { granted: 0, expired: 0, released: 0, renewed: 0, duplicates: 0, reclaimed: 0 }
 
-  constructor (tileCount: number, leaseMs: number) {
+  /** A claim flood from one peer must not starve the others: past this many, a peer waits. */
+  readonly maxLeasesPerPeer: number
+  private readonly perPeer = new Map<string, number>()
+
+  constructor (tileCount: number, leaseMs: number, maxLeasesPerPeer = DEFAULT_MAX_LEASES_PER_PEER) {
     this.tileCount = tileCount
     this.leaseMs = leaseMs
+    this.maxLeasesPerPeer = maxLeasesPerPeer
     this.done = new Uint8Array(tileCount)
     this.everLeased = new Uint8Array(tileCount)
   }
@@ -51,6 +58,7 @@ export class LeaseTable {
   get pendingCount (): number { return this.returned.length + (this.tileCount - this.nextFresh) }
 
   claim (peer: string, now: number): Lease | undefined {
+    if ((this.perPeer.get(peer) ?? 0) >= this.maxLeasesPerPeer) return undefined
     let tile: number | undefined
     while (this.returned.length > 0 && tile === undefined) {
       const t = this.returned.shift()!
@@ -61,6 +69,7 @@ export class LeaseTable {
     const lease = { leaseId: `${tile}-${++this.serial}`, tile, peer, deadline: now + this.leaseMs }
     this.active.set(lease.leaseId, lease)
     this.issued.set(lease.leaseId, lease)
+    this.perPeer.set(peer, (this.perPeer.get(peer) ?? 0) + 1)
     this.stats.granted++
     if (this.everLeased[tile] === 1) this.stats.reclaimed++
     this.everLeased[tile] = 1
@@ -105,8 +114,15 @@ export class LeaseTable {
     return late
   }
 
+  private drop (lease: Lease): void {
+    if (!this.active.delete(lease.leaseId)) return
+    const n = (this.perPeer.get(lease.peer) ?? 1) - 1
+    if (n === 0) this.perPeer.delete(lease.peer)
+    else this.perPeer.set(lease.peer, n)
+  }
+
   private end (lease: Lease): void {
-    this.active.delete(lease.leaseId)
+    this.drop(lease)
     if (this.done[lease.tile] === 0) this.returned.push(lease.tile)
   }
 
@@ -132,7 +148,7 @@ export class LeaseTable {
     for (const [id, lease] of this.issued) {
       if (lease.tile === tile) {
         this.issued.delete(id)
-        this.active.delete(id)
+        this.drop(lease)
       }
     }
     return 'accepted'

@@ -17,6 +17,7 @@ export interface SessionOptions {
  */
 export async function serveTileSession (channel: Channel, peer: string, findJob: (jobId: string) => JobCoordinator | undefined, options: SessionOptions): Promise<void> {
   let job: JobCoordinator | undefined
+  let failed = false
   const pending = new Set<Promise<void>>()
   const reply = async (header: Record<string, unknown>, body?: Uint8Array): Promise<void> => {
     if (!channel.isClosed) await channel.send(header, body).catch(() => {})
@@ -65,13 +66,16 @@ export async function serveTileSession (channel: Channel, peer: string, findJob:
       }
     }
   } catch (err) {
+    failed = true
     if (!(err instanceof TileswarmError) || err.name === 'ProtocolError' || err.name === 'LimitExceededError') {
       options.log?.(`tile session with ${peer} ended: ${oneLine((err as Error).message)}`)
     }
   } finally {
     // A session that ends takes its leases with it: the tiles go back at once.
     job?.peerGone(peer)
-    channel.abort(new Error('session over'))
+    // Ended on purpose (an error reply is on its way): let it reach the worker.
+    if (failed) channel.abort(new Error('session over'))
+    else await channel.close().catch(() => {})
     await Promise.allSettled([...pending])
   }
 }

@@ -2,6 +2,7 @@ import { gossipsub } from '@chainsafe/libp2p-gossipsub'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
+import { preSharedKey } from '@libp2p/pnet'
 import { identify } from '@libp2p/identify'
 import type { PrivateKey, PubSub } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
@@ -20,6 +21,8 @@ export interface NodeOptions {
   dialTimeoutMs?: number
   /** Peer ids this node will neither dial nor accept (the simulator's partitions). */
   blocked?: Set<string>
+  /** A private swarm: only peers with the same pre-shared key can connect. */
+  swarmKey?: Uint8Array
 }
 
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
@@ -38,6 +41,7 @@ export async function createSwarmNode (options: NodeOptions): Promise<SwarmNode>
     streamMuxers: [yamux()],
     peerDiscovery: options.bootstrap.length > 0 ? [bootstrap({ list: options.bootstrap })] : [],
     ...(options.blocked !== undefined ? { connectionGater: blockedGater(options.blocked) } : {}),
+    ...(options.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: options.swarmKey }) } : {}),
     connectionManager: {
       allow: ['/ip4/127.0.0.1', '/ip6/::1'],
       dialTimeout: options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
@@ -73,8 +77,10 @@ function blockedGater (blocked: Set<string>): NonNullable<Libp2pInit['connection
 }
 
 /** A submit client: dials out only, no gossip, no listening. */
-export async function createClientNode (options: { dialTimeoutMs?: number } = {}): Promise<Libp2p> {
+export async function createClientNode (options: { dialTimeoutMs?: number, swarmKey?: Uint8Array, privateKey?: PrivateKey } = {}): Promise<Libp2p> {
   return await createLibp2p({
+    ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
+    ...(options.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: options.swarmKey }) } : {}),
     addresses: { listen: [] },
     transports: [tcp()],
     connectionEncrypters: [noise()],

@@ -4,7 +4,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import sharp from 'sharp'
-import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { LimitExceededError, ProtocolError, SubmitRefusedError, TileswarmError, oneLine } from '../errors.ts'
 import { decodeImage, encodeImage, resolvePipeline, tileCount, DEFAULT_MAX_PIXELS, DEFAULT_TILE_SIZE, type OutputFormat } from '../imaging/index.ts'
 import { JobCoordinator } from '../job/coordinator.ts'
 import { serveTileSession } from '../job/session.ts'
@@ -52,6 +52,12 @@ export interface PeerOptions {
   /** Fault injection (the simulator): result streams dropped, peers blocked. */
   faults?: WorkerFaults
   blocked?: Set<string>
+  /** The pre-shared key of a private swarm (libp2p pnet). */
+  swarmKey?: Uint8Array
+  /** Peer ids allowed to submit jobs here; everyone in the swarm when unset. */
+  allowSubmit?: Set<string>
+  /** An upload that sends nothing for this long is dropped. */
+  uploadIdleMs?: number
 }
 
 interface ActiveJob {
@@ -108,7 +114,7 @@ export class SwarmPeer {
     const unlock = options.dataDir !== undefined ? await lockDataDir(options.dataDir) : undefined
     try {
       const privateKey = options.privateKey ?? (options.dataDir !== undefined ? await loadOrCreateKey(options.dataDir) : undefined)
-      const node = await createSwarmNode({ privateKey, listen: options.listen, bootstrap: options.bootstrap, heartbeatMs: options.heartbeatMs, dialTimeoutMs: options.dialTimeoutMs, blocked: options.blocked })
+      const node = await createSwarmNode({ privateKey, listen: options.listen, bootstrap: options.bootstrap, heartbeatMs: options.heartbeatMs, dialTimeoutMs: options.dialTimeoutMs, blocked: options.blocked, swarmKey: options.swarmKey })
       const peer = new SwarmPeer(node, options, unlock)
       await peer.wire()
       return peer
@@ -226,8 +232,11 @@ export class SwarmPeer {
     let outcome: 'done' | 'failed' | 'cancelled' = 'failed'
     try {
       if (this.stopping) throw new TileswarmError('this peer is shutting down; submit to another')
+      if (this.options.allowSubmit !== undefined && !this.options.allowSubmit.has(client)) {
+        throw new SubmitRefusedError(`peer ${client} may not submit jobs to this peer (--allow-submit); ask its operator to add your peer id (tileswarm id --data-dir <dir>)`)
+      }
       if (this.jobs.size >= this.options.maxJobs) throw new LimitExceededError(`this peer coordinates ${this.jobs.size} jobs already, its limit (--max-jobs); try again or submit to another peer`)
-      const { header, body } = await channel.receive({ timeoutMs: UPLOAD_IDLE_MS })
+      const { header, body } = await channel.receive({ timeoutMs: this.options.uploadIdleMs ?? UPLOAD_IDLE_MS })
       const parsed = SubmitRequest.safeParse(header)
       if (!parsed.success) throw new ProtocolError(`malformed submission: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`)
       const request = parsed.data

@@ -152,4 +152,17 @@ export const threshold: Operation = {
   },
 }
 
-export const colourOperations = [greyscale, invert, brightness, contrast, gamma, saturation, hue, sepia, tint, threshold]
+/** The input unchanged: what the swarm costs when the work costs nothing. */
+export const copy: Operation = {
+  name: 'copy',
+  family: 'colour',
+  summary: 'the input unchanged (measures the swarm itself)',
+  example: 'copy',
+  params: [],
+  radius: pointRadius,
+  colourOut: sameChannels,
+  alpha: 'keep',
+  apply: async image => image,
+}
+
+export const colourOperations = [greyscale, invert, brightness, contrast, gamma, saturation, hue, sepia, tint, threshold, copy]

@@ -1,0 +1,198 @@
+/**
+ * npm run bench: the swarm against local sharp, measured in the same run,
+ * alternating. Ratios are the headline, not seconds. Writes bench.json.
+ */
+import { Command, InvalidArgumentError } from 'commander'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { availableParallelism, cpus, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import sharp from 'sharp'
+import { runLocal } from '../src/client/local.ts'
+import { requestFromFlags } from '../src/client/options.ts'
+import { submitToSwarm, type SubmitEvent } from '../src/client/submit.ts'
+import { Cluster } from './cluster.ts'
+import { REPO, startPeerProcess, type PeerProcess } from './processes.ts'
+
+const int = (name: string, min: number, max: number) => (v: string): number => {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`Expected integer between ${min} and ${max} for ${name} but received '${v}'`)
+  return n
+}
+const opts = new Command('bench')
+  .description('the swarm against local sharp, in one run')
+  .option('--reps <n>', 'repetitions of each measurement (108 MP: at most 2)', int('--reps', 1, 20), 3)
+  .option('--quick', 'skip the 108 MP image')
+  .option('--out <file>', 'where the JSON goes', resolve(REPO, 'bench.json'))
+  .parse()
+  .opts<{ reps: number, quick?: boolean, out: string }>()
+
+const CORES = availableParallelism()
+const LEASE_MS = 2000
+const OPS: Record<string, string> = {
+  sobel: 'sobel',
+  'blur sigma 3': 'blur:sigma=3',
+  'median 5': 'median:size=5',
+  saturation: 'saturation:factor=1.5',
+  'pipeline blur,sharpen,sobel': 'blur:sigma=2,sharpen:sigma=1,sobel',
+}
+
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = Math.floor(s.length / 2); return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2 }
+const say = (line: string): void => { process.stderr.write(line + '\n') }
+
+function vm (pid: number): { rssMb: number, peakMb: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (key: string): number => Number(status.match(new RegExp(`^${key}:\\s+(\\d+)`, 'm'))?.[1] ?? 0)
+  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 }
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'tileswarm-bench-'))
+const peers: PeerProcess[] = []
+try {
+  say(`preparing images in ${dir}`)
+  const photo = resolve(REPO, 'sim/samples/saw.jpg')
+  const images: Record<string, string> = { 'photo 6 MP': photo }
+  images['24 MP'] = join(dir, '24mp.jpg')
+  await sharp(photo).resize(6000, 4000, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(images['24 MP'])
+  if (opts.quick !== true) {
+    images['108 MP'] = join(dir, '108mp.jpg')
+    await sharp(photo, { limitInputPixels: false }).resize(12000, 9000, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(images['108 MP'])
+  }
+
+  // Separate swarms; each peer is its own process on loopback.
+  const peer = async (name: string, slots: number, bootstrap?: string): Promise<PeerProcess> => {
+    const p = await startPeerProcess(name, ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', String(slots), '--data-dir', join(dir, name), '--lease-ms', String(LEASE_MS), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])])
+    peers.push(p)
+    return p
+  }
+  const oneSlot = await peer('1p-1slot', 1)
+  const allSlots = await peer(`1p-${CORES}slots`, CORES)
+  const pairA = await peer('2p-a', 1)
+  const pairB = await peer('2p-b', 1, pairA.addr)
+  await pairB.waitFor(/peer joined/, 15_000)
+  const idleRss = { coordinator: vm(pairA.child.pid!).rssMb, worker: vm(pairB.child.pid!).rssMb }
+
+  type Config = { name: string, run: (input: string, ops: string, out: string) => Promise<void> }
+  const local = (threads: number): Config => ({
+    name: `local ${threads} thread${threads > 1 ? 's' : ''}`,
+    run: async (input, ops, out) => { await runLocal(requestFromFlags({ ops, imagePath: input, out }), { threads }) },
+  })
+  const swarm = (name: string, to: PeerProcess): Config => ({
+    name,
+    run: async (input, ops, out) => { await submitToSwarm(requestFromFlags({ ops, imagePath: input, out }), { peer: to.addr, idleTimeoutMs: 600_000 }) },
+  })
+  const configs = [local(1), swarm('swarm 1 peer 1 slot', oneSlot), local(CORES), swarm(`swarm 1 peer ${CORES} slots`, allSlots), swarm('swarm 2 peers 1 slot each', pairA)]
+
+  const results: Array<{ image: string, op: string, config: string, medianMs: number, minMs: number, maxMs: number, reps: number }> = []
+  for (const [image, input] of Object.entries(images)) {
+    const big = image === '108 MP'
+    const ops = big ? ['median 5', 'sobel'] : Object.keys(OPS)
+    for (const op of ops) {
+      const times = new Map<string, number[]>(configs.map(c => [c.name, []]))
+      const reps = big ? Math.min(2, opts.reps) : opts.reps
+      for (let rep = 0; rep < reps; rep++) {
+        // Alternate: every config once per round, so drift hits them all alike.
+        for (const c of configs) {
+          const started = performance.now()
+          await c.run(input, OPS[op]!, join(dir, 'out.jpg'))
+          times.get(c.name)!.push(performance.now() - started)
+        }
+      }
+      for (const c of configs) {
+        const t = times.get(c.name)!
+        results.push({ image, op, config: c.name, medianMs: Math.round(median(t)), minMs: Math.round(Math.min(...t)), maxMs: Math.round(Math.max(...t)), reps })
+      }
+      const row = configs.map(c => `${c.name} ${(median(times.get(c.name)!) / 1000).toFixed(2)}s`).join(' | ')
+      say(`${image.padEnd(10)} ${op.padEnd(28)} ${row}`)
+    }
+  }
+  const memory = { coordinatorPeakMb: vm(pairA.child.pid!).peakMb, workerPeakMb: vm(pairB.child.pid!).peakMb, idleRssMb: idleRss }
+
+  // Recovery: three one-slot peers, one SIGKILLed at half the job.
+  say('recovery: 3 peers, one SIGKILLed at 50%')
+  const r1 = await peer('rec-1', 1)
+  const r2 = await peer('rec-2', 1, r1.addr)
+  const r3 = await peer('rec-3', 1, r1.addr)
+  await Promise.all([r2.waitFor(/peer joined/, 15_000), r3.waitFor(/peer joined/, 15_000)])
+  let killedAt = 0
+  let tiles = 0
+  const done = await submitToSwarm(requestFromFlags({ ops: 'median:size=5', imagePath: images['24 MP']!, out: join(dir, 'rec.jpg') }), {
+    peer: r1.addr,
+    tileSize: 256,
+    onEvent: (e: SubmitEvent) => {
+      if (e.event === 'progress' && killedAt === 0 && e.done * 2 >= e.total) {
+        killedAt = performance.now()
+        r3.child.kill('SIGKILL')
+      }
+      if (e.event === 'accepted') tiles = e.tiles
+    },
+  })
+  const recovery = {
+    leaseMs: LEASE_MS,
+    afterKillMs: Math.round(performance.now() - killedAt),
+    afterKillMinusLeaseMs: Math.round(performance.now() - killedAt - LEASE_MS),
+    tilesDoneTwice: done.leases.granted - tiles,
+    leases: done.leases,
+  }
+
+  // Coordination alone: 8 in-process peers, a no-op, 256 px tiles.
+  say('coordination: 8 in-process peers, copy (no-op), 256 px tiles')
+  const cluster = await Cluster.start(8, { heartbeatMs: 200, helloMs: 10_000 })
+  const coordination: { tiles: number, tilesPerSecond: number[] } = { tiles: 0, tilesPerSecond: [] }
+  try {
+    const biggest = Object.values(images).at(-1)!
+    for (let rep = 0; rep < opts.reps; rep++) {
+      let acceptedAt = 0
+      let finishedAt = 0
+      await submitToSwarm(requestFromFlags({ ops: 'copy', imagePath: biggest, out: join(dir, 'copy.jpg') }), {
+        peer: cluster.peers[0]!.addrs()[0]!,
+        tileSize: 256,
+        onEvent: e => {
+          if (e.event === 'accepted') { acceptedAt = performance.now(); coordination.tiles = e.tiles }
+          if (e.event === 'progress' && e.done === e.total && finishedAt === 0) finishedAt = performance.now()
+        },
+      })
+      coordination.tilesPerSecond.push(Math.round(coordination.tiles / ((finishedAt - acceptedAt) / 1000)))
+    }
+  } finally {
+    await cluster.stop()
+  }
+
+  const get = (image: string, op: string, config: string): number => results.find(r => r.image === image && r.op === op && r.config === config)?.medianMs ?? Number.NaN
+  const bigImage = opts.quick === true ? '24 MP' : '108 MP'
+  const rawMb = (await sharp(images[bigImage]!).metadata().then(m => m.width! * m.height! * 3)) / 1024 / 1024
+  const ratios = {
+    image: bigImage,
+    swarm1pOverLocalSameThreads: Object.fromEntries(['median 5', 'sobel'].map(op => [op, Number((get(bigImage, op, 'swarm 1 peer 1 slot') / get(bigImage, op, 'local 1 thread')).toFixed(3))])),
+    swarm1pNsOverLocalNt: Object.fromEntries(['median 5', 'sobel'].map(op => [op, Number((get(bigImage, op, `swarm 1 peer ${CORES} slots`) / get(bigImage, op, `local ${CORES} threads`)).toFixed(3))])),
+    speedup2pOver1p: Number((get(bigImage, 'median 5', 'swarm 1 peer 1 slot') / get(bigImage, 'median 5', 'swarm 2 peers 1 slot each')).toFixed(3)),
+  }
+  const summary = {
+    machine: { cores: CORES, cpu: cpus()[0]?.model, node: process.version, sharp: sharp.versions.sharp, libvips: sharp.versions.vips },
+    outputFormat: 'jpeg q90 (PNG encoding is serial and would dominate)',
+    results,
+    ratios,
+    coordination: { ...coordination, medianTilesPerSecond: median(coordination.tilesPerSecond) },
+    recovery,
+    memory: { ...memory, rawImageMb: Math.round(rawMb), coordinatorOverRaw: Number((memory.coordinatorPeakMb / rawMb).toFixed(2)), workerAboveIdleMb: Math.round(memory.workerPeakMb - memory.idleRssMb.worker) },
+    targets: {
+      'swarm 1 peer / local, same threads, <= 1.10': Object.values(ratios.swarm1pOverLocalSameThreads).every(r => r <= 1.10),
+      '2 peers / 1 peer speedup >= 1.8 (median 5)': ratios.speedup2pOver1p >= 1.8,
+      'coordination >= 2000 tiles/s': median(coordination.tilesPerSecond) >= 2000,
+      'recovery <= lease + 2 s': recovery.afterKillMs <= LEASE_MS + 2000,
+      'coordinator peak RSS <= 2.5x raw': memory.coordinatorPeakMb <= 2.5 * rawMb,
+      'worker <= 150 MB above idle': memory.workerPeakMb - memory.idleRssMb.worker <= 150,
+    },
+  }
+  await writeFile(opts.out, JSON.stringify(summary, null, 2) + '\n')
+  say('')
+  say(`ratios on ${bigImage}: ${JSON.stringify(ratios)}`)
+  say(`coordination: ${summary.coordination.medianTilesPerSecond} tiles/s (${coordination.tiles} tiles of 256 px, 8 peers)`)
+  say(`recovery: done ${recovery.afterKillMs} ms after the kill (lease ${LEASE_MS} ms); tiles done twice: ${recovery.tilesDoneTwice}`)
+  say(`memory: coordinator peak ${Math.round(memory.coordinatorPeakMb)} MB (${summary.memory.coordinatorOverRaw}x the ${Math.round(rawMb)} MB raw image); worker ${summary.memory.workerAboveIdleMb} MB above idle`)
+  for (const [target, ok] of Object.entries(summary.targets)) say(`${ok ? 'met   ' : 'MISSED'} ${target}`)
+  say(`wrote ${opts.out}`)
+} finally {
+  await Promise.all(peers.map(async p => await p.stop()))
+  await rm(dir, { recursive: true, force: true })
+}
