@@ -25,6 +25,8 @@ export const MAX_TILE_SIZE = 4096
 /** A tile result is at most MAX_TILE_SIZE^2 RGBA 16-bit pixels. */
 const MAX_TILE_BODY_BYTES = MAX_TILE_SIZE * MAX_TILE_SIZE * 8
 const UPLOAD_IDLE_MS = 30_000
+/** Connections a peer seeks through hellos (bootstrap and job traffic add their own). */
+const DISCOVERY_TARGET_PEERS = 8
 const PROGRESS_HEARTBEAT_MS = 5_000
 
 export interface PeerOptions {
@@ -175,16 +177,27 @@ export class SwarmPeer {
     }
   }
 
-  /** Peers learn of each other through the swarm, not only through bootstrap. */
+  private discoveryDials = 0
+
+  /**
+   * Peers learn of each other through the swarm, not only through bootstrap,
+   * up to a few connections each: enough to keep gossip flowing if the
+   * bootstrap peer goes, not a full mesh (its cost grows with the square of
+   * the swarm). Workers dial a job's coordinator directly in any case.
+   */
   private async onHello (peerId: string, addrs: string[]): Promise<void> {
     if (peerId === this.peerId || this.stopping) return
     const id = peerIdFromString(peerId)
-    if (this.node.getConnections(id).length > 0 || this.node.getConnections().length >= 64) return
+    if (this.node.getConnections(id).length > 0) return
+    if (this.node.getConnections().length + this.discoveryDials >= DISCOVERY_TARGET_PEERS) return
+    this.discoveryDials++
     try {
       await this.node.peerStore.merge(id, { multiaddrs: addrs.map(a => multiaddr(a)) })
       await this.node.dial(id, { signal: AbortSignal.timeout(this.options.dialTimeoutMs ?? 10_000) })
     } catch (err) {
       this.log(`could not reach ${peerId}: ${oneLine((err as Error).message)}`)
+    } finally {
+      this.discoveryDials--
     }
   }
 
@@ -263,7 +276,9 @@ export class SwarmPeer {
       }
       coordinator.on('progress', (done, total) => { if (done === total || performance.now() - lastProgress > 100) sendProgress() })
       const current = job
-      coordinator.on('tilesReturned', () => { if (performance.now() - current.lastAnnounce > 100) this.announce(current) })
+      // Returned tiles are announced at once, but not more often than a few times a second: every announcement costs every peer a signature check.
+      const minGapMs = Math.max(250, this.options.announceMs / 4)
+      coordinator.on('tilesReturned', () => { if (performance.now() - current.lastAnnounce > minGapMs) this.announce(current) })
       job.announceTimer = setInterval(() => {
         if (coordinator.leases.pendingCount > 0) this.announce(current)
         if (performance.now() - lastProgress > PROGRESS_HEARTBEAT_MS) sendProgress()

@@ -36,7 +36,11 @@ interface JobEntry {
   retryAt: number
   lanes: number
   finished: boolean
+  /** Sessions lost in a row; the job is dropped (until announced again) after a few. */
+  failures: number
 }
+
+const MAX_SESSION_FAILURES = 3
 
 export interface WorkerStats {
   tilesDone: number
@@ -79,7 +83,7 @@ export class Worker {
   addJob (ref: JobRef): void {
     if (this.stopped) return
     const entry = this.jobs.get(ref.jobId)
-    if (entry === undefined) this.jobs.set(ref.jobId, { ref, retryAt: 0, lanes: 0, finished: false })
+    if (entry === undefined) this.jobs.set(ref.jobId, { ref, retryAt: 0, lanes: 0, finished: false, failures: 0 })
     else if (!entry.finished) entry.retryAt = 0
     this.wake()
   }
@@ -136,11 +140,15 @@ export class Worker {
         if (reason === 'done' || reason === 'cancelled') entry.finished = true
         else entry.retryAt = performance.now() + (this.options.retryMs ?? DEFAULT_RETRY_MS)
       } catch (err) {
-        if (!this.stopped) this.options.log?.(`job ${entry.ref.jobId}: left it: ${oneLine((err as Error).message)}`)
-        // The coordinator may come back and announce again; a new session starts then.
+        // A lost session is retried with a backoff; after a few in a row the job is
+        // dropped until its coordinator announces it again.
         entry.session = undefined
-        entry.retryAt = performance.now() + 1000
-        if (this.jobs.get(entry.ref.jobId) === entry && !entry.finished) this.jobs.delete(entry.ref.jobId)
+        entry.failures++
+        entry.retryAt = performance.now() + 250 * entry.failures
+        if (entry.failures >= MAX_SESSION_FAILURES && this.jobs.get(entry.ref.jobId) === entry && !entry.finished) {
+          this.jobs.delete(entry.ref.jobId)
+          if (!this.stopped) this.options.log?.(`job ${entry.ref.jobId}: left it: ${oneLine((err as Error).message)}`)
+        }
       } finally {
         entry.lanes--
         this.maybeClose(entry.ref.jobId)
@@ -187,7 +195,11 @@ export class Worker {
           throw new Error('result stream dropped halfway (fault injection)')
         }
         const status = await session.result(work.tile.index, work.leaseId, sha256Hex(core.data), core.data)
-        if (status === 'accepted') this.stats.tilesDone++
+        if (status === 'accepted') {
+          this.stats.tilesDone++
+          const entry = this.jobs.get(session.ref.jobId)
+          if (entry !== undefined) entry.failures = 0
+        }
         else if (status === 'duplicate') this.stats.duplicates++
         else this.stats.rejected++
       }
