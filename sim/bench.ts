@@ -2,7 +2,8 @@
  * npm run bench: the swarm against local sharp, measured in the same run,
  * alternating. Ratios are the headline, not seconds. Writes bench.json.
  */
-import { Command, InvalidArgumentError } from 'commander'
+import { Command } from 'commander'
+import { integerOption } from '../src/cli-args.ts'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
@@ -14,11 +15,7 @@ import { submitToSwarm, type SubmitEvent } from '../src/client/submit.ts'
 import { Cluster } from './cluster.ts'
 import { REPO, startPeerProcess, type PeerProcess } from './processes.ts'
 
-const int = (name: string, min: number, max: number) => (v: string): number => {
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`Expected integer between ${min} and ${max} for ${name} but received '${v}'`)
-  return n
-}
+const int = integerOption
 const opts = new Command('bench')
   .description('the swarm against local sharp, in one run')
   .option('--reps <n>', 'repetitions of each measurement (108 MP: at most 2)', int('--reps', 1, 20), 3)

@@ -5,7 +5,8 @@
  * summary and checks the invariants: job complete, output exact, every tile
  * placed exactly once, no dead peer's lease outliving its deadline.
  */
-import { Command, InvalidArgumentError } from 'commander'
+import { Command } from 'commander'
+import { integerOption } from '../src/cli-args.ts'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,11 +19,7 @@ import { Cluster } from './cluster.ts'
 import { prng } from './model.ts'
 import { SCENARIOS } from './scenarios.ts'
 
-const int = (name: string, min: number, max: number) => (v: string): number => {
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`Expected integer between ${min} and ${max} for ${name} but received '${v}'`)
-  return n
-}
+const int = integerOption
 
 const program = new Command('sim')
   .description('run one job on many in-process peers with injected faults')

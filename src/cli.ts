@@ -1,6 +1,7 @@
 import { availableParallelism, homedir } from 'node:os'
 import { join } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
+import { integerOption } from './cli-args.ts'
 import { describeOperations, DEFAULT_MAX_PIXELS, DEFAULT_TILE_SIZE } from './imaging/index.ts'
 import { runLocal, DEFAULT_MAX_UPLOAD_BYTES } from './client/local.ts'
 import { requestFromFlags, type SubmitFlags } from './client/options.ts'
@@ -13,13 +14,7 @@ import { loadOrCreateKey } from './net/identity.ts'
 import { readSwarmKey, writeSwarmKey } from './net/swarm-key.ts'
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_TILES, MAX_TILE_SIZE, MIN_TILE_SIZE, SwarmPeer } from './swarm/peer.ts'
 
-function positiveInt (name: string, min = 1, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string): number => {
-    const n = Number(value)
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`Expected integer between ${min} and ${max} for ${name} but received '${value}'`)
-    return n
-  }
-}
+const positiveInt = integerOption
 
 let debug = false
 
