@@ -13,6 +13,7 @@ import { runLocal } from '../src/client/local.ts'
 import { requestFromFlags } from '../src/client/options.ts'
 import { submitToSwarm, type SubmitEvent } from '../src/client/submit.ts'
 import { Cluster } from './cluster.ts'
+import type { JobCoordinator } from '../src/job/coordinator.ts'
 import { REPO, startPeerProcess, type PeerProcess } from './processes.ts'
 
 const int = integerOption
@@ -138,18 +139,21 @@ try {
   const coordination: { tiles: number, tilesPerSecond: number[] } = { tiles: 0, tilesPerSecond: [] }
   try {
     const biggest = Object.values(images).at(-1)!
+    const coordinatorPeer = cluster.peers[0]!
     for (let rep = 0; rep < opts.reps; rep++) {
-      let acceptedAt = 0
-      let finishedAt = 0
-      await submitToSwarm(requestFromFlags({ ops: 'copy', imagePath: biggest, out: join(dir, 'copy.jpg') }), {
-        peer: cluster.peers[0]!.addrs()[0]!,
-        tileSize: 256,
-        onEvent: e => {
-          if (e.event === 'accepted') { acceptedAt = performance.now(); coordination.tiles = e.tiles }
-          if (e.event === 'progress' && e.done === e.total && finishedAt === 0) finishedAt = performance.now()
-        },
+      // Timed at the coordinator, from the job's creation to its last tile: the
+      // client shares this process and would see the events late.
+      const timing = new Promise<{ tiles: number, ms: number }>(resolve => {
+        coordinatorPeer.events.addEventListener('job', evt => {
+          const job = (evt as CustomEvent<JobCoordinator>).detail
+          const started = performance.now()
+          job.on('progress', (done, total) => { if (done === total) resolve({ tiles: total, ms: performance.now() - started }) })
+        }, { once: true })
       })
-      coordination.tilesPerSecond.push(Math.round(coordination.tiles / ((finishedAt - acceptedAt) / 1000)))
+      await submitToSwarm(requestFromFlags({ ops: 'copy', imagePath: biggest, out: join(dir, 'copy.jpg') }), { peer: coordinatorPeer.addrs()[0]!, tileSize: 256 })
+      const { tiles, ms } = await timing
+      coordination.tiles = tiles
+      coordination.tilesPerSecond.push(Math.round(tiles / (ms / 1000)))
     }
   } finally {
     await cluster.stop()

@@ -23,6 +23,8 @@ export interface Decoded {
 
 function decodeError (err: unknown): InvalidImageError {
   const msg = oneLine(err instanceof Error ? err.message : String(err))
+  // libvips keeps its last error in one buffer; under concurrent work it can come back empty.
+  if (/^unknown error$/i.test(msg)) return new InvalidImageError('image is corrupt or truncated (the decoder gave no detail)')
   if (/unsupported image format/i.test(msg)) return new InvalidImageError(`not a supported image (${INPUT_FORMATS.join(', ')})`)
   if (/corrupt header/i.test(msg)) return new InvalidImageError(`image header is corrupt: ${msg.replace(/^Input (buffer|file) has corrupt header: /i, '')}`)
   if (/premature end|truncated|unexpected end|not enough data|short read|read error/i.test(msg)) return new InvalidImageError(`image is truncated: ${msg}`)

@@ -48,7 +48,7 @@ export type SubmitResult = z.infer<typeof SubmitResult>
 // carries a rid; replies echo it (claims may be answered late).
 export const JoinRequest = z.object({ type: z.literal('join'), v, rid, jobId: id }).strict()
 export const ClaimRequest = z.object({ type: z.literal('claim'), rid }).strict()
-export const ResultRequest = z.object({ type: z.literal('result'), rid, tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{64}$/), bodyBytes }).strict()
+export const ResultRequest = z.object({ type: z.literal('result'), rid, tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{8}$/), bodyBytes }).strict()
 export const RenewRequest = z.object({ type: z.literal('renew'), rid, leaseId: id }).strict()
 export const ReleaseRequest = z.object({ type: z.literal('release'), rid, leaseId: id }).strict()
 export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest])

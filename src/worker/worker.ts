@@ -1,6 +1,6 @@
 import { oneLine } from '../errors.ts'
 import { processTile, type RawImage, type Step, type Tile } from '../imaging/index.ts'
-import { sha256Hex, DEFAULT_PARK_MS } from '../job/coordinator.ts'
+import { tileChecksum, DEFAULT_PARK_MS } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { WorkerSession, type ClaimReply, type GrantedWork, type JobRef } from './session.ts'
 
@@ -185,16 +185,19 @@ export class Worker {
         const { work } = reply
         if (this.stopped || this.frozen) return 'stopped'
         next = claim()
+        // Tiles computed in JavaScript, on the in-memory channel to this peer's own
+        // coordinator, never leave the microtask queue: give I/O its turn each tile.
+        await new Promise(resolve => setImmediate(resolve))
         const core = await this.process(work.pixels, work.tile, session.steps)
         while (this.frozen && !this.stopped) await this.idle()
         // Stopping handed the lease back already; the result would be a duplicate.
         if (this.stopped || !this.held.has(work.leaseId)) continue
         this.held.delete(work.leaseId)
         if (this.options.faults?.dropResult?.() === true) {
-          await session.dropResultHalfway(work.tile.index, work.leaseId, sha256Hex(core.data), core.data)
+          await session.dropResultHalfway(work.tile.index, work.leaseId, tileChecksum(core.data), core.data)
           throw new Error('result stream dropped halfway (fault injection)')
         }
-        const status = await session.result(work.tile.index, work.leaseId, sha256Hex(core.data), core.data)
+        const status = await session.result(work.tile.index, work.leaseId, tileChecksum(core.data), core.data)
         if (status === 'accepted') {
           this.stats.tilesDone++
           const entry = this.jobs.get(session.ref.jobId)

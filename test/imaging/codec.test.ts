@@ -62,7 +62,7 @@ test('decode applies orientation, converts CMYK, keeps 16-bit and alpha, takes a
   t.is(bilevel.image.channels, 1)
 })
 
-test('bad input gets a named, one-line error', async t => {
+test.serial('bad input gets a named, one-line error', async t => {
   const cases: Array<[Buffer, string, RegExp]> = [
     [Buffer.alloc(0), 'InvalidImageError', /empty/],
     [Buffer.from('just some text, not an image'), 'InvalidImageError', /not a supported image/],
@@ -78,7 +78,7 @@ test('bad input gets a named, one-line error', async t => {
   }
 })
 
-test('a decompression bomb is refused from its header, before any decoding', async t => {
+test.serial('a decompression bomb is refused from its header, before any decoding', async t => {
   const bytes = await readFile(fixture('65536-uint32-limit.png'))
   const before = process.memoryUsage().rss
   const err = await t.throwsAsync(decodeImage(bytes))

@@ -70,7 +70,7 @@ test.serial('a rogue peer fuzzes every protocol and topic while a real job runs:
     const grant = await s2.ask({ type: 'claim' })
     t.is(grant.type, 'grant')
     const tile = grant.tile as number
-    const checksum = '0'.repeat(64)
+    const checksum = '0'.repeat(8)
     t.like(await s2.ask({ type: 'result', tile: tile + 1, leaseId: grant.leaseId, checksum }, new Uint8Array(10)), { type: 'ack', status: 'rejected' })
     const wrongSize = await s2.ask({ type: 'result', tile, leaseId: grant.leaseId, checksum }, new Uint8Array(10))
     t.like(wrongSize, { type: 'ack', status: 'rejected' })
