@@ -68,7 +68,6 @@ try {
   const pairA = await peer('2p-a', 1)
   const pairB = await peer('2p-b', 1, pairA.addr)
   await pairB.waitFor(/peer joined/, 15_000)
-  const idleRss = { coordinator: vm(pairA.child.pid!).rssMb, worker: vm(pairB.child.pid!).rssMb }
 
   type Config = { name: string, run: (input: string, ops: string, out: string) => Promise<void> }
   const local = (threads: number): Config => ({
@@ -104,7 +103,15 @@ try {
       say(`${image.padEnd(10)} ${op.padEnd(28)} ${row}`)
     }
   }
-  const memory = { coordinatorPeakMb: vm(pairA.child.pid!).peakMb, workerPeakMb: vm(pairB.child.pid!).peakMb, idleRssMb: idleRss }
+  // Memory: fresh processes, one job on the biggest image, so a peak belongs to that job alone.
+  const memImage = Object.entries(images).at(-1)!
+  say(`memory: a fresh coordinator and worker, median 5 on ${memImage[0]}`)
+  const memA = await peer('mem-coordinator', 1)
+  const memB = await peer('mem-worker', 1, memA.addr)
+  await memB.waitFor(/peer joined/, 15_000)
+  const idleRss = { coordinator: vm(memA.child.pid!).rssMb, worker: vm(memB.child.pid!).rssMb }
+  await submitToSwarm(requestFromFlags({ ops: OPS['median 5']!, imagePath: memImage[1], out: join(dir, 'mem.jpg') }), { peer: memA.addr, idleTimeoutMs: 600_000 })
+  const memory = { image: memImage[0], coordinatorPeakMb: vm(memA.child.pid!).peakMb, workerPeakMb: vm(memB.child.pid!).peakMb, idleRssMb: idleRss }
 
   // Recovery: three one-slot peers, one SIGKILLed at half the job.
   say('recovery: 3 peers, one SIGKILLed at 50%')

@@ -122,6 +122,13 @@ export interface EncodeOptions {
 
 export const DEFAULT_QUALITY = 90
 
+/**
+ * Optimised Huffman tables need every DCT coefficient in memory at once: two
+ * bytes per sample, 650 MB at 108 MP, twice the raw image. Past 16 MP we take
+ * a file about 8% larger (and a 2x faster encode) instead.
+ */
+export const OPTIMISE_CODING_MAX_PIXELS = 16_000_000
+
 /** What a format can hold: 16-bit in png and tiff; alpha everywhere but jpeg. */
 export function canHold (format: OutputFormat): { depth16: boolean, alpha: boolean } {
   return { depth16: format === 'png' || format === 'tiff', alpha: format !== 'jpeg' }
@@ -142,7 +149,7 @@ export async function encodeImage (image: RawImage, options: EncodeOptions): Pro
   if (!hold.alpha && (source.channels === 2 || source.channels === 4)) pipeline = pipeline.flatten({ background: '#ffffff' })
   pipeline = pipeline.toColourspace(grey ? (wideOut ? 'grey16' : 'b-w') : (wideOut ? 'rgb16' : 'srgb'))
   switch (format) {
-    case 'jpeg': return await pipeline.jpeg({ quality, mozjpeg: false }).toBuffer()
+    case 'jpeg': return await pipeline.jpeg({ quality, mozjpeg: false, optimiseCoding: source.width * source.height <= OPTIMISE_CODING_MAX_PIXELS }).toBuffer()
     case 'png': return await pipeline.png({ compressionLevel: 6 }).toBuffer()
     case 'webp': return await pipeline.webp({ quality }).toBuffer()
     case 'tiff': return await pipeline.tiff({ compression: 'deflate' }).toBuffer()

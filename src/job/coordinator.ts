@@ -64,9 +64,11 @@ export class JobCoordinator {
   readonly halo: number
   readonly tileSize: number
   readonly outputFormat: PixelFormat
+  readonly inputFormat: PixelFormat
   readonly tilesByPeer = new Map<string, number>()
   readonly finished: Promise<RawImage>
-  private readonly image: RawImage
+  /** Dropped once every tile is in: the input need not outlive the tiles (memory). */
+  private image: RawImage | undefined
   private readonly output: RawImage
   private readonly clock: Clock
   private readonly parkMs: number
@@ -89,6 +91,7 @@ export class JobCoordinator {
     this.leases = new LeaseTable(this.tiles.length, options.leaseMs)
     this.output = createOutput(options.image.width, options.image.height, options.image, options.steps)
     this.outputFormat = pipelineFormat(options.image, options.steps)
+    this.inputFormat = { channels: options.image.channels, depth: options.image.depth }
     this.finished = new Promise((resolve, reject) => { this.resolveFinished = resolve; this.rejectFinished = reject })
     this.finished.catch(() => {})
   }
@@ -104,9 +107,9 @@ export class JobCoordinator {
     return {
       jobId: this.jobId,
       ops: toSpecs(this.steps),
-      width: this.image.width,
-      height: this.image.height,
-      format: { channels: this.image.channels, depth: this.image.depth },
+      width: this.output.width,
+      height: this.output.height,
+      format: { ...this.inputFormat },
       tileSize: this.tileSize,
       halo: this.halo,
       leaseMs: this.leases.leaseMs,
@@ -134,7 +137,7 @@ export class JobCoordinator {
 
   private tryClaim (peer: string): ClaimOutcome | undefined {
     if (this.state === 'cancelled') return { kind: 'cancelled' }
-    if (this.state === 'done') return { kind: 'done' }
+    if (this.state === 'done' || this.image === undefined) return { kind: 'done' }
     const lease = this.leases.claim(peer, this.clock.now())
     if (lease === undefined) return undefined
     this.scheduleExpiry()
@@ -225,6 +228,7 @@ export class JobCoordinator {
 
   private finish (): void {
     this.state = 'done'
+    this.image = undefined
     this.settle()
     this.resolveFinished(this.output)
   }
@@ -232,6 +236,7 @@ export class JobCoordinator {
   cancel (reason: Error): void {
     if (this.state !== 'running') return
     this.state = 'cancelled'
+    this.image = undefined
     this.settle()
     this.rejectFinished(reason)
   }

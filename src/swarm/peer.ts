@@ -249,14 +249,16 @@ export class SwarmPeer {
         throw new SubmitRefusedError(`peer ${client} may not submit jobs to this peer (--allow-submit); ask its operator to add your peer id (tileswarm id --data-dir <dir>)`)
       }
       if (this.jobs.size >= this.options.maxJobs) throw new LimitExceededError(`this peer coordinates ${this.jobs.size} jobs already, its limit (--max-jobs); try again or submit to another peer`)
-      const { header, body } = await channel.receive({ timeoutMs: this.options.uploadIdleMs ?? UPLOAD_IDLE_MS })
+      const upload = await channel.receive({ timeoutMs: this.options.uploadIdleMs ?? UPLOAD_IDLE_MS })
+      const { header } = upload
       const parsed = SubmitRequest.safeParse(header)
       if (!parsed.success) throw new ProtocolError(`malformed submission: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`)
       const request = parsed.data
       const steps = resolvePipeline(request.ops)
       const tileSize = request.tileSize ?? this.options.tileSize
       if (tileSize < MIN_TILE_SIZE || tileSize > MAX_TILE_SIZE) throw new LimitExceededError(`Expected integer between ${MIN_TILE_SIZE} and ${MAX_TILE_SIZE} for tile size but received ${tileSize}`)
-      const { image, notes } = await decodeImage(body ?? Buffer.alloc(0), { maxPixels: this.options.maxPixels })
+      const { image, notes } = await decodeImage(upload.body ?? Buffer.alloc(0), { maxPixels: this.options.maxPixels })
+      upload.body = undefined // the file's bytes are not needed past decoding
       const tiles = tileCount(image.width, image.height, tileSize)
       if (tiles > this.options.maxTiles) throw new LimitExceededError(`${tiles} tiles of ${tileSize} px is over this peer's limit of ${this.options.maxTiles} (--max-tiles); use a larger tile size`)
       // Another submission may have taken the last place while this one uploaded.
