@@ -66,7 +66,9 @@ let peerNo = 0
 const peerLog = opts.log === true
   ? (): ((line: string) => void) => { const name = `p${peerNo++}`; return line => { process.stderr.write(`${(performance.now() / 1000).toFixed(3)} ${name} ${line}\n`) } }
   : undefined
-const cluster = await Cluster.start(opts.peers, { ...(peerLog !== undefined ? { logFor: peerLog } : {}), tileSize: opts.tileSize, leaseMs: opts.leaseMs, nsPerPixel: opts.nsPerPixel, heartbeatMs: 200, announceMs: 500, helloMs: 10_000 })
+// Hellos every 60 s: in one process, 64 peers' discovery (every hello checked by
+// every peer, up to 8 new connections each) would cost more CPU than the job.
+const cluster = await Cluster.start(opts.peers, { ...(peerLog !== undefined ? { logFor: peerLog } : {}), tileSize: opts.tileSize, leaseMs: opts.leaseMs, nsPerPixel: opts.nsPerPixel, heartbeatMs: 200, announceMs: 500, helloMs: 60_000 })
 cluster.seed(random)
 const coordinator = cluster.peers[0]!
 const placements = new Map<number, number>()

@@ -164,8 +164,7 @@ export class SwarmPeer {
       for (const job of this.jobs.values()) job.coordinator.peerGone(id)
     })
     this.worker.start()
-    this.helloTimer = setInterval(() => { this.hello() }, this.options.helloMs)
-    this.helloTimer.unref()
+    this.scheduleHello()
   }
 
   private onJobGossip (msg: JobsTopicMessage): void {
@@ -199,6 +198,16 @@ export class SwarmPeer {
     } finally {
       this.discoveryDials--
     }
+  }
+
+  /** Jittered (0.5x to 1.5x the period), so peers started together do not all speak at once. */
+  private scheduleHello (): void {
+    if (this.stopping) return
+    this.helloTimer = setTimeout(() => {
+      this.hello()
+      this.scheduleHello()
+    }, this.options.helloMs * (0.5 + Math.random()))
+    this.helloTimer.unref()
   }
 
   private hello (): void {
@@ -327,7 +336,7 @@ export class SwarmPeer {
   async stop (): Promise<void> {
     if (this.stopping) return
     this.stopping = true
-    clearInterval(this.helloTimer)
+    clearTimeout(this.helloTimer)
     await this.worker.stop()
     for (const job of this.jobs.values()) job.coordinator.cancel(new TileswarmError('the coordinating peer is shutting down; submit again to another peer'))
     // Let the cancelled jobs tell their clients and the swarm.
@@ -340,7 +349,7 @@ export class SwarmPeer {
   /** Fault injection: gone without a goodbye. Connections are cut, nothing is handed back. */
   async crash (): Promise<void> {
     this.stopping = true
-    clearInterval(this.helloTimer)
+    clearTimeout(this.helloTimer)
     this.worker.abandon()
     for (const job of this.jobs.values()) job.coordinator.cancel(new TileswarmError('crashed'))
     for (const conn of this.node.getConnections()) conn.abort(new Error('crash'))
