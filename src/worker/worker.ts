@@ -75,7 +75,8 @@ export class Worker {
 
   start (): void {
     for (let i = 0; i < this.options.slots; i++) this.lanes.push(this.lane())
-    this.renewTimer = setInterval(() => { this.renewHeld() }, 250)
+    // Often enough that a renewal lands well inside even a short lease; each tick is a scan of a few held leases.
+    this.renewTimer = setInterval(() => { this.renewHeld() }, 50)
     this.renewTimer.unref()
   }
 

@@ -1,5 +1,6 @@
 import test from 'ava'
 import { Cluster, until } from '../../sim/cluster.ts'
+import type { JobCoordinator } from '../../src/job/coordinator.ts'
 import { noisePng, slowProcessor, swarmVersusLocal, tempDir, trackPlacements } from '../helpers/swarm.ts'
 import { fixture } from '../helpers/fixtures.ts'
 
@@ -168,6 +169,21 @@ serial('a worker cut off from the coordinator for a while, then back: output exa
     t.true(cut !== undefined)
     t.true(run.swarm.equals(run.local))
     everyTileOnce(t, counts, 100)
+  } finally {
+    await cluster.stop()
+  }
+})
+
+serial('tiles that take longer than the lease are renewed, not taken away', async t => {
+  const cluster = await Cluster.start(2, { leaseMs: 500, process: slowProcessor(1200) })
+  try {
+    const dir = await tempDir()
+    let job: JobCoordinator | undefined
+    cluster.peers[0]!.events.addEventListener('job', e => { job = (e as CustomEvent<JobCoordinator>).detail })
+    const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 96, 64), 'invert', dir, 32)
+    t.true(run.swarm.equals(run.local))
+    t.is(run.done.leases.expired, 0, JSON.stringify(run.done.leases))
+    t.true(job!.leases.stats.renewed > 0, JSON.stringify(job!.leases.stats))
   } finally {
     await cluster.stop()
   }
