@@ -58,10 +58,11 @@ export async function submitToSwarm (request: SubmitRequest, options: SwarmSubmi
       const keyHint = options.swarmKey === undefined ? 'if the swarm is private, pass its --swarm-key' : 'check that --swarm-key is the swarm\'s key'
       const reason = e.name === 'TimeoutError' || /abort/i.test(e.message)
         ? `no answer within ${dialTimeoutMs / 1000} s (is a peer listening there? ${keyHint}: a key mismatch looks like this)`
-        // A pre-shared key mismatch garbles the handshake; libp2p reports whatever broke first.
-        : /decrypt|handshake|nonce|psk|protect|encrypt|message length|unexpected end of input|invalid .*(key|message)/i.test(e.message)
-          ? `the connection failed in its handshake (${oneLine(e.message)}): ${keyHint}`
-          : oneLine(e.message)
+        // Refused or unroutable: nothing answered. Anything else broke after TCP connected:
+        // a pre-shared key mismatch garbles the handshake, and libp2p reports whatever broke first.
+        : /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|ENOTFOUND|no valid addresses|refused/i.test(e.message) || /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH/.test(String((e as { code?: unknown }).code))
+          ? oneLine(e.message)
+          : `the connection failed in its handshake (${oneLine(e.message)}): ${keyHint}`
       throw new NetworkError(`cannot reach ${options.peer}: ${reason}`)
     }
     emit({ event: 'connected', peer: options.peer, client: node.peerId.toString() })
