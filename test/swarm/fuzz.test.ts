@@ -17,7 +17,13 @@ import { noisePng, slowProcessor, swarmVersusLocal, tempDir } from '../helpers/s
 async function spray (rogue: SwarmNode, addr: string, protocol: string, chunks: Uint8Array[]): Promise<void> {
   try {
     const stream = await rogue.dialProtocol(multiaddr(addr), protocol, { signal: AbortSignal.timeout(3000) })
-    await Promise.race([stream.sink(chunks), new Promise(resolve => setTimeout(resolve, 1000))])
+    // Wait for the writes to be taken; a peer that stops reading is cut off after 5 s.
+    const bound = setTimeout(() => { stream.abort(new Error('spray bounded')) }, 5000)
+    try {
+      await stream.sink(chunks)
+    } finally {
+      clearTimeout(bound)
+    }
     stream.abort(new Error('done'))
   } catch {}
 }
@@ -119,6 +125,9 @@ test.serial('a rogue peer fuzzes every protocol and topic while a real job runs:
 test.serial('a client that uploads slowly and stalls is dropped; another job carries on', async t => {
   const cluster = await Cluster.start(1, { keepLogs: true, uploadIdleMs: 500 })
   const client = await createClientNode()
+  // The client stalls until the test is over.
+  let release!: () => void
+  const stalled = new Promise<void>(resolve => { release = resolve })
   try {
     const coordinator = cluster.peers[0]!
     const addr = coordinator.addrs()[0]!
@@ -128,7 +137,7 @@ test.serial('a client that uploads slowly and stalls is dropped; another job car
     const header = Buffer.from(JSON.stringify({ type: 'submit', v: 1, ops: [{ op: 'invert' }], format: 'png', quality: 90, bodyBytes: 1_000_000 }))
     void stream.sink((async function * () {
       yield Buffer.concat([Buffer.from([header.length + 1]), Buffer.from([0x48]), header])
-      await new Promise(resolve => setTimeout(resolve, 60_000))
+      await stalled
     })()).catch(() => {})
     const dir = await tempDir()
     const other = await swarmVersusLocal(coordinator, fixture('low-contrast.jpg'), 'sobel', dir, 64)
@@ -138,6 +147,7 @@ test.serial('a client that uploads slowly and stalls is dropped; another job car
     t.pass()
     channel.abort(new Error('done'))
   } finally {
+    release()
     await client.stop()
     await cluster.stop()
   }
