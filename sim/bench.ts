@@ -16,10 +16,9 @@ import { Cluster } from './cluster.ts'
 import type { JobCoordinator } from '../src/job/coordinator.ts'
 import { REPO, startPeerProcess, type PeerProcess } from './processes.ts'
 
-const int = integerOption
 const opts = new Command('bench')
   .description('the swarm against local sharp, in one run')
-  .option('--reps <n>', 'repetitions of each measurement (108 MP: at most 2)', int('--reps', 1, 20), 3)
+  .option('--reps <n>', 'repetitions of each measurement (108 MP: at most 2)', integerOption('--reps', 1, 20), 3)
   .option('--quick', 'skip the 108 MP image')
   .option('--out <file>', 'where the JSON goes', resolve(REPO, 'bench.json'))
   .parse()

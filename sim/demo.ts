@@ -2,11 +2,10 @@
  * npm run demo: three peers as three processes on this machine, a sample photo
  * through edge detection, and what each peer did.
  */
-import { execFile } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
-import { PEER_JS, REPO, startPeerProcess, type PeerProcess } from './processes.ts'
+import { REPO, runPeerJs, startPeerProcess, type PeerProcess } from './processes.ts'
 
 const SAMPLE = resolve(REPO, 'sim/samples/saw.jpg')
 const OUT_DIR = resolve(REPO, 'out')
@@ -15,12 +14,9 @@ const REFERENCE = join(OUT_DIR, 'demo-edges-local.png')
 const TASK = 'edge_detection'
 
 async function run (args: string[], timeoutMs: number): Promise<string> {
-  return await new Promise((resolvePromise, reject) => {
-    execFile(process.execPath, [PEER_JS, ...args], { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err !== null) reject(new Error(`${args[0]} failed: ${stderr.trim() || err.message}`))
-      else resolvePromise(stdout)
-    })
-  })
+  const { code, stdout, stderr } = await runPeerJs(args, { timeoutMs })
+  if (code !== 0) throw new Error(`${args[0]} failed: ${stderr.trim()}`)
+  return stdout
 }
 
 const dataRoot = await mkdtemp(join(tmpdir(), 'tileswarm-demo-'))

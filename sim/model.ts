@@ -1,4 +1,4 @@
-import { processTile, type RawImage, type Step, type Tile } from '../src/imaging/index.ts'
+import { createRaw, processTile, samples, withSamples, type PixelFormat, type RawImage, type Step, type Tile } from '../src/imaging/index.ts'
 import type { TileProcessor } from '../src/worker/worker.ts'
 
 /** mulberry32: a small seeded PRNG, so a scenario with --seed repeats. */
@@ -27,4 +27,17 @@ export function costModel (nsPerPixel: number, slowness: () => number): TileProc
     if (leftMs > 0.5) await new Promise(resolve => setTimeout(resolve, leftMs))
     return out
   }
+}
+
+/** Seeded noise: the worst case for tiling, every pixel differs from its neighbours. */
+export function noiseImage (width: number, height: number, format: PixelFormat, seed: number): RawImage {
+  const image = createRaw(width, height, format)
+  const s = samples(image)
+  let x = (seed >>> 0) || 1
+  const max = format.depth === 16 ? 65536 : 256
+  for (let i = 0; i < s.length; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5
+    s[i] = (x >>> 0) % max
+  }
+  return withSamples(image, s)
 }

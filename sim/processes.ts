@@ -1,10 +1,26 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 export const PEER_JS = resolve(REPO, 'dist/peer.js')
+
+export interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs the built CLI to completion with this Node (or `node`); bounded by `timeoutMs`. */
+export async function runPeerJs (args: string[], options: { timeoutMs?: number, node?: string } = {}): Promise<CliResult> {
+  return await new Promise(resolve => {
+    execFile(options.node ?? process.execPath, [PEER_JS, ...args], { timeout: options.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
 
 /** A peer as its own OS process, running the built CLI. */
 export interface PeerProcess {

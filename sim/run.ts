@@ -14,24 +14,22 @@ import { encodeImage, parseOps, resolvePipeline, runPipeline } from '../src/imag
 import type { JobCoordinator } from '../src/job/coordinator.ts'
 import { wireStats } from '../src/protocol/framing.ts'
 import { submitToSwarm } from '../src/client/submit.ts'
-import { noiseImage } from '../test/helpers/images.ts'
 import { Cluster } from './cluster.ts'
-import { prng } from './model.ts'
+import { noiseImage, prng } from './model.ts'
 import { SCENARIOS } from './scenarios.ts'
 
-const int = integerOption
 
 const program = new Command('sim')
   .description('run one job on many in-process peers with injected faults')
-  .option('--peers <n>', 'peers, the coordinator included', int('--peers', 1, 128), 8)
-  .option('--tiles <n>', 'about this many tiles (the image is sized to fit)', int('--tiles', 1, 50_000), 1000)
+  .option('--peers <n>', 'peers, the coordinator included', integerOption('--peers', 1, 128), 8)
+  .option('--tiles <n>', 'about this many tiles (the image is sized to fit)', integerOption('--tiles', 1, 50_000), 1000)
   .option('--scenario <name>', `one of: ${Object.keys(SCENARIOS).join(', ')}`, 'baseline')
-  .option('--seed <n>', 'seeds the image and every random choice', int('--seed', 0, 2 ** 31), 1)
-  .option('--tile-size <px>', 'tile edge', int('--tile-size', 16, 1024), 32)
-  .option('--lease-ms <ms>', 'lease length', int('--lease-ms', 100, 60_000), 1000)
-  .option('--ns-per-pixel <ns>', 'simulated compute per output pixel', int('--ns-per-pixel', 0, 1e7), 2000)
+  .option('--seed <n>', 'seeds the image and every random choice', integerOption('--seed', 0, 2 ** 31), 1)
+  .option('--tile-size <px>', 'tile edge', integerOption('--tile-size', 16, 1024), 32)
+  .option('--lease-ms <ms>', 'lease length', integerOption('--lease-ms', 100, 60_000), 1000)
+  .option('--ns-per-pixel <ns>', 'simulated compute per output pixel', integerOption('--ns-per-pixel', 0, 1e7), 2000)
   .option('--ops <pipeline>', 'the real (cheap) pipeline each tile runs', 'invert')
-  .option('--time-limit-s <s>', 'the run fails if the job is not done by then', int('--time-limit-s', 1, 3600), 180)
+  .option('--time-limit-s <s>', 'the run fails if the job is not done by then', integerOption('--time-limit-s', 1, 3600), 180)
   .option('--json', 'print the summary as JSON')
   .option('--log', 'print every peer\'s log lines to stderr')
   .parse()

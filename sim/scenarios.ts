@@ -29,6 +29,20 @@ function pick (ctx: ScenarioContext, share: number): SwarmPeer[] {
   return chosen
 }
 
+/**
+ * A quarter of the workers get `fault` once the job reaches `fraction` (0:
+ * from the start); the time is marked for the recovery figure when it is mid-job.
+ */
+function quarterAt (fraction: number, verb: string, fault: (ctx: ScenarioContext, peer: SwarmPeer) => Promise<void> | void) {
+  return async (ctx: ScenarioContext): Promise<void> => {
+    if (fraction > 0) await ctx.reached(fraction)
+    const victims = pick(ctx, 0.25)
+    if (fraction > 0) ctx.faultsAt(performance.now())
+    ctx.log(`${verb} ${victims.length} peers`)
+    await Promise.all(victims.map(async p => { await fault(ctx, p) }))
+  }
+}
+
 export const SCENARIOS: Record<string, Scenario> = {
   baseline: {
     description: 'no faults',
@@ -36,48 +50,24 @@ export const SCENARIOS: Record<string, Scenario> = {
   },
   crash: {
     description: 'a quarter of the workers crash (connections cut, no goodbye) at 50%',
-    run: async ctx => {
-      await ctx.reached(0.5)
-      const victims = pick(ctx, 0.25)
-      ctx.faultsAt(performance.now())
-      ctx.log(`crashing ${victims.length} peers`)
-      await Promise.all(victims.map(async p => { await ctx.cluster.crash(p) }))
-    },
+    run: quarterAt(0.5, 'crashing', async (ctx, p) => { await ctx.cluster.crash(p) }),
   },
   hang: {
     description: 'a quarter of the workers hang (hold leases, answer nothing) at 50%',
-    run: async ctx => {
-      await ctx.reached(0.5)
-      const victims = pick(ctx, 0.25)
-      ctx.faultsAt(performance.now())
-      ctx.log(`hanging ${victims.length} peers`)
-      for (const p of victims) ctx.cluster.hang(p)
-    },
+    run: quarterAt(0.5, 'hanging', (ctx, p) => { ctx.cluster.hang(p) }),
   },
   slow: {
     description: 'a quarter of the workers are 5x slower from the start',
-    run: async ctx => {
-      const victims = pick(ctx, 0.25)
-      ctx.log(`slowing ${victims.length} peers 5x`)
-      for (const p of victims) ctx.cluster.slow(p, 5)
-    },
+    run: quarterAt(0, 'slowing 5x:', (ctx, p) => { ctx.cluster.slow(p, 5) }),
   },
   flaky: {
     description: 'a quarter of the workers drop one result stream in five halfway',
-    run: async ctx => {
-      const victims = pick(ctx, 0.25)
-      ctx.log(`making ${victims.length} peers flaky`)
-      for (const p of victims) ctx.cluster.flaky(p, 0.2)
-    },
+    run: quarterAt(0, 'making flaky:', (ctx, p) => { ctx.cluster.flaky(p, 0.2) }),
   },
   partition: {
     description: 'a quarter of the workers are cut off from the coordinator at 30% for twice the lease, then come back',
     run: async ctx => {
-      await ctx.reached(0.3)
-      const victims = pick(ctx, 0.25)
-      ctx.faultsAt(performance.now())
-      ctx.log(`partitioning ${victims.length} peers from the coordinator for ${2 * ctx.leaseMs} ms`)
-      await Promise.all(victims.map(async p => { await ctx.cluster.partition(p, ctx.coordinator, 2 * ctx.leaseMs) }))
+      await quarterAt(0.3, 'cutting off from the coordinator for two leases:', async (c, p) => { await c.cluster.partition(p, c.coordinator, 2 * c.leaseMs) })(ctx)
       ctx.log('partition healed')
     },
   },

@@ -2,8 +2,9 @@ import { availableParallelism, homedir } from 'node:os'
 import { join } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { integerOption } from './cli-args.ts'
-import { describeOperations, DEFAULT_MAX_PIXELS, DEFAULT_TILE_SIZE } from './imaging/index.ts'
-import { runLocal, DEFAULT_MAX_UPLOAD_BYTES } from './client/local.ts'
+import { describeOperations, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, DEFAULT_TILE_SIZE } from './imaging/index.ts'
+import { runLocal } from './client/local.ts'
+import { DEFAULT_MAX_UPLOAD_BYTES } from './protocol/constants.ts'
 import { requestFromFlags, type SubmitFlags } from './client/options.ts'
 import { progressReporter } from './client/progress.ts'
 import { submitToSwarm } from './client/submit.ts'
@@ -14,7 +15,6 @@ import { loadOrCreateKey } from './net/identity.ts'
 import { readSwarmKey, writeSwarmKey } from './net/swarm-key.ts'
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_TILES, MAX_TILE_SIZE, MIN_TILE_SIZE, SwarmPeer } from './swarm/peer.ts'
 
-const positiveInt = integerOption
 
 let debug = false
 
@@ -73,13 +73,13 @@ function peerCommand (): Command {
     .option('--listen <multiaddr>', 'address to listen on; repeatable (default /ip4/0.0.0.0/tcp/4001; /tcp/0 picks a free port)', collect)
     .option('--bootstrap <multiaddr>', 'a peer of the swarm to join through; repeatable', collect)
     .option('--data-dir <dir>', 'keeps the identity key, so a restarted peer keeps its peer id', join(homedir(), '.tileswarm'))
-    .option('--slots <n>', 'tiles processed at once, one libvips thread each', positiveInt('--slots', 1, 1024), availableParallelism())
-    .option('--tile-size <px>', 'tile edge for jobs coordinated here', positiveInt('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE), DEFAULT_TILE_SIZE)
-    .option('--lease-ms <ms>', 'a tile not delivered or renewed this long after its grant goes to another peer', positiveInt('--lease-ms', 100, 3_600_000), DEFAULT_LEASE_MS)
-    .option('--max-pixels <n>', 'refuse submitted images with more pixels', positiveInt('--max-pixels'), DEFAULT_MAX_PIXELS)
-    .option('--max-upload-bytes <n>', 'refuse larger submitted files', positiveInt('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)
-    .option('--max-jobs <n>', 'jobs coordinated here at once', positiveInt('--max-jobs', 1, 1000), DEFAULT_MAX_JOBS)
-    .option('--max-tiles <n>', 'tiles in one job coordinated here', positiveInt('--max-tiles', 1, 10_000_000), DEFAULT_MAX_TILES)
+    .option('--slots <n>', 'tiles processed at once, one libvips thread each', integerOption('--slots', 1, 1024), availableParallelism())
+    .option('--tile-size <px>', 'tile edge for jobs coordinated here', integerOption('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE), DEFAULT_TILE_SIZE)
+    .option('--lease-ms <ms>', 'a tile not delivered or renewed this long after its grant goes to another peer', integerOption('--lease-ms', 100, 3_600_000), DEFAULT_LEASE_MS)
+    .option('--max-pixels <n>', 'refuse submitted images with more pixels', integerOption('--max-pixels'), DEFAULT_MAX_PIXELS)
+    .option('--max-upload-bytes <n>', 'refuse larger submitted files', integerOption('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)
+    .option('--max-jobs <n>', 'jobs coordinated here at once', integerOption('--max-jobs', 1, 1000), DEFAULT_MAX_JOBS)
+    .option('--max-tiles <n>', 'tiles in one job coordinated here', integerOption('--max-tiles', 1, 10_000_000), DEFAULT_MAX_TILES)
     .option('--swarm-key <file>', 'make the swarm private: only peers and clients with this key can connect (tileswarm keygen)')
     .option('--allow-submit <peer id>', 'only these peer ids may submit jobs here; repeatable (default: anyone in the swarm)', collect)
     .option('--allow-submit-file <file>', 'as --allow-submit, one peer id per line (# comments)')
@@ -149,12 +149,12 @@ function submitCommand (): Command {
     .addOption(new Option('--image_path <file>', 'the prototype\'s spelling of --image-path').hideHelp())
     .option('-o, --out <file>', 'output file; .jpg .png .webp .tif .avif picks the format')
     .addOption(new Option('--output_path <file>', 'same as --out').hideHelp())
-    .option('--quality <1-100>', 'JPEG/WebP/AVIF quality', '90')
-    .option('--max-pixels <n>', 'refuse images with more pixels, before decoding (--local; a peer applies its own)', positiveInt('--max-pixels'), DEFAULT_MAX_PIXELS)
-    .option('--max-upload-bytes <n>', 'refuse larger input files', positiveInt('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)
-    .option('--threads <n>', 'libvips threads for --local', positiveInt('--threads', 1, 1024), availableParallelism())
-    .option('--tile-size <px>', 'tile edge (default: the coordinating peer\'s)', positiveInt('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE))
-    .option('--connect-timeout-ms <ms>', 'give up on an unreachable peer after this long', positiveInt('--connect-timeout-ms', 100, 600_000), 10_000)
+    .option('--quality <1-100>', 'JPEG/WebP/AVIF quality', String(DEFAULT_QUALITY))
+    .option('--max-pixels <n>', 'refuse images with more pixels, before decoding (--local; a peer applies its own)', integerOption('--max-pixels'), DEFAULT_MAX_PIXELS)
+    .option('--max-upload-bytes <n>', 'refuse larger input files', integerOption('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)
+    .option('--threads <n>', 'libvips threads for --local', integerOption('--threads', 1, 1024), availableParallelism())
+    .option('--tile-size <px>', 'tile edge (default: the coordinating peer\'s)', integerOption('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE))
+    .option('--connect-timeout-ms <ms>', 'give up on an unreachable peer after this long', integerOption('--connect-timeout-ms', 100, 600_000), 10_000)
     .option('--swarm-key <file>', 'the private swarm\'s key')
     .option('--data-dir <dir>', 'keep this client\'s identity there, for peers that use --allow-submit (tileswarm id)')
     .option('--list-ops', 'print every operation with its parameters, and exit')

@@ -1,9 +1,9 @@
 import sharp from 'sharp'
 import { decodeImage, describePipeline, encodeImage, formatName, runPipeline, DEFAULT_MAX_PIXELS } from '../imaging/index.ts'
+import { DEFAULT_MAX_UPLOAD_BYTES } from '../protocol/constants.ts'
 import { checkWritable, readInput, writeAtomically } from './files.ts'
 import type { SubmitRequest } from './options.ts'
 
-export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 
 export interface LocalOptions {
   maxPixels?: number

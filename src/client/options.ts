@@ -1,5 +1,5 @@
 import { InvalidParameterError, OutputError } from '../errors.ts'
-import { formatFromPath, OUTPUT_FORMATS, parseOps, resolvePipeline, type OpSpec, type OutputFormat, type Step } from '../imaging/index.ts'
+import { DEFAULT_QUALITY, formatFromPath, OUTPUT_FORMATS, parseOps, resolvePipeline, type OpSpec, type OutputFormat, type Step } from '../imaging/index.ts'
 
 /** What a submission asks for, from whichever flags the user prefers. */
 export interface SubmitRequest {
@@ -32,7 +32,7 @@ export function pipelineFromFlags (flags: SubmitFlags): Step[] {
 }
 
 export function parseQuality (text: string | undefined): number {
-  if (text === undefined) return 90
+  if (text === undefined) return DEFAULT_QUALITY
   const q = Number(text)
   if (!Number.isInteger(q) || q < 1 || q > 100) throw new InvalidParameterError(`Expected integer between 1 and 100 for --quality but received '${text}'`)
   return q

@@ -3,11 +3,10 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { InvalidParameterError, JobFailedError, NetworkError, ProtocolError, oneLine } from '../errors.ts'
 import { toSpecs } from '../imaging/index.ts'
 import { createClientNode, DEFAULT_DIAL_TIMEOUT_MS } from '../net/node.ts'
-import { SUBMIT_PROTOCOL } from '../protocol/constants.ts'
+import { DEFAULT_MAX_UPLOAD_BYTES, SUBMIT_PROTOCOL } from '../protocol/constants.ts'
 import { Channel } from '../protocol/framing.ts'
 import { SubmitServerMessage } from '../protocol/messages.ts'
 import { checkWritable, readInput, writeAtomically } from './files.ts'
-import { DEFAULT_MAX_UPLOAD_BYTES } from './local.ts'
 import type { SubmitRequest } from './options.ts'
 
 export type SubmitEvent =

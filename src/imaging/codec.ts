@@ -1,7 +1,7 @@
 import sharp, { type Metadata, type Sharp } from 'sharp'
 import { InvalidImageError, LimitExceededError, oneLine } from '../errors.ts'
-import { createRaw, joinAlpha, samples, splitAlpha, type Channels, type Depth, type RawImage } from './raw.ts'
-import { fromSamples } from './operations/sharp-pass.ts'
+import { createRaw, joinAlpha, samples, splitAlpha, withSamples, type Channels, type Depth, type RawImage } from './raw.ts'
+import { greyToRgb } from './operations/sharp-pass.ts'
 
 /** The issue asks for at least 300 MP; 12000x9000 (108 MP) photos are routine. */
 export const DEFAULT_MAX_PIXELS = 300_000_000
@@ -90,16 +90,12 @@ function rgbaToGreyAlpha (image: RawImage): RawImage {
   const src = samples(rgb)
   const dst = samples(grey)
   for (let i = 0; i < dst.length; i++) dst[i] = src[3 * i]!
-  return joinAlpha(fromSamples(grey, dst), alpha)
+  return joinAlpha(withSamples(grey, dst), alpha)
 }
 
 function greyAlphaToRgba (image: RawImage): RawImage {
   const [grey, alpha] = splitAlpha(image)
-  const rgb = createRaw(grey.width, grey.height, { channels: 3, depth: grey.depth })
-  const src = samples(grey)
-  const dst = samples(rgb)
-  for (let i = 0; i < src.length; i++) { dst[3 * i] = src[i]!; dst[3 * i + 1] = src[i]!; dst[3 * i + 2] = src[i]! }
-  return joinAlpha(fromSamples(rgb, dst), alpha)
+  return joinAlpha(greyToRgb(grey), alpha)
 }
 
 export function formatFromPath (path: string): OutputFormat | undefined {

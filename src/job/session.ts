@@ -1,7 +1,6 @@
-import { ProtocolError, TileswarmError } from '../errors.ts'
+import { ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { TileClientMessage } from '../protocol/messages.ts'
-import { oneLine } from '../errors.ts'
 import type { JobCoordinator } from './coordinator.ts'
 
 export interface SessionOptions {

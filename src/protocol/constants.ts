@@ -15,3 +15,5 @@ export const MAX_HEADER_BYTES = 64 * 1024
 export const MAX_GOSSIP_BYTES = 16 * 1024
 export const MAX_ADDRS = 16
 export const MAX_ERROR_CHARS = 500
+/** The largest image file a peer (or --local) reads by default. */
+export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024

@@ -10,14 +10,13 @@ import { JobCoordinator } from '../job/coordinator.ts'
 import { serveTileSession } from '../job/session.ts'
 import { createSwarmNode, type SwarmNode } from '../net/node.ts'
 import { loadOrCreateKey, lockDataDir } from '../net/identity.ts'
-import { JOBS_TOPIC, MAX_ADDRS, PEERS_TOPIC, SUBMIT_PROTOCOL, TILE_PROTOCOL, TOPICS } from '../protocol/constants.ts'
-import { Channel, duplexPair } from '../protocol/framing.ts'
+import { DEFAULT_MAX_UPLOAD_BYTES, JOBS_TOPIC, MAX_ADDRS, PEERS_TOPIC, SUBMIT_PROTOCOL, TILE_PROTOCOL, TOPICS } from '../protocol/constants.ts'
+import { Channel, duplexPair, type Duplex } from '../protocol/framing.ts'
 import { encodeGossip, judgeGossip } from '../protocol/gossip.ts'
 import { SubmitRequest, type JobsTopicMessage } from '../protocol/messages.ts'
 import { Worker, type JobRef, type TileProcessor, type WorkerFaults } from '../worker/worker.ts'
 
 export const DEFAULT_LEASE_MS = 5000
-export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 export const DEFAULT_MAX_JOBS = 4
 export const DEFAULT_MAX_TILES = 100_000
 export const MIN_TILE_SIZE = 16
@@ -137,21 +136,21 @@ export class SwarmPeer {
     // One slot is one tile at a time on one libvips thread: slots are how a peer uses its cores.
     sharp.concurrency(1)
     await node.handle(SUBMIT_PROTOCOL, ({ stream, connection }) => { void this.handleSubmit(stream, connection) }, { maxInboundStreams: 8 })
-    await node.handle(TILE_PROTOCOL, ({ stream, connection }) => {
-      const channel = new Channel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES })
-      void serveTileSession(channel, connection.remotePeer.toString(), id => this.jobs.get(id)?.coordinator, { idleTimeoutMs: Math.max(60_000, 3 * this.options.leaseMs), log: this.log })
-    }, { maxInboundStreams: 256 })
+    await node.handle(TILE_PROTOCOL, ({ stream, connection }) => { this.serveTiles(stream, connection.remotePeer.toString()) }, { maxInboundStreams: 256 })
     const pubsub = node.services.pubsub
+    // The validator judges each message once; delivery reuses its verdict.
+    const verdicts = new WeakMap<object, ReturnType<typeof judgeGossip>>()
     for (const topic of TOPICS) {
       pubsub.topicValidators.set(topic, (_peer, message) => {
         const judged = judgeGossip(message)
+        verdicts.set(message, judged)
         if (judged.verdict !== 'accept') this.log(`ignored a gossip message on ${topic}: ${judged.reason}`)
         return judged.verdict
       })
       pubsub.subscribe(topic)
     }
     pubsub.addEventListener('message', evt => {
-      const judged = judgeGossip(evt.detail)
+      const judged = verdicts.get(evt.detail) ?? judgeGossip(evt.detail)
       if (judged.verdict !== 'accept') return
       const { message } = judged
       if (message.topic === JOBS_TOPIC) this.onJobGossip(message.msg)
@@ -234,11 +233,17 @@ export class SwarmPeer {
     this.worker.addJob({ jobId: c.jobId, coordinator: this.peerId, addrs: [] })
   }
 
+  /** A worker's tile session with the jobs coordinated here, over the network or in memory. */
+  private serveTiles (duplex: Duplex, worker: string): void {
+    const channel = new Channel(duplex, { maxBodyBytes: MAX_TILE_BODY_BYTES })
+    void serveTileSession(channel, worker, id => this.jobs.get(id)?.coordinator, { idleTimeoutMs: Math.max(60_000, 3 * this.options.leaseMs), log: this.log })
+  }
+
   /** The coordinator's own worker reaches it in memory; others dial it directly. */
   private async connect (ref: JobRef): Promise<Channel> {
     if (ref.coordinator === this.peerId) {
       const [mine, theirs] = duplexPair()
-      void serveTileSession(new Channel(theirs, { maxBodyBytes: MAX_TILE_BODY_BYTES }), this.peerId, id => this.jobs.get(id)?.coordinator, { idleTimeoutMs: Math.max(60_000, 3 * this.options.leaseMs), log: this.log })
+      this.serveTiles(theirs, this.peerId)
       return new Channel(mine, { maxBodyBytes: MAX_TILE_BODY_BYTES })
     }
     const id = peerIdFromString(ref.coordinator)

@@ -1,18 +1,6 @@
-import { createRaw, samples, type PixelFormat, type RawImage } from '../../src/imaging/index.ts'
-import { fromSamples } from '../../src/imaging/operations/sharp-pass.ts'
+import { samples, type PixelFormat, type RawImage } from '../../src/imaging/index.ts'
 
-/** Seeded noise: the worst case for tiling, every pixel differs from its neighbours. */
-export function noiseImage (width: number, height: number, format: PixelFormat, seed: number): RawImage {
-  const image = createRaw(width, height, format)
-  const s = samples(image)
-  let x = (seed >>> 0) || 1
-  const max = format.depth === 16 ? 65536 : 256
-  for (let i = 0; i < s.length; i++) {
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5
-    s[i] = (x >>> 0) % max
-  }
-  return fromSamples(image, s)
-}
+export { noiseImage } from '../../sim/model.ts'
 
 export const FORMATS: PixelFormat[] = [
   { channels: 1, depth: 8 },

@@ -8,6 +8,20 @@ import { submitToSwarm } from '../../src/client/submit.ts'
 import type { JobCoordinator } from '../../src/job/coordinator.ts'
 import type { SwarmPeer } from '../../src/swarm/peer.ts'
 import { noiseImage } from './images.ts'
+import { Cluster, type ClusterOptions } from '../../sim/cluster.ts'
+
+/** A cluster and a temporary folder for one test; the cluster is stopped however the test ends. */
+export async function withCluster (n: number, options: ClusterOptions, run: (cluster: Cluster, dir: string) => Promise<void>): Promise<void>
+export async function withCluster (n: number, run: (cluster: Cluster, dir: string) => Promise<void>): Promise<void>
+export async function withCluster (n: number, a: ClusterOptions | ((cluster: Cluster, dir: string) => Promise<void>), b?: (cluster: Cluster, dir: string) => Promise<void>): Promise<void> {
+  const [options, run] = typeof a === 'function' ? [{}, a] : [a, b!]
+  const cluster = await Cluster.start(n, options)
+  try {
+    await run(cluster, await tempDir())
+  } finally {
+    await cluster.stop()
+  }
+}
 
 export async function tempDir (): Promise<string> {
   return await mkdtemp(join(tmpdir(), 'tileswarm-swarm-'))

@@ -1,6 +1,5 @@
 import test from 'ava'
-import { createRaw, parseOps, resolvePipeline, runPipeline, samples, type RawImage } from '../../src/imaging/index.ts'
-import { fromSamples } from '../../src/imaging/operations/sharp-pass.ts'
+import { createRaw, parseOps, resolvePipeline, runPipeline, samples, type RawImage, withSamples } from '../../src/imaging/index.ts'
 import { FORMATS, noiseImage } from '../helpers/images.ts'
 
 const run = async (image: RawImage, ops: string): Promise<RawImage> => await runPipeline(image, resolvePipeline(parseOps(ops)))
@@ -9,7 +8,7 @@ function fromRows (rows: number[][], channels: 1 | 3 = 1, depth: 8 | 16 = 8): Ra
   const image = createRaw(rows[0]!.length / channels, rows.length, { channels, depth })
   const s = samples(image)
   s.set(rows.flat())
-  return fromSamples(image, s)
+  return withSamples(image, s)
 }
 
 test('invert is max - value, in 8 and 16 bits, alpha untouched', async t => {

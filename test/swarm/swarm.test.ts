@@ -1,7 +1,7 @@
 import test from 'ava'
-import { Cluster, until } from '../../sim/cluster.ts'
+import { until } from '../../sim/cluster.ts'
 import type { JobCoordinator } from '../../src/job/coordinator.ts'
-import { noisePng, slowProcessor, swarmVersusLocal, tempDir, trackPlacements } from '../helpers/swarm.ts'
+import { noisePng, slowProcessor, swarmVersusLocal, trackPlacements, withCluster } from '../helpers/swarm.ts'
 import { fixture } from '../helpers/fixtures.ts'
 
 // Each test starts its own cluster on loopback; they run one at a time to keep the 2 cores honest.
@@ -14,9 +14,7 @@ function everyTileOnce (t: any, counts: Map<number, number>, tiles: number): voi
 
 for (const n of [1, 3, 5]) {
   serial(`${n} peer(s): a one-tile image and a ~2000-tile image come back exact`, async t => {
-    const cluster = await Cluster.start(n)
-    try {
-      const dir = await tempDir()
+    await withCluster(n, async (cluster, dir) => {
       const counts = trackPlacements(cluster.peers[0]!)
       const tiny = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 7, 5), 'blur:2,sobel', dir, 64, 'tiny')
       t.true(tiny.swarm.equals(tiny.local))
@@ -25,16 +23,12 @@ for (const n of [1, 3, 5]) {
       t.is(Object.values(big.done.tilesByPeer).reduce((a, b) => a + b, 0), 47 * 41)
       if (n > 1) t.true(Object.keys(big.done.tilesByPeer).length > 1, `work spread: ${JSON.stringify(big.done.tilesByPeer)}`)
       t.is(counts.size, 47 * 41)
-    } finally {
-      await cluster.stop()
-    }
+    })
   })
 }
 
 serial('a worker crashed mid-job (connections cut, no goodbye): its tiles are reclaimed, output exact', async t => {
-  const cluster = await Cluster.start(3, { leaseMs: 3000, process: slowProcessor(5) })
-  try {
-    const dir = await tempDir()
+  await withCluster(3, { leaseMs: 3000, process: slowProcessor(5) }, async (cluster, dir) => {
     const victim = cluster.peers[2]!
     let crashed = false
     const counts = trackPlacements(cluster.peers[0]!, (_tile, by) => {
@@ -48,15 +42,11 @@ serial('a worker crashed mid-job (connections cut, no goodbye): its tiles are re
     t.true(run.swarm.equals(run.local))
     t.true(run.done.leases.released + run.done.leases.expired >= 1, JSON.stringify(run.done.leases))
     everyTileOnce(t, counts, 13 * 10)
-  } finally {
-    await cluster.stop()
-  }
+  })
 })
 
 serial('a worker that hangs (holds leases, answers nothing): the leases expire, output exact', async t => {
-  const cluster = await Cluster.start(3, { leaseMs: 400, process: slowProcessor(5) })
-  try {
-    const dir = await tempDir()
+  await withCluster(3, { leaseMs: 400, process: slowProcessor(5) }, async (cluster, dir) => {
     const victim = cluster.peers[1]!
     let frozen = false
     const counts = trackPlacements(cluster.peers[0]!, (_tile, by) => {
@@ -70,15 +60,11 @@ serial('a worker that hangs (holds leases, answers nothing): the leases expire, 
     t.true(run.swarm.equals(run.local))
     t.true(run.done.leases.expired >= 1, JSON.stringify(run.done.leases))
     everyTileOnce(t, counts, 100)
-  } finally {
-    await cluster.stop()
-  }
+  })
 })
 
 serial('a peer stopping gracefully hands its leases back at once (no wait for the 60 s lease)', async t => {
-  const cluster = await Cluster.start(3, { leaseMs: 60_000, process: slowProcessor(5) })
-  try {
-    const dir = await tempDir()
+  await withCluster(3, { leaseMs: 60_000, process: slowProcessor(5) }, async (cluster, dir) => {
     const leaving = cluster.peers[2]!
     let stopped = false
     const counts = trackPlacements(cluster.peers[0]!, (_tile, by) => {
@@ -93,54 +79,39 @@ serial('a peer stopping gracefully hands its leases back at once (no wait for th
     t.is(run.done.leases.expired, 0, 'nothing waited for a lease to run out')
     t.true(run.done.leases.released >= 1, JSON.stringify(run.done.leases))
     everyTileOnce(t, counts, 100)
-  } finally {
-    await cluster.stop()
-  }
+  })
 })
 
 serial('a peer joining mid-job gets tiles', async t => {
-  const cluster = await Cluster.start(2, { process: slowProcessor(15) })
-  try {
-    const dir = await tempDir()
+  await withCluster(2, { process: slowProcessor(15) }, async (cluster, dir) => {
     let joined: Promise<unknown> | undefined
     trackPlacements(cluster.peers[0]!, () => { joined ??= cluster.addPeer() })
     const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 480, 480), 'box_blur:5', dir, 32)
     const newcomer = (await joined) as typeof cluster.peers[number]
     t.true(run.swarm.equals(run.local))
     t.true((run.done.tilesByPeer[newcomer.peerId] ?? 0) > 0, JSON.stringify(run.done.tilesByPeer))
-  } finally {
-    await cluster.stop()
-  }
+  })
 })
 
 serial('two jobs at once on two coordinators', async t => {
-  const cluster = await Cluster.start(3)
-  try {
-    const dir = await tempDir()
+  await withCluster(3, async (cluster, dir) => {
     const [a, b] = await Promise.all([
       swarmVersusLocal(cluster.peers[0]!, fixture('2569067123_aca715a2ee_o.jpg'), 'edge_detection', dir, 256, 'a'),
       swarmVersusLocal(cluster.peers[1]!, fixture('test-pattern.png'), 'blur:2,sepia', dir, 128, 'b'),
     ])
     t.true(a.swarm.equals(a.local))
     t.true(b.swarm.equals(b.local))
-  } finally {
-    await cluster.stop()
-  }
+  })
 })
 
 serial('waits on the mesh end by an event, bounded', async t => {
-  const cluster = await Cluster.start(2)
-  try {
+  await withCluster(2, async cluster => {
     await t.throwsAsync(until(() => false, [cluster.peers[0]!.node.services.pubsub], ['gossipsub:heartbeat'], 200, 'nothing'), { message: /timed out after 200 ms waiting for nothing/ })
-  } finally {
-    await cluster.stop()
-  }
+  })
 })
 
 serial('a flaky worker (result streams dropped halfway): the tiles come back, output exact', async t => {
-  const cluster = await Cluster.start(3, { leaseMs: 2000, process: slowProcessor(5) })
-  try {
-    const dir = await tempDir()
+  await withCluster(3, { leaseMs: 2000, process: slowProcessor(5) }, async (cluster, dir) => {
     // Its first three results are dropped halfway; then it behaves.
     let asked = 0
     cluster.seed(() => (asked++ < 3 ? 0 : 1))
@@ -151,15 +122,11 @@ serial('a flaky worker (result streams dropped halfway): the tiles come back, ou
     t.true(run.swarm.equals(run.local))
     t.true(run.done.leases.released >= 1, `a dropped stream hands its tiles back: ${JSON.stringify(run.done.leases)}`)
     everyTileOnce(t, counts, 100)
-  } finally {
-    await cluster.stop()
-  }
+  })
 })
 
 serial('a worker cut off from the coordinator for a while, then back: output exact', async t => {
-  const cluster = await Cluster.start(3, { leaseMs: 500, process: slowProcessor(5) })
-  try {
-    const dir = await tempDir()
+  await withCluster(3, { leaseMs: 500, process: slowProcessor(5) }, async (cluster, dir) => {
     let cut: Promise<void> | undefined
     const counts = trackPlacements(cluster.peers[0]!, (_tile, by) => {
       if (by === cluster.peers[2]!.peerId) cut ??= cluster.partition(cluster.peers[2]!, cluster.peers[0]!, 1000)
@@ -169,22 +136,16 @@ serial('a worker cut off from the coordinator for a while, then back: output exa
     t.true(cut !== undefined)
     t.true(run.swarm.equals(run.local))
     everyTileOnce(t, counts, 100)
-  } finally {
-    await cluster.stop()
-  }
+  })
 })
 
 serial('tiles that take longer than the lease are renewed, not taken away', async t => {
-  const cluster = await Cluster.start(2, { leaseMs: 500, process: slowProcessor(1200) })
-  try {
-    const dir = await tempDir()
+  await withCluster(2, { leaseMs: 500, process: slowProcessor(1200) }, async (cluster, dir) => {
     let job: JobCoordinator | undefined
     cluster.peers[0]!.events.addEventListener('job', e => { job = (e as CustomEvent<JobCoordinator>).detail })
     const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 96, 64), 'invert', dir, 32)
     t.true(run.swarm.equals(run.local))
     t.is(run.done.leases.expired, 0, JSON.stringify(run.done.leases))
     t.true(job!.leases.stats.renewed > 0, JSON.stringify(job!.leases.stats))
-  } finally {
-    await cluster.stop()
-  }
+  })
 })

@@ -1,6 +1,6 @@
 import type { Operation } from '../operation.ts'
-import { createRaw, maxSample, samples, type RawImage } from '../raw.ts'
-import { fromSamples, sharpPass } from './sharp-pass.ts'
+import { createRaw, maxSample, samples, type RawImage, withSamples } from '../raw.ts'
+import { sharpPass } from './sharp-pass.ts'
 
 /** Luminance, as sharp's greyscale computes it; the edge maps work on it. */
 export async function toGrey (image: RawImage): Promise<RawImage> {
@@ -33,7 +33,7 @@ function gradientMagnitude (grey: RawImage, kx: readonly number[], norm: number,
       dst[p] = v > max ? max : v
     }
   }
-  return fromSamples(out, dst)
+  return withSamples(out, dst)
 }
 
 function laplacianMagnitude (grey: RawImage, scale: number): RawImage {
@@ -50,7 +50,7 @@ function laplacianMagnitude (grey: RawImage, scale: number): RawImage {
       dst[p] = v > max ? max : v
     }
   }
-  return fromSamples(out, dst)
+  return withSamples(out, dst)
 }
 
 const scaleParam = [{ name: 'scale', kind: 'number' as const, min: 0.01, max: 100, default: 1, description: 'multiplies the magnitude before clamping' }]

@@ -1,7 +1,7 @@
 import type { Operation } from '../operation.ts'
 import type { Params } from '../params.ts'
-import { createRaw, samples, type RawImage } from '../raw.ts'
-import { fromSamples, sharpPass } from './sharp-pass.ts'
+import { createRaw, samples, type RawImage, withSamples } from '../raw.ts'
+import { sharpPass } from './sharp-pass.ts'
 
 /**
  * libvips truncates a gaussian mask where it falls below `minAmplitude` of its
@@ -143,7 +143,7 @@ function morphology (image: RawImage, r: number, pick: (a: number, b: number) =>
       }
     }
   }
-  return fromSamples(out, dst)
+  return withSamples(out, dst)
 }
 
 const morphParams = [{ name: 'radius', kind: 'number' as const, min: 1, max: 7, default: 1, integer: true, description: 'window reach: the window is (2 radius + 1) wide' }]

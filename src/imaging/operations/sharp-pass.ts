@@ -1,5 +1,5 @@
 import sharp, { type Sharp } from 'sharp'
-import { createRaw, samples, type RawImage } from '../raw.ts'
+import { createRaw, samples, withSamples, type RawImage } from '../raw.ts'
 
 /**
  * One sharp pipeline over raw pixels. sharp orders operations itself, so each
@@ -31,14 +31,9 @@ export function greyToRgb (image: RawImage): RawImage {
     dst[3 * i + 1] = src[i]!
     dst[3 * i + 2] = src[i]!
   }
-  return fromSamples(out, dst)
+  return withSamples(out, dst)
 }
 
-/** A RawImage whose data is `typed` (which may be a copy made for alignment). */
-export function fromSamples (image: RawImage, typed: Uint8Array | Uint16Array): RawImage {
-  const data = Buffer.from(typed.buffer, typed.byteOffset, typed.byteLength)
-  return { ...image, data }
-}
 
 /** Applies a per-sample lookup table (256 or 65536 entries). */
 export function applyLut (image: RawImage, lut: (v: number) => number): RawImage {
@@ -49,5 +44,5 @@ export function applyLut (image: RawImage, lut: (v: number) => number): RawImage
   const out = createRaw(image.width, image.height, image)
   const dst = samples(out)
   for (let i = 0; i < src.length; i++) dst[i] = table[src[i]!]!
-  return fromSamples(out, dst)
+  return withSamples(out, dst)
 }
