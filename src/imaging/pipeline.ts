@@ -1,7 +1,7 @@
 import { InvalidParameterError } from '../errors.ts'
 import type { Operation } from './operation.ts'
 import { validateParams, type Params } from './params.ts'
-import { joinAlpha, padReplicate, splitAlpha, extract, type PixelFormat, type RawImage, type Channels } from './raw.ts'
+import { joinAlpha, padReplicate, splitAlpha, extract, type PixelFormat, type RawImage, type Channels, type Rect } from './raw.ts'
 import { getOperation } from './registry.ts'
 
 /** One step as it is written by users and sent on the wire. */
@@ -98,37 +98,57 @@ export function pipelineFormat (input: PixelFormat, steps: readonly Step[]): Pix
   return steps.reduce(stepFormat, { channels: input.channels, depth: input.depth })
 }
 
-async function padded (image: RawImage, r: number, step: Step): Promise<RawImage> {
-  if (r === 0) return await step.operation.apply(image, step.params)
-  const out = await step.operation.apply(padReplicate(image, r), step.params)
-  return extract(out, { x: r, y: r, width: image.width, height: image.height })
+/** Which sides of an image are the picture's own edges; the others are halo. */
+export interface Borders {
+  top: boolean
+  right: boolean
+  bottom: boolean
+  left: boolean
 }
 
-/**
- * One step on a whole image or a haloed tile. Edges are replicated by the
- * step's radius first, so a tile whose edge is the image's edge sees exactly
- * what the whole image sees there.
- */
-export async function applyStep (image: RawImage, step: Step): Promise<RawImage> {
+export const ALL_BORDERS: Readonly<Borders> = { top: true, right: true, bottom: true, left: true }
+
+export interface PipelineOptions {
+  /**
+   * Sides that are the picture's edges: the input is padded there by each
+   * step's radius, replicating the edge, so a tile sees what the whole image
+   * sees. A halo side needs no padding: what a step gets wrong within its
+   * radius of it lies in the halo, which the crop drops. Default: all.
+   */
+  borders?: Borders
+  /** The part of the input whose result is wanted. Default: all of it. */
+  crop?: Rect
+}
+
+async function padded (image: RawImage, r: number, step: Step, borders: Borders, crop: Rect): Promise<RawImage> {
+  const pad = { top: borders.top ? r : 0, right: borders.right ? r : 0, bottom: borders.bottom ? r : 0, left: borders.left ? r : 0 }
+  const out = await step.operation.apply(padReplicate(image, pad), step.params)
+  return extract(out, { x: pad.left + crop.x, y: pad.top + crop.y, width: crop.width, height: crop.height })
+}
+
+/** One step on a whole image or a haloed tile (see PipelineOptions). */
+export async function applyStep (image: RawImage, step: Step, options: PipelineOptions = {}): Promise<RawImage> {
   const r = step.operation.radius(step.params)
+  const borders = options.borders ?? ALL_BORDERS
+  const crop = options.crop ?? { x: 0, y: 0, width: image.width, height: image.height }
   const [colour, alpha] = splitAlpha(image)
-  const colourOut = await padded(colour, r, step)
+  const colourOut = await padded(colour, r, step, borders, crop)
   let alphaOut: RawImage | undefined
   if (alpha !== undefined) {
-    if (step.operation.alpha === 'keep') alphaOut = alpha
-    else if (step.operation.alpha === 'filter') alphaOut = await padded(alpha, r, step)
+    if (step.operation.alpha === 'keep') alphaOut = extract(alpha, crop)
+    else if (step.operation.alpha === 'filter') alphaOut = await padded(alpha, r, step, borders, crop)
   }
   const out = joinAlpha(colourOut, alphaOut)
   const want = stepFormat(image, step)
-  if (out.channels !== want.channels || out.depth !== want.depth || out.width !== image.width || out.height !== image.height) {
+  if (out.channels !== want.channels || out.depth !== want.depth || out.width !== crop.width || out.height !== crop.height) {
     throw new Error(`internal: ${step.operation.name} returned ${out.width}x${out.height} ${out.channels}ch ${out.depth}-bit`)
   }
   return out
 }
 
-export async function runPipeline (image: RawImage, steps: readonly Step[]): Promise<RawImage> {
+/** The steps in order; only the last one crops, so every step sees the whole halo. */
+export async function runPipeline (image: RawImage, steps: readonly Step[], options: PipelineOptions = {}): Promise<RawImage> {
   let current = image
-  for (const step of steps) current = await applyStep(current, step)
+  for (const [i, step] of steps.entries()) current = await applyStep(current, step, i === steps.length - 1 ? options : { borders: options.borders })
   return current
 }
-

@@ -45,6 +45,11 @@ export function createRaw (width: number, height: number, format: PixelFormat): 
   return { width, height, channels: format.channels, depth: format.depth, data: Buffer.alloc(rawByteLength(width, height, format)) }
 }
 
+/** Like createRaw, but the bytes are whatever memory held: only for images about to be overwritten whole. */
+export function allocRawUnsafe (width: number, height: number, format: PixelFormat): RawImage {
+  return { width, height, channels: format.channels, depth: format.depth, data: Buffer.allocUnsafe(rawByteLength(width, height, format)) }
+}
+
 export function formatName (format: PixelFormat): string {
   const names = { 1: 'grey', 2: 'grey+alpha', 3: 'RGB', 4: 'RGBA' }
   return `${format.depth}-bit ${names[format.channels]}`
@@ -67,7 +72,7 @@ export function samples (image: RawImage): Uint8Array | Uint16Array {
 export function extract (image: RawImage, rect: Rect): RawImage {
   if (rect.x === 0 && rect.y === 0 && rect.width === image.width && rect.height === image.height) return image
   const bpp = bytesPerPixel(image)
-  const out = createRaw(rect.width, rect.height, image)
+  const out = allocRawUnsafe(rect.width, rect.height, image)
   const rowBytes = rect.width * bpp
   for (let row = 0; row < rect.height; row++) {
     const from = ((rect.y + row) * image.width + rect.x) * bpp
@@ -85,22 +90,29 @@ export function blit (target: RawImage, tile: RawImage, x: number, y: number): v
   }
 }
 
-/** Grows an image by `r` pixels on each side, repeating the edge pixels. */
-export function padReplicate (image: RawImage, r: number): RawImage {
-  if (r === 0) return image
+/** Pixels to add on each side of an image. */
+export interface Sides {
+  top: number
+  right: number
+  bottom: number
+  left: number
+}
+
+/** Grows an image by `pad` pixels on each side, repeating the edge pixels. */
+export function padReplicate (image: RawImage, pad: Sides): RawImage {
+  const { top, right, bottom, left } = pad
+  if (top === 0 && right === 0 && bottom === 0 && left === 0) return image
   const bpp = bytesPerPixel(image)
-  const out = createRaw(image.width + 2 * r, image.height + 2 * r, image)
+  const out = allocRawUnsafe(image.width + left + right, image.height + top + bottom, image)
   const inRow = image.width * bpp
   const outRow = out.width * bpp
   for (let row = 0; row < out.height; row++) {
-    const srcRow = Math.min(image.height - 1, Math.max(0, row - r))
+    const srcRow = Math.min(image.height - 1, Math.max(0, row - top))
     const src = srcRow * inRow
     const dst = row * outRow
-    image.data.copy(out.data, dst + r * bpp, src, src + inRow)
-    for (let i = 0; i < r; i++) {
-      image.data.copy(out.data, dst + i * bpp, src, src + bpp)
-      image.data.copy(out.data, dst + (r + image.width + i) * bpp, src + inRow - bpp, src + inRow)
-    }
+    image.data.copy(out.data, dst + left * bpp, src, src + inRow)
+    for (let i = 0; i < left; i++) image.data.copy(out.data, dst + i * bpp, src, src + bpp)
+    for (let i = 0; i < right; i++) image.data.copy(out.data, dst + (left + image.width + i) * bpp, src + inRow - bpp, src + inRow)
   }
   return out
 }
@@ -109,8 +121,8 @@ export function padReplicate (image: RawImage, r: number): RawImage {
 export function splitAlpha (image: RawImage): [RawImage, RawImage | undefined] {
   if (!hasAlpha(image)) return [image, undefined]
   const n = image.channels
-  const colour = createRaw(image.width, image.height, { channels: (n - 1) as Channels, depth: image.depth })
-  const alpha = createRaw(image.width, image.height, { channels: 1, depth: image.depth })
+  const colour = allocRawUnsafe(image.width, image.height, { channels: (n - 1) as Channels, depth: image.depth })
+  const alpha = allocRawUnsafe(image.width, image.height, { channels: 1, depth: image.depth })
   const src = samples(image)
   const c = samples(colour)
   const a = samples(alpha)
@@ -125,7 +137,7 @@ export function splitAlpha (image: RawImage): [RawImage, RawImage | undefined] {
 export function joinAlpha (colour: RawImage, alpha: RawImage | undefined): RawImage {
   if (alpha === undefined) return colour
   const n = colour.channels + 1
-  const out = createRaw(colour.width, colour.height, { channels: n as Channels, depth: colour.depth })
+  const out = allocRawUnsafe(colour.width, colour.height, { channels: n as Channels, depth: colour.depth })
   const c = samples(colour)
   const a = samples(alpha)
   const dst = samples(out)
