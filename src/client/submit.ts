@@ -4,7 +4,7 @@ import { InvalidParameterError, JobFailedError, NetworkError, ProtocolError, one
 import { toSpecs } from '../imaging/index.ts'
 import { createClientNode, DEFAULT_DIAL_TIMEOUT_MS } from '../net/node.ts'
 import { DEFAULT_MAX_UPLOAD_BYTES, SUBMIT_PROTOCOL } from '../protocol/constants.ts'
-import { Channel } from '../protocol/framing.ts'
+import { FramedChannel, type Channel } from '../protocol/framing.ts'
 import { SubmitServerMessage } from '../protocol/messages.ts'
 import { checkWritable, readInput, writeAtomically } from './files.ts'
 import type { SubmitRequest } from './options.ts'
@@ -51,7 +51,7 @@ export async function submitToSwarm (request: SubmitRequest, options: SwarmSubmi
     let channel: Channel
     try {
       const stream = await node.dialProtocol(address, SUBMIT_PROTOCOL, { signal: AbortSignal.timeout(dialTimeoutMs) })
-      channel = new Channel(stream, { maxBodyBytes: 4 * 1024 * 1024 * 1024 })
+      channel = new FramedChannel(stream, { maxBodyBytes: 4 * 1024 * 1024 * 1024 })
     } catch (err) {
       const e = err as Error
       const keyHint = options.swarmKey === undefined ? 'if the swarm is private, pass its --swarm-key' : 'check that --swarm-key is the swarm\'s key'

@@ -40,7 +40,49 @@ export interface ReceiveOptions {
   signal?: AbortSignal
 }
 
-export class Channel {
+/** A message stream: framed over a libp2p stream, or in memory within a peer. */
+export interface Channel {
+  /** Queues a message; resolves once the transport has taken it (backpressure). */
+  send: (header: Record<string, unknown>, body?: Uint8Array) => Promise<void>
+  /** Reads one whole message; the header is parsed, not validated. */
+  receive: (options: ReceiveOptions) => Promise<Message>
+  /** Ends our side cleanly; the remote sees the end of the stream. */
+  close: () => Promise<void>
+  abort: (err: Error) => void
+  /** Fault injection: the header and half the body, then the stream is cut. */
+  sendHalfThenAbort: (header: Record<string, unknown>, body: Uint8Array) => Promise<void>
+  readonly isClosed: boolean
+}
+
+function headerJson (header: Record<string, unknown>, body: Uint8Array | undefined): string {
+  const json = JSON.stringify(body === undefined ? header : { ...header, bodyBytes: body.length })
+  if (Buffer.byteLength(json) > MAX_HEADER_BYTES) throw new ProtocolError(`header of ${Buffer.byteLength(json)} bytes is over ${MAX_HEADER_BYTES}`)
+  return json
+}
+
+/** Rejects after `timeoutMs`, or when `signal` aborts; `clear` undoes both. */
+function bounded (options: ReceiveOptions): { promise: Promise<never>, clear: () => void } {
+  let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
+  const promise = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => { reject(new NetworkError(`no answer within ${options.timeoutMs} ms`)) }, options.timeoutMs)
+    if (options.signal !== undefined) {
+      onAbort = () => { reject(new NetworkError('aborted')) }
+      if (options.signal.aborted) onAbort()
+      else options.signal.addEventListener('abort', onAbort, { once: true })
+    }
+  })
+  promise.catch(() => {})
+  return {
+    promise,
+    clear: () => {
+      clearTimeout(timer)
+      if (onAbort !== undefined) options.signal?.removeEventListener('abort', onAbort)
+    },
+  }
+}
+
+export class FramedChannel implements Channel {
   private readonly outgoing = pushable<Uint8Array | Uint8ArrayList>()
   private readonly frames: AsyncIterator<Uint8ArrayList>
   private readonly sinkDone: Promise<void>
@@ -55,11 +97,9 @@ export class Channel {
     this.frames = pipe(duplex.source, src => lp.decode(src, { maxDataLength: MAX_FRAME_BYTES }))[Symbol.asyncIterator]()
   }
 
-  /** Queues a message; resolves once the transport has taken it (backpressure). */
   async send (header: Record<string, unknown>, body?: Uint8Array): Promise<void> {
     if (this.closed) throw new NetworkError('stream is closed')
-    const json = Buffer.from(JSON.stringify(body === undefined ? header : { ...header, bodyBytes: body.length }))
-    if (json.length > MAX_HEADER_BYTES) throw new ProtocolError(`header of ${json.length} bytes is over ${MAX_HEADER_BYTES}`)
+    const json = Buffer.from(headerJson(header, body))
     this.outgoing.push(Buffer.concat([Buffer.from([HEADER]), json]))
     wireStats.messages++
     wireStats.bytes += json.length + 1 + (body?.length ?? 0)
@@ -75,18 +115,9 @@ export class Channel {
   }
 
   private async nextFrame (options: ReceiveOptions): Promise<Uint8ArrayList> {
-    let timer: NodeJS.Timeout | undefined
-    let onAbort: (() => void) | undefined
-    const bounded = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new NetworkError(`no answer within ${options.timeoutMs} ms`)) }, options.timeoutMs)
-      if (options.signal !== undefined) {
-        onAbort = () => { reject(new NetworkError('aborted')) }
-        if (options.signal.aborted) onAbort()
-        else options.signal.addEventListener('abort', onAbort, { once: true })
-      }
-    })
+    const limit = bounded(options)
     try {
-      const next = await Promise.race([this.frames.next(), bounded])
+      const next = await Promise.race([this.frames.next(), limit.promise])
       if (next.done === true) throw new NetworkError('the remote closed the stream')
       return next.value
     } catch (err) {
@@ -95,15 +126,11 @@ export class Channel {
       if (err instanceof NetworkError || err instanceof ProtocolError || err instanceof LimitExceededError) throw err
       throw new NetworkError(`stream failed: ${(err as Error).message}`)
     } finally {
-      clearTimeout(timer)
-      if (onAbort !== undefined) options.signal?.removeEventListener('abort', onAbort)
+      limit.clear()
     }
   }
 
-  /**
-   * Reads one whole message. The header is parsed but not validated: callers
-   * validate. On a bad or oversized message the caller answers and closes.
-   */
+  /** On a bad or oversized message the caller answers and closes. */
   async receive (options: ReceiveOptions): Promise<Message> {
     const frame = await this.nextFrame(options)
     if (frame.get(0) !== HEADER) throw new ProtocolError('expected a header frame')
@@ -124,15 +151,16 @@ export class Channel {
     while (filled < n) {
       const chunk = await this.nextFrame(options)
       if (chunk.get(0) !== BODY) throw new ProtocolError('expected a body frame')
-      const bytes = chunk.subarray(1)
-      if (filled + bytes.length > n) throw new ProtocolError('body is longer than announced')
-      body.set(bytes, filled)
-      filled += bytes.length
+      if (filled + chunk.length - 1 > n) throw new ProtocolError('body is longer than announced')
+      // Part by part: subarray() on a frame that spans reads would copy it once more.
+      for (const part of chunk.sublist(1)) {
+        body.set(part, filled)
+        filled += part.length
+      }
     }
     return { header: h, body }
   }
 
-  /** Ends our side cleanly; the remote sees the end of the stream. */
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -141,10 +169,6 @@ export class Channel {
     await this.duplex.close?.().catch(() => {})
   }
 
-  /**
-   * Fault injection: sends a message's header and half its body, then cuts
-   * the stream, as a peer that dies mid-transfer would.
-   */
   async sendHalfThenAbort (header: Record<string, unknown>, body: Uint8Array): Promise<void> {
     const json = Buffer.from(JSON.stringify({ ...header, bodyBytes: body.length }))
     this.outgoing.push(Buffer.concat([Buffer.from([HEADER]), json]))
@@ -183,4 +207,87 @@ export function duplexPair (): [Duplex, Duplex] {
     close: async () => { output.end() },
   })
   return [side(bToA, aToB), side(aToB, bToA)]
+}
+
+/**
+ * A connected pair of channels within one process: the coordinator's own
+ * worker. Messages are handed over, not framed: the body is passed by
+ * reference (the sender must not change it afterwards) and the header goes
+ * through JSON, so the receiver sees exactly what the network would give it.
+ */
+export function memoryChannelPair (): [Channel, Channel] {
+  const a = new MemoryChannel()
+  const b = new MemoryChannel()
+  a.remote = b
+  b.remote = a
+  return [a, b]
+}
+
+class MemoryChannel implements Channel {
+  remote!: MemoryChannel
+  private readonly inbox: Message[] = []
+  private reader: { resolve: (m: Message) => void, reject: (e: Error) => void } | undefined
+  /** Why nothing more will arrive: the remote closed, or either side aborted. */
+  private ended: Error | undefined
+  private closed = false
+
+  get isClosed (): boolean { return this.closed }
+
+  async send (header: Record<string, unknown>, body?: Uint8Array): Promise<void> {
+    if (this.closed) throw new NetworkError('stream is closed')
+    const parsed = JSON.parse(headerJson(header, body)) as Record<string, unknown>
+    const bytes = body === undefined || body.length === 0 ? undefined : Buffer.from(body.buffer, body.byteOffset, body.length)
+    this.remote.deliver({ header: parsed, ...(bytes !== undefined ? { body: bytes } : {}) })
+  }
+
+  private deliver (message: Message): void {
+    if (this.ended !== undefined) return
+    const reader = this.reader
+    this.reader = undefined
+    if (reader !== undefined) reader.resolve(message)
+    else this.inbox.push(message)
+  }
+
+  private end (reason: Error): void {
+    this.ended ??= reason
+    const reader = this.reader
+    this.reader = undefined
+    reader?.reject(this.ended)
+  }
+
+  async receive (options: ReceiveOptions): Promise<Message> {
+    const queued = this.inbox.shift()
+    if (queued !== undefined) return queued
+    if (this.ended !== undefined) throw this.ended
+    if (this.reader !== undefined) throw new Error('internal: one receive at a time')
+    const limit = bounded(options)
+    try {
+      return await Promise.race([new Promise<Message>((resolve, reject) => { this.reader = { resolve, reject } }), limit.promise])
+    } catch (err) {
+      this.reader = undefined
+      // A read given up on would take a later message out of order: the channel is done.
+      this.abort(err as Error)
+      throw err
+    } finally {
+      limit.clear()
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.remote.end(new NetworkError('the remote closed the stream'))
+  }
+
+  abort (err: Error): void {
+    if (this.closed && this.ended !== undefined) return
+    this.closed = true
+    const reason = err instanceof NetworkError ? err : new NetworkError(`stream failed: ${err.message}`)
+    this.remote.end(reason)
+    this.end(reason)
+  }
+
+  async sendHalfThenAbort (header: Record<string, unknown>, _body: Uint8Array): Promise<void> {
+    this.abort(new Error(`dropped halfway through ${String(header.type)} (fault injection)`))
+  }
 }

@@ -11,7 +11,7 @@ import { serveTileSession } from '../job/session.ts'
 import { createSwarmNode, type SwarmNode } from '../net/node.ts'
 import { loadOrCreateKey, lockDataDir } from '../net/identity.ts'
 import { DEFAULT_MAX_UPLOAD_BYTES, JOBS_TOPIC, MAX_ADDRS, PEERS_TOPIC, SUBMIT_PROTOCOL, TILE_PROTOCOL, TOPICS } from '../protocol/constants.ts'
-import { Channel, duplexPair, type Duplex } from '../protocol/framing.ts'
+import { FramedChannel, memoryChannelPair, type Channel } from '../protocol/framing.ts'
 import { encodeGossip, judgeGossip } from '../protocol/gossip.ts'
 import { SubmitRequest, type JobsTopicMessage } from '../protocol/messages.ts'
 import { Worker, type JobRef, type TileProcessor, type WorkerFaults } from '../worker/worker.ts'
@@ -136,7 +136,7 @@ export class SwarmPeer {
     // One slot is one tile at a time on one libvips thread: slots are how a peer uses its cores.
     sharp.concurrency(1)
     await node.handle(SUBMIT_PROTOCOL, ({ stream, connection }) => { void this.handleSubmit(stream, connection) }, { maxInboundStreams: 8 })
-    await node.handle(TILE_PROTOCOL, ({ stream, connection }) => { this.serveTiles(stream, connection.remotePeer.toString()) }, { maxInboundStreams: 256 })
+    await node.handle(TILE_PROTOCOL, ({ stream, connection }) => { this.serveTiles(new FramedChannel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES }), connection.remotePeer.toString()) }, { maxInboundStreams: 256 })
     const pubsub = node.services.pubsub
     // The validator judges each message once; delivery reuses its verdict.
     const verdicts = new WeakMap<object, ReturnType<typeof judgeGossip>>()
@@ -234,26 +234,25 @@ export class SwarmPeer {
   }
 
   /** A worker's tile session with the jobs coordinated here, over the network or in memory. */
-  private serveTiles (duplex: Duplex, worker: string): void {
-    const channel = new Channel(duplex, { maxBodyBytes: MAX_TILE_BODY_BYTES })
+  private serveTiles (channel: Channel, worker: string): void {
     void serveTileSession(channel, worker, id => this.jobs.get(id)?.coordinator, { idleTimeoutMs: Math.max(60_000, 3 * this.options.leaseMs), log: this.log })
   }
 
-  /** The coordinator's own worker reaches it in memory; others dial it directly. */
+  /** The coordinator's own worker reaches it in memory (no framing, no copies); others dial it directly. */
   private async connect (ref: JobRef): Promise<Channel> {
     if (ref.coordinator === this.peerId) {
-      const [mine, theirs] = duplexPair()
+      const [mine, theirs] = memoryChannelPair()
       this.serveTiles(theirs, this.peerId)
-      return new Channel(mine, { maxBodyBytes: MAX_TILE_BODY_BYTES })
+      return mine
     }
     const id = peerIdFromString(ref.coordinator)
     if (ref.addrs.length > 0) await this.node.peerStore.merge(id, { multiaddrs: ref.addrs.map(a => multiaddr(a)) })
     const stream = await this.node.dialProtocol(id, TILE_PROTOCOL, { signal: AbortSignal.timeout(this.options.dialTimeoutMs ?? 10_000) })
-    return new Channel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES })
+    return new FramedChannel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES })
   }
 
   private async handleSubmit (stream: Stream, connection: Connection): Promise<void> {
-    const channel = new Channel(stream, { maxBodyBytes: this.options.maxUploadBytes })
+    const channel = new FramedChannel(stream, { maxBodyBytes: this.options.maxUploadBytes })
     const client = connection.remotePeer.toString()
     let job: ActiveJob | undefined
     let outcome: 'done' | 'failed' | 'cancelled' = 'failed'

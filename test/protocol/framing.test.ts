@@ -1,47 +1,72 @@
 import test from 'ava'
 import fc from 'fast-check'
-import { Channel, duplexPair } from '../../src/protocol/framing.ts'
+import { FramedChannel, duplexPair, memoryChannelPair, type Channel } from '../../src/protocol/framing.ts'
 import { BODY_CHUNK_BYTES } from '../../src/protocol/constants.ts'
 
 function pair (maxBodyBytes = 64 * 1024 * 1024): [Channel, Channel] {
   const [a, b] = duplexPair()
-  return [new Channel(a, { maxBodyBytes }), new Channel(b, { maxBodyBytes })]
+  return [new FramedChannel(a, { maxBodyBytes }), new FramedChannel(b, { maxBodyBytes })]
 }
 
-test('property: headers and bodies of any size arrive whole and in order', async t => {
-  await fc.assert(fc.asyncProperty(
-    fc.array(fc.record({ header: fc.dictionary(fc.string({ maxLength: 8 }).filter(k => k !== 'bodyBytes' && k !== '__proto__'), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }), size: fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: BODY_CHUNK_BYTES - 2, max: BODY_CHUNK_BYTES * 2 + 3 })) }), { minLength: 1, maxLength: 5 }),
-    async messages => {
-      const [a, b] = pair()
-      const sent = messages.map(m => ({ header: m.header, body: m.size < 0 ? undefined : Buffer.alloc(m.size, m.size % 251) }))
-      const sending = (async () => { for (const m of sent) await a.send(m.header, m.body) })()
-      for (const m of sent) {
-        const got = await b.receive({ timeoutMs: 5000 })
-        const { bodyBytes, ...header } = got.header
-        if (JSON.stringify(header) !== JSON.stringify(JSON.parse(JSON.stringify(m.header)))) return false
-        if ((m.body?.length ?? 0) === 0 ? got.body !== undefined : !got.body?.equals(m.body!)) return false
-        void bodyBytes
-      }
-      await sending
-      return true
-    },
-  ), { numRuns: 60 })
-  t.pass()
+// Both kinds of channel keep one contract; the framed one is also the wire's.
+const kinds: Array<[string, () => [Channel, Channel]]> = [['framed', () => pair()], ['in memory', memoryChannelPair]]
+
+for (const [kind, makePair] of kinds) {
+  test(`${kind}: property: headers and bodies of any size arrive whole and in order`, async t => {
+    await fc.assert(fc.asyncProperty(
+      fc.array(fc.record({ header: fc.dictionary(fc.string({ maxLength: 8 }).filter(k => k !== 'bodyBytes' && k !== '__proto__'), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }), size: fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: BODY_CHUNK_BYTES - 2, max: BODY_CHUNK_BYTES * 2 + 3 })) }), { minLength: 1, maxLength: 5 }),
+      async messages => {
+        const [a, b] = makePair()
+        const sent = messages.map(m => ({ header: m.header, body: m.size < 0 ? undefined : Buffer.alloc(m.size, m.size % 251) }))
+        const sending = (async () => { for (const m of sent) await a.send(m.header, m.body) })()
+        for (const m of sent) {
+          const got = await b.receive({ timeoutMs: 5000 })
+          const { bodyBytes, ...header } = got.header
+          if (JSON.stringify(header) !== JSON.stringify(JSON.parse(JSON.stringify(m.header)))) return false
+          if ((m.body?.length ?? 0) === 0 ? got.body !== undefined : !got.body?.equals(m.body!) || bodyBytes !== m.body!.length) return false
+        }
+        await sending
+        return true
+      },
+    ), { numRuns: 60 })
+    t.pass()
+  })
+
+  test(`${kind}: silence past the timeout ends the wait with a clear error`, async t => {
+    const [, b] = makePair()
+    await t.throwsAsync(b.receive({ timeoutMs: 50 }), { name: 'NetworkError', message: 'no answer within 50 ms' })
+  })
+
+  test(`${kind}: a closed stream ends receive with a clear error, after what was sent before it`, async t => {
+    const [a, b] = makePair()
+    await a.send({ type: 'last' })
+    await a.close()
+    t.is((await b.receive({ timeoutMs: 2000 })).header.type, 'last')
+    await t.throwsAsync(b.receive({ timeoutMs: 2000 }), { name: 'NetworkError', message: 'the remote closed the stream' })
+    await t.throwsAsync(a.send({ type: 'late' }), { name: 'NetworkError', message: 'stream is closed' })
+  })
+
+  test(`${kind}: an abort ends a receive waiting on the other side`, async t => {
+    const [a, b] = makePair()
+    const waiting = b.receive({ timeoutMs: 5000 })
+    a.abort(new Error('gone'))
+    await t.throwsAsync(waiting, { name: 'NetworkError' })
+    t.true(a.isClosed)
+  })
+}
+
+test('in memory: a body is handed over, not copied', async t => {
+  const [a, b] = memoryChannelPair()
+  const body = Buffer.alloc(1 << 20, 7)
+  await a.send({ type: 'tile' }, body)
+  const got = await b.receive({ timeoutMs: 1000 })
+  t.is(got.body!.buffer, body.buffer)
+  t.deepEqual(got.header, { type: 'tile', bodyBytes: 1 << 20 })
 })
 
-test('a body over the limit is refused from its announced size, before it is read', async t => {
+test('framed: a body over the limit is refused from its announced size, before it is read', async t => {
   const [a, b] = pair(1000)
   void a.send({ type: 'x' }, Buffer.alloc(5000))
   await t.throwsAsync(b.receive({ timeoutMs: 2000 }), { name: 'LimitExceededError', message: /5000 bytes is over the limit of 1000/ })
 })
 
-test('silence past the timeout ends the wait with a clear error', async t => {
-  const [, b] = pair()
-  await t.throwsAsync(b.receive({ timeoutMs: 50 }), { name: 'NetworkError', message: 'no answer within 50 ms' })
-})
-
-test('a closed stream ends receive with a clear error, not a hang', async t => {
-  const [a, b] = pair()
-  await a.close()
-  await t.throwsAsync(b.receive({ timeoutMs: 2000 }), { name: 'NetworkError', message: 'the remote closed the stream' })
-})

@@ -7,7 +7,7 @@ import { requestFromFlags } from '../../src/client/options.ts'
 import { submitToSwarm } from '../../src/client/submit.ts'
 import { createClientNode } from '../../src/net/node.ts'
 import { SUBMIT_PROTOCOL } from '../../src/protocol/constants.ts'
-import { Channel } from '../../src/protocol/framing.ts'
+import { FramedChannel } from '../../src/protocol/framing.ts'
 import { fixture } from '../helpers/fixtures.ts'
 import { swarmVersusLocal, tempDir } from '../helpers/swarm.ts'
 
@@ -17,7 +17,7 @@ async function rawSubmit (addr: string, header: Record<string, unknown>, body?: 
   try {
     const { multiaddr } = await import('@multiformats/multiaddr')
     const stream = await node.dialProtocol(multiaddr(addr), SUBMIT_PROTOCOL, { signal: AbortSignal.timeout(5000) })
-    const channel = new Channel(stream, { maxBodyBytes: 1 << 30 })
+    const channel = new FramedChannel(stream, { maxBodyBytes: 1 << 30 })
     await channel.send(header, body)
     for (;;) {
       const { header: reply } = await channel.receive({ timeoutMs: 10_000 })

@@ -9,7 +9,7 @@ import { submitToSwarm } from '../../src/client/submit.ts'
 import type { JobCoordinator } from '../../src/job/coordinator.ts'
 import { createClientNode, createSwarmNode, type SwarmNode } from '../../src/net/node.ts'
 import { JOBS_TOPIC, PEERS_TOPIC, SUBMIT_PROTOCOL, TILE_PROTOCOL } from '../../src/protocol/constants.ts'
-import { Channel } from '../../src/protocol/framing.ts'
+import { FramedChannel } from '../../src/protocol/framing.ts'
 import { fixture, fixtureNames } from '../helpers/fixtures.ts'
 import { noisePng, slowProcessor, swarmVersusLocal, tempDir } from '../helpers/swarm.ts'
 
@@ -31,7 +31,7 @@ async function spray (rogue: SwarmNode, addr: string, protocol: string, chunks: 
 /** A rogue worker's tile session, speaking well-framed messages of its choosing. */
 async function rogueSession (rogue: SwarmNode, addr: string): Promise<{ ask: (header: Record<string, unknown>, body?: Uint8Array) => Promise<Record<string, unknown>>, flood: (n: number) => Promise<Array<Record<string, unknown>>>, close: () => void }> {
   const stream = await rogue.dialProtocol(multiaddr(addr), TILE_PROTOCOL, { signal: AbortSignal.timeout(3000) })
-  const channel = new Channel(stream, { maxBodyBytes: 1 << 26 })
+  const channel = new FramedChannel(stream, { maxBodyBytes: 1 << 26 })
   let rid = 0
   return {
     ask: async (header, body) => {
@@ -132,7 +132,7 @@ test.serial('a client that uploads slowly and stalls is dropped; another job car
     const coordinator = cluster.peers[0]!
     const addr = coordinator.addrs()[0]!
     const stream = await client.dialProtocol(multiaddr(addr), SUBMIT_PROTOCOL)
-    const channel = new Channel(stream, { maxBodyBytes: 1 << 20 })
+    const channel = new FramedChannel(stream, { maxBodyBytes: 1 << 20 })
     // Announce a 1 MB upload, send a little, then stall.
     const header = Buffer.from(JSON.stringify({ type: 'submit', v: 1, ops: [{ op: 'invert' }], format: 'png', quality: 90, bodyBytes: 1_000_000 }))
     void stream.sink((async function * () {
