@@ -9,3 +9,4 @@ export { OPERATIONS, getOperation, operationNames, describeOperations } from './
 export * from './pipeline.ts'
 export * from './tiles.ts'
 export * from './codec.ts'
+export { semaphore, type Gate } from './gate.ts'

@@ -1,4 +1,5 @@
 import { blit, createRaw, extract, type PixelFormat, type RawImage, type Rect } from './raw.ts'
+import { withPassGate, type Gate } from './gate.ts'
 import { pipelineFormat, pipelineRadius, runPipeline, type Step } from './pipeline.ts'
 
 /** A tile: the pixels it owns in the output (core) and what it reads (haloed). */
@@ -40,9 +41,18 @@ export function tileInput (image: RawImage, tile: Tile): RawImage {
 }
 
 /** Runs the pipeline on a haloed tile and crops the halo away: the tile's core. */
-export async function processTile (haloedPixels: RawImage, tile: Tile, steps: readonly Step[]): Promise<RawImage> {
-  const out = await runPipeline(haloedPixels, steps)
-  return extract(out, { x: tile.core.x - tile.haloed.x, y: tile.core.y - tile.haloed.y, width: tile.core.width, height: tile.core.height })
+export async function processTile (haloedPixels: RawImage, tile: Tile, steps: readonly Step[], options: { gate?: Gate } = {}): Promise<RawImage> {
+  const { core, haloed } = tile
+  const halo = pipelineRadius(steps)
+  // A side with less than the full halo was clipped: it is the picture's edge.
+  const borders = {
+    top: core.y - haloed.y < halo,
+    right: haloed.x + haloed.width - (core.x + core.width) < halo,
+    bottom: haloed.y + haloed.height - (core.y + core.height) < halo,
+    left: core.x - haloed.x < halo,
+  }
+  const crop = { x: core.x - haloed.x, y: core.y - haloed.y, width: core.width, height: core.height }
+  return await withPassGate(options.gate, async () => await runPipeline(haloedPixels, steps, { borders, crop }))
 }
 
 /** The output image a pipeline makes from `input`, empty, for tiles to be placed in. */

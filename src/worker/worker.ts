@@ -1,17 +1,20 @@
 import { oneLine } from '../errors.ts'
-import { processTile, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import { processTile, semaphore, type Gate, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import { tileChecksum, DEFAULT_PARK_MS } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { WorkerSession, type ClaimReply, type GrantedWork, type JobRef } from './session.ts'
 
 export type { JobRef } from './session.ts'
 
-/** Computes a tile's core from its haloed pixels; the simulator swaps in a cost model. */
-export type TileProcessor = (pixels: RawImage, tile: Tile, steps: Step[]) => Promise<RawImage>
+/**
+ * Computes a tile's core from its haloed pixels, its compute passing through
+ * `gate`; the simulator swaps in a cost model.
+ */
+export type TileProcessor = (pixels: RawImage, tile: Tile, steps: Step[], gate: Gate) => Promise<RawImage>
 
 export interface WorkerOptions {
   peerId: string
-  /** Tiles processed at once. */
+  /** libvips passes at once (one thread each); twice as many tiles are in hand. */
   slots: number
   /** Opens a tile-protocol channel to a job's coordinator. */
   connect: (ref: JobRef) => Promise<Channel>
@@ -52,9 +55,17 @@ export interface WorkerStats {
 const DEFAULT_RETRY_MS = 250
 
 /**
- * The worker in every peer: `slots` lanes, each claiming a tile, prefetching
- * the next while computing, and streaming results back. Leases on long tiles
- * are renewed; on stop every lease is handed back at once.
+ * Lanes per slot. With two, one lane's tile computes while the other's
+ * result travels and its next input is prepared, so a slot's thread does not
+ * wait on copies, checksums, acks or garbage collection.
+ */
+const LANES_PER_SLOT = 2
+
+/**
+ * The worker in every peer: lanes, each claiming a tile, prefetching the
+ * next while computing, and streaming results back; `slots` bounds the
+ * passes computing at once. Leases on long tiles are renewed; on stop every
+ * lease is handed back at once.
  */
 export class Worker {
   readonly stats: WorkerStats = { tilesDone: 0, duplicates: 0, rejected: 0, released: 0 }
@@ -67,14 +78,16 @@ export class Worker {
   private lanes: Array<Promise<void>> = []
   private renewTimer: NodeJS.Timeout | undefined
   private readonly process: TileProcessor
+  private readonly gate: Gate
 
   constructor (options: WorkerOptions) {
     this.options = options
-    this.process = options.process ?? (async (pixels, tile, steps) => await processTile(pixels, tile, steps))
+    this.gate = semaphore(options.slots)
+    this.process = options.process ?? (async (pixels, tile, steps, gate) => await processTile(pixels, tile, steps, { gate }))
   }
 
   start (): void {
-    for (let i = 0; i < this.options.slots; i++) this.lanes.push(this.lane())
+    for (let i = 0; i < LANES_PER_SLOT * this.options.slots; i++) this.lanes.push(this.lane())
     // Often enough that a renewal lands well inside even a short lease; each tick is a scan of a few held leases.
     this.renewTimer = setInterval(() => { this.renewHeld() }, 50)
     this.renewTimer.unref()
@@ -189,7 +202,7 @@ export class Worker {
         // Tiles computed in JavaScript, on the in-memory channel to this peer's own
         // coordinator, never leave the microtask queue: give I/O its turn each tile.
         await new Promise(resolve => setImmediate(resolve))
-        const core = await this.process(work.pixels, work.tile, session.steps)
+        const core = await this.process(work.pixels, work.tile, session.steps, this.gate)
         while (this.frozen && !this.stopped) await this.idle()
         // Stopping handed the lease back already; the result would be a duplicate.
         if (this.stopped || !this.held.has(work.leaseId)) continue

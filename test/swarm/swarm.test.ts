@@ -3,6 +3,8 @@ import { until } from '../../sim/cluster.ts'
 import type { JobCoordinator } from '../../src/job/coordinator.ts'
 import { noisePng, slowProcessor, swarmVersusLocal, trackPlacements, withCluster } from '../helpers/swarm.ts'
 import { fixture } from '../helpers/fixtures.ts'
+import { processTile } from '../../src/imaging/index.ts'
+import type { TileProcessor } from '../../src/worker/worker.ts'
 
 // Each test starts its own cluster on loopback; they run one at a time to keep the 2 cores honest.
 const serial = test.serial
@@ -148,4 +150,30 @@ serial('tiles that take longer than the lease are renewed, not taken away', asyn
     t.is(run.done.leases.expired, 0, JSON.stringify(run.done.leases))
     t.true(job!.leases.stats.renewed > 0, JSON.stringify(job!.leases.stats))
   })
+})
+
+serial('one slot: two tiles in hand at once, but never two passes computing', async t => {
+  let inHand = 0
+  let computing = 0
+  const most = { inHand: 0, computing: 0 }
+  const process: TileProcessor = async (pixels, tile, steps, gate) => {
+    most.inHand = Math.max(most.inHand, ++inHand)
+    try {
+      return await gate(async () => {
+        most.computing = Math.max(most.computing, ++computing)
+        // Modelled compute: long enough for the other lane's grant to arrive meanwhile.
+        const [out] = await Promise.all([processTile(pixels, tile, steps), new Promise(resolve => setTimeout(resolve, 3))])
+        computing--
+        return out
+      })
+    } finally {
+      inHand--
+    }
+  }
+  await withCluster(1, { slots: 1, process }, async (cluster, dir) => {
+    const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 300, 200), 'median:3', dir, 32, 'slots')
+    t.true(run.swarm.equals(run.local))
+  })
+  t.is(most.computing, 1)
+  t.is(most.inHand, 2)
 })
