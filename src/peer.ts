@@ -10,5 +10,7 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
   const { availableParallelism } = await import('node:os')
   process.env.UV_THREADPOOL_SIZE = String(Math.max(4, availableParallelism() + 2))
 }
+const { tuneHeapForTiles } = await import('./runtime.ts')
+tuneHeapForTiles()
 const { main } = await import('./cli.ts')
 await main(process.argv)
