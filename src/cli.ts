@@ -73,7 +73,7 @@ function peerCommand (): Command {
     .option('--listen <multiaddr>', 'address to listen on; repeatable (default /ip4/0.0.0.0/tcp/4001; /tcp/0 picks a free port)', collect)
     .option('--bootstrap <multiaddr>', 'a peer of the swarm to join through; repeatable', collect)
     .option('--data-dir <dir>', 'keeps the identity key, so a restarted peer keeps its peer id', join(homedir(), '.tileswarm'))
-    .option('--slots <n>', 'tiles processed at once, one libvips thread each', integerOption('--slots', 1, 1024), availableParallelism())
+    .option('--slots <n>', 'libvips threads this peer computes with (it holds twice as many tiles, so the next is ready)', integerOption('--slots', 1, 1024), availableParallelism())
     .option('--tile-size <px>', 'tile edge for jobs coordinated here', integerOption('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE), DEFAULT_TILE_SIZE)
     .option('--lease-ms <ms>', 'a tile not delivered or renewed this long after its grant goes to another peer', integerOption('--lease-ms', 100, 3_600_000), DEFAULT_LEASE_MS)
     .option('--max-pixels <n>', 'refuse submitted images with more pixels', integerOption('--max-pixels'), DEFAULT_MAX_PIXELS)
