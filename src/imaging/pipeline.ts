@@ -1,7 +1,7 @@
 import { InvalidParameterError } from '../errors.ts'
 import type { Operation } from './operation.ts'
 import { validateParams, type Params } from './params.ts'
-import { joinAlpha, padReplicate, splitAlpha, extract, type PixelFormat, type RawImage, type Channels, type Rect } from './raw.ts'
+import { joinAlpha, padReplicate, release, splitAlpha, extract, type PixelFormat, type RawImage, type Channels, type Rect } from './raw.ts'
 import { getOperation } from './registry.ts'
 
 /** One step as it is written by users and sent on the wire. */
@@ -122,8 +122,13 @@ export interface PipelineOptions {
 
 async function padded (image: RawImage, r: number, step: Step, borders: Borders, crop: Rect): Promise<RawImage> {
   const pad = { top: borders.top ? r : 0, right: borders.right ? r : 0, bottom: borders.bottom ? r : 0, left: borders.left ? r : 0 }
-  const out = await step.operation.apply(padReplicate(image, pad), step.params)
-  return extract(out, { x: pad.left + crop.x, y: pad.top + crop.y, width: crop.width, height: crop.height })
+  const input = padReplicate(image, pad)
+  const out = await step.operation.apply(input, step.params)
+  const result = extract(out, { x: pad.left + crop.x, y: pad.top + crop.y, width: crop.width, height: crop.height })
+  // Intermediates are freed at once: a tile's worth of garbage per step adds up to collections.
+  release(input.data, [image.data, result.data])
+  release(out.data, [image.data, result.data])
+  return result
 }
 
 /** One step on a whole image or a haloed tile (see PipelineOptions). */
@@ -139,6 +144,7 @@ export async function applyStep (image: RawImage, step: Step, options: PipelineO
     else if (step.operation.alpha === 'filter') alphaOut = await padded(alpha, r, step, borders, crop)
   }
   const out = joinAlpha(colourOut, alphaOut)
+  for (const part of [colour, alpha, colourOut, alphaOut]) release(part?.data, [image.data, out.data])
   const want = stepFormat(image, step)
   if (out.channels !== want.channels || out.depth !== want.depth || out.width !== crop.width || out.height !== crop.height) {
     throw new Error(`internal: ${step.operation.name} returned ${out.width}x${out.height} ${out.channels}ch ${out.depth}-bit`)
@@ -149,6 +155,10 @@ export async function applyStep (image: RawImage, step: Step, options: PipelineO
 /** The steps in order; only the last one crops, so every step sees the whole halo. */
 export async function runPipeline (image: RawImage, steps: readonly Step[], options: PipelineOptions = {}): Promise<RawImage> {
   let current = image
-  for (const [i, step] of steps.entries()) current = await applyStep(current, step, i === steps.length - 1 ? options : { borders: options.borders })
+  for (const [i, step] of steps.entries()) {
+    const next = await applyStep(current, step, i === steps.length - 1 ? options : { borders: options.borders })
+    if (current !== image) release(current.data, [image.data, next.data])
+    current = next
+  }
   return current
 }

@@ -50,6 +50,22 @@ export function allocRawUnsafe (width: number, height: number, format: PixelForm
   return { width, height, channels: format.channels, depth: format.depth, data: Buffer.allocUnsafe(rawByteLength(width, height, format)) }
 }
 
+/** Below this a buffer may share its memory with others (Node's pool), and freeing it early gains little. */
+const RELEASE_MIN_BYTES = 64 * 1024
+
+/**
+ * Frees a large buffer now instead of at some later garbage collection, so
+ * memory follows the work: only for buffers nobody else will read. A buffer
+ * that shares its memory with one in `keep`, or with anything else, stays.
+ */
+export function release (buffer: Uint8Array | undefined, keep: ReadonlyArray<Uint8Array | undefined> = []): void {
+  if (buffer === undefined || buffer.byteLength < RELEASE_MIN_BYTES) return
+  const memory = buffer.buffer
+  if (!(memory instanceof ArrayBuffer) || memory.detached || buffer.byteOffset !== 0 || buffer.byteLength !== memory.byteLength) return
+  if (keep.some(k => k?.buffer === memory)) return
+  memory.transfer(0)
+}
+
 export function formatName (format: PixelFormat): string {
   const names = { 1: 'grey', 2: 'grey+alpha', 3: 'RGB', 4: 'RGBA' }
   return `${format.depth}-bit ${names[format.channels]}`

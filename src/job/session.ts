@@ -1,4 +1,5 @@
 import { ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { release } from '../imaging/index.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { TileClientMessage } from '../protocol/messages.ts'
 import type { JobCoordinator } from './coordinator.ts'
@@ -51,6 +52,8 @@ export async function serveTileSession (channel: Channel, peer: string, findJob:
         }
         case 'result': {
           const outcome = current.result(peer, msg.tile, msg.leaseId, msg.checksum, body ?? Buffer.alloc(0))
+          // Placed (copied into the output) or refused: either way its bytes are spent.
+          release(body)
           if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result from ${peer}: ${outcome.reason}`)
           await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
           break

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import sharp from 'sharp'
 import { LimitExceededError, ProtocolError, SubmitRefusedError, TileswarmError, oneLine } from '../errors.ts'
-import { decodeImage, encodeImage, resolvePipeline, tileCount, DEFAULT_MAX_PIXELS, DEFAULT_TILE_SIZE, type OutputFormat } from '../imaging/index.ts'
+import { decodeImage, encodeImage, release, resolvePipeline, tileCount, DEFAULT_MAX_PIXELS, DEFAULT_TILE_SIZE, type OutputFormat, type RawImage } from '../imaging/index.ts'
 import { JobCoordinator } from '../job/coordinator.ts'
 import { serveTileSession } from '../job/session.ts'
 import { createSwarmNode, type SwarmNode } from '../net/node.ts'
@@ -255,6 +255,7 @@ export class SwarmPeer {
     const channel = new FramedChannel(stream, { maxBodyBytes: this.options.maxUploadBytes })
     const client = connection.remotePeer.toString()
     let job: ActiveJob | undefined
+    let input: RawImage | undefined
     let outcome: 'done' | 'failed' | 'cancelled' = 'failed'
     try {
       if (this.stopping) throw new TileswarmError('this peer is shutting down; submit to another')
@@ -271,7 +272,10 @@ export class SwarmPeer {
       const tileSize = request.tileSize ?? this.options.tileSize
       if (tileSize < MIN_TILE_SIZE || tileSize > MAX_TILE_SIZE) throw new LimitExceededError(`Expected integer between ${MIN_TILE_SIZE} and ${MAX_TILE_SIZE} for tile size but received ${tileSize}`)
       const { image, notes } = await decodeImage(upload.body ?? Buffer.alloc(0), { maxPixels: this.options.maxPixels })
-      upload.body = undefined // the file's bytes are not needed past decoding
+      // The file's bytes are not needed past decoding: freed at once, not at a collection. The coordinator takes the pixels.
+      release(upload.body)
+      upload.body = undefined
+      input = image
       const tiles = tileCount(image.width, image.height, tileSize)
       if (tiles > this.options.maxTiles) throw new LimitExceededError(`${tiles} tiles of ${tileSize} px is over this peer's limit of ${this.options.maxTiles} (--max-tiles); use a larger tile size`)
       // Another submission may have taken the last place while this one uploaded.
@@ -306,6 +310,7 @@ export class SwarmPeer {
         () => { coordinator.cancel(new TileswarmError('the client went away')) })
       const output = await coordinator.finished
       const encoded = await encodeImage(output, { format: request.format as OutputFormat, quality: request.quality })
+      release(output.data)
       const s = coordinator.leases.stats
       await channel.send({
         type: 'result',
@@ -320,6 +325,7 @@ export class SwarmPeer {
     } catch (err) {
       const e = err as Error
       if (job !== undefined) job.coordinator.cancel(e)
+      release(input?.data)
       outcome = job?.coordinator.isRunning === false && this.stopping ? 'cancelled' : 'failed'
       const name = err instanceof TileswarmError ? e.name : 'InternalError'
       if (!(err instanceof TileswarmError)) this.log(`submission from ${client} failed: ${e.stack ?? e.message}`)

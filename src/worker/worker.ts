@@ -1,5 +1,5 @@
 import { oneLine } from '../errors.ts'
-import { processTile, semaphore, type Gate, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import { processTile, release, semaphore, type Gate, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import { tileChecksum, DEFAULT_PARK_MS } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { WorkerSession, type ClaimReply, type GrantedWork, type JobRef } from './session.ts'
@@ -203,6 +203,7 @@ export class Worker {
         // coordinator, never leave the microtask queue: give I/O its turn each tile.
         await new Promise(resolve => setImmediate(resolve))
         const core = await this.process(work.pixels, work.tile, session.steps, this.gate)
+        release(work.pixels.data, [core.data])
         while (this.frozen && !this.stopped) await this.idle()
         // Stopping handed the lease back already; the result would be a duplicate.
         if (this.stopped || !this.held.has(work.leaseId)) continue
@@ -212,6 +213,8 @@ export class Worker {
           throw new Error('result stream dropped halfway (fault injection)')
         }
         const status = await session.result(work.tile.index, work.leaseId, tileChecksum(core.data), core.data)
+        // Acked: the coordinator has every byte (a reply comes only after the whole body).
+        release(core.data)
         if (status === 'accepted') {
           this.stats.tilesDone++
           const entry = this.jobs.get(session.ref.jobId)

@@ -1,5 +1,5 @@
 import type { Operation } from '../operation.ts'
-import { createRaw, maxSample, samples, type RawImage, withSamples } from '../raw.ts'
+import { createRaw, maxSample, release, samples, type RawImage, withSamples } from '../raw.ts'
 import { sharpPass } from './sharp-pass.ts'
 
 /** Luminance, as sharp's greyscale computes it; the edge maps work on it. */
@@ -66,7 +66,12 @@ function gradientOperation (name: string, summary: string, kx: number[], norm: n
     radius: () => 1,
     colourOut: () => 1,
     alpha: 'drop',
-    apply: async (image, p) => gradientMagnitude(await toGrey(image), kx, norm, p.scale as number),
+    apply: async (image, p) => {
+      const grey = await toGrey(image)
+      const out = gradientMagnitude(grey, kx, norm, p.scale as number)
+      release(grey.data, [image.data])
+      return out
+    },
   }
 }
 
@@ -89,7 +94,12 @@ export const laplacian: Operation = {
   radius: () => 1,
   colourOut: () => 1,
   alpha: 'drop',
-  apply: async (image, p) => laplacianMagnitude(await toGrey(image), p.scale as number),
+  apply: async (image, p) => {
+    const grey = await toGrey(image)
+    const out = laplacianMagnitude(grey, p.scale as number)
+    release(grey.data, [image.data])
+    return out
+  },
 }
 
 export const edgeOperations = [sobel, prewitt, scharr, laplacian]
