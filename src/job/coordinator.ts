@@ -1,10 +1,11 @@
 import { crc32 } from 'node:zlib'
-import { bytesPerPixel, createOutput, pipelineFormat, pipelineRadius, planTiles, placeTile, tileInput, toSpecs, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import { BandedImage, bytesPerPixel, createOutput, pipelineFormat, pipelineRadius, planTiles, placeTile, toSpecs, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { LeaseTable, type Lease } from './leases.ts'
 
 export interface JobOptions {
   jobId: string
+  /** Taken, not borrowed: its pixels move into bands and its buffer is freed. */
   image: RawImage
   steps: Step[]
   tileSize: number
@@ -67,8 +68,10 @@ export class JobCoordinator {
   readonly inputFormat: PixelFormat
   readonly tilesByPeer = new Map<string, number>()
   readonly finished: Promise<RawImage>
-  /** Dropped once every tile is in: the input need not outlive the tiles (memory). */
-  private image: RawImage | undefined
+  /** The input in bands of one tile row; a band is freed once every tile that reads it is in. */
+  private input: BandedImage | undefined
+  /** Per band, the tiles not yet in whose haloed input reads it. */
+  private readonly readersLeft: number[]
   private readonly output: RawImage
   private readonly clock: Clock
   private readonly parkMs: number
@@ -82,7 +85,6 @@ export class JobCoordinator {
   constructor (options: JobOptions) {
     this.jobId = options.jobId
     this.steps = options.steps
-    this.image = options.image
     this.tileSize = options.tileSize
     this.clock = options.clock ?? systemClock
     this.parkMs = options.parkMs ?? DEFAULT_PARK_MS
@@ -92,6 +94,9 @@ export class JobCoordinator {
     this.output = createOutput(options.image.width, options.image.height, options.image, options.steps)
     this.outputFormat = pipelineFormat(options.image, options.steps)
     this.inputFormat = { channels: options.image.channels, depth: options.image.depth }
+    this.input = new BandedImage(options.image, options.tileSize)
+    this.readersLeft = new Array<number>(this.input.bandCount).fill(0)
+    for (const tile of this.tiles) for (const b of this.input.bandsOf(tile.haloed.y, tile.haloed.height)) this.readersLeft[b]!++
     this.finished = new Promise((resolve, reject) => { this.resolveFinished = resolve; this.rejectFinished = reject })
     this.finished.catch(() => {})
   }
@@ -137,12 +142,12 @@ export class JobCoordinator {
 
   private tryClaim (peer: string): ClaimOutcome | undefined {
     if (this.state === 'cancelled') return { kind: 'cancelled' }
-    if (this.state === 'done' || this.image === undefined) return { kind: 'done' }
+    if (this.state === 'done' || this.input === undefined) return { kind: 'done' }
     const lease = this.leases.claim(peer, this.clock.now())
     if (lease === undefined) return undefined
     this.scheduleExpiry()
     const tile = this.tiles[lease.tile]!
-    return { kind: 'grant', grant: { lease, tile, pixels: tileInput(this.image, tile) } }
+    return { kind: 'grant', grant: { lease, tile, pixels: this.input.extract(tile.haloed) } }
   }
 
   /** Hands returned tiles to parked claims first; says so to the swarm if any are left. */
@@ -171,6 +176,9 @@ export class JobCoordinator {
     if (tileChecksum(body) !== checksum) return { status: 'rejected', reason: `tile ${tileIndex} result fails its checksum` }
     this.leases.complete(tileIndex, leaseId, peer)
     placeTile(this.output, tile, { width: tile.core.width, height: tile.core.height, ...this.outputFormat, data: Buffer.from(body.buffer, body.byteOffset, body.length) })
+    for (const b of this.input!.bandsOf(tile.haloed.y, tile.haloed.height)) {
+      if (--this.readersLeft[b]! === 0) this.input!.drop(b)
+    }
     this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
     for (const l of this.listeners.placed) l(tileIndex, peer)
     for (const l of this.listeners.progress) l(this.leases.completed, this.tiles.length)
@@ -226,9 +234,13 @@ export class JobCoordinator {
     }
   }
 
+  /** Memory held by the input's bands (the bench and tests watch it shrink). */
+  get inputBytes (): number { return this.input?.heldBytes ?? 0 }
+
   private finish (): void {
     this.state = 'done'
-    this.image = undefined
+    this.input?.dropAll()
+    this.input = undefined
     this.settle()
     this.resolveFinished(this.output)
   }
@@ -236,7 +248,8 @@ export class JobCoordinator {
   cancel (reason: Error): void {
     if (this.state !== 'running') return
     this.state = 'cancelled'
-    this.image = undefined
+    this.input?.dropAll()
+    this.input = undefined
     this.settle()
     this.rejectFinished(reason)
   }

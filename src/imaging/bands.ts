@@ -1,0 +1,68 @@
+import { allocRawUnsafe, bytesPerPixel, release, type PixelFormat, type RawImage, type Rect } from './raw.ts'
+
+/**
+ * An image held as horizontal bands of `bandRows` rows, each its own buffer,
+ * so that a band can be freed once nothing will read it again: a
+ * coordinator's input shrinks as its rows of tiles are done.
+ */
+export class BandedImage {
+  readonly width: number
+  readonly height: number
+  readonly format: PixelFormat
+  readonly bandRows: number
+  private readonly bands: Array<Buffer | undefined>
+
+  /** Takes `image`: its pixels are copied into bands and its buffer freed. */
+  constructor (image: RawImage, bandRows: number) {
+    if (!Number.isInteger(bandRows) || bandRows < 1) throw new RangeError(`band rows must be a positive integer, got ${bandRows}`)
+    this.width = image.width
+    this.height = image.height
+    this.format = { channels: image.channels, depth: image.depth }
+    this.bandRows = bandRows
+    const rowBytes = image.width * bytesPerPixel(image)
+    this.bands = []
+    for (let y = 0; y < image.height; y += bandRows) {
+      const rows = Math.min(bandRows, image.height - y)
+      this.bands.push(Buffer.from(image.data.subarray(y * rowBytes, (y + rows) * rowBytes)))
+    }
+    release(image.data)
+  }
+
+  /** The bands a run of rows lies in. */
+  bandsOf (y: number, height: number): number[] {
+    const first = Math.floor(y / this.bandRows)
+    const last = Math.floor((y + height - 1) / this.bandRows)
+    return Array.from({ length: last - first + 1 }, (_, i) => first + i)
+  }
+
+  get bandCount (): number { return this.bands.length }
+
+  /** Bytes still held. */
+  get heldBytes (): number { return this.bands.reduce((sum, b) => sum + (b?.length ?? 0), 0) }
+
+  /** A copy of `rect`, which must lie inside the image and in bands not yet dropped. */
+  extract (rect: Rect): RawImage {
+    const bpp = bytesPerPixel(this.format)
+    const out = allocRawUnsafe(rect.width, rect.height, this.format)
+    const rowBytes = rect.width * bpp
+    for (let row = 0; row < rect.height; row++) {
+      const y = rect.y + row
+      const band = this.bands[Math.floor(y / this.bandRows)]
+      if (band === undefined) throw new Error(`internal: row ${y} was read after its band was dropped`)
+      const from = ((y % this.bandRows) * this.width + rect.x) * bpp
+      band.copy(out.data, row * rowBytes, from, from + rowBytes)
+    }
+    return out
+  }
+
+  /** Frees a band now; reading it afterwards is a bug and throws. */
+  drop (band: number): void {
+    release(this.bands[band])
+    this.bands[band] = undefined
+  }
+
+  /** Frees every band. */
+  dropAll (): void {
+    for (let i = 0; i < this.bands.length; i++) this.drop(i)
+  }
+}

@@ -1,0 +1,60 @@
+import test from 'ava'
+import fc from 'fast-check'
+import { BandedImage, extract, release } from '../../src/imaging/index.ts'
+import { noiseImage } from '../../sim/model.ts'
+
+test('property: any rectangle read from bands equals the same rectangle of the whole image', t => {
+  fc.assert(fc.property(
+    fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 70 }), fc.constantFrom(1, 2, 3, 4), fc.constantFrom(8, 16),
+    fc.nat(), fc.nat(), fc.nat(), fc.nat(),
+    (width, height, bandRows, channels, depth, a, b, c, d) => {
+      const format = { channels: channels as 1 | 2 | 3 | 4, depth: depth as 8 | 16 }
+      const whole = noiseImage(width, height, format, a + 1)
+      const reference = { ...whole, data: Buffer.from(whole.data) }
+      const banded = new BandedImage(whole, bandRows)
+      const x = a % width
+      const y = b % height
+      const rect = { x, y, width: 1 + (c % (width - x)), height: 1 + (d % (height - y)) }
+      return banded.extract(rect).data.equals(extract(reference, rect).data)
+    },
+  ), { numRuns: 300 })
+  t.pass()
+})
+
+test('a band is freed when dropped, and reading it afterwards is a loud bug', t => {
+  const image = noiseImage(300, 100, { channels: 3, depth: 8 }, 1)
+  const banded = new BandedImage(image, 40)
+  // The image was taken: its buffer is freed, not copied and kept.
+  t.is(image.data.length, 0)
+  t.is(banded.bandCount, 3)
+  t.deepEqual(banded.bandsOf(35, 10), [0, 1])
+  t.is(banded.heldBytes, 300 * 100 * 3)
+  banded.drop(0)
+  t.is(banded.heldBytes, 300 * 60 * 3)
+  t.notThrows(() => banded.extract({ x: 0, y: 40, width: 300, height: 60 }))
+  t.throws(() => banded.extract({ x: 0, y: 39, width: 10, height: 2 }), { message: /row 39 was read after its band was dropped/ })
+  banded.dropAll()
+  t.is(banded.heldBytes, 0)
+})
+
+test('release frees a buffer that owns its memory, and nothing shared', t => {
+  const owned = Buffer.alloc(1 << 20)
+  release(owned)
+  t.is(owned.length, 0)
+
+  const whole = Buffer.alloc(1 << 20)
+  const part = whole.subarray(0, 1 << 19)
+  release(part)
+  t.is(whole.length, 1 << 20, 'a view on part of a buffer is not freed')
+
+  const kept = Buffer.alloc(1 << 20)
+  const alias = Buffer.from(kept.buffer, 0, kept.length)
+  release(alias, [kept])
+  t.is(kept.length, 1 << 20, 'memory shared with a kept buffer is not freed')
+
+  const small = Buffer.from('pooled')
+  release(small)
+  t.is(small.toString(), 'pooled', 'small buffers (Node\'s pool) are left to the collector')
+
+  t.notThrows(() => { release(owned); release(undefined) })
+})

@@ -1,0 +1,65 @@
+import test from 'ava'
+import { JobCoordinator, tileChecksum } from '../../src/job/coordinator.ts'
+import type { Clock } from '../../src/job/clock.ts'
+import { processTile, parseOps, resolvePipeline, runPipeline } from '../../src/imaging/index.ts'
+import { noiseImage } from '../../sim/model.ts'
+
+/** Time that moves only when the test says so. */
+function manualClock (): Clock & { advance: (ms: number) => void } {
+  let now = 0
+  const timers = new Map<number, { at: number, fn: () => void }>()
+  let next = 0
+  return {
+    now: () => now,
+    setTimeout: (fn, ms) => { timers.set(++next, { at: now + ms, fn }); return next },
+    clearTimeout: handle => { timers.delete(handle as number) },
+    advance: ms => {
+      now += ms
+      for (const [id, timer] of [...timers].sort((a, b) => a[1].at - b[1].at)) {
+        if (timer.at <= now && timers.delete(id)) timer.fn()
+      }
+    },
+  }
+}
+
+test('the input is freed band by band as its tiles come in, and a lost tile still finds its pixels', async t => {
+  const steps = resolvePipeline(parseOps('median:size=3'))
+  const source = noiseImage(200, 130, { channels: 3, depth: 8 }, 5)
+  const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
+  const clock = manualClock()
+  const job = new JobCoordinator({ jobId: 'j', image: source, steps, tileSize: 32, leaseMs: 1000, clock })
+  const full = job.inputBytes
+  t.is(full, 200 * 130 * 3)
+  t.is(source.data.length, 0, 'the coordinator took the image')
+
+  // A worker that will vanish takes a tile in the last row, whose band must outlive the rest.
+  const passed: string[] = []
+  for (;;) {
+    const outcome = await job.claim('vanishing')
+    if (outcome.kind !== 'grant') throw new Error(outcome.kind)
+    if (outcome.grant.tile.core.y === 128) break
+    passed.push(outcome.grant.lease.leaseId)
+  }
+  for (const leaseId of passed) job.release('vanishing', leaseId)
+  const held: number[] = []
+  const complete = async (peer: string): Promise<boolean> => {
+    const outcome = await job.claim(peer)
+    if (outcome.kind !== 'grant') return false
+    const { lease, tile, pixels } = outcome.grant
+    const core = await processTile(pixels, tile, steps)
+    t.is(job.result(peer, tile.index, lease.leaseId, tileChecksum(core.data), core.data).status, 'accepted')
+    held.push(job.inputBytes)
+    return true
+  }
+  while (job.leases.pendingCount > 0) await complete('steady')
+  // Left: the two bands the lost tile reads (rows 96-127 for its halo, and 128-129).
+  t.is(held.at(-1), 200 * (32 + 2) * 3)
+  t.true(held.every((b, i) => i === 0 || b <= held[i - 1]!), 'held input only shrinks')
+
+  clock.advance(1001)
+  t.is(job.leases.stats.expired, 1)
+  t.true(await complete('steady'), 'the expired tile is granted again, from bands still held')
+  const output = await job.finished
+  t.is(job.inputBytes, 0)
+  t.true(output.data.equals(reference.data))
+})
