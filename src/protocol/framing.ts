@@ -30,7 +30,7 @@ export interface ChannelLimits {
 /** The part of a libp2p Stream the channel needs; tests pass in-memory pairs. */
 export interface Duplex {
   source: AsyncIterable<Uint8ArrayList | Uint8Array>
-  sink: (source: AsyncIterable<Uint8Array>) => Promise<void>
+  sink: (source: AsyncIterable<Uint8Array | Uint8ArrayList>) => Promise<void>
   abort?: (err: Error) => void
   close?: () => Promise<void>
 }
@@ -82,6 +82,15 @@ function bounded (options: ReceiveOptions): { promise: Promise<never>, clear: ()
   }
 }
 
+/**
+ * Length-prefixes each frame as one list: the muxer then sends prefix, kind
+ * and bytes in one data frame, where lp.encode's separate pieces cost a
+ * muxer frame and an encryption each.
+ */
+async function * framesOneEach (source: AsyncIterable<Uint8Array | Uint8ArrayList>): AsyncGenerator<Uint8ArrayList> {
+  for await (const frame of source) yield lp.encode.single(frame)
+}
+
 export class FramedChannel implements Channel {
   private readonly outgoing = pushable<Uint8Array | Uint8ArrayList>()
   private readonly frames: AsyncIterator<Uint8ArrayList>
@@ -93,7 +102,7 @@ export class FramedChannel implements Channel {
   constructor (duplex: Duplex, limits: ChannelLimits) {
     this.duplex = duplex
     this.limits = limits
-    this.sinkDone = pipe(this.outgoing, src => lp.encode(src), duplex.sink).catch(() => {})
+    this.sinkDone = pipe(this.outgoing, framesOneEach, duplex.sink).catch(() => {})
     this.frames = pipe(duplex.source, src => lp.decode(src, { maxDataLength: MAX_FRAME_BYTES }))[Symbol.asyncIterator]()
   }
 
@@ -191,9 +200,9 @@ export class FramedChannel implements Channel {
 
 /** Two connected in-memory duplexes, for the coordinator's own worker and for tests. */
 export function duplexPair (): [Duplex, Duplex] {
-  const aToB = pushable<Uint8Array>()
-  const bToA = pushable<Uint8Array>()
-  const side = (input: ReturnType<typeof pushable<Uint8Array>>, output: ReturnType<typeof pushable<Uint8Array>>): Duplex => ({
+  const aToB = pushable<Uint8Array | Uint8ArrayList>()
+  const bToA = pushable<Uint8Array | Uint8ArrayList>()
+  const side = (input: ReturnType<typeof pushable<Uint8Array | Uint8ArrayList>>, output: ReturnType<typeof pushable<Uint8Array | Uint8ArrayList>>): Duplex => ({
     source: input,
     sink: async source => {
       try {
