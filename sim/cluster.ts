@@ -56,7 +56,7 @@ export class Cluster {
     const blocked = new Set<string>()
     let self: SwarmPeer | undefined
     const model = this.options.nsPerPixel !== undefined
-      ? { process: costModel(this.options.nsPerPixel, () => (self !== undefined ? this.slowness.get(self) : undefined) ?? 1) }
+      ? { process: costModel(this.options.nsPerPixel, () => (self !== undefined ? this.slowness.get(self) : undefined) ?? 1, overrides.slots ?? this.options.slots ?? 1) }
       : {}
     const peer = await SwarmPeer.start({
       blocked,

@@ -1,4 +1,4 @@
-import { createRaw, processTile, samples, withSamples, type PixelFormat, type RawImage, type Step, type Tile, type Gate } from '../src/imaging/index.ts'
+import { createRaw, processTile, samples, withSamples, type PixelFormat, type RawImage, type Step, type Tile, semaphore } from '../src/imaging/index.ts'
 import type { TileProcessor } from '../src/worker/worker.ts'
 
 /** mulberry32: a small seeded PRNG, so a scenario with --seed repeats. */
@@ -18,12 +18,13 @@ export function prng (seed: number): () => number {
  * the output can be checked, and the tile then takes as long as the cost model
  * says: nsPerPixel for each core pixel, times the peer's slowness factor.
  */
-export function costModel (nsPerPixel: number, slowness: () => number): TileProcessor {
-  return async (pixels: RawImage, tile: Tile, steps: Step[], gate: Gate): Promise<RawImage> => {
+export function costModel (nsPerPixel: number, slowness: () => number, slots = 1): TileProcessor {
+  // The peer's libuv pool, modelled: one modelled pass computing per slot.
+  const pool = semaphore(slots)
+  return async (pixels: RawImage, tile: Tile, steps: Step[]): Promise<RawImage> => {
     const out = await processTile(pixels, tile, steps)
-    // The modelled compute holds a slot, as a real pass does.
     const wantMs = tile.core.width * tile.core.height * nsPerPixel / 1e6 * slowness()
-    if (wantMs > 0.5) await gate(async () => await new Promise(resolve => setTimeout(resolve, wantMs)))
+    if (wantMs > 0.5) await pool(async () => await new Promise(resolve => setTimeout(resolve, wantMs)))
     return out
   }
 }

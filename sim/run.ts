@@ -15,6 +15,7 @@ import type { JobCoordinator } from '../src/job/coordinator.ts'
 import { wireStats } from '../src/protocol/framing.ts'
 import { submitToSwarm } from '../src/client/submit.ts'
 import { Cluster } from './cluster.ts'
+import { tuneHeapForTiles } from '../src/runtime.ts'
 import { noiseImage, prng } from './model.ts'
 import { SCENARIOS } from './scenarios.ts'
 
@@ -33,6 +34,9 @@ const program = new Command('sim')
   .option('--json', 'print the summary as JSON')
   .option('--log', 'print every peer\'s log lines to stderr')
   .parse()
+
+// In-process peers get the tuning the peer binary has.
+tuneHeapForTiles()
 
 const opts = program.opts<{ peers: number, tiles: number, scenario: string, seed: number, tileSize: number, leaseMs: number, nsPerPixel: number, ops: string, timeLimitS: number, json?: boolean, log?: boolean }>()
 const scenario = SCENARIOS[opts.scenario]

@@ -55,16 +55,19 @@ export interface WorkerStats {
 const DEFAULT_RETRY_MS = 250
 
 /**
- * Lanes per slot. With two, one lane's tile computes while the other's
- * result travels and its next input is prepared, so a slot's thread does not
- * wait on copies, checksums, acks or garbage collection.
+ * Lanes per slot, and passes let through per slot. With two, one lane's tile
+ * computes while the other's result travels and its next input is prepared,
+ * so a slot's thread does not wait on copies, checksums, acks or garbage
+ * collection. The peer binary gives libuv one thread per slot, so of the two
+ * passes let through one computes and the other waits its turn in libuv's
+ * queue, which starts it the moment the first ends.
  */
 const LANES_PER_SLOT = 2
 
 /**
  * The worker in every peer: lanes, each claiming a tile, prefetching the
  * next while computing, and streaming results back; `slots` bounds the
- * passes computing at once. Leases on long tiles are renewed; on stop every
+ * passes under way at once. Leases on long tiles are renewed; on stop every
  * lease is handed back at once.
  */
 export class Worker {
@@ -82,7 +85,7 @@ export class Worker {
 
   constructor (options: WorkerOptions) {
     this.options = options
-    this.gate = semaphore(options.slots)
+    this.gate = semaphore(LANES_PER_SLOT * options.slots)
     this.process = options.process ?? (async (pixels, tile, steps, gate) => await processTile(pixels, tile, steps, { gate }))
   }
 
