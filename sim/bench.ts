@@ -157,6 +157,8 @@ try {
     afterKillMs: Math.round(performance.now() - killedAt),
     afterKillMinusLeaseMs: Math.round(performance.now() - killedAt - LEASE_MS),
     tilesDoneTwice: done.leases.granted - tiles,
+    // Leases the dead peer held: handed back when its connection closed, or expired.
+    deadPeerHeld: done.leases.released + done.leases.expired,
     leases: done.leases,
   }
 
@@ -213,6 +215,7 @@ try {
       '2 peers / 1 peer speedup >= 1.8 (median 5)': ratios.speedup2pOver1p >= 1.8,
       'coordination >= 2000 tiles/s': median(coordination.tilesPerSecond) >= 2000,
       'recovery <= lease + 2 s': recovery.afterKillMs <= LEASE_MS + 2000,
+      'tiles done twice <= tiles the dead peer held': recovery.tilesDoneTwice <= recovery.deadPeerHeld,
       'coordinator peak RSS <= 2.5x raw': memory.coordinatorPeakMb <= 2.5 * rawMb,
       'worker <= 150 MB above idle': memory.workerPeakMb - memory.idleRssMb.worker <= 150,
     },
@@ -221,7 +224,7 @@ try {
   say('')
   say(`ratios on ${bigImage}: ${JSON.stringify(ratios)}`)
   say(`coordination: ${summary.coordination.medianTilesPerSecond} tiles/s (${coordination.tiles} tiles of 256 px, 8 peers)`)
-  say(`recovery: done ${recovery.afterKillMs} ms after the kill (lease ${LEASE_MS} ms); tiles done twice: ${recovery.tilesDoneTwice}`)
+  say(`recovery: done ${recovery.afterKillMs} ms after the kill (lease ${LEASE_MS} ms); tiles done twice: ${recovery.tilesDoneTwice}, the dead peer held ${recovery.deadPeerHeld}`)
   say(`memory: coordinator peak ${Math.round(memory.coordinatorPeakMb)} MB (${summary.memory.coordinatorOverRaw}x the ${Math.round(rawMb)} MB raw image); worker ${summary.memory.workerAboveIdleMb} MB above idle`)
   for (const [target, ok] of Object.entries(summary.targets)) say(`${ok ? 'met   ' : 'MISSED'} ${target}`)
   say(`wrote ${opts.out}`)
