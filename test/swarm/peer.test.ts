@@ -42,6 +42,22 @@ test.serial('a peer process prints its addresses and exits 0 on SIGTERM and on S
   }
 })
 
+test.serial('a peer sizes its libuv pool to --slots, in either spelling, unless told otherwise', async t => {
+  const dir = await tempDir()
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'UV_THREADPOOL_SIZE'))
+  const cases: Array<[string[], NodeJS.ProcessEnv, number]> = [
+    [['--slots', '3'], env, 3],
+    [['--slots=1'], env, 1],
+    [['--slots', '2'], { ...env, UV_THREADPOOL_SIZE: '7' }, 7],
+  ]
+  for (const [i, [args, childEnv, pool]] of cases.entries()) {
+    const peer = await startPeerProcess('p', ['--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, String(i)), ...args], { env: childEnv })
+    const up = await peer.waitFor(/ up: /, 10_000)
+    await peer.stop()
+    t.regex(up, new RegExp(`libuv pool of ${pool}\\)`), up)
+  }
+})
+
 test.serial('garbage on every topic and on the tile protocol is ignored and logged; jobs carry on', async t => {
   const cluster = await Cluster.start(2, { keepLogs: true })
   const rogue = await createSwarmNode({ listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], heartbeatMs: 50 })
