@@ -12,20 +12,39 @@ export class BandedImage {
   readonly bandRows: number
   private readonly bands: Array<Buffer | undefined>
 
-  /** Takes `image`: its pixels are copied into bands and its buffer freed. */
-  constructor (image: RawImage, bandRows: number) {
+  /** Empty: rows arrive with append(), top to bottom. */
+  constructor (width: number, height: number, format: PixelFormat, bandRows: number) {
     if (!Number.isInteger(bandRows) || bandRows < 1) throw new RangeError(`band rows must be a positive integer, got ${bandRows}`)
-    this.width = image.width
-    this.height = image.height
-    this.format = { channels: image.channels, depth: image.depth }
+    this.width = width
+    this.height = height
+    this.format = { channels: format.channels, depth: format.depth }
     this.bandRows = bandRows
-    const rowBytes = image.width * bytesPerPixel(image)
-    this.bands = []
-    for (let y = 0; y < image.height; y += bandRows) {
-      const rows = Math.min(bandRows, image.height - y)
-      this.bands.push(Buffer.from(image.data.subarray(y * rowBytes, (y + rows) * rowBytes)))
+    this.bands = new Array<Buffer | undefined>(Math.ceil(height / bandRows)).fill(undefined)
+  }
+
+  /** Takes `image`: its pixels are copied into bands and its buffer freed. */
+  static from (image: RawImage, bandRows: number): BandedImage {
+    const banded = new BandedImage(image.width, image.height, image, bandRows)
+    banded.append(image)
+    return banded
+  }
+
+  private filledRows = 0
+
+  /**
+   * Takes the next rows of the image (a whole number of bands, or the last
+   * rows): they are copied into bands and the strip's buffer is freed.
+   */
+  append (strip: RawImage): void {
+    if (strip.width !== this.width || strip.channels !== this.format.channels || strip.depth !== this.format.depth) throw new Error('internal: a strip of another shape')
+    if (this.filledRows % this.bandRows !== 0 || this.filledRows + strip.height > this.height) throw new Error(`internal: a strip of ${strip.height} rows at row ${this.filledRows}`)
+    const rowBytes = this.width * bytesPerPixel(this.format)
+    for (let y = 0; y < strip.height; y += this.bandRows) {
+      const rows = Math.min(this.bandRows, strip.height - y)
+      this.bands[(this.filledRows + y) / this.bandRows] = Buffer.from(strip.data.subarray(y * rowBytes, (y + rows) * rowBytes))
     }
-    release(image.data)
+    this.filledRows += strip.height
+    release(strip.data)
   }
 
   /** The bands a run of rows lies in. */

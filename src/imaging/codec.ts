@@ -2,6 +2,7 @@ import sharp, { type Metadata, type Sharp } from 'sharp'
 import { InvalidImageError, LimitExceededError, oneLine } from '../errors.ts'
 import { createRaw, joinAlpha, samples, splitAlpha, withSamples, type Channels, type Depth, type RawImage } from './raw.ts'
 import { greyToRgb } from './operations/sharp-pass.ts'
+import { BandedImage } from './bands.ts'
 
 /** The issue asks for at least 300 MP; 12000x9000 (108 MP) photos are routine. */
 export const DEFAULT_MAX_PIXELS = 300_000_000
@@ -31,11 +32,26 @@ function decodeError (err: unknown): InvalidImageError {
   return new InvalidImageError(`image is corrupt: ${msg}`)
 }
 
+interface DecodePlan {
+  format: string
+  notes: string[]
+  /** As displayed: after the EXIF orientation. */
+  width: number
+  height: number
+  orientation: number
+  readChannels: Channels
+  space: 'grey16' | 'b-w' | 'rgb16' | 'srgb'
+  wide: boolean
+  depth: Depth
+  greyAlpha: boolean
+  maxPixels: number
+}
+
 /**
- * Decodes once to raw pixels. Dimensions are read from the header and checked
- * against the limit before a pixel is decoded, so a decompression bomb costs nothing.
+ * Reads the header and plans the decode. Dimensions are checked against the
+ * limit before a pixel is decoded, so a decompression bomb costs nothing.
  */
-export async function decodeImage (bytes: Uint8Array, options: DecodeOptions = {}): Promise<Decoded> {
+async function planDecode (bytes: Uint8Array, options: DecodeOptions): Promise<DecodePlan> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS
   if (bytes.length === 0) throw new InvalidImageError('image is empty (0 bytes)')
   let meta: Metadata
@@ -58,30 +74,76 @@ export async function decodeImage (bytes: Uint8Array, options: DecodeOptions = {
   const notes: string[] = []
   const pages = meta.pages ?? 1
   if (pages > 1) notes.push(`${format} has ${pages} frames: only the first is processed`)
-  if (meta.orientation !== undefined && meta.orientation > 1) notes.push(`EXIF orientation ${meta.orientation} applied`)
+  const orientation = meta.orientation ?? 1
+  if (orientation > 1) notes.push(`EXIF orientation ${orientation} applied`)
   if (meta.space === 'cmyk') notes.push('CMYK converted to sRGB')
 
   const wide: boolean = meta.depth === 'ushort' || meta.depth === 'short' || meta.depth === 'uint' || meta.depth === 'float' || meta.depth === 'double'
   if (wide && meta.depth !== 'ushort') notes.push(`${meta.depth} samples converted to 16-bit`)
   const grey = meta.space === 'b-w' || meta.space === 'grey16'
   const alpha = meta.hasAlpha === true
-  const depth: Depth = wide ? 16 : 8
   // sharp drops alpha from raw grey output, so grey+alpha is read as RGBA and reduced.
   const readChannels: Channels = grey && !alpha ? 1 : alpha ? 4 : 3
   const space = readChannels === 1 ? (wide ? 'grey16' : 'b-w') : (wide ? 'rgb16' : 'srgb')
+  const turned = orientation >= 5
+  return { format, notes, width: turned ? height : width, height: turned ? width : height, orientation, readChannels, space, wide, depth: wide ? 16 : 8, greyAlpha: grey && alpha, maxPixels }
+}
+
+/** Decodes all of the image, or a run of its rows. */
+async function decodeRows (bytes: Uint8Array, plan: DecodePlan, rows?: { top: number, height: number }): Promise<RawImage> {
   let image: RawImage
   try {
-    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', autoOrient: true, pages: 1 })
-      .toColourspace(space)
-      .raw({ depth: wide ? 'ushort' : 'uchar' })
+    let pipeline = sharp(bytes, { limitInputPixels: plan.maxPixels, failOn: 'error', autoOrient: true, pages: 1 })
+    if (rows !== undefined) pipeline = pipeline.extract({ left: 0, top: rows.top, width: plan.width, height: rows.height })
+    const { data, info } = await pipeline
+      .toColourspace(plan.space)
+      .raw({ depth: plan.wide ? 'ushort' : 'uchar' })
       .toBuffer({ resolveWithObject: true })
-    if (info.channels !== readChannels) throw new Error(`decoded ${info.channels} channels, expected ${readChannels}`)
-    image = { width: info.width, height: info.height, channels: readChannels, depth, data }
+    if (info.channels !== plan.readChannels) throw new Error(`decoded ${info.channels} channels, expected ${plan.readChannels}`)
+    image = { width: info.width, height: info.height, channels: plan.readChannels, depth: plan.depth, data }
   } catch (err) {
     throw decodeError(err)
   }
-  if (grey && alpha) image = rgbaToGreyAlpha(image)
-  return { image, format, notes }
+  return plan.greyAlpha ? rgbaToGreyAlpha(image) : image
+}
+
+/** Decodes once to raw pixels. */
+export async function decodeImage (bytes: Uint8Array, options: DecodeOptions = {}): Promise<Decoded> {
+  const plan = await planDecode(bytes, options)
+  return { image: await decodeRows(bytes, plan), format: plan.format, notes: plan.notes }
+}
+
+export interface DecodedBands {
+  bands: BandedImage
+  format: string
+  notes: string[]
+}
+
+/** Past this many raw bytes, a streamable image is decoded in two halves. */
+export const DECODE_HALVES_MIN_BYTES = 128 * 1024 * 1024
+
+/**
+ * Decodes into bands of `bandRows` rows. A large JPEG or PNG is decoded in
+ * two halves, each moved into bands before the next: the decoded raster and
+ * its bands never coexist whole, which would be the coordinator's peak. Both
+ * formats decode top to bottom, so the top half stops early and the bottom
+ * half skips what it does not keep: about 1.3x one decode. Other formats, and
+ * rotated images, would decode whole twice: they are decoded once.
+ */
+export async function decodeImageBands (bytes: Uint8Array, options: DecodeOptions & { bandRows: number, halvesMinBytes?: number }): Promise<DecodedBands> {
+  const plan = await planDecode(bytes, options)
+  const rawBytes = plan.width * plan.height * plan.readChannels * (plan.depth / 8)
+  const streamable = (plan.format === 'jpeg' || plan.format === 'png') && plan.orientation <= 1
+  const halves = streamable && rawBytes >= (options.halvesMinBytes ?? DECODE_HALVES_MIN_BYTES) && plan.height > options.bandRows
+  const bands = new BandedImage(plan.width, plan.height, { channels: plan.greyAlpha ? 2 : plan.readChannels, depth: plan.depth }, options.bandRows)
+  if (!halves) {
+    bands.append(await decodeRows(bytes, plan))
+  } else {
+    const split = Math.ceil(plan.height / 2 / options.bandRows) * options.bandRows
+    bands.append(await decodeRows(bytes, plan, { top: 0, height: split }))
+    bands.append(await decodeRows(bytes, plan, { top: split, height: plan.height - split }))
+  }
+  return { bands, format: plan.format, notes: plan.notes }
 }
 
 function rgbaToGreyAlpha (image: RawImage): RawImage {

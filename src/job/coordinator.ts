@@ -1,12 +1,12 @@
 import { crc32 } from 'node:zlib'
-import { BandedImage, bytesPerPixel, createOutput, pipelineFormat, pipelineRadius, planTiles, placeTile, toSpecs, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import { bytesPerPixel, createOutput, pipelineFormat, pipelineRadius, planTiles, placeTile, toSpecs, type BandedImage, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { LeaseTable, type Lease } from './leases.ts'
 
 export interface JobOptions {
   jobId: string
-  /** Taken, not borrowed: its pixels move into bands and its buffer is freed. */
-  image: RawImage
+  /** Taken, not borrowed: each band is freed once every tile that reads it is in. */
+  input: BandedImage
   steps: Step[]
   tileSize: number
   leaseMs: number
@@ -89,12 +89,14 @@ export class JobCoordinator {
     this.clock = options.clock ?? systemClock
     this.parkMs = options.parkMs ?? DEFAULT_PARK_MS
     this.halo = pipelineRadius(options.steps)
-    this.tiles = planTiles(options.image.width, options.image.height, options.tileSize, this.halo)
+    const { input } = options
+    if (input.bandRows !== options.tileSize) throw new RangeError(`input bands of ${input.bandRows} rows for tiles of ${options.tileSize}`)
+    this.tiles = planTiles(input.width, input.height, options.tileSize, this.halo)
     this.leases = new LeaseTable(this.tiles.length, options.leaseMs)
-    this.output = createOutput(options.image.width, options.image.height, options.image, options.steps)
-    this.outputFormat = pipelineFormat(options.image, options.steps)
-    this.inputFormat = { channels: options.image.channels, depth: options.image.depth }
-    this.input = new BandedImage(options.image, options.tileSize)
+    this.output = createOutput(input.width, input.height, input.format, options.steps)
+    this.outputFormat = pipelineFormat(input.format, options.steps)
+    this.inputFormat = { ...input.format }
+    this.input = input
     this.readersLeft = new Array<number>(this.input.bandCount).fill(0)
     for (const tile of this.tiles) for (const b of this.input.bandsOf(tile.haloed.y, tile.haloed.height)) this.readersLeft[b]!++
     this.finished = new Promise((resolve, reject) => { this.resolveFinished = resolve; this.rejectFinished = reject })

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import sharp from 'sharp'
 import { LimitExceededError, ProtocolError, SubmitRefusedError, TileswarmError, oneLine } from '../errors.ts'
-import { decodeImage, encodeImage, release, resolvePipeline, tileCount, DEFAULT_MAX_PIXELS, DEFAULT_TILE_SIZE, type OutputFormat, type RawImage } from '../imaging/index.ts'
+import { decodeImageBands, encodeImage, release, resolvePipeline, tileCount, DEFAULT_MAX_PIXELS, DEFAULT_TILE_SIZE, type BandedImage, type OutputFormat } from '../imaging/index.ts'
 import { JobCoordinator } from '../job/coordinator.ts'
 import { serveTileSession } from '../job/session.ts'
 import { createSwarmNode, type SwarmNode } from '../net/node.ts'
@@ -255,7 +255,7 @@ export class SwarmPeer {
     const channel = new FramedChannel(stream, { maxBodyBytes: this.options.maxUploadBytes })
     const client = connection.remotePeer.toString()
     let job: ActiveJob | undefined
-    let input: RawImage | undefined
+    let input: BandedImage | undefined
     let outcome: 'done' | 'failed' | 'cancelled' = 'failed'
     try {
       if (this.stopping) throw new TileswarmError('this peer is shutting down; submit to another')
@@ -271,23 +271,23 @@ export class SwarmPeer {
       const steps = resolvePipeline(request.ops)
       const tileSize = request.tileSize ?? this.options.tileSize
       if (tileSize < MIN_TILE_SIZE || tileSize > MAX_TILE_SIZE) throw new LimitExceededError(`Expected integer between ${MIN_TILE_SIZE} and ${MAX_TILE_SIZE} for tile size but received ${tileSize}`)
-      const { image, notes } = await decodeImage(upload.body ?? Buffer.alloc(0), { maxPixels: this.options.maxPixels })
+      const { bands, notes } = await decodeImageBands(upload.body ?? Buffer.alloc(0), { maxPixels: this.options.maxPixels, bandRows: tileSize })
       // The file's bytes are not needed past decoding: freed at once, not at a collection. The coordinator takes the pixels.
       release(upload.body)
       upload.body = undefined
-      input = image
-      const tiles = tileCount(image.width, image.height, tileSize)
+      input = bands
+      const tiles = tileCount(bands.width, bands.height, tileSize)
       if (tiles > this.options.maxTiles) throw new LimitExceededError(`${tiles} tiles of ${tileSize} px is over this peer's limit of ${this.options.maxTiles} (--max-tiles); use a larger tile size`)
       // Another submission may have taken the last place while this one uploaded.
       if (this.jobs.size >= this.options.maxJobs) throw new LimitExceededError(`this peer coordinates ${this.jobs.size} jobs already, its limit (--max-jobs)`)
       const jobId = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`
-      const coordinator = new JobCoordinator({ jobId, image, steps, tileSize, leaseMs: this.options.leaseMs, parkMs: this.options.parkMs })
+      const coordinator = new JobCoordinator({ jobId, input: bands, steps, tileSize, leaseMs: this.options.leaseMs, parkMs: this.options.parkMs })
       job = { coordinator, lastAnnounce: 0 }
       this.jobs.set(jobId, job)
       this.events.dispatchEvent(new CustomEvent('job', { detail: coordinator }))
       const started = performance.now()
-      this.log(`job ${jobId}: coordinating ${coordinator.tiles.length} tiles of ${image.width}x${image.height} for ${client}`)
-      await channel.send({ type: 'accepted', jobId, width: image.width, height: image.height, tiles: coordinator.tiles.length, tileSize, halo: coordinator.halo, notes })
+      this.log(`job ${jobId}: coordinating ${coordinator.tiles.length} tiles of ${bands.width}x${bands.height} for ${client}`)
+      await channel.send({ type: 'accepted', jobId, width: bands.width, height: bands.height, tiles: coordinator.tiles.length, tileSize, halo: coordinator.halo, notes })
       let lastProgress = 0
       const sendProgress = (): void => {
         lastProgress = performance.now()
@@ -325,7 +325,7 @@ export class SwarmPeer {
     } catch (err) {
       const e = err as Error
       if (job !== undefined) job.coordinator.cancel(e)
-      release(input?.data)
+      input?.dropAll()
       outcome = job?.coordinator.isRunning === false && this.stopping ? 'cancelled' : 'failed'
       const name = err instanceof TileswarmError ? e.name : 'InternalError'
       if (!(err instanceof TileswarmError)) this.log(`submission from ${client} failed: ${e.stack ?? e.message}`)

@@ -1,6 +1,8 @@
 import test from 'ava'
 import fc from 'fast-check'
-import { BandedImage, extract, release } from '../../src/imaging/index.ts'
+import { readFile } from 'node:fs/promises'
+import { BandedImage, decodeImage, decodeImageBands, extract, release } from '../../src/imaging/index.ts'
+import { fixture, fixtureNames } from '../helpers/fixtures.ts'
 import { noiseImage } from '../../sim/model.ts'
 
 test('property: any rectangle read from bands equals the same rectangle of the whole image', t => {
@@ -11,7 +13,7 @@ test('property: any rectangle read from bands equals the same rectangle of the w
       const format = { channels: channels as 1 | 2 | 3 | 4, depth: depth as 8 | 16 }
       const whole = noiseImage(width, height, format, a + 1)
       const reference = { ...whole, data: Buffer.from(whole.data) }
-      const banded = new BandedImage(whole, bandRows)
+      const banded = BandedImage.from(whole, bandRows)
       const x = a % width
       const y = b % height
       const rect = { x, y, width: 1 + (c % (width - x)), height: 1 + (d % (height - y)) }
@@ -23,7 +25,7 @@ test('property: any rectangle read from bands equals the same rectangle of the w
 
 test('a band is freed when dropped, and reading it afterwards is a loud bug', t => {
   const image = noiseImage(300, 100, { channels: 3, depth: 8 }, 1)
-  const banded = new BandedImage(image, 40)
+  const banded = BandedImage.from(image, 40)
   // The image was taken: its buffer is freed, not copied and kept.
   t.is(image.data.length, 0)
   t.is(banded.bandCount, 3)
@@ -57,4 +59,25 @@ test('release frees a buffer that owns its memory, and nothing shared', t => {
   t.is(small.toString(), 'pooled', 'small buffers (Node\'s pool) are left to the collector')
 
   t.notThrows(() => { release(owned); release(undefined) })
+})
+
+test('decoding into bands, in halves where the format streams, gives the pixels a whole decode gives', async t => {
+  let halved = 0
+  for (const name of fixtureNames()) {
+    const bytes = await readFile(fixture(name))
+    let whole
+    try {
+      whole = await decodeImage(bytes)
+    } catch {
+      continue // broken and hostile fixtures: decodeImage's tests cover their errors
+    }
+    for (const bandRows of [1, 7, 256]) {
+      const { bands, notes, format } = await decodeImageBands(bytes, { bandRows, halvesMinBytes: 0 })
+      if ((format === 'jpeg' || format === 'png') && bands.height > bandRows) halved++
+      t.deepEqual(notes, whole.notes)
+      t.deepEqual([bands.width, bands.height, bands.format], [whole.image.width, whole.image.height, { channels: whole.image.channels, depth: whole.image.depth }], name)
+      t.true(bands.extract({ x: 0, y: 0, width: bands.width, height: bands.height }).data.equals(whole.image.data), `${name}, bands of ${bandRows}`)
+    }
+  }
+  t.true(halved > 3, `${halved} decodes went in halves`)
 })

@@ -1,7 +1,7 @@
 import test from 'ava'
 import { JobCoordinator, tileChecksum } from '../../src/job/coordinator.ts'
 import type { Clock } from '../../src/job/clock.ts'
-import { processTile, parseOps, resolvePipeline, runPipeline } from '../../src/imaging/index.ts'
+import { BandedImage, processTile, parseOps, resolvePipeline, runPipeline } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
 
 /** Time that moves only when the test says so. */
@@ -27,7 +27,7 @@ test('the input is freed band by band as its tiles come in, and a lost tile stil
   const source = noiseImage(200, 130, { channels: 3, depth: 8 }, 5)
   const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
   const clock = manualClock()
-  const job = new JobCoordinator({ jobId: 'j', image: source, steps, tileSize: 32, leaseMs: 1000, clock })
+  const job = new JobCoordinator({ jobId: 'j', input: BandedImage.from(source, 32), steps, tileSize: 32, leaseMs: 1000, clock })
   const full = job.inputBytes
   t.is(full, 200 * 130 * 3)
   t.is(source.data.length, 0, 'the coordinator took the image')
