@@ -17,12 +17,14 @@ import { noisePng, slowProcessor, swarmVersusLocal, tempDir } from '../helpers/s
 async function spray (rogue: SwarmNode, addr: string, protocol: string, chunks: Uint8Array[]): Promise<void> {
   try {
     const stream = await rogue.dialProtocol(multiaddr(addr), protocol, { signal: AbortSignal.timeout(3000) })
-    // Wait for the writes to be taken; a peer that stops reading is cut off after 5 s.
-    const bound = setTimeout(() => { stream.abort(new Error('spray bounded')) }, 5000)
+    // Wait for the writes to be taken; a peer that stops reading is cut off when the bound fires.
+    const bound = AbortSignal.timeout(5000)
+    const cut = (): void => { stream.abort(new Error('spray bounded')) }
+    bound.addEventListener('abort', cut, { once: true })
     try {
       await stream.sink(chunks)
     } finally {
-      clearTimeout(bound)
+      bound.removeEventListener('abort', cut)
     }
     stream.abort(new Error('done'))
   } catch {}
