@@ -55,6 +55,21 @@ export function trackPlacements (peer: SwarmPeer, onPlaced?: (tile: number, by: 
   return counts
 }
 
+/**
+ * Strikes `victim` once, mid-job: when it has placed a tile on `coordinator`
+ * and holds leases still. Returns the placement counts and whether it struck.
+ */
+export function strikeMidJob (coordinator: SwarmPeer, victim: SwarmPeer, strike: () => void): { counts: Map<number, number>, struck: () => boolean } {
+  let struck = false
+  const counts = trackPlacements(coordinator, (_tile, by) => {
+    if (by === victim.peerId && !struck && victim.worker.heldLeases > 0) {
+      struck = true
+      strike()
+    }
+  })
+  return { counts, struck: () => struck }
+}
+
 export interface SwarmRun {
   swarm: Buffer
   local: Buffer

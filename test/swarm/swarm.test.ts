@@ -1,7 +1,7 @@
 import test from 'ava'
 import { until } from '../../sim/cluster.ts'
 import type { JobCoordinator } from '../../src/job/coordinator.ts'
-import { noisePng, slowProcessor, swarmVersusLocal, trackPlacements, withCluster } from '../helpers/swarm.ts'
+import { noisePng, slowProcessor, strikeMidJob, swarmVersusLocal, trackPlacements, withCluster } from '../helpers/swarm.ts'
 import { fixture } from '../helpers/fixtures.ts'
 import { processTile } from '../../src/imaging/index.ts'
 import type { TileProcessor } from '../../src/worker/worker.ts'
@@ -33,15 +33,9 @@ for (const n of [1, 3, 5]) {
 serial('a worker crashed mid-job (connections cut, no goodbye): its tiles are reclaimed, output exact', async t => {
   await withCluster(3, { leaseMs: 3000, process: slowProcessor(5) }, async (cluster, dir) => {
     const victim = cluster.peers[2]!
-    let crashed = false
-    const counts = trackPlacements(cluster.peers[0]!, (_tile, by) => {
-      if (by === victim.peerId && !crashed && victim.worker.heldLeases > 0) {
-        crashed = true
-        void victim.crash()
-      }
-    })
+    const { counts, struck } = strikeMidJob(cluster.peers[0]!, victim, () => { void victim.crash() })
     const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 400, 300), 'blur:3,sobel', dir, 32)
-    t.true(crashed, 'the victim crashed mid-job')
+    t.true(struck(), 'the victim crashed mid-job')
     t.true(run.swarm.equals(run.local))
     t.true(run.done.leases.released + run.done.leases.expired >= 1, JSON.stringify(run.done.leases))
     everyTileOnce(t, counts, 13 * 10)
@@ -51,15 +45,9 @@ serial('a worker crashed mid-job (connections cut, no goodbye): its tiles are re
 serial('a worker that hangs (holds leases, answers nothing): the leases expire, output exact', async t => {
   await withCluster(3, { leaseMs: 400, process: slowProcessor(5) }, async (cluster, dir) => {
     const victim = cluster.peers[1]!
-    let frozen = false
-    const counts = trackPlacements(cluster.peers[0]!, (_tile, by) => {
-      if (by === victim.peerId && !frozen && victim.worker.heldLeases > 0) {
-        frozen = true
-        victim.worker.freeze()
-      }
-    })
+    const { counts, struck } = strikeMidJob(cluster.peers[0]!, victim, () => { victim.worker.freeze() })
     const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 320, 320), 'median:5', dir, 32)
-    t.true(frozen)
+    t.true(struck())
     t.true(run.swarm.equals(run.local))
     t.true(run.done.leases.expired >= 1, JSON.stringify(run.done.leases))
     everyTileOnce(t, counts, 100)
@@ -69,15 +57,9 @@ serial('a worker that hangs (holds leases, answers nothing): the leases expire, 
 serial('a peer stopping gracefully hands its leases back at once (no wait for the 60 s lease)', async t => {
   await withCluster(3, { leaseMs: 60_000, process: slowProcessor(5) }, async (cluster, dir) => {
     const leaving = cluster.peers[2]!
-    let stopped = false
-    const counts = trackPlacements(cluster.peers[0]!, (_tile, by) => {
-      if (by === leaving.peerId && !stopped && leaving.worker.heldLeases > 0) {
-        stopped = true
-        void leaving.stop()
-      }
-    })
+    const { counts, struck } = strikeMidJob(cluster.peers[0]!, leaving, () => { void leaving.stop() })
     const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 300, 300), 'sharpen:2', dir, 32)
-    t.true(stopped)
+    t.true(struck())
     t.true(run.swarm.equals(run.local))
     t.is(run.done.leases.expired, 0, 'nothing waited for a lease to run out')
     t.true(run.done.leases.released >= 1, JSON.stringify(run.done.leases))
