@@ -35,11 +35,9 @@ export function tileCount (width: number, height: number, tileSize: number): num
   return Math.ceil(width / tileSize) * Math.ceil(height / tileSize)
 }
 
-/** The input a worker receives for a tile: its haloed rectangle, copied. */
+/** A tile's input: its haloed rectangle (the coordinator reads it from its bands instead). */
 export function tileInput (image: RawImage, tile: Tile): RawImage {
-  const pixels = extract(image, tile.haloed)
-  // Always a copy: a grant belongs to its worker, which frees it when done.
-  return pixels === image ? { ...image, data: Buffer.from(image.data) } : pixels
+  return extract(image, tile.haloed)
 }
 
 /** Runs the pipeline on a haloed tile and crops the halo away: the tile's core. */
