@@ -67,6 +67,13 @@ try {
     await sharp(photo, { limitInputPixels: false }).resize(12000, 9000, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(images['108 MP'])
   }
 
+  // Read once, outside every timed run.
+  const pixels: Record<string, number> = {}
+  for (const path of Object.values(images)) {
+    const { width, height } = await sharp(path).metadata()
+    pixels[path] = width * height
+  }
+
   // Separate swarms; each peer is its own process on loopback.
   const peer = async (name: string, slots: number, bootstrap?: string): Promise<PeerProcess> => {
     const p = await startPeerProcess(name, ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', String(slots), '--data-dir', join(dir, name), '--lease-ms', String(LEASE_MS), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])])
@@ -89,8 +96,7 @@ try {
     only: op => NATIVE[op] !== undefined,
     run: async (input, _ops, out, op) => {
       sharp.concurrency(threads)
-      const { width, height } = await sharp(input).metadata()
-      await NATIVE[op]!(sharp(input, { limitInputPixels: false })).jpeg({ quality: 90, mozjpeg: false, optimiseCoding: width * height <= OPTIMISE_CODING_MAX_PIXELS }).toFile(out)
+      await NATIVE[op]!(sharp(input, { limitInputPixels: false })).jpeg({ quality: 90, mozjpeg: false, optimiseCoding: pixels[input]! <= OPTIMISE_CODING_MAX_PIXELS }).toFile(out)
     },
   })
   const swarm = (name: string, to: PeerProcess): Config => ({
@@ -195,7 +201,7 @@ try {
     return Math.min(...[get(image, op, `local ${threads} thread${s}`), get(image, op, `sharp native ${threads} thread${s}`)].filter(Number.isFinite))
   }
   const bigImage = opts.quick === true ? '24 MP' : '108 MP'
-  const rawMb = (await sharp(images[bigImage]!).metadata().then(m => m.width! * m.height! * 3)) / 1024 / 1024
+  const rawMb = pixels[images[bigImage]!]! * 3 / 1024 / 1024
   const ratios = {
     image: bigImage,
     swarm1pOverLocalSameThreads: Object.fromEntries(['median 5', 'sobel'].map(op => [op, Number((get(bigImage, op, 'swarm 1 peer 1 slot') / bestLocal(bigImage, op, 1)).toFixed(3))])),
