@@ -54,9 +54,9 @@ export interface Channel {
   readonly isClosed: boolean
 }
 
-function headerJson (header: Record<string, unknown>, body: Uint8Array | undefined): string {
-  const json = JSON.stringify(body === undefined ? header : { ...header, bodyBytes: body.length })
-  if (Buffer.byteLength(json) > MAX_HEADER_BYTES) throw new ProtocolError(`header of ${Buffer.byteLength(json)} bytes is over ${MAX_HEADER_BYTES}`)
+function headerJson (header: Record<string, unknown>, body: Uint8Array | undefined): Buffer {
+  const json = Buffer.from(JSON.stringify(body === undefined ? header : { ...header, bodyBytes: body.length }))
+  if (json.length > MAX_HEADER_BYTES) throw new ProtocolError(`header of ${json.length} bytes is over ${MAX_HEADER_BYTES}`)
   return json
 }
 
@@ -108,7 +108,7 @@ export class FramedChannel implements Channel {
 
   async send (header: Record<string, unknown>, body?: Uint8Array): Promise<void> {
     if (this.closed) throw new NetworkError('stream is closed')
-    const json = Buffer.from(headerJson(header, body))
+    const json = headerJson(header, body)
     this.outgoing.push(Buffer.concat([Buffer.from([HEADER]), json]))
     wireStats.messages++
     wireStats.bytes += json.length + 1 + (body?.length ?? 0)
@@ -244,7 +244,7 @@ class MemoryChannel implements Channel {
 
   async send (header: Record<string, unknown>, body?: Uint8Array): Promise<void> {
     if (this.closed) throw new NetworkError('stream is closed')
-    const parsed = JSON.parse(headerJson(header, body)) as Record<string, unknown>
+    const parsed = JSON.parse(headerJson(header, body).toString('utf8')) as Record<string, unknown>
     const bytes = body === undefined || body.length === 0 ? undefined : Buffer.from(body.buffer, body.byteOffset, body.length)
     this.remote.deliver({ header: parsed, ...(bytes !== undefined ? { body: bytes } : {}) })
   }
