@@ -2,8 +2,8 @@ import { readdirSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-/** ../shared/fixtures beside the checkout (CI lays a copy there too). */
-export const FIXTURES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures')
+/** Real images kept in the repository (origins and licences in its SOURCES.md). */
+export const FIXTURES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../fixtures')
 
 export function fixture (name: string): string {
   return join(FIXTURES_DIR, name)
