@@ -9,6 +9,8 @@ export const TOPICS = [JOBS_TOPIC, PEERS_TOPIC]
 /** it-length-prefixed caps a frame at 4 MiB; pixels travel in 1 MiB frames. */
 export const BODY_CHUNK_BYTES = 1024 * 1024
 export const MAX_FRAME_BYTES = BODY_CHUNK_BYTES + 64 * 1024
+/** A channel closing waits for its queued bytes while the remote keeps taking some at least this often. */
+export const DRAIN_IDLE_MS = 30_000
 /** A header is JSON metadata: ids, counts, rectangles, a short error. */
 export const MAX_HEADER_BYTES = 64 * 1024
 /** gossipsub drops messages over 4 MiB; ours carry metadata only. */

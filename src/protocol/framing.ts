@@ -3,7 +3,7 @@ import { pipe } from 'it-pipe'
 import { pushable } from 'it-pushable'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { LimitExceededError, NetworkError, ProtocolError } from '../errors.ts'
-import { BODY_CHUNK_BYTES, MAX_FRAME_BYTES, MAX_HEADER_BYTES } from './constants.ts'
+import { BODY_CHUNK_BYTES, DRAIN_IDLE_MS, MAX_FRAME_BYTES, MAX_HEADER_BYTES } from './constants.ts'
 
 /**
  * The one framing helper. A message is a JSON header frame, then, when the
@@ -25,6 +25,8 @@ export interface Message {
 export interface ChannelLimits {
   /** Largest body accepted from the remote. */
   maxBodyBytes: number
+  /** close() gives up when the remote has taken nothing for this long (default DRAIN_IDLE_MS). */
+  drainIdleMs?: number
 }
 
 /** The part of a libp2p Stream the channel needs; tests pass in-memory pairs. */
@@ -87,8 +89,11 @@ function bounded (options: ReceiveOptions): { promise: Promise<never>, clear: ()
  * and bytes in one data frame, where lp.encode's separate pieces cost a
  * muxer frame and an encryption each.
  */
-async function * framesOneEach (source: AsyncIterable<Uint8Array | Uint8ArrayList>): AsyncGenerator<Uint8ArrayList> {
-  for await (const frame of source) yield lp.encode.single(frame)
+async function * framesOneEach (source: AsyncIterable<Uint8Array | Uint8ArrayList>, onTaken: () => void): AsyncGenerator<Uint8ArrayList> {
+  for await (const frame of source) {
+    yield lp.encode.single(frame)
+    onTaken()
+  }
 }
 
 export class FramedChannel implements Channel {
@@ -98,11 +103,13 @@ export class FramedChannel implements Channel {
   private closed = false
   private readonly duplex: Duplex
   private readonly limits: ChannelLimits
+  /** When the transport last took a frame: close() waits while it keeps taking them. */
+  private takenAt = performance.now()
 
   constructor (duplex: Duplex, limits: ChannelLimits) {
     this.duplex = duplex
     this.limits = limits
-    this.sinkDone = pipe(this.outgoing, framesOneEach, duplex.sink).catch(() => {})
+    this.sinkDone = pipe(this.outgoing, src => framesOneEach(src, () => { this.takenAt = performance.now() }), duplex.sink).catch(() => {})
     this.frames = pipe(duplex.source, src => lp.decode(src, { maxDataLength: MAX_FRAME_BYTES }))[Symbol.asyncIterator]()
   }
 
@@ -170,11 +177,32 @@ export class FramedChannel implements Channel {
     return { header: h, body }
   }
 
+  /**
+   * Ends our side once every queued byte is delivered, however long a large
+   * result takes, as long as the remote keeps reading; closing the stream
+   * under the write would cut the message short.
+   */
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
     this.outgoing.end()
-    await Promise.race([this.sinkDone, new Promise(resolve => setTimeout(resolve, 2000).unref())])
+    const idleMs = this.limits.drainIdleMs ?? DRAIN_IDLE_MS
+    let watchdog: NodeJS.Timeout | undefined
+    const stalled = new Promise<Error>(resolve => {
+      watchdog = setInterval(() => {
+        if (performance.now() - this.takenAt > idleMs) resolve(new NetworkError(`the remote took nothing for ${idleMs / 1000} s; gave up delivering`))
+      }, Math.min(1000, idleMs / 4))
+      watchdog.unref()
+    })
+    try {
+      const err = await Promise.race([this.sinkDone, stalled])
+      if (err instanceof Error) {
+        this.duplex.abort?.(err)
+        throw err
+      }
+    } finally {
+      clearInterval(watchdog)
+    }
     await this.duplex.close?.().catch(() => {})
   }
 

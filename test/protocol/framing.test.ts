@@ -1,6 +1,6 @@
 import test from 'ava'
 import fc from 'fast-check'
-import { FramedChannel, duplexPair, memoryChannelPair, type Channel } from '../../src/protocol/framing.ts'
+import { FramedChannel, duplexPair, memoryChannelPair, type Channel, type Duplex } from '../../src/protocol/framing.ts'
 import { BODY_CHUNK_BYTES } from '../../src/protocol/constants.ts'
 
 function pair (maxBodyBytes = 64 * 1024 * 1024): [Channel, Channel] {
@@ -70,3 +70,61 @@ test('framed: a body over the limit is refused from its announced size, before i
   await t.throwsAsync(b.receive({ timeoutMs: 2000 }), { name: 'LimitExceededError', message: /5000 bytes is over the limit of 1000/ })
 })
 
+
+/**
+ * A transport that takes one frame whenever `take()` is called, like a
+ * remote reading slowly; what it took is kept. Closing it ends the write.
+ */
+function slowTransport (): { duplex: Duplex, take: () => void, taken: Uint8Array[], aborted: () => Error | undefined } {
+  const taken: Uint8Array[] = []
+  let permits = 0
+  let wake: (() => void) | undefined
+  let abortedWith: Error | undefined
+  let closed = false
+  return {
+    taken,
+    aborted: () => abortedWith,
+    take: () => { permits++; wake?.() },
+    duplex: {
+      source: (async function * () {})(),
+      sink: async source => {
+        for await (const frame of source) {
+          while (permits === 0) await new Promise<void>(resolve => { wake = resolve })
+          // Like a libp2p stream: closing it stops the write under way.
+          if (closed) return
+          permits--
+          taken.push(frame.subarray())
+        }
+      },
+      abort: err => { abortedWith = err },
+      close: async () => { closed = true },
+    },
+  }
+}
+
+test('framed: close waits for a slow reader as long as it keeps reading, past any fixed bound', async t => {
+  const remote = slowTransport()
+  const channel = new FramedChannel(remote.duplex, { maxBodyBytes: 1 << 20, drainIdleMs: 500 })
+  const frames = 1 + 40
+  const sent = channel.send({ type: 'result' }, Buffer.alloc(40 * BODY_CHUNK_BYTES, 3)).then(async () => { await channel.close() })
+  // One frame every 60 ms: 2.5 s in all, longer than the old fixed 2 s, never idle for 500 ms.
+  const reader = setInterval(remote.take, 60)
+  try {
+    await sent
+  } finally {
+    clearInterval(reader)
+  }
+  t.is(remote.taken.length, frames)
+  t.is(remote.aborted(), undefined)
+})
+
+test('framed: close gives up, clearly, on a remote that stops reading', async t => {
+  const remote = slowTransport()
+  const channel = new FramedChannel(remote.duplex, { maxBodyBytes: 1 << 20, drainIdleMs: 200 })
+  remote.take()
+  remote.take()
+  const sending = channel.send({ type: 'result' }, Buffer.alloc(3 * BODY_CHUNK_BYTES))
+  await t.throwsAsync(sending.then(async () => { await channel.close() }), { name: 'NetworkError', message: /took nothing for 0.2 s/ })
+  t.is(remote.taken.length, 2)
+  t.truthy(remote.aborted())
+})
