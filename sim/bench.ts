@@ -169,7 +169,7 @@ try {
   }
 
   // Coordination alone: 8 in-process peers, a no-op, 256 px tiles.
-  say('coordination: 8 in-process peers, copy (no-op), 256 px tiles')
+  say('coordination: 8 in-process peers, convert (no-op), 256 px tiles')
   const cluster = await Cluster.start(8, { heartbeatMs: 200, helloMs: 10_000 })
   const coordination: { tiles: number, tilesPerSecond: number[] } = { tiles: 0, tilesPerSecond: [] }
   try {
@@ -185,7 +185,7 @@ try {
           job.on('progress', (done, total) => { if (done === total) resolve({ tiles: total, ms: performance.now() - started }) })
         }, { once: true })
       })
-      await submitToSwarm(requestFromFlags({ ops: 'copy', imagePath: biggest, out: join(dir, 'copy.jpg') }), { peer: coordinatorPeer.addrs()[0]!, tileSize: 256 })
+      await submitToSwarm(requestFromFlags({ ops: 'convert', imagePath: biggest, out: join(dir, 'convert.jpg') }), { peer: coordinatorPeer.addrs()[0]!, tileSize: 256 })
       const { tiles, ms } = await timing
       coordination.tiles = tiles
       coordination.tilesPerSecond.push(Math.round(tiles / (ms / 1000)))

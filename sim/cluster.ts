@@ -1,6 +1,8 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { JOBS_TOPIC } from '../src/protocol/constants.ts'
+import type { NodeOptions } from '../src/net/node.ts'
 import { SwarmPeer, type PeerOptions } from '../src/swarm/peer.ts'
+import { PeerFaults } from './faults.ts'
 import { costModel } from './model.ts'
 
 export interface ClusterOptions extends Partial<PeerOptions> {
@@ -25,8 +27,10 @@ export class Cluster {
   readonly fate = new Map<SwarmPeer, PeerFate>()
   /** Per-peer slowness factor for the cost model (1 = normal). */
   readonly slowness = new Map<SwarmPeer, number>()
-  /** Per-peer chance that a result stream is dropped halfway. */
-  readonly flakiness = new Map<SwarmPeer, number>()
+  /** Each peer's channels, wrapped from outside for faults. */
+  readonly faults = new Map<SwarmPeer, PeerFaults>()
+  /** Gossip messages each peer published (the simulator's summary). */
+  readonly published = new Map<SwarmPeer, number>()
   private readonly blocked = new Map<SwarmPeer, Set<string>>()
   private readonly options: ClusterOptions
   private random: () => number = Math.random
@@ -58,15 +62,12 @@ export class Cluster {
     const model = this.options.nsPerPixel !== undefined
       ? { process: costModel(this.options.nsPerPixel, () => (self !== undefined ? this.slowness.get(self) : undefined) ?? 1, overrides.slots ?? this.options.slots ?? 1) }
       : {}
+    const faults = new PeerFaults(() => this.random())
     const peer = await SwarmPeer.start({
-      blocked,
-      faults: {
-        dropResult: () => {
-          const p = self !== undefined ? this.flakiness.get(self) ?? 0 : 0
-          // Only flaky peers draw from the PRNG, so a seed replays the same drops.
-          return p > 0 && this.random() < p
-        },
-      },
+      connectionGater: blockedGater(blocked),
+      openChannel: faults.openChannel,
+      redialFirstMs: 100,
+      redialMaxMs: 1000,
       ...model,
       listen: ['/ip4/127.0.0.1/tcp/0'],
       bootstrap: this.bootstrap,
@@ -79,6 +80,8 @@ export class Cluster {
       ...overrides,
     })
     self = peer
+    this.faults.set(peer, faults)
+    this.countPublished(peer)
     this.logs.set(peer, lines)
     this.blocked.set(peer, blocked)
     this.fate.set(peer, 'alive')
@@ -90,16 +93,29 @@ export class Cluster {
     return this.peers.filter(p => this.fate.get(p) === 'alive')
   }
 
-  /** Gone without a goodbye: connections cut, leases left to the coordinator to reclaim. */
+  /** Wraps the node's publish from outside, to count what the peer gossips. */
+  private countPublished (peer: SwarmPeer): void {
+    const pubsub = peer.node.services.pubsub
+    const publish = pubsub.publish.bind(pubsub)
+    this.published.set(peer, 0)
+    pubsub.publish = async (...args) => {
+      this.published.set(peer, (this.published.get(peer) ?? 0) + 1)
+      return await publish(...args)
+    }
+  }
+
+  /** Gone without a goodbye: every channel and connection cut, the node stopped, leases left to the coordinator to reclaim. */
   async crash (peer: SwarmPeer): Promise<void> {
     this.fate.set(peer, 'crashed')
-    await peer.crash()
+    this.faults.get(peer)!.crash()
+    for (const conn of peer.node.getConnections()) conn.abort(new Error('crash (fault injection)'))
+    await peer.node.stop()
   }
 
   /** Holds its leases and answers nothing, connections open. */
   hang (peer: SwarmPeer): void {
     this.fate.set(peer, 'hung')
-    peer.worker.freeze()
+    this.faults.get(peer)!.freeze()
   }
 
   /** Each tile takes `factor` times as long (cost model only). */
@@ -109,7 +125,7 @@ export class Cluster {
 
   /** Drops a result stream halfway with this probability. */
   flaky (peer: SwarmPeer, probability: number): void {
-    this.flakiness.set(peer, probability)
+    this.faults.get(peer)!.flakiness = probability
   }
 
   /** A graceful leave (SIGINT): leases handed back at once. */
@@ -144,8 +160,21 @@ export class Cluster {
       live.map(p => p.node.services.pubsub), ['subscription-change', 'gossipsub:heartbeat'], timeoutMs, 'gossip mesh')
   }
 
+  /** Every peer, crashed ones too: what is left of them in this process is stopped. */
   async stop (): Promise<void> {
-    await Promise.allSettled(this.peers.filter(p => this.fate.get(p) !== 'crashed').map(async p => { await p.stop() }))
+    await Promise.allSettled(this.peers.map(async p => { await p.stop() }))
+  }
+}
+
+/** Peer ids a node will neither dial nor accept: the simulator's partitions. */
+function blockedGater (blocked: Set<string>): NonNullable<NodeOptions['connectionGater']> {
+  const deny = (peer: { toString: () => string }): boolean => blocked.has(peer.toString())
+  return {
+    denyDialPeer: async peer => deny(peer),
+    denyInboundEncryptedConnection: async peer => deny(peer),
+    denyOutboundEncryptedConnection: async peer => deny(peer),
+    denyInboundUpgradedConnection: async peer => deny(peer),
+    denyOutboundUpgradedConnection: async peer => deny(peer),
   }
 }
 

@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { encodeImage, parseOps, resolvePipeline, runPipeline } from '../src/imaging/index.ts'
 import type { JobCoordinator } from '../src/job/coordinator.ts'
-import { wireStats } from '../src/protocol/framing.ts'
 import { submitToSwarm } from '../src/client/submit.ts'
 import { Cluster } from './cluster.ts'
+import { wireTraffic } from './faults.ts'
 import { tuneHeapForTiles } from '../src/runtime.ts'
 import { noiseImage, prng } from './model.ts'
 import { SCENARIOS } from './scenarios.ts'
@@ -101,8 +101,9 @@ const monitor = setInterval(() => {
 let resolveOver!: () => void
 const over = new Promise<void>(resolve => { resolveOver = resolve })
 const started = performance.now()
-const wire0 = { ...wireStats }
-const gossip0 = cluster.peers.reduce((n, p) => n + p.published, 0)
+const wire0 = { ...wireTraffic }
+const published = (): number => [...cluster.published.values()].reduce((a, b) => a + b, 0)
+const gossip0 = published()
 const driver = scenario.run({
   cluster,
   coordinator,
@@ -141,7 +142,7 @@ if (worstOvershootMs > overshootLimitMs) failures.push(`a dead peer's lease outl
 failures = failures.filter(Boolean)
 
 const seconds = (ended - started) / 1000
-const gossip = cluster.peers.reduce((n, p) => n + p.published, 0) - gossip0
+const gossip = published() - gossip0
 const summary = {
   scenario: opts.scenario,
   seed: opts.seed,
@@ -151,8 +152,8 @@ const summary = {
   tilesPerSecond: Number((tiles / seconds).toFixed(1)),
   leases: stats === undefined ? undefined : { granted: stats.granted, expired: stats.expired, released: stats.released, renewed: stats.renewed, reclaimed: stats.reclaimed, duplicateResults: stats.duplicates },
   duplicateWorkTiles: stats === undefined ? undefined : stats.reclaimed,
-  wireMessagesPerTile: Number(((wireStats.messages - wire0.messages) / Math.max(1, tiles)).toFixed(2)),
-  wireBytesPerTile: Math.round((wireStats.bytes - wire0.bytes) / Math.max(1, tiles)),
+  wireMessagesPerTile: Number(((wireTraffic.messages - wire0.messages) / Math.max(1, tiles)).toFixed(2)),
+  wireBytesPerTile: Math.round((wireTraffic.bytes - wire0.bytes) / Math.max(1, tiles)),
   gossipMessages: gossip,
   recoveryMsAfterFaults: faultsAt === undefined ? undefined : Math.round(ended - faultsAt),
   recoveryMsPastLease: faultsAt === undefined ? undefined : Math.round(ended - faultsAt - opts.leaseMs),
@@ -166,7 +167,7 @@ if (opts.json === true) {
   log(`done in ${summary.seconds} s: ${summary.tilesPerSecond} tiles/s`)
   log(`leases: ${JSON.stringify(summary.leases)}`)
   log(`duplicate work: ${summary.duplicateWorkTiles} tiles granted again, ${summary.leases?.duplicateResults} late results dropped`)
-  log(`wire: ${summary.wireMessagesPerTile} messages and ${summary.wireBytesPerTile} bytes per tile (upload and result included); ${gossip} gossip messages`)
+  log(`wire: ${summary.wireMessagesPerTile} messages and ${summary.wireBytesPerTile} bytes per tile sent by peers (the result included); ${gossip} gossip messages`)
   if (faultsAt !== undefined) log(`after the faults: done in ${summary.recoveryMsAfterFaults} ms (${summary.recoveryMsPastLease} ms past the ${opts.leaseMs} ms lease)`)
   log(`worst overshoot of a dead peer's lease past its deadline: ${summary.worstDeadLeaseOvershootMs} ms`)
   log(`invariants: ${failures.length === 0 ? 'ok (complete, exact, every tile placed once, no dead lease past its deadline)' : 'FAILED\n  ' + failures.join('\n  ')}`)

@@ -1,10 +1,11 @@
 import { availableParallelism, homedir } from 'node:os'
 import { join } from 'node:path'
-import { Command, InvalidArgumentError, Option } from 'commander'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { integerOption } from './cli-args.ts'
-import { describeOperations, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, DEFAULT_TILE_SIZE } from './imaging/index.ts'
+import { DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
+import { describeOperations } from './imaging/index.ts'
 import { runLocal } from './client/local.ts'
-import { DEFAULT_MAX_UPLOAD_BYTES } from './protocol/constants.ts'
+import { removePartials } from './client/files.ts'
 import { requestFromFlags, type SubmitFlags } from './client/options.ts'
 import { progressReporter } from './client/progress.ts'
 import { submitToSwarm } from './client/submit.ts'
@@ -13,21 +14,44 @@ import { readFile } from 'node:fs/promises'
 import { InvalidParameterError, isUserFacing, oneLine } from './errors.ts'
 import { loadOrCreateKey } from './net/identity.ts'
 import { readSwarmKey, writeSwarmKey } from './net/swarm-key.ts'
-import { DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_TILES, MAX_TILE_SIZE, MIN_TILE_SIZE, SwarmPeer } from './swarm/peer.ts'
-
+import { parseBootstrap } from './swarm/discovery.ts'
+import { SwarmPeer } from './swarm/peer.ts'
 
 let debug = false
+/** --json: errors too are one JSON event on stdout, like every other event. */
+let json = false
 
 function fail (err: unknown): never {
-  if (debug || !isUserFacing(err)) {
-    process.stderr.write(`tileswarm: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-  } else {
-    process.stderr.write(`tileswarm: ${oneLine(err.message)}\n`)
-  }
+  const message = err instanceof Error ? (debug || !isUserFacing(err) ? (err.stack ?? err.message) : oneLine(err.message)) : String(err)
+  if (json) process.stdout.write(JSON.stringify({ event: 'error', name: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? oneLine(err.message) : String(err) }) + '\n')
+  if (!json || debug) process.stderr.write(`tileswarm: ${message}\n`)
   process.exit(1)
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
+
+/** A flag that takes one value: given twice, it is refused rather than the first silently dropped. */
+function once (flag: string) {
+  return (value: string, previous: unknown): string => {
+    if (previous !== undefined) throw new InvalidArgumentError(`${flag} given twice ('${String(previous)}' and '${value}'); give it once`)
+    return value
+  }
+}
+
+/** Edit distance, for 'did you mean'. */
+function distance (a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1))
+      diagonal = above
+    }
+  }
+  return row[b.length]!
+}
 
 function stamp (line: string): string {
   return `${new Date().toISOString()} ${line}`
@@ -86,6 +110,7 @@ function peerCommand (): Command {
     .option('--debug', 'stack traces on errors')
     .action(async (opts: PeerCliOptions) => {
       debug = opts.debug === true
+      for (const addr of opts.bootstrap ?? []) parseBootstrap(addr)
       const swarmKey = opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined
       const allowSubmit = await allowList(opts.allowSubmit, opts.allowSubmitFile)
       const log = (line: string): void => { process.stdout.write(stamp(line) + '\n') }
@@ -111,7 +136,7 @@ function peerCommand (): Command {
           process.exit(1)
         }
         stopping = true
-        log(`${signal}: handing back ${peer.worker.heldLeases} leases, ending ${peer.jobs.size} coordinated jobs`)
+        log(`${signal}: handing back ${peer.worker.heldLeases} leases, ending ${peer.submissions.activeJobs} coordinated jobs`)
         peer.stop().then(() => { log('stopped'); process.exit(0) }, err => { fail(err) })
       }
       process.on('SIGINT', () => { shutdown('SIGINT') })
@@ -140,38 +165,43 @@ interface SubmitCliOptions extends SubmitFlags {
 function submitCommand (): Command {
   return new Command('submit')
     .description('process an image: in this process (--local) or on a swarm (--peer)')
-    .option('--peer <multiaddr>', 'any peer of the swarm; it coordinates the job')
+    .option('--peer <multiaddr>', 'any peer of the swarm; it coordinates the job', once('--peer'))
     .option('--local', 'process here, whole image, no swarm: the reference output')
     .option('--task <op>', 'an operation, the prototype\'s flag; repeat for a pipeline', (v: string, prev: string[] = []) => [...prev, v])
     .option('--op <op>', 'same as --task', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--ops <pipeline>', 'a whole pipeline: "blur:sigma=2,sobel"')
-    .option('-i, --image-path <file>', 'input image (JPEG, PNG, WebP, TIFF, AVIF, GIF first frame)')
-    .addOption(new Option('--image_path <file>', 'the prototype\'s spelling of --image-path').hideHelp())
-    .option('-o, --out <file>', 'output file; .jpg .png .webp .tif .avif picks the format')
-    .addOption(new Option('--output_path <file>', 'same as --out').hideHelp())
-    .option('--quality <1-100>', 'JPEG/WebP/AVIF quality', String(DEFAULT_QUALITY))
+    .option('--ops <pipeline>', 'a whole pipeline: "blur:sigma=2,sobel"', once('--ops'))
+    .option('-i, --image-path <file>', 'input image (JPEG, PNG, WebP, TIFF, AVIF, GIF first frame)', once('--image-path'))
+    .addOption(new Option('--image_path <file>', 'the prototype\'s spelling of --image-path').hideHelp().argParser(once('--image_path')))
+    .option('-o, --out <file>', 'output file; .jpg .png .webp .tif .avif picks the format', once('--out'))
+    .addOption(new Option('--output_path <file>', 'same as --out').hideHelp().argParser(once('--output_path')))
+    .option('--quality <1-100>', 'JPEG/WebP/AVIF quality (default 90)', once('--quality'))
     .option('--max-pixels <n>', 'refuse images with more pixels, before decoding (--local; a peer applies its own)', integerOption('--max-pixels'), DEFAULT_MAX_PIXELS)
     .option('--max-upload-bytes <n>', 'refuse larger input files', integerOption('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)
     .option('--threads <n>', 'libvips threads for --local', integerOption('--threads', 1, 1024), availableParallelism())
     .option('--tile-size <px>', 'tile edge (default: the coordinating peer\'s)', integerOption('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE))
     .option('--connect-timeout-ms <ms>', 'give up on an unreachable peer after this long', integerOption('--connect-timeout-ms', 100, 600_000), 10_000)
-    .option('--swarm-key <file>', 'the private swarm\'s key')
-    .option('--data-dir <dir>', 'keep this client\'s identity there, for peers that use --allow-submit (tileswarm id)')
+    .option('--swarm-key <file>', 'the private swarm\'s key', once('--swarm-key'))
+    .option('--data-dir <dir>', 'keep this client\'s identity there, for peers that use --allow-submit (tileswarm id)', once('--data-dir'))
     .option('--list-ops', 'print every operation with its parameters, and exit')
     .option('--json', 'machine-readable events, one JSON object per line')
     .option('--debug', 'stack traces on errors')
     .action(async (opts: SubmitCliOptions & { image_path?: string, output_path?: string }) => {
       debug = opts.debug === true
+      json = opts.json === true
       if (opts.listOps === true) {
         process.stdout.write(describeOperations() + '\n')
         return
       }
+      if (opts.imagePath !== undefined && opts.image_path !== undefined) throw new InvalidArgumentError(`the input is given twice (-i/--image-path '${opts.imagePath}' and --image_path '${opts.image_path}'); give it once`)
+      if (opts.out !== undefined && opts.output_path !== undefined) throw new InvalidArgumentError(`the output is given twice (-o/--out '${opts.out}' and --output_path '${opts.output_path}'); give it once`)
       const flags: SubmitFlags = { ...opts, imagePath: opts.imagePath ?? opts.image_path, out: opts.out ?? opts.output_path }
       const request = requestFromFlags(flags)
       if (opts.local === true && opts.peer !== undefined) throw new InvalidArgumentError('give --local or --peer, not both')
       if (opts.local !== true && opts.peer === undefined) {
         throw new InvalidArgumentError('submit needs --local (process here) or --peer <multiaddr> (process on a swarm)')
       }
+      // Interrupted: the partial output goes with us.
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => { removePartials(); process.exit(130) })
       if (opts.peer !== undefined) {
         const done = await submitToSwarm(request, {
           peer: opts.peer,
@@ -205,7 +235,6 @@ export function buildProgram (): Command {
     .description('A peer-to-peer image processing swarm. Run a peer on every machine; submit images to any of them.')
     .version('0.1.0')
     .showHelpAfterError('(add --help for usage)')
-    .configureOutput({ outputError: (str, write) => write(`tileswarm: ${str.replace(/^error: /, '')}`) })
   program.addCommand(peerCommand(), { isDefault: true })
   program.addCommand(submitCommand())
   program.addCommand(new Command('keygen')
@@ -222,17 +251,50 @@ export function buildProgram (): Command {
     .action(async (opts: { dataDir: string }) => {
       process.stdout.write(`${peerIdFromPrivateKey(await loadOrCreateKey(opts.dataDir)).toString()}\n`)
     }))
+  // Usage errors come back here (not straight to exit), so --json can report them as an event.
+  for (const command of [program, ...program.commands]) {
+    command.exitOverride().configureOutput({ outputError: (str, write) => { if (!json) write(`tileswarm: ${str.replace(/^error: /, '')}`) } })
+  }
   return program
+}
+
+/**
+ * Mistakes commander would answer with a bare 'unknown option': a misspelt
+ * command (taken as an argument of the default peer command), or submit's
+ * flags given to the peer command because 'submit' was left out.
+ */
+function misuse (program: Command, args: string[]): string | undefined {
+  const commands = program.commands.map(c => c.name())
+  const first = args[0]
+  if (first === undefined) return undefined
+  if (!first.startsWith('-') && !commands.includes(first) && first !== 'help') {
+    const near = commands.filter(c => distance(c, first) <= 2)
+    return `unknown command '${first}'${near.length > 0 ? ` (did you mean ${near.map(c => `'${c}'`).join(' or ')}?)` : ''}; commands: ${commands.join(', ')}`
+  }
+  if (commands.includes(first) && first !== 'peer') return undefined
+  const peerFlags = new Set(program.commands.find(c => c.name() === 'peer')!.options.flatMap(o => [o.long, o.short]).filter(f => f !== undefined))
+  const submitFlags = new Set(program.commands.find(c => c.name() === 'submit')!.options.flatMap(o => [o.long, o.short]).filter(f => f !== undefined))
+  const flag = args.map(a => a.split('=')[0]!).find(a => a.startsWith('-') && !peerFlags.has(a) && submitFlags.has(a))
+  if (flag !== undefined) return `${flag} is an option of submit, not of a peer: run 'tileswarm submit ${args.filter(a => a !== 'peer').join(' ')}'`
+  return undefined
 }
 
 export async function main (argv: string[]): Promise<void> {
   debug = argv.includes('--debug')
+  json = argv.includes('--json')
   try {
-    await buildProgram().parseAsync(argv)
+    const program = buildProgram()
+    const wrong = misuse(program, argv.slice(2))
+    if (wrong !== undefined) throw new InvalidArgumentError(wrong)
+    await program.parseAsync(argv)
   } catch (err) {
-    if (err instanceof InvalidArgumentError) {
-      process.stderr.write(`tileswarm: ${err.message}\n`)
-      process.exit(1)
+    // Ours (thrown by a check or an action), not yet printed; commander's own come as CommanderError.
+    if (err instanceof InvalidArgumentError) fail(new InvalidParameterError(err.message))
+    if (err instanceof CommanderError) {
+      // Help and version end here too, with 0; a usage error was printed already, except under --json.
+      if (err.exitCode === 0) process.exit(0)
+      if (json) fail(new InvalidParameterError(err.message.replace(/^error: /, '')))
+      process.exit(err.exitCode)
     }
     fail(err)
   }

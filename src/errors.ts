@@ -37,7 +37,12 @@ export class OutputError extends TileswarmError {
 
 /** A peer or protocol failure: unreachable, refused, timed out, malformed. */
 export class NetworkError extends TileswarmError {
-  static override readonly name = 'NetworkError'
+  static override readonly name: string = 'NetworkError'
+}
+
+/** The peer that answered at an address is not the one the address names. */
+export class WrongPeerError extends NetworkError {
+  static override readonly name = 'WrongPeerError'
 }
 
 /** The remote side sent something that breaks the protocol. */

@@ -1,23 +1,79 @@
-import { constants } from 'node:fs'
-import { access, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { existsSync, rmSync } from 'node:fs'
+import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { InvalidImageError, LimitExceededError, OutputError } from '../errors.ts'
 
-/** Fails before any work if the result could not be written there. */
-export async function checkWritable (path: string): Promise<void> {
-  const dir = dirname(path)
-  try {
-    const s = await stat(dir)
-    if (!s.isDirectory()) throw new OutputError(`cannot write ${path}: ${dir} is not a directory`)
-    await access(dir, constants.W_OK)
-  } catch (err) {
-    if (err instanceof OutputError) throw err
-    throw new OutputError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? `directory ${dir} does not exist` : 'permission denied'}`)
+function why (err: unknown, path: string): string {
+  const code = (err as NodeJS.ErrnoException).code
+  switch (code) {
+    case 'ENOENT': return existsSync(dirname(path)) ? `cannot create a file in ${dirname(path)}` : `directory ${dirname(path)} does not exist`
+    case 'ENOTDIR': return `${dirname(path)} is not a directory`
+    case 'EACCES': case 'EPERM': return 'permission denied'
+    case 'EROFS': return 'the file system is read-only'
+    case 'ENOSPC': return 'no space left on the device'
+    case 'EISDIR': return 'it is a directory'
+    default: return code ?? (err as Error).message
   }
-  try {
-    if ((await stat(path)).isDirectory()) throw new OutputError(`cannot write ${path}: it is a directory`)
-  } catch (err) {
-    if (err instanceof OutputError) throw err
+}
+
+/** Partial files still open, removed if the process is interrupted. */
+const partials = new Set<string>()
+
+/** Removes every partial file this process left (a signal handler's last act). */
+export function removePartials (): void {
+  for (const path of partials) rmSync(path, { force: true })
+  partials.clear()
+}
+
+/**
+ * Where a result goes. The file beside the target is created at once, before
+ * any work, so a place that cannot be written fails then; the result is
+ * written into it and renamed into place, so a reader never sees half a file.
+ * Errors name the user's path, not the hidden one.
+ */
+export class OutputFile {
+  readonly path: string
+  private readonly partial: string
+  private handle: FileHandle | undefined
+
+  private constructor (path: string, partial: string, handle: FileHandle) {
+    this.path = path
+    this.partial = partial
+    this.handle = handle
+  }
+
+  static async create (path: string): Promise<OutputFile> {
+    const existing = await stat(path).catch(() => undefined)
+    if (existing?.isDirectory() === true) throw new OutputError(`cannot write ${path}: it is a directory`)
+    const partial = join(dirname(path), `.${basename(path)}.${process.pid}.partial`)
+    try {
+      const handle = await open(partial, 'wx', 0o644)
+      partials.add(partial)
+      return new OutputFile(path, partial, handle)
+    } catch (err) {
+      throw new OutputError(`cannot write ${path}: ${why(err, path)}`)
+    }
+  }
+
+  async commit (bytes: Uint8Array): Promise<void> {
+    try {
+      await this.handle!.writeFile(bytes)
+      await this.handle!.close()
+      this.handle = undefined
+      await rename(this.partial, this.path)
+      partials.delete(this.partial)
+    } catch (err) {
+      await this.discard()
+      throw new OutputError(`cannot write ${this.path}: ${why(err, this.path)}`)
+    }
+  }
+
+  /** Nothing is written: the partial file goes. */
+  async discard (): Promise<void> {
+    await this.handle?.close().catch(() => {})
+    this.handle = undefined
+    await rm(this.partial, { force: true })
+    partials.delete(this.partial)
   }
 }
 
@@ -34,16 +90,4 @@ export async function readInput (path: string, maxBytes: number): Promise<Buffer
   }
   if (size > maxBytes) throw new LimitExceededError(`${path} is ${size} bytes, over the upload limit of ${maxBytes} bytes (--max-upload-bytes)`)
   return await readFile(path)
-}
-
-/** Writes beside the target, then renames: a reader never sees half a file. */
-export async function writeAtomically (path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.partial`)
-  try {
-    await writeFile(tmp, bytes)
-    await rename(tmp, path)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw new OutputError(`cannot write ${path}: ${(err as Error).message}`)
-  }
 }

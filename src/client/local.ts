@@ -1,8 +1,8 @@
 import sharp from 'sharp'
-import { decodeImage, describePipeline, encodeImage, formatName, runPipeline, DEFAULT_MAX_PIXELS } from '../imaging/index.ts'
-import { DEFAULT_MAX_UPLOAD_BYTES } from '../protocol/constants.ts'
-import { checkWritable, readInput, writeAtomically } from './files.ts'
-import type { SubmitRequest } from './options.ts'
+import { DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES } from '../defaults.ts'
+import { decodeImage, describePipeline, encodeImage, formatName, runPipeline } from '../imaging/index.ts'
+import { OutputFile, readInput } from './files.ts'
+import type { JobRequest } from './options.ts'
 
 
 export interface LocalOptions {
@@ -25,16 +25,20 @@ export interface LocalResult {
  * The whole image in this one process, no tiles: the reference the swarm is
  * held to, byte for byte.
  */
-export async function runLocal (request: SubmitRequest, options: LocalOptions = {}): Promise<LocalResult> {
+export async function runLocal (request: JobRequest, options: LocalOptions = {}): Promise<LocalResult> {
   const started = performance.now()
   if (options.threads !== undefined) sharp.concurrency(options.threads)
-  await checkWritable(request.output)
-  const bytes = await readInput(request.input, options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES)
-  const { image, notes } = await decodeImage(bytes, { maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS })
-  for (const note of notes) options.log?.(`note: ${note}`)
-  options.log?.(`processing ${image.width}x${image.height} ${formatName(image)} with ${describePipeline(request.steps)}`)
-  const out = await runPipeline(image, request.steps)
-  const encoded = await encodeImage(out, { format: request.format, quality: request.quality })
-  await writeAtomically(request.output, encoded)
-  return { width: out.width, height: out.height, bytes: encoded.length, ms: performance.now() - started, notes }
+  const output = await OutputFile.create(request.output)
+  try {
+    const bytes = await readInput(request.input, options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES)
+    const { image, notes } = await decodeImage(bytes, { maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS })
+    for (const note of notes) options.log?.(`note: ${note}`)
+    options.log?.(`processing ${image.width}x${image.height} ${formatName(image)} with ${describePipeline(request.steps)}`)
+    const out = await runPipeline(image, request.steps)
+    const encoded = await encodeImage(out, { format: request.format, quality: request.quality })
+    await output.commit(encoded)
+    return { width: out.width, height: out.height, bytes: encoded.length, ms: performance.now() - started, notes }
+  } finally {
+    await output.discard()
+  }
 }

@@ -1,8 +1,9 @@
 import { InvalidParameterError, OutputError } from '../errors.ts'
-import { DEFAULT_QUALITY, formatFromPath, OUTPUT_FORMATS, parseOps, resolvePipeline, type OpSpec, type OutputFormat, type Step } from '../imaging/index.ts'
+import { DEFAULT_QUALITY } from '../defaults.ts'
+import { formatFromPath, OUTPUT_FORMATS, parseOps, resolvePipeline, type OpSpec, type OutputFormat, type Step } from '../imaging/index.ts'
 
 /** What a submission asks for, from whichever flags the user prefers. */
-export interface SubmitRequest {
+export interface JobRequest {
   steps: Step[]
   input: string
   output: string
@@ -38,7 +39,7 @@ export function parseQuality (text: string | undefined): number {
   return q
 }
 
-export function requestFromFlags (flags: SubmitFlags): SubmitRequest {
+export function requestFromFlags (flags: SubmitFlags): JobRequest {
   const steps = pipelineFromFlags(flags)
   if (flags.imagePath === undefined) throw new InvalidParameterError('Expected an input image: --image_path <file> (or -i)')
   if (flags.out === undefined) throw new InvalidParameterError('Expected an output file: --out <file> (or -o); its extension picks the format')

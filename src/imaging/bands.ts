@@ -1,4 +1,4 @@
-import { allocRawUnsafe, bytesPerPixel, release, type PixelFormat, type RawImage, type Rect } from './raw.ts'
+import { allocRawUnsafe, bytesPerPixel, freeBuffer, type PixelFormat, type RawImage, type Rect } from './raw.ts'
 
 /**
  * An image held as horizontal bands of `bandRows` rows, each its own buffer,
@@ -44,7 +44,7 @@ export class BandedImage {
       this.bands[(this.filledRows + y) / this.bandRows] = Buffer.from(strip.data.subarray(y * rowBytes, (y + rows) * rowBytes))
     }
     this.filledRows += strip.height
-    release(strip.data)
+    freeBuffer(strip.data)
   }
 
   /** The bands a run of rows lies in. */
@@ -76,7 +76,7 @@ export class BandedImage {
 
   /** Frees a band now; reading it afterwards is a bug and throws. */
   drop (band: number): void {
-    release(this.bands[band])
+    freeBuffer(this.bands[band])
     this.bands[band] = undefined
   }
 

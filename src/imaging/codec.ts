@@ -3,9 +3,8 @@ import { InvalidImageError, LimitExceededError, oneLine } from '../errors.ts'
 import { createRaw, joinAlpha, samples, splitAlpha, withSamples, type Channels, type Depth, type RawImage } from './raw.ts'
 import { greyToRgb } from './operations/sharp-pass.ts'
 import { BandedImage } from './bands.ts'
+import { DEFAULT_MAX_PIXELS, DEFAULT_QUALITY } from '../defaults.ts'
 
-/** The issue asks for at least 300 MP; 12000x9000 (108 MP) photos are routine. */
-export const DEFAULT_MAX_PIXELS = 300_000_000
 export const INPUT_FORMATS = ['jpeg', 'png', 'webp', 'tiff', 'avif', 'heif', 'gif'] as const
 export const OUTPUT_FORMATS = ['jpeg', 'png', 'webp', 'tiff', 'avif'] as const
 export type OutputFormat = typeof OUTPUT_FORMATS[number]
@@ -177,8 +176,6 @@ export interface EncodeOptions {
   /** 1-100 for jpeg, webp, avif (and tiff's jpeg-free deflate ignores it). */
   quality?: number
 }
-
-export const DEFAULT_QUALITY = 90
 
 /**
  * Optimised Huffman tables need every DCT coefficient in memory at once: two

@@ -5,7 +5,7 @@
 export * from './raw.ts'
 export * from './params.ts'
 export type { Operation, Family, AlphaPolicy } from './operation.ts'
-export { OPERATIONS, getOperation, operationNames, describeOperations } from './registry.ts'
+export { OPERATIONS, getOperation, describeOperations } from './registry.ts'
 export * from './pipeline.ts'
 export * from './tiles.ts'
 export * from './bands.ts'

@@ -1,7 +1,7 @@
 import { InvalidParameterError } from '../errors.ts'
 import type { Operation } from './operation.ts'
 import { validateParams, type Params } from './params.ts'
-import { joinAlpha, padReplicate, release, splitAlpha, extract, type PixelFormat, type RawImage, type Channels, type Rect } from './raw.ts'
+import { joinAlpha, padReplicate, freeBuffer, splitAlpha, extract, type PixelFormat, type RawImage, type Channels, type Rect } from './raw.ts'
 import { getOperation } from './registry.ts'
 
 /** One step as it is written by users and sent on the wire. */
@@ -36,7 +36,11 @@ export function parseOps (text: string): OpSpec[] {
     }
   }
   steps.push(current)
-  return steps.map(s => s.trim()).filter(s => s !== '').map(parseStep)
+  const trimmed = steps.map(s => s.trim())
+  // 'blur:3,' or 'blur,,sobel' is a step left out, most likely by mistake: say so rather than guess.
+  const empty = trimmed.findIndex(s => s === '')
+  if (empty >= 0 && trimmed.length > 1) throw new InvalidParameterError(`Expected an operation at step ${empty + 1} of '${text}' but found nothing (a stray comma?)`)
+  return trimmed.filter(s => s !== '').map(parseStep)
 }
 
 function parseStep (text: string): OpSpec {
@@ -126,8 +130,8 @@ async function padded (image: RawImage, r: number, step: Step, borders: Borders,
   const out = await step.operation.apply(input, step.params)
   const result = extract(out, { x: pad.left + crop.x, y: pad.top + crop.y, width: crop.width, height: crop.height })
   // Intermediates are freed at once: a tile's worth of garbage per step adds up to collections.
-  release(input.data, [image.data, result.data])
-  release(out.data, [image.data, result.data])
+  freeBuffer(input.data, [image.data, result.data])
+  freeBuffer(out.data, [image.data, result.data])
   return result
 }
 
@@ -144,7 +148,7 @@ export async function applyStep (image: RawImage, step: Step, options: PipelineO
     else if (step.operation.alpha === 'filter') alphaOut = await padded(alpha, r, step, borders, crop)
   }
   const out = joinAlpha(colourOut, alphaOut)
-  for (const part of [colour, alpha, colourOut, alphaOut]) release(part?.data, [image.data, out.data])
+  for (const part of [colour, alpha, colourOut, alphaOut]) freeBuffer(part?.data, [image.data, out.data])
   const want = stepFormat(image, step)
   if (out.channels !== want.channels || out.depth !== want.depth || out.width !== crop.width || out.height !== crop.height) {
     throw new Error(`internal: ${step.operation.name} returned ${out.width}x${out.height} ${out.channels}ch ${out.depth}-bit`)
@@ -157,7 +161,7 @@ export async function runPipeline (image: RawImage, steps: readonly Step[], opti
   let current = image
   for (const [i, step] of steps.entries()) {
     const next = await applyStep(current, step, i === steps.length - 1 ? options : { borders: options.borders })
-    if (current !== image) release(current.data, [image.data, next.data])
+    if (current !== image) freeBuffer(current.data, [image.data, next.data])
     current = next
   }
   return current

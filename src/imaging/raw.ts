@@ -58,7 +58,7 @@ const RELEASE_MIN_BYTES = 64 * 1024
  * memory follows the work: only for buffers nobody else will read. A buffer
  * that shares its memory with one in `keep`, or with anything else, stays.
  */
-export function release (buffer: Uint8Array | undefined, keep: ReadonlyArray<Uint8Array | undefined> = []): void {
+export function freeBuffer (buffer: Uint8Array | undefined, keep: ReadonlyArray<Uint8Array | undefined> = []): void {
   if (buffer === undefined || buffer.byteLength < RELEASE_MIN_BYTES) return
   const memory = buffer.buffer
   if (!(memory instanceof ArrayBuffer) || memory.detached || buffer.byteOffset !== 0 || buffer.byteLength !== memory.byteLength) return

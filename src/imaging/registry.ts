@@ -16,10 +16,6 @@ for (const op of OPERATIONS) {
   }
 }
 
-export function operationNames (): string[] {
-  return [...byName.keys()].sort()
-}
-
 export function getOperation (name: string): Operation {
   const op = byName.get(name.trim().toLowerCase())
   if (op === undefined) {

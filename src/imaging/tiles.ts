@@ -9,8 +9,6 @@ export interface Tile {
   haloed: Rect
 }
 
-export const DEFAULT_TILE_SIZE = 512
-
 /**
  * Row-major grid of tileSize squares (the last row and column may be smaller),
  * each grown by `halo` and clipped to the image.

@@ -1,7 +1,9 @@
 import { crc32 } from 'node:zlib'
 import { bytesPerPixel, createOutput, pipelineFormat, pipelineRadius, planTiles, placeTile, toSpecs, type BandedImage, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
-import { systemClock, type Clock } from './clock.ts'
+import { systemClock, type Clock } from '../clock.ts'
+import { DEFAULT_PARK_MS } from '../defaults.ts'
 import { LeaseTable, type Lease } from './leases.ts'
+import type { JobInfo } from '../protocol/messages.ts'
 
 export interface JobOptions {
   jobId: string
@@ -42,7 +44,6 @@ interface Parked {
   timer: unknown
 }
 
-export const DEFAULT_PARK_MS = 500
 
 /**
  * A tile result's checksum. Noise already authenticates every byte on the
@@ -110,7 +111,7 @@ export class JobCoordinator {
   get isRunning (): boolean { return this.state === 'running' }
 
   /** What a worker needs to know once per session. */
-  info (): { jobId: string, ops: ReturnType<typeof toSpecs>, width: number, height: number, format: PixelFormat, tileSize: number, halo: number, leaseMs: number, tiles: number } {
+  info (): Omit<JobInfo, 'type' | 'rid'> {
     return {
       jobId: this.jobId,
       ops: toSpecs(this.steps),
@@ -120,6 +121,7 @@ export class JobCoordinator {
       tileSize: this.tileSize,
       halo: this.halo,
       leaseMs: this.leases.leaseMs,
+      parkMs: this.parkMs,
       tiles: this.tiles.length,
     }
   }

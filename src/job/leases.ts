@@ -4,7 +4,7 @@
  * A result is accepted from anyone who ever held a lease on that tile, as long
  * as the tile is not done: a late result is still the right pixels.
  */
-export const DEFAULT_MAX_LEASES_PER_PEER = 64
+import { DEFAULT_MAX_LEASES_PER_PEER } from '../defaults.ts'
 
 export interface Lease {
   leaseId: string
@@ -162,9 +162,5 @@ export class LeaseTable {
 
   activeLeases (): Lease[] {
     return [...this.active.values()]
-  }
-
-  isDone (tile: number): boolean {
-    return this.done[tile] === 1
   }
 }

@@ -1,12 +1,13 @@
 import { gossipsub } from '@chainsafe/libp2p-gossipsub'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { bootstrap } from '@libp2p/bootstrap'
 import { preSharedKey } from '@libp2p/pnet'
 import { identify } from '@libp2p/identify'
 import type { PrivateKey, PubSub } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p, type Libp2pInit } from 'libp2p'
+import { DEFAULT_DIAL_TIMEOUT_MS } from '../defaults.ts'
+import { NetworkError } from '../errors.ts'
 import { MAX_GOSSIP_BYTES, TOPICS } from '../protocol/constants.ts'
 import type { GossipsubEvents } from '@chainsafe/libp2p-gossipsub'
 
@@ -15,32 +16,42 @@ export type SwarmNode = Libp2p<{ pubsub: PubSub<GossipsubEvents>, identify: Retu
 export interface NodeOptions {
   privateKey?: PrivateKey
   listen: string[]
-  bootstrap: string[]
   /** gossipsub heartbeat; tests use 50-100 ms so the mesh forms quickly. */
   heartbeatMs?: number
   dialTimeoutMs?: number
-  /** Peer ids this node will neither dial nor accept (the simulator's partitions). */
-  blocked?: Set<string>
+  /** Who may connect (libp2p's gater; the simulator's partitions use one). */
+  connectionGater?: Libp2pInit['connectionGater']
   /** A private swarm: only peers with the same pre-shared key can connect. */
   swarmKey?: Uint8Array
 }
 
-export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
 
 /**
- * One libp2p node: tcp, noise, yamux, identify, bootstrap and gossipsub
+ * One libp2p node: tcp, noise, yamux, identify and gossipsub
  * (StrictSign, our topics only). Loopback is exempt from the per-host
  * inbound rate limit so many peers on one machine can connect.
  */
 export async function createSwarmNode (options: NodeOptions): Promise<SwarmNode> {
+  try {
+    return await createNode(options)
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(`${e.message} ${String((e as { cause?: unknown }).cause)}`)) {
+      throw new NetworkError(`cannot listen on ${options.listen.join(', ')}: the address is in use (another peer on this port?); give --listen another port, or /tcp/0 for any free one`)
+    }
+    if (e.code === 'EADDRNOTAVAIL' || /EADDRNOTAVAIL/.test(e.message)) throw new NetworkError(`cannot listen on ${options.listen.join(', ')}: no such address on this machine`)
+    throw err
+  }
+}
+
+async function createNode (options: NodeOptions): Promise<SwarmNode> {
   return await createLibp2p({
     ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
     addresses: { listen: options.listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    peerDiscovery: options.bootstrap.length > 0 ? [bootstrap({ list: options.bootstrap })] : [],
-    ...(options.blocked !== undefined ? { connectionGater: blockedGater(options.blocked) } : {}),
+    ...(options.connectionGater !== undefined ? { connectionGater: options.connectionGater } : {}),
     ...(options.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: options.swarmKey }) } : {}),
     connectionManager: {
       allow: ['/ip4/127.0.0.1', '/ip6/::1'],
@@ -63,17 +74,6 @@ export async function createSwarmNode (options: NodeOptions): Promise<SwarmNode>
       }),
     },
   }) as unknown as SwarmNode
-}
-
-function blockedGater (blocked: Set<string>): NonNullable<Libp2pInit['connectionGater']> {
-  const deny = (peer: { toString: () => string }): boolean => blocked.has(peer.toString())
-  return {
-    denyDialPeer: async peer => deny(peer),
-    denyInboundEncryptedConnection: async peer => deny(peer),
-    denyOutboundEncryptedConnection: async peer => deny(peer),
-    denyInboundUpgradedConnection: async peer => deny(peer),
-    denyOutboundUpgradedConnection: async peer => deny(peer),
-  }
 }
 
 /** A submit client: dials out only, no gossip, no listening. */

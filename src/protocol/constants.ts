@@ -1,9 +1,10 @@
 /** Protocol ids, topics and wire limits: one place, units in the names. */
-export const PROTOCOL_VERSION = 1
-export const SUBMIT_PROTOCOL = '/tileswarm/submit/1.0.0'
-export const TILE_PROTOCOL = '/tileswarm/tile/1.0.0'
-export const JOBS_TOPIC = 'tileswarm/jobs/1'
-export const PEERS_TOPIC = 'tileswarm/peers/1'
+/** The one version of every message, protocol id and topic: peers of another version do not talk. */
+export const PROTOCOL_VERSION = 2
+export const SUBMIT_PROTOCOL = `/tileswarm/submit/${PROTOCOL_VERSION}.0.0`
+export const TILE_PROTOCOL = `/tileswarm/tile/${PROTOCOL_VERSION}.0.0`
+export const JOBS_TOPIC = `tileswarm/jobs/${PROTOCOL_VERSION}`
+export const PEERS_TOPIC = `tileswarm/peers/${PROTOCOL_VERSION}`
 export const TOPICS = [JOBS_TOPIC, PEERS_TOPIC]
 
 /** it-length-prefixed caps a frame at 4 MiB; pixels travel in 1 MiB frames. */
@@ -17,5 +18,3 @@ export const MAX_HEADER_BYTES = 64 * 1024
 export const MAX_GOSSIP_BYTES = 16 * 1024
 export const MAX_ADDRS = 16
 export const MAX_ERROR_CHARS = 500
-/** The largest image file a peer (or --local) reads by default. */
-export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024

@@ -14,9 +14,6 @@ const HEADER = 0x48
 const BODY = 0x42
 const BODY_KIND = Uint8Array.of(BODY)
 
-/** Tile and submit traffic, counted where it is framed (read by the simulator's summary). */
-export const wireStats = { messages: 0, bytes: 0 }
-
 export interface Message {
   header: Record<string, unknown>
   body?: Buffer
@@ -37,9 +34,10 @@ export interface Duplex {
   close?: () => Promise<void>
 }
 
-export interface ReceiveOptions {
-  timeoutMs: number
-  signal?: AbortSignal
+/** A wait is bounded: by a timeout, or by a signal its owner aborts when it is no longer wanted. */
+export type ReceiveOptions = ({ timeoutMs: number, signal?: AbortSignal } | { timeoutMs?: undefined, signal: AbortSignal }) & {
+  /** Called as a large body arrives: bytes so far and in all. */
+  onBody?: (received: number, total: number) => void
 }
 
 /** A message stream: framed over a libp2p stream, or in memory within a peer. */
@@ -51,8 +49,6 @@ export interface Channel {
   /** Ends our side cleanly; the remote sees the end of the stream. */
   close: () => Promise<void>
   abort: (err: Error) => void
-  /** Fault injection: the header and half the body, then the stream is cut. */
-  sendHalfThenAbort: (header: Record<string, unknown>, body: Uint8Array) => Promise<void>
   readonly isClosed: boolean
 }
 
@@ -67,7 +63,7 @@ function bounded (options: ReceiveOptions): { promise: Promise<never>, clear: ()
   let timer: NodeJS.Timeout | undefined
   let onAbort: (() => void) | undefined
   const promise = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => { reject(new NetworkError(`no answer within ${options.timeoutMs} ms`)) }, options.timeoutMs)
+    if (options.timeoutMs !== undefined) timer = setTimeout(() => { reject(new NetworkError(`no answer within ${options.timeoutMs} ms`)) }, options.timeoutMs)
     if (options.signal !== undefined) {
       onAbort = () => { reject(new NetworkError('aborted')) }
       if (options.signal.aborted) onAbort()
@@ -113,20 +109,31 @@ export class FramedChannel implements Channel {
     this.frames = pipe(duplex.source, src => lp.decode(src, { maxDataLength: MAX_FRAME_BYTES }))[Symbol.asyncIterator]()
   }
 
+  /** One message at a time: a message sent while a large body is under way must not land inside it. */
+  private sendQueue: Promise<void> = Promise.resolve()
+
   async send (header: Record<string, unknown>, body?: Uint8Array): Promise<void> {
     if (this.closed) throw new NetworkError('stream is closed')
     const json = headerJson(header, body)
-    this.outgoing.push(Buffer.concat([Buffer.from([HEADER]), json]))
-    wireStats.messages++
-    wireStats.bytes += json.length + 1 + (body?.length ?? 0)
-    if (body !== undefined) {
-      for (let at = 0; at < body.length; at += BODY_CHUNK_BYTES) {
-        const chunk = body.subarray(at, Math.min(body.length, at + BODY_CHUNK_BYTES))
-        // A list, not a concatenation: the length prefix joins them in the one copy it makes anyway.
-        this.outgoing.push(new Uint8ArrayList(BODY_KIND, chunk))
-        // Keep at most a few MiB queued: a 500 MB upload must not double in memory.
-        if (this.outgoing.readableLength > 4) await this.outgoing.onEmpty()
+    const previous = this.sendQueue
+    let sent!: () => void
+    this.sendQueue = new Promise(resolve => { sent = resolve })
+    try {
+      await previous
+      if (this.closed) throw new NetworkError('stream is closed')
+      this.outgoing.push(Buffer.concat([Buffer.from([HEADER]), json]))
+      if (body !== undefined) {
+        for (let at = 0; at < body.length; at += BODY_CHUNK_BYTES) {
+          const chunk = body.subarray(at, Math.min(body.length, at + BODY_CHUNK_BYTES))
+          // A list, not a concatenation: the length prefix joins them in the one copy it makes anyway.
+          this.outgoing.push(new Uint8ArrayList(BODY_KIND, chunk))
+          // Keep at most a few MiB queued: a 500 MB upload must not double in memory.
+          if (this.outgoing.readableLength > 4) await this.outgoing.onEmpty()
+          if (this.closed) throw new NetworkError('stream is closed')
+        }
       }
+    } finally {
+      sent()
     }
   }
 
@@ -173,6 +180,7 @@ export class FramedChannel implements Channel {
         body.set(part, filled)
         filled += part.length
       }
+      options.onBody?.(filled, n)
     }
     return { header: h, body }
   }
@@ -204,14 +212,6 @@ export class FramedChannel implements Channel {
       clearInterval(watchdog)
     }
     await this.duplex.close?.().catch(() => {})
-  }
-
-  async sendHalfThenAbort (header: Record<string, unknown>, body: Uint8Array): Promise<void> {
-    const json = Buffer.from(JSON.stringify({ ...header, bodyBytes: body.length }))
-    this.outgoing.push(Buffer.concat([Buffer.from([HEADER]), json]))
-    this.outgoing.push(Buffer.concat([Buffer.from([BODY]), body.subarray(0, Math.floor(body.length / 2))]))
-    await this.outgoing.onEmpty()
-    this.abort(new Error('dropped halfway (fault injection)'))
   }
 
   abort (err: Error): void {
@@ -324,7 +324,4 @@ class MemoryChannel implements Channel {
     this.end(reason)
   }
 
-  async sendHalfThenAbort (header: Record<string, unknown>, _body: Uint8Array): Promise<void> {
-    this.abort(new Error(`dropped halfway through ${String(header.type)} (fault injection)`))
-  }
 }

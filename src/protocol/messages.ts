@@ -31,18 +31,26 @@ export type JobFinished = z.infer<typeof JobFinished>
 export type PeerHello = z.infer<typeof PeerHello>
 export type JobsTopicMessage = z.infer<typeof JobsTopicMessage>
 
-// Submit protocol: client -> coordinator, then coordinator -> client.
-export const SubmitRequest = z.object({
-  type: z.literal('submit'), v, ops, format: z.enum(['jpeg', 'png', 'webp', 'tiff', 'avif']), quality: z.number().int().min(1).max(100), bodyBytes, tileSize: dim.optional(),
+// Submit protocol. The client says what it wants and how big its upload is;
+// the peer admits it (or refuses, before a byte of the image is read); the
+// client uploads; the peer reports progress and sends the result.
+export const SubmitMessage = z.object({
+  type: z.literal('submit'), v, ops, format: z.enum(['jpeg', 'png', 'webp', 'tiff', 'avif']), quality: z.number().int().min(1).max(100), bytes: bodyBytes, tileSize: dim.optional(),
 }).strict()
+export const UploadMessage = z.object({ type: z.literal('upload'), bodyBytes }).strict()
+export const SubmitClientMessage = z.discriminatedUnion('type', [SubmitMessage, UploadMessage])
+export const SubmitReady = z.object({ type: z.literal('ready') }).strict()
 export const SubmitAccepted = z.object({ type: z.literal('accepted'), jobId: id, width: dim, height: dim, tiles: count, tileSize: dim, halo: count, notes: z.array(errorText).max(16) }).strict()
-export const SubmitProgress = z.object({ type: z.literal('progress'), done: count, total: count, workers: count }).strict()
+/** Tiles done so far; then the coordinator encodes the result, then sends it. */
+export const SubmitProgress = z.object({ type: z.literal('progress'), phase: z.enum(['tiles', 'encoding', 'sending']), done: count, total: count, workers: count }).strict()
 export const SubmitResult = z.object({ type: z.literal('result'), bodyBytes, width: dim, height: dim, tilesByPeer: z.record(peerId, count), leases: z.object({ granted: count, expired: count, released: count, duplicates: count }).strict() }).strict()
 export const ErrorMessage = z.object({ type: z.literal('error'), name: z.string().max(64), message: errorText, rid: rid.optional() }).strict()
-export const SubmitServerMessage = z.discriminatedUnion('type', [SubmitAccepted, SubmitProgress, SubmitResult, ErrorMessage])
-export type SubmitRequest = z.infer<typeof SubmitRequest>
+export const SubmitServerMessage = z.discriminatedUnion('type', [SubmitReady, SubmitAccepted, SubmitProgress, SubmitResult, ErrorMessage])
+export type SubmitMessage = z.infer<typeof SubmitMessage>
+export type SubmitClientMessage = z.infer<typeof SubmitClientMessage>
 export type SubmitServerMessage = z.infer<typeof SubmitServerMessage>
 export type SubmitResult = z.infer<typeof SubmitResult>
+export type ErrorMessage = z.infer<typeof ErrorMessage>
 
 // Tile protocol: a worker's session with one job's coordinator. Every request
 // carries a rid; replies echo it (claims may be answered late).
@@ -52,9 +60,9 @@ export const ResultRequest = z.object({ type: z.literal('result'), rid, tile: co
 export const RenewRequest = z.object({ type: z.literal('renew'), rid, leaseId: id }).strict()
 export const ReleaseRequest = z.object({ type: z.literal('release'), rid, leaseId: id }).strict()
 export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest])
-export type TileClientMessage = z.infer<typeof TileClientMessage>
 
-export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, tiles: count }).strict()
+/** parkMs: how long the coordinator may hold a claim before answering 'wait' (the worker's reply timeout builds on it). */
+export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count }).strict()
 export const Grant = z.object({ type: z.literal('grant'), rid, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect, bodyBytes }).strict()
 export const NoTile = z.object({ type: z.literal('none'), rid, reason: z.enum(['done', 'wait', 'cancelled']) }).strict()
 export const ResultAck = z.object({ type: z.literal('ack'), rid, tile: count, status: z.enum(['accepted', 'duplicate', 'rejected']), reason: errorText.optional() }).strict()
@@ -62,5 +70,6 @@ export const Renewed = z.object({ type: z.literal('renewed'), rid, leaseId: id, 
 export const Released = z.object({ type: z.literal('released'), rid, leaseId: id }).strict()
 export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, Grant, NoTile, ResultAck, Renewed, Released, ErrorMessage])
 export type TileServerMessage = z.infer<typeof TileServerMessage>
+export type TileClientMessage = z.infer<typeof TileClientMessage>
 export type JobInfo = z.infer<typeof JobInfo>
 export type Grant = z.infer<typeof Grant>

@@ -1,7 +1,7 @@
 import test from 'ava'
 import fc from 'fast-check'
 import { readFile } from 'node:fs/promises'
-import { BandedImage, decodeImage, decodeImageBands, extract, release } from '../../src/imaging/index.ts'
+import { BandedImage, decodeImage, decodeImageBands, extract, freeBuffer } from '../../src/imaging/index.ts'
 import { fixture, fixtureNames } from '../helpers/fixtures.ts'
 import { noiseImage } from '../../sim/model.ts'
 
@@ -41,24 +41,24 @@ test('a band is freed when dropped, and reading it afterwards is a loud bug', t 
 
 test('release frees a buffer that owns its memory, and nothing shared', t => {
   const owned = Buffer.alloc(1 << 20)
-  release(owned)
+  freeBuffer(owned)
   t.is(owned.length, 0)
 
   const whole = Buffer.alloc(1 << 20)
   const part = whole.subarray(0, 1 << 19)
-  release(part)
+  freeBuffer(part)
   t.is(whole.length, 1 << 20, 'a view on part of a buffer is not freed')
 
   const kept = Buffer.alloc(1 << 20)
   const alias = Buffer.from(kept.buffer, 0, kept.length)
-  release(alias, [kept])
+  freeBuffer(alias, [kept])
   t.is(kept.length, 1 << 20, 'memory shared with a kept buffer is not freed')
 
   const small = Buffer.from('pooled')
-  release(small)
+  freeBuffer(small)
   t.is(small.toString(), 'pooled', 'small buffers (Node\'s pool) are left to the collector')
 
-  t.notThrows(() => { release(owned); release(undefined) })
+  t.notThrows(() => { freeBuffer(owned); freeBuffer(undefined) })
 })
 
 test('decoding into bands, in halves where the format streams, gives the pixels a whole decode gives', async t => {

@@ -1,6 +1,6 @@
 import test from 'ava'
 import { JobCoordinator, tileChecksum } from '../../src/job/coordinator.ts'
-import type { Clock } from '../../src/job/clock.ts'
+import type { Clock } from '../../src/clock.ts'
 import { BandedImage, processTile, parseOps, resolvePipeline, runPipeline } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
 

@@ -8,7 +8,7 @@ import { requestFromFlags } from '../../src/client/options.ts'
 import { submitToSwarm } from '../../src/client/submit.ts'
 import type { JobCoordinator } from '../../src/job/coordinator.ts'
 import { createClientNode, createSwarmNode, type SwarmNode } from '../../src/net/node.ts'
-import { JOBS_TOPIC, PEERS_TOPIC, SUBMIT_PROTOCOL, TILE_PROTOCOL } from '../../src/protocol/constants.ts'
+import { JOBS_TOPIC, PEERS_TOPIC, PROTOCOL_VERSION, SUBMIT_PROTOCOL, TILE_PROTOCOL } from '../../src/protocol/constants.ts'
 import { FramedChannel } from '../../src/protocol/framing.ts'
 import { fixture, fixtureNames } from '../helpers/fixtures.ts'
 import { noisePng, slowProcessor, swarmVersusLocal, tempDir } from '../helpers/swarm.ts'
@@ -56,7 +56,7 @@ async function rogueSession (rogue: SwarmNode, addr: string): Promise<{ ask: (he
 
 test.serial('a rogue peer fuzzes every protocol and topic while a real job runs: no crash, the job is exact', async t => {
   const cluster = await Cluster.start(2, { keepLogs: true, leaseMs: 2000, process: slowProcessor(4) })
-  const rogue = await createSwarmNode({ listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], heartbeatMs: 50 })
+  const rogue = await createSwarmNode({ listen: ['/ip4/127.0.0.1/tcp/0'], heartbeatMs: 50 })
   try {
     const coordinator = cluster.peers[0]!
     const addr = coordinator.addrs()[0]!
@@ -72,9 +72,9 @@ test.serial('a rogue peer fuzzes every protocol and topic while a real job runs:
 
     // Targeted abuse first: each must be refused and change nothing.
     const s = await rogueSession(rogue, addr)
-    t.like(await s.ask({ type: 'join', v: 1, jobId: 'no-such-job' }), { type: 'error', name: 'JobFailedError' })
+    t.like(await s.ask({ type: 'join', v: PROTOCOL_VERSION, jobId: 'no-such-job' }), { type: 'error', name: 'JobFailedError' })
     const s2 = await rogueSession(rogue, addr)
-    t.like(await s2.ask({ type: 'join', v: 1, jobId: job.jobId }), { type: 'job', jobId: job.jobId })
+    t.like(await s2.ask({ type: 'join', v: PROTOCOL_VERSION, jobId: job.jobId }), { type: 'job', jobId: job.jobId })
     const grant = await s2.ask({ type: 'claim' })
     t.is(grant.type, 'grant')
     const tile = grant.tile as number
@@ -135,10 +135,14 @@ test.serial('a client that uploads slowly and stalls is dropped; another job car
     const addr = coordinator.addrs()[0]!
     const stream = await client.dialProtocol(multiaddr(addr), SUBMIT_PROTOCOL)
     const channel = new FramedChannel(stream, { maxBodyBytes: 1 << 20 })
-    // Announce a 1 MB upload, send a little, then stall.
-    const header = Buffer.from(JSON.stringify({ type: 'submit', v: 1, ops: [{ op: 'invert' }], format: 'png', quality: 90, bodyBytes: 1_000_000 }))
+    // Announce a 1 MB upload, start it, then stall.
+    const frame = (message: unknown): Buffer => {
+      const json = Buffer.from(JSON.stringify(message))
+      return Buffer.concat([Buffer.from([json.length + 1]), Buffer.from([0x48]), json])
+    }
     void stream.sink((async function * () {
-      yield Buffer.concat([Buffer.from([header.length + 1]), Buffer.from([0x48]), header])
+      yield frame({ type: 'submit', v: PROTOCOL_VERSION, ops: [{ op: 'invert' }], format: 'png', quality: 90, bytes: 1_000_000 })
+      yield frame({ type: 'upload', bodyBytes: 1_000_000 })
       await stalled
     })()).catch(() => {})
     const dir = await tempDir()
@@ -179,7 +183,7 @@ test.serial('mutated fixture images through submit: a result or a one-line error
           if (e.name !== 'JobFailedError' || e.message.includes('\n')) return false
           outcomes.refused++
         }
-        return coordinator.node.status === 'started' && coordinator.jobs.size === 0
+        return coordinator.node.status === 'started' && coordinator.submissions.activeJobs === 0
       },
     ), { numRuns: 40 })
     t.log(`mutants: ${outcomes.ok} processed, ${outcomes.refused} refused with one line`)

@@ -4,7 +4,7 @@ import { Cluster, until } from '../../sim/cluster.ts'
 import { startPeerProcess } from '../../sim/processes.ts'
 import { SwarmPeer } from '../../src/swarm/peer.ts'
 import { createSwarmNode } from '../../src/net/node.ts'
-import { JOBS_TOPIC, PEERS_TOPIC, TILE_PROTOCOL } from '../../src/protocol/constants.ts'
+import { JOBS_TOPIC, PEERS_TOPIC, PROTOCOL_VERSION, TILE_PROTOCOL } from '../../src/protocol/constants.ts'
 import { swarmVersusLocal, tempDir } from '../helpers/swarm.ts'
 import { fixture } from '../helpers/fixtures.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -60,7 +60,7 @@ test.serial('a peer sizes its libuv pool to --slots, in either spelling, unless 
 
 test.serial('garbage on every topic and on the tile protocol is ignored and logged; jobs carry on', async t => {
   const cluster = await Cluster.start(2, { keepLogs: true })
-  const rogue = await createSwarmNode({ listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], heartbeatMs: 50 })
+  const rogue = await createSwarmNode({ listen: ['/ip4/127.0.0.1/tcp/0'], heartbeatMs: 50 })
   try {
     const target = cluster.peers[0]!
     await rogue.dial(peerIdFromString(target.peerId), { signal: AbortSignal.timeout(5000) }).catch(async () => {
@@ -71,7 +71,7 @@ test.serial('garbage on every topic and on the tile protocol is ignored and logg
     pubsub.subscribe(JOBS_TOPIC)
     await until(() => pubsub.getSubscribers(JOBS_TOPIC).length > 0, [pubsub], ['subscription-change', 'gossipsub:heartbeat'], 10_000, 'rogue in the mesh')
     await pubsub.publish(JOBS_TOPIC, Buffer.from('{not json'))
-    await pubsub.publish(JOBS_TOPIC, Buffer.from(JSON.stringify({ type: 'announce', v: 1, jobId: 'x', coordinator: target.peerId, addrs: [], tiles: 1, pending: 1, leaseMs: 1 })))
+    await pubsub.publish(JOBS_TOPIC, Buffer.from(JSON.stringify({ type: 'announce', v: PROTOCOL_VERSION, jobId: 'x', coordinator: target.peerId, addrs: [], tiles: 1, pending: 1, leaseMs: 1 })))
     await pubsub.publish(PEERS_TOPIC, Buffer.from(JSON.stringify({ type: 'hello', v: 2 })))
     const { multiaddr } = await import('@multiformats/multiaddr')
     const stream = await rogue.dialProtocol(multiaddr(target.addrs()[0]!), TILE_PROTOCOL)

@@ -33,7 +33,7 @@ for (const n of [1, 3, 5]) {
 serial('a worker crashed mid-job (connections cut, no goodbye): its tiles are reclaimed, output exact', async t => {
   await withCluster(3, { leaseMs: 3000, process: slowProcessor(5) }, async (cluster, dir) => {
     const victim = cluster.peers[2]!
-    const { counts, struck } = strikeMidJob(cluster.peers[0]!, victim, () => { void victim.crash() })
+    const { counts, struck } = strikeMidJob(cluster.peers[0]!, victim, () => { void cluster.crash(victim) })
     const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 400, 300), 'blur:3,sobel', dir, 32)
     t.true(struck(), 'the victim crashed mid-job')
     t.true(run.swarm.equals(run.local))
@@ -45,7 +45,7 @@ serial('a worker crashed mid-job (connections cut, no goodbye): its tiles are re
 serial('a worker that hangs (holds leases, answers nothing): the leases expire, output exact', async t => {
   await withCluster(3, { leaseMs: 400, process: slowProcessor(5) }, async (cluster, dir) => {
     const victim = cluster.peers[1]!
-    const { counts, struck } = strikeMidJob(cluster.peers[0]!, victim, () => { victim.worker.freeze() })
+    const { counts, struck } = strikeMidJob(cluster.peers[0]!, victim, () => { cluster.hang(victim) })
     const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 320, 320), 'median:5', dir, 32)
     t.true(struck())
     t.true(run.swarm.equals(run.local))

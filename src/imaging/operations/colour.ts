@@ -152,12 +152,12 @@ export const threshold: Operation = {
   },
 }
 
-/** The input unchanged: what the swarm costs when the work costs nothing. */
-export const copy: Operation = {
-  name: 'copy',
+/** Pixels unchanged, written in the output's format: a format conversion (and what the swarm costs when the work costs nothing). */
+export const convert: Operation = {
+  name: 'convert',
   family: 'colour',
-  summary: 'the input unchanged (measures the swarm itself)',
-  example: 'copy',
+  summary: 'pixels unchanged: converts the image to the output file\'s format',
+  example: 'convert',
   params: [],
   radius: pointRadius,
   colourOut: sameChannels,
@@ -165,4 +165,4 @@ export const copy: Operation = {
   apply: async image => image,
 }
 
-export const colourOperations = [greyscale, invert, brightness, contrast, gamma, saturation, hue, sepia, tint, threshold, copy]
+export const colourOperations = [greyscale, invert, brightness, contrast, gamma, saturation, hue, sepia, tint, threshold, convert]

@@ -1,5 +1,5 @@
 import type { Operation } from '../operation.ts'
-import { createRaw, maxSample, release, samples, type RawImage, withSamples } from '../raw.ts'
+import { createRaw, maxSample, freeBuffer, samples, type RawImage, withSamples } from '../raw.ts'
 import { sharpPass } from './sharp-pass.ts'
 
 /** Luminance, as sharp's greyscale computes it; the edge maps work on it. */
@@ -69,7 +69,7 @@ function gradientOperation (name: string, summary: string, kx: number[], norm: n
     apply: async (image, p) => {
       const grey = await toGrey(image)
       const out = gradientMagnitude(grey, kx, norm, p.scale as number)
-      release(grey.data, [image.data])
+      freeBuffer(grey.data, [image.data])
       return out
     },
   }
@@ -97,7 +97,7 @@ export const laplacian: Operation = {
   apply: async (image, p) => {
     const grey = await toGrey(image)
     const out = laplacianMagnitude(grey, p.scale as number)
-    release(grey.data, [image.data])
+    freeBuffer(grey.data, [image.data])
     return out
   },
 }

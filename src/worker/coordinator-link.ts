@@ -1,7 +1,9 @@
 import { JobFailedError, NetworkError, ProtocolError } from '../errors.ts'
 import { bytesPerPixel, resolvePipeline, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import type { Channel } from '../protocol/framing.ts'
-import { TileServerMessage, type JobInfo, type Grant } from '../protocol/messages.ts'
+import type { Grant, JobInfo, TileClientMessage, TileServerMessage } from '../protocol/messages.ts'
+import { PROTOCOL_VERSION } from '../protocol/constants.ts'
+import { tileWorkerWire, type Outgoing, type Wire } from '../protocol/wire.ts'
 
 export interface JobRef {
   jobId: string
@@ -18,44 +20,41 @@ export interface GrantedWork {
 
 export type ClaimReply = { kind: 'grant', work: GrantedWork } | { kind: 'none', reason: 'done' | 'wait' | 'cancelled' }
 
-/** Waiting this long for a reader means the session has been idle that long, which is fine. */
-const READ_IDLE_MS = 24 * 3600 * 1000
+type Reply = { message: TileServerMessage, body?: Buffer }
 
 /**
- * A worker's session with one job's coordinator over one stream: requests
- * carry a rid, and a reader loop hands each reply to its request.
+ * A worker's link to one job's coordinator over one stream: requests carry a
+ * rid, and a reader loop hands each reply to its request.
  */
-export class WorkerSession {
+export class CoordinatorLink {
   readonly ref: JobRef
   info!: JobInfo
   steps!: Step[]
-  private readonly channel: Channel
+  private readonly wire: Wire<TileClientMessage, TileServerMessage>
   private rid = 0
-  private readonly waiting = new Map<number, { resolve: (m: { header: TileServerMessage, body?: Buffer }) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
+  private readonly waiting = new Map<number, { resolve: (r: Reply) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
   private failure: Error | undefined
   private readonly requestTimeoutMs: number
+  /** The reader waits as long as the link lives; ending the link ends the wait. */
+  private readonly reading = new AbortController()
 
   constructor (channel: Channel, ref: JobRef, requestTimeoutMs: number) {
-    this.channel = channel
+    this.wire = tileWorkerWire(channel)
     this.ref = ref
     this.requestTimeoutMs = requestTimeoutMs
     void this.readLoop()
   }
 
-  get failed (): Error | undefined { return this.failure }
-
   private async readLoop (): Promise<void> {
     try {
-      while (!this.channel.isClosed) {
-        const { header, body } = await this.channel.receive({ timeoutMs: READ_IDLE_MS })
-        const parsed = TileServerMessage.safeParse(header)
-        if (!parsed.success) throw new ProtocolError(`malformed reply from coordinator: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
-        const rid = parsed.data.rid
+      while (!this.wire.channel.isClosed) {
+        const reply = await this.wire.receive({ signal: this.reading.signal })
+        const rid = reply.message.rid
         const entry = rid === undefined ? undefined : this.waiting.get(rid)
         if (entry === undefined) throw new ProtocolError(`reply to unknown request ${String(rid)}`)
         this.waiting.delete(rid!)
         clearTimeout(entry.timer)
-        entry.resolve({ header: parsed.data, body })
+        entry.resolve(reply)
       }
       this.fail(new NetworkError('coordinator closed the session'))
     } catch (err) {
@@ -70,16 +69,17 @@ export class WorkerSession {
       entry.reject(this.failure)
     }
     this.waiting.clear()
-    this.channel.abort(err)
+    this.reading.abort()
+    this.wire.channel.abort(err)
   }
 
-  private async request (header: Record<string, unknown>, body?: Uint8Array, timeoutMs = this.requestTimeoutMs): Promise<{ header: TileServerMessage, body?: Buffer }> {
+  private async request (message: Outgoing<TileClientMessage>, body?: Uint8Array, timeoutMs = this.requestTimeoutMs): Promise<Reply> {
     if (this.failure !== undefined) throw this.failure
-    const rid = ++this.rid
-    const reply = new Promise<{ header: TileServerMessage, body?: Buffer }>((resolve, reject) => {
+    const rid = message.rid
+    const reply = new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(rid)
-        const err = new NetworkError(`coordinator did not answer ${String(header.type)} within ${timeoutMs} ms`)
+        const err = new NetworkError(`coordinator did not answer ${message.type} within ${timeoutMs} ms`)
         reject(err)
         this.fail(err)
       }, timeoutMs)
@@ -89,7 +89,7 @@ export class WorkerSession {
     // Nobody awaits `reply` while the send is in flight: keep a failure then from going unhandled.
     reply.catch(() => {})
     try {
-      await this.channel.send({ ...header, rid }, body)
+      await this.wire.send(message, body)
     } catch (err) {
       const entry = this.waiting.get(rid)
       if (entry !== undefined) clearTimeout(entry.timer)
@@ -97,24 +97,29 @@ export class WorkerSession {
       throw err
     }
     const answer = await reply
-    if (answer.header.type === 'error') throw new JobFailedError(answer.header.message)
+    if (answer.message.type === 'error') throw new JobFailedError(answer.message.message)
     return answer
   }
 
-  async join (): Promise<JobInfo> {
-    const { header } = await this.request({ type: 'join', v: 1, jobId: this.ref.jobId })
-    if (header.type !== 'job' || header.jobId !== this.ref.jobId) throw new ProtocolError(`expected job info, got ${header.type}`)
-    this.info = header
-    // The coordinator's pipeline is checked like any user input.
-    this.steps = resolvePipeline(header.ops)
-    return header
+  private nextRid (): number {
+    return ++this.rid
   }
 
-  async claim (parkMs: number): Promise<ClaimReply> {
-    const { header, body } = await this.request({ type: 'claim' }, undefined, parkMs + this.requestTimeoutMs)
-    if (header.type === 'none') return { kind: 'none', reason: header.reason }
-    if (header.type !== 'grant') throw new ProtocolError(`expected a grant, got ${header.type}`)
-    return { kind: 'grant', work: this.checkGrant(header, body) }
+  async join (): Promise<JobInfo> {
+    const { message } = await this.request({ type: 'join', v: PROTOCOL_VERSION, rid: this.nextRid(), jobId: this.ref.jobId })
+    if (message.type !== 'job' || message.jobId !== this.ref.jobId) throw new ProtocolError(`expected job info, got ${message.type}`)
+    this.info = message
+    // The coordinator's pipeline is checked like any user input.
+    this.steps = resolvePipeline(message.ops)
+    return message
+  }
+
+  /** The coordinator may hold a claim for the job's park time before it answers. */
+  async claim (): Promise<ClaimReply> {
+    const { message, body } = await this.request({ type: 'claim', rid: this.nextRid() }, undefined, this.info.parkMs + this.requestTimeoutMs)
+    if (message.type === 'none') return { kind: 'none', reason: message.reason }
+    if (message.type !== 'grant') throw new ProtocolError(`expected a grant, got ${message.type}`)
+    return { kind: 'grant', work: this.checkGrant(message, body) }
   }
 
   /** Nothing in a grant is trusted until it fits the job. */
@@ -136,28 +141,22 @@ export class WorkerSession {
   }
 
   async result (tile: number, leaseId: string, checksum: string, pixels: Uint8Array): Promise<'accepted' | 'duplicate' | 'rejected'> {
-    const { header } = await this.request({ type: 'result', tile, leaseId, checksum }, pixels)
-    if (header.type !== 'ack') throw new ProtocolError(`expected an ack, got ${header.type}`)
-    return header.status
-  }
-
-  /** Fault injection: the result stream dies halfway through its body. */
-  async dropResultHalfway (tile: number, leaseId: string, checksum: string, pixels: Uint8Array): Promise<void> {
-    await this.channel.sendHalfThenAbort({ type: 'result', rid: ++this.rid, tile, leaseId, checksum }, pixels)
-    this.fail(new NetworkError('result dropped halfway (fault injection)'))
+    const { message } = await this.request({ type: 'result', rid: this.nextRid(), tile, leaseId, checksum }, pixels)
+    if (message.type !== 'ack') throw new ProtocolError(`expected an ack, got ${message.type}`)
+    return message.status
   }
 
   async renew (leaseId: string): Promise<boolean> {
-    const { header } = await this.request({ type: 'renew', leaseId })
-    return header.type === 'renewed' && header.ok
+    const { message } = await this.request({ type: 'renew', rid: this.nextRid(), leaseId })
+    return message.type === 'renewed' && message.ok
   }
 
   async release (leaseId: string): Promise<void> {
-    await this.request({ type: 'release', leaseId })
+    await this.request({ type: 'release', rid: this.nextRid(), leaseId })
   }
 
   async close (): Promise<void> {
-    await this.channel.close()
+    await this.wire.channel.close()
     this.fail(new NetworkError('session closed'))
   }
 }

@@ -1,10 +1,11 @@
 import { ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { release } from '../imaging/index.ts'
+import { freeBuffer } from '../imaging/index.ts'
 import type { Channel } from '../protocol/framing.ts'
-import { TileClientMessage } from '../protocol/messages.ts'
+import type { TileServerMessage } from '../protocol/messages.ts'
+import { tileCoordinatorWire, type Outgoing } from '../protocol/wire.ts'
 import type { JobCoordinator } from './coordinator.ts'
 
-export interface SessionOptions {
+export interface TileSessionOptions {
   /** Silence from a worker for this long ends its session (and its leases). */
   idleTimeoutMs: number
   log?: (line: string) => void
@@ -15,19 +16,17 @@ export interface SessionOptions {
  * claims, results, renewals and releases, each answered with its rid. Claims
  * may be answered late (parked), so replies are not in request order.
  */
-export async function serveTileSession (channel: Channel, peer: string, findJob: (jobId: string) => JobCoordinator | undefined, options: SessionOptions): Promise<void> {
+export async function serveTileSession (channel: Channel, worker: string, findJob: (jobId: string) => JobCoordinator | undefined, options: TileSessionOptions): Promise<void> {
+  const wire = tileCoordinatorWire(channel, worker)
   let job: JobCoordinator | undefined
   let failed = false
   const pending = new Set<Promise<void>>()
-  const reply = async (header: Record<string, unknown>, body?: Uint8Array): Promise<void> => {
-    if (!channel.isClosed) await channel.send(header, body).catch(() => {})
+  const reply = async (message: Outgoing<TileServerMessage>, body?: Uint8Array): Promise<void> => {
+    if (!channel.isClosed) await wire.send(message, body).catch(() => {})
   }
   try {
     while (!channel.isClosed) {
-      const { header, body } = await channel.receive({ timeoutMs: options.idleTimeoutMs })
-      const parsed = TileClientMessage.safeParse(header)
-      if (!parsed.success) throw new ProtocolError(`malformed tile message: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
-      const msg = parsed.data
+      const { message: msg, body } = await wire.receive({ timeoutMs: options.idleTimeoutMs })
       if (msg.type === 'join') {
         job = findJob(msg.jobId)
         if (job === undefined || !job.isRunning) {
@@ -41,7 +40,7 @@ export async function serveTileSession (channel: Channel, peer: string, findJob:
       const current = job
       switch (msg.type) {
         case 'claim': {
-          const p = current.claim(peer).then(async outcome => {
+          const p = current.claim(worker).then(async outcome => {
             if (outcome.kind !== 'grant') return await reply({ type: 'none', rid: msg.rid, reason: outcome.kind })
             const { lease, tile, pixels } = outcome.grant
             await reply({ type: 'grant', rid: msg.rid, tile: tile.index, leaseId: lease.leaseId, leaseMs: current.leases.leaseMs, core: tile.core, haloed: tile.haloed }, pixels.data)
@@ -51,18 +50,18 @@ export async function serveTileSession (channel: Channel, peer: string, findJob:
           break
         }
         case 'result': {
-          const outcome = current.result(peer, msg.tile, msg.leaseId, msg.checksum, body ?? Buffer.alloc(0))
+          const outcome = current.result(worker, msg.tile, msg.leaseId, msg.checksum, body ?? Buffer.alloc(0))
           // Placed (copied into the output) or refused: either way its bytes are spent.
-          release(body)
-          if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result from ${peer}: ${outcome.reason}`)
+          freeBuffer(body)
+          if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result from ${worker}: ${outcome.reason}`)
           await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
           break
         }
         case 'renew':
-          await reply({ type: 'renewed', rid: msg.rid, leaseId: msg.leaseId, ok: current.renew(peer, msg.leaseId), leaseMs: current.leases.leaseMs })
+          await reply({ type: 'renewed', rid: msg.rid, leaseId: msg.leaseId, ok: current.renew(worker, msg.leaseId), leaseMs: current.leases.leaseMs })
           break
         case 'release':
-          current.release(peer, msg.leaseId)
+          current.release(worker, msg.leaseId)
           await reply({ type: 'released', rid: msg.rid, leaseId: msg.leaseId })
           break
       }
@@ -70,11 +69,11 @@ export async function serveTileSession (channel: Channel, peer: string, findJob:
   } catch (err) {
     failed = true
     if (!(err instanceof TileswarmError) || err.name === 'ProtocolError' || err.name === 'LimitExceededError') {
-      options.log?.(`tile session with ${peer} ended: ${oneLine((err as Error).message)}`)
+      options.log?.(`tile session with ${worker} ended: ${oneLine((err as Error).message)}`)
     }
   } finally {
     // A session that ends takes its leases with it: the tiles go back at once.
-    job?.peerGone(peer)
+    job?.peerGone(worker)
     // Ended on purpose (an error reply is on its way): let it reach the worker.
     if (failed) channel.abort(new Error('session over'))
     else await channel.close().catch(() => {})

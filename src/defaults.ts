@@ -1,0 +1,51 @@
+/**
+ * Every default and limit a peer or client starts with, in one place, units
+ * in the names. Flags override the user-facing ones; the README lists them.
+ */
+
+// Jobs a peer coordinates.
+export const DEFAULT_TILE_SIZE = 512
+export const MIN_TILE_SIZE = 16
+export const MAX_TILE_SIZE = 4096
+export const DEFAULT_LEASE_MS = 5000
+export const DEFAULT_MAX_JOBS = 4
+export const DEFAULT_MAX_TILES = 100_000
+/** A decompression bomb is refused from its header, before a pixel is decoded. */
+export const DEFAULT_MAX_PIXELS = 300_000_000
+/** The largest image file a peer (or --local) reads. */
+export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+/** A tile result is at most MAX_TILE_SIZE^2 RGBA 16-bit pixels. */
+export const MAX_TILE_BODY_BYTES = MAX_TILE_SIZE * MAX_TILE_SIZE * 8
+/** Leases one peer may hold on one job: a claim flood waits. */
+export const DEFAULT_MAX_LEASES_PER_PEER = 64
+/** How long a claim waits for a tile to come back before it is told to wait; sent to workers in the job info. */
+export const DEFAULT_PARK_MS = 500
+/** An upload that sends nothing for this long is dropped. */
+export const UPLOAD_IDLE_MS = 30_000
+/** A job with tiles in the pool is re-announced this often, for peers that joined late. */
+export const DEFAULT_ANNOUNCE_MS = 1000
+/** The client hears from its coordinator at least this often, even when no tile lands. */
+export const PROGRESS_HEARTBEAT_MS = 5000
+/** Silence from the coordinator for this long fails a submission. */
+export const SUBMIT_IDLE_MS = 60_000
+
+// Output.
+export const DEFAULT_QUALITY = 90
+
+// The network.
+export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
+/** A peer says hello this often (jittered 0.5x to 1.5x), so peers learn of each other. */
+export const DEFAULT_HELLO_MS = 5000
+/** Connections a peer seeks through hellos (bootstrap and job traffic add their own). */
+export const DISCOVERY_TARGET_PEERS = 8
+/** Re-dials of a lost bootstrap or known peer back off from the first to the last, doubling. */
+export const REDIAL_FIRST_MS = 1000
+export const REDIAL_MAX_MS = 30_000
+/** Peers learned from hellos that a peer remembers, to re-dial when it is cut off. */
+export const MAX_KNOWN_PEERS = 64
+
+// The worker.
+/** A request to a coordinator unanswered this long ends the session. */
+export const WORKER_REQUEST_TIMEOUT_MS = 10_000
+/** After a 'wait', a lane tries the job again this much later (or when it is re-announced). */
+export const WORKER_RETRY_MS = 250

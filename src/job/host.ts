@@ -1,0 +1,185 @@
+import { randomBytes } from 'node:crypto'
+import { repeat, type Clock } from '../clock.ts'
+import { DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS } from '../defaults.ts'
+import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { decodeImageBands, encodeImage, freeBuffer, tileCount, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
+import { PROTOCOL_VERSION } from '../protocol/constants.ts'
+import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
+import type { Outgoing, Wire } from '../protocol/wire.ts'
+import type { JobRef } from '../worker/coordinator-link.ts'
+import { JobCoordinator } from './coordinator.ts'
+
+export interface JobHostComponents {
+  peerId: string
+  clock: Clock
+  log: (line: string) => void
+  publish: (message: JobsTopicMessage) => Promise<void>
+  /** This peer's addresses, for announcements: workers dial the coordinator directly. */
+  addrs: () => string[]
+  tiles: { register: (job: JobCoordinator) => void, unregister: (jobId: string) => void }
+  worker: { addJob: (ref: JobRef) => void, jobFinished: (jobId: string) => void }
+  /** Gets 'job' (detail: the JobCoordinator) when a job starts here. */
+  events: EventTarget
+}
+
+export interface JobLimits {
+  maxPixels: number
+  maxTiles: number
+  leaseMs: number
+  parkMs?: number
+  announceMs?: number
+}
+
+/** What the client asked for, checked. */
+export interface JobSpec {
+  steps: Step[]
+  tileSize: number
+  format: OutputFormat
+  quality: number
+}
+
+export type JobOutcome = 'done' | 'failed' | 'cancelled'
+
+/**
+ * One job's whole life on the peer that coordinates it, once its upload is
+ * in: decode, accept, coordinate its tiles across the swarm (announcing them
+ * and reporting progress to the client), encode, deliver, and tell the swarm
+ * it is over. The client hanging up cancels it; so does this peer leaving.
+ * Today a job is one phase of tiles; later phases (a reduction, a second
+ * pass) slot in between coordinating and encoding.
+ */
+export class JobHost {
+  readonly jobId = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`
+  private readonly c: JobHostComponents
+  private readonly limits: JobLimits
+  private readonly spec: JobSpec
+  private readonly client: string
+  private coordinator: JobCoordinator | undefined
+  /** Aborted when the job is over: ends the wait on the client. */
+  private readonly over = new AbortController()
+  private leaving: Error | undefined
+  /** What the client last heard, and when: it hears again at least every PROGRESS_HEARTBEAT_MS, whatever the phase. */
+  private progress: Outgoing<Extract<SubmitServerMessage, { type: 'progress' }>> | undefined
+  private progressAt = -Infinity
+  private wire!: Wire<SubmitServerMessage, SubmitClientMessage>
+
+  constructor (components: JobHostComponents, limits: JobLimits, spec: JobSpec, client: string) {
+    this.c = components
+    this.limits = limits
+    this.spec = spec
+    this.client = client
+  }
+
+  /** This peer is leaving: the job ends, and the client is told why. */
+  leave (reason: Error): void {
+    this.leaving = reason
+    this.coordinator?.cancel(reason)
+  }
+
+  private report (progress: Outgoing<Extract<SubmitServerMessage, { type: 'progress' }>>): void {
+    this.progress = progress
+    this.progressAt = this.c.clock.now()
+    void this.wire.send(progress).catch(() => {})
+  }
+
+  /** Runs the job to its end; whatever happens, the client is told. */
+  async run (wire: Wire<SubmitServerMessage, SubmitClientMessage>, upload: Buffer): Promise<JobOutcome> {
+    this.wire = wire
+    let outcome: JobOutcome = 'failed'
+    let accepted = false
+    const started = this.c.clock.now()
+    const stopHeartbeat = repeat(this.c.clock, PROGRESS_HEARTBEAT_MS / 5, () => {
+      if (this.progress !== undefined && this.c.clock.now() - this.progressAt >= PROGRESS_HEARTBEAT_MS) this.report(this.progress)
+    })
+    try {
+      if (this.leaving !== undefined) throw this.leaving
+      const { bands, notes } = await decodeImageBands(upload, { maxPixels: this.limits.maxPixels, bandRows: this.spec.tileSize })
+      // The file's bytes are not needed past decoding: freed at once, not at a collection.
+      freeBuffer(upload)
+      const tiles = tileCount(bands.width, bands.height, this.spec.tileSize)
+      if (tiles > this.limits.maxTiles) {
+        bands.dropAll()
+        throw new LimitExceededError(`${tiles} tiles of ${this.spec.tileSize} px is over this peer's limit of ${this.limits.maxTiles} (--max-tiles); use a larger tile size`)
+      }
+      const coordinator = new JobCoordinator({ jobId: this.jobId, input: bands, steps: this.spec.steps, tileSize: this.spec.tileSize, leaseMs: this.limits.leaseMs, parkMs: this.limits.parkMs, clock: this.c.clock })
+      this.coordinator = coordinator
+      if (this.leaving !== undefined) coordinator.cancel(this.leaving)
+      accepted = true
+      this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tiles of ${bands.width}x${bands.height} for ${this.client}`)
+      await wire.send({ type: 'accepted', jobId: this.jobId, width: bands.width, height: bands.height, tiles: coordinator.tiles.length, tileSize: this.spec.tileSize, halo: coordinator.halo, notes })
+      // The client hanging up (or speaking out of turn) ends the job.
+      wire.receive({ signal: this.over.signal }).then(
+        () => { coordinator.cancel(new ProtocolError('the client spoke out of turn')) },
+        () => { if (!this.over.signal.aborted) coordinator.cancel(new ClientGoneError('the client went away')) })
+      const output = await this.coordinateTiles(coordinator)
+      const progress = { type: 'progress', done: coordinator.tiles.length, total: coordinator.tiles.length, workers: coordinator.tilesByPeer.size } as const
+      this.report({ ...progress, phase: 'encoding' })
+      const encoded = await encodeImage(output, { format: this.spec.format, quality: this.spec.quality })
+      freeBuffer(output.data)
+      this.report({ ...progress, phase: 'sending' })
+      const s = coordinator.leases.stats
+      await wire.send({
+        type: 'result',
+        width: output.width,
+        height: output.height,
+        tilesByPeer: Object.fromEntries(coordinator.tilesByPeer),
+        leases: { granted: s.granted, expired: s.expired, released: s.released, duplicates: s.duplicates },
+      }, encoded)
+      await wire.channel.close()
+      outcome = 'done'
+      this.c.log(`job ${this.jobId}: done in ${((this.c.clock.now() - started) / 1000).toFixed(2)} s, ${encoded.length} bytes delivered; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${p.slice(-6)}=${n}`).join(' ')}; leases expired ${s.expired}, released ${s.released}`)
+    } catch (err) {
+      const e = err as Error
+      this.coordinator?.cancel(e)
+      outcome = e instanceof ClientGoneError || e === this.leaving ? 'cancelled' : 'failed'
+      if (!(err instanceof TileswarmError)) this.c.log(`job ${this.jobId} from ${this.client}: failed: ${e.stack ?? e.message}`)
+      else this.c.log(`job ${this.jobId} from ${this.client}: ${outcome === 'cancelled' ? 'cancelled' : accepted ? 'failed' : 'refused'}: ${oneLine(e.message)}`)
+      await wire.send({ type: 'error', name: err instanceof TileswarmError ? e.name : 'InternalError', message: oneLine(e.message) }).catch(() => {})
+      await wire.channel.close().catch(() => {})
+    } finally {
+      stopHeartbeat()
+      this.over.abort()
+      if (this.coordinator !== undefined) {
+        this.c.tiles.unregister(this.jobId)
+        void this.c.publish({ type: 'finished', v: PROTOCOL_VERSION, jobId: this.jobId, coordinator: this.c.peerId, outcome })
+        this.c.worker.jobFinished(this.jobId)
+      }
+    }
+    return outcome
+  }
+
+  /** The tile phase: announce, hand out, collect; progress to the client as tiles land. */
+  private async coordinateTiles (coordinator: JobCoordinator): Promise<RawImage> {
+    const { clock } = this.c
+    const announceMs = this.limits.announceMs ?? DEFAULT_ANNOUNCE_MS
+    let lastAnnounce = -Infinity
+    const sendProgress = (): void => {
+      this.report({ type: 'progress', phase: 'tiles', done: coordinator.leases.completed, total: coordinator.tiles.length, workers: coordinator.tilesByPeer.size })
+    }
+    const announce = (): void => {
+      if (!coordinator.isRunning) return
+      lastAnnounce = clock.now()
+      void this.c.publish({ type: 'announce', v: PROTOCOL_VERSION, jobId: this.jobId, coordinator: this.c.peerId, addrs: this.c.addrs(), tiles: coordinator.tiles.length, pending: coordinator.leases.pendingCount, leaseMs: coordinator.leases.leaseMs })
+      this.c.worker.addJob({ jobId: this.jobId, coordinator: this.c.peerId, addrs: [] })
+    }
+    coordinator.on('progress', (done, total) => { if (done === total || clock.now() - this.progressAt > 100) sendProgress() })
+    // Returned tiles are announced at once, but not more often than a few times a second: every announcement costs every peer a signature check.
+    const minGapMs = Math.max(250, announceMs / 4)
+    coordinator.on('tilesReturned', () => { if (clock.now() - lastAnnounce > minGapMs) announce() })
+    const stopTimer = repeat(clock, announceMs, () => { if (coordinator.leases.pendingCount > 0) announce() })
+    this.c.tiles.register(coordinator)
+    this.c.events.dispatchEvent(new CustomEvent('job', { detail: coordinator }))
+    sendProgress()
+    announce()
+    try {
+      return await coordinator.finished
+    } finally {
+      stopTimer()
+    }
+  }
+}
+
+/** The client hung up: the job is cancelled, not failed. */
+class ClientGoneError extends TileswarmError {
+  static override readonly name = 'ClientGoneError'
+}

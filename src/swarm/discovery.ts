@@ -1,0 +1,206 @@
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { repeat, type Clock } from '../clock.ts'
+import { DEFAULT_DIAL_TIMEOUT_MS, DISCOVERY_TARGET_PEERS, MAX_KNOWN_PEERS, REDIAL_FIRST_MS, REDIAL_MAX_MS } from '../defaults.ts'
+import { InvalidParameterError, oneLine } from '../errors.ts'
+import { dialPeer } from '../net/dial.ts'
+import type { SwarmNode } from '../net/node.ts'
+import { PROTOCOL_VERSION } from '../protocol/constants.ts'
+import type { PeerHello } from '../protocol/messages.ts'
+
+export interface DiscoveryComponents {
+  node: SwarmNode
+  peerId: string
+  log: (line: string) => void
+  clock: Clock
+  random: () => number
+  addrs: () => string[]
+  publish: (hello: PeerHello) => Promise<void>
+}
+
+export interface DiscoveryOptions {
+  bootstrap: string[]
+  slots: number
+  helloMs: number
+  dialTimeoutMs?: number
+  /** Re-dials of a lost peer back off from the first delay to the last, doubling. */
+  redialFirstMs?: number
+  redialMaxMs?: number
+}
+
+/** A peer this one keeps trying to reach while it is cut off: a bootstrap address, or a peer it heard from. */
+interface Target {
+  bootstrap: boolean
+  /** What to dial: the bootstrap address, or the peer's id (its addresses are in the peer store). */
+  dial: Multiaddr | PeerId
+  /** Known once a bootstrap address without /p2p/ has answered. */
+  peerId?: string
+  label: string
+  failures: number
+  nextAt: number
+  dialing: boolean
+}
+
+/** A multiaddr from the command line, or a one-line error that names it. */
+export function parseBootstrap (text: string): Multiaddr {
+  let addr: Multiaddr
+  try {
+    addr = multiaddr(text)
+  } catch {
+    throw new InvalidParameterError(`Expected a multiaddr for --bootstrap, like /ip4/10.0.0.5/tcp/4001/p2p/12D3Koo..., but received '${text}'`)
+  }
+  if (!addr.protoNames().includes('tcp')) throw new InvalidParameterError(`--bootstrap ${text} has no /tcp/ port: peers talk over TCP`)
+  return addr
+}
+
+/**
+ * How a peer finds the swarm and stays in it: it dials its bootstrap peers,
+ * says hello on the peers topic and dials a few of the peers it hears from,
+ * and when it loses its bootstrap peers (or every peer) it dials them again
+ * with a backoff, saying when it is alone and when it is back.
+ */
+export class Discovery {
+  private readonly c: DiscoveryComponents
+  private readonly options: Required<DiscoveryOptions>
+  private readonly targets: Target[] = []
+  private readonly known = new Map<string, Target>()
+  private discoveryDials = 0
+  private alone = false
+  private everConnected = false
+  private stopped = false
+  private helloTimer: unknown
+  private stopTicking: (() => void) | undefined
+
+  constructor (components: DiscoveryComponents, options: DiscoveryOptions) {
+    this.c = components
+    this.options = {
+      ...options,
+      dialTimeoutMs: options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
+      redialFirstMs: options.redialFirstMs ?? REDIAL_FIRST_MS,
+      redialMaxMs: options.redialMaxMs ?? REDIAL_MAX_MS,
+    }
+    for (const text of options.bootstrap) {
+      const addr = parseBootstrap(text)
+      const id = addr.getPeerId() ?? undefined
+      this.targets.push({ bootstrap: true, dial: addr, ...(id !== undefined ? { peerId: id } : {}), label: `bootstrap ${text}`, failures: 0, nextAt: 0, dialing: false })
+    }
+  }
+
+  private readonly onConnect = (): void => {
+    this.everConnected = true
+    if (this.alone) {
+      this.alone = false
+      this.c.log(`back in the swarm: connected to ${this.c.node.getPeers().length} peer(s)`)
+    }
+  }
+
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const id = evt.detail.toString()
+    // A lost bootstrap peer is dialed again soon, not after a backoff built up earlier.
+    for (const target of this.targets) {
+      if (target.peerId === id) { target.failures = 0; target.nextAt = this.c.clock.now() }
+    }
+    this.tick()
+  }
+
+  start (): void {
+    const { node, log } = this.c
+    node.addEventListener('peer:connect', this.onConnect)
+    node.addEventListener('peer:disconnect', this.onDisconnect)
+    for (const t of this.targets) {
+      if (t.peerId === undefined) log(`${t.label} has no /p2p/ peer id: whichever peer answers there is taken as the swarm (add /p2p/<id> to have it checked)`)
+    }
+    if (this.targets.length === 0) log('no --bootstrap given: this peer starts a swarm; others join it with --bootstrap <one of its addresses>')
+    this.stopTicking = repeat(this.c.clock, Math.min(1000, this.options.redialFirstMs), () => { this.tick() })
+    this.tick()
+    this.scheduleHello()
+  }
+
+  stop (): void {
+    this.stopped = true
+    this.stopTicking?.()
+    this.c.clock.clearTimeout(this.helloTimer)
+    this.c.node.removeEventListener('peer:connect', this.onConnect)
+    this.c.node.removeEventListener('peer:disconnect', this.onDisconnect)
+  }
+
+  private connected (target: Target): boolean {
+    return target.peerId !== undefined && this.c.node.getConnections(peerIdFromString(target.peerId)).length > 0
+  }
+
+  /** Dials every bootstrap peer not connected, and, while cut off from everyone, the peers it knew. */
+  private tick (): void {
+    if (this.stopped || this.c.node.status !== 'started') return
+    const cutOff = this.c.node.getConnections().length === 0
+    if (cutOff && this.everConnected && !this.alone) {
+      this.alone = true
+      const peers = this.targets.length + this.known.size
+      this.c.log(`alone: connected to no peer; jobs submitted here run on this peer only until it reconnects (${peers === 0 ? 'no peer to dial: it waits to be dialed' : `dialing ${peers} known peer(s) again`})`)
+    }
+    const now = this.c.clock.now()
+    const due = (t: Target): boolean => !t.dialing && t.nextAt <= now && !this.connected(t)
+    for (const t of this.targets) if (due(t)) void this.dial(t)
+    if (cutOff) for (const t of this.known.values()) if (due(t)) void this.dial(t)
+  }
+
+  private async dial (target: Target): Promise<void> {
+    target.dialing = true
+    try {
+      const connection = await dialPeer(this.c.node, target.dial, { signal: AbortSignal.timeout(this.options.dialTimeoutMs) })
+      target.peerId ??= connection.remotePeer.toString()
+      if (target.failures > 0 && target.bootstrap) this.c.log(`reached ${target.label} again`)
+      target.failures = 0
+    } catch (err) {
+      if (this.stopped) return
+      target.failures++
+      // Doubling, with a little jitter so peers that lost the same bootstrap do not all dial it at once.
+      const delay = Math.min(this.options.redialMaxMs, this.options.redialFirstMs * 2 ** (target.failures - 1)) * (0.8 + 0.4 * this.c.random())
+      target.nextAt = this.c.clock.now() + delay
+      if (target.bootstrap) this.c.log(`cannot reach ${target.label}: ${oneLine((err as Error).message)}; trying again in ${(delay / 1000).toFixed(1)} s`)
+    } finally {
+      target.dialing = false
+    }
+  }
+
+  /**
+   * Peers learn of each other through the swarm, not only through bootstrap,
+   * up to a few connections each: enough to keep gossip flowing if the
+   * bootstrap peer goes, not a full mesh (its cost grows with the square of
+   * the swarm). Workers dial a job's coordinator directly in any case.
+   */
+  async hello (msg: PeerHello): Promise<void> {
+    const { node } = this.c
+    if (msg.peerId === this.c.peerId || this.stopped) return
+    const id = peerIdFromString(msg.peerId)
+    await node.peerStore.merge(id, { multiaddrs: msg.addrs.map(a => multiaddr(a)) }).catch(() => {})
+    this.remember(msg.peerId, id)
+    if (node.getConnections(id).length > 0) return
+    if (node.getConnections().length + this.discoveryDials >= DISCOVERY_TARGET_PEERS) return
+    this.discoveryDials++
+    try {
+      await dialPeer(node, id, { signal: AbortSignal.timeout(this.options.dialTimeoutMs) })
+    } catch (err) {
+      this.c.log(`could not reach ${msg.peerId}: ${oneLine((err as Error).message)}`)
+    } finally {
+      this.discoveryDials--
+    }
+  }
+
+  /** Peers heard from, newest last, a bounded number: what a cut-off peer dials again. */
+  private remember (peerId: string, id: PeerId): void {
+    const target = this.known.get(peerId) ?? { bootstrap: false, dial: id, peerId, label: `peer ${peerId}`, failures: 0, nextAt: 0, dialing: false }
+    this.known.delete(peerId)
+    this.known.set(peerId, target)
+    if (this.known.size > MAX_KNOWN_PEERS) this.known.delete(this.known.keys().next().value!)
+  }
+
+  /** Jittered (0.5x to 1.5x the period), so peers started together do not all speak at once. */
+  private scheduleHello (): void {
+    if (this.stopped) return
+    this.helloTimer = this.c.clock.setTimeout(() => {
+      void this.c.publish({ type: 'hello', v: PROTOCOL_VERSION, peerId: this.c.peerId, addrs: this.c.addrs(), slots: this.options.slots })
+      this.scheduleHello()
+    }, this.options.helloMs * (0.5 + this.c.random()))
+  }
+}

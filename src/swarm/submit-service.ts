@@ -1,0 +1,105 @@
+import type { Connection, Stream } from '@libp2p/interface'
+import { whenAborted, type Clock } from '../clock.ts'
+import { MAX_TILE_SIZE, MIN_TILE_SIZE, UPLOAD_IDLE_MS } from '../defaults.ts'
+import { LimitExceededError, ProtocolError, SubmitRefusedError, TileswarmError, oneLine } from '../errors.ts'
+import { resolvePipeline, type OutputFormat } from '../imaging/index.ts'
+import { JobHost, type JobHostComponents, type JobLimits } from '../job/host.ts'
+import type { SwarmNode } from '../net/node.ts'
+import { SUBMIT_PROTOCOL } from '../protocol/constants.ts'
+import { submitServerWire } from '../protocol/wire.ts'
+import type { OpenChannel } from './channels.ts'
+
+export interface SubmitServiceComponents extends JobHostComponents {
+  node: SwarmNode
+  clock: Clock
+  openChannel: OpenChannel
+}
+
+export interface SubmitServiceOptions extends JobLimits {
+  tileSize: number
+  maxJobs: number
+  maxUploadBytes: number
+  /** Peer ids allowed to submit jobs here; everyone in the swarm when unset. */
+  allowSubmit?: Set<string>
+  uploadIdleMs?: number
+}
+
+/**
+ * The submit protocol: who may submit, how many jobs at once, and what is
+ * read before a job is taken on. A submission holds its place from the
+ * moment it is admitted, through upload and decoding, to its end, so a full
+ * peer refuses before it reads a byte of the image.
+ */
+export class SubmitService {
+  private readonly c: SubmitServiceComponents
+  private readonly options: SubmitServiceOptions
+  /** Submissions admitted and not yet over, uploading or running. */
+  private admitted = 0
+  private readonly hosts = new Map<JobHost, Promise<unknown>>()
+  private stopping = false
+
+  constructor (components: SubmitServiceComponents, options: SubmitServiceOptions) {
+    this.c = components
+    this.options = options
+  }
+
+  /** Jobs this peer is taking on or coordinating now. */
+  get activeJobs (): number { return this.admitted }
+
+  async start (): Promise<void> {
+    await this.c.node.handle(SUBMIT_PROTOCOL, ({ stream, connection }) => { void this.handle(stream, connection) }, { maxInboundStreams: 8 })
+  }
+
+  /** Refuses new submissions; the jobs here end and their clients are told why (bounded by `signal`). */
+  async stop (signal: AbortSignal): Promise<void> {
+    this.stopping = true
+    await this.c.node.unhandle(SUBMIT_PROTOCOL).catch(() => {})
+    const leaving = new TileswarmError('the coordinating peer is shutting down; submit again to another peer')
+    for (const host of this.hosts.keys()) host.leave(leaving)
+    await Promise.race([Promise.allSettled(this.hosts.values()), whenAborted(signal)])
+  }
+
+  private async handle (stream: Stream, connection: Connection): Promise<void> {
+    const wire = submitServerWire(this.c.openChannel(stream, { maxBodyBytes: this.options.maxUploadBytes }, 'submit-server'))
+    const client = connection.remotePeer.toString()
+    let admitted = false
+    try {
+      if (this.stopping) throw new TileswarmError('this peer is shutting down; submit to another')
+      if (this.options.allowSubmit !== undefined && !this.options.allowSubmit.has(client)) {
+        throw new SubmitRefusedError(`peer ${client} may not submit jobs to this peer (--allow-submit); ask its operator to add your peer id (tileswarm id --data-dir <dir>)`)
+      }
+      if (this.admitted >= this.options.maxJobs) throw new LimitExceededError(`this peer has ${this.admitted} job${this.admitted === 1 ? '' : 's'} under way, its limit (--max-jobs); try again later or submit to another peer`)
+      this.admitted++
+      admitted = true
+      const idle = { timeoutMs: this.options.uploadIdleMs ?? UPLOAD_IDLE_MS }
+      const { message: request } = await wire.receive(idle)
+      if (request.type !== 'submit') throw new ProtocolError(`expected a submission, got ${request.type}`)
+      const steps = resolvePipeline(request.ops)
+      const tileSize = request.tileSize ?? this.options.tileSize
+      if (tileSize < MIN_TILE_SIZE || tileSize > MAX_TILE_SIZE) throw new LimitExceededError(`Expected integer between ${MIN_TILE_SIZE} and ${MAX_TILE_SIZE} for tile size but received ${tileSize}`)
+      if (request.bytes > this.options.maxUploadBytes) throw new LimitExceededError(`an image of ${request.bytes} bytes is over this peer's upload limit of ${this.options.maxUploadBytes} bytes (--max-upload-bytes)`)
+      await wire.send({ type: 'ready' })
+      const { message: upload, body } = await wire.receive(idle)
+      if (upload.type !== 'upload') throw new ProtocolError(`expected the upload, got ${upload.type}`)
+      if ((body?.length ?? 0) !== request.bytes) throw new ProtocolError(`the upload is ${body?.length ?? 0} bytes, the submission said ${request.bytes}`)
+      if (this.stopping) throw new TileswarmError('this peer is shutting down; submit to another')
+      const host = new JobHost(this.c, this.options, { steps, tileSize, format: request.format as OutputFormat, quality: request.quality }, client)
+      const run = host.run(wire, body ?? Buffer.alloc(0))
+      this.hosts.set(host, run)
+      try {
+        await run
+      } finally {
+        this.hosts.delete(host)
+      }
+    } catch (err) {
+      // Refused before a job was taken on; a job's own end is its host's to report.
+      const e = err as Error
+      if (!(err instanceof TileswarmError)) this.c.log(`submission from ${client} failed: ${e.stack ?? e.message}`)
+      else this.c.log(`submission from ${client} refused: ${oneLine(e.message)}`)
+      await wire.send({ type: 'error', name: err instanceof TileswarmError ? e.name : 'InternalError', message: oneLine(e.message) }).catch(() => {})
+      await wire.channel.close().catch(() => {})
+    } finally {
+      if (admitted) this.admitted--
+    }
+  }
+}

@@ -1,0 +1,80 @@
+import type { PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { DEFAULT_DIAL_TIMEOUT_MS, MAX_TILE_BODY_BYTES } from '../defaults.ts'
+import type { JobCoordinator } from '../job/coordinator.ts'
+import { serveTileSession } from '../job/tile-session.ts'
+import { openStream } from '../net/dial.ts'
+import type { SwarmNode } from '../net/node.ts'
+import { TILE_PROTOCOL } from '../protocol/constants.ts'
+import { memoryChannelPair, type Channel } from '../protocol/framing.ts'
+import type { JobRef } from '../worker/worker.ts'
+import type { OpenChannel } from './channels.ts'
+
+export interface TileServiceComponents {
+  node: SwarmNode
+  peerId: string
+  log: (line: string) => void
+  openChannel: OpenChannel
+}
+
+/**
+ * The tile protocol, both ends: it serves workers' sessions with the jobs
+ * coordinated here, and opens this peer's worker's sessions with any
+ * coordinator (its own in memory, without framing or copies).
+ */
+export class TileService {
+  private readonly c: TileServiceComponents
+  private readonly jobs = new Map<string, JobCoordinator>()
+  private readonly idleTimeoutMs: number
+  private readonly dialTimeoutMs: number
+
+  constructor (components: TileServiceComponents, options: { leaseMs: number, dialTimeoutMs?: number }) {
+    this.c = components
+    this.idleTimeoutMs = Math.max(60_000, 3 * options.leaseMs)
+    this.dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
+  }
+
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const id = evt.detail.toString()
+    for (const job of this.jobs.values()) job.peerGone(id)
+  }
+
+  async start (): Promise<void> {
+    await this.c.node.handle(TILE_PROTOCOL, ({ stream, connection }) => {
+      this.serve(this.c.openChannel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES }, 'tile-server'), connection.remotePeer.toString())
+    }, { maxInboundStreams: 256 })
+    this.c.node.addEventListener('peer:disconnect', this.onDisconnect)
+  }
+
+  async stop (): Promise<void> {
+    this.c.node.removeEventListener('peer:disconnect', this.onDisconnect)
+    await this.c.node.unhandle(TILE_PROTOCOL).catch(() => {})
+  }
+
+  /** A job coordinated here: workers may join it from now on. */
+  register (job: JobCoordinator): void {
+    this.jobs.set(job.jobId, job)
+  }
+
+  unregister (jobId: string): void {
+    this.jobs.delete(jobId)
+  }
+
+  private serve (channel: Channel, worker: string): void {
+    void serveTileSession(channel, worker, id => this.jobs.get(id), { idleTimeoutMs: this.idleTimeoutMs, log: this.c.log })
+  }
+
+  /** A session with a job's coordinator, for this peer's worker. */
+  async connect (ref: JobRef): Promise<Channel> {
+    if (ref.coordinator === this.c.peerId) {
+      const [mine, theirs] = memoryChannelPair()
+      this.serve(theirs, this.c.peerId)
+      return mine
+    }
+    const id = peerIdFromString(ref.coordinator)
+    if (ref.addrs.length > 0) await this.c.node.peerStore.merge(id, { multiaddrs: ref.addrs.map(a => multiaddr(a)) })
+    const stream: Stream = await openStream(this.c.node, id, TILE_PROTOCOL, { signal: AbortSignal.timeout(this.dialTimeoutMs) })
+    return this.c.openChannel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES }, 'tile-client')
+  }
+}
