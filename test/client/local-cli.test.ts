@@ -137,3 +137,39 @@ test('dist/peer.js on Node < 22 exits with one clear line', t => {
     t.regex(e.stderr, /^tileswarm: needs Node.js 22 or newer \(this is v\d+\.[\d.]+\); run it through npm scripts or node_modules\/.bin\/node, which bring Node 24\n$/)
   }
 })
+
+test('common mistakes get a hint, in one line', async t => {
+  const dir = await tmp()
+  const img = fixture('low-contrast.jpg')
+  const cases: Array<[string[], RegExp]> = [
+    [['sumbit', '--task', 'invert'], /^tileswarm: unknown command 'sumbit' \(did you mean 'submit'\?\); commands: peer, submit, keygen, id$/],
+    [['--task', 'invert', '-i', img], /^tileswarm: --task is an option of submit, not of a peer: run 'tileswarm submit --task invert -i /],
+    [['submit', '--local', '--task', 'invert', '--image_path', img, '--image_path', img, '-o', join(dir, 'o.png')], /--image_path given twice/],
+    [['submit', '--local', '--task', 'invert', '-i', img, '--image_path', img, '-o', join(dir, 'o.png')], /the input is given twice/],
+    [['submit', '--local', '--ops', 'blur:sigma=3,', '-i', img, '-o', join(dir, 'o.png')], /Expected an operation at step 2 of 'blur:sigma=3,' but found nothing \(a stray comma\?\)/],
+    [['submit', '--local', '--ops', 'blur,,sobel', '-i', img, '-o', join(dir, 'o.png')], /step 2 of 'blur,,sobel'/],
+    // A place the directory check would pass (root may write anywhere, but /proc makes no files): refused before any work, naming the user's path.
+    [['submit', '--local', '--task', 'invert', '-i', img, '-o', '/proc/tileswarm-out.png'], /^tileswarm: cannot write \/proc\/tileswarm-out\.png: /],
+  ]
+  for (const [args, pattern] of cases) {
+    const r = await runCli(args, { timeoutMs: 20_000 })
+    t.is(r.code, 1, args.join(' '))
+    assertOneLineError(t, r.stderr, pattern)
+    t.notRegex(r.stderr, /partial/)
+  }
+  t.deepEqual(await readdir(dir), [], 'nothing left behind')
+})
+
+test('--json reports errors as a JSON event on stdout', async t => {
+  const dir = await tmp()
+  for (const args of [['--task', 'canny'], ['--task', 'invert', '--image_path', 'a', '--image_path', 'b']]) {
+    const r = await runCli(['submit', '--local', '--json', ...args, '-o', join(dir, 'o.png')])
+    t.is(r.code, 1)
+    t.is(r.stderr, '')
+    const event = JSON.parse(r.stdout.trim())
+    t.is(event.event, 'error')
+    t.regex(`${event.name}: ${event.message}`, /^UnknownOperationError: Unknown operation 'canny'|^InvalidParameterError: .*--image_path given twice/)
+  }
+  const r = await runCli(['submit', '--local', '--json', '--task', 'invert', '-i', fixture('truncated.jpg'), '-o', join(dir, 'o.png')])
+  t.like(JSON.parse(r.stdout.trim().split('\n').at(-1)!), { event: 'error', name: 'InvalidImageError' })
+})
