@@ -46,6 +46,19 @@ for (const [kind, makePair] of kinds) {
     await t.throwsAsync(a.send({ type: 'late' }), { name: 'NetworkError', message: 'stream is closed' })
   })
 
+  test(`${kind}: a message sent while a large body is under way arrives after it, whole`, async t => {
+    const [a, b] = makePair()
+    const big = Buffer.alloc(8 * BODY_CHUNK_BYTES + 5, 9)
+    const sending = a.send({ type: 'result' }, big)
+    // A heartbeat sent mid-body must not land inside it.
+    const heartbeat = a.send({ type: 'progress' })
+    const first = await b.receive({ timeoutMs: 5000 })
+    t.is(first.header.type, 'result')
+    t.true(first.body!.equals(big))
+    t.is((await b.receive({ timeoutMs: 5000 })).header.type, 'progress')
+    await Promise.all([sending, heartbeat])
+  })
+
   test(`${kind}: an abort ends a receive waiting on the other side`, async t => {
     const [a, b] = makePair()
     const waiting = b.receive({ timeoutMs: 5000 })
