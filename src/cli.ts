@@ -143,7 +143,7 @@ function peerCommand (): Command {
       process.on('SIGTERM', () => { shutdown('SIGTERM') })
       // Only now: whoever waits for these lines may signal at once.
       for (const addr of peer.addrs()) process.stdout.write(`listening on ${addr}\n`)
-      log(`peer ${peer.peerId} up: ${opts.slots} slots (libuv pool of ${process.env.UV_THREADPOOL_SIZE ?? 4}), tiles of ${opts.tileSize} px, leases of ${opts.leaseMs} ms${swarmKey !== undefined ? ', private swarm' : ''}${allowSubmit !== undefined ? `, ${allowSubmit.size} peers may submit` : ''}`)
+      log(`peer ${peer.peerId} up: ${opts.slots} slot${opts.slots === 1 ? '' : 's'} (libuv pool of ${process.env.UV_THREADPOOL_SIZE ?? 4}), tiles of ${opts.tileSize} px, leases of ${opts.leaseMs} ms${swarmKey !== undefined ? ', private swarm' : ''}${allowSubmit !== undefined ? `, ${allowSubmit.size} peers may submit` : ''}`)
     })
 }
 

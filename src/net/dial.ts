@@ -20,7 +20,7 @@ export async function dialPeer (node: Libp2p, target: Multiaddr | PeerId, option
   const connection = await node.dial(target, options)
   const expected = expectedPeer(target)
   if (expected !== undefined && !connection.remotePeer.equals(expected)) {
-    throw new WrongPeerError(`asked for peer ${expected.toString()} at ${target.toString()}, but peer ${connection.remotePeer.toString()} answered there; sent it nothing`)
+    throw new WrongPeerError(`a different peer answered there (${connection.remotePeer.toString()}); sent it nothing`)
   }
   return connection
 }

@@ -87,7 +87,8 @@ export class Discovery {
     }
   }
 
-  private readonly onConnect = (): void => {
+  private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
+    this.c.log(`peer joined ${evt.detail.toString()}`)
     this.everConnected = true
     if (this.alone) {
       this.alone = false
@@ -97,6 +98,7 @@ export class Discovery {
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const id = evt.detail.toString()
+    this.c.log(`peer left ${id}`)
     // A lost bootstrap peer is dialed again soon, not after a backoff built up earlier.
     for (const target of this.targets) {
       if (target.peerId === id) { target.failures = 0; target.nextAt = this.c.clock.now() }
