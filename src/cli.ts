@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises'
 import { InvalidParameterError, isUserFacing, oneLine } from './errors.ts'
 import { loadOrCreateKey } from './net/identity.ts'
 import { readSwarmKey, writeSwarmKey } from './net/swarm-key.ts'
-import { parseBootstrap } from './swarm/discovery.ts'
+import { parsePeerAddress } from './net/address.ts'
 import { SwarmPeer } from './swarm/peer.ts'
 
 let debug = false
@@ -110,7 +110,7 @@ function peerCommand (): Command {
     .option('--debug', 'stack traces on errors')
     .action(async (opts: PeerCliOptions) => {
       debug = opts.debug === true
-      for (const addr of opts.bootstrap ?? []) parseBootstrap(addr)
+      for (const addr of opts.bootstrap ?? []) parsePeerAddress(addr, '--bootstrap')
       const swarmKey = opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined
       const allowSubmit = await allowList(opts.allowSubmit, opts.allowSubmitFile)
       const log = (line: string): void => { process.stdout.write(stamp(line) + '\n') }

@@ -1,8 +1,9 @@
 import type { PrivateKey } from '@libp2p/interface'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, SUBMIT_IDLE_MS } from '../defaults.ts'
-import { InvalidParameterError, JobFailedError, NetworkError, ProtocolError, oneLine } from '../errors.ts'
+import { JobFailedError, NetworkError, ProtocolError, oneLine } from '../errors.ts'
 import { toSpecs } from '../imaging/index.ts'
+import { parsePeerAddress } from '../net/address.ts'
 import { openStream } from '../net/dial.ts'
 import { createClientNode } from '../net/node.ts'
 import { probe } from '../net/probe.ts'
@@ -39,17 +40,6 @@ export interface SwarmSubmitOptions {
   privateKey?: PrivateKey
 }
 
-export function parsePeerAddress (text: string): Multiaddr {
-  let addr: Multiaddr
-  try {
-    addr = multiaddr(text)
-  } catch {
-    throw new InvalidParameterError(`Expected a multiaddr for --peer, like /ip4/127.0.0.1/tcp/4001/p2p/12D3Koo..., but received '${text}'`)
-  }
-  if (!addr.protoNames().includes('tcp')) throw new InvalidParameterError(`--peer ${text} has no /tcp/ port: peers talk over TCP`)
-  return addr
-}
-
 /** Why a dial failed, in words a user can act on: a plain look at the address says what is there. */
 async function explainDialFailure (address: Multiaddr, err: Error, options: { swarmKey?: Uint8Array, dialTimeoutMs: number }): Promise<string> {
   if (err.name === 'WrongPeerError') return err.message
@@ -72,7 +62,7 @@ async function explainDialFailure (address: Multiaddr, err: Error, options: { sw
 export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOptions): Promise<SubmitDone> {
   const started = performance.now()
   const emit = options.onEvent ?? (() => {})
-  const address = parsePeerAddress(options.peer)
+  const address = parsePeerAddress(options.peer, '--peer')
   const output = await OutputFile.create(request.output)
   const dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
   const node = await createClientNode({ dialTimeoutMs, swarmKey: options.swarmKey, privateKey: options.privateKey })

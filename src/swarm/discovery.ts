@@ -3,7 +3,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { repeat, type Clock } from '../clock.ts'
 import { DEFAULT_DIAL_TIMEOUT_MS, DISCOVERY_TARGET_PEERS, MAX_KNOWN_PEERS, REDIAL_FIRST_MS, REDIAL_MAX_MS } from '../defaults.ts'
-import { InvalidParameterError, oneLine } from '../errors.ts'
+import { oneLine } from '../errors.ts'
+import { parsePeerAddress } from '../net/address.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
@@ -42,18 +43,6 @@ interface Target {
   dialing: boolean
 }
 
-/** A multiaddr from the command line, or a one-line error that names it. */
-export function parseBootstrap (text: string): Multiaddr {
-  let addr: Multiaddr
-  try {
-    addr = multiaddr(text)
-  } catch {
-    throw new InvalidParameterError(`Expected a multiaddr for --bootstrap, like /ip4/10.0.0.5/tcp/4001/p2p/12D3Koo..., but received '${text}'`)
-  }
-  if (!addr.protoNames().includes('tcp')) throw new InvalidParameterError(`--bootstrap ${text} has no /tcp/ port: peers talk over TCP`)
-  return addr
-}
-
 /**
  * How a peer finds the swarm and stays in it: it dials its bootstrap peers,
  * says hello on the peers topic and dials a few of the peers it hears from,
@@ -81,7 +70,7 @@ export class Discovery {
       redialMaxMs: options.redialMaxMs ?? REDIAL_MAX_MS,
     }
     for (const text of options.bootstrap) {
-      const addr = parseBootstrap(text)
+      const addr = parsePeerAddress(text, '--bootstrap')
       const id = addr.getPeerId() ?? undefined
       this.targets.push({ bootstrap: true, dial: addr, ...(id !== undefined ? { peerId: id } : {}), label: `bootstrap ${text}`, failures: 0, nextAt: 0, dialing: false })
     }

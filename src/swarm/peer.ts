@@ -107,9 +107,10 @@ export class SwarmPeer {
 
   static async start (options: PeerOptions): Promise<SwarmPeer> {
     const unlock = options.dataDir !== undefined ? await lockDataDir(options.dataDir) : undefined
+    let node: SwarmNode | undefined
     try {
       const privateKey = options.privateKey ?? (options.dataDir !== undefined ? await loadOrCreateKey(options.dataDir) : undefined)
-      const node = await createSwarmNode({ privateKey, listen: options.listen, heartbeatMs: options.heartbeatMs, dialTimeoutMs: options.dialTimeoutMs, connectionGater: options.connectionGater, swarmKey: options.swarmKey })
+      node = await createSwarmNode({ privateKey, listen: options.listen, heartbeatMs: options.heartbeatMs, dialTimeoutMs: options.dialTimeoutMs, connectionGater: options.connectionGater, swarmKey: options.swarmKey })
       const peer = new SwarmPeer(node, options, unlock)
       // One slot is one tile at a time on one libvips thread: slots are how a peer uses its cores.
       sharp.concurrency(1)
@@ -120,6 +121,7 @@ export class SwarmPeer {
       peer.discovery.start()
       return peer
     } catch (err) {
+      await node?.stop()
       await unlock?.()
       throw err
     }
