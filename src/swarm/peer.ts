@@ -1,51 +1,19 @@
 import { availableParallelism } from 'node:os'
-import type { PrivateKey } from '@libp2p/interface'
 import sharp from 'sharp'
 import { systemClock, type Clock } from '../clock.ts'
 import { DEFAULT_ANNOUNCE_MS, DEFAULT_HELLO_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_TILE_SIZE } from '../defaults.ts'
 import { loadOrCreateKey, lockDataDir } from '../net/identity.ts'
-import { createSwarmNode, type NodeOptions, type SwarmNode } from '../net/node.ts'
+import { createSwarmNode, type SwarmNode } from '../net/node.ts'
 import { MAX_ADDRS } from '../protocol/constants.ts'
-import { Worker, type TileProcessor } from '../worker/worker.ts'
-import { framedChannel, type OpenChannel } from './channels.ts'
+import { Worker } from '../worker/worker.ts'
+import { framedChannel } from './channels.ts'
 import { Discovery } from './discovery.ts'
 import { GossipService } from './gossip.ts'
 import { SubmitService } from './submit-service.ts'
+import type { PeerOptions } from './options.ts'
 import { TileService } from './tile-service.ts'
 
-export interface PeerOptions {
-  listen: string[]
-  bootstrap: string[]
-  /** Keeps the identity key; without it the peer id is new each start. */
-  dataDir?: string
-  privateKey?: PrivateKey
-  slots?: number
-  tileSize?: number
-  leaseMs?: number
-  maxPixels?: number
-  maxUploadBytes?: number
-  maxJobs?: number
-  maxTiles?: number
-  heartbeatMs?: number
-  announceMs?: number
-  helloMs?: number
-  parkMs?: number
-  dialTimeoutMs?: number
-  redialFirstMs?: number
-  redialMaxMs?: number
-  uploadIdleMs?: number
-  /** The pre-shared key of a private swarm (libp2p pnet). */
-  swarmKey?: Uint8Array
-  /** Peer ids allowed to submit jobs here; everyone in the swarm when unset. */
-  allowSubmit?: Set<string>
-  log?: (line: string) => void
-  /** Components: time, randomness, compute, how streams become channels, who may connect. */
-  clock?: Clock
-  random?: () => number
-  process?: TileProcessor
-  openChannel?: OpenChannel
-  connectionGater?: NodeOptions['connectionGater']
-}
+export type { PeerOptions } from './options.ts'
 
 /**
  * A tileswarm peer, wired: a libp2p node; gossip; discovery; the tile

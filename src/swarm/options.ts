@@ -1,0 +1,40 @@
+import type { PrivateKey } from '@libp2p/interface'
+import type { NodeOptions } from '../net/node.ts'
+import type { Clock } from '../clock.ts'
+import type { TileProcessor } from '../worker/worker.ts'
+import type { OpenChannel } from './channels.ts'
+
+/** What a peer is started with: its flags, and the components a test or the simulator may swap. Defaults: src/defaults.ts. */
+export interface PeerOptions {
+  listen: string[]
+  bootstrap: string[]
+  /** Keeps the identity key; without it the peer id is new each start. */
+  dataDir?: string
+  privateKey?: PrivateKey
+  slots?: number
+  tileSize?: number
+  leaseMs?: number
+  maxPixels?: number
+  maxUploadBytes?: number
+  maxJobs?: number
+  maxTiles?: number
+  heartbeatMs?: number
+  announceMs?: number
+  helloMs?: number
+  parkMs?: number
+  dialTimeoutMs?: number
+  redialFirstMs?: number
+  redialMaxMs?: number
+  uploadIdleMs?: number
+  /** The pre-shared key of a private swarm (libp2p pnet). */
+  swarmKey?: Uint8Array
+  /** Peer ids allowed to submit jobs here; everyone in the swarm when unset. */
+  allowSubmit?: Set<string>
+  log?: (line: string) => void
+  /** Components: time, randomness, compute, how streams become channels, who may connect. */
+  clock?: Clock
+  random?: () => number
+  process?: TileProcessor
+  openChannel?: OpenChannel
+  connectionGater?: NodeOptions['connectionGater']
+}
