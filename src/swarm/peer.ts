@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
 import sharp from 'sharp'
-import { systemClock, type Clock } from '../clock.ts'
+import { systemClock } from '../clock.ts'
 import { DEFAULT_ANNOUNCE_MS, DEFAULT_HELLO_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_TILE_SIZE } from '../defaults.ts'
 import { loadOrCreateKey, lockDataDir } from '../net/identity.ts'
 import { createSwarmNode, type SwarmNode } from '../net/node.ts'
