@@ -73,20 +73,27 @@ const peerLog = opts.log === true
 const cluster = await Cluster.start(opts.peers, { ...(peerLog !== undefined ? { logFor: peerLog } : {}), tileSize: opts.tileSize, leaseMs: opts.leaseMs, nsPerPixel: opts.nsPerPixel, heartbeatMs: 200, announceMs: 500, helloMs: 60_000 })
 cluster.seed(random)
 const coordinator = cluster.peers[0]!
-const placements = new Map<number, number>()
+let placements = new Map<number, number>()
+/** The job's current coordinator; an earlier one, if the job was resumed, and how far it had got. */
 let job: JobCoordinator | undefined
+let earlier: { completed: number } | undefined
 let worstOvershootMs = 0
 const reachedWaiters: Array<{ fraction: number, resolve: () => void }> = []
 let faultsAt: number | undefined
-coordinator.events.addEventListener('job', evt => {
-  job = (evt as CustomEvent<JobCoordinator>).detail
-  const j = job
-  j.on('placed', tile => {
-    placements.set(tile, (placements.get(tile) ?? 0) + 1)
-    const done = j.leases.completed / j.tiles.length
-    for (const w of reachedWaiters.filter(w => done >= w.fraction)) { reachedWaiters.splice(reachedWaiters.indexOf(w), 1); w.resolve() }
+// Any peer may end up coordinating: a resumed job moves to another.
+for (const peer of cluster.peers) {
+  peer.events.addEventListener('job', evt => {
+    if (job !== undefined) earlier = { completed: job.leases.completed }
+    job = (evt as CustomEvent<JobCoordinator>).detail
+    placements = new Map()
+    const j = job
+    j.on('placed', tile => {
+      placements.set(tile, (placements.get(tile) ?? 0) + 1)
+      const done = j.leases.completed / j.tiles.length
+      for (const w of reachedWaiters.filter(w => done >= w.fraction)) { reachedWaiters.splice(reachedWaiters.indexOf(w), 1); w.resolve() }
+    })
   })
-})
+}
 // Dead peers' leases must not outlive their deadlines (beyond event-loop lag).
 const deadIds = (): Set<string> => new Set([...cluster.fate].filter(([, f]) => f !== 'alive').map(([p]) => p.peerId))
 const monitor = setInterval(() => {
@@ -152,6 +159,11 @@ const summary = {
   tilesPerSecond: Number((tiles / seconds).toFixed(1)),
   leases: stats === undefined ? undefined : { granted: stats.granted, expired: stats.expired, released: stats.released, renewed: stats.renewed, reclaimed: stats.reclaimed, duplicateResults: stats.duplicates },
   duplicateWorkTiles: stats === undefined ? undefined : stats.reclaimed,
+  speculativeCopies: stats?.speculated,
+  speculativeWins: stats?.speculativeWins,
+  extraWorkShare: stats === undefined || tiles === 0 ? undefined : Number((stats.speculated / tiles).toFixed(4)),
+  resumed: earlier === undefined || stats === undefined ? undefined : { finishedBefore: earlier.completed, recovered: stats.recovered, recomputed: Math.max(0, earlier.completed - stats.recovered) },
+  resultCacheBytes: [...cluster.peers].reduce((n, p) => n + p.cache.stats.bytes, 0),
   wireMessagesPerTile: Number(((wireTraffic.messages - wire0.messages) / Math.max(1, tiles)).toFixed(2)),
   wireBytesPerTile: Math.round((wireTraffic.bytes - wire0.bytes) / Math.max(1, tiles)),
   gossipMessages: gossip,
@@ -167,6 +179,9 @@ if (opts.json === true) {
   log(`done in ${summary.seconds} s: ${summary.tilesPerSecond} tiles/s`)
   log(`leases: ${JSON.stringify(summary.leases)}`)
   log(`duplicate work: ${summary.duplicateWorkTiles} tiles granted again, ${summary.leases?.duplicateResults} late results dropped`)
+  log(`speculation: ${summary.speculativeCopies} copies of straggling tiles (${((summary.extraWorkShare ?? 0) * 100).toFixed(1)}% extra work), ${summary.speculativeWins} finished first`)
+  if (summary.resumed !== undefined) log(`resumed after losing the coordinator: ${summary.resumed.recovered} of the ${summary.resumed.finishedBefore} tiles finished before were recovered, ${summary.resumed.recomputed} computed again`)
+  log(`results kept by workers for a later coordinator: ${(summary.resultCacheBytes / 1024 / 1024).toFixed(1)} MB at the end`)
   log(`wire: ${summary.wireMessagesPerTile} messages and ${summary.wireBytesPerTile} bytes per tile sent by peers (the result included); ${gossip} gossip messages`)
   if (faultsAt !== undefined) log(`after the faults: done in ${summary.recoveryMsAfterFaults} ms (${summary.recoveryMsPastLease} ms past the ${opts.leaseMs} ms lease)`)
   log(`worst overshoot of a dead peer's lease past its deadline: ${summary.worstDeadLeaseOvershootMs} ms`)

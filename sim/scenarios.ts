@@ -71,6 +71,19 @@ export const SCENARIOS: Record<string, Scenario> = {
       ctx.log('partition healed')
     },
   },
+  'coordinator-crash': {
+    description: 'the coordinator crashes (connections cut, no goodbye) at 50%; the client resumes the job on another peer',
+    run: async ctx => {
+      await ctx.reached(0.5)
+      ctx.faultsAt(performance.now())
+      ctx.log('crashing the coordinator')
+      await ctx.cluster.crash(ctx.coordinator)
+    },
+  },
+  straggler: {
+    description: 'a quarter of the workers are 20x slower from the start: idle peers copy their tiles at the end',
+    run: quarterAt(0, 'slowing 20x:', (ctx, p) => { ctx.cluster.slow(p, 20) }),
+  },
   churn: {
     description: 'from 10% on, a worker leaves and a new peer joins every 150 ms (at most peers/2 times)',
     run: async ctx => {

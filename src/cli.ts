@@ -2,7 +2,7 @@ import { availableParallelism, homedir } from 'node:os'
 import { join } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { integerOption } from './cli-args.ts'
-import { DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
+import { DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
 import { describeOperations } from './imaging/index.ts'
 import { runLocal } from './client/local.ts'
 import { removePartials } from './client/files.ts'
@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises'
 import { InvalidParameterError, isUserFacing, oneLine } from './errors.ts'
 import { loadOrCreateKey } from './net/identity.ts'
 import { readSwarmKey, writeSwarmKey } from './net/swarm-key.ts'
-import { parsePeerAddress } from './net/address.ts'
+import { parseListenAddress, parsePeerAddress } from './net/address.ts'
 import { SwarmPeer } from './swarm/peer.ts'
 
 let debug = false
@@ -36,6 +36,11 @@ function once (flag: string) {
     if (previous !== undefined) throw new InvalidArgumentError(`${flag} given twice ('${String(previous)}' and '${value}'); give it once`)
     return value
   }
+}
+
+/** Commander's words around our own message ("option '--x <v>' argument 'y' is invalid.") say nothing ours does not. */
+function plainUsageError (message: string): string {
+  return message.replace(/^error: /, '').replace(/^option '[^']*' argument '[^']*' is invalid\. /, '')
 }
 
 /** Edit distance, for 'did you mean'. */
@@ -88,6 +93,8 @@ interface PeerCliOptions {
   maxUploadBytes: number
   maxJobs: number
   maxTiles: number
+  resultCacheMb: number
+  resultCacheS: number
   debug?: boolean
 }
 
@@ -104,12 +111,15 @@ function peerCommand (): Command {
     .option('--max-upload-bytes <n>', 'refuse larger submitted files', integerOption('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)
     .option('--max-jobs <n>', 'jobs coordinated here at once', integerOption('--max-jobs', 1, 1000), DEFAULT_MAX_JOBS)
     .option('--max-tiles <n>', 'tiles in one job coordinated here', integerOption('--max-tiles', 1, 10_000_000), DEFAULT_MAX_TILES)
+    .option('--result-cache-mb <n>', 'tile results kept for other coordinators\' jobs, so a job that loses its coordinator need not compute them again', integerOption('--result-cache-mb', 0, 1_000_000), DEFAULT_RESULT_CACHE_BYTES / 1024 / 1024)
+    .option('--result-cache-s <s>', 'how long such results are kept', integerOption('--result-cache-s', 0, 86_400), DEFAULT_RESULT_CACHE_MS / 1000)
     .option('--swarm-key <file>', 'make the swarm private: only peers and clients with this key can connect (tileswarm keygen)')
     .option('--allow-submit <peer id>', 'only these peer ids may submit jobs here; repeatable (default: anyone in the swarm)', collect)
     .option('--allow-submit-file <file>', 'as --allow-submit, one peer id per line (# comments)')
     .option('--debug', 'stack traces on errors')
     .action(async (opts: PeerCliOptions) => {
       debug = opts.debug === true
+      for (const addr of opts.listen ?? []) parseListenAddress(addr)
       for (const addr of opts.bootstrap ?? []) parsePeerAddress(addr, '--bootstrap')
       const swarmKey = opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined
       const allowSubmit = await allowList(opts.allowSubmit, opts.allowSubmitFile)
@@ -125,6 +135,8 @@ function peerCommand (): Command {
         maxUploadBytes: opts.maxUploadBytes,
         maxJobs: opts.maxJobs,
         maxTiles: opts.maxTiles,
+        resultCacheBytes: opts.resultCacheMb * 1024 * 1024,
+        resultCacheMs: opts.resultCacheS * 1000,
         swarmKey,
         allowSubmit,
         log,
@@ -149,7 +161,7 @@ function peerCommand (): Command {
 
 interface SubmitCliOptions extends SubmitFlags {
   local?: boolean
-  peer?: string
+  peer?: string[]
   listOps?: boolean
   json?: boolean
   debug?: boolean
@@ -165,13 +177,13 @@ interface SubmitCliOptions extends SubmitFlags {
 function submitCommand (): Command {
   return new Command('submit')
     .description('process an image: in this process (--local) or on a swarm (--peer)')
-    .option('--peer <multiaddr>', 'any peer of the swarm; it coordinates the job', once('--peer'))
+    .option('--peer <multiaddr>', 'any peer of the swarm; it coordinates the job; repeat for more entry points (the job moves on if one is full or lost)', collect)
     .option('--local', 'process here, whole image, no swarm: the reference output')
-    .option('--task <op>', 'an operation, the prototype\'s flag; repeat for a pipeline', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--task <op>', 'an operation (the Python prototype\'s flag); repeat for a pipeline', (v: string, prev: string[] = []) => [...prev, v])
     .option('--op <op>', 'same as --task', (v: string, prev: string[] = []) => [...prev, v])
     .option('--ops <pipeline>', 'a whole pipeline: "blur:sigma=2,sobel"', once('--ops'))
     .option('-i, --image-path <file>', 'input image (JPEG, PNG, WebP, TIFF, AVIF, GIF first frame)', once('--image-path'))
-    .addOption(new Option('--image_path <file>', 'the prototype\'s spelling of --image-path').hideHelp().argParser(once('--image_path')))
+    .addOption(new Option('--image_path <file>', 'same as --image-path (the Python prototype\'s spelling)').argParser(once('--image_path')))
     .option('-o, --out <file>', 'output file; .jpg .png .webp .tif .avif picks the format', once('--out'))
     .addOption(new Option('--output_path <file>', 'same as --out').hideHelp().argParser(once('--output_path')))
     .option('--quality <1-100>', 'JPEG/WebP/AVIF quality (default 90)', once('--quality'))
@@ -232,7 +244,7 @@ function submitCommand (): Command {
 
 export function buildProgram (): Command {
   const program = new Command('tileswarm')
-    .description('A peer-to-peer image processing swarm. Run a peer on every machine; submit images to any of them.')
+    .description('A peer-to-peer image processing swarm. Run a peer on every machine (tileswarm peer --help lists its flags); submit images to any of them (tileswarm submit --help).')
     .version('0.1.0')
     .showHelpAfterError('(add --help for usage)')
   program.addCommand(peerCommand(), { isDefault: true })
@@ -253,7 +265,7 @@ export function buildProgram (): Command {
     }))
   // Usage errors come back here (not straight to exit), so --json can report them as an event.
   for (const command of [program, ...program.commands]) {
-    command.exitOverride().configureOutput({ outputError: (str, write) => { if (!json) write(`tileswarm: ${str.replace(/^error: /, '')}`) } })
+    command.exitOverride().configureOutput({ outputError: (str, write) => { if (!json) write(`tileswarm: ${plainUsageError(str)}`) } })
   }
   return program
 }
@@ -293,7 +305,7 @@ export async function main (argv: string[]): Promise<void> {
     if (err instanceof CommanderError) {
       // Help and version end here too, with 0; a usage error was printed already, except under --json.
       if (err.exitCode === 0) process.exit(0)
-      if (json) fail(new InvalidParameterError(err.message.replace(/^error: /, '')))
+      if (json) fail(new InvalidParameterError(plainUsageError(err.message)))
       process.exit(err.exitCode)
     }
     fail(err)

@@ -26,8 +26,18 @@ export const UPLOAD_IDLE_MS = 30_000
 export const DEFAULT_ANNOUNCE_MS = 1000
 /** The client hears from its coordinator at least this often, even when no tile lands. */
 export const PROGRESS_HEARTBEAT_MS = 5000
-/** Silence from the coordinator for this long fails a submission. */
-export const SUBMIT_IDLE_MS = 60_000
+/** Silence from the coordinator for this long (three missed heartbeats) and the client takes the job elsewhere. */
+export const SUBMIT_IDLE_MS = 3 * PROGRESS_HEARTBEAT_MS
+/** A resumed job waits this long at most for the peers holding its finished tiles to offer them. */
+export const COLLECT_WINDOW_MS = 3000
+/** A second copy of a tile is granted once it is held this many times the median tile time, when idle peers have nothing else to do... */
+export const SPECULATE_AFTER_MEDIANS = 3
+/** ...up to this share of the job's tiles, and once this many tile times are known. */
+export const SPECULATE_MAX_SHARE = 0.1
+export const SPECULATE_MIN_SAMPLES = 5
+/** What a worker keeps of the results it computed, for a later coordinator of the same job. */
+export const DEFAULT_RESULT_CACHE_BYTES = 512 * 1024 * 1024
+export const DEFAULT_RESULT_CACHE_MS = 10 * 60_000
 
 // Output.
 export const DEFAULT_QUALITY = 90

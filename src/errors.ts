@@ -50,6 +50,16 @@ export class ProtocolError extends TileswarmError {
   static override readonly name = 'ProtocolError'
 }
 
+/** A peer has as many jobs under way as it takes (--max-jobs): another peer may take this one. */
+export class PeerBusyError extends TileswarmError {
+  static override readonly name = 'PeerBusyError'
+}
+
+/** The peer is shutting down: its jobs go on elsewhere. */
+export class PeerLeavingError extends TileswarmError {
+  static override readonly name = 'PeerLeavingError'
+}
+
 /** This client may not submit to that peer (--allow-submit). */
 export class SubmitRefusedError extends TileswarmError {
   static override readonly name = 'SubmitRefusedError'

@@ -75,6 +75,20 @@ export function progressReporter (mode: 'json' | 'tty' | 'plain', write: (line: 
           write(`receiving the result: ${megabytes(event.received)} of ${megabytes(event.total)}`)
         }
         break
+      case 'passed':
+        stopBar()
+        write(`${event.peer} cannot take the job (${event.reason}); trying another peer`)
+        break
+      case 'lost':
+        stopBar()
+        write(`coordinator ${event.coordinator} lost (${event.reason})`)
+        break
+      case 'resumed':
+        write(`resuming the job on ${event.on}`)
+        break
+      case 'recovered':
+        write(`${event.tiles} of ${event.total} tiles recovered from the peers that finished them; the rest are computed again`)
+        break
       case 'done':
         stopBar()
         break

@@ -1,7 +1,7 @@
 import type { PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, SUBMIT_IDLE_MS } from '../defaults.ts'
-import { JobFailedError, NetworkError, ProtocolError, oneLine } from '../errors.ts'
+import { JobFailedError, NetworkError, PeerBusyError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import { toSpecs } from '../imaging/index.ts'
 import { parsePeerAddress } from '../net/address.ts'
 import { openStream } from '../net/dial.ts'
@@ -9,6 +9,7 @@ import { createClientNode } from '../net/node.ts'
 import { probe } from '../net/probe.ts'
 import { PROTOCOL_VERSION, SUBMIT_PROTOCOL } from '../protocol/constants.ts'
 import { FramedChannel } from '../protocol/framing.ts'
+import type { SubmitResult } from '../protocol/messages.ts'
 import { submitClientWire } from '../protocol/wire.ts'
 import { OutputFile, readInput } from './files.ts'
 import type { JobRequest } from './options.ts'
@@ -22,16 +23,26 @@ export type SubmitEvent =
   /** Every tile is in; the coordinator encodes the result. */
   | { event: 'encoding' }
   | { event: 'receiving', received: number, total: number }
-  | { event: 'done', output: string, bytes: number, width: number, height: number, ms: number, tilesByPeer: Record<string, number>, leases: { granted: number, expired: number, released: number, duplicates: number } }
+  /** A peer could not take the job (full, leaving, unreachable): the next is tried. */
+  | { event: 'passed', peer: string, reason: string }
+  /** The coordinator went away mid-job: the job resumes on another peer. */
+  | { event: 'lost', coordinator: string, reason: string }
+  | { event: 'resumed', coordinator: string, on: string }
+  /** The resumed job collected this many finished tiles instead of computing them again. */
+  | { event: 'recovered', tiles: number, total: number }
+  | { event: 'done', output: string, bytes: number, width: number, height: number, ms: number, tilesByPeer: Record<string, number>, leases: SubmitResult['leases'] }
 
 export type SubmitDone = Extract<SubmitEvent, { event: 'done' }>
 
 export interface SwarmSubmitOptions {
-  peer: string
+  /** Entry points: any peers of the swarm, tried in order; the swarm tells of more. */
+  peer: string | string[]
   tileSize?: number
   dialTimeoutMs?: number
-  /** Silence from the coordinator for this long fails the job (it reports at least every 5 s). */
+  /** Silence from the coordinator for this long and the job goes elsewhere (it reports at least every 5 s). */
   idleTimeoutMs?: number
+  /** Rounds of waiting for a busy swarm (every peer full) before giving up. */
+  busyRounds?: number
   maxUploadBytes?: number
   onEvent?: (event: SubmitEvent) => void
   /** The private swarm's pre-shared key. */
@@ -58,67 +69,199 @@ async function explainDialFailure (address: Multiaddr, err: Error, options: { sw
   }
 }
 
-/** Sends a job to any peer, follows its progress, writes the result. */
+/** How one try on one peer ended, if not with the result. */
+type Ending =
+  | { kind: 'unreachable', error: NetworkError }
+  /** Refused before taking the job on: full or leaving. */
+  | { kind: 'busy', reason: string }
+  /** Gone after taking it on (or while it was uploaded): the job resumes elsewhere. */
+  | { kind: 'lost', reason: string }
+
+class Ended extends Error {
+  readonly ending: Ending
+  constructor (ending: Ending) {
+    super(ending.kind)
+    this.ending = ending
+  }
+}
+
+/** Refusals that mean "not here, try another peer", not "this job cannot be done". */
+const PASS_ON = new Set(['PeerBusyError', 'PeerLeavingError'])
+
+interface Candidate {
+  /** What the user gave, or the first address a coordinator told of. */
+  label: string
+  addrs: Multiaddr[]
+  peerId?: string
+}
+
+const isLoopback = (addr: Multiaddr): boolean => /^\/(ip4\/127\.|ip6\/::1\/)/.test(addr.toString())
+
+/**
+ * Sends a job to a peer, follows its progress, writes the result. The
+ * client owns the job until it has the result: if a peer is full or leaving
+ * it tries the next; if the coordinator is lost mid-job, it resumes the job
+ * on another peer, which first collects the tiles already finished from the
+ * peers that hold them. It gives up only when no peer is left.
+ */
 export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOptions): Promise<SubmitDone> {
   const started = performance.now()
   const emit = options.onEvent ?? (() => {})
-  const address = parsePeerAddress(options.peer, '--peer')
+  const entries = (Array.isArray(options.peer) ? options.peer : [options.peer]).map(text => ({ label: text, addrs: [parsePeerAddress(text, '--peer')] }))
+  if (entries.length === 0) throw new NetworkError('no peer to submit to: give --peer')
   const output = await OutputFile.create(request.output)
   const dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
   const node = await createClientNode({ dialTimeoutMs, swarmKey: options.swarmKey, privateKey: options.privateKey })
+  // Entry points on loopback: a local swarm, where peers' loopback addresses are the ones to use.
+  const local = entries.every(e => isLoopback(e.addrs[0]!))
   try {
     const bytes = await readInput(request.input, options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES)
-    if (address.getPeerId() === null) emit({ event: 'note', message: `--peer ${options.peer} has no /p2p/ peer id: the image goes to whichever peer answers there (add /p2p/<id> to have it checked)` })
-    let stream
-    try {
-      stream = await openStream(node, address, SUBMIT_PROTOCOL, { signal: AbortSignal.timeout(dialTimeoutMs) })
-    } catch (err) {
-      throw new NetworkError(`cannot reach ${options.peer}: ${await explainDialFailure(address, err as Error, { swarmKey: options.swarmKey, dialTimeoutMs })}`)
+    for (const e of entries) if (e.addrs[0]!.getPeerId() === null) emit({ event: 'note', message: `--peer ${e.label} has no /p2p/ peer id: the image goes to whichever peer answers there (add /p2p/<id> to have it checked)` })
+    const learned = new Map<string, Candidate>()
+    /** Peer ids (or labels) tried, and how it went. */
+    const tried = new Map<string, { kind: Ending['kind'], reason: string }>()
+    let holders: Array<{ peerId: string, addrs: string[] }> = []
+    /** The coordinator lost last, as the user knows it; the job resumes from it. */
+    let resumeFrom: string | undefined
+    let resumeFromId: string | undefined
+    let tileSize = options.tileSize
+    let firstUnreachable: NetworkError | undefined
+    let lastLoss: string | undefined
+    let busyRound = 0
+    const keyOf = (c: Candidate): string => c.peerId ?? c.addrs[0]?.getPeerId() ?? c.label
+    const next = (): Candidate | undefined => {
+      const holding = new Set(holders.map(h => h.peerId))
+      const others = [...learned.values()].sort((a, b) => Number(holding.has(b.peerId!)) - Number(holding.has(a.peerId!)))
+      return [...entries, ...others].find(c => !tried.has(keyOf(c)))
     }
-    const wire = submitClientWire(new FramedChannel(stream, { maxBodyBytes: 4 * 1024 * 1024 * 1024 }))
-    emit({ event: 'connected', peer: options.peer, client: node.peerId.toString() })
-    const idleTimeoutMs = options.idleTimeoutMs ?? SUBMIT_IDLE_MS
-    let lastReceiving = 0
-    const receive = async (): ReturnType<typeof wire.receive> => await wire.receive({
-      timeoutMs: idleTimeoutMs,
-      onBody: (received, total) => {
-        if (received === total || performance.now() - lastReceiving > 200) {
-          lastReceiving = performance.now()
-          emit({ event: 'receiving', received, total })
+
+    /** One try on one peer: the result, or an Ended saying how it ended. */
+    const attempt = async (candidate: Candidate): Promise<SubmitDone> => {
+      let stream
+      let dialError: Error | undefined
+      for (const addr of candidate.addrs) {
+        try {
+          stream = await openStream(node, addr, SUBMIT_PROTOCOL, { signal: AbortSignal.timeout(dialTimeoutMs) })
+          break
+        } catch (err) {
+          dialError ??= err as Error
         }
-      },
-    }).catch((err: Error) => {
-      if (err instanceof ProtocolError) throw err
-      throw new NetworkError(`lost the coordinator at ${options.peer} before the result (${oneLine(err.message)}): the job is lost; submit it again`)
-    })
-    await wire.send({ type: 'submit', v: PROTOCOL_VERSION, ops: toSpecs(request.steps), format: request.format, quality: request.quality, bytes: bytes.length, ...(options.tileSize !== undefined ? { tileSize: options.tileSize } : {}) })
-    // The peer admits the job, or refuses it, before the image is sent.
-    const admission = (await receive()).message
-    if (admission.type === 'error') throw new JobFailedError(admission.message)
-    if (admission.type !== 'ready') throw new ProtocolError(`expected the peer to admit the job, got ${admission.type}`)
-    await wire.send({ type: 'upload' }, bytes)
-    emit({ event: 'uploaded', bytes: bytes.length })
+      }
+      if (stream === undefined) {
+        throw new Ended({ kind: 'unreachable', error: new NetworkError(`cannot reach ${candidate.label}: ${await explainDialFailure(candidate.addrs[0]!, dialError!, { swarmKey: options.swarmKey, dialTimeoutMs })}`) })
+      }
+      const wire = submitClientWire(new FramedChannel(stream, { maxBodyBytes: 4 * 1024 * 1024 * 1024 }))
+      let accepted = false
+      let lastReceiving = 0
+      const receive = async (): ReturnType<typeof wire.receive> => await wire.receive({
+        timeoutMs: options.idleTimeoutMs ?? SUBMIT_IDLE_MS,
+        onBody: (received, total) => {
+          if (received === total || performance.now() - lastReceiving > 200) {
+            lastReceiving = performance.now()
+            emit({ event: 'receiving', received, total })
+          }
+        },
+      })
+      try {
+        if (resumeFrom !== undefined) emit({ event: 'resumed', coordinator: resumeFrom, on: candidate.label })
+        else emit({ event: 'connected', peer: candidate.label, client: node.peerId.toString() })
+        await wire.send({
+          type: 'submit',
+          v: PROTOCOL_VERSION,
+          ops: toSpecs(request.steps),
+          format: request.format,
+          quality: request.quality,
+          bytes: bytes.length,
+          ...(tileSize !== undefined ? { tileSize } : {}),
+          ...(resumeFrom !== undefined ? { resume: { ...(resumeFromId !== undefined ? { from: resumeFromId } : {}), holders } } : {}),
+        })
+        // The peer admits the job, or refuses it, before the image is sent.
+        const admission = (await receive()).message
+        if (admission.type === 'error') {
+          if (PASS_ON.has(admission.name)) throw new Ended({ kind: 'busy', reason: admission.message })
+          throw new JobFailedError(admission.message)
+        }
+        if (admission.type !== 'ready') throw new ProtocolError(`expected the peer to admit the job, got ${admission.type}`)
+        await wire.send({ type: 'upload' }, bytes)
+        emit({ event: 'uploaded', bytes: bytes.length })
+        for (;;) {
+          const { message: msg, body } = await receive()
+          switch (msg.type) {
+            case 'accepted':
+              accepted = true
+              // A resumed job must cut the same tiles, or nothing finished fits.
+              tileSize = msg.tileSize
+              emit({ event: 'accepted', jobId: msg.jobId, width: msg.width, height: msg.height, tiles: msg.tiles, tileSize: msg.tileSize, halo: msg.halo, notes: msg.notes })
+              break
+            case 'progress':
+              if (msg.phase === 'tiles') emit({ event: 'progress', done: msg.done, total: msg.total, workers: msg.workers })
+              else if (msg.phase === 'encoding') emit({ event: 'encoding' })
+              break
+            case 'peers':
+              holders = msg.holders
+              for (const p of msg.peers) {
+                const addrs = p.addrs.map(a => parsePeerAddress(a, 'a peer the coordinator told of')).filter(a => isLoopback(a) === local)
+                if (addrs.length > 0) learned.set(p.peerId, { label: addrs[0]!.toString(), addrs, peerId: p.peerId })
+              }
+              break
+            case 'recovered':
+              emit({ event: 'recovered', tiles: msg.tiles, total: msg.total })
+              break
+            case 'ready':
+              throw new ProtocolError('the coordinator admitted the job twice')
+            case 'error':
+              if (PASS_ON.has(msg.name)) throw new Ended(accepted ? { kind: 'lost', reason: msg.message } : { kind: 'busy', reason: msg.message })
+              throw new JobFailedError(msg.message)
+            case 'result': {
+              if (body === undefined || body.length === 0) throw new ProtocolError('the coordinator sent an empty result')
+              await output.commit(body)
+              await wire.channel.close().catch(() => {})
+              const done = { event: 'done' as const, output: request.output, bytes: body.length, width: msg.width, height: msg.height, ms: performance.now() - started, tilesByPeer: msg.tilesByPeer, leases: msg.leases }
+              emit(done)
+              return done
+            }
+          }
+        }
+      } catch (err) {
+        wire.channel.abort(err as Error)
+        if (err instanceof Ended || err instanceof JobFailedError) throw err
+        // The stream broke, went silent or spoke nonsense: the job goes elsewhere.
+        if (err instanceof TileswarmError && (err.name === 'NetworkError' || err.name === 'ProtocolError')) throw new Ended({ kind: 'lost', reason: oneLine(err.message) })
+        throw err
+      }
+    }
+
     for (;;) {
-      const { message: msg, body } = await receive()
-      switch (msg.type) {
-        case 'accepted':
-          emit({ event: 'accepted', jobId: msg.jobId, width: msg.width, height: msg.height, tiles: msg.tiles, tileSize: msg.tileSize, halo: msg.halo, notes: msg.notes })
-          break
-        case 'progress':
-          if (msg.phase === 'tiles') emit({ event: 'progress', done: msg.done, total: msg.total, workers: msg.workers })
-          else if (msg.phase === 'encoding') emit({ event: 'encoding' })
-          break
-        case 'ready':
-          throw new ProtocolError('the coordinator admitted the job twice')
-        case 'error':
-          throw new JobFailedError(msg.message)
-        case 'result': {
-          if (body === undefined || body.length === 0) throw new ProtocolError('the coordinator sent an empty result')
-          await output.commit(body)
-          await wire.channel.close().catch(() => {})
-          const done = { event: 'done' as const, output: request.output, bytes: body.length, width: msg.width, height: msg.height, ms: performance.now() - started, tilesByPeer: msg.tilesByPeer, leases: msg.leases }
-          emit(done)
-          return done
+      const candidate = next()
+      if (candidate === undefined) {
+        // Every peer full: wait a little and ask the busy ones again, a few times.
+        const busy = [...tried].filter(([, how]) => how.kind === 'busy')
+        if (busy.length > 0 && busyRound < (options.busyRounds ?? 3)) {
+          busyRound++
+          for (const [key] of busy) tried.delete(key)
+          await new Promise(resolve => setTimeout(resolve, 1000 * busyRound))
+          continue
+        }
+        if (lastLoss !== undefined) throw new NetworkError(`${lastLoss}, and no other peer could take the job over: the job is lost; submit it again`)
+        if (busy.length === 0 && firstUnreachable !== undefined) throw firstUnreachable
+        throw new PeerBusyError(`no peer could take the job: ${[...tried].map(([peer, how]) => `${peer}: ${how.reason}`).join('; ')}`)
+      }
+      try {
+        return await attempt(candidate)
+      } catch (err) {
+        if (!(err instanceof Ended)) throw err
+        const { ending } = err
+        tried.set(keyOf(candidate), { kind: ending.kind, reason: ending.kind === 'unreachable' ? oneLine(ending.error.message) : ending.reason })
+        if (ending.kind === 'unreachable') {
+          firstUnreachable ??= ending.error
+          emit({ event: 'passed', peer: candidate.label, reason: oneLine(ending.error.message) })
+        } else if (ending.kind === 'busy') {
+          emit({ event: 'passed', peer: candidate.label, reason: ending.reason })
+        } else {
+          lastLoss = `lost the coordinator at ${candidate.label} (${ending.reason})`
+          emit({ event: 'lost', coordinator: candidate.label, reason: ending.reason })
+          resumeFrom = candidate.label
+          resumeFromId = candidate.peerId ?? candidate.addrs[0]?.getPeerId() ?? undefined
         }
       }
     }

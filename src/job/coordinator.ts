@@ -2,11 +2,13 @@ import { crc32 } from 'node:zlib'
 import { bytesPerPixel, createOutput, pipelineFormat, pipelineRadius, planTiles, placeTile, toSpecs, type BandedImage, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import { systemClock, type Clock } from '../clock.ts'
 import { DEFAULT_PARK_MS } from '../defaults.ts'
-import { LeaseTable, type Lease } from './leases.ts'
+import { LeaseTable, type Lease, type SpeculationPolicy } from './leases.ts'
 import type { JobInfo } from '../protocol/messages.ts'
 
 export interface JobOptions {
   jobId: string
+  /** The job's content identity (input, pipeline, tile geometry): workers keep results under it. */
+  jobKey: string
   /** Taken, not borrowed: each band is freed once every tile that reads it is in. */
   input: BandedImage
   steps: Step[]
@@ -15,6 +17,15 @@ export interface JobOptions {
   clock?: Clock
   /** How long a claim waits for a tile to come back before it is told to wait. */
   parkMs?: number
+  /** When to grant a second copy of a straggler's tile; never, if unset. */
+  speculation?: SpeculationPolicy
+  /**
+   * A resumed job: these peers hold tiles an earlier coordinator finished.
+   * No tile is handed out to compute until each has joined (and offered what
+   * it holds) or the window has passed, so none is computed twice. The
+   * coordinator's own worker is a holder too, and counts among them.
+   */
+  collect?: { holders: string[], windowMs: number }
 }
 
 export interface GrantedTile {
@@ -36,6 +47,8 @@ export interface JobEvents {
   placed: (tile: number, peer: string) => void
   /** Tiles went back to the pool and no claim was waiting: tell the swarm. */
   tilesReturned: (count: number) => void
+  /** A resumed job has collected what its holders offered: this many tiles of the total. */
+  recovered: (tiles: number, total: number) => void
 }
 
 interface Parked {
@@ -60,6 +73,7 @@ export function tileChecksum (bytes: Uint8Array): string {
  */
 export class JobCoordinator {
   readonly jobId: string
+  readonly jobKey: string
   readonly steps: Step[]
   readonly tiles: Tile[]
   readonly leases: LeaseTable
@@ -81,10 +95,17 @@ export class JobCoordinator {
   private state: 'running' | 'done' | 'cancelled' = 'running'
   private resolveFinished!: (image: RawImage) => void
   private rejectFinished!: (err: Error) => void
-  private readonly listeners: { [E in keyof JobEvents]: Array<JobEvents[E]> } = { progress: [], placed: [], tilesReturned: [] }
+  private readonly listeners: { [E in keyof JobEvents]: Array<JobEvents[E]> } = { progress: [], placed: [], tilesReturned: [], recovered: [] }
+  private readonly speculation: SpeculationPolicy | undefined
+  /** Holders of a resumed job not yet joined; undefined once collection is over (or was never needed). */
+  private awaitedHolders: Set<string> | undefined
+  private collectTimer: unknown
+  private recoveryReported: boolean
 
   constructor (options: JobOptions) {
     this.jobId = options.jobId
+    this.jobKey = options.jobKey
+    this.speculation = options.speculation
     this.steps = options.steps
     this.tileSize = options.tileSize
     this.clock = options.clock ?? systemClock
@@ -102,6 +123,60 @@ export class JobCoordinator {
     for (const tile of this.tiles) for (const b of this.input.bandsOf(tile.haloed.y, tile.haloed.height)) this.readersLeft[b]!++
     this.finished = new Promise((resolve, reject) => { this.resolveFinished = resolve; this.rejectFinished = reject })
     this.finished.catch(() => {})
+    this.recoveryReported = options.collect === undefined
+    if (options.collect !== undefined) {
+      this.awaitedHolders = new Set(options.collect.holders)
+      this.collectTimer = this.clock.setTimeout(() => { this.endCollection() }, options.collect.windowMs)
+    }
+  }
+
+  /** Every holder has joined, or the window passed: tiles nobody offered go out to compute. */
+  private endCollection (): void {
+    if (this.awaitedHolders === undefined) return
+    this.awaitedHolders = undefined
+    this.clock.clearTimeout(this.collectTimer)
+    this.wakeParked()
+    this.reportRecovery()
+  }
+
+  /** Once collection is over and every offer is in (or gone), the client hears how much was recovered. */
+  private reportRecovery (): void {
+    if (this.recoveryReported || this.awaitedHolders !== undefined || this.state !== 'running') return
+    if (this.leases.activeLeases().some(l => l.kind === 'offer')) return
+    this.recoveryReported = true
+    for (const l of this.listeners.recovered) l(this.leases.stats.recovered, this.tiles.length)
+  }
+
+  /**
+   * A worker joins. If it holds results of this job from an earlier
+   * coordinator (`held`, a bitmap), the tiles still to do are reserved for it
+   * to offer; the returned bitmap says which.
+   */
+  join (peer: string, held?: Uint8Array): Uint8Array | undefined {
+    let reserved: Uint8Array | undefined
+    if (held !== undefined && this.state === 'running') {
+      const now = this.clock.now()
+      for (let tile = 0; tile < Math.min(this.tiles.length, held.length * 8); tile++) {
+        if ((held[tile >> 3]! & (1 << (tile & 7))) === 0) continue
+        if (this.leases.reserve(tile, peer, now) === undefined) continue
+        reserved ??= new Uint8Array(Math.ceil(this.tiles.length / 8))
+        reserved[tile >> 3]! |= 1 << (tile & 7)
+      }
+      if (reserved !== undefined) this.scheduleExpiry()
+    }
+    if (this.awaitedHolders?.delete(peer) === true && this.awaitedHolders.size === 0) this.endCollection()
+    return reserved
+  }
+
+  /** A result held from an earlier coordinator, for a tile reserved for this peer. */
+  offer (peer: string, tileIndex: number, checksum: string, body: Uint8Array): ResultOutcome {
+    const lease = this.leases.leaseOf(tileIndex, peer, 'offer')
+    if (lease === undefined) return this.leases.isDone(tileIndex) ? { status: 'duplicate' } : { status: 'rejected', reason: `tile ${tileIndex} was not reserved for this peer` }
+    const outcome = this.result(peer, tileIndex, lease.leaseId, checksum, body)
+    // A bad offer frees its tile for computing.
+    if (outcome.status === 'rejected') this.release(peer, lease.leaseId)
+    this.reportRecovery()
+    return outcome
   }
 
   on<E extends keyof JobEvents>(event: E, listener: JobEvents[E]): void {
@@ -111,9 +186,10 @@ export class JobCoordinator {
   get isRunning (): boolean { return this.state === 'running' }
 
   /** What a worker needs to know once per session. */
-  info (): Omit<JobInfo, 'type' | 'rid'> {
+  info (): Omit<JobInfo, 'type' | 'rid' | 'bodyBytes'> {
     return {
       jobId: this.jobId,
+      jobKey: this.jobKey,
       ops: toSpecs(this.steps),
       width: this.output.width,
       height: this.output.height,
@@ -147,7 +223,10 @@ export class JobCoordinator {
   private tryClaim (peer: string): ClaimOutcome | undefined {
     if (this.state === 'cancelled') return { kind: 'cancelled' }
     if (this.state === 'done' || this.input === undefined) return { kind: 'done' }
-    const lease = this.leases.claim(peer, this.clock.now())
+    // Collecting a resumed job's finished tiles: nothing is computed yet.
+    if (this.awaitedHolders !== undefined) return undefined
+    const now = this.clock.now()
+    const lease = this.leases.claim(peer, now) ?? (this.speculation !== undefined ? this.leases.speculate(peer, now, this.speculation) : undefined)
     if (lease === undefined) return undefined
     this.scheduleExpiry()
     const tile = this.tiles[lease.tile]!
@@ -170,7 +249,7 @@ export class JobCoordinator {
     if (this.state !== 'running') return { status: 'duplicate', reason: `job is ${this.state}` }
     const check = this.leases.check(tileIndex, leaseId, peer)
     if (check === 'duplicate') {
-      this.leases.complete(tileIndex, leaseId, peer)
+      this.leases.complete(tileIndex, leaseId, peer, this.clock.now())
       return { status: 'duplicate' }
     }
     if (check === 'unknown') return { status: 'rejected', reason: `no lease ${leaseId} on tile ${tileIndex} for this peer` }
@@ -178,7 +257,7 @@ export class JobCoordinator {
     const expected = tile.core.width * tile.core.height * bytesPerPixel(this.outputFormat)
     if (body.length !== expected) return { status: 'rejected', reason: `tile ${tileIndex} result is ${body.length} bytes, expected ${expected}` }
     if (tileChecksum(body) !== checksum) return { status: 'rejected', reason: `tile ${tileIndex} result fails its checksum` }
-    this.leases.complete(tileIndex, leaseId, peer)
+    this.leases.complete(tileIndex, leaseId, peer, this.clock.now())
     placeTile(this.output, tile, { width: tile.core.width, height: tile.core.height, ...this.outputFormat, data: Buffer.from(body.buffer, body.byteOffset, body.length) })
     for (const b of this.input!.bandsOf(tile.haloed.y, tile.haloed.height)) {
       if (--this.readersLeft[b]! === 0) this.input!.drop(b)
@@ -213,6 +292,7 @@ export class JobCoordinator {
     }
     const gone = this.leases.releasePeer(peer)
     if (gone.length > 0) this.wakeParked()
+    this.reportRecovery()
     return gone.length
   }
 
@@ -226,10 +306,13 @@ export class JobCoordinator {
       const late = this.leases.expire(this.clock.now())
       this.scheduleExpiry()
       if (late.length > 0) this.wakeParked()
+      this.reportRecovery()
     }, Math.max(0, next - this.clock.now()) + 1)
   }
 
   private settle (): void {
+    this.clock.clearTimeout(this.collectTimer)
+    this.awaitedHolders = undefined
     if (this.expiryTimer !== undefined) this.clock.clearTimeout(this.expiryTimer)
     this.expiryTimer = undefined
     for (const entry of this.parked.splice(0)) {

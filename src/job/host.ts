@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { repeat, type Clock } from '../clock.ts'
-import { DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS } from '../defaults.ts'
-import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { decodeImageBands, encodeImage, freeBuffer, tileCount, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
+import { COLLECT_WINDOW_MS, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../defaults.ts'
+import { LimitExceededError, PeerLeavingError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { decodeImageBands, encodeImage, freeBuffer, tileCount, toSpecs, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
+import { MAX_HOLDERS, MAX_PEERS_TOLD } from '../protocol/constants.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
 import type { Outgoing, Wire } from '../protocol/wire.ts'
@@ -20,6 +21,10 @@ export interface JobHostComponents {
   worker: { addJob: (ref: JobRef) => void, jobFinished: (jobId: string) => void }
   /** Gets 'job' (detail: the JobCoordinator) when a job starts here. */
   events: EventTarget
+  /** Peers this one knows, with their addresses: where a client may resume if this peer goes. */
+  swarmPeers: (limit: number) => Promise<Array<{ peerId: string, addrs: string[] }>>
+  /** Connects to a peer (a holder of a resumed job's tiles, so it hears of the job); failures are its own business. */
+  reach: (peer: { peerId: string, addrs: string[] }) => Promise<void>
 }
 
 export interface JobLimits {
@@ -36,6 +41,14 @@ export interface JobSpec {
   tileSize: number
   format: OutputFormat
   quality: number
+  /** A job resumed after its coordinator was lost: these peers hold tiles it finished. */
+  holders?: Array<{ peerId: string, addrs: string[] }>
+}
+
+/** The job's content identity: the same input, pipeline and tile geometry give the same tiles, whoever coordinates. */
+export function jobKeyOf (input: Uint8Array, steps: Step[], tileSize: number): string {
+  const inputDigest = createHash('sha256').update(input).digest('hex')
+  return createHash('sha256').update(`${inputDigest}\n${JSON.stringify(toSpecs(steps))}\n${tileSize}`).digest('hex')
 }
 
 export type JobOutcome = 'done' | 'failed' | 'cancelled'
@@ -93,7 +106,11 @@ export class JobHost {
     })
     try {
       if (this.leaving !== undefined) throw this.leaving
-      const { bands, notes } = await decodeImageBands(upload, { maxPixels: this.limits.maxPixels, bandRows: this.spec.tileSize })
+      const decoding = decodeImageBands(upload, { maxPixels: this.limits.maxPixels, bandRows: this.spec.tileSize })
+      decoding.catch(() => {})
+      // Hashed here, while libvips decodes on its own thread: a client's word for it could poison workers' kept results.
+      const jobKey = jobKeyOf(upload, this.spec.steps, this.spec.tileSize)
+      const { bands, notes } = await decoding
       // The file's bytes are not needed past decoding: freed at once, not at a collection.
       freeBuffer(upload)
       const tiles = tileCount(bands.width, bands.height, this.spec.tileSize)
@@ -101,11 +118,28 @@ export class JobHost {
         bands.dropAll()
         throw new LimitExceededError(`${tiles} tiles of ${this.spec.tileSize} px is over this peer's limit of ${this.limits.maxTiles} (--max-tiles); use a larger tile size`)
       }
-      const coordinator = new JobCoordinator({ jobId: this.jobId, input: bands, steps: this.spec.steps, tileSize: this.spec.tileSize, leaseMs: this.limits.leaseMs, parkMs: this.limits.parkMs, clock: this.c.clock })
+      const coordinator = new JobCoordinator({
+        jobId: this.jobId,
+        jobKey,
+        input: bands,
+        steps: this.spec.steps,
+        tileSize: this.spec.tileSize,
+        leaseMs: this.limits.leaseMs,
+        parkMs: this.limits.parkMs,
+        clock: this.c.clock,
+        speculation: { afterMedians: SPECULATE_AFTER_MEDIANS, maxShare: SPECULATE_MAX_SHARE, minSamples: SPECULATE_MIN_SAMPLES },
+        ...(this.spec.holders !== undefined ? { collect: { holders: [...new Set([this.c.peerId, ...this.spec.holders.map(h => h.peerId)])], windowMs: COLLECT_WINDOW_MS } } : {}),
+      })
+      // Holders may have lost their way into the swarm with the old coordinator: call on them, so they hear of the job.
+      for (const h of this.spec.holders ?? []) if (h.peerId !== this.c.peerId) void this.c.reach(h)
       this.coordinator = coordinator
       if (this.leaving !== undefined) coordinator.cancel(this.leaving)
       accepted = true
-      this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tiles of ${bands.width}x${bands.height} for ${this.client}`)
+      this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tiles of ${bands.width}x${bands.height} for ${this.client}${this.spec.holders !== undefined ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
+      coordinator.on('recovered', (tiles, total) => {
+        this.c.log(`job ${this.jobId}: recovered ${tiles} of ${total} tiles from their holders`)
+        void wire.send({ type: 'recovered', tiles, total }).catch(() => {})
+      })
       await wire.send({ type: 'accepted', jobId: this.jobId, width: bands.width, height: bands.height, tiles: coordinator.tiles.length, tileSize: this.spec.tileSize, halo: coordinator.halo, notes })
       // The client hanging up (or speaking out of turn) ends the job.
       wire.receive({ signal: this.over.signal }).then(
@@ -123,14 +157,16 @@ export class JobHost {
         width: output.width,
         height: output.height,
         tilesByPeer: Object.fromEntries(coordinator.tilesByPeer),
-        leases: { granted: s.granted, expired: s.expired, released: s.released, duplicates: s.duplicates },
+        leases: { granted: s.granted, expired: s.expired, released: s.released, duplicates: s.duplicates, speculated: s.speculated, recovered: s.recovered },
       }, encoded)
       await wire.channel.close()
       outcome = 'done'
-      this.c.log(`job ${this.jobId}: done in ${((this.c.clock.now() - started) / 1000).toFixed(2)} s, ${encoded.length} bytes delivered; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${p.slice(-6)}=${n}`).join(' ')}; leases expired ${s.expired}, released ${s.released}`)
+      this.c.log(`job ${this.jobId}: done in ${((this.c.clock.now() - started) / 1000).toFixed(2)} s, ${encoded.length} bytes delivered; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${p.slice(-8)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling tiles copied (${s.speculativeWins} copies won)${s.recovered > 0 ? `; ${s.recovered} recovered from an earlier coordinator` : ''}`)
     } catch (err) {
       const e = err as Error
       this.coordinator?.cancel(e)
+      // Leaving: the client resumes the job elsewhere, so it hears who is there.
+      if (e === this.leaving) await this.tellPeers(true)
       outcome = e instanceof ClientGoneError || e === this.leaving ? 'cancelled' : 'failed'
       if (!(err instanceof TileswarmError)) this.c.log(`job ${this.jobId} from ${this.client}: failed: ${e.stack ?? e.message}`)
       else this.c.log(`job ${this.jobId} from ${this.client}: ${outcome === 'cancelled' ? 'cancelled' : accepted ? 'failed' : 'refused'}: ${oneLine(e.message)}`)
@@ -148,6 +184,23 @@ export class JobHost {
     return outcome
   }
 
+  private toldPeers = ''
+
+  /** Who else is there and who holds this job's finished tiles, when that changed (or `always`). */
+  private async tellPeers (always = false): Promise<void> {
+    const coordinator = this.coordinator
+    if (coordinator === undefined) return
+    const known = (await this.c.swarmPeers(256)).filter(p => p.peerId !== this.c.peerId)
+    const peers = known.slice(0, MAX_PEERS_TOLD)
+    const where = new Map(known.map(p => [p.peerId, p.addrs]))
+    // Tiles this peer's own worker finished die with it: only others hold any.
+    const holders = [...coordinator.tilesByPeer.keys()].filter(p => p !== this.c.peerId).slice(0, MAX_HOLDERS).sort().map(peerId => ({ peerId, addrs: (where.get(peerId) ?? []).slice(0, 4) }))
+    const told = JSON.stringify([peers.map(p => p.peerId).sort(), holders])
+    if (told === this.toldPeers && !always) return
+    this.toldPeers = told
+    await this.wire.send({ type: 'peers', peers, holders }).catch(() => {})
+  }
+
   /** The tile phase: announce, hand out, collect; progress to the client as tiles land. */
   private async coordinateTiles (coordinator: JobCoordinator): Promise<RawImage> {
     const { clock } = this.c
@@ -159,17 +212,23 @@ export class JobHost {
     const announce = (): void => {
       if (!coordinator.isRunning) return
       lastAnnounce = clock.now()
-      void this.c.publish({ type: 'announce', v: PROTOCOL_VERSION, jobId: this.jobId, coordinator: this.c.peerId, addrs: this.c.addrs(), tiles: coordinator.tiles.length, pending: coordinator.leases.pendingCount, leaseMs: coordinator.leases.leaseMs })
-      this.c.worker.addJob({ jobId: this.jobId, coordinator: this.c.peerId, addrs: [] })
+      void this.c.publish({ type: 'announce', v: PROTOCOL_VERSION, jobId: this.jobId, jobKey: coordinator.jobKey, coordinator: this.c.peerId, addrs: this.c.addrs(), tiles: coordinator.tiles.length, pending: coordinator.leases.pendingCount, leaseMs: coordinator.leases.leaseMs })
+      this.c.worker.addJob({ jobId: this.jobId, coordinator: this.c.peerId, addrs: [], jobKey: coordinator.jobKey })
     }
     coordinator.on('progress', (done, total) => { if (done === total || clock.now() - this.progressAt > 100) sendProgress() })
+    // A peer's first finished tile makes it a holder: the client hears at once, in case this peer dies next.
+    coordinator.on('placed', (_tile, by) => { if (by !== this.c.peerId && coordinator.tilesByPeer.get(by) === 1) void this.tellPeers() })
     // Returned tiles are announced at once, but not more often than a few times a second: every announcement costs every peer a signature check.
     const minGapMs = Math.max(250, announceMs / 4)
     coordinator.on('tilesReturned', () => { if (clock.now() - lastAnnounce > minGapMs) announce() })
-    const stopTimer = repeat(clock, announceMs, () => { if (coordinator.leases.pendingCount > 0) announce() })
+    const stopTimer = repeat(clock, announceMs, () => {
+      if (coordinator.leases.pendingCount > 0) announce()
+      void this.tellPeers()
+    })
     this.c.tiles.register(coordinator)
     this.c.events.dispatchEvent(new CustomEvent('job', { detail: coordinator }))
     sendProgress()
+    void this.tellPeers(true)
     announce()
     try {
       return await coordinator.finished

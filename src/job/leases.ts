@@ -6,10 +6,15 @@
  */
 import { DEFAULT_MAX_LEASES_PER_PEER } from '../defaults.ts'
 
+/** work: a tile to compute; copy: a second copy of a straggler's tile (speculation); offer: a finished result a worker holds, to hand over. */
+export type LeaseKind = 'work' | 'copy' | 'offer'
+
 export interface Lease {
   leaseId: string
   tile: number
   peer: string
+  kind: LeaseKind
+  grantedAt: number
   deadline: number
 }
 
@@ -23,13 +28,33 @@ export interface LeaseStats {
   duplicates: number
   /** Tiles granted again after an earlier lease on them ended. */
   reclaimed: number
+  /** Second copies granted of tiles held far longer than typical, and how many of those finished first. */
+  speculated: number
+  speculativeWins: number
+  /** Tiles finished by an earlier coordinator of the job, collected from their holders. */
+  recovered: number
 }
+
+export interface SpeculationPolicy {
+  /** A tile is a straggler once held this many times the median tile time. */
+  afterMedians: number
+  /** Copies granted, at most this share of the job's tiles. */
+  maxShare: number
+  /** Tile times needed before a median is trusted. */
+  minSamples: number
+}
+
+/** Recent tile times kept for the median: enough to be typical, cheap to sort. */
+const DURATION_SAMPLES = 255
 
 export class LeaseTable {
   readonly tileCount: number
   readonly leaseMs: number
   private readonly done: Uint8Array
   private doneCount = 0
+  /** Active leases per tile (a straggler's tile may have two). */
+  private readonly onTile: Uint8Array
+  private leasedTiles = 0
   /** Tiles handed back (expired or released) go first: the job waits on them. */
   private readonly returned: number[] = []
   private nextFresh = 0
@@ -38,7 +63,9 @@ export class LeaseTable {
   private readonly issued = new Map<string, Lease>()
   private readonly everLeased: Uint8Array
   private serial = 0
-  readonly stats: LeaseStats = { granted: 0, expired: 0, released: 0, renewed: 0, duplicates: 0, reclaimed: 0 }
+  private readonly durations: number[] = []
+  private durationAt = 0
+  readonly stats: LeaseStats = { granted: 0, expired: 0, released: 0, renewed: 0, duplicates: 0, reclaimed: 0, speculated: 0, speculativeWins: 0, recovered: 0 }
 
   /** A claim flood from one peer must not starve the others: past this many, a peer waits. */
   readonly maxLeasesPerPeer: number
@@ -49,36 +76,84 @@ export class LeaseTable {
     this.leaseMs = leaseMs
     this.maxLeasesPerPeer = maxLeasesPerPeer
     this.done = new Uint8Array(tileCount)
+    this.onTile = new Uint8Array(tileCount)
     this.everLeased = new Uint8Array(tileCount)
   }
 
   get completed (): number { return this.doneCount }
   get isComplete (): boolean { return this.doneCount === this.tileCount }
   get leasedCount (): number { return this.active.size }
-  get pendingCount (): number { return this.returned.length + (this.tileCount - this.nextFresh) }
+  /** Tiles neither done nor held by anyone. */
+  get pendingCount (): number { return this.tileCount - this.doneCount - this.leasedTiles }
+
+  isDone (tile: number): boolean {
+    return this.done[tile] === 1
+  }
 
   claim (peer: string, now: number): Lease | undefined {
     if ((this.perPeer.get(peer) ?? 0) >= this.maxLeasesPerPeer) return undefined
     let tile: number | undefined
     while (this.returned.length > 0 && tile === undefined) {
       const t = this.returned.shift()!
-      if (this.done[t] === 0 && !this.isLeased(t)) tile = t
+      if (this.isFree(t)) tile = t
     }
-    if (tile === undefined && this.nextFresh < this.tileCount) tile = this.nextFresh++
+    while (tile === undefined && this.nextFresh < this.tileCount) {
+      const t = this.nextFresh++
+      if (this.isFree(t)) tile = t
+    }
     if (tile === undefined) return undefined
-    const lease = { leaseId: `${tile}-${++this.serial}`, tile, peer, deadline: now + this.leaseMs }
+    return this.grant(tile, peer, 'work', now)
+  }
+
+  /** A tile a worker already holds the result of, from an earlier coordinator: reserved for it to hand over. */
+  reserve (tile: number, peer: string, now: number): Lease | undefined {
+    if (tile < 0 || tile >= this.tileCount || !this.isFree(tile)) return undefined
+    return this.grant(tile, peer, 'offer', now)
+  }
+
+  /**
+   * With nothing left in the pool, a second copy of the tile held longest,
+   * if it is held far longer than the median tile time and copies stay within
+   * their share: whichever copy finishes first wins.
+   */
+  speculate (peer: string, now: number, policy: SpeculationPolicy): Lease | undefined {
+    if (this.pendingCount > 0 || this.durations.length < policy.minSamples) return undefined
+    if (this.stats.speculated >= Math.floor(this.tileCount * policy.maxShare)) return undefined
+    if ((this.perPeer.get(peer) ?? 0) >= this.maxLeasesPerPeer) return undefined
+    const sorted = [...this.durations].sort((a, b) => a - b)
+    const straggling = now - sorted[sorted.length >> 1]! * policy.afterMedians
+    let oldest: Lease | undefined
+    for (const lease of this.active.values()) {
+      if (lease.kind !== 'work' || lease.peer === peer || this.onTile[lease.tile]! > 1 || lease.grantedAt > straggling) continue
+      if (oldest === undefined || lease.grantedAt < oldest.grantedAt) oldest = lease
+    }
+    if (oldest === undefined) return undefined
+    this.stats.speculated++
+    return this.grant(oldest.tile, peer, 'copy', now)
+  }
+
+  private isFree (tile: number): boolean {
+    return this.done[tile] === 0 && this.onTile[tile] === 0
+  }
+
+  private grant (tile: number, peer: string, kind: LeaseKind, now: number): Lease {
+    const lease = { leaseId: `${tile}-${++this.serial}`, tile, peer, kind, grantedAt: now, deadline: now + this.leaseMs }
     this.active.set(lease.leaseId, lease)
     this.issued.set(lease.leaseId, lease)
+    if (this.onTile[tile]!++ === 0) this.leasedTiles++
     this.perPeer.set(peer, (this.perPeer.get(peer) ?? 0) + 1)
-    this.stats.granted++
-    if (this.everLeased[tile] === 1) this.stats.reclaimed++
-    this.everLeased[tile] = 1
+    if (kind !== 'offer') {
+      this.stats.granted++
+      if (this.everLeased[tile] === 1 && kind === 'work') this.stats.reclaimed++
+      this.everLeased[tile] = 1
+    }
     return lease
   }
 
-  private isLeased (tile: number): boolean {
-    for (const lease of this.active.values()) if (lease.tile === tile) return true
-    return false
+  /** The lease a peer holds on a tile, of a kind. */
+  leaseOf (tile: number, peer: string, kind: LeaseKind): Lease | undefined {
+    for (const lease of this.active.values()) if (lease.tile === tile && lease.peer === peer && lease.kind === kind) return lease
+    return undefined
   }
 
   renew (leaseId: string, peer: string, now: number): Lease | undefined {
@@ -116,6 +191,7 @@ export class LeaseTable {
 
   private drop (lease: Lease): void {
     if (!this.active.delete(lease.leaseId)) return
+    if (--this.onTile[lease.tile]! === 0) this.leasedTiles--
     const n = (this.perPeer.get(lease.peer) ?? 1) - 1
     if (n === 0) this.perPeer.delete(lease.peer)
     else this.perPeer.set(lease.peer, n)
@@ -123,7 +199,7 @@ export class LeaseTable {
 
   private end (lease: Lease): void {
     this.drop(lease)
-    if (this.done[lease.tile] === 0) this.returned.push(lease.tile)
+    if (this.isFree(lease.tile)) this.returned.push(lease.tile)
   }
 
   /**
@@ -138,11 +214,15 @@ export class LeaseTable {
     return 'accepted'
   }
 
-  /** First valid result wins; the tile is done and all its leases end. */
-  complete (tile: number, leaseId: string, peer: string): CompleteOutcome {
+  /** First valid result wins; the tile is done and all its leases end (a straggler's copy is cancelled). */
+  complete (tile: number, leaseId: string, peer: string, now: number): CompleteOutcome {
     const outcome = this.check(tile, leaseId, peer)
     if (outcome === 'duplicate') this.stats.duplicates++
     if (outcome !== 'accepted') return outcome
+    const winner = this.issued.get(leaseId)!
+    if (winner.kind === 'offer') this.stats.recovered++
+    else this.recordDuration(now - winner.grantedAt)
+    if (winner.kind === 'copy') this.stats.speculativeWins++
     this.done[tile] = 1
     this.doneCount++
     for (const [id, lease] of this.issued) {
@@ -152,6 +232,11 @@ export class LeaseTable {
       }
     }
     return 'accepted'
+  }
+
+  private recordDuration (ms: number): void {
+    if (this.durations.length < DURATION_SAMPLES) this.durations.push(ms)
+    else this.durations[this.durationAt++ % DURATION_SAMPLES] = ms
   }
 
   nextDeadline (): number | undefined {

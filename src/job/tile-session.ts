@@ -33,7 +33,8 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           await reply({ type: 'error', rid: msg.rid, name: 'JobFailedError', message: `no running job ${msg.jobId} here` })
           break
         }
-        await reply({ type: 'job', rid: msg.rid, ...job.info() })
+        const reserved = job.join(worker, body)
+        await reply({ type: 'job', rid: msg.rid, ...job.info() }, reserved)
         continue
       }
       if (job === undefined) throw new ProtocolError(`${msg.type} before join`)
@@ -54,6 +55,13 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           // Placed (copied into the output) or refused: either way its bytes are spent.
           freeBuffer(body)
           if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result from ${worker}: ${outcome.reason}`)
+          await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
+          break
+        }
+        case 'offer': {
+          const outcome = current.offer(worker, msg.tile, msg.checksum, body ?? Buffer.alloc(0))
+          freeBuffer(body)
+          if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result offered by ${worker}: ${outcome.reason}`)
           await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
           break
         }

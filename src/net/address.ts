@@ -2,13 +2,24 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { InvalidParameterError } from '../errors.ts'
 
 /** A peer's address from the command line (`--peer`, `--bootstrap`), or a one-line error naming the flag. */
-export function parsePeerAddress (text: string, flag: string): Multiaddr {
+export function parsePeerAddress (text: string, flag: string, example = '/ip4/10.0.0.5/tcp/4001/p2p/12D3Koo...'): Multiaddr {
   let addr: Multiaddr
   try {
     addr = multiaddr(text)
-  } catch {
-    throw new InvalidParameterError(`Expected a multiaddr for ${flag}, like /ip4/10.0.0.5/tcp/4001/p2p/12D3Koo..., but received '${text}'`)
+    // Parsing is lazy: out-of-range parts only show when the address is read.
+    addr.toString()
+    addr.protoNames()
+  } catch (err) {
+    throw new InvalidParameterError(`Expected a multiaddr for ${flag}, like ${example}, but received '${text}' (${(err as Error).message})`)
   }
   if (!addr.protoNames().includes('tcp')) throw new InvalidParameterError(`${flag} ${text} has no /tcp/ port: peers talk over TCP`)
+  return addr
+}
+
+/** An address to listen on: an IP address (not a name) and a TCP port. */
+export function parseListenAddress (text: string): Multiaddr {
+  const addr = parsePeerAddress(text, '--listen', '/ip4/0.0.0.0/tcp/4001')
+  const [first] = addr.protoNames()
+  if (first !== 'ip4' && first !== 'ip6') throw new InvalidParameterError(`--listen ${text} must start with /ip4/ or /ip6/ and an address of this machine (0.0.0.0 for all)`)
   return addr
 }

@@ -36,10 +36,15 @@ export async function createSwarmNode (options: NodeOptions): Promise<SwarmNode>
     return await createNode(options)
   } catch (err) {
     const e = err as NodeJS.ErrnoException
-    if (e.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(`${e.message} ${String((e as { cause?: unknown }).cause)}`)) {
-      throw new NetworkError(`cannot listen on ${options.listen.join(', ')}: the address is in use (another peer on this port?); give --listen another port, or /tcp/0 for any free one`)
+    const said = `${e.message} ${String((e as { cause?: unknown }).cause)}`
+    // The socket error names the one address that failed, as host:port.
+    const which = /(?:EADDRINUSE|EADDRNOTAVAIL|EACCES)[^\n]*?(\S+:\d+)/.exec(said)?.[1] ?? options.listen.join(', ')
+    if (/EADDRINUSE|address already in use/i.test(said)) {
+      throw new NetworkError(`cannot listen on ${which}: the address is in use (another peer on this port?); give --listen another port, or /tcp/0 for any free one`)
     }
-    if (e.code === 'EADDRNOTAVAIL' || /EADDRNOTAVAIL/.test(e.message)) throw new NetworkError(`cannot listen on ${options.listen.join(', ')}: no such address on this machine`)
+    if (/EADDRNOTAVAIL/.test(said)) throw new NetworkError(`cannot listen on ${which}: no such address on this machine`)
+    if (/EACCES/.test(said)) throw new NetworkError(`cannot listen on ${which}: permission denied (ports below 1024 need privileges)`)
+    if (e.name === 'UnsupportedListenAddressesError') throw new NetworkError(`cannot listen on ${options.listen.join(', ')}: give TCP addresses, like /ip4/0.0.0.0/tcp/4001`)
     throw err
   }
 }

@@ -17,4 +17,7 @@ export const MAX_HEADER_BYTES = 64 * 1024
 /** gossipsub drops messages over 4 MiB; ours carry metadata only. */
 export const MAX_GOSSIP_BYTES = 16 * 1024
 export const MAX_ADDRS = 16
+/** Peers a coordinator tells its client of (where to resume), and holders of a job's tiles it names. */
+export const MAX_PEERS_TOLD = 32
+export const MAX_HOLDERS = 64
 export const MAX_ERROR_CHARS = 500

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MAX_ADDRS, MAX_ERROR_CHARS, PROTOCOL_VERSION } from './constants.ts'
+import { MAX_ADDRS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_PEERS_TOLD, PROTOCOL_VERSION } from './constants.ts'
 
 /**
  * Every message on every topic and protocol, as a schema. Nothing is acted on
@@ -17,11 +17,14 @@ const opSpec = z.object({ op: z.string().min(1).max(64), params: z.record(z.stri
 const ops = z.array(opSpec).min(1).max(16)
 const pixelFormat = z.object({ channels: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]), depth: z.union([z.literal(8), z.literal(16)]) }).strict()
 const errorText = z.string().max(MAX_ERROR_CHARS)
+/** A job's content identity: sha-256 of its input, pipeline and tile geometry. */
+const jobKey = z.string().regex(/^[0-9a-f]{64}$/)
+const peerRef = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS) }).strict()
 const v = z.literal(PROTOCOL_VERSION)
 
 // Gossip: metadata only.
 export const JobAnnouncement = z.object({
-  type: z.literal('announce'), v, jobId: id, coordinator: peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), tiles: count, pending: count, leaseMs: count,
+  type: z.literal('announce'), v, jobId: id, jobKey, coordinator: peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), tiles: count, pending: count, leaseMs: count,
 }).strict()
 export const JobFinished = z.object({ type: z.literal('finished'), v, jobId: id, coordinator: peerId, outcome: z.enum(['done', 'failed', 'cancelled']) }).strict()
 export const PeerHello = z.object({ type: z.literal('hello'), v, peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), slots: count }).strict()
@@ -34,8 +37,11 @@ export type JobsTopicMessage = z.infer<typeof JobsTopicMessage>
 // Submit protocol. The client says what it wants and how big its upload is;
 // the peer admits it (or refuses, before a byte of the image is read); the
 // client uploads; the peer reports progress and sends the result.
+/** A job resumed after its coordinator was lost: these peers hold tiles it finished; the new coordinator collects them first. */
+const holder = z.object({ peerId, addrs: z.array(multiaddr).max(4) }).strict()
+const resume = z.object({ from: peerId.optional(), holders: z.array(holder).max(MAX_HOLDERS) }).strict()
 export const SubmitMessage = z.object({
-  type: z.literal('submit'), v, ops, format: z.enum(['jpeg', 'png', 'webp', 'tiff', 'avif']), quality: z.number().int().min(1).max(100), bytes: bodyBytes, tileSize: dim.optional(),
+  type: z.literal('submit'), v, ops, format: z.enum(['jpeg', 'png', 'webp', 'tiff', 'avif']), quality: z.number().int().min(1).max(100), bytes: bodyBytes, tileSize: dim.optional(), resume: resume.optional(),
 }).strict()
 export const UploadMessage = z.object({ type: z.literal('upload'), bodyBytes }).strict()
 export const SubmitClientMessage = z.discriminatedUnion('type', [SubmitMessage, UploadMessage])
@@ -43,9 +49,13 @@ export const SubmitReady = z.object({ type: z.literal('ready') }).strict()
 export const SubmitAccepted = z.object({ type: z.literal('accepted'), jobId: id, width: dim, height: dim, tiles: count, tileSize: dim, halo: count, notes: z.array(errorText).max(16) }).strict()
 /** Tiles done so far; then the coordinator encodes the result, then sends it. */
 export const SubmitProgress = z.object({ type: z.literal('progress'), phase: z.enum(['tiles', 'encoding', 'sending']), done: count, total: count, workers: count }).strict()
-export const SubmitResult = z.object({ type: z.literal('result'), bodyBytes, width: dim, height: dim, tilesByPeer: z.record(peerId, count), leases: z.object({ granted: count, expired: count, released: count, duplicates: count }).strict() }).strict()
+/** Who else is in the swarm (where to resume), and who holds finished tiles of this job (what to recover). */
+export const SubmitPeers = z.object({ type: z.literal('peers'), peers: z.array(peerRef).max(MAX_PEERS_TOLD), holders: z.array(holder).max(MAX_HOLDERS) }).strict()
+/** A resumed job collected these finished tiles from their holders instead of computing them again. */
+export const SubmitRecovered = z.object({ type: z.literal('recovered'), tiles: count, total: count }).strict()
+export const SubmitResult = z.object({ type: z.literal('result'), bodyBytes, width: dim, height: dim, tilesByPeer: z.record(peerId, count), leases: z.object({ granted: count, expired: count, released: count, duplicates: count, speculated: count, recovered: count }).strict() }).strict()
 export const ErrorMessage = z.object({ type: z.literal('error'), name: z.string().max(64), message: errorText, rid: rid.optional() }).strict()
-export const SubmitServerMessage = z.discriminatedUnion('type', [SubmitReady, SubmitAccepted, SubmitProgress, SubmitResult, ErrorMessage])
+export const SubmitServerMessage = z.discriminatedUnion('type', [SubmitReady, SubmitAccepted, SubmitProgress, SubmitPeers, SubmitRecovered, SubmitResult, ErrorMessage])
 export type SubmitMessage = z.infer<typeof SubmitMessage>
 export type SubmitClientMessage = z.infer<typeof SubmitClientMessage>
 export type SubmitServerMessage = z.infer<typeof SubmitServerMessage>
@@ -54,15 +64,19 @@ export type ErrorMessage = z.infer<typeof ErrorMessage>
 
 // Tile protocol: a worker's session with one job's coordinator. Every request
 // carries a rid; replies echo it (claims may be answered late).
-export const JoinRequest = z.object({ type: z.literal('join'), v, rid, jobId: id }).strict()
+/** A join's body, if any, is a bitmap of the tiles whose results the worker holds from an earlier coordinator of the same job. */
+export const JoinRequest = z.object({ type: z.literal('join'), v, rid, jobId: id, bodyBytes: bodyBytes.optional() }).strict()
 export const ClaimRequest = z.object({ type: z.literal('claim'), rid }).strict()
 export const ResultRequest = z.object({ type: z.literal('result'), rid, tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{8}$/), bodyBytes }).strict()
 export const RenewRequest = z.object({ type: z.literal('renew'), rid, leaseId: id }).strict()
 export const ReleaseRequest = z.object({ type: z.literal('release'), rid, leaseId: id }).strict()
-export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest])
+/** A held result, handed to the job's new coordinator: a tile the job info's body reserved for this worker. */
+export const OfferRequest = z.object({ type: z.literal('offer'), rid, tile: count, checksum: z.string().regex(/^[0-9a-f]{8}$/), bodyBytes }).strict()
+export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest, OfferRequest])
 
 /** parkMs: how long the coordinator may hold a claim before answering 'wait' (the worker's reply timeout builds on it). */
-export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count }).strict()
+/** Its body, if any, is a bitmap of the tiles reserved for this worker to offer. */
+export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, jobKey, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count, bodyBytes: bodyBytes.optional() }).strict()
 export const Grant = z.object({ type: z.literal('grant'), rid, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect, bodyBytes }).strict()
 export const NoTile = z.object({ type: z.literal('none'), rid, reason: z.enum(['done', 'wait', 'cancelled']) }).strict()
 export const ResultAck = z.object({ type: z.literal('ack'), rid, tile: count, status: z.enum(['accepted', 'duplicate', 'rejected']), reason: errorText.optional() }).strict()

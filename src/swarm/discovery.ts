@@ -7,7 +7,7 @@ import { oneLine } from '../errors.ts'
 import { parsePeerAddress } from '../net/address.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { SwarmNode } from '../net/node.ts'
-import { PROTOCOL_VERSION } from '../protocol/constants.ts'
+import { MAX_ADDRS, PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { PeerHello } from '../protocol/messages.ts'
 
 export interface DiscoveryComponents {
@@ -37,6 +37,8 @@ interface Target {
   dial: Multiaddr | PeerId
   /** Known once a bootstrap address without /p2p/ has answered. */
   peerId?: string
+  /** Where it listens, as it said in its hello. */
+  addrs: string[]
   label: string
   failures: number
   nextAt: number
@@ -72,7 +74,7 @@ export class Discovery {
     for (const text of options.bootstrap) {
       const addr = parsePeerAddress(text, '--bootstrap')
       const id = addr.getPeerId() ?? undefined
-      this.targets.push({ bootstrap: true, dial: addr, ...(id !== undefined ? { peerId: id } : {}), label: `bootstrap ${text}`, failures: 0, nextAt: 0, dialing: false })
+      this.targets.push({ bootstrap: true, dial: addr, ...(id !== undefined ? { peerId: id } : {}), label: `bootstrap ${text}`, addrs: [], failures: 0, nextAt: 0, dialing: false })
     }
   }
 
@@ -165,7 +167,7 @@ export class Discovery {
     if (msg.peerId === this.c.peerId || this.stopped) return
     const id = peerIdFromString(msg.peerId)
     await node.peerStore.merge(id, { multiaddrs: msg.addrs.map(a => multiaddr(a)) }).catch(() => {})
-    this.remember(msg.peerId, id)
+    this.remember(msg.peerId, id, msg.addrs)
     if (node.getConnections(id).length > 0) return
     if (node.getConnections().length + this.discoveryDials >= DISCOVERY_TARGET_PEERS) return
     this.discoveryDials++
@@ -178,9 +180,38 @@ export class Discovery {
     }
   }
 
+  /**
+   * Peers this one knows and where they listen, those connected now first
+   * (their addresses as identify reported them): where a client may go next.
+   */
+  async peers (limit: number): Promise<Array<{ peerId: string, addrs: string[] }>> {
+    const out = new Map<string, string[]>()
+    for (const peer of this.c.node.getPeers()) {
+      if (out.size >= limit) break
+      const stored = await this.c.node.peerStore.get(peer).catch(() => undefined)
+      const addrs = (stored?.addresses ?? []).map(a => a.multiaddr.toString()).map(a => a.includes('/p2p/') ? a : `${a}/p2p/${peer.toString()}`)
+      if (addrs.length > 0) out.set(peer.toString(), addrs.slice(0, MAX_ADDRS))
+    }
+    for (const [peerId, target] of this.known) {
+      if (out.size < limit && !out.has(peerId) && target.addrs.length > 0) out.set(peerId, target.addrs)
+    }
+    return [...out].map(([peerId, addrs]) => ({ peerId, addrs }))
+  }
+
+  /** Connects to a peer named by someone else (a client resuming a job), if not connected already. */
+  async reach (peer: { peerId: string, addrs: string[] }): Promise<void> {
+    const id = peerIdFromString(peer.peerId)
+    if (this.stopped || this.c.node.getConnections(id).length > 0) return
+    await this.c.node.peerStore.merge(id, { multiaddrs: peer.addrs.map(a => multiaddr(a)) }).catch(() => {})
+    await dialPeer(this.c.node, id, { signal: AbortSignal.timeout(this.options.dialTimeoutMs) }).catch((err: Error) => {
+      this.c.log(`could not reach ${peer.peerId}: ${oneLine(err.message)}`)
+    })
+  }
+
   /** Peers heard from, newest last, a bounded number: what a cut-off peer dials again. */
-  private remember (peerId: string, id: PeerId): void {
-    const target = this.known.get(peerId) ?? { bootstrap: false, dial: id, peerId, label: `peer ${peerId}`, failures: 0, nextAt: 0, dialing: false }
+  private remember (peerId: string, id: PeerId, addrs: string[]): void {
+    const target = this.known.get(peerId) ?? { bootstrap: false, dial: id, peerId, label: `peer ${peerId}`, addrs, failures: 0, nextAt: 0, dialing: false }
+    target.addrs = addrs
     this.known.delete(peerId)
     this.known.set(peerId, target)
     if (this.known.size > MAX_KNOWN_PEERS) this.known.delete(this.known.keys().next().value!)

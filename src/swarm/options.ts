@@ -26,6 +26,9 @@ export interface PeerOptions {
   redialFirstMs?: number
   redialMaxMs?: number
   uploadIdleMs?: number
+  /** What the worker keeps of results it computed for other coordinators, for a later coordinator of the same job. */
+  resultCacheBytes?: number
+  resultCacheMs?: number
   /** The pre-shared key of a private swarm (libp2p pnet). */
   swarmKey?: Uint8Array
   /** Peer ids allowed to submit jobs here; everyone in the swarm when unset. */

@@ -1,10 +1,11 @@
 import { availableParallelism } from 'node:os'
 import sharp from 'sharp'
 import { systemClock } from '../clock.ts'
-import { DEFAULT_ANNOUNCE_MS, DEFAULT_HELLO_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_TILE_SIZE } from '../defaults.ts'
+import { DEFAULT_ANNOUNCE_MS, DEFAULT_HELLO_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_TILE_SIZE } from '../defaults.ts'
 import { loadOrCreateKey, lockDataDir } from '../net/identity.ts'
 import { createSwarmNode, type SwarmNode } from '../net/node.ts'
 import { MAX_ADDRS } from '../protocol/constants.ts'
+import { ResultCache } from '../worker/result-cache.ts'
 import { Worker } from '../worker/worker.ts'
 import { framedChannel } from './channels.ts'
 import { Discovery } from './discovery.ts'
@@ -26,6 +27,8 @@ export class SwarmPeer {
   readonly discovery: Discovery
   readonly tiles: TileService
   readonly submissions: SubmitService
+  /** Results this peer's worker computed for other coordinators, kept in case one dies. */
+  readonly cache: ResultCache
   /** 'job' (detail: the JobCoordinator) when this peer starts coordinating one. */
   readonly events = new EventTarget()
   private readonly unlock: (() => Promise<void>) | undefined
@@ -41,12 +44,15 @@ export class SwarmPeer {
     const slots = options.slots ?? availableParallelism()
     const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS
     this.tiles = new TileService({ node, peerId, log, openChannel }, { leaseMs, dialTimeoutMs: options.dialTimeoutMs })
-    this.worker = new Worker({ slots, connect: async ref => await this.tiles.connect(ref), log, clock, process: options.process })
+    this.cache = new ResultCache({ maxBytes: options.resultCacheBytes ?? DEFAULT_RESULT_CACHE_BYTES, maxAgeMs: options.resultCacheMs ?? DEFAULT_RESULT_CACHE_MS, clock })
+    this.worker = new Worker({ peerId, slots, cache: this.cache, connect: async ref => await this.tiles.connect(ref), log, clock, process: options.process })
+    // A coordinator gone: its jobs are dropped at once (their results stay kept).
+    node.addEventListener('peer:disconnect', evt => { this.worker.coordinatorGone(evt.detail.toString()) })
     this.gossip = new GossipService({ node, log }, {
       job: msg => {
         if (msg.coordinator === peerId) return
         if (msg.type === 'finished') this.worker.jobFinished(msg.jobId)
-        else if (msg.pending > 0) this.worker.addJob({ jobId: msg.jobId, coordinator: msg.coordinator, addrs: msg.addrs })
+        else if (msg.pending > 0) this.worker.addJob({ jobId: msg.jobId, coordinator: msg.coordinator, addrs: msg.addrs, jobKey: msg.jobKey })
       },
       hello: msg => { void this.discovery.hello(msg) },
     })
@@ -59,7 +65,7 @@ export class SwarmPeer {
       redialFirstMs: options.redialFirstMs,
       redialMaxMs: options.redialMaxMs,
     })
-    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events }, {
+    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) } }, {
       tileSize: options.tileSize ?? DEFAULT_TILE_SIZE,
       maxJobs: options.maxJobs ?? DEFAULT_MAX_JOBS,
       maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,

@@ -1,7 +1,7 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { whenAborted, type Clock } from '../clock.ts'
 import { MAX_TILE_SIZE, MIN_TILE_SIZE, UPLOAD_IDLE_MS } from '../defaults.ts'
-import { LimitExceededError, ProtocolError, SubmitRefusedError, TileswarmError, oneLine } from '../errors.ts'
+import { LimitExceededError, PeerBusyError, PeerLeavingError, ProtocolError, SubmitRefusedError, TileswarmError, oneLine } from '../errors.ts'
 import { resolvePipeline, type OutputFormat } from '../imaging/index.ts'
 import { JobHost, type JobHostComponents, type JobLimits } from '../job/host.ts'
 import type { SwarmNode } from '../net/node.ts'
@@ -54,7 +54,7 @@ export class SubmitService {
   async stop (signal: AbortSignal): Promise<void> {
     this.stopping = true
     await this.c.node.unhandle(SUBMIT_PROTOCOL).catch(() => {})
-    const leaving = new TileswarmError('the coordinating peer is shutting down; submit again to another peer')
+    const leaving = new PeerLeavingError('the coordinating peer is shutting down')
     for (const host of this.hosts.keys()) host.leave(leaving)
     await Promise.race([Promise.allSettled(this.hosts.values()), whenAborted(signal)])
   }
@@ -64,11 +64,11 @@ export class SubmitService {
     const client = connection.remotePeer.toString()
     let admitted = false
     try {
-      if (this.stopping) throw new TileswarmError('this peer is shutting down; submit to another')
+      if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
       if (this.options.allowSubmit !== undefined && !this.options.allowSubmit.has(client)) {
         throw new SubmitRefusedError(`peer ${client} may not submit jobs to this peer (--allow-submit); ask its operator to add your peer id (tileswarm id --data-dir <dir>)`)
       }
-      if (this.admitted >= this.options.maxJobs) throw new LimitExceededError(`this peer has ${this.admitted} job${this.admitted === 1 ? '' : 's'} under way, its limit (--max-jobs); try again later or submit to another peer`)
+      if (this.admitted >= this.options.maxJobs) throw new PeerBusyError(`this peer has ${this.admitted} job${this.admitted === 1 ? '' : 's'} under way, its limit (--max-jobs); try again later or submit to another peer`)
       this.admitted++
       admitted = true
       const idle = { timeoutMs: this.options.uploadIdleMs ?? UPLOAD_IDLE_MS }
@@ -82,8 +82,8 @@ export class SubmitService {
       const { message: upload, body } = await wire.receive(idle)
       if (upload.type !== 'upload') throw new ProtocolError(`expected the upload, got ${upload.type}`)
       if ((body?.length ?? 0) !== request.bytes) throw new ProtocolError(`the upload is ${body?.length ?? 0} bytes, the submission said ${request.bytes}`)
-      if (this.stopping) throw new TileswarmError('this peer is shutting down; submit to another')
-      const host = new JobHost(this.c, this.options, { steps, tileSize, format: request.format as OutputFormat, quality: request.quality }, client)
+      if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
+      const host = new JobHost(this.c, this.options, { steps, tileSize, format: request.format as OutputFormat, quality: request.quality, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, client)
       const run = host.run(wire, body ?? Buffer.alloc(0))
       this.hosts.set(host, run)
       try {

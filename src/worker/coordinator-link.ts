@@ -9,6 +9,8 @@ export interface JobRef {
   jobId: string
   coordinator: string
   addrs: string[]
+  /** The job's content identity, under which this worker may hold results from an earlier coordinator. */
+  jobKey?: string
 }
 
 export interface GrantedWork {
@@ -105,13 +107,24 @@ export class CoordinatorLink {
     return ++this.rid
   }
 
-  async join (): Promise<JobInfo> {
-    const { message } = await this.request({ type: 'join', v: PROTOCOL_VERSION, rid: this.nextRid(), jobId: this.ref.jobId })
+  /**
+   * Joins the job, saying which of its tiles' results this worker holds
+   * (`held`, a bitmap); the answer's bitmap says which of those to offer.
+   */
+  async join (held?: Uint8Array): Promise<{ info: JobInfo, reserved?: Buffer }> {
+    const { message, body } = await this.request({ type: 'join', v: PROTOCOL_VERSION, rid: this.nextRid(), jobId: this.ref.jobId }, held)
     if (message.type !== 'job' || message.jobId !== this.ref.jobId) throw new ProtocolError(`expected job info, got ${message.type}`)
     this.info = message
     // The coordinator's pipeline is checked like any user input.
     this.steps = resolvePipeline(message.ops)
-    return message
+    return { info: message, ...(body !== undefined ? { reserved: body } : {}) }
+  }
+
+  /** A result this worker held from an earlier coordinator of the job. */
+  async offer (tile: number, checksum: string, pixels: Uint8Array): Promise<'accepted' | 'duplicate' | 'rejected'> {
+    const { message } = await this.request({ type: 'offer', rid: this.nextRid(), tile, checksum }, pixels)
+    if (message.type !== 'ack') throw new ProtocolError(`expected an ack, got ${message.type}`)
+    return message.status
   }
 
   /** The coordinator may hold a claim for the job's park time before it answers. */

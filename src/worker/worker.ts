@@ -5,6 +5,7 @@ import { processTile, freeBuffer, semaphore, type Gate, type RawImage, type Step
 import { tileChecksum } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { CoordinatorLink, type ClaimReply, type GrantedWork, type JobRef } from './coordinator-link.ts'
+import type { ResultCache } from './result-cache.ts'
 
 export type { JobRef } from './coordinator-link.ts'
 
@@ -15,8 +16,12 @@ export type { JobRef } from './coordinator-link.ts'
 export type TileProcessor = (pixels: RawImage, tile: Tile, steps: Step[], gate: Gate) => Promise<RawImage>
 
 export interface WorkerOptions {
+  /** This peer: its own coordinator's jobs are reached in memory, and their results need no keeping. */
+  peerId: string
   /** libvips passes at once (one thread each); twice as many tiles are in hand. */
   slots: number
+  /** Results kept for a later coordinator of the same job; none kept if unset. */
+  cache?: ResultCache
   /** Opens a tile-protocol channel to a job's coordinator. */
   connect: (ref: JobRef) => Promise<Channel>
   log?: (line: string) => void
@@ -32,6 +37,8 @@ interface JobEntry {
   finished: boolean
   /** Links lost in a row; the job is dropped (until announced again) after a few. */
   failures: number
+  /** Tiles this peer finished for the job (results accepted). */
+  accepted: number
 }
 
 const MAX_LINK_FAILURES = 3
@@ -83,9 +90,18 @@ export class Worker {
   addJob (ref: JobRef): void {
     if (this.stopped) return
     const entry = this.jobs.get(ref.jobId)
-    if (entry === undefined) this.jobs.set(ref.jobId, { ref, retryAt: 0, lanes: 0, finished: false, failures: 0 })
+    if (entry === undefined) this.jobs.set(ref.jobId, { ref, retryAt: 0, lanes: 0, finished: false, failures: 0, accepted: 0 })
     else if (!entry.finished) entry.retryAt = 0
     this.wake()
+  }
+
+  /** A coordinator's connection is gone: its jobs are dropped now, not after their links time out. */
+  coordinatorGone (peerId: string): void {
+    for (const entry of this.jobs.values()) {
+      if (entry.ref.coordinator !== peerId) continue
+      entry.finished = true
+      this.maybeClose(entry.ref.jobId)
+    }
   }
 
   jobFinished (jobId: string): void {
@@ -100,6 +116,7 @@ export class Worker {
     const entry = this.jobs.get(jobId)
     if (entry === undefined || !entry.finished || entry.lanes > 0) return
     this.jobs.delete(jobId)
+    if (entry.link !== undefined && !this.stopped) this.options.log?.(`job ${jobId}: finished here (${entry.accepted} tiles from this peer)`)
     void entry.link?.then(async s => { await s.close() }, () => {})
   }
 
@@ -157,9 +174,27 @@ export class Worker {
 
   private async openLink (ref: JobRef): Promise<CoordinatorLink> {
     const link = new CoordinatorLink(await this.options.connect(ref), ref, WORKER_REQUEST_TIMEOUT_MS)
-    const info = await link.join()
+    const { cache } = this.options
+    const held = ref.jobKey !== undefined ? cache?.heldTiles(ref.jobKey) : undefined
+    const { info, reserved } = await link.join(held)
     this.options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${ref.coordinator})`)
+    if (reserved !== undefined && cache !== undefined) await this.offer(link, reserved, cache)
     return link
+  }
+
+  /** Hands the job's new coordinator the results it reserved for us. */
+  private async offer (link: CoordinatorLink, reserved: Uint8Array, cache: ResultCache): Promise<void> {
+    const local = link.ref.coordinator === this.options.peerId
+    let offered = 0
+    for (let tile = 0; tile < reserved.length * 8; tile++) {
+      if ((reserved[tile >> 3]! & (1 << (tile & 7))) === 0) continue
+      // In memory, the coordinator takes the buffer itself.
+      const held = local ? cache.take(link.info.jobKey, tile) : cache.get(link.info.jobKey, tile)
+      if (held === undefined) continue
+      if (await link.offer(tile, held.checksum, held.data) === 'accepted') offered++
+    }
+    cache.stats.offered += offered
+    this.options.log?.(`job ${link.ref.jobId}: handed over ${offered} tiles finished for an earlier coordinator`)
   }
 
   /** One lane on one job until it has nothing for us: claim, prefetch, compute, send. */
@@ -188,15 +223,19 @@ export class Worker {
         await new Promise(resolve => setImmediate(resolve))
         const core = await this.process(work.pixels, work.tile, link.steps, this.gate)
         freeBuffer(work.pixels.data, [core.data])
+        const checksum = tileChecksum(core.data)
+        // Kept for a later coordinator if this one dies; one in this process dies with us.
+        const keep = this.options.cache !== undefined && link.ref.coordinator !== this.options.peerId
+        if (keep) this.options.cache!.put(link.info.jobKey, work.tile.index, checksum, core.data)
         // Stopping handed the lease back already; the result would be a duplicate.
         if (this.stopped || !this.held.has(work.leaseId)) continue
         this.held.delete(work.leaseId)
-        const status = await link.result(work.tile.index, work.leaseId, tileChecksum(core.data), core.data)
+        const status = await link.result(work.tile.index, work.leaseId, checksum, core.data)
         // Acked: the coordinator has every byte (a reply comes only after the whole body).
-        freeBuffer(core.data)
+        if (!keep) freeBuffer(core.data)
         if (status === 'accepted') {
           const entry = this.jobs.get(link.ref.jobId)
-          if (entry !== undefined) entry.failures = 0
+          if (entry !== undefined) { entry.failures = 0; entry.accepted++ }
         }
       }
       return 'stopped'

@@ -27,7 +27,7 @@ test('the input is freed band by band as its tiles come in, and a lost tile stil
   const source = noiseImage(200, 130, { channels: 3, depth: 8 }, 5)
   const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
   const clock = manualClock()
-  const job = new JobCoordinator({ jobId: 'j', input: BandedImage.from(source, 32), steps, tileSize: 32, leaseMs: 1000, clock })
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: BandedImage.from(source, 32), steps, tileSize: 32, leaseMs: 1000, clock })
   const full = job.inputBytes
   t.is(full, 200 * 130 * 3)
   t.is(source.data.length, 0, 'the coordinator took the image')

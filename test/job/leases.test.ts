@@ -18,8 +18,8 @@ test('an expired lease returns its tile first; a late result from the first hold
   const again = table.claim('b', 1000)!
   t.is(again.tile, first.tile, 'the returned tile goes out before fresh ones')
   t.is(table.stats.reclaimed, 1)
-  t.is(table.complete(first.tile, first.leaseId, 'a'), 'accepted', 'late but valid')
-  t.is(table.complete(again.tile, again.leaseId, 'b'), 'duplicate')
+  t.is(table.complete(first.tile, first.leaseId, 'a', 0), 'accepted', 'late but valid')
+  t.is(table.complete(again.tile, again.leaseId, 'b', 0), 'duplicate')
   t.is(table.completed, 1)
   t.is(table.stats.duplicates, 1)
 })
@@ -30,8 +30,8 @@ test('only the holder may renew, release or deliver', t => {
   t.is(table.renew(lease.leaseId, 'b', 500), undefined)
   t.is(table.renew(lease.leaseId, 'a', 500)?.deadline, 1500)
   t.false(table.release(lease.leaseId, 'b'))
-  t.is(table.complete(lease.tile, lease.leaseId, 'b'), 'unknown')
-  t.is(table.complete(5, lease.leaseId, 'a'), 'unknown')
+  t.is(table.complete(lease.tile, lease.leaseId, 'b', 0), 'unknown')
+  t.is(table.complete(5, lease.leaseId, 'a', 0), 'unknown')
   t.is(table.check(lease.tile, 'made-up', 'a'), 'unknown')
   t.true(table.release(lease.leaseId, 'a'))
   t.is(table.pendingCount, 1)
@@ -65,7 +65,7 @@ test('property: every tile completes exactly once under any schedule', t => {
       const doneBy = new Map<number, number>()
       let now = 0
       const deliver = (l: { tile: number, leaseId: string, peer: string }): void => {
-        if (table.complete(l.tile, l.leaseId, l.peer) === 'accepted') doneBy.set(l.tile, (doneBy.get(l.tile) ?? 0) + 1)
+        if (table.complete(l.tile, l.leaseId, l.peer, 0) === 'accepted') doneBy.set(l.tile, (doneBy.get(l.tile) ?? 0) + 1)
       }
       for (const op of ops) {
         now += op.dt

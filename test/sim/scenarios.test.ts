@@ -27,6 +27,17 @@ for (const name of Object.keys(SCENARIOS)) {
   })
 }
 
+test.serial('sim coordinator-crash: the job resumes elsewhere and recovers what survivors finished; straggler: their tiles are copied', async t => {
+  const crash = await sim(['--peers', '8', '--tiles', '300', '--scenario', 'coordinator-crash', '--seed', '3', '--time-limit-s', '90'])
+  t.is(crash.summary?.invariants, 'ok', crash.stderr)
+  t.true(crash.summary.resumed.recovered > 0, JSON.stringify(crash.summary.resumed))
+  t.true(crash.summary.resumed.recovered >= crash.summary.resumed.recomputed, JSON.stringify(crash.summary.resumed))
+  const straggler = await sim(['--peers', '8', '--tiles', '300', '--scenario', 'straggler', '--seed', '3', '--time-limit-s', '90'])
+  t.is(straggler.summary?.invariants, 'ok', straggler.stderr)
+  t.true(straggler.summary.speculativeCopies >= 1, JSON.stringify(straggler.summary))
+  t.true(straggler.summary.extraWorkShare <= 0.1)
+})
+
 test.serial('sim refuses an unknown scenario', async t => {
   const { code, stderr } = await sim(['--scenario', 'meteor'])
   t.not(code, 0)

@@ -1,7 +1,7 @@
 import test from 'ava'
 import { join } from 'node:path'
 import { Cluster, until } from '../../sim/cluster.ts'
-import { startPeerProcess } from '../../sim/processes.ts'
+import { runPeerJs as runCli, startPeerProcess } from '../../sim/processes.ts'
 import { SwarmPeer } from '../../src/swarm/peer.ts'
 import { createSwarmNode } from '../../src/net/node.ts'
 import { JOBS_TOPIC, PEERS_TOPIC, PROTOCOL_VERSION, TILE_PROTOCOL } from '../../src/protocol/constants.ts'
@@ -42,6 +42,19 @@ test.serial('a peer process prints its addresses and exits 0 on SIGTERM and on S
   }
 })
 
+test.serial('a second peer on a port in use: one line naming that port', async t => {
+  const dir = await tempDir()
+  const first = await startPeerProcess('p', ['--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, 'a')])
+  try {
+    const port = first.addr.split('/')[4]!
+    const r = await runCli(['--listen', '/ip4/127.0.0.1/tcp/0', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--data-dir', join(dir, 'b')], { timeoutMs: 20_000 })
+    t.is(r.code, 1)
+    t.is(r.stderr, `tileswarm: cannot listen on 127.0.0.1:${port}: the address is in use (another peer on this port?); give --listen another port, or /tcp/0 for any free one\n`)
+  } finally {
+    await first.stop()
+  }
+})
+
 test.serial('a peer sizes its libuv pool to --slots, in either spelling, unless told otherwise', async t => {
   const dir = await tempDir()
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'UV_THREADPOOL_SIZE'))
@@ -71,7 +84,7 @@ test.serial('garbage on every topic and on the tile protocol is ignored and logg
     pubsub.subscribe(JOBS_TOPIC)
     await until(() => pubsub.getSubscribers(JOBS_TOPIC).length > 0, [pubsub], ['subscription-change', 'gossipsub:heartbeat'], 10_000, 'rogue in the mesh')
     await pubsub.publish(JOBS_TOPIC, Buffer.from('{not json'))
-    await pubsub.publish(JOBS_TOPIC, Buffer.from(JSON.stringify({ type: 'announce', v: PROTOCOL_VERSION, jobId: 'x', coordinator: target.peerId, addrs: [], tiles: 1, pending: 1, leaseMs: 1 })))
+    await pubsub.publish(JOBS_TOPIC, Buffer.from(JSON.stringify({ type: 'announce', v: PROTOCOL_VERSION, jobId: 'x', jobKey: 'a'.repeat(64), coordinator: target.peerId, addrs: [], tiles: 1, pending: 1, leaseMs: 1 })))
     await pubsub.publish(PEERS_TOPIC, Buffer.from(JSON.stringify({ type: 'hello', v: 2 })))
     const { multiaddr } = await import('@multiformats/multiaddr')
     const stream = await rogue.dialProtocol(multiaddr(target.addrs()[0]!), TILE_PROTOCOL)

@@ -49,7 +49,8 @@ serial('a worker that hangs (holds leases, answers nothing): the leases expire, 
     const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 320, 320), 'median:5', dir, 32)
     t.true(struck())
     t.true(run.swarm.equals(run.local))
-    t.true(run.done.leases.expired >= 1, JSON.stringify(run.done.leases))
+    // Its tiles were done by others: copied once they straggled, or taken back when their leases ran out.
+    t.true(run.done.leases.expired + run.done.leases.speculated >= 1, JSON.stringify(run.done.leases))
     everyTileOnce(t, counts, 100)
   })
 })

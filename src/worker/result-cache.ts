@@ -1,0 +1,88 @@
+import type { Clock } from '../clock.ts'
+
+interface Held {
+  jobKey: string
+  tile: number
+  checksum: string
+  data: Buffer
+  at: number
+}
+
+export interface ResultCacheStats {
+  bytes: number
+  tiles: number
+  /** Results handed to a later coordinator of their job. */
+  offered: number
+  evicted: number
+}
+
+/**
+ * Tile results a worker computed, kept for a while under their job's content
+ * identity: if the job's coordinator dies, the next one collects them instead
+ * of computing them again. Bounded in bytes and in age; the oldest go first.
+ */
+export class ResultCache {
+  private readonly maxBytes: number
+  private readonly maxAgeMs: number
+  private readonly clock: Clock
+  /** Insertion order is age order. */
+  private readonly held = new Map<string, Held>()
+  readonly stats: ResultCacheStats = { bytes: 0, tiles: 0, offered: 0, evicted: 0 }
+
+  constructor (options: { maxBytes: number, maxAgeMs: number, clock: Clock }) {
+    this.maxBytes = options.maxBytes
+    this.maxAgeMs = options.maxAgeMs
+    this.clock = options.clock
+  }
+
+  /** Takes `data`: the cache owns it from now on. */
+  put (jobKey: string, tile: number, checksum: string, data: Buffer): void {
+    if (data.length > this.maxBytes) return
+    this.delete(`${jobKey}/${tile}`)
+    this.held.set(`${jobKey}/${tile}`, { jobKey, tile, checksum, data, at: this.clock.now() })
+    this.stats.bytes += data.length
+    this.stats.tiles++
+    this.trim()
+  }
+
+  /** Which tiles of a job are held, as a bitmap (bit i: tile i); undefined if none. */
+  heldTiles (jobKey: string): Uint8Array | undefined {
+    this.trim()
+    const tiles: number[] = []
+    for (const h of this.held.values()) if (h.jobKey === jobKey) tiles.push(h.tile)
+    if (tiles.length === 0) return undefined
+    const bitmap = new Uint8Array((Math.max(...tiles) >> 3) + 1)
+    for (const t of tiles) bitmap[t >> 3]! |= 1 << (t & 7)
+    return bitmap
+  }
+
+  get (jobKey: string, tile: number): { checksum: string, data: Buffer } | undefined {
+    return this.held.get(`${jobKey}/${tile}`)
+  }
+
+  /** Hands a result over for good (to a coordinator in this process, which takes the buffer). */
+  take (jobKey: string, tile: number): { checksum: string, data: Buffer } | undefined {
+    const h = this.held.get(`${jobKey}/${tile}`)
+    if (h !== undefined) this.delete(`${jobKey}/${tile}`)
+    return h
+  }
+
+  /** Left to the collector, not freed at once: a send may still be reading it. */
+  private delete (key: string): void {
+    const h = this.held.get(key)
+    if (h === undefined) return
+    this.held.delete(key)
+    this.stats.bytes -= h.data.length
+    this.stats.tiles--
+  }
+
+  /** Past the byte bound or the age bound, the oldest go. */
+  private trim (): void {
+    const oldest = this.clock.now() - this.maxAgeMs
+    for (const [key, h] of this.held) {
+      if (this.stats.bytes <= this.maxBytes && h.at >= oldest) break
+      this.delete(key)
+      this.stats.evicted++
+    }
+  }
+}
