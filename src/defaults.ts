@@ -30,6 +30,10 @@ export const PROGRESS_HEARTBEAT_MS = 5000
 export const SUBMIT_IDLE_MS = 3 * PROGRESS_HEARTBEAT_MS
 /** A resumed job waits this long at most for the peers holding its finished tiles to offer them. */
 export const COLLECT_WINDOW_MS = 3000
+/** A tile reserved for a holder to hand over stays reserved this long (or a lease, if longer). */
+export const OFFER_HOLD_MS = 10_000
+/** Offers a worker has in flight at once. */
+export const OFFERS_IN_FLIGHT = 16
 /** A second copy of a tile is granted once it is held this many times the median tile time, when idle peers have nothing else to do... */
 export const SPECULATE_AFTER_MEDIANS = 3
 /** ...up to this share of the job's tiles, and once this many tile times are known. */

@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib'
 import { bytesPerPixel, createOutput, pipelineFormat, pipelineRadius, planTiles, placeTile, toSpecs, type BandedImage, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import { systemClock, type Clock } from '../clock.ts'
-import { DEFAULT_PARK_MS } from '../defaults.ts'
+import { DEFAULT_PARK_MS, OFFER_HOLD_MS } from '../defaults.ts'
 import { LeaseTable, type Lease, type SpeculationPolicy } from './leases.ts'
 import type { JobInfo } from '../protocol/messages.ts'
 
@@ -158,7 +158,7 @@ export class JobCoordinator {
       const now = this.clock.now()
       for (let tile = 0; tile < Math.min(this.tiles.length, held.length * 8); tile++) {
         if ((held[tile >> 3]! & (1 << (tile & 7))) === 0) continue
-        if (this.leases.reserve(tile, peer, now) === undefined) continue
+        if (this.leases.reserve(tile, peer, now, Math.max(this.leases.leaseMs, OFFER_HOLD_MS)) === undefined) continue
         reserved ??= new Uint8Array(Math.ceil(this.tiles.length / 8))
         reserved[tile >> 3]! |= 1 << (tile & 7)
       }

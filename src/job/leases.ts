@@ -105,10 +105,16 @@ export class LeaseTable {
     return this.grant(tile, peer, 'work', now)
   }
 
-  /** A tile a worker already holds the result of, from an earlier coordinator: reserved for it to hand over. */
-  reserve (tile: number, peer: string, now: number): Lease | undefined {
+  /**
+   * A tile a worker already holds the result of, from an earlier coordinator:
+   * reserved for it to hand over, for `holdMs` (a worker hands over many at
+   * once, and renews none of them).
+   */
+  reserve (tile: number, peer: string, now: number, holdMs: number): Lease | undefined {
     if (tile < 0 || tile >= this.tileCount || !this.isFree(tile)) return undefined
-    return this.grant(tile, peer, 'offer', now)
+    const lease = this.grant(tile, peer, 'offer', now)
+    lease.deadline = now + holdMs
+    return lease
   }
 
   /**

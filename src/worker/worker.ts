@@ -1,5 +1,5 @@
 import { systemClock, repeat, whenAborted, type Clock } from '../clock.ts'
-import { WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
+import { OFFERS_IN_FLIGHT, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
 import { oneLine } from '../errors.ts'
 import { processTile, freeBuffer, semaphore, type Gate, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import { tileChecksum } from '../job/coordinator.ts'
@@ -116,7 +116,10 @@ export class Worker {
     const entry = this.jobs.get(jobId)
     if (entry === undefined || !entry.finished || entry.lanes > 0) return
     this.jobs.delete(jobId)
-    if (entry.link !== undefined && !this.stopped) this.options.log?.(`job ${jobId}: finished here (${entry.accepted} tiles from this peer)`)
+    if (entry.link !== undefined && !this.stopped) {
+      const kept = this.options.cache?.stats
+      this.options.log?.(`job ${jobId}: finished here (${entry.accepted} tiles from this peer)${kept !== undefined ? `; keeping ${kept.tiles} results (${(kept.bytes / 1024 / 1024).toFixed(1)} MB) for later coordinators` : ''}`)
+    }
     void entry.link?.then(async s => { await s.close() }, () => {})
   }
 
@@ -185,14 +188,18 @@ export class Worker {
   /** Hands the job's new coordinator the results it reserved for us. */
   private async offer (link: CoordinatorLink, reserved: Uint8Array, cache: ResultCache): Promise<void> {
     const local = link.ref.coordinator === this.options.peerId
+    const tiles: number[] = []
+    for (let tile = 0; tile < reserved.length * 8; tile++) if ((reserved[tile >> 3]! & (1 << (tile & 7))) !== 0) tiles.push(tile)
     let offered = 0
-    for (let tile = 0; tile < reserved.length * 8; tile++) {
-      if ((reserved[tile >> 3]! & (1 << (tile & 7))) === 0) continue
-      // In memory, the coordinator takes the buffer itself.
-      const held = local ? cache.take(link.info.jobKey, tile) : cache.get(link.info.jobKey, tile)
-      if (held === undefined) continue
-      if (await link.offer(tile, held.checksum, held.data) === 'accepted') offered++
+    // A few in flight at once: one round trip each, one after another, would take a while.
+    const send = async (): Promise<void> => {
+      for (let tile = tiles.shift(); tile !== undefined; tile = tiles.shift()) {
+        // In memory, the coordinator takes the buffer itself.
+        const held = local ? cache.take(link.info.jobKey, tile) : cache.get(link.info.jobKey, tile)
+        if (held !== undefined && await link.offer(tile, held.checksum, held.data) === 'accepted') offered++
+      }
     }
+    await Promise.all(Array.from({ length: OFFERS_IN_FLIGHT }, send))
     cache.stats.offered += offered
     this.options.log?.(`job ${link.ref.jobId}: handed over ${offered} tiles finished for an earlier coordinator`)
   }

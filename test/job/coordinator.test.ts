@@ -1,7 +1,7 @@
 import test from 'ava'
 import { JobCoordinator, tileChecksum } from '../../src/job/coordinator.ts'
 import type { Clock } from '../../src/clock.ts'
-import { BandedImage, processTile, parseOps, resolvePipeline, runPipeline } from '../../src/imaging/index.ts'
+import { BandedImage, extract, processTile, parseOps, resolvePipeline, runPipeline } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
 
 /** Time that moves only when the test says so. */
@@ -62,4 +62,58 @@ test('the input is freed band by band as its tiles come in, and a lost tile stil
   const output = await job.finished
   t.is(job.inputBytes, 0)
   t.true(output.data.equals(reference.data))
+})
+
+test('a resumed job: nothing is computed until its holders have joined; what they offer is checked and placed', async t => {
+  const steps = resolvePipeline(parseOps('invert'))
+  const source = noiseImage(64, 32, { channels: 3, depth: 8 }, 9)
+  const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
+  const clock = manualClock()
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: BandedImage.from(source, 32), steps, tileSize: 32, leaseMs: 1000, clock, collect: { holders: ['h1', 'h2'], windowMs: 3000 } })
+  const recovered: number[] = []
+  job.on('recovered', tiles => { recovered.push(tiles) })
+  const early = job.claim('w')
+  // h1 held tile 0 from the last coordinator: it is reserved for h1.
+  const reserved = job.join('h1', Uint8Array.of(0b01))!
+  t.deepEqual([...reserved], [0b01])
+  const tile0 = job.tiles[0]!
+  const core0 = extract(reference, tile0.core)
+  t.is(job.offer('h1', 0, '00000000', core0.data).status, 'rejected', 'a bad checksum is refused')
+  t.like(job.offer('h1', 0, tileChecksum(core0.data), core0.data), { status: 'rejected', reason: 'tile 0 was not reserved for this peer' }, 'the refusal freed the reservation')
+  // h2 holds nothing; once it has joined, work goes out, the refused tile first.
+  t.is(job.join('h2'), undefined)
+  const first = await early
+  t.is(first.kind === 'grant' ? first.grant.tile.index : -1, 0)
+  clock.advance(1)
+  t.deepEqual(recovered, [0])
+})
+
+test('a resumed job whose holder never comes: the window passes, and its tiles are computed', async t => {
+  const steps = resolvePipeline(parseOps('invert'))
+  const clock = manualClock()
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: BandedImage.from(noiseImage(40, 20, { channels: 1, depth: 8 }, 3), 32), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 60_000, collect: { holders: ['gone'], windowMs: 3000 } })
+  const claim = job.claim('w')
+  let granted = false
+  void claim.then(o => { granted = o.kind === 'grant' })
+  clock.advance(2999)
+  await Promise.resolve()
+  t.false(granted)
+  clock.advance(1)
+  t.is((await claim).kind, 'grant')
+})
+
+test('offers from a holder complete the job without any computing', async t => {
+  const steps = resolvePipeline(parseOps('invert'))
+  const source = noiseImage(64, 40, { channels: 3, depth: 8 }, 4)
+  const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: BandedImage.from(source, 32), steps, tileSize: 32, leaseMs: 1000, clock: manualClock(), collect: { holders: ['h'], windowMs: 3000 } })
+  const all = Uint8Array.of(0b1111)
+  t.deepEqual([...job.join('h', all)!], [0b1111])
+  for (const tile of job.tiles) {
+    const core = extract(reference, tile.core)
+    t.is(job.offer('h', tile.index, tileChecksum(core.data), core.data).status, 'accepted')
+  }
+  t.true((await job.finished).data.equals(reference.data))
+  t.is(job.leases.stats.recovered, 4)
+  t.is(job.leases.stats.granted, 0)
 })

@@ -88,3 +88,53 @@ test('property: every tile completes exactly once under any schedule', t => {
   ), { numRuns: 300 })
   t.pass()
 })
+
+const policy = { afterMedians: 3, maxShare: 0.5, minSamples: 2 }
+
+test('speculation: a copy only with the pool empty, tile times known, and the holder far past the median; first result wins', t => {
+  const table = new LeaseTable(4, 60_000)
+  const slow = table.claim('slow', 0)!
+  const [a, b] = [table.claim('fast', 0)!, table.claim('fast', 0)!]
+  t.is(table.speculate('idle', 10, policy), undefined, 'the pool is not empty')
+  const c = table.claim('fast', 0)!
+  t.is(table.speculate('idle', 10, policy), undefined, 'no tile times known yet')
+  for (const l of [a, b, c]) table.complete(l.tile, l.leaseId, 'fast', 100)
+  t.is(table.speculate('idle', 250, policy), undefined, 'the holder is within three medians (100 ms)')
+  t.is(table.speculate('slow', 400, policy), undefined, 'never to the holder itself')
+  const copy = table.speculate('idle', 400, policy)!
+  t.like(copy, { tile: slow.tile, kind: 'copy', peer: 'idle' })
+  t.is(table.speculate('other', 400, policy), undefined, 'one copy per tile')
+  t.is(table.complete(copy.tile, copy.leaseId, 'idle', 410), 'accepted')
+  t.is(table.complete(slow.tile, slow.leaseId, 'slow', 500), 'duplicate', 'the straggler loses')
+  t.is(table.renew(slow.leaseId, 'slow', 500), undefined, 'and its lease is gone')
+  t.like(table.stats, { speculated: 1, speculativeWins: 1 })
+  t.true(table.isComplete)
+})
+
+test('speculation stays within its share of the tiles', t => {
+  const table = new LeaseTable(10, 60_000)
+  const held = Array.from({ length: 10 }, (_, i) => table.claim(`p${i}`, 0)!)
+  for (const l of held.slice(0, 2)) table.complete(l.tile, l.leaseId, l.peer, 10)
+  const copies = Array.from({ length: 8 }, () => table.speculate('idle', 1000, { ...policy, maxShare: 0.2 })).filter(l => l !== undefined)
+  t.is(copies.length, 2)
+})
+
+test('reserved tiles: held for their holder to hand over, not handed out, and counted as recovered', t => {
+  const table = new LeaseTable(3, 1000)
+  const reserved = table.reserve(1, 'holder', 0, 10_000)!
+  t.is(reserved.deadline, 10_000)
+  t.is(table.reserve(1, 'other', 0, 10_000), undefined, 'a tile is reserved once')
+  t.deepEqual([table.claim('w', 0)?.tile, table.claim('w', 0)?.tile, table.claim('w', 0)], [0, 2, undefined])
+  t.is(table.leaseOf(1, 'holder', 'offer')?.leaseId, reserved.leaseId)
+  t.is(table.complete(1, reserved.leaseId, 'holder', 5), 'accepted')
+  t.is(table.stats.recovered, 1)
+  t.is(table.stats.granted, 2, 'reservations are not grants of work')
+})
+
+test('a reservation that lapses frees its tile for computing', t => {
+  const table = new LeaseTable(1, 1000)
+  table.reserve(0, 'holder', 0, 5000)
+  t.is(table.claim('w', 0), undefined)
+  t.is(table.expire(5000).length, 1)
+  t.is(table.claim('w', 5000)?.tile, 0)
+})

@@ -42,6 +42,27 @@ test.serial('a full peer refuses before the upload is read: submissions still up
   }
 })
 
+test.serial('a full peer passes the job on: the client tries its next entry point, then peers it was told of', async t => {
+  const cluster = await Cluster.start(2, { maxJobs: 1 })
+  const holder = await createClientNode()
+  try {
+    const [full, free] = cluster.peers as [typeof cluster.peers[0], typeof cluster.peers[0]]
+    const held = new FramedChannel(await holder.dialProtocol(multiaddr(full.addrs()[0]!), SUBMIT_PROTOCOL), { maxBodyBytes: 1 << 20 })
+    await held.send({ type: 'submit', v: PROTOCOL_VERSION, ops: [{ op: 'invert' }], format: 'png', quality: 90, bytes: 10 })
+    t.is((await held.receive({ timeoutMs: 5000 })).header.type, 'ready')
+    const dir = await tempDir()
+    const events: SubmitEvent[] = []
+    const request = requestFromFlags({ ops: 'sobel', imagePath: fixture('low-contrast.jpg'), out: join(dir, 'out.png') })
+    const done = await submitToSwarm(request, { peer: [full.addrs()[0]!, free.addrs()[0]!], onEvent: e => { events.push(e) } })
+    t.is(done.width, 300)
+    t.like(events.find(e => e.event === 'passed'), { event: 'passed', peer: full.addrs()[0]!, reason: 'this peer has 1 job under way, its limit (--max-jobs); try again later or submit to another peer' })
+    held.abort(new Error('done'))
+  } finally {
+    await holder.stop()
+    await cluster.stop()
+  }
+})
+
 test.serial('ten clients at once on a peer with --max-jobs 1: one runs, the others are refused before uploading', async t => {
   const cluster = await Cluster.start(1, { maxJobs: 1, process: slowProcessor(20) })
   try {
