@@ -81,8 +81,8 @@ export const SCENARIOS: Record<string, Scenario> = {
     },
   },
   straggler: {
-    description: 'a quarter of the workers are 20x slower from the start: idle peers copy their tiles at the end',
-    run: quarterAt(0, 'slowing 20x:', (ctx, p) => { ctx.cluster.slow(p, 20) }),
+    description: 'a quarter of the workers are 100x slower from the start (alive, but crawling): idle peers copy their tiles at the end',
+    run: quarterAt(0, 'slowing 100x:', (ctx, p) => { ctx.cluster.slow(p, 100) }),
   },
   churn: {
     description: 'from 10% on, a worker leaves and a new peer joins every 150 ms (at most peers/2 times)',
