@@ -34,7 +34,7 @@ test('a lock from an earlier boot is taken over, whatever its pid names now', as
 })
 
 test('a lock held by a running process is refused, and taken over once it is gone', async t => {
-  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' })
+  const child = spawn(process.execPath, ['-e', 'process.stdin.resume()'], { stdio: ['pipe', 'ignore', 'ignore'] })
   await once(child, 'spawn')
   try {
     const dir = await dirWithLock({ pid: child.pid, start: await startOf(child.pid!), boot: await bootId() })
