@@ -95,8 +95,13 @@ async function * framesOneEach (source: AsyncIterable<Uint8Array | Uint8ArrayLis
 export class FramedChannel implements Channel {
   private readonly outgoing = pushable<Uint8Array | Uint8ArrayList>()
   private readonly frames: AsyncIterator<Uint8ArrayList>
-  private readonly sinkDone: Promise<void>
+  /** Settles when the transport stops taking frames: undefined when it took them all, the error if it failed. */
+  private readonly sinkDone: Promise<Error | undefined>
+  /** Aborted once nothing more will drain (the sink ended or failed, or the channel was aborted): no send waits on it then. */
+  private readonly draining = new AbortController()
+  /** No new sends: close() or abort() was called. */
   private closed = false
+  private aborted = false
   private readonly duplex: Duplex
   private readonly limits: ChannelLimits
   /** When the transport last took a frame: close() waits while it keeps taking them. */
@@ -105,7 +110,9 @@ export class FramedChannel implements Channel {
   constructor (duplex: Duplex, limits: ChannelLimits) {
     this.duplex = duplex
     this.limits = limits
-    this.sinkDone = pipe(this.outgoing, src => framesOneEach(src, () => { this.takenAt = performance.now() }), duplex.sink).catch(() => {})
+    this.sinkDone = pipe(this.outgoing, src => framesOneEach(src, () => { this.takenAt = performance.now() }), duplex.sink)
+      .then(() => undefined, (err: Error) => err)
+      .finally(() => { this.draining.abort() })
     this.frames = pipe(duplex.source, src => lp.decode(src, { maxDataLength: MAX_FRAME_BYTES }))[Symbol.asyncIterator]()
   }
 
@@ -120,16 +127,18 @@ export class FramedChannel implements Channel {
     this.sendQueue = new Promise(resolve => { sent = resolve })
     try {
       await previous
-      if (this.closed) throw new NetworkError('stream is closed')
+      if (this.aborted || this.draining.signal.aborted) throw new NetworkError('stream is closed')
       this.outgoing.push(Buffer.concat([Buffer.from([HEADER]), json]))
       if (body !== undefined) {
         for (let at = 0; at < body.length; at += BODY_CHUNK_BYTES) {
           const chunk = body.subarray(at, Math.min(body.length, at + BODY_CHUNK_BYTES))
           // A list, not a concatenation: the length prefix joins them in the one copy it makes anyway.
           this.outgoing.push(new Uint8ArrayList(BODY_KIND, chunk))
-          // Keep at most a few MiB queued: a 500 MB upload must not double in memory.
-          if (this.outgoing.readableLength > 4) await this.outgoing.onEmpty()
-          if (this.closed) throw new NetworkError('stream is closed')
+          // Keep at most a few MiB queued (readableLength counts bytes): a 500 MB upload must not double
+          // in memory, and a send returns when the transport has the bytes, not before. Without a
+          // signal this it-pushable's onEmpty() returns at once.
+          if (this.outgoing.readableLength > 4 * BODY_CHUNK_BYTES) await this.outgoing.onEmpty({ signal: this.draining.signal }).catch(() => {})
+          if (this.aborted || this.draining.signal.aborted) throw new NetworkError('stream is closed')
         }
       }
     } finally {
@@ -193,7 +202,10 @@ export class FramedChannel implements Channel {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    // Messages already being sent go out whole first.
+    await this.sendQueue
     this.outgoing.end()
+    this.takenAt = performance.now()
     const idleMs = this.limits.drainIdleMs ?? DRAIN_IDLE_MS
     let watchdog: NodeJS.Timeout | undefined
     const stalled = new Promise<Error>(resolve => {
@@ -204,9 +216,9 @@ export class FramedChannel implements Channel {
     })
     try {
       const err = await Promise.race([this.sinkDone, stalled])
-      if (err instanceof Error) {
+      if (err !== undefined) {
         this.duplex.abort?.(err)
-        throw err
+        throw err instanceof NetworkError ? err : new NetworkError(`delivery failed: ${err.message}`)
       }
     } finally {
       clearInterval(watchdog)
@@ -215,8 +227,10 @@ export class FramedChannel implements Channel {
   }
 
   abort (err: Error): void {
-    if (this.closed) return
+    if (this.aborted) return
+    this.aborted = true
     this.closed = true
+    this.draining.abort()
     this.outgoing.end(err)
     this.duplex.abort?.(err)
   }

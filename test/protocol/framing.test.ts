@@ -141,3 +141,24 @@ test('framed: close gives up, clearly, on a remote that stops reading', async t 
   t.is(remote.taken.length, 2)
   t.truthy(remote.aborted())
 })
+
+test('framed: a send waits for the transport to take its body (a few MiB may queue, not the whole body)', async t => {
+  const remote = slowTransport()
+  const channel = new FramedChannel(remote.duplex, { maxBodyBytes: 1 << 20 })
+  let sent = false
+  const sending = channel.send({ type: 'upload' }, Buffer.alloc(20 * BODY_CHUNK_BYTES)).then(() => { sent = true })
+  const settle = async (): Promise<void> => { for (let i = 0; i < 20; i++) await new Promise(resolve => setImmediate(resolve)) }
+  for (let i = 0; i < 10; i++) remote.take()
+  await settle()
+  t.false(sent, 'half the body is still with the sender')
+  for (let i = 0; i < 11; i++) remote.take()
+  await sending
+  t.true(remote.taken.length >= 21 - 5, `${remote.taken.length} taken when the send returned`)
+})
+
+test('framed: close reports a delivery the transport failed', async t => {
+  const failing: Duplex = { source: (async function * () {})(), sink: async source => { for await (const _ of source) throw new Error('stream reset') } }
+  const channel = new FramedChannel(failing, { maxBodyBytes: 1 << 20 })
+  await channel.send({ type: 'result' }).catch(() => {})
+  await t.throwsAsync(channel.close(), { name: 'NetworkError', message: /stream reset/ })
+})
