@@ -1,13 +1,13 @@
-import type { PrivateKey } from '@libp2p/interface'
+import type { PrivateKey, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, SUBMIT_IDLE_MS } from '../defaults.ts'
 import { JobFailedError, NetworkError, PeerBusyError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import { toSpecs } from '../imaging/index.ts'
 import { parsePeerAddress } from '../net/address.ts'
-import { openStream } from '../net/dial.ts'
+import { dialPeer } from '../net/dial.ts'
 import { createClientNode } from '../net/node.ts'
 import { probe } from '../net/probe.ts'
-import { PROTOCOL_VERSION, SUBMIT_PROTOCOL } from '../protocol/constants.ts'
+import { MAX_HOLDERS, PROTOCOL_VERSION, SUBMIT_PROTOCOL } from '../protocol/constants.ts'
 import { FramedChannel } from '../protocol/framing.ts'
 import type { SubmitResult } from '../protocol/messages.ts'
 import { submitClientWire } from '../protocol/wire.ts'
@@ -71,10 +71,13 @@ async function explainDialFailure (address: Multiaddr, err: Error, options: { sw
 
 /** How one try on one peer ended, if not with the result. */
 type Ending =
+  /** Not reached, or gone before it admitted the job. */
   | { kind: 'unreachable', error: NetworkError }
-  /** Refused before taking the job on: full or leaving. */
+  /** Full for now (--max-jobs): worth asking again later. */
   | { kind: 'busy', reason: string }
-  /** Gone after taking it on (or while it was uploaded): the job resumes elsewhere. */
+  /** Will not take it: leaving, or this peer's own rules (--allow-submit, its limits), or it failed there. */
+  | { kind: 'refused', reason: string }
+  /** Gone after admitting it: the job resumes elsewhere. */
   | { kind: 'lost', reason: string }
 
 class Ended extends Error {
@@ -85,8 +88,17 @@ class Ended extends Error {
   }
 }
 
-/** Refusals that mean "not here, try another peer", not "this job cannot be done". */
-const PASS_ON = new Set(['PeerBusyError', 'PeerLeavingError'])
+/**
+ * Refusals that mean "not here, try another peer", not "this job cannot be
+ * done": a peer's own rules and limits, and its own failures. A broken image
+ * or a bad pipeline fails the job at once.
+ */
+const PASS_ON = new Set(['PeerBusyError', 'PeerLeavingError', 'SubmitRefusedError', 'LimitExceededError', 'InternalError'])
+
+function passOn (name: string, reason: string, accepted: boolean): Ended {
+  if (accepted) return new Ended({ kind: 'lost', reason })
+  return new Ended(name === 'PeerBusyError' ? { kind: 'busy', reason } : { kind: 'refused', reason })
+}
 
 interface Candidate {
   /** What the user gave, or the first address a coordinator told of. */
@@ -120,7 +132,8 @@ export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOp
     const learned = new Map<string, Candidate>()
     /** Peer ids (or labels) tried, and how it went. */
     const tried = new Map<string, { kind: Ending['kind'], reason: string }>()
-    let holders: Array<{ peerId: string, addrs: string[] }> = []
+    /** Who holds finished tiles of this job, from every coordinator it has had: what a resumed job collects. */
+    const holders = new Map<string, { peerId: string, addrs: string[] }>()
     /** The coordinator lost last, as the user knows it; the job resumes from it. */
     let resumeFrom: string | undefined
     let resumeFromId: string | undefined
@@ -130,18 +143,21 @@ export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOp
     let busyRound = 0
     const keyOf = (c: Candidate): string => c.peerId ?? c.addrs[0]?.getPeerId() ?? c.label
     const next = (): Candidate | undefined => {
-      const holding = new Set(holders.map(h => h.peerId))
-      const others = [...learned.values()].sort((a, b) => Number(holding.has(b.peerId!)) - Number(holding.has(a.peerId!)))
+      const others = [...learned.values()].sort((a, b) => Number(holders.has(b.peerId!)) - Number(holders.has(a.peerId!)))
       return [...entries, ...others].find(c => !tried.has(keyOf(c)))
     }
 
     /** One try on one peer: the result, or an Ended saying how it ended. */
     const attempt = async (candidate: Candidate): Promise<SubmitDone> => {
-      let stream
+      let stream: Stream | undefined
       let dialError: Error | undefined
       for (const addr of candidate.addrs) {
         try {
-          stream = await openStream(node, addr, SUBMIT_PROTOCOL, { signal: AbortSignal.timeout(dialTimeoutMs) })
+          const signal = AbortSignal.timeout(dialTimeoutMs)
+          const connection = await dialPeer(node, addr, { signal })
+          stream = await connection.newStream(SUBMIT_PROTOCOL, { signal })
+          // Known by the id that answered: the same peer, told of again by a later coordinator, is not tried twice.
+          candidate.peerId ??= connection.remotePeer.toString()
           break
         } catch (err) {
           dialError ??= err as Error
@@ -151,6 +167,7 @@ export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOp
         throw new Ended({ kind: 'unreachable', error: new NetworkError(`cannot reach ${candidate.label}: ${await explainDialFailure(candidate.addrs[0]!, dialError!, { swarmKey: options.swarmKey, dialTimeoutMs })}`) })
       }
       const wire = submitClientWire(new FramedChannel(stream, { maxBodyBytes: 4 * 1024 * 1024 * 1024 }))
+      let admitted = false
       let accepted = false
       let lastReceiving = 0
       const receive = async (): ReturnType<typeof wire.receive> => await wire.receive({
@@ -173,15 +190,16 @@ export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOp
           quality: request.quality,
           bytes: bytes.length,
           ...(tileSize !== undefined ? { tileSize } : {}),
-          ...(resumeFrom !== undefined ? { resume: { ...(resumeFromId !== undefined ? { from: resumeFromId } : {}), holders } } : {}),
+          ...(resumeFrom !== undefined ? { resume: { ...(resumeFromId !== undefined ? { from: resumeFromId } : {}), holders: [...holders.values()].slice(0, MAX_HOLDERS) } } : {}),
         })
         // The peer admits the job, or refuses it, before the image is sent.
         const admission = (await receive()).message
         if (admission.type === 'error') {
-          if (PASS_ON.has(admission.name)) throw new Ended({ kind: 'busy', reason: admission.message })
+          if (PASS_ON.has(admission.name)) throw passOn(admission.name, admission.message, false)
           throw new JobFailedError(admission.message)
         }
         if (admission.type !== 'ready') throw new ProtocolError(`expected the peer to admit the job, got ${admission.type}`)
+        admitted = true
         await wire.send({ type: 'upload' }, bytes)
         emit({ event: 'uploaded', bytes: bytes.length })
         for (;;) {
@@ -198,7 +216,7 @@ export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOp
               else if (msg.phase === 'encoding') emit({ event: 'encoding' })
               break
             case 'peers':
-              holders = msg.holders
+              for (const h of msg.holders) holders.set(h.peerId, h)
               for (const p of msg.peers) {
                 const addrs = p.addrs.map(a => parsePeerAddress(a, 'a peer the coordinator told of')).filter(a => isLoopback(a) === local)
                 if (addrs.length > 0) learned.set(p.peerId, { label: addrs[0]!.toString(), addrs, peerId: p.peerId })
@@ -210,7 +228,7 @@ export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOp
             case 'ready':
               throw new ProtocolError('the coordinator admitted the job twice')
             case 'error':
-              if (PASS_ON.has(msg.name)) throw new Ended(accepted ? { kind: 'lost', reason: msg.message } : { kind: 'busy', reason: msg.message })
+              if (PASS_ON.has(msg.name)) throw passOn(msg.name, msg.message, accepted)
               throw new JobFailedError(msg.message)
             case 'result': {
               if (body === undefined || body.length === 0) throw new ProtocolError('the coordinator sent an empty result')
@@ -225,8 +243,10 @@ export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOp
       } catch (err) {
         wire.channel.abort(err as Error)
         if (err instanceof Ended || err instanceof JobFailedError) throw err
-        // The stream broke, went silent or spoke nonsense: the job goes elsewhere.
-        if (err instanceof TileswarmError && (err.name === 'NetworkError' || err.name === 'ProtocolError')) throw new Ended({ kind: 'lost', reason: oneLine(err.message) })
+        // The stream broke, went silent or spoke nonsense: the job goes elsewhere (resumed, if the peer had admitted it).
+        if (err instanceof TileswarmError && (err.name === 'NetworkError' || err.name === 'ProtocolError')) {
+          throw new Ended(admitted ? { kind: 'lost', reason: oneLine(err.message) } : { kind: 'unreachable', error: new NetworkError(`cannot submit to ${candidate.label}: ${oneLine(err.message)}`) })
+        }
         throw err
       }
     }
@@ -243,7 +263,11 @@ export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOp
           continue
         }
         if (lastLoss !== undefined) throw new NetworkError(`${lastLoss}, and no other peer could take the job over: the job is lost; submit it again`)
-        if (busy.length === 0 && firstUnreachable !== undefined) throw firstUnreachable
+        const kinds = new Set([...tried.values()].map(how => how.kind))
+        if (kinds.size === 1 && kinds.has('unreachable')) throw firstUnreachable!
+        // Every peer said no the same way: say it as they did.
+        const reasons = new Set([...tried.values()].map(how => how.reason))
+        if (kinds.size === 1 && kinds.has('refused') && reasons.size === 1) throw new JobFailedError([...reasons][0]!)
         throw new PeerBusyError(`no peer could take the job: ${[...tried].map(([peer, how]) => `${peer}: ${how.reason}`).join('; ')}`)
       }
       try {
@@ -255,7 +279,7 @@ export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOp
         if (ending.kind === 'unreachable') {
           firstUnreachable ??= ending.error
           emit({ event: 'passed', peer: candidate.label, reason: oneLine(ending.error.message) })
-        } else if (ending.kind === 'busy') {
+        } else if (ending.kind === 'busy' || ending.kind === 'refused') {
           emit({ event: 'passed', peer: candidate.label, reason: ending.reason })
         } else {
           lastLoss = `lost the coordinator at ${candidate.label} (${ending.reason})`

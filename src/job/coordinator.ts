@@ -141,7 +141,7 @@ export class JobCoordinator {
 
   /** Once collection is over and every offer is in (or gone), the client hears how much was recovered. */
   private reportRecovery (): void {
-    if (this.recoveryReported || this.awaitedHolders !== undefined || this.state !== 'running') return
+    if (this.recoveryReported || this.awaitedHolders !== undefined || this.state === 'cancelled') return
     if (this.leases.activeLeases().some(l => l.kind === 'offer')) return
     this.recoveryReported = true
     for (const l of this.listeners.recovered) l(this.leases.stats.recovered, this.tiles.length)
@@ -166,6 +166,11 @@ export class JobCoordinator {
     }
     if (this.awaitedHolders?.delete(peer) === true && this.awaitedHolders.size === 0) this.endCollection()
     return reserved
+  }
+
+  /** The reservations a peer holds now (what one of its sessions must give back if it ends). */
+  reservedLeases (peer: string): string[] {
+    return this.leases.activeLeases().filter(l => l.peer === peer && l.kind === 'offer').map(l => l.leaseId)
   }
 
   /** A result held from an earlier coordinator, for a tile reserved for this peer. */
@@ -278,6 +283,7 @@ export class JobCoordinator {
   release (peer: string, leaseId: string): boolean {
     const ok = this.leases.release(leaseId, peer)
     if (ok) this.wakeParked()
+    this.reportRecovery()
     return ok
   }
 
@@ -329,6 +335,7 @@ export class JobCoordinator {
     this.input?.dropAll()
     this.input = undefined
     this.settle()
+    this.reportRecovery()
     this.resolveFinished(this.output)
   }
 

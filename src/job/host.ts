@@ -106,6 +106,8 @@ export class JobHost {
     })
     try {
       if (this.leaving !== undefined) throw this.leaving
+      // Heard from while it hashes and decodes, too: a large image takes a while, and silence means a lost coordinator.
+      this.report({ type: 'progress', phase: 'decoding', done: 0, total: 0, workers: 0 })
       const decoding = decodeImageBands(upload, { maxPixels: this.limits.maxPixels, bandRows: this.spec.tileSize })
       decoding.catch(() => {})
       // Hashed here, while libvips decodes on its own thread: a client's word for it could poison workers' kept results.

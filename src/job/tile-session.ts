@@ -21,6 +21,8 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
   let job: JobCoordinator | undefined
   let failed = false
   const pending = new Set<Promise<void>>()
+  /** Leases granted through this session: ending it gives back these, not another session's of the same peer. */
+  const granted = new Set<string>()
   const reply = async (message: Outgoing<TileServerMessage>, body?: Uint8Array): Promise<void> => {
     if (!channel.isClosed) await wire.send(message, body).catch(() => {})
   }
@@ -34,6 +36,7 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           break
         }
         const reserved = job.join(worker, body)
+        for (const id of job.reservedLeases(worker)) granted.add(id)
         await reply({ type: 'job', rid: msg.rid, ...job.info() }, reserved)
         continue
       }
@@ -44,6 +47,9 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           const p = current.claim(worker).then(async outcome => {
             if (outcome.kind !== 'grant') return await reply({ type: 'none', rid: msg.rid, reason: outcome.kind })
             const { lease, tile, pixels } = outcome.grant
+            // Granted after the session ended (a parked claim): nobody will do it.
+            if (channel.isClosed) return void current.release(worker, lease.leaseId)
+            granted.add(lease.leaseId)
             await reply({ type: 'grant', rid: msg.rid, tile: tile.index, leaseId: lease.leaseId, leaseMs: current.leases.leaseMs, core: tile.core, haloed: tile.haloed }, pixels.data)
           })
           pending.add(p)
@@ -81,7 +87,7 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
     }
   } finally {
     // A session that ends takes its leases with it: the tiles go back at once.
-    job?.peerGone(worker)
+    for (const id of granted) job?.release(worker, id)
     // Ended on purpose (an error reply is on its way): let it reach the worker.
     if (failed) channel.abort(new Error('session over'))
     else await channel.close().catch(() => {})

@@ -215,7 +215,13 @@ export class FramedChannel implements Channel {
       watchdog.unref()
     })
     try {
-      const err = await Promise.race([this.sinkDone, stalled])
+      // An abort meanwhile (the remote went, or our own reader gave up) ends the wait: nothing more will be taken.
+      const aborted = new Promise<Error>(resolve => {
+        const gone = (): void => { if (this.aborted) resolve(new NetworkError('the stream was aborted before its bytes were delivered')) }
+        if (this.draining.signal.aborted) gone()
+        else this.draining.signal.addEventListener('abort', gone, { once: true })
+      })
+      const err = await Promise.race([this.sinkDone, stalled, aborted])
       if (err !== undefined) {
         this.duplex.abort?.(err)
         throw err instanceof NetworkError ? err : new NetworkError(`delivery failed: ${err.message}`)

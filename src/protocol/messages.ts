@@ -48,7 +48,7 @@ export const SubmitClientMessage = z.discriminatedUnion('type', [SubmitMessage, 
 export const SubmitReady = z.object({ type: z.literal('ready') }).strict()
 export const SubmitAccepted = z.object({ type: z.literal('accepted'), jobId: id, width: dim, height: dim, tiles: count, tileSize: dim, halo: count, notes: z.array(errorText).max(16) }).strict()
 /** Tiles done so far; then the coordinator encodes the result, then sends it. */
-export const SubmitProgress = z.object({ type: z.literal('progress'), phase: z.enum(['tiles', 'encoding', 'sending']), done: count, total: count, workers: count }).strict()
+export const SubmitProgress = z.object({ type: z.literal('progress'), phase: z.enum(['decoding', 'tiles', 'encoding', 'sending']), done: count, total: count, workers: count }).strict()
 /** Who else is in the swarm (where to resume), and who holds finished tiles of this job (what to recover). */
 export const SubmitPeers = z.object({ type: z.literal('peers'), peers: z.array(peerRef).max(MAX_PEERS_TOLD), holders: z.array(holder).max(MAX_HOLDERS) }).strict()
 /** A resumed job collected these finished tiles from their holders instead of computing them again. */

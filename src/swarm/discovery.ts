@@ -39,6 +39,8 @@ interface Target {
   peerId?: string
   /** Where it listens, as it said in its hello. */
   addrs: string[]
+  /** When the current connection to it began: one that lasts resets the backoff, a short one does not. */
+  connectedAt?: number
   label: string
   failures: number
   nextAt: number
@@ -90,9 +92,13 @@ export class Discovery {
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const id = evt.detail.toString()
     this.c.log(`peer left ${id}`)
-    // A lost bootstrap peer is dialed again soon, not after a backoff built up earlier.
+    // A bootstrap peer lost after a good while is dialed again at once; one that keeps dropping us, after its backoff.
+    const now = this.c.clock.now()
     for (const target of this.targets) {
-      if (target.peerId === id) { target.failures = 0; target.nextAt = this.c.clock.now() }
+      if (target.peerId !== id) continue
+      if (target.connectedAt !== undefined && now - target.connectedAt >= this.options.redialMaxMs) target.failures = 0
+      target.connectedAt = undefined
+      target.nextAt = now + this.backoff(target.failures)
     }
     this.tick()
   }
@@ -141,19 +147,26 @@ export class Discovery {
     target.dialing = true
     try {
       const connection = await dialPeer(this.c.node, target.dial, { signal: AbortSignal.timeout(this.options.dialTimeoutMs) })
+      // An address without /p2p/ is whoever answers there now (a peer restarted with a new key included).
+      if (target.bootstrap && 'getPeerId' in target.dial && target.dial.getPeerId() === null) target.peerId = connection.remotePeer.toString()
       target.peerId ??= connection.remotePeer.toString()
       if (target.failures > 0 && target.bootstrap) this.c.log(`reached ${target.label} again`)
-      target.failures = 0
+      target.connectedAt = this.c.clock.now()
     } catch (err) {
       if (this.stopped) return
       target.failures++
-      // Doubling, with a little jitter so peers that lost the same bootstrap do not all dial it at once.
-      const delay = Math.min(this.options.redialMaxMs, this.options.redialFirstMs * 2 ** (target.failures - 1)) * (0.8 + 0.4 * this.c.random())
+      const delay = this.backoff(target.failures)
       target.nextAt = this.c.clock.now() + delay
       if (target.bootstrap) this.c.log(`cannot reach ${target.label}: ${oneLine((err as Error).message)}; trying again in ${(delay / 1000).toFixed(1)} s`)
     } finally {
       target.dialing = false
     }
+  }
+
+  /** Doubling from the first delay to the last, with a little jitter so peers that lost the same bootstrap do not all dial it at once. */
+  private backoff (failures: number): number {
+    if (failures === 0) return 0
+    return Math.min(this.options.redialMaxMs, this.options.redialFirstMs * 2 ** (failures - 1)) * (0.8 + 0.4 * this.c.random())
   }
 
   /**

@@ -34,7 +34,7 @@ export class CoordinatorLink {
   steps!: Step[]
   private readonly wire: Wire<TileClientMessage, TileServerMessage>
   private rid = 0
-  private readonly waiting = new Map<number, { resolve: (r: Reply) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
+  private readonly waiting = new Map<number, { resolve: (r: Reply) => void, reject: (e: Error) => void, timer?: NodeJS.Timeout }>()
   private failure: Error | undefined
   private readonly requestTimeoutMs: number
   /** The reader waits as long as the link lives; ending the link ends the wait. */
@@ -78,25 +78,28 @@ export class CoordinatorLink {
   private async request (message: Outgoing<TileClientMessage>, body?: Uint8Array, timeoutMs = this.requestTimeoutMs): Promise<Reply> {
     if (this.failure !== undefined) throw this.failure
     const rid = message.rid
+    let entry!: { resolve: (r: Reply) => void, reject: (e: Error) => void, timer?: NodeJS.Timeout }
     const reply = new Promise<Reply>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(rid)
-        const err = new NetworkError(`coordinator did not answer ${message.type} within ${timeoutMs} ms`)
-        reject(err)
-        this.fail(err)
-      }, timeoutMs)
-      timer.unref()
-      this.waiting.set(rid, { resolve, reject, timer })
+      entry = { resolve, reject }
+      this.waiting.set(rid, entry)
     })
     // Nobody awaits `reply` while the send is in flight: keep a failure then from going unhandled.
     reply.catch(() => {})
     try {
       await this.wire.send(message, body)
     } catch (err) {
-      const entry = this.waiting.get(rid)
-      if (entry !== undefined) clearTimeout(entry.timer)
       this.waiting.delete(rid)
       throw err
+    }
+    // The wait for an answer starts once the request has left: a large body on a slow link is not silence.
+    if (this.waiting.has(rid)) {
+      entry.timer = setTimeout(() => {
+        this.waiting.delete(rid)
+        const err = new NetworkError(`coordinator did not answer ${message.type} within ${timeoutMs} ms`)
+        entry.reject(err)
+        this.fail(err)
+      }, timeoutMs)
+      entry.timer.unref()
     }
     const answer = await reply
     if (answer.message.type === 'error') throw new JobFailedError(answer.message.message)

@@ -177,12 +177,18 @@ export class Worker {
 
   private async openLink (ref: JobRef): Promise<CoordinatorLink> {
     const link = new CoordinatorLink(await this.options.connect(ref), ref, WORKER_REQUEST_TIMEOUT_MS)
-    const { cache } = this.options
-    const held = ref.jobKey !== undefined ? cache?.heldTiles(ref.jobKey) : undefined
-    const { info, reserved } = await link.join(held)
-    this.options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${ref.coordinator})`)
-    if (reserved !== undefined && cache !== undefined) await this.offer(link, reserved, cache)
-    return link
+    try {
+      const { cache } = this.options
+      const held = ref.jobKey !== undefined ? cache?.heldTiles(ref.jobKey) : undefined
+      const { info, reserved } = await link.join(held)
+      this.options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${ref.coordinator})`)
+      if (reserved !== undefined && cache !== undefined) await this.offer(link, reserved, cache)
+      return link
+    } catch (err) {
+      // A link that never got going is closed, not left to the coordinator's idle timeout.
+      await link.close().catch(() => {})
+      throw err
+    }
   }
 
   /** Hands the job's new coordinator the results it reserved for us. */
@@ -234,8 +240,9 @@ export class Worker {
         // Kept for a later coordinator if this one dies; one in this process dies with us.
         const keep = this.options.cache !== undefined && link.ref.coordinator !== this.options.peerId
         if (keep) this.options.cache!.put(link.info.jobKey, work.tile.index, checksum, core.data)
-        // Stopping handed the lease back already; the result would be a duplicate.
-        if (this.stopped || !this.held.has(work.leaseId)) continue
+        // Stopping handed the lease back already. A lease lost otherwise (a renewal refused or unanswered)
+        // is still worth the send: the coordinator takes a late result for a tile not yet done.
+        if (this.stopped) continue
         this.held.delete(work.leaseId)
         const status = await link.result(work.tile.index, work.leaseId, checksum, core.data)
         // Acked: the coordinator has every byte (a reply comes only after the whole body).

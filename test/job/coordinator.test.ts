@@ -107,6 +107,8 @@ test('offers from a holder complete the job without any computing', async t => {
   const source = noiseImage(64, 40, { channels: 3, depth: 8 }, 4)
   const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
   const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: BandedImage.from(source, 32), steps, tileSize: 32, leaseMs: 1000, clock: manualClock(), collect: { holders: ['h'], windowMs: 3000 } })
+  const recovered: Array<[number, number]> = []
+  job.on('recovered', (tiles, total) => { recovered.push([tiles, total]) })
   const all = Uint8Array.of(0b1111)
   t.deepEqual([...job.join('h', all)!], [0b1111])
   for (const tile of job.tiles) {
@@ -116,4 +118,5 @@ test('offers from a holder complete the job without any computing', async t => {
   t.true((await job.finished).data.equals(reference.data))
   t.is(job.leases.stats.recovered, 4)
   t.is(job.leases.stats.granted, 0)
+  t.deepEqual(recovered, [[4, 4]], 'reported once, though the last offer finished the job')
 })

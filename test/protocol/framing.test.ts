@@ -162,3 +162,12 @@ test('framed: close reports a delivery the transport failed', async t => {
   await channel.send({ type: 'result' }).catch(() => {})
   await t.throwsAsync(channel.close(), { name: 'NetworkError', message: /stream reset/ })
 })
+
+test('framed: an abort ends a close that waits on a remote taking nothing', async t => {
+  const remote = slowTransport()
+  const channel = new FramedChannel(remote.duplex, { maxBodyBytes: 1 << 20 })
+  void channel.send({ type: 'result' }, Buffer.alloc(8 * BODY_CHUNK_BYTES)).catch(() => {})
+  const closing = channel.close()
+  channel.abort(new Error('the remote went away'))
+  await t.throwsAsync(closing, { name: 'NetworkError' })
+})
