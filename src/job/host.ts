@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { repeat, type Clock } from '../clock.ts'
 import { COLLECT_WINDOW_MS, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../defaults.ts'
-import { LimitExceededError, PeerLeavingError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import { decodeImageBands, encodeImage, freeBuffer, tileCount, toSpecs, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
 import { MAX_HOLDERS, MAX_PEERS_TOLD } from '../protocol/constants.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
-import type { Outgoing, Wire } from '../protocol/wire.ts'
+import { errorReply, type Outgoing, type Wire } from '../protocol/wire.ts'
 import type { JobRef } from '../worker/coordinator-link.ts'
 import { JobCoordinator } from './coordinator.ts'
 
@@ -172,7 +172,7 @@ export class JobHost {
       outcome = e instanceof ClientGoneError || e === this.leaving ? 'cancelled' : 'failed'
       if (!(err instanceof TileswarmError)) this.c.log(`job ${this.jobId} from ${this.client}: failed: ${e.stack ?? e.message}`)
       else this.c.log(`job ${this.jobId} from ${this.client}: ${outcome === 'cancelled' ? 'cancelled' : accepted ? 'failed' : 'refused'}: ${oneLine(e.message)}`)
-      await wire.send({ type: 'error', name: err instanceof TileswarmError ? e.name : 'InternalError', message: oneLine(e.message) }).catch(() => {})
+      await wire.send(errorReply(err)).catch(() => {})
       await wire.channel.close().catch(() => {})
     } finally {
       stopHeartbeat()

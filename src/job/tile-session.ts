@@ -56,18 +56,14 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           void p.finally(() => pending.delete(p))
           break
         }
-        case 'result': {
-          const outcome = current.result(worker, msg.tile, msg.leaseId, msg.checksum, body ?? Buffer.alloc(0))
+        case 'result':
+        case 'offer': {
+          // A result computed under a lease, or one held from an earlier coordinator: checked and placed alike.
+          const pixels = body ?? Buffer.alloc(0)
+          const outcome = msg.type === 'result' ? current.result(worker, msg.tile, msg.leaseId, msg.checksum, pixels) : current.offer(worker, msg.tile, msg.checksum, pixels)
           // Placed (copied into the output) or refused: either way its bytes are spent.
           freeBuffer(body)
-          if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result from ${worker}: ${outcome.reason}`)
-          await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
-          break
-        }
-        case 'offer': {
-          const outcome = current.offer(worker, msg.tile, msg.checksum, body ?? Buffer.alloc(0))
-          freeBuffer(body)
-          if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result offered by ${worker}: ${outcome.reason}`)
+          if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result ${msg.type === 'offer' ? 'offered by' : 'from'} ${worker}: ${outcome.reason}`)
           await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
           break
         }

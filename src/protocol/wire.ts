@@ -1,7 +1,7 @@
 import type { z } from 'zod'
-import { ProtocolError } from '../errors.ts'
+import { ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import type { Channel, ReceiveOptions } from './framing.ts'
-import { SubmitClientMessage, SubmitServerMessage, TileClientMessage, TileServerMessage } from './messages.ts'
+import { SubmitClientMessage, SubmitServerMessage, TileClientMessage, TileServerMessage, type ErrorMessage } from './messages.ts'
 
 /** What a sender writes: the schema's type, less the body length that framing adds. */
 export type Outgoing<T> = T extends unknown ? Omit<T, 'bodyBytes'> : never
@@ -12,6 +12,12 @@ export function parseOrRefuse<S extends z.ZodTypeAny> (schema: S, value: unknown
   if (parsed.success) return parsed.data
   const issue = parsed.error.issues[0]
   throw new ProtocolError(`malformed message from ${from}: ${issue !== undefined ? `${issue.path.join('.') || 'message'}: ${issue.message}` : 'invalid'}`)
+}
+
+/** An error as the wire carries it: ours by name, anything else as an internal error; one line either way. */
+export function errorReply (err: unknown): Outgoing<ErrorMessage> {
+  const e = err instanceof Error ? err : new Error(String(err))
+  return { type: 'error', name: err instanceof TileswarmError ? e.name : 'InternalError', message: oneLine(e.message) }
 }
 
 /**

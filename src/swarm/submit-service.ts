@@ -6,7 +6,7 @@ import { resolvePipeline, type OutputFormat } from '../imaging/index.ts'
 import { JobHost, type JobHostComponents, type JobLimits } from '../job/host.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { SUBMIT_PROTOCOL } from '../protocol/constants.ts'
-import { submitServerWire } from '../protocol/wire.ts'
+import { errorReply, submitServerWire } from '../protocol/wire.ts'
 import type { OpenChannel } from './channels.ts'
 
 export interface SubmitServiceComponents extends JobHostComponents {
@@ -96,7 +96,7 @@ export class SubmitService {
       const e = err as Error
       if (!(err instanceof TileswarmError)) this.c.log(`submission from ${client} failed: ${e.stack ?? e.message}`)
       else this.c.log(`submission from ${client} refused: ${oneLine(e.message)}`)
-      await wire.send({ type: 'error', name: err instanceof TileswarmError ? e.name : 'InternalError', message: oneLine(e.message) }).catch(() => {})
+      await wire.send(errorReply(err)).catch(() => {})
       await wire.channel.close().catch(() => {})
     } finally {
       if (admitted) this.admitted--
