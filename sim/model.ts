@@ -1,5 +1,6 @@
-import { createRaw, processTile, samples, withSamples, type PixelFormat, type RawImage, type Step, type Tile, semaphore } from '../src/imaging/index.ts'
+import { createRaw, extract, processTile, samples, withSamples, type PixelFormat, type RawImage, type Step, type Tile, semaphore } from '../src/imaging/index.ts'
 import type { TileProcessor } from '../src/worker/worker.ts'
+import type { InputDecoder } from '../src/worker/inputs.ts'
 
 /** mulberry32: a small seeded PRNG, so a scenario with --seed repeats. */
 export function prng (seed: number): () => number {
@@ -40,4 +41,39 @@ export function noiseImage (width: number, height: number, format: PixelFormat, 
     s[i] = (x >>> 0) % max
   }
   return withSamples(image, s)
+}
+
+/** A host's compute in the emulated scaling benchmark, calibrated on this machine from the real operation. */
+export interface ComputeModel {
+  /** What decoding the job's input takes one thread here. */
+  decodeMs: number
+  /** What the operation takes one thread here, per output pixel of a tile. */
+  nsPerPixel: number
+  slots: number
+  /** A real tile's real result: modelled tiles are cut from it, so the coordinator encodes a photo's worth of detail, not a flat image. */
+  patch: RawImage
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+/**
+ * Compute that takes the time the model says and no CPU, so 16 hosts fit on
+ * two cores: the decode gives an image of the right shape (zero pages, never
+ * touched), a tile gives a crop of the real patch. Everything else a peer
+ * does (the network, the coordinator's own work) stays real.
+ */
+export function modelledCompute (model: ComputeModel): { decodeInput: InputDecoder, process: TileProcessor } {
+  const pool = semaphore(model.slots)
+  return {
+    decodeInput: async (_file, shape) => {
+      await sleep(model.decodeMs)
+      return createRaw(shape.width, shape.height, shape.format)
+    },
+    process: async (_pixels, tile) => {
+      const { width, height } = tile.core
+      if (width > model.patch.width || height > model.patch.height) throw new Error(`tile of ${width}x${height} is larger than the model's patch`)
+      await pool(async () => { await sleep(width * height * model.nsPerPixel / 1e6) })
+      return extract(model.patch, { x: 0, y: 0, width, height })
+    },
+  }
 }

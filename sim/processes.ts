@@ -34,9 +34,10 @@ export interface PeerProcess {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>
 }
 
-export async function startPeerProcess (name: string, args: string[], options: { env?: NodeJS.ProcessEnv, command?: string[], startTimeoutMs?: number } = {}): Promise<PeerProcess> {
+/** `command` runs `script` (the built peer unless told otherwise) with `args`. */
+export async function startPeerProcess (name: string, args: string[], options: { env?: NodeJS.ProcessEnv, command?: string[], script?: string, startTimeoutMs?: number } = {}): Promise<PeerProcess> {
   const [cmd, ...pre] = options.command ?? [process.execPath]
-  const child = spawn(cmd!, [...pre, PEER_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
+  const child = spawn(cmd!, [...pre, options.script ?? PEER_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
   const lines: string[] = []
   const watchers = new Set<(line: string) => void>()
   let exited = false

@@ -15,7 +15,7 @@ import { InvalidParameterError, isUserFacing, oneLine } from './errors.ts'
 import { loadOrCreateKey } from './net/identity.ts'
 import { readSwarmKey, writeSwarmKey } from './net/swarm-key.ts'
 import { parseListenAddress, parsePeerAddress } from './net/address.ts'
-import { SwarmPeer } from './swarm/peer.ts'
+import { SwarmPeer, type PeerOptions } from './swarm/peer.ts'
 
 let debug = false
 /** --json: errors too are one JSON event on stdout, like every other event. */
@@ -98,7 +98,10 @@ interface PeerCliOptions {
   debug?: boolean
 }
 
-function peerCommand (): Command {
+/** Compute a peer runs with; the simulator's emulated hosts swap in a cost model. */
+export type PeerCompute = Pick<PeerOptions, 'decodeInput' | 'process'>
+
+function peerCommand (compute: PeerCompute): Command {
   return new Command('peer')
     .description('run a peer (the default): work on the swarm\'s tiles and coordinate jobs submitted here')
     .option('--listen <multiaddr>', 'address to listen on; repeatable (default /ip4/0.0.0.0/tcp/4001; /tcp/0 picks a free port)', collect)
@@ -140,6 +143,7 @@ function peerCommand (): Command {
         swarmKey,
         allowSubmit,
         log,
+        ...compute,
       })
       let stopping = false
       const shutdown = (signal: string): void => {
@@ -242,12 +246,12 @@ function submitCommand (): Command {
     })
 }
 
-export function buildProgram (): Command {
+export function buildProgram (compute: PeerCompute = {}): Command {
   const program = new Command('tileswarm')
     .description('A peer-to-peer image processing swarm. Run a peer on every machine (tileswarm peer --help lists its flags); submit images to any of them (tileswarm submit --help).')
     .version('0.1.0')
     .showHelpAfterError('(add --help for usage)')
-  program.addCommand(peerCommand(), { isDefault: true })
+  program.addCommand(peerCommand(compute), { isDefault: true })
   program.addCommand(submitCommand())
   program.addCommand(new Command('keygen')
     .description('write a new pre-shared key for a private swarm; give the same file to every peer and client')
@@ -291,11 +295,11 @@ function misuse (program: Command, args: string[]): string | undefined {
   return undefined
 }
 
-export async function main (argv: string[]): Promise<void> {
+export async function main (argv: string[], compute: PeerCompute = {}): Promise<void> {
   debug = argv.includes('--debug')
   json = argv.includes('--json')
   try {
-    const program = buildProgram()
+    const program = buildProgram(compute)
     const wrong = misuse(program, argv.slice(2))
     if (wrong !== undefined) throw new InvalidArgumentError(wrong)
     await program.parseAsync(argv)

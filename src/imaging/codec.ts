@@ -1,8 +1,7 @@
 import sharp, { type Metadata, type Sharp } from 'sharp'
 import { InvalidImageError, LimitExceededError, oneLine } from '../errors.ts'
-import { createRaw, joinAlpha, samples, splitAlpha, withSamples, type Channels, type Depth, type RawImage } from './raw.ts'
+import { createRaw, joinAlpha, samples, splitAlpha, withSamples, type Channels, type Depth, type PixelFormat, type RawImage } from './raw.ts'
 import { greyToRgb } from './operations/sharp-pass.ts'
-import { BandedImage } from './bands.ts'
 import { DEFAULT_MAX_PIXELS, DEFAULT_QUALITY } from '../defaults.ts'
 
 export const INPUT_FORMATS = ['jpeg', 'png', 'webp', 'tiff', 'avif', 'heif', 'gif'] as const
@@ -88,13 +87,10 @@ async function planDecode (bytes: Uint8Array, options: DecodeOptions): Promise<D
   return { format, notes, width: turned ? height : width, height: turned ? width : height, orientation, readChannels, space, wide, depth: wide ? 16 : 8, greyAlpha: grey && alpha, maxPixels }
 }
 
-/** Decodes all of the image, or a run of its rows. */
-async function decodeRows (bytes: Uint8Array, plan: DecodePlan, rows?: { top: number, height: number }): Promise<RawImage> {
+async function decodeWith (bytes: Uint8Array, plan: DecodePlan): Promise<RawImage> {
   let image: RawImage
   try {
-    let pipeline = sharp(bytes, { limitInputPixels: plan.maxPixels, failOn: 'error', autoOrient: true, pages: 1 })
-    if (rows !== undefined) pipeline = pipeline.extract({ left: 0, top: rows.top, width: plan.width, height: rows.height })
-    const { data, info } = await pipeline
+    const { data, info } = await sharp(bytes, { limitInputPixels: plan.maxPixels, failOn: 'error', autoOrient: true, pages: 1 })
       .toColourspace(plan.space)
       .raw({ depth: plan.wide ? 'ushort' : 'uchar' })
       .toBuffer({ resolveWithObject: true })
@@ -109,40 +105,25 @@ async function decodeRows (bytes: Uint8Array, plan: DecodePlan, rows?: { top: nu
 /** Decodes once to raw pixels. */
 export async function decodeImage (bytes: Uint8Array, options: DecodeOptions = {}): Promise<Decoded> {
   const plan = await planDecode(bytes, options)
-  return { image: await decodeRows(bytes, plan), format: plan.format, notes: plan.notes }
+  return { image: await decodeWith(bytes, plan), format: plan.format, notes: plan.notes }
 }
 
-export interface DecodedBands {
-  bands: BandedImage
-  format: string
+/** What the header says, before a pixel is decoded: enough to plan tiles. */
+export interface ImageHeader {
+  /** As displayed: after the EXIF orientation. */
+  width: number
+  height: number
+  /** The raw pixel format a decode gives. */
+  format: PixelFormat
+  /** The container format, as sharp names it. */
+  container: string
   notes: string[]
 }
 
-/** Past this many raw bytes, a streamable image is decoded in two halves. */
-export const DECODE_HALVES_MIN_BYTES = 128 * 1024 * 1024
-
-/**
- * Decodes into bands of `bandRows` rows. A large JPEG or PNG is decoded in
- * two halves, each moved into bands before the next: the decoded raster and
- * its bands never coexist whole, which would be the coordinator's peak. Both
- * formats decode top to bottom, so the top half stops early and the bottom
- * half skips what it does not keep: about 1.3x one decode. Other formats, and
- * rotated images, would decode whole twice: they are decoded once.
- */
-export async function decodeImageBands (bytes: Uint8Array, options: DecodeOptions & { bandRows: number, halvesMinBytes?: number }): Promise<DecodedBands> {
+/** Reads the header only: a coordinator plans from it and leaves decoding to the workers. */
+export async function readImageHeader (bytes: Uint8Array, options: DecodeOptions = {}): Promise<ImageHeader> {
   const plan = await planDecode(bytes, options)
-  const rawBytes = plan.width * plan.height * plan.readChannels * (plan.depth / 8)
-  const streamable = (plan.format === 'jpeg' || plan.format === 'png') && plan.orientation <= 1
-  const halves = streamable && rawBytes >= (options.halvesMinBytes ?? DECODE_HALVES_MIN_BYTES) && plan.height > options.bandRows
-  const bands = new BandedImage(plan.width, plan.height, { channels: plan.greyAlpha ? 2 : plan.readChannels, depth: plan.depth }, options.bandRows)
-  if (!halves) {
-    bands.append(await decodeRows(bytes, plan))
-  } else {
-    const split = Math.ceil(plan.height / 2 / options.bandRows) * options.bandRows
-    bands.append(await decodeRows(bytes, plan, { top: 0, height: split }))
-    bands.append(await decodeRows(bytes, plan, { top: split, height: plan.height - split }))
-  }
-  return { bands, format: plan.format, notes: plan.notes }
+  return { width: plan.width, height: plan.height, format: { channels: plan.greyAlpha ? 2 : plan.readChannels, depth: plan.depth }, container: plan.format, notes: plan.notes }
 }
 
 function rgbaToGreyAlpha (image: RawImage): RawImage {

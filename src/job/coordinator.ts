@@ -1,5 +1,6 @@
 import { crc32 } from 'node:zlib'
-import { bytesPerPixel, createOutput, pipelineFormat, pipelineRadius, planTiles, placeTile, toSpecs, type BandedImage, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import { bytesPerPixel, createOutput, pipelineFormat, pipelineRadius, planTiles, placeTile, toSpecs, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import type { InputShape } from '../worker/inputs.ts'
 import { systemClock, type Clock } from '../clock.ts'
 import { DEFAULT_PARK_MS, OFFER_HOLD_MS } from '../defaults.ts'
 import { LeaseTable, type Lease, type SpeculationPolicy } from './leases.ts'
@@ -9,8 +10,8 @@ export interface JobOptions {
   jobId: string
   /** The job's content identity (input, pipeline, tile geometry): workers keep results under it. */
   jobKey: string
-  /** Taken, not borrowed: each band is freed once every tile that reads it is in. */
-  input: BandedImage
+  /** The input file, served to each worker once (it decodes and cuts its own tiles), and what it decodes to. */
+  input: { file: Buffer, sha256: string, shape: InputShape }
   steps: Step[]
   tileSize: number
   leaseMs: number
@@ -31,7 +32,6 @@ export interface JobOptions {
 export interface GrantedTile {
   lease: Lease
   tile: Tile
-  pixels: RawImage
 }
 
 export type ClaimOutcome = { kind: 'grant', grant: GrantedTile } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' }
@@ -68,7 +68,7 @@ export function tileChecksum (bytes: Uint8Array): string {
 }
 
 /**
- * The coordinator of one job: owns the image, the lease table and the output.
+ * The coordinator of one job: owns the input file, the lease table and the output.
  * Workers (remote or this peer's own) talk to it only through these methods.
  */
 export class JobCoordinator {
@@ -83,10 +83,10 @@ export class JobCoordinator {
   readonly inputFormat: PixelFormat
   readonly tilesByPeer = new Map<string, number>()
   readonly finished: Promise<RawImage>
-  /** The input in bands of one tile row; a band is freed once every tile that reads it is in. */
-  private input: BandedImage | undefined
-  /** Per band, the tiles not yet in whose haloed input reads it. */
-  private readonly readersLeft: number[]
+  /** What workers check the input file against. */
+  readonly inputId: { bytes: number, sha256: string }
+  /** Dropped when the job is over. */
+  private input: JobOptions['input'] | undefined
   private readonly output: RawImage
   private readonly clock: Clock
   private readonly parkMs: number
@@ -111,16 +111,14 @@ export class JobCoordinator {
     this.clock = options.clock ?? systemClock
     this.parkMs = options.parkMs ?? DEFAULT_PARK_MS
     this.halo = pipelineRadius(options.steps)
-    const { input } = options
-    if (input.bandRows !== options.tileSize) throw new RangeError(`input bands of ${input.bandRows} rows for tiles of ${options.tileSize}`)
-    this.tiles = planTiles(input.width, input.height, options.tileSize, this.halo)
+    const { shape } = options.input
+    this.tiles = planTiles(shape.width, shape.height, options.tileSize, this.halo)
     this.leases = new LeaseTable(this.tiles.length, options.leaseMs)
-    this.output = createOutput(input.width, input.height, input.format, options.steps)
-    this.outputFormat = pipelineFormat(input.format, options.steps)
-    this.inputFormat = { ...input.format }
-    this.input = input
-    this.readersLeft = new Array<number>(this.input.bandCount).fill(0)
-    for (const tile of this.tiles) for (const b of this.input.bandsOf(tile.haloed.y, tile.haloed.height)) this.readersLeft[b]!++
+    this.output = createOutput(shape.width, shape.height, shape.format, options.steps)
+    this.outputFormat = pipelineFormat(shape.format, options.steps)
+    this.inputFormat = { ...shape.format }
+    this.input = options.input
+    this.inputId = { bytes: options.input.file.length, sha256: options.input.sha256 }
     this.finished = new Promise((resolve, reject) => { this.resolveFinished = resolve; this.rejectFinished = reject })
     this.finished.catch(() => {})
     this.recoveryReported = options.collect === undefined
@@ -204,8 +202,12 @@ export class JobCoordinator {
       leaseMs: this.leases.leaseMs,
       parkMs: this.parkMs,
       tiles: this.tiles.length,
+      input: { ...this.inputId },
     }
   }
+
+  /** The input file, while the job runs: workers fetch it once each. */
+  get inputFile (): Buffer | undefined { return this.state === 'running' ? this.input?.file : undefined }
 
   /** A tile under lease now, or once one comes back (bounded by parkMs). */
   async claim (peer: string): Promise<ClaimOutcome> {
@@ -234,8 +236,7 @@ export class JobCoordinator {
     const lease = this.leases.claim(peer, now) ?? (this.speculation !== undefined ? this.leases.speculate(peer, now, this.speculation) : undefined)
     if (lease === undefined) return undefined
     this.scheduleExpiry()
-    const tile = this.tiles[lease.tile]!
-    return { kind: 'grant', grant: { lease, tile, pixels: this.input.extract(tile.haloed) } }
+    return { kind: 'grant', grant: { lease, tile: this.tiles[lease.tile]! } }
   }
 
   /** Hands returned tiles to parked claims first; says so to the swarm if any are left. */
@@ -264,9 +265,6 @@ export class JobCoordinator {
     if (tileChecksum(body) !== checksum) return { status: 'rejected', reason: `tile ${tileIndex} result fails its checksum` }
     this.leases.complete(tileIndex, leaseId, peer, this.clock.now())
     placeTile(this.output, tile, { width: tile.core.width, height: tile.core.height, ...this.outputFormat, data: Buffer.from(body.buffer, body.byteOffset, body.length) })
-    for (const b of this.input!.bandsOf(tile.haloed.y, tile.haloed.height)) {
-      if (--this.readersLeft[b]! === 0) this.input!.drop(b)
-    }
     this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
     for (const l of this.listeners.placed) l(tileIndex, peer)
     for (const l of this.listeners.progress) l(this.leases.completed, this.tiles.length)
@@ -327,12 +325,8 @@ export class JobCoordinator {
     }
   }
 
-  /** Memory held by the input's bands (the bench and tests watch it shrink). */
-  get inputBytes (): number { return this.input?.heldBytes ?? 0 }
-
   private finish (): void {
     this.state = 'done'
-    this.input?.dropAll()
     this.input = undefined
     this.settle()
     this.reportRecovery()
@@ -342,7 +336,6 @@ export class JobCoordinator {
   cancel (reason: Error): void {
     if (this.state !== 'running') return
     this.state = 'cancelled'
-    this.input?.dropAll()
     this.input = undefined
     this.settle()
     this.rejectFinished(reason)

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { inputDigest, type InputHold, type InputStore } from '../worker/inputs.ts'
 import { repeat, type Clock } from '../clock.ts'
 import { COLLECT_WINDOW_MS, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../defaults.ts'
 import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { decodeImageBands, encodeImage, freeBuffer, tileCount, toSpecs, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
+import { encodeImage, freeBuffer, readImageHeader, tileCount, toSpecs, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
 import { MAX_HOLDERS, MAX_PEERS_TOLD } from '../protocol/constants.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
@@ -19,6 +20,8 @@ export interface JobHostComponents {
   addrs: () => string[]
   tiles: { register: (job: JobCoordinator) => void, unregister: (jobId: string) => void }
   worker: { addJob: (ref: JobRef) => void, jobFinished: (jobId: string) => void }
+  /** Input files by digest: the job's is held here for workers to fetch, and this peer's worker decodes it from here. */
+  inputs: InputStore
   /** Gets 'job' (detail: the JobCoordinator) when a job starts here. */
   events: EventTarget
   /** Peers this one knows, with their addresses: where a client may resume if this peer goes. */
@@ -45,10 +48,9 @@ export interface JobSpec {
   holders?: Array<{ peerId: string, addrs: string[] }>
 }
 
-/** The job's content identity: the same input, pipeline and tile geometry give the same tiles, whoever coordinates. */
-export function jobKeyOf (input: Uint8Array, steps: Step[], tileSize: number): string {
-  const inputDigest = createHash('sha256').update(input).digest('hex')
-  return createHash('sha256').update(`${inputDigest}\n${JSON.stringify(toSpecs(steps))}\n${tileSize}`).digest('hex')
+/** The job's content identity: the same input (by its digest), pipeline and tile geometry give the same tiles, whoever coordinates. */
+export function jobKeyOf (inputSha256: string, steps: Step[], tileSize: number): string {
+  return createHash('sha256').update(`${inputSha256}\n${JSON.stringify(toSpecs(steps))}\n${tileSize}`).digest('hex')
 }
 
 export type JobOutcome = 'done' | 'failed' | 'cancelled'
@@ -100,30 +102,32 @@ export class JobHost {
     this.wire = wire
     let outcome: JobOutcome = 'failed'
     let accepted = false
+    let input: InputHold | undefined
     const started = this.c.clock.now()
     const stopHeartbeat = repeat(this.c.clock, PROGRESS_HEARTBEAT_MS / 5, () => {
       if (this.progress !== undefined && this.c.clock.now() - this.progressAt >= PROGRESS_HEARTBEAT_MS) this.report(this.progress)
     })
     try {
       if (this.leaving !== undefined) throw this.leaving
-      // Heard from while it hashes and decodes, too: a large image takes a while, and silence means a lost coordinator.
+      // Heard from while it reads and hashes: silence means a lost coordinator.
       this.report({ type: 'progress', phase: 'decoding', done: 0, total: 0, workers: 0 })
-      const decoding = decodeImageBands(upload, { maxPixels: this.limits.maxPixels, bandRows: this.spec.tileSize })
-      decoding.catch(() => {})
-      // Hashed here, while libvips decodes on its own thread: a client's word for it could poison workers' kept results.
-      const jobKey = jobKeyOf(upload, this.spec.steps, this.spec.tileSize)
-      const { bands, notes } = await decoding
-      // The file's bytes are not needed past decoding: freed at once, not at a collection.
-      freeBuffer(upload)
-      const tiles = tileCount(bands.width, bands.height, this.spec.tileSize)
+      // The header is all a coordinator reads: every worker, this peer's own too, decodes the file itself.
+      const header = await readImageHeader(upload, { maxPixels: this.limits.maxPixels })
+      const tiles = tileCount(header.width, header.height, this.spec.tileSize)
       if (tiles > this.limits.maxTiles) {
-        bands.dropAll()
         throw new LimitExceededError(`${tiles} tiles of ${this.spec.tileSize} px is over this peer's limit of ${this.limits.maxTiles} (--max-tiles); use a larger tile size`)
       }
+      // Hashed here: a client's word for it could poison workers' kept results.
+      const sha256 = inputDigest(upload)
+      const jobKey = jobKeyOf(sha256, this.spec.steps, this.spec.tileSize)
+      const shape = { width: header.width, height: header.height, format: header.format }
+      input = this.c.inputs.hold(sha256, upload, shape)
+      const notes = header.notes
+      const readAt = this.c.clock.now()
       const coordinator = new JobCoordinator({
         jobId: this.jobId,
         jobKey,
-        input: bands,
+        input: { file: input.file, sha256, shape },
         steps: this.spec.steps,
         tileSize: this.spec.tileSize,
         leaseMs: this.limits.leaseMs,
@@ -136,21 +140,25 @@ export class JobHost {
       for (const h of this.spec.holders ?? []) if (h.peerId !== this.c.peerId) void this.c.reach(h)
       this.coordinator = coordinator
       if (this.leaving !== undefined) coordinator.cancel(this.leaving)
+      // Decoded here whether or not this peer's worker gets to it: a file broken past its header fails the job, with the decoder's word.
+      input.decoded().catch((err: unknown) => { coordinator.cancel(err instanceof Error ? err : new Error(String(err))) })
       accepted = true
-      this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tiles of ${bands.width}x${bands.height} for ${this.client}${this.spec.holders !== undefined ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
+      this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tiles of ${header.width}x${header.height} for ${this.client}${this.spec.holders !== undefined ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
       coordinator.on('recovered', (tiles, total) => {
         this.c.log(`job ${this.jobId}: recovered ${tiles} of ${total} tiles from their holders`)
         void wire.send({ type: 'recovered', tiles, total }).catch(() => {})
       })
-      await wire.send({ type: 'accepted', jobId: this.jobId, width: bands.width, height: bands.height, tiles: coordinator.tiles.length, tileSize: this.spec.tileSize, halo: coordinator.halo, notes })
+      await wire.send({ type: 'accepted', jobId: this.jobId, width: header.width, height: header.height, tiles: coordinator.tiles.length, tileSize: this.spec.tileSize, halo: coordinator.halo, notes })
       // The client hanging up (or speaking out of turn) ends the job.
       wire.receive({ signal: this.over.signal }).then(
         () => { coordinator.cancel(new ProtocolError('the client spoke out of turn')) },
         () => { if (!this.over.signal.aborted) coordinator.cancel(new ClientGoneError('the client went away')) })
       const output = await this.coordinateTiles(coordinator)
+      const tilesAt = this.c.clock.now()
       const progress = { type: 'progress', done: coordinator.tiles.length, total: coordinator.tiles.length, workers: coordinator.tilesByPeer.size } as const
       this.report({ ...progress, phase: 'encoding' })
       const encoded = await encodeImage(output, { format: this.spec.format, quality: this.spec.quality })
+      const encodedAt = this.c.clock.now()
       freeBuffer(output.data)
       this.report({ ...progress, phase: 'sending' })
       const s = coordinator.leases.stats
@@ -163,7 +171,10 @@ export class JobHost {
       }, encoded)
       await wire.channel.close()
       outcome = 'done'
-      this.c.log(`job ${this.jobId}: done in ${((this.c.clock.now() - started) / 1000).toFixed(2)} s, ${encoded.length} bytes delivered; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${p.slice(-8)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling tiles copied (${s.speculativeWins} copies won)${s.recovered > 0 ? `; ${s.recovered} recovered from an earlier coordinator` : ''}`)
+      const sec = (ms: number): string => (ms / 1000).toFixed(2)
+      const now = this.c.clock.now()
+      // The serial parts (header, encode, send) are what more peers cannot shorten.
+      this.c.log(`job ${this.jobId}: done in ${sec(now - started)} s (header and digest ${sec(readAt - started)} s, tiles ${sec(tilesAt - readAt)} s, encode ${sec(encodedAt - tilesAt)} s, send ${sec(now - encodedAt)} s), ${encoded.length} bytes delivered; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${p.slice(-8)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling tiles copied (${s.speculativeWins} copies won)${s.recovered > 0 ? `; ${s.recovered} recovered from an earlier coordinator` : ''}`)
     } catch (err) {
       const e = err as Error
       this.coordinator?.cancel(e)
@@ -177,6 +188,7 @@ export class JobHost {
     } finally {
       stopHeartbeat()
       this.over.abort()
+      input?.release()
       if (this.coordinator !== undefined) {
         this.c.tiles.unregister(this.jobId)
         void this.c.publish({ type: 'finished', v: PROTOCOL_VERSION, jobId: this.jobId, coordinator: this.c.peerId, outcome })

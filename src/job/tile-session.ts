@@ -46,11 +46,11 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
         case 'claim': {
           const p = current.claim(worker).then(async outcome => {
             if (outcome.kind !== 'grant') return await reply({ type: 'none', rid: msg.rid, reason: outcome.kind })
-            const { lease, tile, pixels } = outcome.grant
+            const { lease, tile } = outcome.grant
             // Granted after the session ended (a parked claim): nobody will do it.
             if (channel.isClosed) return void current.release(worker, lease.leaseId)
             granted.add(lease.leaseId)
-            await reply({ type: 'grant', rid: msg.rid, tile: tile.index, leaseId: lease.leaseId, leaseMs: current.leases.leaseMs, core: tile.core, haloed: tile.haloed }, pixels.data)
+            await reply({ type: 'grant', rid: msg.rid, tile: tile.index, leaseId: lease.leaseId, leaseMs: current.leases.leaseMs, core: tile.core, haloed: tile.haloed })
           })
           pending.add(p)
           void p.finally(() => pending.delete(p))
@@ -65,6 +65,12 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           freeBuffer(body)
           if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result ${msg.type === 'offer' ? 'offered by' : 'from'} ${worker}: ${outcome.reason}`)
           await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
+          break
+        }
+        case 'input': {
+          const file = current.inputFile
+          if (file === undefined) await reply({ type: 'none', rid: msg.rid, reason: 'done' })
+          else await reply({ type: 'input', rid: msg.rid }, file)
           break
         }
         case 'renew':

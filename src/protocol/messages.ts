@@ -72,17 +72,22 @@ export const RenewRequest = z.object({ type: z.literal('renew'), rid, leaseId: i
 export const ReleaseRequest = z.object({ type: z.literal('release'), rid, leaseId: id }).strict()
 /** A held result, handed to the job's new coordinator: a tile the job info's body reserved for this worker. */
 export const OfferRequest = z.object({ type: z.literal('offer'), rid, tile: count, checksum: z.string().regex(/^[0-9a-f]{8}$/), bodyBytes }).strict()
-export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest, OfferRequest])
+/** The job's input file, fetched once per worker: it decodes it and cuts its own tiles. */
+export const InputRequest = z.object({ type: z.literal('input'), rid }).strict()
+export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest, OfferRequest, InputRequest])
 
 /** parkMs: how long the coordinator may hold a claim before answering 'wait' (the worker's reply timeout builds on it). */
 /** Its body, if any, is a bitmap of the tiles reserved for this worker to offer. */
-export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, jobKey, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count, bodyBytes: bodyBytes.optional() }).strict()
-export const Grant = z.object({ type: z.literal('grant'), rid, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect, bodyBytes }).strict()
+export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, jobKey, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count, input: z.object({ bytes: bodyBytes, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict(), bodyBytes: bodyBytes.optional() }).strict()
+/** A tile under lease; the worker cuts its haloed pixels from the input it decoded. */
+export const Grant = z.object({ type: z.literal('grant'), rid, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect }).strict()
+/** The input file is the body. */
+export const InputReply = z.object({ type: z.literal('input'), rid, bodyBytes }).strict()
 export const NoTile = z.object({ type: z.literal('none'), rid, reason: z.enum(['done', 'wait', 'cancelled']) }).strict()
 export const ResultAck = z.object({ type: z.literal('ack'), rid, tile: count, status: z.enum(['accepted', 'duplicate', 'rejected']), reason: errorText.optional() }).strict()
 export const Renewed = z.object({ type: z.literal('renewed'), rid, leaseId: id, ok: z.boolean(), leaseMs: count }).strict()
 export const Released = z.object({ type: z.literal('released'), rid, leaseId: id }).strict()
-export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, Grant, NoTile, ResultAck, Renewed, Released, ErrorMessage])
+export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, Grant, InputReply, NoTile, ResultAck, Renewed, Released, ErrorMessage])
 export type TileServerMessage = z.infer<typeof TileServerMessage>
 export type TileClientMessage = z.infer<typeof TileClientMessage>
 export type JobInfo = z.infer<typeof JobInfo>

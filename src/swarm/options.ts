@@ -2,6 +2,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { NodeOptions } from '../net/node.ts'
 import type { Clock } from '../clock.ts'
 import type { TileProcessor } from '../worker/worker.ts'
+import type { InputDecoder } from '../worker/inputs.ts'
 import type { OpenChannel } from './channels.ts'
 
 /** What a peer is started with: its flags, and the components a test or the simulator may swap. Defaults: src/defaults.ts. */
@@ -34,9 +35,10 @@ export interface PeerOptions {
   /** Peer ids allowed to submit jobs here; everyone in the swarm when unset. */
   allowSubmit?: Set<string>
   log?: (line: string) => void
-  /** Components: time, randomness, compute, how streams become channels, who may connect. */
+  /** Components: time, randomness, compute (decoding a job's input, a tile), how streams become channels, who may connect. */
   clock?: Clock
   random?: () => number
+  decodeInput?: InputDecoder
   process?: TileProcessor
   openChannel?: OpenChannel
   connectionGater?: NodeOptions['connectionGater']

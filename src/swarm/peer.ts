@@ -6,6 +6,7 @@ import { loadOrCreateKey, lockDataDir } from '../net/identity.ts'
 import { createSwarmNode, type SwarmNode } from '../net/node.ts'
 import { MAX_ADDRS } from '../protocol/constants.ts'
 import { ResultCache } from '../worker/result-cache.ts'
+import { decodeInput, InputStore } from '../worker/inputs.ts'
 import { Worker } from '../worker/worker.ts'
 import { framedChannel } from './channels.ts'
 import { Discovery } from './discovery.ts'
@@ -29,6 +30,8 @@ export class SwarmPeer {
   readonly submissions: SubmitService
   /** Results this peer's worker computed for other coordinators, kept in case one dies. */
   readonly cache: ResultCache
+  /** Input files of the jobs coordinated or worked on here, and their decoded pixels. */
+  readonly inputs: InputStore
   /** 'job' (detail: the JobCoordinator) when this peer starts coordinating one. */
   readonly events = new EventTarget()
   private readonly unlock: (() => Promise<void>) | undefined
@@ -43,9 +46,12 @@ export class SwarmPeer {
     const openChannel = options.openChannel ?? framedChannel
     const slots = options.slots ?? availableParallelism()
     const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS
-    this.tiles = new TileService({ node, peerId, log, openChannel }, { leaseMs, dialTimeoutMs: options.dialTimeoutMs })
+    const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES
+    const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS
+    this.tiles = new TileService({ node, peerId, log, openChannel }, { leaseMs, dialTimeoutMs: options.dialTimeoutMs, maxInputBytes: maxUploadBytes })
+    this.inputs = new InputStore({ decode: options.decodeInput ?? decodeInput, maxPixels })
     this.cache = new ResultCache({ maxBytes: options.resultCacheBytes ?? DEFAULT_RESULT_CACHE_BYTES, maxAgeMs: options.resultCacheMs ?? DEFAULT_RESULT_CACHE_MS, clock })
-    this.worker = new Worker({ peerId, slots, cache: this.cache, connect: async ref => await this.tiles.connect(ref), log, clock, process: options.process })
+    this.worker = new Worker({ peerId, slots, cache: this.cache, inputs: this.inputs, connect: async ref => await this.tiles.connect(ref), log, clock, process: options.process })
     // A coordinator gone: its jobs are dropped at once (their results stay kept).
     node.addEventListener('peer:disconnect', evt => { this.worker.coordinatorGone(evt.detail.toString()) })
     this.gossip = new GossipService({ node, log }, {
@@ -65,11 +71,11 @@ export class SwarmPeer {
       redialFirstMs: options.redialFirstMs,
       redialMaxMs: options.redialMaxMs,
     })
-    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) } }, {
+    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) } }, {
       tileSize: options.tileSize ?? DEFAULT_TILE_SIZE,
       maxJobs: options.maxJobs ?? DEFAULT_MAX_JOBS,
-      maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
-      maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
+      maxUploadBytes,
+      maxPixels,
       maxTiles: options.maxTiles ?? DEFAULT_MAX_TILES,
       leaseMs,
       parkMs: options.parkMs,

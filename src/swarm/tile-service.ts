@@ -28,9 +28,12 @@ export class TileService {
   private readonly jobs = new Map<string, JobCoordinator>()
   private readonly idleTimeoutMs: number
   private readonly dialTimeoutMs: number
+  /** A worker's side also carries the job's input file. */
+  private readonly maxClientBodyBytes: number
 
-  constructor (components: TileServiceComponents, options: { leaseMs: number, dialTimeoutMs?: number }) {
+  constructor (components: TileServiceComponents, options: { leaseMs: number, dialTimeoutMs?: number, maxInputBytes: number }) {
     this.c = components
+    this.maxClientBodyBytes = Math.max(MAX_TILE_BODY_BYTES, options.maxInputBytes)
     this.idleTimeoutMs = Math.max(60_000, 3 * options.leaseMs)
     this.dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
   }
@@ -75,6 +78,6 @@ export class TileService {
     const id = peerIdFromString(ref.coordinator)
     if (ref.addrs.length > 0) await this.c.node.peerStore.merge(id, { multiaddrs: ref.addrs.map(a => multiaddr(a)) })
     const stream: Stream = await openStream(this.c.node, id, TILE_PROTOCOL, { signal: AbortSignal.timeout(this.dialTimeoutMs) })
-    return this.c.openChannel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES }, 'tile-client')
+    return this.c.openChannel(stream, { maxBodyBytes: this.maxClientBodyBytes }, 'tile-client')
   }
 }

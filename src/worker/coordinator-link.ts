@@ -1,9 +1,13 @@
 import { JobFailedError, NetworkError, ProtocolError } from '../errors.ts'
-import { bytesPerPixel, resolvePipeline, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import { resolvePipeline, type Step, type Tile } from '../imaging/index.ts'
+import { inputDigest } from './inputs.ts'
 import type { Channel } from '../protocol/framing.ts'
 import type { Grant, JobInfo, TileClientMessage, TileServerMessage } from '../protocol/messages.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import { tileWorkerWire, type Outgoing, type Wire } from '../protocol/wire.ts'
+
+/** The slowest link an input fetch allows for beyond the request timeout: 1 MB/s. */
+const INPUT_MIN_BYTES_PER_MS = 1000
 
 export interface JobRef {
   jobId: string
@@ -16,7 +20,6 @@ export interface JobRef {
 export interface GrantedWork {
   leaseId: string
   tile: Tile
-  pixels: RawImage
   leaseMs: number
 }
 
@@ -130,30 +133,36 @@ export class CoordinatorLink {
     return message.status
   }
 
+  /**
+   * The job's input file, checked against the digest the job info gave. Its
+   * reply comes after the whole file, so the wait allows for a slow link.
+   */
+  async input (): Promise<Buffer> {
+    const { bytes, sha256 } = this.info.input
+    const { message, body } = await this.request({ type: 'input', rid: this.nextRid() }, undefined, this.requestTimeoutMs + bytes / INPUT_MIN_BYTES_PER_MS)
+    if (message.type === 'none') throw new JobFailedError(`job ${this.ref.jobId} ended before its input came`)
+    if (message.type !== 'input') throw new ProtocolError(`expected the input, got ${message.type}`)
+    if (body === undefined || body.length !== bytes || inputDigest(body) !== sha256) throw new ProtocolError(`the input of job ${this.ref.jobId} does not match its digest`)
+    return body
+  }
+
   /** The coordinator may hold a claim for the job's park time before it answers. */
   async claim (): Promise<ClaimReply> {
-    const { message, body } = await this.request({ type: 'claim', rid: this.nextRid() }, undefined, this.info.parkMs + this.requestTimeoutMs)
+    const { message } = await this.request({ type: 'claim', rid: this.nextRid() }, undefined, this.info.parkMs + this.requestTimeoutMs)
     if (message.type === 'none') return { kind: 'none', reason: message.reason }
     if (message.type !== 'grant') throw new ProtocolError(`expected a grant, got ${message.type}`)
-    return { kind: 'grant', work: this.checkGrant(message, body) }
+    return { kind: 'grant', work: this.checkGrant(message) }
   }
 
   /** Nothing in a grant is trusted until it fits the job. */
-  private checkGrant (grant: Grant, body: Buffer | undefined): GrantedWork {
+  private checkGrant (grant: Grant): GrantedWork {
     const { info } = this
     const { core, haloed } = grant
     const inside = haloed.x <= core.x && haloed.y <= core.y &&
       core.x + core.width <= haloed.x + haloed.width && core.y + core.height <= haloed.y + haloed.height &&
       haloed.x + haloed.width <= info.width && haloed.y + haloed.height <= info.height
     if (!inside || grant.tile >= info.tiles) throw new ProtocolError(`grant for tile ${grant.tile} does not fit the job`)
-    const expected = haloed.width * haloed.height * bytesPerPixel(info.format)
-    if (body === undefined || body.length !== expected) throw new ProtocolError(`grant for tile ${grant.tile} carries ${body?.length ?? 0} bytes, expected ${expected}`)
-    return {
-      leaseId: grant.leaseId,
-      leaseMs: grant.leaseMs,
-      tile: { index: grant.tile, core, haloed },
-      pixels: { width: haloed.width, height: haloed.height, ...info.format, data: body },
-    }
+    return { leaseId: grant.leaseId, leaseMs: grant.leaseMs, tile: { index: grant.tile, core, haloed } }
   }
 
   async result (tile: number, leaseId: string, checksum: string, pixels: Uint8Array): Promise<'accepted' | 'duplicate' | 'rejected'> {

@@ -1,11 +1,12 @@
 import { systemClock, repeat, whenAborted, type Clock } from '../clock.ts'
 import { OFFERS_IN_FLIGHT, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
 import { oneLine } from '../errors.ts'
-import { processTile, freeBuffer, semaphore, type Gate, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import { extract, processTile, freeBuffer, semaphore, type Gate, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import { tileChecksum } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { CoordinatorLink, type ClaimReply, type GrantedWork, type JobRef } from './coordinator-link.ts'
 import type { ResultCache } from './result-cache.ts'
+import type { InputHold, InputStore } from './inputs.ts'
 
 export type { JobRef } from './coordinator-link.ts'
 
@@ -22,6 +23,8 @@ export interface WorkerOptions {
   slots: number
   /** Results kept for a later coordinator of the same job; none kept if unset. */
   cache?: ResultCache
+  /** Jobs' input files and their decoded pixels, shared with the jobs this peer coordinates. */
+  inputs: InputStore
   /** Opens a tile-protocol channel to a job's coordinator. */
   connect: (ref: JobRef) => Promise<Channel>
   log?: (line: string) => void
@@ -29,9 +32,16 @@ export interface WorkerOptions {
   process?: TileProcessor
 }
 
+/** A worker's hold on a job: its link to the coordinator, and the input it cuts tiles from. */
+interface JobSession {
+  link: CoordinatorLink
+  input: InputHold
+  image: RawImage
+}
+
 interface JobEntry {
   ref: JobRef
-  link?: Promise<CoordinatorLink>
+  link?: Promise<JobSession>
   retryAt: number
   lanes: number
   finished: boolean
@@ -120,7 +130,7 @@ export class Worker {
       const kept = this.options.cache?.stats
       this.options.log?.(`job ${jobId}: finished here (${entry.accepted} tiles from this peer)${kept !== undefined ? `; keeping ${kept.tiles} results (${(kept.bytes / 1024 / 1024).toFixed(1)} MB) for later coordinators` : ''}`)
     }
-    void entry.link?.then(async s => { await s.close() }, () => {})
+    void entry.link?.then(async s => { s.input.release(); await s.link.close() }, () => {})
   }
 
   private pick (): JobEntry | undefined {
@@ -154,8 +164,7 @@ export class Worker {
       entry.lanes++
       try {
         entry.link ??= this.openLink(entry.ref)
-        const link = await entry.link
-        const reason = await this.work(link)
+        const reason = await this.work(await entry.link)
         if (reason === 'done' || reason === 'cancelled') entry.finished = true
         else entry.retryAt = this.clock.now() + WORKER_RETRY_MS
       } catch (err) {
@@ -175,16 +184,21 @@ export class Worker {
     }
   }
 
-  private async openLink (ref: JobRef): Promise<CoordinatorLink> {
+  /** Joins a job, hands over what it held of it, and gets its input: fetched once (unless here already), decoded once. */
+  private async openLink (ref: JobRef): Promise<JobSession> {
     const link = new CoordinatorLink(await this.options.connect(ref), ref, WORKER_REQUEST_TIMEOUT_MS)
+    let input: InputHold | undefined
     try {
-      const { cache } = this.options
+      const { cache, inputs } = this.options
       const held = ref.jobKey !== undefined ? cache?.heldTiles(ref.jobKey) : undefined
       const { info, reserved } = await link.join(held)
       this.options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${ref.coordinator})`)
       if (reserved !== undefined && cache !== undefined) await this.offer(link, reserved, cache)
-      return link
+      const shape = { width: info.width, height: info.height, format: info.format }
+      input = inputs.holdIfHere(info.input.sha256, shape) ?? inputs.hold(info.input.sha256, await link.input(), shape)
+      return { link, input, image: await input.decoded() }
     } catch (err) {
+      input?.release()
       // A link that never got going is closed, not left to the coordinator's idle timeout.
       await link.close().catch(() => {})
       throw err
@@ -211,7 +225,7 @@ export class Worker {
   }
 
   /** One lane on one job until it has nothing for us: claim, prefetch, compute, send. */
-  private async work (link: CoordinatorLink): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
+  private async work ({ link, image }: JobSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
     // A grant is held (renewed, handed back on stop) from the moment it arrives.
     const claim = (): Promise<ClaimReply> => {
       const reply = link.claim().then(r => {
@@ -234,8 +248,10 @@ export class Worker {
         // Tiles computed in JavaScript, on the in-memory channel to this peer's own
         // coordinator, never leave the microtask queue: give I/O its turn each tile.
         await new Promise(resolve => setImmediate(resolve))
-        const core = await this.process(work.pixels, work.tile, link.steps, this.gate)
-        freeBuffer(work.pixels.data, [core.data])
+        const pixels = extract(image, work.tile.haloed)
+        const core = await this.process(pixels, work.tile, link.steps, this.gate)
+        // A one-tile job's pixels are the decoded input itself, which other lanes and jobs still read.
+        freeBuffer(pixels.data, [core.data, image.data])
         const checksum = tileChecksum(core.data)
         // Kept for a later coordinator if this one dies; one in this process dies with us.
         const keep = this.options.cache !== undefined && link.ref.coordinator !== this.options.peerId
@@ -286,6 +302,6 @@ export class Worker {
     await Promise.race([Promise.allSettled(releases), whenAborted(signal)])
     const links = [...this.jobs.values()].map(e => e.link).filter(s => s !== undefined)
     this.jobs.clear()
-    await Promise.allSettled(links.map(async s => { await (await s).close() }))
+    await Promise.allSettled(links.map(async s => { const { link, input } = await s; input.release(); await link.close() }))
   }
 }

@@ -1,7 +1,8 @@
 import test from 'ava'
-import { JobCoordinator, tileChecksum } from '../../src/job/coordinator.ts'
+import { JobCoordinator, tileChecksum, type JobOptions } from '../../src/job/coordinator.ts'
+import { inputDigest } from '../../src/worker/inputs.ts'
 import type { Clock } from '../../src/clock.ts'
-import { BandedImage, extract, processTile, parseOps, resolvePipeline, runPipeline } from '../../src/imaging/index.ts'
+import { extract, processTile, parseOps, resolvePipeline, runPipeline, type RawImage } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
 
 /** Time that moves only when the test says so. */
@@ -22,17 +23,23 @@ function manualClock (): Clock & { advance: (ms: number) => void } {
   }
 }
 
-test('the input is freed band by band as its tiles come in, and a lost tile still finds its pixels', async t => {
+/** A job's input as the coordinator holds it: the file (stand-in bytes here) and what it decodes to. */
+function inputOf (image: RawImage): JobOptions['input'] {
+  const file = Buffer.from('an encoded image')
+  return { file, sha256: inputDigest(file), shape: { width: image.width, height: image.height, format: image } }
+}
+
+test('tiles are granted, not pixels: workers cut them from the input; a lost tile is granted again; the file is served until the end', async t => {
   const steps = resolvePipeline(parseOps('median:size=3'))
   const source = noiseImage(200, 130, { channels: 3, depth: 8 }, 5)
-  const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
+  const reference = await runPipeline(source, steps)
   const clock = manualClock()
-  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: BandedImage.from(source, 32), steps, tileSize: 32, leaseMs: 1000, clock })
-  const full = job.inputBytes
-  t.is(full, 200 * 130 * 3)
-  t.is(source.data.length, 0, 'the coordinator took the image')
+  const input = inputOf(source)
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input, steps, tileSize: 32, leaseMs: 1000, clock })
+  t.is(job.info().input.sha256, input.sha256)
+  t.is(job.info().input.bytes, input.file.length)
 
-  // A worker that will vanish takes a tile in the last row, whose band must outlive the rest.
+  // A worker that will vanish takes a tile in the last row.
   const passed: string[] = []
   for (;;) {
     const outcome = await job.claim('vanishing')
@@ -41,26 +48,22 @@ test('the input is freed band by band as its tiles come in, and a lost tile stil
     passed.push(outcome.grant.lease.leaseId)
   }
   for (const leaseId of passed) job.release('vanishing', leaseId)
-  const held: number[] = []
   const complete = async (peer: string): Promise<boolean> => {
     const outcome = await job.claim(peer)
     if (outcome.kind !== 'grant') return false
-    const { lease, tile, pixels } = outcome.grant
-    const core = await processTile(pixels, tile, steps)
+    const { lease, tile } = outcome.grant
+    const core = await processTile(extract(source, tile.haloed), tile, steps)
     t.is(job.result(peer, tile.index, lease.leaseId, tileChecksum(core.data), core.data).status, 'accepted')
-    held.push(job.inputBytes)
     return true
   }
   while (job.leases.pendingCount > 0) await complete('steady')
-  // Left: the two bands the lost tile reads (rows 96-127 for its halo, and 128-129).
-  t.is(held.at(-1), 200 * (32 + 2) * 3)
-  t.true(held.every((b, i) => i === 0 || b <= held[i - 1]!), 'held input only shrinks')
+  t.is(job.inputFile, input.file, 'served while the job runs')
 
   clock.advance(1001)
   t.is(job.leases.stats.expired, 1)
-  t.true(await complete('steady'), 'the expired tile is granted again, from bands still held')
+  t.true(await complete('steady'), 'the expired tile is granted again')
   const output = await job.finished
-  t.is(job.inputBytes, 0)
+  t.is(job.inputFile, undefined, 'dropped once the job is over')
   t.true(output.data.equals(reference.data))
 })
 
@@ -69,7 +72,7 @@ test('a resumed job: nothing is computed until its holders have joined; what the
   const source = noiseImage(64, 32, { channels: 3, depth: 8 }, 9)
   const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
   const clock = manualClock()
-  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: BandedImage.from(source, 32), steps, tileSize: 32, leaseMs: 1000, clock, collect: { holders: ['h1', 'h2'], windowMs: 3000 } })
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: inputOf(source), steps, tileSize: 32, leaseMs: 1000, clock, collect: { holders: ['h1', 'h2'], windowMs: 3000 } })
   const recovered: number[] = []
   job.on('recovered', tiles => { recovered.push(tiles) })
   const early = job.claim('w')
@@ -91,7 +94,7 @@ test('a resumed job: nothing is computed until its holders have joined; what the
 test('a resumed job whose holder never comes: the window passes, and its tiles are computed', async t => {
   const steps = resolvePipeline(parseOps('invert'))
   const clock = manualClock()
-  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: BandedImage.from(noiseImage(40, 20, { channels: 1, depth: 8 }, 3), 32), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 60_000, collect: { holders: ['gone'], windowMs: 3000 } })
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: inputOf(noiseImage(40, 20, { channels: 1, depth: 8 }, 3)), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 60_000, collect: { holders: ['gone'], windowMs: 3000 } })
   const claim = job.claim('w')
   let granted = false
   void claim.then(o => { granted = o.kind === 'grant' })
@@ -106,7 +109,7 @@ test('offers from a holder complete the job without any computing', async t => {
   const steps = resolvePipeline(parseOps('invert'))
   const source = noiseImage(64, 40, { channels: 3, depth: 8 }, 4)
   const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
-  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: BandedImage.from(source, 32), steps, tileSize: 32, leaseMs: 1000, clock: manualClock(), collect: { holders: ['h'], windowMs: 3000 } })
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: inputOf(source), steps, tileSize: 32, leaseMs: 1000, clock: manualClock(), collect: { holders: ['h'], windowMs: 3000 } })
   const recovered: Array<[number, number]> = []
   job.on('recovered', (tiles, total) => { recovered.push([tiles, total]) })
   const all = Uint8Array.of(0b1111)
