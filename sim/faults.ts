@@ -18,6 +18,8 @@ export class PeerFaults {
   crashed = false
   /** Chance that a result stream is cut halfway. */
   flakiness = 0
+  /** A job's input passed on from here arrives with a byte changed. */
+  corruptsInputs = false
   private readonly random: () => number
   private readonly open = new Set<FaultyChannel>()
 
@@ -101,6 +103,11 @@ class FaultyChannel implements Channel {
     if (this.faults.frozen) return
     wireTraffic.messages++
     wireTraffic.bytes += JSON.stringify(header).length + (body?.length ?? 0)
+    if (this.use === 'input-server' && header.type === 'file' && body !== undefined && body.length > 0 && this.faults.corruptsInputs) {
+      const corrupt = Buffer.from(body)
+      corrupt[corrupt.length >> 1]! ^= 0xff
+      return await this.inner.send(header, corrupt)
+    }
     if (this.use === 'tile-client' && header.type === 'result' && body !== undefined && this.faults.dropThisResult()) {
       const cut = new Promise<never>((_resolve, reject) => {
         this.cutAfter(Math.floor(body.length / 2), () => {

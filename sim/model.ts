@@ -73,7 +73,9 @@ export function modelledCompute (model: ComputeModel): { decodeInput: InputDecod
       const { width, height } = tile.core
       if (width > model.patch.width || height > model.patch.height) throw new Error(`tile of ${width}x${height} is larger than the model's patch`)
       await pool(async () => { await sleep(width * height * model.nsPerPixel / 1e6) })
-      return extract(model.patch, { x: 0, y: 0, width, height })
+      // A copy: the worker frees what it is given once it is sent.
+      const crop = extract(model.patch, { x: 0, y: 0, width, height })
+      return crop === model.patch ? { ...crop, data: Buffer.from(crop.data) } : crop
     },
   }
 }

@@ -13,7 +13,7 @@ import { Command } from 'commander'
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import sharp from 'sharp'
 import { integerOption } from '../src/cli-args.ts'
@@ -135,6 +135,16 @@ try {
     return read('rx_bytes') + read('tx_bytes')
   }
 
+  /** CPU seconds a process has used (user and system), from /proc. */
+  const cpuSeconds = (p: PeerProcess): number => {
+    try {
+      const fields = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+      return (Number(fields[11]) + Number(fields[12])) / 100
+    } catch {
+      return 0
+    }
+  }
+
   const startHost = async (i: number, bootstrap?: string): Promise<PeerProcess> => {
     const p = await startPeerProcess(`host ${i}`, ['--listen', `/ip4/${SUBNET}.${i}/tcp/4001`, '--data-dir', join(dir, `data${i}`), '--slots', String(opts.slots), '--tile-size', String(opts.tileSize), '--lease-ms', '60000', '--result-cache-mb', '0', '--max-pixels', String(width * height), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])], {
       command: ['ip', 'netns', 'exec', ns(i), NODE],
@@ -159,15 +169,15 @@ try {
   const submit = async (to: string, out: string): Promise<number> => {
     const started = performance.now()
     await new Promise<void>((resolvePromise, reject) => {
-      const child = spawn(NODE, [resolve(REPO, 'dist/peer.js'), 'submit', '--peer', to, '--ops', opts.ops, '-i', input, '-o', out, '--json'], { stdio: ['ignore', 'ignore', 'pipe'] })
+      const child = spawn(NODE, [resolve(REPO, 'dist/peer.js'), 'submit', '--peer', to, '--ops', opts.ops, '-i', input, '-o', out, '--json'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: opts.limitS * 1000 })
       let err = ''
       child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-      child.on('exit', code => { code === 0 ? resolvePromise() : reject(new Error(`submit exited with ${code}: ${err.trim().split('\n').slice(-3).join(' ')}`)) })
+      child.on('exit', code => { code === 0 ? resolvePromise() : reject(new Error(`submit exited with ${code}: ${err.trim().split('\n').slice(-3).join(' ')}\ncoordinator:\n${peers[0]?.lines.slice(-8).join('\n') ?? ''}`)) })
     })
     return (performance.now() - started) / 1000
   }
 
-  type Row = { hosts: number, wallS: number, speedup: number, efficiency: number, serial: { headerS: number, encodeS: number, sendS: number }, linkBytes: number, linkPerInputPlusOutput: number, linkPerRaw: number, tilesByPeer: number }
+  type Row = { hosts: number, wallS: number, tilesS: number, cpuS: { coordinator: number, all: number }, speedup: number, efficiency: number, serial: { headerS: number, encodeS: number, sendS: number }, linkBytes: number, linkPerInputPlusOutput: number, linkPerRaw: number, tilesByPeer: number }
   const rows: Row[] = []
   let one: number | undefined
   for (const n of hostCounts) {
@@ -178,15 +188,17 @@ try {
     for (let rep = 0; rep < opts.reps; rep++) {
       const out = join(dir, `out-${n}-${rep}.jpg`)
       const before = linkBytes()
+      const cpuBefore = peers.map(cpuSeconds)
       const seen = first.lines.length
       const wallS = await submit(first.addr, out)
       const bytes = linkBytes() - before
+      const cpu = peers.map((p, i) => cpuSeconds(p) - cpuBefore[i]!)
       const done = await newLine(first, seen, /: done in /, 10_000)
       const part = (name: string): number => Number(done.match(new RegExp(`${name} ([0-9.]+) s`))?.[1] ?? NaN)
       const outBytes = (await readFile(out)).length
       const workers = (done.match(/tiles by peer: ([^;]*)/)?.[1] ?? '').split(',').filter(s => s.trim() !== '').length
-      runs.push({ hosts: n, wallS, serial: { headerS: part('header and digest'), encodeS: part('encode'), sendS: part('send') }, linkBytes: bytes, linkPerInputPlusOutput: bytes / (file.length + outBytes), linkPerRaw: bytes / rawBytes, tilesByPeer: workers })
-      say(`${n} host${n > 1 ? 's' : ''}, job ${rep + 1}: ${wallS.toFixed(2)} s, ${workers} peers did tiles, coordinator's link ${(bytes / 1e6).toFixed(0)} MB`)
+      runs.push({ hosts: n, wallS, serial: { headerS: part('header and digest'), encodeS: part('encode'), sendS: part('send') }, tilesS: part('tiles'), cpuS: { coordinator: cpu[0]!, all: cpu.reduce((a, b) => a + b, 0) }, linkBytes: bytes, linkPerInputPlusOutput: bytes / (file.length + outBytes), linkPerRaw: bytes / rawBytes, tilesByPeer: workers })
+      say(`${n} host${n > 1 ? 's' : ''}, job ${rep + 1}: ${wallS.toFixed(2)} s, ${workers} peers did tiles, coordinator's link ${(bytes / 1e6).toFixed(0)} MB, CPU ${cpu[0]!.toFixed(1)} s coordinator, ${cpu.reduce((a, b) => a + b, 0).toFixed(1)} s all hosts; ${done.replace(/^\S+ job \S+ /, '').replace(/; tiles by peer.*/, '')}`)
     }
     await stopPeers()
     const run = [...runs].sort((a, b) => a.wallS - b.wallS)[Math.floor(runs.length / 2)]!
@@ -195,9 +207,11 @@ try {
     rows.push({ ...run, speedup, efficiency: speedup / n })
   }
 
-  const table = ['hosts   wall s  speedup  efficiency  serial s (header+encode+send)  link MB  link/(in+out)  link/raw']
+  // Hosts share this machine's cores: where their CPU over the wall time nears the core count, the curve measures this machine, not the swarm.
+  const cores = availableParallelism()
+  const table = ['hosts   wall s  speedup  efficiency  serial s (header+encode+send)  link MB  link/(in+out)  link/raw  coord CPU s  all CPU s / wall']
   for (const r of rows) {
-    table.push(`${String(r.hosts).padStart(5)}  ${r.wallS.toFixed(2).padStart(7)}  ${r.speedup.toFixed(2).padStart(7)}  ${r.efficiency.toFixed(2).padStart(10)}  ${(r.serial.headerS + r.serial.encodeS + r.serial.sendS).toFixed(2).padStart(29)}  ${(r.linkBytes / 1e6).toFixed(0).padStart(7)}  ${r.linkPerInputPlusOutput.toFixed(2).padStart(13)}  ${r.linkPerRaw.toFixed(2).padStart(8)}`)
+    table.push(`${String(r.hosts).padStart(5)}  ${r.wallS.toFixed(2).padStart(7)}  ${r.speedup.toFixed(2).padStart(7)}  ${r.efficiency.toFixed(2).padStart(10)}  ${(r.serial.headerS + r.serial.encodeS + r.serial.sendS).toFixed(2).padStart(29)}  ${(r.linkBytes / 1e6).toFixed(0).padStart(7)}  ${r.linkPerInputPlusOutput.toFixed(2).padStart(13)}  ${r.linkPerRaw.toFixed(2).padStart(8)}  ${r.cpuS.coordinator.toFixed(1).padStart(11)}  ${(r.cpuS.all / r.wallS).toFixed(2).padStart(6)}${r.cpuS.all / r.wallS > 0.8 * cores ? ' (CPU-bound here)' : ''}`)
   }
   process.stdout.write(`${width}x${height} ${opts.ops}, links ${opts.rate} ${shape === netem ? `${opts.delayMs} ms` : 'no added latency'}, ${opts.slots} slot(s) per host; speedup against one host\n${table.join('\n')}\n`)
   const existing = existsSync(opts.out) ? JSON.parse(readFileSync(opts.out, 'utf8')) as Record<string, unknown> : {}

@@ -3,6 +3,7 @@ import { InvalidImageError, LimitExceededError, oneLine } from '../errors.ts'
 import { createRaw, joinAlpha, samples, splitAlpha, withSamples, type Channels, type Depth, type PixelFormat, type RawImage } from './raw.ts'
 import { greyToRgb } from './operations/sharp-pass.ts'
 import { DEFAULT_MAX_PIXELS, DEFAULT_QUALITY } from '../defaults.ts'
+import type { Step } from './pipeline.ts'
 
 export const INPUT_FORMATS = ['jpeg', 'png', 'webp', 'tiff', 'avif', 'heif', 'gif'] as const
 export const OUTPUT_FORMATS = ['jpeg', 'png', 'webp', 'tiff', 'avif'] as const
@@ -43,6 +44,8 @@ interface DecodePlan {
   depth: Depth
   greyAlpha: boolean
   maxPixels: number
+  /** 8-bit sRGB or grey, no alpha, upright, one frame, no ICC profile: one libvips pipeline reads it as decodeImage does. */
+  plain: boolean
 }
 
 /**
@@ -84,7 +87,7 @@ async function planDecode (bytes: Uint8Array, options: DecodeOptions): Promise<D
   const readChannels: Channels = grey && !alpha ? 1 : alpha ? 4 : 3
   const space = readChannels === 1 ? (wide ? 'grey16' : 'b-w') : (wide ? 'rgb16' : 'srgb')
   const turned = orientation >= 5
-  return { format, notes, width: turned ? height : width, height: turned ? width : height, orientation, readChannels, space, wide, depth: wide ? 16 : 8, greyAlpha: grey && alpha, maxPixels }
+  return { format, notes, width: turned ? height : width, height: turned ? width : height, orientation, readChannels, space, wide, depth: wide ? 16 : 8, greyAlpha: grey && alpha, maxPixels, plain: !wide && !alpha && orientation <= 1 && pages === 1 && meta.hasProfile !== true && (meta.space === 'srgb' || meta.space === 'b-w') }
 }
 
 async function decodeWith (bytes: Uint8Array, plan: DecodePlan): Promise<RawImage> {
@@ -118,12 +121,14 @@ export interface ImageHeader {
   /** The container format, as sharp names it. */
   container: string
   notes: string[]
+  /** 8-bit sRGB or grey, no alpha, upright, one frame, no ICC profile (see runWholeImage). */
+  plain: boolean
 }
 
 /** Reads the header only: a coordinator plans from it and leaves decoding to the workers. */
 export async function readImageHeader (bytes: Uint8Array, options: DecodeOptions = {}): Promise<ImageHeader> {
   const plan = await planDecode(bytes, options)
-  return { width: plan.width, height: plan.height, format: { channels: plan.greyAlpha ? 2 : plan.readChannels, depth: plan.depth }, container: plan.format, notes: plan.notes }
+  return { width: plan.width, height: plan.height, format: { channels: plan.greyAlpha ? 2 : plan.readChannels, depth: plan.depth }, container: plan.format, notes: plan.notes, plain: plan.plain }
 }
 
 function rgbaToGreyAlpha (image: RawImage): RawImage {
@@ -170,6 +175,36 @@ export function canHold (format: OutputFormat): { depth16: boolean, alpha: boole
   return { depth16: format === 'png' || format === 'tiff', alpha: format !== 'jpeg' }
 }
 
+/** The encoder, as every path sets it: the same options give the same bytes for the same pixels. */
+function encodeWith (pipeline: Sharp, options: EncodeOptions, pixels: number): Promise<Buffer> {
+  const quality = options.quality ?? DEFAULT_QUALITY
+  switch (options.format) {
+    case 'jpeg': return pipeline.jpeg({ quality, mozjpeg: false, optimiseCoding: pixels <= OPTIMISE_CODING_MAX_PIXELS }).toBuffer()
+    case 'png': return pipeline.png({ compressionLevel: 6 }).toBuffer()
+    case 'webp': return pipeline.webp({ quality }).toBuffer()
+    case 'tiff': return pipeline.tiff({ compression: 'deflate' }).toBuffer()
+    case 'avif': return pipeline.avif({ quality }).toBuffer()
+  }
+}
+
+/**
+ * Decode, operation and encode in one libvips pipeline, streamed together
+ * as sharp's own: what a job does when nobody shares its work. Only for a
+ * plain image (see ImageHeader.plain) and one step with a native form, where
+ * it gives the very bytes decodeImage, runPipeline and encodeImage give;
+ * undefined otherwise. Tests hold it to that.
+ */
+export function wholeImagePipeline (bytes: Uint8Array, header: ImageHeader, steps: readonly Step[], options: EncodeOptions & { maxPixels: number }): Promise<Buffer> | undefined {
+  const step = steps.length === 1 ? steps[0]! : undefined
+  const native = step?.operation.native
+  // A PNG written from a file keeps the file's density (pHYs), one written from raw pixels has none.
+  if (!header.plain || step === undefined || native === undefined || options.format === 'png') return undefined
+  const grey = header.format.channels === 1
+  if (grey && step.operation.colourOut(1) !== 1) return undefined
+  const pipeline = native(sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'error', autoOrient: true, pages: 1 }), step.params).toColourspace(grey ? 'b-w' : 'srgb')
+  return encodeWith(pipeline, options, header.width * header.height).catch((err: unknown) => { throw decodeError(err) })
+}
+
 /** Encodes once, at the end. Alpha is flattened onto white for JPEG. */
 export async function encodeImage (image: RawImage, options: EncodeOptions): Promise<Buffer> {
   const { format } = options
@@ -184,11 +219,5 @@ export async function encodeImage (image: RawImage, options: EncodeOptions): Pro
   const wideOut = wideIn && hold.depth16
   if (!hold.alpha && (source.channels === 2 || source.channels === 4)) pipeline = pipeline.flatten({ background: '#ffffff' })
   pipeline = pipeline.toColourspace(grey ? (wideOut ? 'grey16' : 'b-w') : (wideOut ? 'rgb16' : 'srgb'))
-  switch (format) {
-    case 'jpeg': return await pipeline.jpeg({ quality, mozjpeg: false, optimiseCoding: source.width * source.height <= OPTIMISE_CODING_MAX_PIXELS }).toBuffer()
-    case 'png': return await pipeline.png({ compressionLevel: 6 }).toBuffer()
-    case 'webp': return await pipeline.webp({ quality }).toBuffer()
-    case 'tiff': return await pipeline.tiff({ compression: 'deflate' }).toBuffer()
-    case 'avif': return await pipeline.avif({ quality }).toBuffer()
-  }
+  return await encodeWith(pipeline, { format, quality }, source.width * source.height)
 }

@@ -1,4 +1,5 @@
 import type { ParamSpec, Params } from './params.ts'
+import type { Sharp } from 'sharp'
 import type { RawImage } from './raw.ts'
 
 export type Family = 'filter' | 'edge' | 'colour'
@@ -30,4 +31,10 @@ export interface Operation {
    * replicated edge; returns an image of the same size (its border is cropped).
    */
   apply: (image: RawImage, params: Params) => Promise<RawImage>
+  /**
+   * The same operation as a step of a sharp pipeline on a whole image, where
+   * it gives exactly what apply() gives with the edges replicated (tests hold
+   * it to that): a job nobody shares runs as one pipeline, as sharp's own.
+   */
+  native?: (pipeline: Sharp, params: Params) => Sharp
 }

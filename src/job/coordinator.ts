@@ -2,7 +2,8 @@ import { crc32 } from 'node:zlib'
 import { bytesPerPixel, createOutput, pipelineFormat, pipelineRadius, planTiles, placeTile, toSpecs, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import type { InputShape } from '../worker/inputs.ts'
 import { systemClock, type Clock } from '../clock.ts'
-import { DEFAULT_PARK_MS, OFFER_HOLD_MS } from '../defaults.ts'
+import { DEFAULT_PARK_MS, INPUT_UPLOADS, INPUT_WAIT_MS, OFFER_HOLD_MS } from '../defaults.ts'
+import { MAX_INPUT_SOURCES } from '../protocol/constants.ts'
 import { LeaseTable, type Lease, type SpeculationPolicy } from './leases.ts'
 import type { JobInfo } from '../protocol/messages.ts'
 
@@ -10,6 +11,8 @@ export interface JobOptions {
   jobId: string
   /** The job's content identity (input, pipeline, tile geometry): workers keep results under it. */
   jobKey: string
+  /** This peer: its own worker has the input already and is never named as a source of it. */
+  self?: string
   /** The input file, served to each worker once (it decodes and cuts its own tiles), and what it decodes to. */
   input: { file: Buffer, sha256: string, shape: InputShape }
   steps: Step[]
@@ -87,6 +90,14 @@ export class JobCoordinator {
   readonly inputId: { bytes: number, sha256: string }
   /** Dropped when the job is over. */
   private input: JobOptions['input'] | undefined
+  /** Uploads of the input under way from here, and the peers it has reached, newest last. */
+  private inputUploads = 0
+  /** Uploads of the input from here that got through: the tree keeps this near INPUT_UPLOADS, not one per worker. */
+  inputUploadsDone = 0
+  private readonly inputHolders: string[] = []
+  private readonly self: string | undefined
+  private inputTurn = 0
+  private readonly inputWaiters = new Set<() => void>()
   private readonly output: RawImage
   private readonly clock: Clock
   private readonly parkMs: number
@@ -118,6 +129,7 @@ export class JobCoordinator {
     this.outputFormat = pipelineFormat(shape.format, options.steps)
     this.inputFormat = { ...shape.format }
     this.input = options.input
+    this.self = options.self
     this.inputId = { bytes: options.input.file.length, sha256: options.input.sha256 }
     this.finished = new Promise((resolve, reject) => { this.resolveFinished = resolve; this.rejectFinished = reject })
     this.finished.catch(() => {})
@@ -209,8 +221,51 @@ export class JobCoordinator {
   /** The input file, while the job runs: workers fetch it once each. */
   get inputFile (): Buffer | undefined { return this.state === 'running' ? this.input?.file : undefined }
 
+  /**
+   * Where `peer` gets the input: from peers it has reached, taken in turn, so
+   * the file spreads as a tree and this link carries it a few times, not once
+   * per worker; from here ('here': send it, then call inputSent) while none
+   * has it and fewer than INPUT_UPLOADS are under way. Else it waits for
+   * either (bounded). `direct` (those peers failed it) is served from here.
+   */
+  async inputSource (peer: string, direct: boolean): Promise<'here' | string[]> {
+    const until = this.clock.now() + INPUT_WAIT_MS
+    for (;;) {
+      const others = this.inputHolders.filter(h => h !== peer)
+      if (!direct && others.length > 0 && this.state === 'running') {
+        const start = this.inputTurn++ % others.length
+        return [...others.slice(start), ...others.slice(0, start)].slice(0, MAX_INPUT_SOURCES)
+      }
+      if (direct || this.inputUploads < INPUT_UPLOADS || this.state !== 'running' || this.clock.now() >= until) {
+        this.inputUploads++
+        return 'here'
+      }
+      await new Promise<void>(resolve => {
+        const timer = this.clock.setTimeout(done, Math.max(1, until - this.clock.now()))
+        const waiters = this.inputWaiters
+        function done (): void { waiters.delete(wake); resolve() }
+        const wake = (): void => { this.clock.clearTimeout(timer); done() }
+        waiters.add(wake)
+      })
+    }
+  }
+
+  /** An upload from here is over; if it got through, `peer` has the input and may pass it on. */
+  inputSent (peer: string, delivered: boolean): void {
+    this.inputUploads--
+    if (delivered) this.inputUploadsDone++
+    this.addInputHolder(peer, delivered)
+    for (const wake of [...this.inputWaiters]) wake()
+  }
+
+  private addInputHolder (peer: string, has: boolean): void {
+    if (has && peer !== this.self && !this.inputHolders.includes(peer)) this.inputHolders.push(peer)
+  }
+
   /** A tile under lease now, or once one comes back (bounded by parkMs). */
   async claim (peer: string): Promise<ClaimOutcome> {
+    // A worker claims once it has decoded the input: it can pass the file on.
+    this.addInputHolder(peer, true)
     const now = this.tryClaim(peer)
     if (now !== undefined) return now
     return await new Promise(resolve => {
@@ -260,7 +315,7 @@ export class JobCoordinator {
     }
     if (check === 'unknown') return { status: 'rejected', reason: `no lease ${leaseId} on tile ${tileIndex} for this peer` }
     const tile = this.tiles[tileIndex]!
-    const expected = tile.core.width * tile.core.height * bytesPerPixel(this.outputFormat)
+    const expected = this.resultBytes(tileIndex)
     if (body.length !== expected) return { status: 'rejected', reason: `tile ${tileIndex} result is ${body.length} bytes, expected ${expected}` }
     if (tileChecksum(body) !== checksum) return { status: 'rejected', reason: `tile ${tileIndex} result fails its checksum` }
     this.leases.complete(tileIndex, leaseId, peer, this.clock.now())
@@ -270,6 +325,12 @@ export class JobCoordinator {
     for (const l of this.listeners.progress) l(this.leases.completed, this.tiles.length)
     if (this.leases.isComplete) this.finish()
     return { status: 'accepted' }
+  }
+
+  /** A tile's result in raw bytes (0 for a tile that does not exist). */
+  resultBytes (tileIndex: number): number {
+    const tile = this.tiles[tileIndex]
+    return tile === undefined ? 0 : tile.core.width * tile.core.height * bytesPerPixel(this.outputFormat)
   }
 
   renew (peer: string, leaseId: string): boolean {
@@ -287,6 +348,8 @@ export class JobCoordinator {
 
   /** The peer's connection is gone: its tiles need not wait for the deadline. */
   peerGone (peer: string): number {
+    const holder = this.inputHolders.indexOf(peer)
+    if (holder >= 0) this.inputHolders.splice(holder, 1)
     for (let i = this.parked.length - 1; i >= 0; i--) {
       if (this.parked[i]!.peer === peer) {
         const [entry] = this.parked.splice(i, 1)

@@ -3,7 +3,7 @@ import { inputDigest, type InputHold, type InputStore } from '../worker/inputs.t
 import { repeat, type Clock } from '../clock.ts'
 import { COLLECT_WINDOW_MS, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../defaults.ts'
 import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { encodeImage, freeBuffer, readImageHeader, tileCount, toSpecs, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
+import { encodeImage, freeBuffer, readImageHeader, tileCount, toSpecs, wholeImagePipeline, type ImageHeader, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
 import { MAX_HOLDERS, MAX_PEERS_TOLD } from '../protocol/constants.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
@@ -13,6 +13,8 @@ import { JobCoordinator } from './coordinator.ts'
 
 export interface JobHostComponents {
   peerId: string
+  /** No other peer could take a share of a job now, and this one computes one pass at a time: a job runs as one pipeline. */
+  alone: () => boolean
   clock: Clock
   log: (line: string) => void
   publish: (message: JobsTopicMessage) => Promise<void>
@@ -117,6 +119,15 @@ export class JobHost {
       if (tiles > this.limits.maxTiles) {
         throw new LimitExceededError(`${tiles} tiles of ${this.spec.tileSize} px is over this peer's limit of ${this.limits.maxTiles} (--max-tiles); use a larger tile size`)
       }
+      if (this.c.alone()) {
+        const whole = wholeImagePipeline(upload, header, this.spec.steps, { format: this.spec.format, quality: this.spec.quality, maxPixels: this.limits.maxPixels })
+        if (whole !== undefined) {
+          accepted = true
+          await this.runWhole(whole, header, started)
+          outcome = 'done'
+          return outcome
+        }
+      }
       // Hashed here: a client's word for it could poison workers' kept results.
       const sha256 = inputDigest(upload)
       const jobKey = jobKeyOf(sha256, this.spec.steps, this.spec.tileSize)
@@ -127,6 +138,7 @@ export class JobHost {
       const coordinator = new JobCoordinator({
         jobId: this.jobId,
         jobKey,
+        self: this.c.peerId,
         input: { file: input.file, sha256, shape },
         steps: this.spec.steps,
         tileSize: this.spec.tileSize,
@@ -174,7 +186,7 @@ export class JobHost {
       const sec = (ms: number): string => (ms / 1000).toFixed(2)
       const now = this.c.clock.now()
       // The serial parts (header, encode, send) are what more peers cannot shorten.
-      this.c.log(`job ${this.jobId}: done in ${sec(now - started)} s (header and digest ${sec(readAt - started)} s, tiles ${sec(tilesAt - readAt)} s, encode ${sec(encodedAt - tilesAt)} s, send ${sec(now - encodedAt)} s), ${encoded.length} bytes delivered; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${p.slice(-8)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling tiles copied (${s.speculativeWins} copies won)${s.recovered > 0 ? `; ${s.recovered} recovered from an earlier coordinator` : ''}`)
+      this.c.log(`job ${this.jobId}: done in ${sec(now - started)} s (header and digest ${sec(readAt - started)} s, tiles ${sec(tilesAt - readAt)} s, encode ${sec(encodedAt - tilesAt)} s, send ${sec(now - encodedAt)} s), ${encoded.length} bytes delivered; input sent ${coordinator.inputUploadsDone} times from here; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${p.slice(-8)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling tiles copied (${s.speculativeWins} copies won)${s.recovered > 0 ? `; ${s.recovered} recovered from an earlier coordinator` : ''}`)
     } catch (err) {
       const e = err as Error
       this.coordinator?.cancel(e)
@@ -196,6 +208,25 @@ export class JobHost {
       }
     }
     return outcome
+  }
+
+  /**
+   * A job nobody could share, as one libvips pipeline (decode, operation and
+   * encode streamed together, as sharp's own): the same bytes the tiles would
+   * give, without their copies, passes and waits.
+   */
+  private async runWhole (encoding: Promise<Buffer>, header: ImageHeader, started: number): Promise<void> {
+    const wire = this.wire
+    await wire.send({ type: 'accepted', jobId: this.jobId, width: header.width, height: header.height, tiles: 1, tileSize: Math.max(header.width, header.height), halo: 0, notes: [...header.notes, 'no other peer to share it with: one pipeline on this peer'] })
+    this.report({ type: 'progress', phase: 'tiles', done: 0, total: 1, workers: 1 })
+    const encoded = await encoding
+    if (this.leaving !== undefined) throw this.leaving
+    this.report({ type: 'progress', phase: 'sending', done: 1, total: 1, workers: 1 })
+    const processedAt = this.c.clock.now()
+    await wire.send({ type: 'result', width: header.width, height: header.height, tilesByPeer: { [this.c.peerId]: 1 }, leases: { granted: 0, expired: 0, released: 0, duplicates: 0, speculated: 0, recovered: 0 } }, encoded)
+    await wire.channel.close()
+    const sec = (ms: number): string => (ms / 1000).toFixed(2)
+    this.c.log(`job ${this.jobId}: done in ${sec(this.c.clock.now() - started)} s as one pipeline (decode, operation and encode ${sec(processedAt - started)} s, send ${sec(this.c.clock.now() - processedAt)} s), ${encoded.length} bytes delivered`)
   }
 
   private toldPeers = ''

@@ -3,11 +3,15 @@ import { freeBuffer } from '../imaging/index.ts'
 import type { Channel } from '../protocol/framing.ts'
 import type { TileServerMessage } from '../protocol/messages.ts'
 import { tileCoordinatorWire, type Outgoing } from '../protocol/wire.ts'
+import { unpackPixels } from '../protocol/pixels.ts'
+import { MAX_ADDRS } from '../protocol/constants.ts'
 import type { JobCoordinator } from './coordinator.ts'
 
 export interface TileSessionOptions {
   /** Silence from a worker for this long ends its session (and its leases). */
   idleTimeoutMs: number
+  /** Where a peer listens, so that another can fetch a job's input from it. */
+  addrsOf: (peer: string) => Promise<string[]>
   log?: (line: string) => void
 }
 
@@ -59,18 +63,35 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
         case 'result':
         case 'offer': {
           // A result computed under a lease, or one held from an earlier coordinator: checked and placed alike.
-          const pixels = body ?? Buffer.alloc(0)
+          const pixels = msg.type === 'result' && msg.encoding !== undefined ? await unpackPixels(body ?? Buffer.alloc(0), msg.encoding, current.resultBytes(msg.tile)) : body ?? Buffer.alloc(0)
           const outcome = msg.type === 'result' ? current.result(worker, msg.tile, msg.leaseId, msg.checksum, pixels) : current.offer(worker, msg.tile, msg.checksum, pixels)
           // Placed (copied into the output) or refused: either way its bytes are spent.
           freeBuffer(body)
+          if (pixels !== body) freeBuffer(pixels)
           if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result ${msg.type === 'offer' ? 'offered by' : 'from'} ${worker}: ${outcome.reason}`)
           await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
           break
         }
         case 'input': {
+          const source = await current.inputSource(worker, msg.direct === true)
+          if (source !== 'here') {
+            const sources = await Promise.all(source.map(async peerId => ({ peerId, addrs: (await options.addrsOf(peerId)).slice(0, MAX_ADDRS) })))
+            await reply({ type: 'elsewhere', rid: msg.rid, sources })
+            break
+          }
           const file = current.inputFile
-          if (file === undefined) await reply({ type: 'none', rid: msg.rid, reason: 'done' })
-          else await reply({ type: 'input', rid: msg.rid }, file)
+          let delivered = false
+          try {
+            if (file === undefined) await reply({ type: 'none', rid: msg.rid, reason: 'done' })
+            else if (!channel.isClosed) {
+              await wire.send({ type: 'input', rid: msg.rid }, file)
+              delivered = true
+            }
+          } catch {
+            // The session is failing: its loop ends on the next receive.
+          } finally {
+            current.inputSent(worker, delivered)
+          }
           break
         }
         case 'renew':

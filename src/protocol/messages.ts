@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MAX_ADDRS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_PEERS_TOLD, PROTOCOL_VERSION } from './constants.ts'
+import { MAX_ADDRS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_INPUT_SOURCES, MAX_PEERS_TOLD, PROTOCOL_VERSION } from './constants.ts'
 
 /**
  * Every message on every topic and protocol, as a schema. Nothing is acted on
@@ -67,13 +67,18 @@ export type ErrorMessage = z.infer<typeof ErrorMessage>
 /** A join's body, if any, is a bitmap of the tiles whose results the worker holds from an earlier coordinator of the same job. */
 export const JoinRequest = z.object({ type: z.literal('join'), v, rid, jobId: id, bodyBytes: bodyBytes.optional() }).strict()
 export const ClaimRequest = z.object({ type: z.literal('claim'), rid }).strict()
-export const ResultRequest = z.object({ type: z.literal('result'), rid, tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{8}$/), bodyBytes }).strict()
+/** The checksum is of the raw pixels; the body may be zstd-compressed (`encoding`). */
+export const ResultRequest = z.object({ type: z.literal('result'), rid, tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{8}$/), encoding: z.literal('zstd').optional(), bodyBytes }).strict()
 export const RenewRequest = z.object({ type: z.literal('renew'), rid, leaseId: id }).strict()
 export const ReleaseRequest = z.object({ type: z.literal('release'), rid, leaseId: id }).strict()
 /** A held result, handed to the job's new coordinator: a tile the job info's body reserved for this worker. */
 export const OfferRequest = z.object({ type: z.literal('offer'), rid, tile: count, checksum: z.string().regex(/^[0-9a-f]{8}$/), bodyBytes }).strict()
-/** The job's input file, fetched once per worker: it decodes it and cuts its own tiles. */
-export const InputRequest = z.object({ type: z.literal('input'), rid }).strict()
+/**
+ * The job's input file, fetched once per worker: it decodes it and cuts its
+ * own tiles. The answer is the file, or peers to fetch it from; `direct`
+ * (they failed the worker) asks for the file itself.
+ */
+export const InputRequest = z.object({ type: z.literal('input'), rid, direct: z.boolean().optional() }).strict()
 export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest, OfferRequest, InputRequest])
 
 /** parkMs: how long the coordinator may hold a claim before answering 'wait' (the worker's reply timeout builds on it). */
@@ -83,12 +88,21 @@ export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, jobKey
 export const Grant = z.object({ type: z.literal('grant'), rid, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect }).strict()
 /** The input file is the body. */
 export const InputReply = z.object({ type: z.literal('input'), rid, bodyBytes }).strict()
+/** Peers that have the input: fetch it from one of them on the input protocol. */
+export const InputElsewhere = z.object({ type: z.literal('elsewhere'), rid, sources: z.array(peerRef).min(1).max(MAX_INPUT_SOURCES) }).strict()
 export const NoTile = z.object({ type: z.literal('none'), rid, reason: z.enum(['done', 'wait', 'cancelled']) }).strict()
 export const ResultAck = z.object({ type: z.literal('ack'), rid, tile: count, status: z.enum(['accepted', 'duplicate', 'rejected']), reason: errorText.optional() }).strict()
 export const Renewed = z.object({ type: z.literal('renewed'), rid, leaseId: id, ok: z.boolean(), leaseMs: count }).strict()
 export const Released = z.object({ type: z.literal('released'), rid, leaseId: id }).strict()
-export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, Grant, InputReply, NoTile, ResultAck, Renewed, Released, ErrorMessage])
+export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, Grant, InputReply, InputElsewhere, NoTile, ResultAck, Renewed, Released, ErrorMessage])
 export type TileServerMessage = z.infer<typeof TileServerMessage>
 export type TileClientMessage = z.infer<typeof TileClientMessage>
 export type JobInfo = z.infer<typeof JobInfo>
 export type Grant = z.infer<typeof Grant>
+
+// Input protocol: one request, one answer, per stream.
+export const FetchInput = z.object({ type: z.literal('fetch'), v, sha256: jobKey }).strict()
+export const InputFile = z.object({ type: z.literal('file'), bodyBytes }).strict()
+export const InputServerMessage = z.discriminatedUnion('type', [InputFile, ErrorMessage])
+export type FetchInput = z.infer<typeof FetchInput>
+export type InputServerMessage = z.infer<typeof InputServerMessage>

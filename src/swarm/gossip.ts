@@ -49,6 +49,11 @@ export class GossipService {
     pubsub.addEventListener('message', this.onMessage)
   }
 
+  /** Peers in the swarm this one hears from now (subscribed to the jobs topic): a client is not one. */
+  swarmPeers (): number {
+    return this.node.services.pubsub.getSubscribers(JOBS_TOPIC).length
+  }
+
   async publish (message: JobsTopicMessage | PeerHello): Promise<void> {
     const topic = message.type === 'hello' ? PEERS_TOPIC : JOBS_TOPIC
     try {

@@ -14,6 +14,7 @@ import { GossipService } from './gossip.ts'
 import { SubmitService } from './submit-service.ts'
 import type { PeerOptions } from './options.ts'
 import { TileService } from './tile-service.ts'
+import { InputService } from './input-service.ts'
 
 export type { PeerOptions } from './options.ts'
 
@@ -32,6 +33,8 @@ export class SwarmPeer {
   readonly cache: ResultCache
   /** Input files of the jobs coordinated or worked on here, and their decoded pixels. */
   readonly inputs: InputStore
+  /** Passes job inputs on to peers the coordinators send here, and fetches them from such peers. */
+  readonly inputService: InputService
   /** 'job' (detail: the JobCoordinator) when this peer starts coordinating one. */
   readonly events = new EventTarget()
   private readonly unlock: (() => Promise<void>) | undefined
@@ -50,8 +53,9 @@ export class SwarmPeer {
     const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS
     this.tiles = new TileService({ node, peerId, log, openChannel }, { leaseMs, dialTimeoutMs: options.dialTimeoutMs, maxInputBytes: maxUploadBytes })
     this.inputs = new InputStore({ decode: options.decodeInput ?? decodeInput, maxPixels })
+    this.inputService = new InputService({ node, inputs: this.inputs, openChannel, log }, { maxInputBytes: maxUploadBytes, dialTimeoutMs: options.dialTimeoutMs })
     this.cache = new ResultCache({ maxBytes: options.resultCacheBytes ?? DEFAULT_RESULT_CACHE_BYTES, maxAgeMs: options.resultCacheMs ?? DEFAULT_RESULT_CACHE_MS, clock })
-    this.worker = new Worker({ peerId, slots, cache: this.cache, inputs: this.inputs, connect: async ref => await this.tiles.connect(ref), log, clock, process: options.process })
+    this.worker = new Worker({ peerId, slots, cache: this.cache, inputs: this.inputs, connect: async ref => await this.tiles.connect(ref), fetchInput: async (source, input) => await this.inputService.fetch(source, input), log, clock, process: options.process })
     // A coordinator gone: its jobs are dropped at once (their results stay kept).
     node.addEventListener('peer:disconnect', evt => { this.worker.coordinatorGone(evt.detail.toString()) })
     this.gossip = new GossipService({ node, log }, {
@@ -71,7 +75,7 @@ export class SwarmPeer {
       redialFirstMs: options.redialFirstMs,
       redialMaxMs: options.redialMaxMs,
     })
-    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) } }, {
+    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, alone: () => slots === 1 && this.gossip.swarmPeers() === 0, addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) } }, {
       tileSize: options.tileSize ?? DEFAULT_TILE_SIZE,
       maxJobs: options.maxJobs ?? DEFAULT_MAX_JOBS,
       maxUploadBytes,
@@ -95,6 +99,7 @@ export class SwarmPeer {
       // One slot is one tile at a time on one libvips thread: slots are how a peer uses its cores.
       sharp.concurrency(1)
       await peer.tiles.start()
+      await peer.inputService.start()
       await peer.submissions.start()
       peer.gossip.start()
       peer.worker.start()
@@ -121,6 +126,7 @@ export class SwarmPeer {
       await this.submissions.stop(AbortSignal.timeout(2000))
       this.gossip.stop()
       await this.tiles.stop()
+      await this.inputService.stop()
       await this.node.stop()
       await this.unlock?.()
     })()

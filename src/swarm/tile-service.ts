@@ -65,7 +65,16 @@ export class TileService {
   }
 
   private serve (channel: Channel, worker: string): void {
-    void serveTileSession(channel, worker, id => this.jobs.get(id), { idleTimeoutMs: this.idleTimeoutMs, log: this.c.log })
+    void serveTileSession(channel, worker, id => this.jobs.get(id), { idleTimeoutMs: this.idleTimeoutMs, log: this.c.log, addrsOf: async peer => await this.addrsOf(peer) })
+  }
+
+  /** The addresses a peer listens on, as this node knows them. */
+  private async addrsOf (peer: string): Promise<string[]> {
+    try {
+      return (await this.c.node.peerStore.get(peerIdFromString(peer))).addresses.map(a => a.multiaddr.toString())
+    } catch {
+      return []
+    }
   }
 
   /** A session with a job's coordinator, for this peer's worker. */

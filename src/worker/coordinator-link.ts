@@ -1,13 +1,20 @@
 import { JobFailedError, NetworkError, ProtocolError } from '../errors.ts'
 import { resolvePipeline, type Step, type Tile } from '../imaging/index.ts'
 import { inputDigest } from './inputs.ts'
+import type { PixelEncoding } from '../protocol/pixels.ts'
 import type { Channel } from '../protocol/framing.ts'
 import type { Grant, JobInfo, TileClientMessage, TileServerMessage } from '../protocol/messages.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import { tileWorkerWire, type Outgoing, type Wire } from '../protocol/wire.ts'
 
 /** The slowest link an input fetch allows for beyond the request timeout: 1 MB/s. */
-const INPUT_MIN_BYTES_PER_MS = 1000
+export const INPUT_MIN_BYTES_PER_MS = 1000
+
+/** A job's input, whoever sent it, is only taken if it is the one the job info names. */
+export function checkedInput (body: Buffer | undefined, want: { bytes: number, sha256: string }, what: string): Buffer {
+  if (body === undefined || body.length !== want.bytes || inputDigest(body) !== want.sha256) throw new ProtocolError(`the input of ${what} does not match its digest`)
+  return body
+}
 
 export interface JobRef {
   jobId: string
@@ -137,13 +144,13 @@ export class CoordinatorLink {
    * The job's input file, checked against the digest the job info gave. Its
    * reply comes after the whole file, so the wait allows for a slow link.
    */
-  async input (): Promise<Buffer> {
-    const { bytes, sha256 } = this.info.input
-    const { message, body } = await this.request({ type: 'input', rid: this.nextRid() }, undefined, this.requestTimeoutMs + bytes / INPUT_MIN_BYTES_PER_MS)
+  async input (direct = false): Promise<{ file: Buffer } | { sources: Array<{ peerId: string, addrs: string[] }> }> {
+    const { bytes } = this.info.input
+    const { message, body } = await this.request({ type: 'input', rid: this.nextRid(), ...(direct ? { direct } : {}) }, undefined, this.requestTimeoutMs + bytes / INPUT_MIN_BYTES_PER_MS)
     if (message.type === 'none') throw new JobFailedError(`job ${this.ref.jobId} ended before its input came`)
+    if (message.type === 'elsewhere') return { sources: message.sources }
     if (message.type !== 'input') throw new ProtocolError(`expected the input, got ${message.type}`)
-    if (body === undefined || body.length !== bytes || inputDigest(body) !== sha256) throw new ProtocolError(`the input of job ${this.ref.jobId} does not match its digest`)
-    return body
+    return { file: checkedInput(body, this.info.input, `job ${this.ref.jobId}`) }
   }
 
   /** The coordinator may hold a claim for the job's park time before it answers. */
@@ -165,8 +172,9 @@ export class CoordinatorLink {
     return { leaseId: grant.leaseId, leaseMs: grant.leaseMs, tile: { index: grant.tile, core, haloed } }
   }
 
-  async result (tile: number, leaseId: string, checksum: string, pixels: Uint8Array): Promise<'accepted' | 'duplicate' | 'rejected'> {
-    const { message } = await this.request({ type: 'result', rid: this.nextRid(), tile, leaseId, checksum }, pixels)
+  /** `checksum` is of the raw pixels; `body` is them, or them compressed (`encoding`). */
+  async result (tile: number, leaseId: string, checksum: string, body: Uint8Array, encoding?: PixelEncoding): Promise<'accepted' | 'duplicate' | 'rejected'> {
+    const { message } = await this.request({ type: 'result', rid: this.nextRid(), tile, leaseId, checksum, ...(encoding !== undefined ? { encoding } : {}) }, body)
     if (message.type !== 'ack') throw new ProtocolError(`expected an ack, got ${message.type}`)
     return message.status
   }

@@ -92,6 +92,11 @@ export class InputStore {
     }
   }
 
+  /** An input's file, if this peer has it: another peer may fetch it from here. */
+  fileOf (sha256: string): Buffer | undefined {
+    return this.entries.get(sha256)?.file
+  }
+
   /** Inputs held now, and their compressed bytes. */
   get stats (): { inputs: number, bytes: number } {
     let bytes = 0

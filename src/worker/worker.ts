@@ -1,9 +1,10 @@
 import { systemClock, repeat, whenAborted, type Clock } from '../clock.ts'
 import { OFFERS_IN_FLIGHT, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
-import { oneLine } from '../errors.ts'
+import { ProtocolError, oneLine } from '../errors.ts'
 import { extract, processTile, freeBuffer, semaphore, type Gate, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import { tileChecksum } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
+import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
 import { CoordinatorLink, type ClaimReply, type GrantedWork, type JobRef } from './coordinator-link.ts'
 import type { ResultCache } from './result-cache.ts'
 import type { InputHold, InputStore } from './inputs.ts'
@@ -25,6 +26,8 @@ export interface WorkerOptions {
   cache?: ResultCache
   /** Jobs' input files and their decoded pixels, shared with the jobs this peer coordinates. */
   inputs: InputStore
+  /** Fetches a job's input from a peer that has it (the coordinator sends workers to such peers). */
+  fetchInput: (source: { peerId: string, addrs: string[] }, input: { bytes: number, sha256: string }) => Promise<Buffer>
   /** Opens a tile-protocol channel to a job's coordinator. */
   connect: (ref: JobRef) => Promise<Channel>
   log?: (line: string) => void
@@ -195,7 +198,7 @@ export class Worker {
       this.options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${ref.coordinator})`)
       if (reserved !== undefined && cache !== undefined) await this.offer(link, reserved, cache)
       const shape = { width: info.width, height: info.height, format: info.format }
-      input = inputs.holdIfHere(info.input.sha256, shape) ?? inputs.hold(info.input.sha256, await link.input(), shape)
+      input = inputs.holdIfHere(info.input.sha256, shape) ?? inputs.hold(info.input.sha256, await this.fetchInput(link), shape)
       return { link, input, image: await input.decoded() }
     } catch (err) {
       input?.release()
@@ -203,6 +206,23 @@ export class Worker {
       await link.close().catch(() => {})
       throw err
     }
+  }
+
+  /** The input, from the coordinator or from the peers it names (any that fails is passed over; if all do, from the coordinator). */
+  private async fetchInput (link: CoordinatorLink): Promise<Buffer> {
+    const answer = await link.input()
+    if ('file' in answer) return answer.file
+    for (const source of answer.sources) {
+      if (source.peerId === this.options.peerId || source.peerId === link.ref.coordinator) continue
+      try {
+        return await this.options.fetchInput(source, link.info.input)
+      } catch (err) {
+        this.options.log?.(`job ${link.ref.jobId}: could not fetch its input from ${source.peerId}: ${oneLine((err as Error).message)}`)
+      }
+    }
+    const direct = await link.input(true)
+    if (!('file' in direct)) throw new ProtocolError('the coordinator named other peers for an input asked of it directly')
+    return direct.file
   }
 
   /** Hands the job's new coordinator the results it reserved for us. */
@@ -260,7 +280,9 @@ export class Worker {
         // is still worth the send: the coordinator takes a late result for a tile not yet done.
         if (this.stopped) continue
         this.held.delete(work.leaseId)
-        const status = await link.result(work.tile.index, work.leaseId, checksum, core.data)
+        // In memory, the coordinator takes the buffer itself; over a link, fewer bytes are worth a compression.
+        const packed: { body: Uint8Array, encoding?: PixelEncoding } = link.ref.coordinator === this.options.peerId ? { body: core.data } : await packPixels(core.data)
+        const status = await link.result(work.tile.index, work.leaseId, checksum, packed.body, packed.encoding)
         // Acked: the coordinator has every byte (a reply comes only after the whole body).
         if (!keep) freeBuffer(core.data)
         if (status === 'accepted') {

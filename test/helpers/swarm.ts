@@ -77,9 +77,9 @@ export interface SwarmRun {
 }
 
 /** Submits to `peer` and runs the same request locally; both outputs come back. */
-export async function swarmVersusLocal (peer: SwarmPeer, input: string, ops: string, dir: string, tileSize?: number, name = 'out'): Promise<SwarmRun> {
-  const swarmOut = join(dir, `${name}-swarm.png`)
-  const localOut = join(dir, `${name}-local.png`)
+export async function swarmVersusLocal (peer: SwarmPeer, input: string, ops: string, dir: string, tileSize?: number, name = 'out', ext = 'png'): Promise<SwarmRun> {
+  const swarmOut = join(dir, `${name}-swarm.${ext}`)
+  const localOut = join(dir, `${name}-local.${ext}`)
   const done = await submitToSwarm(requestFromFlags({ ops, imagePath: input, out: swarmOut }), { peer: peer.addrs()[0]!, tileSize })
   await runLocal(requestFromFlags({ ops, imagePath: input, out: localOut }))
   return { swarm: await readFile(swarmOut), local: await readFile(localOut), done }

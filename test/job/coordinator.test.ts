@@ -1,6 +1,7 @@
 import test from 'ava'
 import { JobCoordinator, tileChecksum, type JobOptions } from '../../src/job/coordinator.ts'
 import { inputDigest } from '../../src/worker/inputs.ts'
+import { INPUT_WAIT_MS } from '../../src/defaults.ts'
 import type { Clock } from '../../src/clock.ts'
 import { extract, processTile, parseOps, resolvePipeline, runPipeline, type RawImage } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
@@ -122,4 +123,41 @@ test('offers from a holder complete the job without any computing', async t => {
   t.is(job.leases.stats.recovered, 4)
   t.is(job.leases.stats.granted, 0)
   t.deepEqual(recovered, [[4, 4]], 'reported once, though the last offer finished the job')
+})
+
+test('the input spreads as a tree: a few uploads from here, then workers are sent to peers that have it; never to this peer itself', async t => {
+  const steps = resolvePipeline(parseOps('invert'))
+  const clock = manualClock()
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), self: 'me', input: inputOf(noiseImage(64, 64, { channels: 3, depth: 8 }, 1)), steps, tileSize: 32, leaseMs: 1000, clock })
+  t.is(await job.inputSource('a', false), 'here')
+  t.is(await job.inputSource('b', false), 'here')
+  // Two uploads under way and nobody has it yet: the third waits.
+  let third: 'here' | string[] | undefined
+  void job.inputSource('c', false).then(s => { third = s })
+  await Promise.resolve()
+  t.is(third, undefined)
+  job.inputSent('a', true)
+  await new Promise(resolve => setImmediate(resolve))
+  t.deepEqual(third, ['a'], 'sent to the peer that has it')
+  job.inputSent('b', false)
+  t.is(job.inputUploadsDone, 1, 'only uploads that got through count')
+  // A worker that claims has the input; this peer's own worker is never named.
+  await job.claim('me')
+  await job.claim('d')
+  t.deepEqual(await job.inputSource('e', false), ['d', 'a'])
+  t.deepEqual(await job.inputSource('e', false), ['a', 'd'], 'taken in turn')
+  t.deepEqual(await job.inputSource('a', false), ['d'], 'not to itself')
+  t.is(await job.inputSource('e', true), 'here', 'asked directly (the others failed it): from here')
+  job.peerGone('d')
+  job.peerGone('a')
+  // Nobody left who has it, one upload under way: the next is served from here.
+  t.is(await job.inputSource('f', false), 'here')
+  // Two under way again: a wait, bounded.
+  let waited: 'here' | string[] | undefined
+  void job.inputSource('g', false).then(s => { waited = s })
+  await Promise.resolve()
+  t.is(waited, undefined)
+  clock.advance(INPUT_WAIT_MS)
+  await new Promise(resolve => setImmediate(resolve))
+  t.is(waited, 'here', 'after the bound, from here anyway')
 })

@@ -6,6 +6,7 @@ import { fixture } from '../helpers/fixtures.ts'
 import { processTile } from '../../src/imaging/index.ts'
 import type { TileProcessor } from '../../src/worker/worker.ts'
 import type { SwarmPeer } from '../../src/swarm/peer.ts'
+import { INPUT_UPLOADS } from '../../src/defaults.ts'
 
 // Each test starts its own cluster on loopback; they run one at a time to keep the 2 cores honest.
 const serial = test.serial
@@ -168,10 +169,64 @@ serial('one slot: two tiles in hand, a second pass let through behind the first,
     }
   }
   await withCluster(1, { slots: 1, process }, async (cluster, dir) => {
-    const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 300, 200), 'median:3', dir, 32, 'slots')
+    const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 300, 200), 'box_blur:size=3', dir, 32, 'slots')
     t.true(run.swarm.equals(run.local))
   })
   // Of the two passes let through, the peer binary's one-thread pool computes one at a time.
   t.is(most.computing, 2)
   t.is(most.inHand, 2)
+})
+
+serial('a lone peer with one slot runs a job as one pipeline, exact; once another peer is in the swarm, the job is tiled again', async t => {
+  // An address of its own: a peer of another test file, dialing an old peer's port on 127.0.0.1, would join it for a moment.
+  await withCluster(1, { slots: 1, listen: ['/ip4/127.77.41.9/tcp/0'] }, async (cluster, dir) => {
+    const input = await noisePng(dir, 300, 200)
+    const lone = await swarmVersusLocal(cluster.peers[0]!, input, 'median:size=5', dir, 32, 'lone', 'jpg')
+    t.true(lone.swarm.equals(lone.local))
+    t.deepEqual(lone.done.tilesByPeer, { [cluster.peers[0]!.peerId]: 1 })
+    t.is(lone.done.leases.granted, 0, 'no tiles, no leases')
+    // Not for a pipeline a single libvips pipeline cannot run exactly.
+    const sobel = await swarmVersusLocal(cluster.peers[0]!, input, 'sobel', dir, 32, 'sobel', 'jpg')
+    t.true(sobel.swarm.equals(sobel.local))
+    t.is(sobel.done.leases.granted, 70)
+    await cluster.addPeer()
+    await cluster.waitForMesh()
+    const shared = await swarmVersusLocal(cluster.peers[0]!, input, 'median:size=5', dir, 32, 'shared', 'jpg')
+    t.true(shared.swarm.equals(shared.local))
+    t.is(shared.done.leases.granted >= 70, true, 'tiled')
+  })
+})
+
+/** The next job `peer` coordinates. */
+async function nextJob (peer: SwarmPeer): Promise<JobCoordinator> {
+  return await new Promise(resolve => { peer.events.addEventListener('job', evt => { resolve((evt as CustomEvent<JobCoordinator>).detail) }, { once: true }) })
+}
+
+serial('the input spreads peer to peer: the coordinator sends the file a few times, not once per worker', async t => {
+  await withCluster(6, { process: slowProcessor(20) }, async (cluster, dir) => {
+    const coordinator = cluster.peers[0]!
+    const job = nextJob(coordinator)
+    const run = await swarmVersusLocal(coordinator, await noisePng(dir, 480, 320), 'box_blur:3', dir, 32)
+    t.true(run.swarm.equals(run.local))
+    const remote = Object.keys(run.done.tilesByPeer).filter(p => p !== coordinator.peerId).length
+    t.true(remote >= 4, JSON.stringify(run.done.tilesByPeer))
+    const passedOn = cluster.peers.slice(1).reduce((n, p) => n + p.inputService.served, 0)
+    const fromCoordinator = (await job).inputUploadsDone
+    t.true(fromCoordinator <= INPUT_UPLOADS, `${fromCoordinator} uploads from the coordinator`)
+    t.true(passedOn >= remote - fromCoordinator, `${passedOn} passed on by workers, ${remote} remote workers`)
+  })
+})
+
+serial('a worker that passes on a corrupt input is caught by the digest: the others get it from the coordinator, output exact', async t => {
+  await withCluster(5, { process: slowProcessor(20), keepLogs: true }, async (cluster, dir) => {
+    const coordinator = cluster.peers[0]!
+    for (const peer of cluster.peers.slice(1)) cluster.faults.get(peer)!.corruptsInputs = true
+    const job = nextJob(coordinator)
+    const run = await swarmVersusLocal(coordinator, await noisePng(dir, 480, 320), 'box_blur:3', dir, 32)
+    t.true(run.swarm.equals(run.local))
+    const caught = cluster.peers.flatMap(p => cluster.logs.get(p)!).filter(l => /could not fetch its input from .*does not match its digest/.test(l))
+    t.true(caught.length >= 1, 'a worker sent to a liar says so')
+    const remote = Object.keys(run.done.tilesByPeer).filter(p => p !== coordinator.peerId).length
+    t.true((await job).inputUploadsDone >= remote, 'every remote worker got the file from the coordinator in the end')
+  })
 })

@@ -37,6 +37,7 @@ export const blur: Operation = {
   colourOut: sameChannels,
   alpha: 'filter',
   apply: async (image, p) => await sharpPass(image, s => s.blur({ sigma: p.sigma as number })),
+  native: (s, p) => s.blur({ sigma: p.sigma as number }),
 }
 
 /**
@@ -57,6 +58,7 @@ export const sharpen: Operation = {
   colourOut: sameChannels,
   alpha: 'filter',
   apply: async (image, p) => await sharpPass(image, s => s.sharpen({ sigma: p.sigma as number, m1: p.flat as number, m2: p.jagged as number })),
+  native: (s, p) => s.sharpen({ sigma: p.sigma as number, m1: p.flat as number, m2: p.jagged as number }),
 }
 
 /** Median of a size x size window: removes salt-and-pepper noise. */
@@ -70,6 +72,7 @@ export const median: Operation = {
   colourOut: sameChannels,
   alpha: 'filter',
   apply: async (image, p) => await sharpPass(image, s => s.median(p.size as number)),
+  native: (s, p) => s.median(p.size as number),
 }
 
 /** Mean of a size x size window. */
