@@ -12,4 +12,5 @@ const path = process.env.TILESWARM_MODEL
 if (path === undefined) throw new Error('TILESWARM_MODEL: the cost model file sim/scale.ts writes')
 const { patch, ...model } = JSON.parse(readFileSync(path, 'utf8')) as Omit<ComputeModel, 'patch'> & { patch: { file: string, width: number, height: number, channels: 1 | 2 | 3 | 4, depth: 8 | 16 } }
 tuneHeapForTiles()
-await main(process.argv, modelledCompute({ ...model, patch: { ...patch, data: readFileSync(patch.file) } }))
+// A lone host would run the whole job as one real sharp pipeline, past the model: tiles always.
+await main(process.argv, { ...modelledCompute({ ...model, patch: { ...patch, data: readFileSync(patch.file) } }), onePipeline: false })

@@ -99,7 +99,7 @@ interface PeerCliOptions {
 }
 
 /** Compute a peer runs with; the simulator's emulated hosts swap in a cost model. */
-export type PeerCompute = Pick<PeerOptions, 'decodeInput' | 'process'>
+export type PeerCompute = Pick<PeerOptions, 'decodeInput' | 'process' | 'onePipeline'>
 
 function peerCommand (compute: PeerCompute): Command {
   return new Command('peer')

@@ -90,10 +90,15 @@ async function planDecode (bytes: Uint8Array, options: DecodeOptions): Promise<D
   return { format, notes, width: turned ? height : width, height: turned ? width : height, orientation, readChannels, space, wide, depth: wide ? 16 : 8, greyAlpha: grey && alpha, maxPixels, plain: !wide && !alpha && orientation <= 1 && pages === 1 && meta.hasProfile !== true && (meta.space === 'srgb' || meta.space === 'b-w') }
 }
 
+/** An input file as every path reads it: first frame, upright, strict about errors. */
+function openInput (bytes: Uint8Array, maxPixels: number): Sharp {
+  return sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', autoOrient: true, pages: 1 })
+}
+
 async function decodeWith (bytes: Uint8Array, plan: DecodePlan): Promise<RawImage> {
   let image: RawImage
   try {
-    const { data, info } = await sharp(bytes, { limitInputPixels: plan.maxPixels, failOn: 'error', autoOrient: true, pages: 1 })
+    const { data, info } = await openInput(bytes, plan.maxPixels)
       .toColourspace(plan.space)
       .raw({ depth: plan.wide ? 'ushort' : 'uchar' })
       .toBuffer({ resolveWithObject: true })
@@ -201,7 +206,7 @@ export function wholeImagePipeline (bytes: Uint8Array, header: ImageHeader, step
   if (!header.plain || step === undefined || native === undefined || options.format === 'png') return undefined
   const grey = header.format.channels === 1
   if (grey && step.operation.colourOut(1) !== 1) return undefined
-  const pipeline = native(sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'error', autoOrient: true, pages: 1 }), step.params).toColourspace(grey ? 'b-w' : 'srgb')
+  const pipeline = native(openInput(bytes, options.maxPixels), step.params).toColourspace(grey ? 'b-w' : 'srgb')
   return encodeWith(pipeline, options, header.width * header.height).catch((err: unknown) => { throw decodeError(err) })
 }
 

@@ -33,7 +33,7 @@ export function tileCount (width: number, height: number, tileSize: number): num
   return Math.ceil(width / tileSize) * Math.ceil(height / tileSize)
 }
 
-/** A tile's input: its haloed rectangle (the coordinator reads it from its bands instead). */
+/** A tile's input: its haloed rectangle (the image itself for a tile that covers it all). */
 export function tileInput (image: RawImage, tile: Tile): RawImage {
   return extract(image, tile.haloed)
 }

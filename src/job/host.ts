@@ -3,7 +3,7 @@ import { inputDigest, type InputHold, type InputStore } from '../worker/inputs.t
 import { repeat, type Clock } from '../clock.ts'
 import { COLLECT_WINDOW_MS, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../defaults.ts'
 import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { encodeImage, freeBuffer, readImageHeader, tileCount, toSpecs, wholeImagePipeline, type ImageHeader, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
+import { encodeImage, freeBuffer, pipelineRadius, readImageHeader, tileCount, toSpecs, wholeImagePipeline, type ImageHeader, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
 import { MAX_HOLDERS, MAX_PEERS_TOLD } from '../protocol/constants.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
@@ -183,7 +183,6 @@ export class JobHost {
       }, encoded)
       await wire.channel.close()
       outcome = 'done'
-      const sec = (ms: number): string => (ms / 1000).toFixed(2)
       const now = this.c.clock.now()
       // The serial parts (header, encode, send) are what more peers cannot shorten.
       this.c.log(`job ${this.jobId}: done in ${sec(now - started)} s (header and digest ${sec(readAt - started)} s, tiles ${sec(tilesAt - readAt)} s, encode ${sec(encodedAt - tilesAt)} s, send ${sec(now - encodedAt)} s), ${encoded.length} bytes delivered; input sent ${coordinator.inputUploadsDone} times from here; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${p.slice(-8)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling tiles copied (${s.speculativeWins} copies won)${s.recovered > 0 ? `; ${s.recovered} recovered from an earlier coordinator` : ''}`)
@@ -217,15 +216,16 @@ export class JobHost {
    */
   private async runWhole (encoding: Promise<Buffer>, header: ImageHeader, started: number): Promise<void> {
     const wire = this.wire
-    await wire.send({ type: 'accepted', jobId: this.jobId, width: header.width, height: header.height, tiles: 1, tileSize: Math.max(header.width, header.height), halo: 0, notes: [...header.notes, 'no other peer to share it with: one pipeline on this peer'] })
-    this.report({ type: 'progress', phase: 'tiles', done: 0, total: 1, workers: 1 })
+    // The job's own tile geometry all the same: a client that resumes it elsewhere asks for these tiles.
+    const tiles = tileCount(header.width, header.height, this.spec.tileSize)
+    await wire.send({ type: 'accepted', jobId: this.jobId, width: header.width, height: header.height, tiles, tileSize: this.spec.tileSize, halo: pipelineRadius(this.spec.steps), notes: [...header.notes, 'no other peer to share it with: one pipeline on this peer'] })
+    this.report({ type: 'progress', phase: 'tiles', done: 0, total: tiles, workers: 1 })
     const encoded = await encoding
     if (this.leaving !== undefined) throw this.leaving
-    this.report({ type: 'progress', phase: 'sending', done: 1, total: 1, workers: 1 })
+    this.report({ type: 'progress', phase: 'sending', done: tiles, total: tiles, workers: 1 })
     const processedAt = this.c.clock.now()
-    await wire.send({ type: 'result', width: header.width, height: header.height, tilesByPeer: { [this.c.peerId]: 1 }, leases: { granted: 0, expired: 0, released: 0, duplicates: 0, speculated: 0, recovered: 0 } }, encoded)
+    await wire.send({ type: 'result', width: header.width, height: header.height, tilesByPeer: { [this.c.peerId]: tiles }, leases: { granted: 0, expired: 0, released: 0, duplicates: 0, speculated: 0, recovered: 0 } }, encoded)
     await wire.channel.close()
-    const sec = (ms: number): string => (ms / 1000).toFixed(2)
     this.c.log(`job ${this.jobId}: done in ${sec(this.c.clock.now() - started)} s as one pipeline (decode, operation and encode ${sec(processedAt - started)} s, send ${sec(this.c.clock.now() - processedAt)} s), ${encoded.length} bytes delivered`)
   }
 
@@ -281,6 +281,11 @@ export class JobHost {
       stopTimer()
     }
   }
+}
+
+/** Milliseconds as seconds, for the job log. */
+function sec (ms: number): string {
+  return (ms / 1000).toFixed(2)
 }
 
 /** The client hung up: the job is cancelled, not failed. */

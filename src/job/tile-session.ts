@@ -5,7 +5,8 @@ import type { TileServerMessage } from '../protocol/messages.ts'
 import { tileCoordinatorWire, type Outgoing } from '../protocol/wire.ts'
 import { unpackPixels } from '../protocol/pixels.ts'
 import { MAX_ADDRS } from '../protocol/constants.ts'
-import type { JobCoordinator } from './coordinator.ts'
+import type { JobCoordinator, ResultOutcome } from './coordinator.ts'
+import { sendInput } from '../worker/inputs.ts'
 
 export interface TileSessionOptions {
   /** Silence from a worker for this long ends its session (and its leases). */
@@ -63,8 +64,15 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
         case 'result':
         case 'offer': {
           // A result computed under a lease, or one held from an earlier coordinator: checked and placed alike.
-          const pixels = msg.type === 'result' && msg.encoding !== undefined ? await unpackPixels(body ?? Buffer.alloc(0), msg.encoding, current.resultBytes(msg.tile)) : body ?? Buffer.alloc(0)
-          const outcome = msg.type === 'result' ? current.result(worker, msg.tile, msg.leaseId, msg.checksum, pixels) : current.offer(worker, msg.tile, msg.checksum, pixels)
+          let pixels = body ?? Buffer.alloc(0)
+          let outcome: ResultOutcome
+          try {
+            if (msg.type === 'result' && msg.encoding !== undefined) pixels = await unpackPixels(pixels, msg.encoding, current.resultBytes(msg.tile))
+            outcome = msg.type === 'result' ? current.result(worker, msg.tile, msg.leaseId, msg.checksum, pixels) : current.offer(worker, msg.tile, msg.checksum, pixels)
+          } catch (err) {
+            // A body that does not inflate to the tile is a bad result, like one that fails its checksum.
+            outcome = { status: 'rejected', reason: oneLine((err as Error).message) }
+          }
           // Placed (copied into the output) or refused: either way its bytes are spent.
           freeBuffer(body)
           if (pixels !== body) freeBuffer(pixels)
@@ -84,7 +92,7 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           try {
             if (file === undefined) await reply({ type: 'none', rid: msg.rid, reason: 'done' })
             else if (!channel.isClosed) {
-              await wire.send({ type: 'input', rid: msg.rid }, file)
+              await sendInput(channel, async () => { await wire.send({ type: 'input', rid: msg.rid }, file) }, file.length)
               delivered = true
             }
           } catch {

@@ -8,8 +8,7 @@ import { openStream } from '../net/dial.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { INPUT_PROTOCOL, MAX_HEADER_BYTES, PROTOCOL_VERSION } from '../protocol/constants.ts'
 import { errorReply, inputClientWire, inputServerWire } from '../protocol/wire.ts'
-import { checkedInput, INPUT_MIN_BYTES_PER_MS } from '../worker/coordinator-link.ts'
-import type { InputStore } from '../worker/inputs.ts'
+import { checkedInput, inputTransferMs, sendInput, type InputStore } from '../worker/inputs.ts'
 import type { OpenChannel } from './channels.ts'
 
 export interface InputServiceComponents {
@@ -54,7 +53,7 @@ export class InputService {
       await this.uploadTurn(async () => {
         const file = this.c.inputs.fileOf(message.sha256)
         if (file === undefined) throw new ProtocolError(`input ${message.sha256.slice(0, 12)} is not here`)
-        await wire.send({ type: 'file' }, file)
+        await sendInput(wire.channel, async () => { await wire.send({ type: 'file' }, file) }, file.length)
         await wire.channel.close()
         this.served++
       })
@@ -73,7 +72,7 @@ export class InputService {
     const wire = inputClientWire(this.c.openChannel(stream, { maxBodyBytes: Math.max(MAX_HEADER_BYTES, this.maxInputBytes) }, 'input-client'), `peer ${source.peerId}`)
     try {
       await wire.send({ type: 'fetch', v: PROTOCOL_VERSION, sha256: input.sha256 })
-      const { message, body } = await wire.receive({ timeoutMs: WORKER_REQUEST_TIMEOUT_MS + input.bytes / INPUT_MIN_BYTES_PER_MS })
+      const { message, body } = await wire.receive({ timeoutMs: inputTransferMs(input.bytes) })
       if (message.type === 'error') throw new ProtocolError(message.message)
       const file = checkedInput(body, input, `input ${input.sha256.slice(0, 12)}`)
       await wire.channel.close().catch(() => {})

@@ -40,6 +40,8 @@ export interface PeerOptions {
   random?: () => number
   decodeInput?: InputDecoder
   process?: TileProcessor
+  /** A job nobody could share runs as one sharp pipeline (default); off where compute is modelled, which that pipeline would bypass. */
+  onePipeline?: boolean
   openChannel?: OpenChannel
   connectionGater?: NodeOptions['connectionGater']
 }

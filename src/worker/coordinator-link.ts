@@ -1,20 +1,12 @@
 import { JobFailedError, NetworkError, ProtocolError } from '../errors.ts'
 import { resolvePipeline, type Step, type Tile } from '../imaging/index.ts'
-import { inputDigest } from './inputs.ts'
+import { checkedInput, inputTransferMs } from './inputs.ts'
 import type { PixelEncoding } from '../protocol/pixels.ts'
 import type { Channel } from '../protocol/framing.ts'
 import type { Grant, JobInfo, TileClientMessage, TileServerMessage } from '../protocol/messages.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import { tileWorkerWire, type Outgoing, type Wire } from '../protocol/wire.ts'
 
-/** The slowest link an input fetch allows for beyond the request timeout: 1 MB/s. */
-export const INPUT_MIN_BYTES_PER_MS = 1000
-
-/** A job's input, whoever sent it, is only taken if it is the one the job info names. */
-export function checkedInput (body: Buffer | undefined, want: { bytes: number, sha256: string }, what: string): Buffer {
-  if (body === undefined || body.length !== want.bytes || inputDigest(body) !== want.sha256) throw new ProtocolError(`the input of ${what} does not match its digest`)
-  return body
-}
 
 export interface JobRef {
   jobId: string
@@ -146,7 +138,7 @@ export class CoordinatorLink {
    */
   async input (direct = false): Promise<{ file: Buffer } | { sources: Array<{ peerId: string, addrs: string[] }> }> {
     const { bytes } = this.info.input
-    const { message, body } = await this.request({ type: 'input', rid: this.nextRid(), ...(direct ? { direct } : {}) }, undefined, this.requestTimeoutMs + bytes / INPUT_MIN_BYTES_PER_MS)
+    const { message, body } = await this.request({ type: 'input', rid: this.nextRid(), ...(direct ? { direct } : {}) }, undefined, inputTransferMs(bytes))
     if (message.type === 'none') throw new JobFailedError(`job ${this.ref.jobId} ended before its input came`)
     if (message.type === 'elsewhere') return { sources: message.sources }
     if (message.type !== 'input') throw new ProtocolError(`expected the input, got ${message.type}`)

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto'
-import { InvalidImageError } from '../errors.ts'
+import { WORKER_REQUEST_TIMEOUT_MS } from '../defaults.ts'
+import { InvalidImageError, NetworkError, ProtocolError } from '../errors.ts'
+import type { Channel } from '../protocol/framing.ts'
 import { decodeImage, formatName, type PixelFormat, type RawImage } from '../imaging/index.ts'
 
 /** What a job's input must decode to: what its coordinator read in the header. */
@@ -14,6 +16,30 @@ export type InputDecoder = (file: Buffer, shape: InputShape, maxPixels: number) 
 
 export const decodeInput: InputDecoder = async (file, _shape, maxPixels) => (await decodeImage(file, { maxPixels })).image
 
+/** The slowest link a transfer of a job's input allows for, past the request timeout: 1 MB/s. */
+const INPUT_MIN_BYTES_PER_MS = 1000
+
+/** How long sending or fetching a job's input of `bytes` may take. */
+export function inputTransferMs (bytes: number): number {
+  return WORKER_REQUEST_TIMEOUT_MS + bytes / INPUT_MIN_BYTES_PER_MS
+}
+
+/** A job's input, whoever sent it, is only taken if it is the one the job info names. */
+export function checkedInput (body: Buffer | undefined, want: { bytes: number, sha256: string }, what: string): Buffer {
+  if (body === undefined || body.length !== want.bytes || inputDigest(body) !== want.sha256) throw new ProtocolError(`the input of ${what} does not match its digest`)
+  return body
+}
+
+/** Sends a job's input; past its deadline the channel is aborted: a reader that stops reading holds no upload for ever. */
+export async function sendInput (channel: Channel, send: () => Promise<void>, bytes: number): Promise<void> {
+  const deadline = setTimeout(() => { channel.abort(new NetworkError(`the input took over ${Math.round(inputTransferMs(bytes) / 1000)} s to send`)) }, inputTransferMs(bytes))
+  try {
+    await send()
+  } finally {
+    clearTimeout(deadline)
+  }
+}
+
 /** A job input's identity: workers check what they were sent against it, whoever sent it. */
 export function inputDigest (file: Uint8Array): string {
   return createHash('sha256').update(file).digest('hex')
@@ -27,7 +53,6 @@ interface Entry {
 
 /** One job's (or one worker's) hold on an input; the input goes when its last hold is released. */
 export interface InputHold {
-  readonly sha256: string
   readonly file: Buffer
   /** The pixels, decoded once per peer however many jobs, lanes and coordinators want them. */
   decoded: () => Promise<RawImage>
@@ -37,15 +62,17 @@ export interface InputHold {
 /**
  * The input files of the jobs this peer coordinates or works on, by digest,
  * and their decoded pixels. A coordinator ships the compressed file once per
- * worker; each worker decodes it once and cuts its own tiles from it, so no
- * raw input pixels travel and the coordinator decodes nothing for others.
+ * worker (or names peers that have it); each worker decodes it once and cuts
+ * its own tiles from it, so no raw input pixels travel. Gets 'released' when
+ * an input goes.
  */
-export class InputStore {
+export class InputStore extends EventTarget {
   private readonly entries = new Map<string, Entry>()
   private readonly decode: InputDecoder
   private readonly maxPixels: number
 
   constructor (options: { decode: InputDecoder, maxPixels: number }) {
+    super()
     this.decode = options.decode
     this.maxPixels = options.maxPixels
   }
@@ -70,7 +97,6 @@ export class InputStore {
     entry.holds++
     let released = false
     return {
-      sha256,
       file: entry.file,
       decoded: async () => {
         if (entry.decoded === undefined) {
@@ -87,7 +113,10 @@ export class InputStore {
       release: () => {
         if (released) return
         released = true
-        if (--entry.holds === 0 && this.entries.get(sha256) === entry) this.entries.delete(sha256)
+        if (--entry.holds === 0 && this.entries.get(sha256) === entry) {
+          this.entries.delete(sha256)
+          this.dispatchEvent(new Event('released'))
+        }
       },
     }
   }
@@ -97,10 +126,6 @@ export class InputStore {
     return this.entries.get(sha256)?.file
   }
 
-  /** Inputs held now, and their compressed bytes. */
-  get stats (): { inputs: number, bytes: number } {
-    let bytes = 0
-    for (const e of this.entries.values()) bytes += e.file.length
-    return { inputs: this.entries.size, bytes }
-  }
+  /** Inputs held now. */
+  get size (): number { return this.entries.size }
 }

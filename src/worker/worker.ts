@@ -1,7 +1,7 @@
 import { systemClock, repeat, whenAborted, type Clock } from '../clock.ts'
 import { OFFERS_IN_FLIGHT, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
-import { ProtocolError, oneLine } from '../errors.ts'
-import { extract, processTile, freeBuffer, semaphore, type Gate, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import { LimitExceededError, ProtocolError, oneLine } from '../errors.ts'
+import { processTile, freeBuffer, semaphore, tileInput, type Gate, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import { tileChecksum } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
@@ -26,6 +26,8 @@ export interface WorkerOptions {
   cache?: ResultCache
   /** Jobs' input files and their decoded pixels, shared with the jobs this peer coordinates. */
   inputs: InputStore
+  /** This peer's own limits: a job past them is left at once, before its input is fetched. */
+  limits: { maxPixels: number, maxInputBytes: number }
   /** Fetches a job's input from a peer that has it (the coordinator sends workers to such peers). */
   fetchInput: (source: { peerId: string, addrs: string[] }, input: { bytes: number, sha256: string }) => Promise<Buffer>
   /** Opens a tile-protocol channel to a job's coordinator. */
@@ -55,6 +57,12 @@ interface JobEntry {
 }
 
 const MAX_LINK_FAILURES = 3
+
+/** A session is over: its hold on the input goes (the input with it, if nothing else holds it), its link closes. */
+async function endSession (session: JobSession): Promise<void> {
+  session.input.release()
+  await session.link.close().catch(() => {})
+}
 
 /**
  * Lanes per slot, and passes let through per slot. With two, one lane's tile
@@ -133,7 +141,7 @@ export class Worker {
       const kept = this.options.cache?.stats
       this.options.log?.(`job ${jobId}: finished here (${entry.accepted} tiles from this peer)${kept !== undefined ? `; keeping ${kept.tiles} results (${(kept.bytes / 1024 / 1024).toFixed(1)} MB) for later coordinators` : ''}`)
     }
-    void entry.link?.then(async s => { s.input.release(); await s.link.close() }, () => {})
+    void entry.link?.then(endSession, () => {})
   }
 
   private pick (): JobEntry | undefined {
@@ -171,9 +179,18 @@ export class Worker {
         if (reason === 'done' || reason === 'cancelled') entry.finished = true
         else entry.retryAt = this.clock.now() + WORKER_RETRY_MS
       } catch (err) {
+        // The session is over for every lane: its input goes, its link closes.
+        const lost = entry.link
+        entry.link = undefined
+        if (lost !== undefined) void lost.then(endSession, () => {})
+        if (err instanceof LimitExceededError) {
+          // Not this peer's job to do, however often it is announced.
+          if (!entry.finished) this.options.log?.(`job ${entry.ref.jobId}: left it: ${oneLine(err.message)}`)
+          entry.finished = true
+          continue
+        }
         // A lost link is retried with a backoff; after a few in a row the job is
         // dropped until its coordinator announces it again.
-        entry.link = undefined
         entry.failures++
         entry.retryAt = this.clock.now() + WORKER_RETRY_MS * entry.failures
         if (entry.failures >= MAX_LINK_FAILURES && this.jobs.get(entry.ref.jobId) === entry && !entry.finished) {
@@ -195,6 +212,9 @@ export class Worker {
       const { cache, inputs } = this.options
       const held = ref.jobKey !== undefined ? cache?.heldTiles(ref.jobKey) : undefined
       const { info, reserved } = await link.join(held)
+      const { maxPixels, maxInputBytes } = this.options.limits
+      if (info.width * info.height > maxPixels) throw new LimitExceededError(`its image of ${info.width}x${info.height} is over this peer's --max-pixels`)
+      if (info.input.bytes > maxInputBytes) throw new LimitExceededError(`its input of ${info.input.bytes} bytes is over this peer's --max-upload-bytes`)
       this.options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${ref.coordinator})`)
       if (reserved !== undefined && cache !== undefined) await this.offer(link, reserved, cache)
       const shape = { width: info.width, height: info.height, format: info.format }
@@ -268,8 +288,10 @@ export class Worker {
         // Tiles computed in JavaScript, on the in-memory channel to this peer's own
         // coordinator, never leave the microtask queue: give I/O its turn each tile.
         await new Promise(resolve => setImmediate(resolve))
-        const pixels = extract(image, work.tile.haloed)
-        const core = await this.process(pixels, work.tile, link.steps, this.gate)
+        const pixels = tileInput(image, work.tile)
+        let core = await this.process(pixels, work.tile, link.steps, this.gate)
+        // An operation that hands back its input, on a one-tile job, hands back the decoded input, which other lanes and jobs still read.
+        if (core.data.buffer === image.data.buffer) core = { ...core, data: Buffer.from(core.data) }
         // A one-tile job's pixels are the decoded input itself, which other lanes and jobs still read.
         freeBuffer(pixels.data, [core.data, image.data])
         const checksum = tileChecksum(core.data)
@@ -324,6 +346,7 @@ export class Worker {
     await Promise.race([Promise.allSettled(releases), whenAborted(signal)])
     const links = [...this.jobs.values()].map(e => e.link).filter(s => s !== undefined)
     this.jobs.clear()
-    await Promise.allSettled(links.map(async s => { const { link, input } = await s; input.release(); await link.close() }))
+    // A link still fetching or decoding its input is not waited for past the signal; it ends when it is done.
+    await Promise.race([Promise.allSettled(links.map(async s => { await endSession(await s) })), whenAborted(signal)])
   }
 }

@@ -53,6 +53,9 @@ for (const how of ['crashes', 'leaves (SIGTERM)'] as const) {
       // Every tile the surviving peers had finished is collected, not computed again.
       t.true(recovered!.tiles >= finishedByOthers(), `recovered ${recovered!.tiles}, finished by others ${finishedByOthers()}`)
       t.false(Object.keys(done.tilesByPeer).includes(coordinator.peerId))
+      // The survivors worked for both coordinators: both jobs' holds on the input go, and with them the file and its pixels.
+      const survivors = cluster.live
+      await until(() => survivors.every(p => p.inputs.size === 0), survivors.map(p => p.inputs), ['released'], 10_000, 'the survivors to let the input go')
       t.log(`${how}: recovered ${recovered!.tiles} of 300 tiles (${finishedByOthers()} finished by the survivors before); resumed job granted ${done.leases.granted}`)
     } finally {
       await cluster.stop()
