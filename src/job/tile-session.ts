@@ -67,7 +67,7 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           let pixels = body ?? Buffer.alloc(0)
           let outcome: ResultOutcome
           try {
-            if (msg.type === 'result' && msg.encoding !== undefined) pixels = await unpackPixels(pixels, msg.encoding, current.resultBytes(msg.tile))
+            if (msg.type === 'result' && msg.encoding !== undefined) pixels = unpackPixels(pixels, msg.encoding, current.resultBytes(msg.tile))
             outcome = msg.type === 'result' ? current.result(worker, msg.tile, msg.leaseId, msg.checksum, pixels) : current.offer(worker, msg.tile, msg.checksum, pixels)
           } catch (err) {
             // A body that does not inflate to the tile is a bad result, like one that fails its checksum.

@@ -1,9 +1,5 @@
-import { promisify } from 'node:util'
-import { constants, zstdCompress, zstdDecompress } from 'node:zlib'
+import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib'
 import { ProtocolError } from '../errors.ts'
-
-const compress = promisify(zstdCompress)
-const decompress = promisify(zstdDecompress)
 
 export type PixelEncoding = 'zstd'
 
@@ -14,18 +10,21 @@ const MIN_SAVING = 0.1
  * A tile's pixels for a link to another peer: zstd at its fastest level when
  * that saves a tenth or more (a photo's tiles come to about 2.5x smaller, so a
  * coordinator's one link carries less than half), raw otherwise (noise).
+ * On the main thread, a few ms a tile: node's async zstd queues each 16 KB
+ * chunk on the libuv pool behind the peer's sharp passes, which held a tile
+ * for seconds and let its lease lapse.
  */
-export async function packPixels (raw: Uint8Array): Promise<{ body: Uint8Array, encoding?: PixelEncoding }> {
-  const packed = await compress(raw, { params: { [constants.ZSTD_c_compressionLevel]: 1 } })
+export function packPixels (raw: Uint8Array): { body: Uint8Array, encoding?: PixelEncoding } {
+  const packed = zstdCompressSync(raw, { params: { [constants.ZSTD_c_compressionLevel]: 1 } })
   return packed.length <= raw.length * (1 - MIN_SAVING) ? { body: packed, encoding: 'zstd' } : { body: raw }
 }
 
 /** The raw pixels back, which must come to exactly `bytes`: a body that inflates past that is refused, not inflated. */
-export async function unpackPixels (body: Buffer, encoding: PixelEncoding | undefined, bytes: number): Promise<Buffer> {
+export function unpackPixels (body: Buffer, encoding: PixelEncoding | undefined, bytes: number): Buffer {
   if (encoding === undefined) return body
   let raw: Buffer
   try {
-    raw = await decompress(body, { maxOutputLength: Math.max(1, bytes) })
+    raw = zstdDecompressSync(body, { maxOutputLength: Math.max(1, bytes) })
   } catch (err) {
     throw new ProtocolError(`tile pixels do not decompress to ${bytes} bytes: ${(err as Error).message}`)
   }

@@ -303,7 +303,7 @@ export class Worker {
         if (this.stopped) continue
         this.held.delete(work.leaseId)
         // In memory, the coordinator takes the buffer itself; over a link, fewer bytes are worth a compression.
-        const packed: { body: Uint8Array, encoding?: PixelEncoding } = link.ref.coordinator === this.options.peerId ? { body: core.data } : await packPixels(core.data)
+        const packed: { body: Uint8Array, encoding?: PixelEncoding } = link.ref.coordinator === this.options.peerId ? { body: core.data } : packPixels(core.data)
         const status = await link.result(work.tile.index, work.leaseId, checksum, packed.body, packed.encoding)
         // Acked: the coordinator has every byte (a reply comes only after the whole body).
         if (!keep) freeBuffer(core.data)
