@@ -15,7 +15,7 @@ import { InvalidParameterError, isUserFacing, oneLine } from './errors.ts'
 import { loadOrCreateKey } from './net/identity.ts'
 import { readSwarmKey, writeSwarmKey } from './net/swarm-key.ts'
 import { parseListenAddress, parsePeerAddress } from './net/address.ts'
-import { SwarmPeer, type PeerOptions } from './swarm/peer.ts'
+import type { PeerOptions } from './swarm/peer.ts'
 
 let debug = false
 /** --json: errors too are one JSON event on stdout, like every other event. */
@@ -127,6 +127,8 @@ function peerCommand (compute: PeerCompute): Command {
       const swarmKey = opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined
       const allowSubmit = await allowList(opts.allowSubmit, opts.allowSubmitFile)
       const log = (line: string): void => { process.stdout.write(stamp(line) + '\n') }
+      // Loaded for a peer only: a submit (or --help) starts without the swarm's modules.
+      const { SwarmPeer } = await import('./swarm/peer.ts')
       const peer = await SwarmPeer.start({
         listen: opts.listen ?? ['/ip4/0.0.0.0/tcp/4001'],
         bootstrap: opts.bootstrap ?? [],

@@ -18,6 +18,9 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
   // A bad --slots is the CLI's to report; the pool just takes the default.
   process.env.UV_THREADPOOL_SIZE = String(peer && Number.isInteger(slots) && slots >= 1 && slots <= 1024 ? slots : Math.max(4, availableParallelism() + 2))
 }
+// Compiled modules are kept on disk (in the temp dir), so a second start skips most of the parsing.
+const { enableCompileCache } = await import('node:module')
+enableCompileCache?.()
 const { tuneHeapForTiles } = await import('./runtime.ts')
 tuneHeapForTiles()
 const { main } = await import('./cli.ts')

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import { gossipsub } from '@chainsafe/libp2p-gossipsub'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { preSharedKey } from '@libp2p/pnet'
@@ -51,6 +50,8 @@ export async function createSwarmNode (options: NodeOptions): Promise<SwarmNode>
 }
 
 async function createNode (options: NodeOptions): Promise<SwarmNode> {
+  // Loaded here: a submit client, which has no gossip, starts without it.
+  const { gossipsub } = await import('@chainsafe/libp2p-gossipsub')
   return await createLibp2p({
     ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
     addresses: { listen: options.listen },
