@@ -4,6 +4,8 @@ import type { SubmitEvent } from './submit.ts'
 const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`
 
 function megabytes (bytes: number): string {
+  // A small file in kB: '0.0 MB' reads as nothing sent.
+  if (bytes < 100 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} kB`
   return `${(bytes / 1024 / 1024).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0)} MB`
 }
 

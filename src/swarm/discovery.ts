@@ -1,4 +1,4 @@
-import type { PeerId } from '@libp2p/interface'
+import type { IdentifyResult, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { repeat, type Clock } from '../clock.ts'
@@ -7,7 +7,7 @@ import { oneLine } from '../errors.ts'
 import { parsePeerAddress } from '../net/address.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { SwarmNode } from '../net/node.ts'
-import { MAX_ADDRS, PROTOCOL_VERSION } from '../protocol/constants.ts'
+import { MAX_ADDRS, PROTOCOL_VERSION, TILE_PROTOCOL } from '../protocol/constants.ts'
 import type { PeerHello } from '../protocol/messages.ts'
 
 export interface DiscoveryComponents {
@@ -60,6 +60,8 @@ export class Discovery {
   private readonly known = new Map<string, Target>()
   private discoveryDials = 0
   private alone = false
+  /** Peers connected now that run the swarm's protocols: a submitting client is not one. */
+  private readonly swarmPeers = new Set<string>()
   private everConnected = false
   private stopped = false
   private helloTimer: unknown
@@ -80,18 +82,22 @@ export class Discovery {
     }
   }
 
-  private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
-    this.c.log(`peer joined ${evt.detail.toString()}`)
+  /** A connection is a peer of the swarm once identify says it serves the tile protocol. */
+  private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
+    const id = evt.detail.peerId.toString()
+    if (!evt.detail.protocols.includes(TILE_PROTOCOL) || this.swarmPeers.has(id) || this.c.node.getConnections(evt.detail.peerId).length === 0) return
+    this.swarmPeers.add(id)
+    this.c.log(`peer joined ${id}`)
     this.everConnected = true
     if (this.alone) {
       this.alone = false
-      this.c.log(`back in the swarm: connected to ${this.c.node.getPeers().length} peer(s)`)
+      this.c.log(`back in the swarm: connected to ${this.swarmPeers.size} peer(s)`)
     }
   }
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const id = evt.detail.toString()
-    this.c.log(`peer left ${id}`)
+    if (this.swarmPeers.delete(id)) this.c.log(`peer left ${id}`)
     // A bootstrap peer lost after a good while is dialed again at once; one that keeps dropping us, after its backoff.
     const now = this.c.clock.now()
     for (const target of this.targets) {
@@ -105,7 +111,7 @@ export class Discovery {
 
   start (): void {
     const { node, log } = this.c
-    node.addEventListener('peer:connect', this.onConnect)
+    node.addEventListener('peer:identify', this.onIdentify)
     node.addEventListener('peer:disconnect', this.onDisconnect)
     for (const t of this.targets) {
       if (t.peerId === undefined) log(`${t.label} has no /p2p/ peer id: whichever peer answers there is taken as the swarm (add /p2p/<id> to have it checked)`)
@@ -120,7 +126,7 @@ export class Discovery {
     this.stopped = true
     this.stopTicking?.()
     this.c.clock.clearTimeout(this.helloTimer)
-    this.c.node.removeEventListener('peer:connect', this.onConnect)
+    this.c.node.removeEventListener('peer:identify', this.onIdentify)
     this.c.node.removeEventListener('peer:disconnect', this.onDisconnect)
   }
 
@@ -131,7 +137,8 @@ export class Discovery {
   /** Dials every bootstrap peer not connected, and, while cut off from everyone, the peers it knew. */
   private tick (): void {
     if (this.stopped || this.c.node.status !== 'started') return
-    const cutOff = this.c.node.getConnections().length === 0
+    // A client's connection is not the swarm.
+    const cutOff = this.swarmPeers.size === 0
     if (cutOff && this.everConnected && !this.alone) {
       this.alone = true
       const peers = this.targets.length + this.known.size

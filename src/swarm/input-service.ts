@@ -51,7 +51,7 @@ export class InputService {
     try {
       const { message } = await wire.receive({ timeoutMs: WORKER_REQUEST_TIMEOUT_MS })
       await this.uploadTurn(async () => {
-        const file = this.c.inputs.fileOf(message.sha256)
+        const file = await this.c.inputs.fileWhenHere(message.sha256)
         if (file === undefined) throw new ProtocolError(`input ${message.sha256.slice(0, 12)} is not here`)
         await sendInput(wire.channel, async () => { await wire.send({ type: 'file' }, file) }, file.length)
         await wire.channel.close()

@@ -68,6 +68,8 @@ export interface InputHold {
  */
 export class InputStore extends EventTarget {
   private readonly entries = new Map<string, Entry>()
+  /** Inputs on their way here, by digest. */
+  private readonly arriving = new Map<string, Promise<void>>()
   private readonly decode: InputDecoder
   private readonly maxPixels: number
 
@@ -124,6 +126,23 @@ export class InputStore extends EventTarget {
   /** An input's file, if this peer has it: another peer may fetch it from here. */
   fileOf (sha256: string): Buffer | undefined {
     return this.entries.get(sha256)?.file
+  }
+
+  /**
+   * An input is on its way here (`arrival` settles once it is held, or
+   * failed). A coordinator names a worker as a source the moment it has sent
+   * it the file, which may be before the worker holds it.
+   */
+  expect (sha256: string, arrival: Promise<unknown>): void {
+    const settled = arrival.then(() => {}, () => {})
+    this.arriving.set(sha256, settled)
+    void settled.then(() => { if (this.arriving.get(sha256) === settled) this.arriving.delete(sha256) })
+  }
+
+  /** An input's file, waiting for it if it is on its way here. */
+  async fileWhenHere (sha256: string): Promise<Buffer | undefined> {
+    await this.arriving.get(sha256)
+    return this.fileOf(sha256)
   }
 
   /** Inputs held now. */

@@ -218,7 +218,13 @@ export class Worker {
       this.options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${ref.coordinator})`)
       if (reserved !== undefined && cache !== undefined) await this.offer(link, reserved, cache)
       const shape = { width: info.width, height: info.height, format: info.format }
-      input = inputs.holdIfHere(info.input.sha256, shape) ?? inputs.hold(info.input.sha256, await this.fetchInput(link), shape)
+      input = inputs.holdIfHere(info.input.sha256, shape)
+      if (input === undefined) {
+        const arrival = (async () => inputs.hold(info.input.sha256, await this.fetchInput(link), shape))()
+        // Peers the coordinator sends here for it meanwhile wait for it.
+        inputs.expect(info.input.sha256, arrival)
+        input = await arrival
+      }
       return { link, input, image: await input.decoded() }
     } catch (err) {
       input?.release()

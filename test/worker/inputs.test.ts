@@ -56,3 +56,19 @@ test('an input is taken only if it is the one the job names', t => {
   t.throws(() => checkedInput(Buffer.from('the inpuT'), want, 'job j'), { message: /does not match/ })
   t.throws(() => checkedInput(Buffer.from('the input!'), want, 'job j'), { message: /does not match/ })
 })
+
+test('a peer asked for an input still on its way here waits for it; one that never comes is not there', async t => {
+  const store = new InputStore({ decode: async () => createRaw(4, 3, shape.format), maxPixels: 100 })
+  const file = Buffer.from('coming')
+  const sha = inputDigest(file)
+  let arrive!: () => void
+  const arrival = new Promise<void>(resolve => { arrive = resolve }).then(() => store.hold(sha, file, shape))
+  store.expect(sha, arrival)
+  const asked = store.fileWhenHere(sha)
+  t.is(store.fileOf(sha), undefined)
+  arrive()
+  t.is(await asked, file)
+  const lost = 'f'.repeat(64)
+  store.expect(lost, Promise.reject(new Error('the fetch failed')))
+  t.is(await store.fileWhenHere(lost), undefined)
+})
