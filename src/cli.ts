@@ -2,6 +2,7 @@ import { availableParallelism, homedir } from 'node:os'
 import { join } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { integerOption } from './cli-args.ts'
+import { didYouMean } from './suggest.ts'
 import { DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
 import { describeOperations } from './imaging/index.ts'
 import { runLocal } from './client/local.ts'
@@ -41,21 +42,6 @@ function once (flag: string) {
 /** Commander's words around our own message ("option '--x <v>' argument 'y' is invalid.") say nothing ours does not. */
 function plainUsageError (message: string): string {
   return message.replace(/^error: /, '').replace(/^option '[^']*' argument '[^']*' is invalid\. /, '')
-}
-
-/** Edit distance, for 'did you mean'. */
-function distance (a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0]!
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j]!
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1))
-      diagonal = above
-    }
-  }
-  return row[b.length]!
 }
 
 function stamp (line: string): string {
@@ -286,8 +272,7 @@ function misuse (program: Command, args: string[]): string | undefined {
   const first = args[0]
   if (first === undefined) return undefined
   if (!first.startsWith('-') && !commands.includes(first) && first !== 'help') {
-    const near = commands.filter(c => distance(c, first) <= 2)
-    return `unknown command '${first}'${near.length > 0 ? ` (did you mean ${near.map(c => `'${c}'`).join(' or ')}?)` : ''}; commands: ${commands.join(', ')}`
+    return `unknown command '${first}'${didYouMean(first, commands)}; commands: ${commands.join(', ')}`
   }
   if (commands.includes(first) && first !== 'peer') return undefined
   const peerFlags = new Set(program.commands.find(c => c.name() === 'peer')!.options.flatMap(o => [o.long, o.short]).filter(f => f !== undefined))

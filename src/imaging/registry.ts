@@ -4,6 +4,7 @@ import { colourOperations } from './operations/colour.ts'
 import { edgeOperations } from './operations/edge.ts'
 import { filterOperations } from './operations/filter.ts'
 import { paramUsage } from './params.ts'
+import { didYouMean } from '../suggest.ts'
 
 /** Every operation, grouped by family in the order --list-ops prints them. */
 export const OPERATIONS: readonly Operation[] = [...filterOperations, ...edgeOperations, ...colourOperations]
@@ -17,9 +18,10 @@ for (const op of OPERATIONS) {
 }
 
 export function getOperation (name: string): Operation {
-  const op = byName.get(name.trim().toLowerCase())
+  const key = name.trim().toLowerCase()
+  const op = byName.get(key)
   if (op === undefined) {
-    throw new UnknownOperationError(`Unknown operation '${name}'; known operations: ${OPERATIONS.map(o => o.name).join(', ')} (aliases: ${OPERATIONS.flatMap(o => o.aliases ?? []).join(', ')})`)
+    throw new UnknownOperationError(`Unknown operation '${name}'${didYouMean(key, [...byName.keys()])}; known operations: ${OPERATIONS.map(o => o.name).join(', ')} (aliases: ${OPERATIONS.flatMap(o => o.aliases ?? []).join(', ')})`)
   }
   return op
 }

@@ -18,10 +18,14 @@ test('aliases resolve to their operation; edge_detection is sobel', t => {
   t.is(getOperation('GreyScale').name, 'greyscale')
 })
 
-test('an unknown operation names the known ones', t => {
+test('an unknown operation names the known ones, and the near ones first', t => {
   const err = t.throws(() => parseOps('canny'))
   t.is(err?.name, 'UnknownOperationError')
-  t.regex(err!.message, /Unknown operation 'canny'.*blur.*sobel.*greyscale/)
+  t.regex(err!.message, /^Unknown operation 'canny'; known operations: .*blur.*sobel.*greyscale/)
+  t.regex(t.throws(() => parseOps('medain'))!.message, /^Unknown operation 'medain' \(did you mean 'median'\?\); known operations:/)
+  t.regex(t.throws(() => parseOps('Gaussian_Blr:sigma=2'))!.message, /^Unknown operation 'Gaussian_Blr' \(did you mean 'gaussian_blur'\?\)/)
+  t.regex(t.throws(() => parseOps('blur,sobell'))!.message, /^Unknown operation 'sobell' \(did you mean 'sobel'\?\)/)
+  t.regex(t.throws(() => parseOps('greyscal'))!.message, /^Unknown operation 'greyscal' \(did you mean 'greyscale' or 'grayscale'\?\)/, 'nearest first, aliases too')
 })
 
 test('parameter errors name the parameter, its range and the value', t => {
