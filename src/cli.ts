@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { integerOption } from './cli-args.ts'
 import { didYouMean } from './suggest.ts'
-import { DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
+import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
 import { describeOperations } from './imaging/index.ts'
 import { runLocal } from './client/local.ts'
 import { removePartials } from './client/files.ts'
@@ -80,6 +80,7 @@ interface PeerCliOptions {
   maxJobs: number
   maxTiles: number
   resultCacheMb: number
+  inputMemoryMb: number
   resultCacheS: number
   debug?: boolean
 }
@@ -101,6 +102,7 @@ function peerCommand (compute: PeerCompute): Command {
     .option('--max-jobs <n>', 'jobs coordinated here at once', integerOption('--max-jobs', 1, 1000), DEFAULT_MAX_JOBS)
     .option('--max-tiles <n>', 'tiles in one job coordinated here', integerOption('--max-tiles', 1, 10_000_000), DEFAULT_MAX_TILES)
     .option('--result-cache-mb <n>', 'tile results kept for other coordinators\' jobs, so a job that loses its coordinator need not compute them again', integerOption('--result-cache-mb', 0, 1_000_000), DEFAULT_RESULT_CACHE_BYTES / 1024 / 1024)
+    .option('--input-memory-mb <n>', 'decoded job inputs this peer works from at once (each is a whole raw image); a job whose input does not fit waits, one larger than this is left to other peers', integerOption('--input-memory-mb', 1, 10_000_000), DEFAULT_INPUT_MEMORY_BYTES / 1024 / 1024)
     .option('--result-cache-s <s>', 'how long such results are kept', integerOption('--result-cache-s', 0, 86_400), DEFAULT_RESULT_CACHE_MS / 1000)
     .option('--swarm-key <file>', 'make the swarm private: only peers and clients with this key can connect (tileswarm keygen)')
     .option('--allow-submit <peer id>', 'only these peer ids may submit jobs here; repeatable (default: anyone in the swarm)', collect)
@@ -127,6 +129,7 @@ function peerCommand (compute: PeerCompute): Command {
         maxJobs: opts.maxJobs,
         maxTiles: opts.maxTiles,
         resultCacheBytes: opts.resultCacheMb * 1024 * 1024,
+        inputMemoryBytes: opts.inputMemoryMb * 1024 * 1024,
         resultCacheMs: opts.resultCacheS * 1000,
         swarmKey,
         allowSubmit,

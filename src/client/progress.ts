@@ -1,13 +1,9 @@
 import cliProgress from 'cli-progress'
+import { sizeText } from '../units.ts'
 import type { SubmitEvent } from './submit.ts'
 
 const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`
 
-function megabytes (bytes: number): string {
-  // A small file in kB: '0.0 MB' reads as nothing sent.
-  if (bytes < 100 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} kB`
-  return `${(bytes / 1024 / 1024).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0)} MB`
-}
 
 /** Time left from the rate so far: '--' until there is a rate worth trusting (a tile in, a second gone). */
 export function estimate (done: number, total: number, elapsedMs: number): string {
@@ -40,7 +36,7 @@ export function progressReporter (mode: 'json' | 'tty' | 'plain', write: (line: 
         write(`note: ${event.message}`)
         break
       case 'uploaded':
-        write(`uploaded ${megabytes(event.bytes)}`)
+        write(`uploaded ${sizeText(event.bytes)}`)
         break
       case 'accepted':
         for (const note of event.notes) write(`note: ${note}`)
@@ -74,7 +70,7 @@ export function progressReporter (mode: 'json' | 'tty' | 'plain', write: (line: 
         stopBar()
         if (event.received === event.total || now() - lastReceivingLine > 1000) {
           lastReceivingLine = now()
-          write(`receiving the result: ${megabytes(event.received)} of ${megabytes(event.total)}`)
+          write(`receiving the result: ${sizeText(event.received)} of ${sizeText(event.total)}`)
         }
         break
       case 'passed':

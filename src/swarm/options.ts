@@ -30,6 +30,8 @@ export interface PeerOptions {
   /** What the worker keeps of results it computed for other coordinators, for a later coordinator of the same job. */
   resultCacheBytes?: number
   resultCacheMs?: number
+  /** Decoded job inputs this peer's worker holds at once, across jobs. */
+  inputMemoryBytes?: number
   /** The pre-shared key of a private swarm (libp2p pnet). */
   swarmKey?: Uint8Array
   /** Peer ids allowed to submit jobs here; everyone in the swarm when unset. */

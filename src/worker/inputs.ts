@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { WORKER_REQUEST_TIMEOUT_MS } from '../defaults.ts'
 import { InvalidImageError, NetworkError, ProtocolError } from '../errors.ts'
 import type { Channel } from '../protocol/framing.ts'
-import { decodeImage, formatName, type PixelFormat, type RawImage } from '../imaging/index.ts'
+import { decodeImage, formatName, rawByteLength, type PixelFormat, type RawImage } from '../imaging/index.ts'
 
 /** What a job's input must decode to: what its coordinator read in the header. */
 export interface InputShape {
@@ -47,6 +47,8 @@ export function inputDigest (file: Uint8Array): string {
 
 interface Entry {
   file: Buffer
+  /** What its decoded pixels take. */
+  rawBytes: number
   decoded: Promise<RawImage> | undefined
   holds: number
 }
@@ -68,8 +70,9 @@ export interface InputHold {
  */
 export class InputStore extends EventTarget {
   private readonly entries = new Map<string, Entry>()
-  /** Inputs on their way here, by digest. */
+  /** Inputs on their way here, by digest, and what each will take decoded. */
   private readonly arriving = new Map<string, Promise<void>>()
+  private arrivingBytes = 0
   private readonly decode: InputDecoder
   private readonly maxPixels: number
 
@@ -83,7 +86,7 @@ export class InputStore extends EventTarget {
   hold (sha256: string, file: Buffer, shape: InputShape): InputHold {
     let entry = this.entries.get(sha256)
     if (entry === undefined) {
-      entry = { file, decoded: undefined, holds: 0 }
+      entry = { file, rawBytes: rawByteLength(shape.width, shape.height, shape.format), decoded: undefined, holds: 0 }
       this.entries.set(sha256, entry)
     }
     return this.handle(sha256, entry, shape)
@@ -133,10 +136,21 @@ export class InputStore extends EventTarget {
    * failed). A coordinator names a worker as a source the moment it has sent
    * it the file, which may be before the worker holds it.
    */
-  expect (sha256: string, arrival: Promise<unknown>): void {
+  expect (sha256: string, arrival: Promise<unknown>, rawBytes: number): void {
     const settled = arrival.then(() => {}, () => {})
     this.arriving.set(sha256, settled)
-    void settled.then(() => { if (this.arriving.get(sha256) === settled) this.arriving.delete(sha256) })
+    this.arrivingBytes += rawBytes
+    void settled.then(() => {
+      this.arrivingBytes -= rawBytes
+      if (this.arriving.get(sha256) === settled) this.arriving.delete(sha256)
+    })
+  }
+
+  /** What the inputs held here, and those on their way, take decoded: a worker takes on no more than its budget. */
+  get decodedBytes (): number {
+    let bytes = this.arrivingBytes
+    for (const entry of this.entries.values()) bytes += entry.rawBytes
+    return bytes
   }
 
   /** An input's file, waiting for it if it is on its way here. */

@@ -1,12 +1,13 @@
 import { systemClock, repeat, whenAborted, type Clock } from '../clock.ts'
 import { OFFERS_IN_FLIGHT, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
-import { LimitExceededError, ProtocolError, oneLine } from '../errors.ts'
-import { processTile, freeBuffer, semaphore, tileInput, type Gate, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import { LimitExceededError, PeerBusyError, ProtocolError, oneLine } from '../errors.ts'
+import { processTile, freeBuffer, rawByteLength, semaphore, tileInput, type Gate, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import { tileChecksum } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
 import { CoordinatorLink, type ClaimReply, type GrantedWork, type JobRef } from './coordinator-link.ts'
 import type { ResultCache } from './result-cache.ts'
+import { sizeText } from '../units.ts'
 import type { InputHold, InputStore } from './inputs.ts'
 
 export type { JobRef } from './coordinator-link.ts'
@@ -26,8 +27,12 @@ export interface WorkerOptions {
   cache?: ResultCache
   /** Jobs' input files and their decoded pixels, shared with the jobs this peer coordinates. */
   inputs: InputStore
-  /** This peer's own limits: a job past them is left at once, before its input is fetched. */
-  limits: { maxPixels: number, maxInputBytes: number }
+  /**
+   * This peer's own limits: a job past them is left at once, before its input
+   * is fetched; one whose decoded input would take the inputs held past
+   * `inputMemoryBytes` waits until others go.
+   */
+  limits: { maxPixels: number, maxInputBytes: number, inputMemoryBytes: number }
   /** Fetches a job's input from a peer that has it (the coordinator sends workers to such peers). */
   fetchInput: (source: { peerId: string, addrs: string[] }, input: { bytes: number, sha256: string }) => Promise<Buffer>
   /** Opens a tile-protocol channel to a job's coordinator. */
@@ -54,9 +59,14 @@ interface JobEntry {
   failures: number
   /** Tiles this peer finished for the job (results accepted). */
   accepted: number
+  /** Said once: the job waits for room for its input. */
+  waitingForMemory?: boolean
 }
 
 const MAX_LINK_FAILURES = 3
+
+/** A job waiting for room for its input is tried again this often. */
+const INPUT_MEMORY_RETRY_MS = 1000
 
 /** A session is over: its hold on the input goes (the input with it, if nothing else holds it), its link closes. */
 async function endSession (session: JobSession): Promise<void> {
@@ -183,6 +193,13 @@ export class Worker {
         const lost = entry.link
         entry.link = undefined
         if (lost !== undefined) void lost.then(endSession, () => {})
+        if (err instanceof PeerBusyError) {
+          // No room for its input now: tried again once other jobs' inputs go, said once.
+          if (!entry.waitingForMemory) this.options.log?.(`job ${entry.ref.jobId}: waiting: ${oneLine(err.message)}`)
+          entry.waitingForMemory = true
+          entry.retryAt = this.clock.now() + INPUT_MEMORY_RETRY_MS
+          continue
+        }
         if (err instanceof LimitExceededError) {
           // Not this peer's job to do, however often it is announced.
           if (!entry.finished) this.options.log?.(`job ${entry.ref.jobId}: left it: ${oneLine(err.message)}`)
@@ -212,17 +229,22 @@ export class Worker {
       const { cache, inputs } = this.options
       const held = ref.jobKey !== undefined ? cache?.heldTiles(ref.jobKey) : undefined
       const { info, reserved } = await link.join(held)
-      const { maxPixels, maxInputBytes } = this.options.limits
+      const { maxPixels, maxInputBytes, inputMemoryBytes } = this.options.limits
       if (info.width * info.height > maxPixels) throw new LimitExceededError(`its image of ${info.width}x${info.height} is over this peer's --max-pixels`)
       if (info.input.bytes > maxInputBytes) throw new LimitExceededError(`its input of ${info.input.bytes} bytes is over this peer's --max-upload-bytes`)
+      const rawBytes = rawByteLength(info.width, info.height, info.format)
+      if (rawBytes > inputMemoryBytes) throw new LimitExceededError(`its input decodes to ${sizeText(rawBytes)}, over this peer's --input-memory-mb of ${sizeText(inputMemoryBytes)}`)
       this.options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${ref.coordinator})`)
       if (reserved !== undefined && cache !== undefined) await this.offer(link, reserved, cache)
       const shape = { width: info.width, height: info.height, format: info.format }
       input = inputs.holdIfHere(info.input.sha256, shape)
+      if (input === undefined && inputs.decodedBytes + rawBytes > inputMemoryBytes) {
+        throw new PeerBusyError(`its input would take ${sizeText(rawBytes)} decoded, and other jobs' inputs hold ${sizeText(inputs.decodedBytes)} of this peer's ${sizeText(inputMemoryBytes)} (--input-memory-mb)`)
+      }
       if (input === undefined) {
         const arrival = (async () => inputs.hold(info.input.sha256, await this.fetchInput(link), shape))()
         // Peers the coordinator sends here for it meanwhile wait for it.
-        inputs.expect(info.input.sha256, arrival)
+        inputs.expect(info.input.sha256, arrival, rawBytes)
         input = await arrival
       }
       return { link, input, image: await input.decoded() }

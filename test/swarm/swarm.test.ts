@@ -230,3 +230,30 @@ serial('a worker that passes on a corrupt input is caught by the digest: the oth
     t.true((await job).inputUploadsDone >= remote, 'every remote worker got the file from the coordinator in the end')
   })
 })
+
+serial('a worker takes on no more decoded input than --input-memory-mb: a job that cannot fit is left, one that can waits for room', async t => {
+  // 480x320 RGB decodes to 460,800 bytes.
+  const lines: string[] = []
+  await withCluster(1, { process: slowProcessor(30) }, async (cluster, dir) => {
+    const coordinator = cluster.peers[0]!
+    const input = await noisePng(dir, 480, 320)
+    const small = await cluster.addPeer({ inputMemoryBytes: 400_000, log: line => { lines.push(line) } })
+    await cluster.waitForMesh()
+    const left = await swarmVersusLocal(coordinator, input, 'box_blur:3', dir, 32, 'left')
+    t.true(left.swarm.equals(left.local))
+    t.false(small.peerId in left.done.tilesByPeer, 'the small peer did none of it')
+    t.true(lines.some(l => /left it: its input decodes to 450 kB, over this peer's --input-memory-mb of 391 kB/.test(l)), lines.join('\n'))
+
+    // Room for one input; another job's holds it until the wait is seen.
+    const roomy = await cluster.addPeer({ inputMemoryBytes: 600_000, log: line => {
+      lines.push(line)
+      if (/waiting: its input would take/.test(line)) other.release()
+    } })
+    await cluster.waitForMesh()
+    const other = roomy.inputs.hold('e'.repeat(64), Buffer.from('another job'), { width: 400, height: 400, format: { channels: 3, depth: 8 } })
+    const waited = await swarmVersusLocal(coordinator, input, 'box_blur:5', dir, 32, 'waited')
+    t.true(waited.swarm.equals(waited.local))
+    t.true(lines.some(l => /waiting: its input would take 450 kB decoded, and other jobs' inputs hold 469 kB of this peer's 586 kB/.test(l)), lines.join('\n'))
+    t.true((waited.done.tilesByPeer[roomy.peerId] ?? 0) > 0, `once there was room it worked: ${JSON.stringify(waited.done.tilesByPeer)}`)
+  })
+})
