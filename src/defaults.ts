@@ -49,9 +49,9 @@ export const SPECULATE_MAX_SHARE = 0.1
 export const SPECULATE_MIN_SAMPLES = 5
 /** What a worker keeps of the results it computed, for a later coordinator of the same job. */
 export const DEFAULT_RESULT_CACHE_BYTES = 512 * 1024 * 1024
+export const DEFAULT_RESULT_CACHE_MS = 10 * 60_000
 /** Decoded job inputs a worker holds at once, across the jobs it works on: each is a whole raw image. */
 export const DEFAULT_INPUT_MEMORY_BYTES = 2 * 1024 * 1024 * 1024
-export const DEFAULT_RESULT_CACHE_MS = 10 * 60_000
 
 // Output.
 export const DEFAULT_QUALITY = 90
