@@ -1,6 +1,6 @@
 /**
  * npm run demo: three peers as three processes on this machine, a sample photo
- * through edge detection, and what each peer did.
+ * through edge detection (Canny: two phases), and what each peer did.
  */
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -48,7 +48,8 @@ try {
   console.log('')
   console.log(`result:    ${relative(process.cwd(), OUTPUT)} (${done.width}x${done.height}, ${done.bytes} bytes)`)
   console.log(`took:      ${seconds.toFixed(2)} s end to end (${accepted.tiles} tiles of ${accepted.tileSize} px, halo ${accepted.halo})`)
-  console.log('tiles by peer:')
+  for (const note of accepted.notes as string[]) console.log(`           ${note}`)
+  console.log('tiles by peer (every phase):')
   for (const [id, n] of Object.entries(done.tilesByPeer as Record<string, number>)) {
     console.log(`  ${(names.get(id) ?? id).padEnd(7)} ${String(n).padStart(4)}  ${id}`)
   }

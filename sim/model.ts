@@ -1,4 +1,4 @@
-import { createRaw, extract, processTile, samples, withSamples, type PixelFormat, type RawImage, type Step, type Tile, semaphore } from '../src/imaging/index.ts'
+import { createRaw, extract, processTile, samples, withSamples, type PixelFormat, type RawImage, type Tile, type TileWork, semaphore } from '../src/imaging/index.ts'
 import type { TileProcessor } from '../src/worker/worker.ts'
 import type { InputDecoder } from '../src/worker/inputs.ts'
 
@@ -22,8 +22,8 @@ export function prng (seed: number): () => number {
 export function costModel (nsPerPixel: number, slowness: () => number, slots = 1): TileProcessor {
   // The peer's libuv pool, modelled: one modelled pass computing per slot.
   const pool = semaphore(slots)
-  return async (pixels: RawImage, tile: Tile, steps: Step[]): Promise<RawImage> => {
-    const out = await processTile(pixels, tile, steps)
+  return async (pixels: RawImage, tile: Tile, work: TileWork): Promise<RawImage | Uint8Array> => {
+    const out = await processTile(pixels, tile, work)
     const wantMs = tile.core.width * tile.core.height * nsPerPixel / 1e6 * slowness()
     if (wantMs > 0.5) await pool(async () => await new Promise(resolve => setTimeout(resolve, wantMs)))
     return out
@@ -69,7 +69,8 @@ export function modelledCompute (model: ComputeModel): { decodeInput: InputDecod
       await sleep(model.decodeMs)
       return createRaw(shape.width, shape.height, shape.format)
     },
-    process: async (_pixels, tile) => {
+    process: async (_pixels, tile, work) => {
+      if (work.plan.phases.length > 1) throw new Error('the cost model covers one-phase jobs: a summary is not a crop of a patch')
       const { width, height } = tile.core
       if (width > model.patch.width || height > model.patch.height) throw new Error(`tile of ${width}x${height} is larger than the model's patch`)
       await pool(async () => { await sleep(width * height * model.nsPerPixel / 1e6) })

@@ -17,7 +17,7 @@ import { availableParallelism, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import sharp from 'sharp'
 import { integerOption } from '../src/cli-args.ts'
-import { decodeImage, extract, parseOps, pipelineRadius, planTiles, processTile, resolvePipeline } from '../src/imaging/index.ts'
+import { decodeImage, extract, parseOps, pipelineRadius, planTiles, processTile, resolvePipeline, type RawImage } from '../src/imaging/index.ts'
 import { REPO, startPeerProcess, type PeerProcess } from './processes.ts'
 
 const opts = new Command('bench:scale')
@@ -86,7 +86,7 @@ try {
   // Whole tiles from across the image.
   const sample = tiles.filter(t => t.core.width === opts.tileSize && t.core.height === opts.tileSize).filter((_, i, all) => i % Math.max(1, Math.floor(all.length / 6)) === 0).slice(0, 6)
   let computeMs = 0
-  let patch: Awaited<ReturnType<typeof processTile>> | undefined
+  let patch: RawImage | undefined
   for (const tile of sample) {
     const started = performance.now()
     const core = await processTile(extract(image, tile.haloed), tile, steps)

@@ -54,6 +54,8 @@ export function progressReporter (mode: 'json' | 'tty' | 'plain', write: (line: 
       case 'progress': {
         const elapsed = now() - started
         if (bar !== undefined) {
+          // A job in phases counts the tiles of every phase.
+          if (event.total > 0 && bar.getTotal() !== event.total) bar.setTotal(event.total)
           bar.update(event.done, { rate: elapsed >= 1000 ? (event.done / elapsed * 1000).toFixed(1) : '--', left: estimate(event.done, event.total, elapsed), peers: event.workers === 0 ? 'waiting for peers' : plural(event.workers, 'peer') })
         } else if (event.done !== lastDone && (now() - lastPlain > 1000 || event.done === event.total)) {
           lastPlain = now()

@@ -4,9 +4,10 @@
  */
 export * from './raw.ts'
 export * from './params.ts'
-export type { Operation, Family, AlphaPolicy } from './operation.ts'
+export type { Operation, Family, AlphaPolicy, GlobalStep, GeometryStep, StepContext, StepPlace, GridInfo } from './operation.ts'
 export { OPERATIONS, getOperation, describeOperations } from './registry.ts'
 export * from './pipeline.ts'
 export * from './tiles.ts'
 export * from './codec.ts'
-export { semaphore, type Gate } from './gate.ts'
+export { semaphore, withPassGate, type Gate } from './gate.ts'
+export * from './phases.ts'

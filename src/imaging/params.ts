@@ -4,7 +4,7 @@ import { InvalidParameterError } from '../errors.ts'
  * Declarative operation parameters: one description serves validation,
  * `--list-ops`, and the wire format (params travel as plain JSON values).
  */
-export type ParamSpec = NumberParam | KernelParam | ColourParam
+export type ParamSpec = NumberParam | KernelParam | ColourParam | ChoiceParam
 
 interface BaseParam {
   name: string
@@ -18,6 +18,15 @@ export interface NumberParam extends BaseParam {
   default: number
   integer?: boolean
   odd?: boolean
+  /** 'auto' is accepted too: the operation works the value out from the image. */
+  auto?: boolean
+}
+
+/** One of a few words. */
+export interface ChoiceParam extends BaseParam {
+  kind: 'choice'
+  choices: readonly string[]
+  default: string
 }
 
 /** A square kernel of odd size, given row by row. */
@@ -50,7 +59,11 @@ export function expected (what: string, param: string, value: unknown, owner?: s
 
 export function rangeText (spec: NumberParam): string {
   const kind = spec.odd === true ? 'odd integer' : spec.integer === true ? 'integer' : 'number'
-  return `${kind} between ${spec.min} and ${spec.max}`
+  return `${kind} between ${spec.min} and ${spec.max}${spec.auto === true ? ' or auto' : ''}`
+}
+
+function choiceText (spec: ChoiceParam): string {
+  return `one of ${spec.choices.join(', ')}`
 }
 
 /** Text form of a value from the command line; JSON values pass through. */
@@ -70,6 +83,7 @@ function coerceKernel (value: unknown): unknown {
 export function validateParam (spec: ParamSpec, raw: unknown, owner: string): ParamValue {
   switch (spec.kind) {
     case 'number': {
+      if (spec.auto === true && typeof raw === 'string' && raw.trim().toLowerCase() === 'auto') return 'auto'
       const value = coerceNumber(raw)
       const ok = typeof value === 'number' && Number.isFinite(value) && value >= spec.min && value <= spec.max &&
         (spec.integer !== true || Number.isInteger(value)) &&
@@ -88,6 +102,11 @@ export function validateParam (spec: ParamSpec, raw: unknown, owner: string): Pa
     case 'colour': {
       if (typeof raw !== 'string' || !/^#?[0-9a-fA-F]{6}$/.test(raw)) throw expected('a colour as #rrggbb', spec.name, raw, owner)
       return raw.startsWith('#') ? raw.toLowerCase() : `#${raw.toLowerCase()}`
+    }
+    case 'choice': {
+      const value = typeof raw === 'string' ? raw.trim().toLowerCase() : raw
+      if (typeof value !== 'string' || !spec.choices.includes(value)) throw expected(choiceText(spec), spec.name, raw, owner)
+      return value
     }
   }
 }
@@ -112,5 +131,6 @@ export function paramUsage (spec: ParamSpec): string {
     case 'number': return `${spec.name}=<${rangeText(spec)}, default ${spec.default}>`
     case 'kernel': return `${spec.name}=<[k1,k2,...] square, odd size 3x3 to ${spec.maxSize}x${spec.maxSize}, default [${spec.default.join(',')}]>`
     case 'colour': return `${spec.name}=<#rrggbb, default ${spec.default}>`
+    case 'choice': return `${spec.name}=<${spec.choices.join('|')}, default ${spec.default}>`
   }
 }

@@ -1,7 +1,7 @@
 import { InvalidParameterError } from '../errors.ts'
-import type { Operation } from './operation.ts'
+import type { Operation, StepPlace } from './operation.ts'
 import { validateParams, type Params } from './params.ts'
-import { joinAlpha, padReplicate, freeBuffer, splitAlpha, extract, type PixelFormat, type RawImage, type Channels, type Rect } from './raw.ts'
+import { joinAlpha, padReplicate, freeBuffer, splitAlpha, extract, type PixelFormat, type RawImage, type Channels, type Rect, type Sides } from './raw.ts'
 import { getOperation } from './registry.ts'
 
 /** One step as it is written by users and sent on the wire. */
@@ -47,12 +47,15 @@ function parseStep (text: string): OpSpec {
   const [name, ...parts] = text.split(':')
   const op = getOperation(name!)
   const params: Record<string, unknown> = {}
+  let bare = 0
   for (const part of parts) {
     const eq = part.indexOf('=')
     if (eq < 0) {
-      const first = op.params[0]
-      if (first === undefined) throw new InvalidParameterError(`Operation ${op.name} takes no parameters but received '${part}'`)
-      params[first.name] = part.trim()
+      // Bare values fill the parameters in order: crop:10:20:640:480.
+      const next = op.params[bare++]
+      if (op.params.length === 0) throw new InvalidParameterError(`Operation ${op.name} takes no parameters but received '${part}'`)
+      if (next === undefined) throw new InvalidParameterError(`Operation ${op.name} takes ${op.params.length === 1 ? 'one parameter' : `${op.params.length} parameters`} (${op.params.map(p => p.name).join(', ')}) but received '${text}'`)
+      params[next.name] = part.trim()
     } else {
       params[part.slice(0, eq).trim()] = part.slice(eq + 1).trim()
     }
@@ -69,7 +72,9 @@ export function resolvePipeline (specs: readonly OpSpec[]): Step[] {
     const operation = getOperation(spec.op)
     const given = spec.params ?? {}
     if (typeof given !== 'object' || given === null || Array.isArray(given)) throw new InvalidParameterError(`Expected params of ${operation.name} as an object`)
-    return { operation, params: validateParams(operation.params, given, operation.name) }
+    const params = validateParams(operation.params, given, operation.name)
+    operation.check?.(params)
+    return { operation, params }
   })
 }
 
@@ -90,7 +95,7 @@ export function pipelineRadius (steps: readonly Step[]): number {
   return steps.reduce((sum, s) => sum + s.operation.radius(s.params), 0)
 }
 
-function stepFormat (format: PixelFormat, step: Step): PixelFormat {
+export function stepFormat (format: PixelFormat, step: Step): PixelFormat {
   const alpha = format.channels === 2 || format.channels === 4
   const colour = step.operation.colourOut(alpha ? (format.channels - 1) as 1 | 3 : format.channels as 1 | 3)
   const keepAlpha = alpha && step.operation.alpha !== 'drop'
@@ -124,10 +129,46 @@ export interface PipelineOptions {
   crop?: Rect
 }
 
-async function padded (image: RawImage, r: number, step: Step, borders: Borders, crop: Rect): Promise<RawImage> {
-  const pad = { top: borders.top ? r : 0, right: borders.right ? r : 0, bottom: borders.bottom ? r : 0, left: borders.left ? r : 0 }
+/**
+ * Where a tile's input sits in the image, for a step that needs the whole
+ * image (a global step): `valid` is in the input's own coordinates.
+ */
+export interface StepOptions extends PipelineOptions {
+  place?: StepPlace
+  /** This tile's context for a global step, from its phase's reduction. */
+  context?: Uint8Array
+}
+
+/** Whether a step needs the whole image's statistics or connectivity with these parameters. */
+export function isGlobal (step: Step): boolean {
+  return step.operation.global?.needed(step.params) === true
+}
+
+function sidesOf (r: number, borders: Borders): Sides {
+  return { top: borders.top ? r : 0, right: borders.right ? r : 0, bottom: borders.bottom ? r : 0, left: borders.left ? r : 0 }
+}
+
+/** A place seen from the padded input: the same pixels, shifted by the padding. */
+function paddedPlace (place: StepPlace, pad: Sides): StepPlace {
+  return { ...place, origin: { x: place.origin.x - pad.left, y: place.origin.y - pad.top }, valid: { ...place.valid, x: place.valid.x + pad.left, y: place.valid.y + pad.top } }
+}
+
+function wholePlace (image: RawImage): StepPlace {
+  return { width: image.width, height: image.height, origin: { x: 0, y: 0 }, valid: { x: 0, y: 0, width: image.width, height: image.height }, tile: 0 }
+}
+
+async function compute (input: RawImage, step: Step, options: StepOptions, pad: Sides): Promise<RawImage> {
+  const global = step.operation.global
+  if (global === undefined || !global.needed(step.params)) return await step.operation.apply(input, step.params)
+  if (options.place === undefined) return await global.whole(input, step.params, paddedPlace(wholePlace({ ...input, width: input.width - pad.left - pad.right, height: input.height - pad.top - pad.bottom }), pad))
+  if (options.context === undefined) throw new Error(`internal: ${step.operation.name} on a tile without its context`)
+  return await global.apply(input, step.params, options.context, paddedPlace(options.place, pad))
+}
+
+async function padded (image: RawImage, r: number, step: Step, options: StepOptions, crop: Rect): Promise<RawImage> {
+  const pad = sidesOf(r, options.borders ?? ALL_BORDERS)
   const input = padReplicate(image, pad)
-  const out = await step.operation.apply(input, step.params)
+  const out = await compute(input, step, options, pad)
   const result = extract(out, { x: pad.left + crop.x, y: pad.top + crop.y, width: crop.width, height: crop.height })
   // Intermediates are freed at once: a tile's worth of garbage per step adds up to collections.
   freeBuffer(input.data, [image.data, result.data])
@@ -135,17 +176,16 @@ async function padded (image: RawImage, r: number, step: Step, borders: Borders,
   return result
 }
 
-/** One step on a whole image or a haloed tile (see PipelineOptions). */
-export async function applyStep (image: RawImage, step: Step, options: PipelineOptions = {}): Promise<RawImage> {
+/** One step on a whole image or a haloed tile (see PipelineOptions); not a geometry step. */
+export async function applyStep (image: RawImage, step: Step, options: StepOptions = {}): Promise<RawImage> {
   const r = step.operation.radius(step.params)
-  const borders = options.borders ?? ALL_BORDERS
   const crop = options.crop ?? { x: 0, y: 0, width: image.width, height: image.height }
   const [colour, alpha] = splitAlpha(image)
-  const colourOut = await padded(colour, r, step, borders, crop)
+  const colourOut = await padded(colour, r, step, options, crop)
   let alphaOut: RawImage | undefined
   if (alpha !== undefined) {
     if (step.operation.alpha === 'keep') alphaOut = extract(alpha, crop)
-    else if (step.operation.alpha === 'filter') alphaOut = await padded(alpha, r, step, borders, crop)
+    else if (step.operation.alpha === 'filter') alphaOut = await padded(alpha, r, step, options, crop)
   }
   const out = joinAlpha(colourOut, alphaOut)
   for (const part of [colour, alpha, colourOut, alphaOut]) freeBuffer(part?.data, [image.data, out.data])
@@ -156,11 +196,27 @@ export async function applyStep (image: RawImage, step: Step, options: PipelineO
   return out
 }
 
-/** The steps in order; only the last one crops, so every step sees the whole halo. */
-export async function runPipeline (image: RawImage, steps: readonly Step[], options: PipelineOptions = {}): Promise<RawImage> {
+/** A global step's summary of `place.valid` (a tile's core), from its colour channels. */
+export async function summariseStep (image: RawImage, step: Step, options: { borders: Borders, place: StepPlace }): Promise<Uint8Array> {
+  const global = step.operation.global
+  if (global === undefined) throw new Error(`internal: ${step.operation.name} has no summary`)
+  const pad = sidesOf(step.operation.radius(step.params), options.borders)
+  const [colour] = splitAlpha(image)
+  const input = padReplicate(colour, pad)
+  const summary = await global.summarise(input, step.params, paddedPlace(options.place, pad))
+  freeBuffer(input.data, [image.data])
+  if (colour !== image) freeBuffer(colour.data)
+  return summary
+}
+
+/**
+ * The whole image, step after step: the reference every tiled run is held to.
+ * Geometry steps take the whole image; global steps compute on it directly.
+ */
+export async function runPipeline (image: RawImage, steps: readonly Step[]): Promise<RawImage> {
   let current = image
-  for (const [i, step] of steps.entries()) {
-    const next = await applyStep(current, step, i === steps.length - 1 ? options : { borders: options.borders })
+  for (const step of steps) {
+    const next = step.operation.geometry !== undefined ? await step.operation.geometry.apply(current, step.params) : await applyStep(current, step)
     if (current !== image) freeBuffer(current.data, [image.data, next.data])
     current = next
   }

@@ -3,11 +3,14 @@ import type { Operation } from './operation.ts'
 import { colourOperations } from './operations/colour.ts'
 import { edgeOperations } from './operations/edge.ts'
 import { filterOperations } from './operations/filter.ts'
+import { canny } from './operations/canny.ts'
+import { levelOperations } from './operations/levels.ts'
+import { geometryOperations } from './operations/geometry.ts'
 import { paramUsage } from './params.ts'
 import { didYouMean } from '../suggest.ts'
 
 /** Every operation, grouped by family in the order --list-ops prints them. */
-export const OPERATIONS: readonly Operation[] = [...filterOperations, ...edgeOperations, ...colourOperations]
+export const OPERATIONS: readonly Operation[] = [...filterOperations, canny, ...edgeOperations, ...colourOperations, ...levelOperations, ...geometryOperations]
 
 const byName = new Map<string, Operation>()
 for (const op of OPERATIONS) {
@@ -26,21 +29,32 @@ export function getOperation (name: string): Operation {
   return op
 }
 
+const FAMILY_TITLES: Record<Operation['family'], string> = { filter: 'filtering', edge: 'edge detection', colour: 'colour', geometry: 'geometry' }
+
+/** How a step runs, where that is not simply tile by tile. */
+function howItRuns (op: Operation): string | undefined {
+  if (op.geometry !== undefined) return 'runs on the whole image, once per worker, with any step before it; the steps after it are tiled'
+  if (op.global !== undefined) return op.name === 'threshold' ? 'level=auto takes a phase of its own: tiles report histograms, then apply the level' : 'takes a phase of its own: tiles report what the whole image decides, then apply it'
+  return undefined
+}
+
 /** The text --list-ops prints. */
 export function describeOperations (): string {
   const lines: string[] = []
-  for (const family of ['filter', 'edge', 'colour'] as const) {
-    lines.push(`${family === 'edge' ? 'edge detection' : family === 'filter' ? 'filtering' : 'colour'}:`)
+  for (const family of ['filter', 'edge', 'colour', 'geometry'] as const) {
+    lines.push(`${FAMILY_TITLES[family]}:`)
     for (const op of OPERATIONS.filter(o => o.family === family)) {
       const aliases = op.aliases !== undefined ? ` (alias: ${op.aliases.join(', ')})` : ''
       lines.push(`  ${op.name}${aliases}: ${op.summary}`)
+      const how = howItRuns(op)
+      if (how !== undefined) lines.push(`      [${how}]`)
       for (const p of op.params) lines.push(`      ${paramUsage(p)}  ${p.description}`)
       lines.push(`      e.g. --ops "${op.example}"`)
     }
   }
   lines.push('', 'Pipelines: --ops "blur:sigma=2,sobel" or --task repeated; steps run in order.',
-    'Parameters: name:key=value:key=value; a bare value sets the first parameter (blur:2).',
-    'edge_detection is sobel: the prototype used Canny (90/180), whose hysteresis is not',
-    'local and cannot be tiled with a fixed halo; it comes with two-phase jobs.')
+    'Parameters: name:key=value:key=value; bare values fill the parameters in order (blur:2, threshold:auto, crop:10:20:640:480).',
+    'Every step gives the same bytes tiled across the swarm as on the whole image in one process.',
+    'edge_detection is canny with the prototype\'s thresholds (100/200); sobel is the gradient magnitude.')
   return lines.join('\n')
 }

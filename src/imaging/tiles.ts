@@ -1,6 +1,8 @@
 import { blit, createRaw, extract, type PixelFormat, type RawImage, type Rect } from './raw.ts'
 import { withPassGate, type Gate } from './gate.ts'
-import { pipelineFormat, pipelineRadius, runPipeline, type Step } from './pipeline.ts'
+import { pipelineFormat, type Step } from './pipeline.ts'
+import type { StepContext } from './operation.ts'
+import { checkSummary, contextsOfTile, createPlanOutput, planJob, reducePhase, runPhaseTile, runPrelude, type JobPlan, type TileWork } from './phases.ts'
 
 /** A tile: the pixels it owns in the output (core) and what it reads (haloed). */
 export interface Tile {
@@ -38,19 +40,26 @@ export function tileInput (image: RawImage, tile: Tile): RawImage {
   return extract(image, tile.haloed)
 }
 
-/** Runs the pipeline on a haloed tile and crops the halo away: the tile's core. */
-export async function processTile (haloedPixels: RawImage, tile: Tile, steps: readonly Step[], options: { gate?: Gate } = {}): Promise<RawImage> {
-  const { core, haloed } = tile
-  const halo = pipelineRadius(steps)
-  // A side with less than the full halo was clipped: it is the picture's edge.
-  const borders = {
-    top: core.y - haloed.y < halo,
-    right: haloed.x + haloed.width - (core.x + core.width) < halo,
-    bottom: haloed.y + haloed.height - (core.y + core.height) < halo,
-    left: core.x - haloed.x < halo,
-  }
-  const crop = { x: core.x - haloed.x, y: core.y - haloed.y, width: core.width, height: core.height }
-  return await withPassGate(options.gate, async () => await runPipeline(haloedPixels, steps, { borders, crop }))
+/**
+ * A tile's work from its haloed pixels: the core's pixels, or its phase's
+ * summary. Plain steps mean a one-phase job of those steps.
+ */
+export async function processTile (haloedPixels: RawImage, tile: Tile, steps: readonly Step[], options?: { gate?: Gate }): Promise<RawImage>
+export async function processTile (haloedPixels: RawImage, tile: Tile, work: TileWork, options?: { gate?: Gate }): Promise<RawImage | Uint8Array>
+export async function processTile (haloedPixels: RawImage, tile: Tile, work: TileWork | readonly Step[], options: { gate?: Gate } = {}): Promise<RawImage | Uint8Array> {
+  const w = isTileWork(work) ? work : { plan: localPlan(work, tile, haloedPixels), phase: 0, contexts: new Map<number, Uint8Array>() }
+  return await withPassGate(options.gate, async () => await runPhaseTile(haloedPixels, tile, w))
+}
+
+/** Plain steps: local ones only, so the tile's own extent stands in for the image's. */
+function localPlan (steps: readonly Step[], tile: Tile, pixels: RawImage): JobPlan {
+  const plan = planJob(steps, { width: tile.haloed.x + tile.haloed.width, height: tile.haloed.y + tile.haloed.height, format: pixels })
+  if (plan.prelude.length > 0 || plan.phases.length > 1) throw new Error('internal: a tile of plain steps takes no geometry or global steps: pass its TileWork')
+  return plan
+}
+
+function isTileWork (work: TileWork | readonly Step[]): work is TileWork {
+  return !Array.isArray(work)
 }
 
 /** The output image a pipeline makes from `input`, empty, for tiles to be placed in. */
@@ -62,10 +71,27 @@ export function placeTile (output: RawImage, tile: Tile, core: RawImage): void {
   blit(output, core, tile.core.x, tile.core.y)
 }
 
-/** Tiled processing in one process: what the swarm does, without the network. */
+/** Tiled processing in one process, phase by phase: what the swarm does, without the network. */
 export async function runTiled (image: RawImage, steps: readonly Step[], tileSize: number): Promise<RawImage> {
-  const tiles = planTiles(image.width, image.height, tileSize, pipelineRadius(steps))
-  const output = createOutput(image.width, image.height, image, steps)
-  for (const tile of tiles) placeTile(output, tile, await processTile(tileInput(image, tile), tile, steps))
-  return output
+  const plan = planJob(steps, { width: image.width, height: image.height, format: image })
+  const input = await runPrelude(image, plan)
+  const contexts = new Map<number, StepContext>()
+  let output: RawImage | undefined
+  for (const phase of plan.phases) {
+    const tiles = planTiles(plan.width, plan.height, tileSize, phase.halo)
+    const results = []
+    for (const tile of tiles) results.push(await runPhaseTile(tileInput(input, tile), tile, { plan, phase: phase.index, contexts: contextsOfTile(contexts, tile.index) }))
+    if (phase.summarises !== undefined) {
+      const summaries = results as Uint8Array[]
+      for (const [i, s] of summaries.entries()) {
+        const wrong = checkSummary(plan, phase.index, tiles[i]!.core, s)
+        if (wrong !== undefined) throw new Error(`internal: tile ${i}: ${wrong}`)
+      }
+      contexts.set(phase.end, reducePhase(plan, phase.index, summaries, tiles.map(t => t.core)))
+    } else {
+      output = createPlanOutput(plan)
+      for (const [i, tile] of tiles.entries()) placeTile(output, tile, results[i] as RawImage)
+    }
+  }
+  return output!
 }

@@ -1,10 +1,10 @@
 import { crc32 } from 'node:zlib'
-import { bytesPerPixel, createOutput, pipelineFormat, pipelineRadius, planTiles, placeTile, toSpecs, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import { bytesPerPixel, checkSummary, contextsOfTile, createPlanOutput, maxSummaryBytes, planJob, planTiles, placeTile, reducePhase, toSpecs, type JobPlan, type PixelFormat, type RawImage, type Step, type StepContext, type Tile } from '../imaging/index.ts'
 import type { InputShape } from '../worker/inputs.ts'
 import { systemClock, type Clock } from '../clock.ts'
 import { DEFAULT_PARK_MS, INPUT_UPLOADS, INPUT_WAIT_MS, OFFER_HOLD_MS } from '../defaults.ts'
 import { MAX_INPUT_SOURCES } from '../protocol/constants.ts'
-import { LeaseTable, type Lease, type SpeculationPolicy } from './leases.ts'
+import { LeaseTable, type Lease, type LeaseStats, type SpeculationPolicy } from './leases.ts'
 import type { JobInfo } from '../protocol/messages.ts'
 
 export interface JobOptions {
@@ -35,6 +35,14 @@ export interface JobOptions {
 export interface GrantedTile {
   lease: Lease
   tile: Tile
+  phase: number
+}
+
+/** A global step's context for one tile: its own, or the one every tile shares. */
+export interface TileContext {
+  step: number
+  data: Uint8Array
+  shared: boolean
 }
 
 export type ClaimOutcome = { kind: 'grant', grant: GrantedTile } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' }
@@ -52,6 +60,8 @@ export interface JobEvents {
   tilesReturned: (count: number) => void
   /** A resumed job has collected what its holders offered: this many tiles of the total. */
   recovered: (tiles: number, total: number) => void
+  /** A summary phase is reduced; phase `phase` (0-based) of `phases` starts. */
+  phase: (phase: number, phases: number, reduceMs: number) => void
 }
 
 interface Parked {
@@ -71,15 +81,20 @@ export function tileChecksum (bytes: Uint8Array): string {
 }
 
 /**
- * The coordinator of one job: owns the input file, the lease table and the output.
+ * The coordinator of one job: owns the input file, the lease tables and the output.
+ * A job is a sequence of phases (see JobPlan), each a set of tiles under
+ * leases; a summary phase's results are reduced before the next starts.
  * Workers (remote or this peer's own) talk to it only through these methods.
  */
 export class JobCoordinator {
   readonly jobId: string
   readonly jobKey: string
   readonly steps: Step[]
-  readonly tiles: Tile[]
-  readonly leases: LeaseTable
+  readonly plan: JobPlan
+  /** The current phase's tiles and leases. */
+  tiles: Tile[]
+  leases: LeaseTable
+  phase = 0
   readonly halo: number
   readonly tileSize: number
   readonly outputFormat: PixelFormat
@@ -88,6 +103,7 @@ export class JobCoordinator {
   readonly finished: Promise<RawImage>
   /** What workers check the input file against. */
   readonly inputId: { bytes: number, sha256: string }
+  private readonly inputShape: { width: number, height: number }
   /** Dropped when the job is over. */
   private input: JobOptions['input'] | undefined
   /** Uploads of the input under way from here, and the peers it has reached, newest last. */
@@ -98,7 +114,12 @@ export class JobCoordinator {
   private readonly self: string | undefined
   private inputTurn = 0
   private readonly inputWaiters = new Set<() => void>()
-  private readonly output: RawImage
+  private output: RawImage | undefined
+  /** The current summary phase's results, by tile. */
+  private summaries: Uint8Array[] = []
+  /** Reduced global steps, by step index. */
+  private readonly contexts = new Map<number, StepContext>()
+  private readonly pastStats: LeaseStats[] = []
   private readonly clock: Clock
   private readonly parkMs: number
   private readonly parked: Parked[] = []
@@ -106,7 +127,7 @@ export class JobCoordinator {
   private state: 'running' | 'done' | 'cancelled' = 'running'
   private resolveFinished!: (image: RawImage) => void
   private rejectFinished!: (err: Error) => void
-  private readonly listeners: { [E in keyof JobEvents]: Array<JobEvents[E]> } = { progress: [], placed: [], tilesReturned: [], recovered: [] }
+  private readonly listeners: { [E in keyof JobEvents]: Array<JobEvents[E]> } = { progress: [], placed: [], tilesReturned: [], recovered: [], phase: [] }
   private readonly speculation: SpeculationPolicy | undefined
   /** Holders of a resumed job not yet joined; undefined once collection is over (or was never needed). */
   private awaitedHolders: Set<string> | undefined
@@ -121,13 +142,15 @@ export class JobCoordinator {
     this.tileSize = options.tileSize
     this.clock = options.clock ?? systemClock
     this.parkMs = options.parkMs ?? DEFAULT_PARK_MS
-    this.halo = pipelineRadius(options.steps)
     const { shape } = options.input
-    this.tiles = planTiles(shape.width, shape.height, options.tileSize, this.halo)
+    this.plan = planJob(options.steps, shape)
+    this.halo = this.plan.phases.at(-1)!.halo
+    this.tiles = planTiles(this.plan.width, this.plan.height, options.tileSize, this.plan.phases[0]!.halo)
     this.leases = new LeaseTable(this.tiles.length, options.leaseMs)
-    this.output = createOutput(shape.width, shape.height, shape.format, options.steps)
-    this.outputFormat = pipelineFormat(shape.format, options.steps)
+    if (this.plan.phases.length === 1) this.output = createPlanOutput(this.plan)
+    this.outputFormat = this.plan.outputFormat
     this.inputFormat = { ...shape.format }
+    this.inputShape = { width: shape.width, height: shape.height }
     this.input = options.input
     this.self = options.self
     this.inputId = { bytes: options.input.file.length, sha256: options.input.sha256 }
@@ -164,7 +187,8 @@ export class JobCoordinator {
    */
   join (peer: string, held?: Uint8Array): Uint8Array | undefined {
     let reserved: Uint8Array | undefined
-    if (held !== undefined && this.state === 'running') {
+    // Only a one-phase job's results are kept by workers: a phase's results mean nothing to another phase.
+    if (held !== undefined && this.state === 'running' && this.phase === 0 && this.plan.phases.length === 1) {
       const now = this.clock.now()
       for (let tile = 0; tile < Math.min(this.tiles.length, held.length * 8); tile++) {
         if ((held[tile >> 3]! & (1 << (tile & 7))) === 0) continue
@@ -206,14 +230,15 @@ export class JobCoordinator {
       jobId: this.jobId,
       jobKey: this.jobKey,
       ops: toSpecs(this.steps),
-      width: this.output.width,
-      height: this.output.height,
+      width: this.inputShape.width,
+      height: this.inputShape.height,
       format: { ...this.inputFormat },
       tileSize: this.tileSize,
       halo: this.halo,
       leaseMs: this.leases.leaseMs,
       parkMs: this.parkMs,
       tiles: this.tiles.length,
+      phases: this.plan.phases.length,
       input: { ...this.inputId },
     }
   }
@@ -291,7 +316,7 @@ export class JobCoordinator {
     const lease = this.leases.claim(peer, now) ?? (this.speculation !== undefined ? this.leases.speculate(peer, now, this.speculation) : undefined)
     if (lease === undefined) return undefined
     this.scheduleExpiry()
-    return { kind: 'grant', grant: { lease, tile: this.tiles[lease.tile]! } }
+    return { kind: 'grant', grant: { lease, tile: this.tiles[lease.tile]!, phase: this.phase } }
   }
 
   /** Hands returned tiles to parked claims first; says so to the swarm if any are left. */
@@ -306,8 +331,30 @@ export class JobCoordinator {
     if (this.state === 'running' && this.leases.pendingCount > 0) for (const l of this.listeners.tilesReturned) l(this.leases.pendingCount)
   }
 
-  result (peer: string, tileIndex: number, leaseId: string, checksum: string, body: Uint8Array): ResultOutcome {
+  /** The contexts a tile of the current phase is applied with. */
+  contextsFor (tileIndex: number): TileContext[] {
+    return [...contextsOfTile(this.contexts, tileIndex)].map(([step, data]) => ({ step, data, shared: 'shared' in this.contexts.get(step)! }))
+  }
+
+  /** Units done and in all, over every phase. */
+  get progress (): { done: number, total: number } {
+    return { done: this.phase * this.tiles.length + this.leases.completed, total: this.plan.phases.length * this.tiles.length }
+  }
+
+  /** Lease counts over every phase so far. */
+  get stats (): LeaseStats {
+    const total = { ...this.leases.stats }
+    for (const past of this.pastStats) for (const key of Object.keys(total) as Array<keyof LeaseStats>) total[key] += past[key]
+    return total
+  }
+
+  get summarising (): boolean { return this.plan.phases[this.phase]?.summarises !== undefined }
+
+  result (peer: string, tileIndex: number, leaseId: string, checksum: string, body: Uint8Array, phase = 0): ResultOutcome {
     if (this.state !== 'running') return { status: 'duplicate', reason: `job is ${this.state}` }
+    // A result of a phase that is over is late, not wrong; one of a phase not begun is.
+    if (phase < this.phase) return { status: 'duplicate', reason: `phase ${phase} is over` }
+    if (phase > this.phase) return { status: 'rejected', reason: `phase ${phase} has not begun` }
     const check = this.leases.check(tileIndex, leaseId, peer)
     if (check === 'duplicate') {
       this.leases.complete(tileIndex, leaseId, peer, this.clock.now())
@@ -315,22 +362,56 @@ export class JobCoordinator {
     }
     if (check === 'unknown') return { status: 'rejected', reason: `no lease ${leaseId} on tile ${tileIndex} for this peer` }
     const tile = this.tiles[tileIndex]!
-    const expected = this.resultBytes(tileIndex)
-    if (body.length !== expected) return { status: 'rejected', reason: `tile ${tileIndex} result is ${body.length} bytes, expected ${expected}` }
+    if (this.summarising) {
+      const wrong = checkSummary(this.plan, this.phase, tile.core, body)
+      if (wrong !== undefined) return { status: 'rejected', reason: `tile ${tileIndex}: ${wrong}` }
+    } else {
+      const expected = this.resultBytes(tileIndex)
+      if (body.length !== expected) return { status: 'rejected', reason: `tile ${tileIndex} result is ${body.length} bytes, expected ${expected}` }
+    }
     if (tileChecksum(body) !== checksum) return { status: 'rejected', reason: `tile ${tileIndex} result fails its checksum` }
     this.leases.complete(tileIndex, leaseId, peer, this.clock.now())
-    placeTile(this.output, tile, { width: tile.core.width, height: tile.core.height, ...this.outputFormat, data: Buffer.from(body.buffer, body.byteOffset, body.length) })
+    // A summary is kept until its phase is reduced (the body's memory is the session's); pixels go straight into the output.
+    if (this.summarising) this.summaries[tileIndex] = Buffer.from(body)
+    else placeTile(this.output!, tile, { width: tile.core.width, height: tile.core.height, ...this.outputFormat, data: Buffer.from(body.buffer, body.byteOffset, body.length) })
     this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
     for (const l of this.listeners.placed) l(tileIndex, peer)
-    for (const l of this.listeners.progress) l(this.leases.completed, this.tiles.length)
-    if (this.leases.isComplete) this.finish()
+    const { done, total } = this.progress
+    for (const l of this.listeners.progress) l(done, total)
+    if (this.leases.isComplete) {
+      if (this.phase === this.plan.phases.length - 1) this.finish()
+      else this.nextPhase()
+    }
     return { status: 'accepted' }
   }
 
-  /** A tile's result in raw bytes (0 for a tile that does not exist). */
+  /** The summaries are in: reduce them, and hand out the next phase's tiles (to claims waiting first). */
+  private nextPhase (): void {
+    const started = this.clock.now()
+    const finished = this.plan.phases[this.phase]!
+    try {
+      this.contexts.set(finished.end, reducePhase(this.plan, this.phase, this.summaries, this.tiles.map(t => t.core)))
+    } catch (err) {
+      this.cancel(err instanceof Error ? err : new Error(String(err)))
+      return
+    }
+    this.summaries = []
+    this.pastStats.push(this.leases.stats)
+    this.phase++
+    const next = this.plan.phases[this.phase]!
+    this.tiles = planTiles(this.plan.width, this.plan.height, this.tileSize, next.halo)
+    this.leases = new LeaseTable(this.tiles.length, this.leases.leaseMs, undefined, `p${this.phase}.`)
+    if (next.summarises === undefined) this.output = createPlanOutput(this.plan)
+    this.scheduleExpiry()
+    for (const l of this.listeners.phase) l(this.phase, this.plan.phases.length, this.clock.now() - started)
+    this.wakeParked()
+  }
+
+  /** A tile's result in raw bytes (0 for a tile that does not exist); a summary's, at most. */
   resultBytes (tileIndex: number): number {
     const tile = this.tiles[tileIndex]
-    return tile === undefined ? 0 : tile.core.width * tile.core.height * bytesPerPixel(this.outputFormat)
+    if (tile === undefined) return 0
+    return this.summarising ? maxSummaryBytes(tile.core) : tile.core.width * tile.core.height * bytesPerPixel(this.outputFormat)
   }
 
   renew (peer: string, leaseId: string): boolean {
@@ -393,7 +474,7 @@ export class JobCoordinator {
     this.input = undefined
     this.settle()
     this.reportRecovery()
-    this.resolveFinished(this.output)
+    this.resolveFinished(this.output!)
   }
 
   cancel (reason: Error): void {

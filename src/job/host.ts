@@ -3,7 +3,7 @@ import { inputDigest, type InputHold, type InputStore } from '../worker/inputs.t
 import { repeat, type Clock } from '../clock.ts'
 import { COLLECT_WINDOW_MS, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../defaults.ts'
 import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { encodeImage, freeBuffer, pipelineRadius, readImageHeader, tileCount, toSpecs, wholeImagePipeline, type ImageHeader, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
+import { encodeImage, freeBuffer, pipelineRadius, planJob, readImageHeader, tileCount, toSpecs, wholeImagePipeline, type ImageHeader, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
 import { MAX_HOLDERS, MAX_PEERS_TOLD } from '../protocol/constants.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
@@ -132,8 +132,12 @@ export class JobHost {
       const sha256 = inputDigest(upload)
       const jobKey = jobKeyOf(sha256, this.spec.steps, this.spec.tileSize)
       const shape = { width: header.width, height: header.height, format: header.format }
+      // Planned before anything is held for it: a crop outside the image, or a resize past the limits, is refused.
+      const plan = planJob(this.spec.steps, shape)
+      if (plan.width * plan.height > this.limits.maxPixels) {
+        throw new LimitExceededError(`the image would be ${plan.width}x${plan.height} after ${plan.prelude.map(s => s.operation.name).join(', ')}: over this peer's limit of ${this.limits.maxPixels} pixels (--max-pixels)`)
+      }
       input = this.c.inputs.hold(sha256, upload, shape)
-      const notes = header.notes
       const readAt = this.c.clock.now()
       const coordinator = new JobCoordinator({
         jobId: this.jobId,
@@ -151,29 +155,34 @@ export class JobHost {
       // Holders may have lost their way into the swarm with the old coordinator: call on them, so they hear of the job.
       for (const h of this.spec.holders ?? []) if (h.peerId !== this.c.peerId) void this.c.reach(h)
       this.coordinator = coordinator
+      const notes = [...header.notes, ...planNotes(coordinator)]
       if (this.leaving !== undefined) coordinator.cancel(this.leaving)
       // Decoded here whether or not this peer's worker gets to it: a file broken past its header fails the job, with the decoder's word.
       input.decoded().catch((err: unknown) => { coordinator.cancel(err instanceof Error ? err : new Error(String(err))) })
       accepted = true
-      this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tiles of ${header.width}x${header.height} for ${this.client}${this.spec.holders !== undefined ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
+      this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tiles of ${plan.width}x${plan.height}${plan.phases.length > 1 ? ` in ${plan.phases.length} phases` : ''} for ${this.client}${this.spec.holders !== undefined ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
+      coordinator.on('phase', (phase, phases, reduceMs) => {
+        this.c.log(`job ${this.jobId}: phase ${phase} of ${phases} summarised and reduced (${reduceMs.toFixed(0)} ms); phase ${phase + 1} starts`)
+      })
       coordinator.on('recovered', (tiles, total) => {
         this.c.log(`job ${this.jobId}: recovered ${tiles} of ${total} tiles from their holders`)
         void wire.send({ type: 'recovered', tiles, total }).catch(() => {})
       })
-      await wire.send({ type: 'accepted', jobId: this.jobId, width: header.width, height: header.height, tiles: coordinator.tiles.length, tileSize: this.spec.tileSize, halo: coordinator.halo, notes })
+      await wire.send({ type: 'accepted', jobId: this.jobId, width: plan.width, height: plan.height, tiles: coordinator.tiles.length, tileSize: this.spec.tileSize, halo: coordinator.halo, notes })
       // The client hanging up (or speaking out of turn) ends the job.
       wire.receive({ signal: this.over.signal }).then(
         () => { coordinator.cancel(new ProtocolError('the client spoke out of turn')) },
         () => { if (!this.over.signal.aborted) coordinator.cancel(new ClientGoneError('the client went away')) })
       const output = await this.coordinateTiles(coordinator)
       const tilesAt = this.c.clock.now()
-      const progress = { type: 'progress', done: coordinator.tiles.length, total: coordinator.tiles.length, workers: coordinator.tilesByPeer.size } as const
+      const { total } = coordinator.progress
+      const progress = { type: 'progress', done: total, total, workers: coordinator.tilesByPeer.size } as const
       this.report({ ...progress, phase: 'encoding' })
       const encoded = await encodeImage(output, { format: this.spec.format, quality: this.spec.quality })
       const encodedAt = this.c.clock.now()
       freeBuffer(output.data)
       this.report({ ...progress, phase: 'sending' })
-      const s = coordinator.leases.stats
+      const s = coordinator.stats
       await wire.send({
         type: 'result',
         width: output.width,
@@ -252,7 +261,7 @@ export class JobHost {
     const announceMs = this.limits.announceMs ?? DEFAULT_ANNOUNCE_MS
     let lastAnnounce = -Infinity
     const sendProgress = (): void => {
-      this.report({ type: 'progress', phase: 'tiles', done: coordinator.leases.completed, total: coordinator.tiles.length, workers: coordinator.tilesByPeer.size })
+      this.report({ type: 'progress', phase: 'tiles', ...coordinator.progress, workers: coordinator.tilesByPeer.size })
     }
     const announce = (): void => {
       if (!coordinator.isRunning) return
@@ -281,6 +290,18 @@ export class JobHost {
       stopTimer()
     }
   }
+}
+
+/** What the client hears of how its job runs, where that is more than one phase of tiles. */
+function planNotes (coordinator: JobCoordinator): string[] {
+  const { plan } = coordinator
+  const notes: string[] = []
+  if (plan.prelude.length > 0) notes.push(`${plan.prelude.map(s => s.operation.name).join(', ')} on the whole image (each worker once), then tiles of ${plan.width}x${plan.height}`)
+  if (plan.phases.length > 1) {
+    const summaries = plan.phases.filter(p => p.summarises !== undefined).map(p => p.summarises!.operation.name)
+    notes.push(`${plan.phases.length} phases of ${coordinator.tiles.length} tiles: ${summaries.map(n => `${n} (whole-image summary)`).join(', ')}, then the pixels; progress counts tiles of every phase`)
+  }
+  return notes
 }
 
 /** Milliseconds as seconds, for the job log. */

@@ -71,7 +71,11 @@ export class LeaseTable {
   readonly maxLeasesPerPeer: number
   private readonly perPeer = new Map<string, number>()
 
-  constructor (tileCount: number, leaseMs: number, maxLeasesPerPeer = DEFAULT_MAX_LEASES_PER_PEER) {
+  /** Starts every lease id: a job's phases each have a table, and a lease of one is never taken for another's. */
+  private readonly idPrefix: string
+
+  constructor (tileCount: number, leaseMs: number, maxLeasesPerPeer = DEFAULT_MAX_LEASES_PER_PEER, idPrefix = '') {
+    this.idPrefix = idPrefix
     this.tileCount = tileCount
     this.leaseMs = leaseMs
     this.maxLeasesPerPeer = maxLeasesPerPeer
@@ -143,7 +147,7 @@ export class LeaseTable {
   }
 
   private grant (tile: number, peer: string, kind: LeaseKind, now: number): Lease {
-    const lease = { leaseId: `${tile}-${++this.serial}`, tile, peer, kind, grantedAt: now, deadline: now + this.leaseMs }
+    const lease = { leaseId: `${this.idPrefix}${tile}-${++this.serial}`, tile, peer, kind, grantedAt: now, deadline: now + this.leaseMs }
     this.active.set(lease.leaseId, lease)
     this.issued.set(lease.leaseId, lease)
     if (this.onTile[tile]!++ === 0) this.leasedTiles++

@@ -28,6 +28,8 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
   const pending = new Set<Promise<void>>()
   /** Leases granted through this session: ending it gives back these, not another session's of the same peer. */
   const granted = new Set<string>()
+  /** Contexts every tile shares, sent on this session already (by step). */
+  const sharedSent = new Set<number>()
   const reply = async (message: Outgoing<TileServerMessage>, body?: Uint8Array): Promise<void> => {
     if (!channel.isClosed) await wire.send(message, body).catch(() => {})
   }
@@ -55,7 +57,10 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
             // Granted after the session ended (a parked claim): nobody will do it.
             if (channel.isClosed) return void current.release(worker, lease.leaseId)
             granted.add(lease.leaseId)
-            await reply({ type: 'grant', rid: msg.rid, tile: tile.index, leaseId: lease.leaseId, leaseMs: current.leases.leaseMs, core: tile.core, haloed: tile.haloed })
+            const contexts = current.contextsFor(tile.index).filter(c => !c.shared || !sharedSent.has(c.step))
+            for (const c of contexts) if (c.shared) sharedSent.add(c.step)
+            const body = contexts.length > 0 ? Buffer.concat(contexts.map(c => c.data)) : undefined
+            await reply({ type: 'grant', rid: msg.rid, phase: outcome.grant.phase, tile: tile.index, leaseId: lease.leaseId, leaseMs: current.leases.leaseMs, core: tile.core, haloed: tile.haloed, contexts: contexts.map(c => ({ step: c.step, bytes: c.data.length, shared: c.shared })) }, body)
           })
           pending.add(p)
           void p.finally(() => pending.delete(p))
@@ -67,8 +72,10 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           let pixels = body ?? Buffer.alloc(0)
           let outcome: ResultOutcome
           try {
-            if (msg.type === 'result' && msg.encoding !== undefined) pixels = unpackPixels(pixels, msg.encoding, current.resultBytes(msg.tile))
-            outcome = msg.type === 'result' ? current.result(worker, msg.tile, msg.leaseId, msg.checksum, pixels) : current.offer(worker, msg.tile, msg.checksum, pixels)
+            // A summary's size varies: it inflates to at most its bound. A result of another phase is answered without it.
+            const phase = msg.type === 'result' ? msg.phase ?? 0 : 0
+            if (msg.type === 'result' && msg.encoding !== undefined && phase === current.phase) pixels = unpackPixels(pixels, msg.encoding, current.resultBytes(msg.tile), !current.summarising)
+            outcome = msg.type === 'result' ? current.result(worker, msg.tile, msg.leaseId, msg.checksum, pixels, phase) : current.offer(worker, msg.tile, msg.checksum, pixels)
           } catch (err) {
             // A body that does not inflate to the tile is a bad result, like one that fails its checksum.
             outcome = { status: 'rejected', reason: oneLine((err as Error).message) }

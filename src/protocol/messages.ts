@@ -68,7 +68,7 @@ export type ErrorMessage = z.infer<typeof ErrorMessage>
 export const JoinRequest = z.object({ type: z.literal('join'), v, rid, jobId: id, bodyBytes: bodyBytes.optional() }).strict()
 export const ClaimRequest = z.object({ type: z.literal('claim'), rid }).strict()
 /** The checksum is of the raw pixels; the body may be zstd-compressed (`encoding`). */
-export const ResultRequest = z.object({ type: z.literal('result'), rid, tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{8}$/), encoding: z.literal('zstd').optional(), bodyBytes }).strict()
+export const ResultRequest = z.object({ type: z.literal('result'), rid, phase: count.optional(), tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{8}$/), encoding: z.literal('zstd').optional(), bodyBytes }).strict()
 export const RenewRequest = z.object({ type: z.literal('renew'), rid, leaseId: id }).strict()
 export const ReleaseRequest = z.object({ type: z.literal('release'), rid, leaseId: id }).strict()
 /** A held result, handed to the job's new coordinator: a tile the job info's body reserved for this worker. */
@@ -83,9 +83,15 @@ export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, Clai
 
 /** parkMs: how long the coordinator may hold a claim before answering 'wait' (the worker's reply timeout builds on it). */
 /** Its body, if any, is a bitmap of the tiles reserved for this worker to offer. */
-export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, jobKey, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count, input: z.object({ bytes: bodyBytes, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict(), bodyBytes: bodyBytes.optional() }).strict()
-/** A tile under lease; the worker cuts its haloed pixels from the input it decoded. */
-export const Grant = z.object({ type: z.literal('grant'), rid, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect }).strict()
+export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, jobKey, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count, phases: count, input: z.object({ bytes: bodyBytes, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict(), bodyBytes: bodyBytes.optional() }).strict()
+/**
+ * A tile under lease, in a phase of the job; the worker cuts its haloed
+ * pixels from the input it decoded. The body holds the contexts of the global
+ * steps before the phase, in order: this tile's own, or one every tile shares
+ * (sent once per session).
+ */
+const stepContext = z.object({ step: count, bytes: bodyBytes, shared: z.boolean() }).strict()
+export const Grant = z.object({ type: z.literal('grant'), rid, phase: count, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect, contexts: z.array(stepContext).max(16), bodyBytes: bodyBytes.optional() }).strict()
 /** The input file is the body. */
 export const InputReply = z.object({ type: z.literal('input'), rid, bodyBytes }).strict()
 /** Peers that have the input: fetch it from one of them on the input protocol. */

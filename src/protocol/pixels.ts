@@ -19,15 +19,18 @@ export function packPixels (raw: Uint8Array): { body: Uint8Array, encoding?: Pix
   return packed.length <= raw.length * (1 - MIN_SAVING) ? { body: packed, encoding: 'zstd' } : { body: raw }
 }
 
-/** The raw pixels back, which must come to exactly `bytes`: a body that inflates past that is refused, not inflated. */
-export function unpackPixels (body: Buffer, encoding: PixelEncoding | undefined, bytes: number): Buffer {
+/**
+ * The raw bytes back, which must come to exactly `bytes` (or at most, for a
+ * summary, which varies): a body that inflates past that is refused, not inflated.
+ */
+export function unpackPixels (body: Buffer, encoding: PixelEncoding | undefined, bytes: number, exact = true): Buffer {
   if (encoding === undefined) return body
   let raw: Buffer
   try {
     raw = zstdDecompressSync(body, { maxOutputLength: Math.max(1, bytes) })
   } catch (err) {
-    throw new ProtocolError(`tile pixels do not decompress to ${bytes} bytes: ${(err as Error).message}`)
+    throw new ProtocolError(`tile pixels do not decompress to ${exact ? '' : 'at most '}${bytes} bytes: ${(err as Error).message}`)
   }
-  if (raw.length !== bytes) throw new ProtocolError(`tile pixels decompress to ${raw.length} bytes, expected ${bytes}`)
+  if (exact && raw.length !== bytes) throw new ProtocolError(`tile pixels decompress to ${raw.length} bytes, expected ${bytes}`)
   return raw
 }

@@ -1,5 +1,5 @@
 import { JobFailedError, NetworkError, ProtocolError } from '../errors.ts'
-import { resolvePipeline, type Step, type Tile } from '../imaging/index.ts'
+import { planJob, resolvePipeline, type JobPlan, type Step, type Tile } from '../imaging/index.ts'
 import { checkedInput, inputTransferMs } from './inputs.ts'
 import type { PixelEncoding } from '../protocol/pixels.ts'
 import type { Channel } from '../protocol/framing.ts'
@@ -20,6 +20,9 @@ export interface GrantedWork {
   leaseId: string
   tile: Tile
   leaseMs: number
+  phase: number
+  /** The contexts of the global steps before the phase, this tile's, by step. */
+  contexts: Map<number, Uint8Array>
 }
 
 export type ClaimReply = { kind: 'grant', work: GrantedWork } | { kind: 'none', reason: 'done' | 'wait' | 'cancelled' }
@@ -34,6 +37,9 @@ export class CoordinatorLink {
   readonly ref: JobRef
   info!: JobInfo
   steps!: Step[]
+  plan!: JobPlan
+  /** Contexts every tile shares: the coordinator sends each once per session. */
+  private readonly shared = new Map<number, Uint8Array>()
   private readonly wire: Wire<TileClientMessage, TileServerMessage>
   private rid = 0
   private readonly waiting = new Map<number, { resolve: (r: Reply) => void, reject: (e: Error) => void, timer?: NodeJS.Timeout }>()
@@ -120,8 +126,10 @@ export class CoordinatorLink {
     const { message, body } = await this.request({ type: 'join', v: PROTOCOL_VERSION, rid: this.nextRid(), jobId: this.ref.jobId }, held)
     if (message.type !== 'job' || message.jobId !== this.ref.jobId) throw new ProtocolError(`expected job info, got ${message.type}`)
     this.info = message
-    // The coordinator's pipeline is checked like any user input.
+    // The coordinator's pipeline is checked like any user input, and planned here as there.
     this.steps = resolvePipeline(message.ops)
+    this.plan = planJob(this.steps, { width: message.width, height: message.height, format: message.format })
+    if (this.plan.phases.length !== message.phases) throw new ProtocolError(`the job has ${message.phases} phases, and ${this.plan.phases.length} here`)
     return { info: message, ...(body !== undefined ? { reserved: body } : {}) }
   }
 
@@ -147,26 +155,43 @@ export class CoordinatorLink {
 
   /** The coordinator may hold a claim for the job's park time before it answers. */
   async claim (): Promise<ClaimReply> {
-    const { message } = await this.request({ type: 'claim', rid: this.nextRid() }, undefined, this.info.parkMs + this.requestTimeoutMs)
+    const { message, body } = await this.request({ type: 'claim', rid: this.nextRid() }, undefined, this.info.parkMs + this.requestTimeoutMs)
     if (message.type === 'none') return { kind: 'none', reason: message.reason }
     if (message.type !== 'grant') throw new ProtocolError(`expected a grant, got ${message.type}`)
-    return { kind: 'grant', work: this.checkGrant(message) }
+    return { kind: 'grant', work: this.checkGrant(message, body) }
   }
 
   /** Nothing in a grant is trusted until it fits the job. */
-  private checkGrant (grant: Grant): GrantedWork {
-    const { info } = this
+  private checkGrant (grant: Grant, body: Buffer | undefined): GrantedWork {
+    const { info, plan } = this
     const { core, haloed } = grant
     const inside = haloed.x <= core.x && haloed.y <= core.y &&
       core.x + core.width <= haloed.x + haloed.width && core.y + core.height <= haloed.y + haloed.height &&
-      haloed.x + haloed.width <= info.width && haloed.y + haloed.height <= info.height
-    if (!inside || grant.tile >= info.tiles) throw new ProtocolError(`grant for tile ${grant.tile} does not fit the job`)
-    return { leaseId: grant.leaseId, leaseMs: grant.leaseMs, tile: { index: grant.tile, core, haloed } }
+      haloed.x + haloed.width <= plan.width && haloed.y + haloed.height <= plan.height
+    const phase = plan.phases[grant.phase]
+    if (!inside || grant.tile >= info.tiles || phase === undefined) throw new ProtocolError(`grant for tile ${grant.tile} of phase ${grant.phase} does not fit the job`)
+    const contexts = new Map<number, Uint8Array>()
+    let at = 0
+    for (const c of grant.contexts) {
+      // A context may be empty (no edge pixels around a tile): a grant of only those has no body.
+      const data = (body ?? Buffer.alloc(0)).subarray(at, at + c.bytes)
+      if (data.length !== c.bytes) throw new ProtocolError(`grant for tile ${grant.tile} is short of its contexts`)
+      at += c.bytes
+      if (c.shared) this.shared.set(c.step, data)
+      else contexts.set(c.step, data)
+    }
+    // Every global step before the phase needs its context: this tile's, or the shared one sent earlier.
+    for (const later of plan.phases.slice(0, grant.phase)) {
+      const step = later.end
+      if (!contexts.has(step) && this.shared.has(step)) contexts.set(step, this.shared.get(step)!)
+      if (!contexts.has(step)) throw new ProtocolError(`grant for tile ${grant.tile} of phase ${grant.phase} lacks the context of step ${step}`)
+    }
+    return { leaseId: grant.leaseId, leaseMs: grant.leaseMs, tile: { index: grant.tile, core, haloed }, phase: grant.phase, contexts }
   }
 
   /** `checksum` is of the raw pixels; `body` is them, or them compressed (`encoding`). */
-  async result (tile: number, leaseId: string, checksum: string, body: Uint8Array, encoding?: PixelEncoding): Promise<'accepted' | 'duplicate' | 'rejected'> {
-    const { message } = await this.request({ type: 'result', rid: this.nextRid(), tile, leaseId, checksum, ...(encoding !== undefined ? { encoding } : {}) }, body)
+  async result (phase: number, tile: number, leaseId: string, checksum: string, body: Uint8Array, encoding?: PixelEncoding): Promise<'accepted' | 'duplicate' | 'rejected'> {
+    const { message } = await this.request({ type: 'result', rid: this.nextRid(), phase, tile, leaseId, checksum, ...(encoding !== undefined ? { encoding } : {}) }, body)
     if (message.type !== 'ack') throw new ProtocolError(`expected an ack, got ${message.type}`)
     return message.status
   }

@@ -1,7 +1,7 @@
 import { systemClock, repeat, whenAborted, type Clock } from '../clock.ts'
 import { OFFERS_IN_FLIGHT, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
 import { LimitExceededError, PeerBusyError, ProtocolError, oneLine } from '../errors.ts'
-import { processTile, freeBuffer, rawByteLength, semaphore, tileInput, type Gate, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import { processTile, freeBuffer, rawByteLength, runPrelude, semaphore, tileInput, withPassGate, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
 import { tileChecksum } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
@@ -13,10 +13,10 @@ import type { InputHold, InputStore } from './inputs.ts'
 export type { JobRef } from './coordinator-link.ts'
 
 /**
- * Computes a tile's core from its haloed pixels, its compute passing through
- * `gate`; the simulator swaps in a cost model.
+ * Computes a tile's core (or its phase's summary) from its haloed pixels, its
+ * compute passing through `gate`; the simulator swaps in a cost model.
  */
-export type TileProcessor = (pixels: RawImage, tile: Tile, steps: Step[], gate: Gate) => Promise<RawImage>
+export type TileProcessor = (pixels: RawImage, tile: Tile, work: TileWork, gate: Gate) => Promise<RawImage | Uint8Array>
 
 export interface WorkerOptions {
   /** This peer: its own coordinator's jobs are reached in memory, and their results need no keeping. */
@@ -42,11 +42,15 @@ export interface WorkerOptions {
   process?: TileProcessor
 }
 
-/** A worker's hold on a job: its link to the coordinator, and the input it cuts tiles from. */
+/** A worker's hold on a job: its link to the coordinator, and the input it cuts tiles from (after the job's prelude, if any). */
 interface JobSession {
   link: CoordinatorLink
   input: InputHold
   image: RawImage
+}
+
+function isRaw (out: RawImage | Uint8Array): out is RawImage {
+  return !(out instanceof Uint8Array)
 }
 
 interface JobEntry {
@@ -70,6 +74,8 @@ const INPUT_MEMORY_RETRY_MS = 1000
 
 /** A session is over: its hold on the input goes (the input with it, if nothing else holds it), its link closes. */
 async function endSession (session: JobSession): Promise<void> {
+  // The prelude's image is the session's own; the decoded input is the store's.
+  if (session.link.plan.prelude.length > 0) freeBuffer(session.image.data)
   session.input.release()
   await session.link.close().catch(() => {})
 }
@@ -109,7 +115,7 @@ export class Worker {
     this.options = options
     this.clock = options.clock ?? systemClock
     this.gate = semaphore(LANES_PER_SLOT * options.slots)
-    this.process = options.process ?? (async (pixels, tile, steps, gate) => await processTile(pixels, tile, steps, { gate }))
+    this.process = options.process ?? (async (pixels, tile, work, gate) => await processTile(pixels, tile, work, { gate }))
   }
 
   start (): void {
@@ -230,7 +236,9 @@ export class Worker {
       const held = ref.jobKey !== undefined ? cache?.heldTiles(ref.jobKey) : undefined
       const { info, reserved } = await link.join(held)
       const { maxPixels, maxInputBytes, inputMemoryBytes } = this.options.limits
+      const { plan } = link
       if (info.width * info.height > maxPixels) throw new LimitExceededError(`its image of ${info.width}x${info.height} is over this peer's --max-pixels`)
+      if (plan.width * plan.height > maxPixels) throw new LimitExceededError(`its image of ${plan.width}x${plan.height} after ${plan.prelude.map(s => s.operation.name).join(', ')} is over this peer's --max-pixels`)
       if (info.input.bytes > maxInputBytes) throw new LimitExceededError(`its input of ${info.input.bytes} bytes is over this peer's --max-upload-bytes`)
       const rawBytes = rawByteLength(info.width, info.height, info.format)
       if (rawBytes > inputMemoryBytes) throw new LimitExceededError(`its input decodes to ${sizeText(rawBytes)}, over this peer's --input-memory-mb of ${sizeText(inputMemoryBytes)}`)
@@ -247,7 +255,9 @@ export class Worker {
         inputs.expect(info.input.sha256, arrival, rawBytes)
         input = await arrival
       }
-      return { link, input, image: await input.decoded() }
+      const decoded = await input.decoded()
+      // Geometry steps (and what comes before them) on the whole image, once for the session's lanes.
+      return { link, input, image: await withPassGate(this.gate, async () => await runPrelude(decoded, plan)) }
     } catch (err) {
       input?.release()
       // A link that never got going is closed, not left to the coordinator's idle timeout.
@@ -317,24 +327,25 @@ export class Worker {
         // coordinator, never leave the microtask queue: give I/O its turn each tile.
         await new Promise(resolve => setImmediate(resolve))
         const pixels = tileInput(image, work.tile)
-        let core = await this.process(pixels, work.tile, link.steps, this.gate)
+        const out = await this.process(pixels, work.tile, { plan: link.plan, phase: work.phase, contexts: work.contexts }, this.gate)
+        let data = isRaw(out) ? out.data : Buffer.from(out.buffer, out.byteOffset, out.byteLength)
         // An operation that hands back its input, on a one-tile job, hands back the decoded input, which other lanes and jobs still read.
-        if (core.data.buffer === image.data.buffer) core = { ...core, data: Buffer.from(core.data) }
+        if (data.buffer === image.data.buffer) data = Buffer.from(data)
         // A one-tile job's pixels are the decoded input itself, which other lanes and jobs still read.
-        freeBuffer(pixels.data, [core.data, image.data])
-        const checksum = tileChecksum(core.data)
-        // Kept for a later coordinator if this one dies; one in this process dies with us.
-        const keep = this.options.cache !== undefined && link.ref.coordinator !== this.options.peerId
-        if (keep) this.options.cache!.put(link.info.jobKey, work.tile.index, checksum, core.data)
+        freeBuffer(pixels.data, [data, image.data])
+        const checksum = tileChecksum(data)
+        // Kept for a later coordinator if this one dies (one in this process dies with us); a multi-phase job's results mean nothing outside their phase.
+        const keep = this.options.cache !== undefined && link.ref.coordinator !== this.options.peerId && link.plan.phases.length === 1
+        if (keep) this.options.cache!.put(link.info.jobKey, work.tile.index, checksum, data)
         // Stopping handed the lease back already. A lease lost otherwise (a renewal refused or unanswered)
         // is still worth the send: the coordinator takes a late result for a tile not yet done.
         if (this.stopped) continue
         this.held.delete(work.leaseId)
         // In memory, the coordinator takes the buffer itself; over a link, fewer bytes are worth a compression.
-        const packed: { body: Uint8Array, encoding?: PixelEncoding } = link.ref.coordinator === this.options.peerId ? { body: core.data } : packPixels(core.data)
-        const status = await link.result(work.tile.index, work.leaseId, checksum, packed.body, packed.encoding)
+        const packed: { body: Uint8Array, encoding?: PixelEncoding } = link.ref.coordinator === this.options.peerId ? { body: data } : packPixels(data)
+        const status = await link.result(work.phase, work.tile.index, work.leaseId, checksum, packed.body, packed.encoding)
         // Acked: the coordinator has every byte (a reply comes only after the whole body).
-        if (!keep) freeBuffer(core.data)
+        if (!keep) freeBuffer(data)
         if (status === 'accepted') {
           const entry = this.jobs.get(link.ref.jobId)
           if (entry !== undefined) { entry.failures = 0; entry.accepted++ }

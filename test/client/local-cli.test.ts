@@ -72,7 +72,7 @@ test('bad invocations: one line, exit 1, no stack trace', async t => {
   const text = join(dir, 'notes.png')
   await writeFile(text, 'this is not an image\n')
   const cases: Array<[string[], RegExp]> = [
-    [['--task', 'canny', '-i', img, '-o', join(dir, 'o.png')], /Unknown operation 'canny'; known operations: blur, /],
+    [['--task', 'hough', '-i', img, '-o', join(dir, 'o.png')], /Unknown operation 'hough'; known operations: blur, /],
     [['--ops', 'blur:sigma=500', '-i', img, '-o', join(dir, 'o.png')], /Expected number between 0.3 and 100 for sigma of blur but received '500'/],
     [['--ops', 'median:size=two', '-i', img, '-o', join(dir, 'o.png')], /Expected odd integer between 3 and 15 for size of median but received 'two' of type string/],
     [['--task', 'invert', '-i', join(dir, 'missing.jpg'), '-o', join(dir, 'o.png')], /cannot read .*missing\.jpg: no such file/],
@@ -111,7 +111,8 @@ test('--debug shows the stack trace', async t => {
 test('--list-ops prints every operation', async t => {
   const r = await runCli(['submit', '--list-ops'])
   t.is(r.code, 0)
-  t.regex(r.stdout, /sobel \(alias: edge_detection\)/)
+  t.regex(r.stdout, /canny \(alias: edge_detection\)/)
+  t.regex(r.stdout, /resize: .*\n\s+\[runs on the whole image/)
   t.regex(r.stdout, /median: .*\n\s+size=<odd integer between 3 and 15, default 3>/)
 })
 
@@ -167,13 +168,13 @@ test('common mistakes get a hint, in one line', async t => {
 
 test('--json reports errors as a JSON event on stdout', async t => {
   const dir = await tmp()
-  for (const args of [['--task', 'canny'], ['--task', 'invert', '--image_path', 'a', '--image_path', 'b']]) {
+  for (const args of [['--task', 'hough'], ['--task', 'invert', '--image_path', 'a', '--image_path', 'b']]) {
     const r = await runCli(['submit', '--local', '--json', ...args, '-o', join(dir, 'o.png')])
     t.is(r.code, 1)
     t.is(r.stderr, '')
     const event = JSON.parse(r.stdout.trim())
     t.is(event.event, 'error')
-    t.regex(`${event.name}: ${event.message}`, /^UnknownOperationError: Unknown operation 'canny'|^InvalidParameterError: .*--image_path given twice/)
+    t.regex(`${event.name}: ${event.message}`, /^UnknownOperationError: Unknown operation 'hough'|^InvalidParameterError: .*--image_path given twice/)
   }
   const r = await runCli(['submit', '--local', '--json', '--task', 'invert', '-i', fixture('truncated.jpg'), '-o', join(dir, 'o.png')])
   t.like(JSON.parse(r.stdout.trim().split('\n').at(-1)!), { event: 'error', name: 'InvalidImageError' })

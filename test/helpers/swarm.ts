@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encodeImage, processTile, type PixelFormat, type RawImage, type Step, type Tile, type Gate } from '../../src/imaging/index.ts'
+import { encodeImage, processTile, type PixelFormat, type RawImage, type Tile, type TileWork, type Gate } from '../../src/imaging/index.ts'
 import { runLocal } from '../../src/client/local.ts'
 import { requestFromFlags } from '../../src/client/options.ts'
 import { submitToSwarm } from '../../src/client/submit.ts'
@@ -36,8 +36,8 @@ export async function noisePng (dir: string, width: number, height: number, form
 
 /** Real processing that takes at least `ms` per tile: gives faults a window to land in. */
 export function slowProcessor (ms: number) {
-  return async (pixels: RawImage, tile: Tile, steps: Step[], gate: Gate): Promise<RawImage> => {
-    const [out] = await Promise.all([processTile(pixels, tile, steps), gate(async () => await new Promise(resolve => setTimeout(resolve, ms)))])
+  return async (pixels: RawImage, tile: Tile, work: TileWork, gate: Gate): Promise<RawImage | Uint8Array> => {
+    const [out] = await Promise.all([processTile(pixels, tile, work), gate(async () => await new Promise(resolve => setTimeout(resolve, ms)))])
     return out
   }
 }

@@ -10,18 +10,28 @@ test('parseOps reads names, key=value, bare first parameter and kernels with com
   ])
   const [step] = resolvePipeline(parseOps('convolve:kernel=[0,-1,0,-1,5,-1,0,-1,0]'))
   t.deepEqual(step!.params.kernel, [0, -1, 0, -1, 5, -1, 0, -1, 0])
+  t.deepEqual(parseOps('crop:10:20:640:480'), [{ op: 'crop', params: { left: '10', top: '20', width: '640', height: '480' } }], 'bare values fill the parameters in order')
+  t.deepEqual(resolvePipeline(parseOps('threshold:auto'))[0]!.params, { level: 'auto' })
+  t.deepEqual(resolvePipeline(parseOps('rotate:270'))[0]!.params, { angle: '270' })
 })
 
-test('aliases resolve to their operation; edge_detection is sobel', t => {
-  t.is(getOperation('edge_detection').name, 'sobel')
+test('aliases resolve to their operation; edge_detection is canny 100/200, as the prototype', t => {
+  t.is(getOperation('edge_detection').name, 'canny')
+  const [step] = resolvePipeline(parseOps('edge_detection'))
+  t.like(step!.params, { low: 100, high: 200, sigma: 0, gradient: 'l1' })
+  t.is(getOperation('equalise').name, 'equalize')
+  t.is(getOperation('normalize').name, 'normalise')
   t.is(getOperation('grayscale').name, 'greyscale')
   t.is(getOperation('GreyScale').name, 'greyscale')
 })
 
 test('an unknown operation names the known ones, and the near ones first', t => {
-  const err = t.throws(() => parseOps('canny'))
+  const err = t.throws(() => parseOps('hough'))
   t.is(err?.name, 'UnknownOperationError')
-  t.regex(err!.message, /^Unknown operation 'canny'; known operations: .*blur.*sobel.*greyscale/)
+  t.regex(err!.message, /^Unknown operation 'hough'; known operations: .*blur.*canny.*sobel.*greyscale.*equalize.*resize.*rotate.*flip.*crop/)
+  t.regex(t.throws(() => parseOps('cany'))!.message, /did you mean 'canny'\?/)
+  t.regex(t.throws(() => parseOps('resise:width=10'))!.message, /did you mean 'resize'\?/)
+  t.regex(t.throws(() => parseOps('equalizer'))!.message, /did you mean 'equalize'/)
   t.regex(t.throws(() => parseOps('medain'))!.message, /^Unknown operation 'medain' \(did you mean 'median'\?\); known operations:/)
   t.regex(t.throws(() => parseOps('Gaussian_Blr:sigma=2'))!.message, /^Unknown operation 'Gaussian_Blr' \(did you mean 'gaussian_blur'\?\)/)
   t.regex(t.throws(() => parseOps('blur,sobell'))!.message, /^Unknown operation 'sobell' \(did you mean 'sobel'\?\)/)
@@ -39,6 +49,15 @@ test('parameter errors name the parameter, its range and the value', t => {
     ['tint:colour=red', /Expected a colour as #rrggbb for colour of tint/],
     ['blur:radius=3', /Unknown parameter 'radius' for blur: its parameters are sigma/],
     ['invert:3', /invert takes no parameters/],
+    ['canny:low=200:high=100', /Expected low <= high for canny but received low=200, high=100/],
+    ['canny:sigma=0.1', /Expected 0 \(no blur\) or a number between 0.3 and 10 for sigma of canny/],
+    ['canny:gradient=l3', /Expected one of l1, l2 for gradient of canny but received 'l3'/],
+    ['resize', /Expected a width, a height or a scale for resize/],
+    ['resize:width=10:scale=2', /a scale or a width and height for resize, not both/],
+    ['rotate:45', /Expected one of 90, 180, 270 for angle of rotate but received '45'/],
+    ['normalise:lower=60:upper=40', /Expected lower < upper for normalise/],
+    ['threshold:level=autox', /number between 0 and 255 or auto for level of threshold/],
+    ['blur:2:3', /blur takes one parameter \(sigma\) but received 'blur:2:3'/],
   ]
   for (const [text, pattern] of cases) {
     const err = t.throws(() => resolvePipeline(parseOps(text)), undefined, text)
@@ -78,5 +97,7 @@ test('--list-ops text names every operation, its parameters and the Canny note',
     t.true(text.includes(`  ${op.name}`), op.name)
     for (const p of op.params) t.true(text.includes(`${p.name}=`), `${op.name}.${p.name}`)
   }
-  t.regex(text, /edge_detection is sobel/)
+  t.regex(text, /edge_detection is canny with the prototype's thresholds \(100\/200\)/)
+  t.regex(text, /resize[^\n]*\n\s+\[runs on the whole image, once per worker/)
+  t.regex(text, /canny[^\n]*\n\s+\[takes a phase of its own/)
 })

@@ -161,3 +161,38 @@ test('the input spreads as a tree: a few uploads from here, then workers are sen
   await new Promise(resolve => setImmediate(resolve))
   t.is(waited, 'here', 'after the bound, from here anyway')
 })
+
+test('phases: summaries are checked and reduced, then the next phase is granted with its contexts; a stale phase\'s result is a duplicate', async t => {
+  const steps = resolvePipeline(parseOps('equalize,canny:low=40:high=90'))
+  const source = noiseImage(90, 70, { channels: 3, depth: 8 }, 8)
+  const reference = await runPipeline(source, steps)
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: inputOf(source), steps, tileSize: 32, leaseMs: 1000, clock: manualClock() })
+  t.is(job.info().phases, 3)
+  const phases: number[] = []
+  job.on('phase', phase => phases.push(phase))
+  const computeAll = async (): Promise<void> => {
+    for (;;) {
+      const outcome = await job.claim('w')
+      if (outcome.kind !== 'grant') return
+      const { lease, tile, phase } = outcome.grant
+      const contexts = new Map(job.contextsFor(tile.index).map(c => [c.step, c.data]))
+      const out = await processTile(extract(source, tile.haloed), tile, { plan: job.plan, phase, contexts })
+      const data = out instanceof Uint8Array ? out : out.data
+      if (phase === 0 && tile.index === 0) {
+        t.regex(job.result('w', tile.index, lease.leaseId, tileChecksum(data.subarray(4)), data.subarray(4), phase).reason!, /histogram summary is 1024 bytes here, not 1020/)
+        t.is(job.result('w', tile.index, lease.leaseId, tileChecksum(data), data, phase + 1).status, 'rejected', 'a phase not begun')
+      }
+      t.is(job.result('w', tile.index, lease.leaseId, tileChecksum(data), data, phase).status, 'accepted')
+      if (phase === 1 && tile.index === 0) t.is(job.result('w', 0, lease.leaseId, tileChecksum(data), data, 0).status, 'duplicate', 'a phase that is over')
+      if (job.phase === 2 && job.progress.done === 2 * job.tiles.length) return
+    }
+  }
+  await computeAll()
+  t.deepEqual(phases, [1, 2])
+  t.deepEqual(job.progress, { done: 2 * 9, total: 3 * 9 })
+  t.true(job.contextsFor(0).some(c => c.shared), 'the histogram\'s table is shared by every tile')
+  t.true(job.contextsFor(0).some(c => !c.shared), 'canny\'s edge pixels are each tile\'s own')
+  await computeAll()
+  const output = await job.finished
+  t.true(output.data.equals(reference.data))
+})

@@ -136,22 +136,6 @@ export const tint: Operation = {
   apply: async (image, p) => await sharpPass(greyToRgb(image), s => s.tint(p.colour as string), 3),
 }
 
-export const threshold: Operation = {
-  name: 'threshold',
-  family: 'colour',
-  summary: 'luminance >= level becomes white, the rest black; grey out',
-  example: 'threshold:level=100',
-  params: [{ name: 'level', kind: 'number', min: 0, max: 255, default: 128, description: 'on the 8-bit scale (scaled for 16-bit input)' }],
-  radius: pointRadius,
-  colourOut: () => 1,
-  alpha: 'keep',
-  apply: async (image, p) => {
-    const max = maxSample(image.depth)
-    const level = (p.level as number) * (max / 255)
-    return applyLut(await toGrey(image), v => v >= level ? max : 0)
-  },
-}
-
 /** Pixels unchanged, written in the output's format: a format conversion (and what the swarm costs when the work costs nothing). */
 export const convert: Operation = {
   name: 'convert',
@@ -165,4 +149,4 @@ export const convert: Operation = {
   apply: async image => image,
 }
 
-export const colourOperations = [greyscale, invert, brightness, contrast, gamma, saturation, hue, sepia, tint, threshold, convert]
+export const colourOperations = [greyscale, invert, brightness, contrast, gamma, saturation, hue, sepia, tint, convert]

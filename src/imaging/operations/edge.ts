@@ -75,12 +75,8 @@ function gradientOperation (name: string, summary: string, kx: number[], norm: n
   }
 }
 
-/**
- * Sobel gradient magnitude of the luminance, grey out. `edge_detection` (the
- * prototype's name) means sobel until Canny arrives with two-phase jobs:
- * Canny's hysteresis is not local, so it cannot be tiled with a fixed halo.
- */
-export const sobel = gradientOperation('sobel', 'Sobel gradient magnitude of luminance, grey out (edge_detection: alias, Canny comes with two-phase jobs)', [-1, 0, 1, -2, 0, 2, -1, 0, 1], 1, ['edge_detection'])
+/** Sobel gradient magnitude of the luminance, grey out (edge_detection is canny, as in the prototype). */
+export const sobel = gradientOperation('sobel', 'Sobel gradient magnitude of luminance, grey out', [-1, 0, 1, -2, 0, 2, -1, 0, 1], 1)
 export const prewitt = gradientOperation('prewitt', 'Prewitt gradient magnitude of luminance, grey out', [-1, 0, 1, -1, 0, 1, -1, 0, 1], 1)
 /** Scharr's weights sum to 16 against Sobel's 4: normalised to Sobel's scale. */
 export const scharr = gradientOperation('scharr', 'Scharr gradient magnitude of luminance (on Sobel\'s scale), grey out', [-3, 0, 3, -10, 0, 10, -3, 0, 3], 4)

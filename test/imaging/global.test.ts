@@ -1,0 +1,131 @@
+import test from 'ava'
+import sharp, { type Sharp } from 'sharp'
+import { readFile } from 'node:fs/promises'
+import { createRaw, decodeImage, parseOps, resolvePipeline, runPipeline, runTiled, samples, withSamples, type RawImage } from '../../src/imaging/index.ts'
+import { firstDifference, noiseImage, sameImage } from '../helpers/images.ts'
+import { fixture } from '../helpers/fixtures.ts'
+
+const run = async (image: RawImage, ops: string): Promise<RawImage> => await runPipeline(image, resolvePipeline(parseOps(ops)))
+const tiled = async (image: RawImage, ops: string, tileSize: number): Promise<RawImage> => await runTiled(image, resolvePipeline(parseOps(ops)), tileSize)
+
+function grey (width: number, height: number, value: (x: number, y: number) => number): RawImage {
+  const image = createRaw(width, height, { channels: 1, depth: 8 })
+  const s = samples(image)
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) s[y * width + x] = value(x, y)
+  return withSamples(image, s)
+}
+
+const at = (image: RawImage, x: number, y: number): number => samples(image)[y * image.width + x]!
+
+test('canny: hysteresis follows a weak edge across many tiles to the strong part that makes it an edge', async t => {
+  // Two vertical steps, 240 rows long. The left one is weak (Sobel 4 x 30 = 120, between 100 and 200)
+  // except its bottom 8 rows (4 x 60 = 240, strong); the right one is weak all along.
+  const image = grey(64, 240, (x, y) => {
+    if (x < 20) return 0
+    if (x < 40) return y >= 232 ? 60 : 30
+    return x < 50 ? 30 : 60
+  })
+  const whole = await run(image, 'canny:low=100:high=200')
+  t.is(at(whole, 19, 0), 255, 'the top of the left edge, 29 tiles of 8 from its strong part, is an edge')
+  t.is(at(whole, 19, 120), 255)
+  t.is(at(whole, 49, 120), 0, 'a weak edge with nothing strong on it is not')
+  for (const tileSize of [8, 16, 37, 240]) {
+    const out = await tiled(image, 'canny:low=100:high=200', tileSize)
+    t.true(sameImage(whole, out), `tile ${tileSize}: ${firstDifference(whole, out)}`)
+  }
+  // Only the strong part is left if hysteresis stays inside a tile: what the tiles must not do.
+  const local = await run(grey(64, 8, () => 0), 'canny')
+  t.is(at(local, 19, 0), 0)
+})
+
+test('canny: tiled == whole on a photo, with steps around it that reach past the tiles', async t => {
+  const { image } = await decodeImage(await readFile(fixture('flowers.jpeg')))
+  for (const ops of ['canny', 'blur:1.5,canny:50:150,dilate:2', 'canny:sigma=2:gradient=l2,box_blur:5,threshold:auto']) {
+    const whole = await run(image, ops)
+    const out = await tiled(image, ops, 96)
+    t.true(sameImage(whole, out), `${ops}: ${firstDifference(whole, out)}`)
+  }
+})
+
+test('equalize: cv::equalizeHist\'s table, worked by hand', async t => {
+  // Values 0,0,1,1,2,3: the first value present maps to 0; the rest by cumulative count x 255 / (6 - 2), rounded half to even.
+  const image = grey(6, 1, x => [0, 0, 1, 1, 2, 3][x]!)
+  const out = await run(image, 'equalize')
+  t.deepEqual([...samples(out)], [0, 0, 128, 128, 191, 255])
+  const flat = await run(grey(5, 5, () => 77), 'equalize')
+  t.true([...samples(flat)].every(v => v === 77), 'one value: left as it is')
+})
+
+test('equalize of a colour image moves every channel by its luma\'s change, keeping colour differences', async t => {
+  const image = noiseImage(40, 30, { channels: 3, depth: 8 }, 5)
+  const out = await run(image, 'equalize')
+  const a = samples(image)
+  const b = samples(out)
+  let kept = 0
+  for (let i = 0; i < a.length; i += 3) {
+    const d = [0, 1, 2].map(k => b[i + k]! - a[i + k]!)
+    if (d.every(v => v === d[0])) kept++
+  }
+  t.true(kept / (a.length / 3) > 0.5, `${kept} pixels of ${a.length / 3} moved alike (the others are clamped)`)
+  const each = await run(image, 'equalize:channels=each')
+  t.false(sameImage(each, out))
+})
+
+test('threshold:auto is Otsu\'s level: two populations split between them', async t => {
+  const image = grey(20, 10, x => x < 7 ? 10 + (x % 3) : 200 - (x % 4))
+  const out = await run(image, 'threshold:auto')
+  const s = samples(out)
+  for (let x = 0; x < 20; x++) t.is(s[x], x < 7 ? 0 : 255, `column ${x}`)
+})
+
+test('normalise stretches the percentiles to the full range', async t => {
+  const image = grey(101, 1, x => 50 + x)
+  const out = samples(await run(image, 'normalise:lower=0:upper=100'))
+  t.is(out[0], 0)
+  t.is(out[100], 255)
+  t.is(out[50], 128)
+  const clipped = samples(await run(image, 'normalise:lower=10:upper=90'))
+  t.is(clipped[0], 0)
+  t.is(clipped[5], 0, 'below the lower percentile: black')
+  t.is(clipped[100], 255)
+})
+
+test('rotate, flip and flop move pixels as sharp\'s own do', async t => {
+  const image = noiseImage(37, 23, { channels: 3, depth: 8 }, 11)
+  const raw = { raw: { width: image.width, height: image.height, channels: 3 as const } }
+  for (const [ops, build] of [
+    ['rotate:90', (s: Sharp) => s.rotate(90)],
+    ['rotate:180', (s: Sharp) => s.rotate(180)],
+    ['rotate:270', (s: Sharp) => s.rotate(270)],
+    ['flip', (s: Sharp) => s.flip()],
+    ['flop', (s: Sharp) => s.flop()],
+  ] as const) {
+    const ours = await run(image, ops)
+    const { data, info } = await build(sharp(image.data, raw)).raw().toBuffer({ resolveWithObject: true })
+    t.is(ours.width, info.width, ops)
+    t.true(ours.data.equals(data), ops)
+  }
+  const cropped = await run(image, 'crop:3:4:10:5')
+  t.true(cropped.data.equals(await sharp(image.data, raw).extract({ left: 3, top: 4, width: 10, height: 5 }).raw().toBuffer()))
+  const err = await t.throwsAsync(run(image, 'crop:30:0:10:5'))
+  t.regex(err!.message, /Expected a crop inside the image of 37x23 but received left=30, top=0, width=10, height=5/)
+})
+
+// A JPEG shrunk by sharp's own resize is decoded at 1/2 to 1/8 scale first (libjpeg's DCT scaling);
+// ours resizes the fully decoded pixels, as every worker has them: a few levels apart, and only then.
+test('resize gives sharp\'s own resize of the file: the same pixels, or a JPEG shrunk within a few levels', async t => {
+  for (const [name, exact] of [['test-pattern.png', true], ['flowers.jpeg', false]] as const) {
+    const bytes = await readFile(fixture(name))
+    const { image } = await decodeImage(bytes)
+    for (const ops of ['resize:width=300', 'resize:scale=1.7:kernel=cubic', 'resize:width=211:height=97:kernel=nearest']) {
+      const ours = await run(image, ops)
+      const { data, info } = await sharp(bytes).resize({ width: ours.width, height: ours.height, fit: 'fill', fastShrinkOnLoad: false, kernel: resolvePipeline(parseOps(ops))[0]!.params.kernel as 'lanczos3' }).raw().toBuffer({ resolveWithObject: true })
+      t.is(info.channels, ours.channels, `${name} ${ops}`)
+      let worst = 0
+      for (let i = 0; i < data.length; i++) worst = Math.max(worst, Math.abs(data[i]! - ours.data[i]!))
+      if (exact || ours.width > image.width) t.is(worst, 0, `${name} ${ops}`)
+      else t.true(worst <= 8, `${name} ${ops}: largest difference ${worst}`)
+      t.log(`${name} ${ops}: ${ours.width}x${ours.height}, largest difference from sharp's own ${worst}`)
+    }
+  }
+})
