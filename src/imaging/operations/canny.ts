@@ -72,7 +72,8 @@ function classify (grey: RawImage, q: Rect, place: StepPlace, p: CannyParams): U
   // Magnitudes on q grown by one (the suppression's neighbours), gradients on q.
   const mw = q.width + 2
   const mh = q.height + 2
-  const mag = new Float64Array(mw * mh)
+  // Integers either way; only a 16-bit L2 magnitude passes 2^31.
+  const mag = p.l2 && grey.depth === 16 ? new Float64Array(mw * mh) : new Int32Array(mw * mh)
   const dxs = new Int32Array(q.width * q.height)
   const dys = new Int32Array(q.width * q.height)
   const { x: ox, y: oy } = place.origin
