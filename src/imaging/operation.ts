@@ -84,12 +84,21 @@ export interface GlobalStep {
   summarise: (image: RawImage, params: Params, place: StepPlace) => Promise<Uint8Array>
   /** Why a summary cannot be one this step made for that core, or undefined if it can. */
   checkSummary: (summary: Uint8Array, params: Params, core: Rect, grid: Omit<GridInfo, 'cores'>) => string | undefined
-  /** The coordinator's reduction: what each tile's apply needs (shared: one context for every tile). */
-  reduce: (summaries: Uint8Array[], params: Params, grid: GridInfo) => StepContext
+  /**
+   * The coordinator's reduction, fed each tile's summary once as it arrives
+   * (a histogram is summed then and there, not kept): what each tile's apply
+   * needs (shared: one context for every tile).
+   */
+  reducer: (params: Params, grid: GridInfo) => Reducer
   /** The step with its context, like apply() otherwise. */
   apply: (image: RawImage, params: Params, context: Uint8Array, place: StepPlace) => Promise<RawImage>
   /** The step on a whole image (place.valid is all of it), computed directly: the reference tiles are held to. */
   whole: (image: RawImage, params: Params, place: StepPlace) => Promise<RawImage>
+}
+
+export interface Reducer {
+  add: (tile: number, summary: Uint8Array) => void
+  finish: () => StepContext
 }
 
 /** A reduced phase: one context every tile shares, or one per tile. */

@@ -1,7 +1,7 @@
 import { InvalidParameterError } from '../errors.ts'
-import type { GridInfo, StepContext } from './operation.ts'
+import type { GridInfo, Reducer, StepContext } from './operation.ts'
 import { applyStep, isGlobal, pipelineFormat, pipelineRadius, runPipeline, stepFormat, summariseStep, type Borders, type Step } from './pipeline.ts'
-import { createRaw, extract, freeBuffer, hasAlpha, type Channels, type PixelFormat, type RawImage, type Rect } from './raw.ts'
+import { createRaw, extract, freeBuffer, growRect, hasAlpha, type Channels, type PixelFormat, type RawImage, type Rect } from './raw.ts'
 import type { Tile } from './tiles.ts'
 
 /**
@@ -35,7 +35,12 @@ export interface JobPlan {
   format: PixelFormat
   outputFormat: PixelFormat
   phases: PhasePlan[]
+  /** The most pixels any image of the job has (the input, a prelude step's output, the tiled image). */
+  largestPixels: number
 }
+
+/** The longest side an image of a job may have (what the wire carries). */
+export const MAX_SIDE = 1 << 20
 
 export interface ImageShape {
   width: number
@@ -49,17 +54,19 @@ export function planJob (steps: readonly Step[], input: ImageShape): JobPlan {
   const tiled = steps.slice(lastGeometry + 1)
   let { width, height } = input
   let format: PixelFormat = { ...input.format }
+  let largestPixels = width * height
   for (const step of prelude) {
     if (step.operation.geometry !== undefined) ({ width, height } = step.operation.geometry.size(width, height, step.params))
     format = stepFormat(format, step)
+    if (width > MAX_SIDE || height > MAX_SIDE) throw new InvalidParameterError(`${step.operation.name} would make the image ${width}x${height}: its sides are limited to ${MAX_SIDE} pixels`)
+    largestPixels = Math.max(largestPixels, width * height)
   }
-  if (!Number.isSafeInteger(width * height)) throw new InvalidParameterError(`the image would be ${width}x${height}: too large`)
   const phases: PhasePlan[] = []
   for (const [i, step] of tiled.entries()) {
     if (isGlobal(step)) phases.push({ index: phases.length, end: i, summarises: step, halo: pipelineRadius(tiled.slice(0, i + 1)) })
   }
   phases.push({ index: phases.length, end: tiled.length, halo: pipelineRadius(tiled) })
-  return { prelude, steps: tiled, width, height, format, outputFormat: pipelineFormat(format, tiled), phases }
+  return { prelude, steps: tiled, width, height, format, outputFormat: pipelineFormat(format, tiled), phases, largestPixels }
 }
 
 /** What a tile of one phase needs besides its pixels. */
@@ -68,14 +75,6 @@ export interface TileWork {
   phase: number
   /** This tile's contexts of the global steps before this phase, by step index. */
   contexts: ReadonlyMap<number, Uint8Array>
-}
-
-function grow (rect: Rect, by: number, width: number, height: number): Rect {
-  const x0 = Math.max(0, rect.x - by)
-  const y0 = Math.max(0, rect.y - by)
-  const x1 = Math.min(width, rect.x + rect.width + by)
-  const y1 = Math.min(height, rect.y + rect.height + by)
-  return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 }
 }
 
 function shift (rect: Rect, origin: { x: number, y: number }): Rect {
@@ -106,7 +105,7 @@ export async function runPhaseTile (haloedPixels: RawImage, tile: Tile, work: Ti
   let origin = { x: haloed.x, y: haloed.y }
   for (const [j, step] of steps.entries()) {
     const last = j === steps.length - 1 && phase.summarises === undefined
-    const valid = grow(core, pipelineRadius(steps.slice(j + 1)) + tail, plan.width, plan.height)
+    const valid = growRect(core, pipelineRadius(steps.slice(j + 1)) + tail, plan.width, plan.height)
     const next = await applyStep(current, step, {
       borders,
       ...(last ? { crop: shift(core, origin) } : {}),
@@ -148,11 +147,11 @@ export function checkSummary (plan: JobPlan, phase: number, core: Rect, summary:
   return p.summarises.operation.global!.checkSummary(summary, p.summarises.params, core, gridOf(plan, p))
 }
 
-/** The coordinator's reduction of a summary phase: the context its global step is applied with. */
-export function reducePhase (plan: JobPlan, phase: number, summaries: Uint8Array[], cores: Rect[]): StepContext {
+/** The coordinator's reduction of a summary phase, fed each tile's summary once: the context its global step is applied with. */
+export function phaseReducer (plan: JobPlan, phase: number, cores: Rect[]): Reducer {
   const p = plan.phases[phase]
   if (p?.summarises === undefined) throw new Error(`internal: phase ${phase} has no summaries`)
-  return p.summarises.operation.global!.reduce(summaries, p.summarises.params, { ...gridOf(plan, p), cores })
+  return p.summarises.operation.global!.reducer(p.summarises.params, { ...gridOf(plan, p), cores })
 }
 
 /** One tile's share of the contexts reduced so far. */

@@ -84,6 +84,32 @@ export function samples (image: RawImage): Uint8Array | Uint16Array {
   return new Uint16Array(data.buffer, data.byteOffset, data.length / 2)
 }
 
+/** `rect` grown by `by` on every side, clipped to a width x height image. */
+export function growRect (rect: Rect, by: number, width: number, height: number): Rect {
+  const x0 = Math.max(0, rect.x - by)
+  const y0 = Math.max(0, rect.y - by)
+  const x1 = Math.min(width, rect.x + rect.width + by)
+  const y1 = Math.min(height, rect.y + rect.height + by)
+  return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 }
+}
+
+/** A typed array's bytes, without a copy. Words are in the host's order, like 16-bit samples. */
+export function bytesOf (array: Uint32Array | Uint16Array): Buffer {
+  return Buffer.from(array.buffer, array.byteOffset, array.byteLength)
+}
+
+/** Bytes as u32 words (a copy: received bytes need not be aligned). */
+export function u32Words (bytes: Uint8Array): Uint32Array {
+  const copy = new Uint8Array(bytes)
+  return new Uint32Array(copy.buffer, 0, copy.byteLength >> 2)
+}
+
+/** Bytes as u16 words (a copy, as u32Words). */
+export function u16Words (bytes: Uint8Array): Uint16Array {
+  const copy = new Uint8Array(bytes)
+  return new Uint16Array(copy.buffer, 0, copy.byteLength >> 1)
+}
+
 /** Copies a rectangle out of an image. The rectangle must lie inside it. */
 export function extract (image: RawImage, rect: Rect): RawImage {
   if (rect.x === 0 && rect.y === 0 && rect.width === image.width && rect.height === image.height) return image

@@ -1,8 +1,8 @@
-import { blit, createRaw, extract, type PixelFormat, type RawImage, type Rect } from './raw.ts'
+import { blit, extract, growRect, type RawImage, type Rect } from './raw.ts'
 import { withPassGate, type Gate } from './gate.ts'
-import { pipelineFormat, type Step } from './pipeline.ts'
+import type { Step } from './pipeline.ts'
 import type { StepContext } from './operation.ts'
-import { checkSummary, contextsOfTile, createPlanOutput, planJob, reducePhase, runPhaseTile, runPrelude, type JobPlan, type TileWork } from './phases.ts'
+import { checkSummary, contextsOfTile, createPlanOutput, phaseReducer, planJob, runPhaseTile, runPrelude, type JobPlan, type TileWork } from './phases.ts'
 
 /** A tile: the pixels it owns in the output (core) and what it reads (haloed). */
 export interface Tile {
@@ -21,11 +21,7 @@ export function planTiles (width: number, height: number, tileSize: number, halo
   for (let y = 0; y < height; y += tileSize) {
     for (let x = 0; x < width; x += tileSize) {
       const core = { x, y, width: Math.min(tileSize, width - x), height: Math.min(tileSize, height - y) }
-      const x0 = Math.max(0, x - halo)
-      const y0 = Math.max(0, y - halo)
-      const x1 = Math.min(width, x + core.width + halo)
-      const y1 = Math.min(height, y + core.height + halo)
-      tiles.push({ index: tiles.length, core, haloed: { x: x0, y: y0, width: x1 - x0, height: y1 - y0 } })
+      tiles.push({ index: tiles.length, core, haloed: growRect(core, halo, width, height) })
     }
   }
   return tiles
@@ -62,11 +58,6 @@ function isTileWork (work: TileWork | readonly Step[]): work is TileWork {
   return !Array.isArray(work)
 }
 
-/** The output image a pipeline makes from `input`, empty, for tiles to be placed in. */
-export function createOutput (width: number, height: number, input: PixelFormat, steps: readonly Step[]): RawImage {
-  return createRaw(width, height, pipelineFormat(input, steps))
-}
-
 export function placeTile (output: RawImage, tile: Tile, core: RawImage): void {
   blit(output, core, tile.core.x, tile.core.y)
 }
@@ -82,12 +73,13 @@ export async function runTiled (image: RawImage, steps: readonly Step[], tileSiz
     const results = []
     for (const tile of tiles) results.push(await runPhaseTile(tileInput(input, tile), tile, { plan, phase: phase.index, contexts: contextsOfTile(contexts, tile.index) }))
     if (phase.summarises !== undefined) {
-      const summaries = results as Uint8Array[]
-      for (const [i, s] of summaries.entries()) {
-        const wrong = checkSummary(plan, phase.index, tiles[i]!.core, s)
+      const reducer = phaseReducer(plan, phase.index, tiles.map(t => t.core))
+      for (const [i, summary] of (results as Uint8Array[]).entries()) {
+        const wrong = checkSummary(plan, phase.index, tiles[i]!.core, summary)
         if (wrong !== undefined) throw new Error(`internal: tile ${i}: ${wrong}`)
+        reducer.add(i, summary)
       }
-      contexts.set(phase.end, reducePhase(plan, phase.index, summaries, tiles.map(t => t.core)))
+      contexts.set(phase.end, reducer.finish())
     } else {
       output = createPlanOutput(plan)
       for (const [i, tile] of tiles.entries()) placeTile(output, tile, results[i] as RawImage)

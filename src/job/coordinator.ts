@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib'
-import { bytesPerPixel, checkSummary, contextsOfTile, createPlanOutput, maxSummaryBytes, planJob, planTiles, placeTile, reducePhase, toSpecs, type JobPlan, type PixelFormat, type RawImage, type Step, type StepContext, type Tile } from '../imaging/index.ts'
+import { bytesPerPixel, checkSummary, contextsOfTile, createPlanOutput, maxSummaryBytes, phaseReducer, planJob, planTiles, placeTile, toSpecs, type Reducer, type JobPlan, type PixelFormat, type RawImage, type Step, type StepContext, type Tile } from '../imaging/index.ts'
 import type { InputShape } from '../worker/inputs.ts'
 import { systemClock, type Clock } from '../clock.ts'
 import { DEFAULT_PARK_MS, INPUT_UPLOADS, INPUT_WAIT_MS, OFFER_HOLD_MS } from '../defaults.ts'
@@ -54,7 +54,7 @@ export interface ResultOutcome {
 
 export interface JobEvents {
   progress: (done: number, total: number) => void
-  /** A tile's result was placed in the output (once per tile, ever). */
+  /** A tile's result was accepted: its pixels placed in the output, or its summary taken (once per tile and phase, ever). */
   placed: (tile: number, peer: string) => void
   /** Tiles went back to the pool and no claim was waiting: tell the swarm. */
   tilesReturned: (count: number) => void
@@ -115,8 +115,8 @@ export class JobCoordinator {
   private inputTurn = 0
   private readonly inputWaiters = new Set<() => void>()
   private output: RawImage | undefined
-  /** The current summary phase's results, by tile. */
-  private summaries: Uint8Array[] = []
+  /** The current summary phase's reduction, fed each summary as it is accepted. */
+  private reducer: Reducer | undefined
   /** Reduced global steps, by step index. */
   private readonly contexts = new Map<number, StepContext>()
   private readonly pastStats: LeaseStats[] = []
@@ -148,6 +148,7 @@ export class JobCoordinator {
     this.tiles = planTiles(this.plan.width, this.plan.height, options.tileSize, this.plan.phases[0]!.halo)
     this.leases = new LeaseTable(this.tiles.length, options.leaseMs)
     if (this.plan.phases.length === 1) this.output = createPlanOutput(this.plan)
+    else this.reducer = phaseReducer(this.plan, 0, this.tiles.map(t => t.core))
     this.outputFormat = this.plan.outputFormat
     this.inputFormat = { ...shape.format }
     this.inputShape = { width: shape.width, height: shape.height }
@@ -371,8 +372,8 @@ export class JobCoordinator {
     }
     if (tileChecksum(body) !== checksum) return { status: 'rejected', reason: `tile ${tileIndex} result fails its checksum` }
     this.leases.complete(tileIndex, leaseId, peer, this.clock.now())
-    // A summary is kept until its phase is reduced (the body's memory is the session's); pixels go straight into the output.
-    if (this.summarising) this.summaries[tileIndex] = Buffer.from(body)
+    // A summary goes into its phase's reduction (which may keep it: the body's memory is the session's); pixels go straight into the output.
+    if (this.summarising) this.reducer!.add(tileIndex, Buffer.from(body))
     else placeTile(this.output!, tile, { width: tile.core.width, height: tile.core.height, ...this.outputFormat, data: Buffer.from(body.buffer, body.byteOffset, body.length) })
     this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
     for (const l of this.listeners.placed) l(tileIndex, peer)
@@ -385,25 +386,32 @@ export class JobCoordinator {
     return { status: 'accepted' }
   }
 
-  /** The summaries are in: reduce them, and hand out the next phase's tiles (to claims waiting first). */
+  /**
+   * The summaries are in: reduce them, and hand out the next phase's tiles
+   * (to claims waiting first). Built aside and switched to at once: a
+   * reduction or an allocation that fails fails the job, not half a phase.
+   */
   private nextPhase (): void {
     const started = this.clock.now()
     const finished = this.plan.phases[this.phase]!
+    const phase = this.phase + 1
+    const next = this.plan.phases[phase]!
+    let tiles: Tile[]
     try {
-      this.contexts.set(finished.end, reducePhase(this.plan, this.phase, this.summaries, this.tiles.map(t => t.core)))
+      this.contexts.set(finished.end, this.reducer!.finish())
+      tiles = planTiles(this.plan.width, this.plan.height, this.tileSize, next.halo)
+      this.reducer = next.summarises !== undefined ? phaseReducer(this.plan, phase, tiles.map(t => t.core)) : undefined
+      if (next.summarises === undefined) this.output = createPlanOutput(this.plan)
     } catch (err) {
       this.cancel(err instanceof Error ? err : new Error(String(err)))
       return
     }
-    this.summaries = []
     this.pastStats.push(this.leases.stats)
-    this.phase++
-    const next = this.plan.phases[this.phase]!
-    this.tiles = planTiles(this.plan.width, this.plan.height, this.tileSize, next.halo)
-    this.leases = new LeaseTable(this.tiles.length, this.leases.leaseMs, undefined, `p${this.phase}.`)
-    if (next.summarises === undefined) this.output = createPlanOutput(this.plan)
+    this.phase = phase
+    this.tiles = tiles
+    this.leases = new LeaseTable(tiles.length, this.leases.leaseMs, undefined, `p${phase}.`)
     this.scheduleExpiry()
-    for (const l of this.listeners.phase) l(this.phase, this.plan.phases.length, this.clock.now() - started)
+    for (const l of this.listeners.phase) l(phase, this.plan.phases.length, this.clock.now() - started)
     this.wakeParked()
   }
 

@@ -1,7 +1,7 @@
 import { InvalidParameterError } from '../../errors.ts'
-import type { GridInfo, Operation, StepContext, StepPlace } from '../operation.ts'
+import type { GridInfo, Operation, Reducer, StepPlace } from '../operation.ts'
 import type { Params } from '../params.ts'
-import { allocRawUnsafe, createRaw, maxSample, samples, withSamples, type RawImage, type Rect } from '../raw.ts'
+import { allocRawUnsafe, bytesOf, createRaw, growRect, maxSample, samples, u32Words, withSamples, type RawImage, type Rect } from '../raw.ts'
 import { gaussianRadius } from './filter.ts'
 import { sharpPass } from './sharp-pass.ts'
 
@@ -67,8 +67,9 @@ function classify (grey: RawImage, q: Rect, place: StepPlace, p: CannyParams): U
   if (q.x < 2 || q.y < 2 || q.x + q.width + 2 > w || q.y + q.height + 2 > h) throw new Error(`internal: canny needs two pixels around ${JSON.stringify(q)} in ${w}x${h}`)
   const src = samples(grey)
   const scale = maxSample(grey.depth) / 255
-  const low = Math.floor(p.l2 ? Math.min(32767, p.low * scale) ** 2 : p.low * scale)
-  const high = Math.floor(p.l2 ? Math.min(32767, p.high * scale) ** 2 : p.high * scale)
+  // OpenCV caps L2 thresholds at 32767 on its 8-bit scale, before squaring.
+  const low = Math.floor(p.l2 ? (Math.min(32767, p.low) * scale) ** 2 : p.low * scale)
+  const high = Math.floor(p.l2 ? (Math.min(32767, p.high) * scale) ** 2 : p.high * scale)
   // Magnitudes on q grown by one (the suppression's neighbours), gradients on q.
   const mw = q.width + 2
   const mh = q.height + 2
@@ -156,9 +157,13 @@ function components (cls: Uint8Array, width: number, height: number): Int32Array
   return parent
 }
 
-/** How deep into a core (from its nearest side) a pixel lies. */
-function depthIn (x: number, y: number, width: number, height: number): number {
-  return Math.min(x, y, width - 1 - x, height - 1 - y)
+/**
+ * How deep along its sides a tile reports its labels: a pixel `reach` outside
+ * a core lies at most reach - 1 deep in its own; and at least the side
+ * itself, where tiles meet.
+ */
+export function bandDepth (reach: number): number {
+  return Math.max(reach, 1)
 }
 
 function bandSize (width: number, height: number, band: number): number {
@@ -166,25 +171,19 @@ function bandSize (width: number, height: number, band: number): number {
   return width * height - inner
 }
 
-/** The pixels of a core within `band` of its sides, row by row: the order summaries list them in. */
-function * bandPixels (width: number, height: number, band: number): Generator<[number, number]> {
-  for (let y = 0; y < height; y++) {
-    const inner = y >= band && y < height - band
-    for (let x = 0; x < width; x++) {
-      if (inner && x >= band && x < width - band) { x = width - band - 1; continue }
-      yield [x, y]
-    }
+/**
+ * Where (x, y) of a width x height core comes in the band's row-by-row order
+ * (what summaries list), or -1 if it is deeper than the band.
+ */
+export function bandIndex (x: number, y: number, width: number, height: number, band: number): number {
+  if (width <= 2 * band) return y * width + x
+  const middle = Math.max(0, height - 2 * band)
+  if (y < band) return y * width + x
+  if (y < band + middle) {
+    if (x >= band && x < width - band) return -1
+    return band * width + (y - band) * 2 * band + (x < band ? x : x - width + 2 * band)
   }
-}
-
-function u32 (values: number[] | Uint32Array): Buffer {
-  const array = values instanceof Uint32Array ? values : Uint32Array.from(values)
-  return Buffer.from(array.buffer, array.byteOffset, array.byteLength)
-}
-
-function readU32 (bytes: Uint8Array): Uint32Array {
-  const copy = new Uint8Array(bytes)
-  return new Uint32Array(copy.buffer, 0, copy.byteLength >> 2)
+  return band * width + middle * 2 * band + (y - band - middle) * width + x
 }
 
 /** 0/max grey the size of the step's input, `on` at the pixels of `q` that are edges. */
@@ -199,9 +198,10 @@ function edgeImage (input: RawImage, q: Rect, on: (i: number) => boolean): RawIm
 }
 
 /**
- * A tile's summary: [n, n strong labels, then a label per pixel of the band
- * of depth reach + 1 along the core's sides], little-endian u32. A label is
- * its component's root + 1 within the core; 0 is not a candidate.
+ * A tile's summary, u32 words: [n, the n labels that hold a strong pixel
+ * (ascending), then a label for each pixel of the band along the core's sides
+ * (bandIndex order)]. A label is its component's root + 1 within the core; 0
+ * is not a candidate.
  */
 async function summarise (image: RawImage, params: Params, place: StepPlace): Promise<Uint8Array> {
   const p = cannyParams(params)
@@ -209,103 +209,128 @@ async function summarise (image: RawImage, params: Params, place: StepPlace): Pr
   const q = place.valid
   const cls = classify(grey, q, place, p)
   const roots = components(cls, q.width, q.height)
-  const band = (place.reach ?? 0) + 1
-  const labels: number[] = []
-  const strong = new Set<number>()
+  const band = bandDepth(place.reach ?? 0)
   const hasStrong = new Uint8Array(cls.length)
   for (let i = 0; i < cls.length; i++) if (cls[i] === STRONG) hasStrong[roots[i]!] = 1
-  for (const [x, y] of bandPixels(q.width, q.height, band)) {
-    const root = roots[y * q.width + x]!
-    labels.push(root + 1)
-    if (root >= 0 && hasStrong[root] === 1) strong.add(root + 1)
+  const labels = new Uint32Array(bandSize(q.width, q.height, band))
+  const strong = new Set<number>()
+  for (let y = 0; y < q.height; y++) {
+    for (let x = 0; x < q.width; x++) {
+      const k = bandIndex(x, y, q.width, q.height, band)
+      if (k < 0) { x = q.width - band - 1; continue }
+      const root = roots[y * q.width + x]!
+      labels[k] = root + 1
+      if (root >= 0 && hasStrong[root] === 1) strong.add(root + 1)
+    }
   }
-  return u32([strong.size, ...[...strong].sort((a, b) => a - b), ...labels])
+  const head = Uint32Array.from([strong.size, ...[...strong].sort((a, b) => a - b)])
+  return Buffer.concat([bytesOf(head), bytesOf(labels)])
 }
 
 function checkSummary (summary: Uint8Array, _params: Params, core: Rect, grid: Omit<GridInfo, 'cores'>): string | undefined {
   if (summary.length < 4 || summary.length % 4 !== 0) return 'a canny summary is whole u32 words'
-  const words = readU32(summary)
-  const band = bandSize(core.width, core.height, grid.reach + 1)
+  const words = u32Words(summary)
+  const band = bandSize(core.width, core.height, bandDepth(grid.reach))
   const strong = words[0]!
-  if (words.length !== 1 + strong + band) return `a canny summary of a ${core.width}x${core.height} core has ${band} band labels and ${strong} strong ones: ${words.length} words, not ${1 + strong + band}`
+  if (words.length !== 1 + strong + band) return `a canny summary of a ${core.width}x${core.height} core has ${band} band labels and its strong ones: ${words.length} words, not ${1 + strong + band}`
   const area = core.width * core.height
   for (let i = 1; i < words.length; i++) if (words[i]! > area) return `label ${words[i]} is past the core's ${area} pixels`
+  for (let i = 2; i <= strong; i++) if (words[i]! <= words[i - 1]!) return 'a canny summary\'s strong labels are not ascending'
   return undefined
 }
 
 /**
- * Unions each tile's border labels with its neighbours' across the tile
+ * Unions each tile's side labels with its neighbours' across the tile
  * sides; a component with a strong pixel anywhere is an edge. Each tile is
- * told the edge pixels of its core's side and of the reach around it, which
- * is all its own labelling cannot see.
+ * told the edge pixels on its core's side and in the reach around it, which
+ * is all its own labelling cannot see. Cores are a regular grid, so a
+ * pixel's tile and its place in that tile's band are arithmetic.
  */
-function reduce (summaries: Uint8Array[], _params: Params, grid: GridInfo): StepContext {
+function reducer (_params: Params, grid: GridInfo): Reducer {
   const { width, height, cores, reach } = grid
-  const band = reach + 1
-  const nodeAt = new Map<number, number>()
-  const parent: number[] = []
-  const strongNode: number[] = []
-  const find = (i: number): number => {
-    while (parent[i] !== i) { parent[i] = parent[parent[i]!]!; i = parent[i]! }
-    return i
-  }
-  const sides: Array<[number, number, number]> = []
-  for (const [t, core] of cores.entries()) {
-    const words = readU32(summaries[t]!)
-    const strong = new Set(words.subarray(1, 1 + words[0]!))
-    const nodes = new Map<number, number>()
-    let k = 1 + words[0]!
-    for (const [x, y] of bandPixels(core.width, core.height, band)) {
-      const label = words[k++]!
-      if (label === 0) continue
-      let node = nodes.get(label)
-      if (node === undefined) {
-        node = parent.length
-        parent.push(node)
-        strongNode.push(strong.has(label) ? 1 : 0)
-        nodes.set(label, node)
+  const band = bandDepth(reach)
+  const tileW = cores[0]!.width
+  const tileH = cores[0]!.height
+  const columns = Math.ceil(width / tileW)
+  const labels: Uint32Array[] = []
+  const strongOf: Uint32Array[] = []
+  return {
+    add: (tile, summary) => {
+      const words = u32Words(summary)
+      strongOf[tile] = words.subarray(1, 1 + words[0]!)
+      labels[tile] = words.subarray(1 + words[0]!)
+    },
+    finish: () => {
+      // A node per (tile, label) that shows in the band; labels[t][k] becomes node base[t] + its index there.
+      const nodeOf: Array<Map<number, number>> = []
+      let nodes = 0
+      for (let t = 0; t < cores.length; t++) {
+        const map = new Map<number, number>()
+        for (const label of labels[t]!) if (label !== 0 && !map.has(label)) map.set(label, nodes++)
+        nodeOf.push(map)
       }
-      nodeAt.set((core.y + y) * width + core.x + x, node)
-      if (depthIn(x, y, core.width, core.height) === 0) sides.push([core.x + x, core.y + y, t])
-    }
-  }
-  for (const [x, y, t] of sides) {
-    const core = cores[t]!
-    const a = nodeAt.get(y * width + x)!
-    for (let dy = -1; dy <= 1; dy++) {
-      for (let dx = -1; dx <= 1; dx++) {
-        const nx = x + dx
-        const ny = y + dy
-        if (nx < 0 || ny < 0 || nx >= width || ny >= height) continue
-        if (nx >= core.x && nx < core.x + core.width && ny >= core.y && ny < core.y + core.height) continue
-        const b = nodeAt.get(ny * width + nx)
-        if (b === undefined) continue
-        const ra = find(a)
-        const rb = find(b)
-        if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb)
+      const parent = new Int32Array(nodes)
+      for (let n = 0; n < nodes; n++) parent[n] = n
+      const find = (i: number): number => {
+        while (parent[i] !== i) { parent[i] = parent[parent[i]!]!; i = parent[i]! }
+        return i
       }
-    }
-  }
-  const edgeRoot = new Uint8Array(parent.length)
-  for (let n = 0; n < parent.length; n++) if (strongNode[n] === 1) edgeRoot[find(n)] = 1
-  const perTile = cores.map(core => {
-    const on: number[] = []
-    const y0 = Math.max(0, core.y - reach)
-    const y1 = Math.min(height, core.y + core.height + reach)
-    const x0 = Math.max(0, core.x - reach)
-    const x1 = Math.min(width, core.x + core.width + reach)
-    for (let y = y0; y < y1; y++) {
-      const inner = y > core.y && y < core.y + core.height - 1
-      for (let x = x0; x < x1; x++) {
-        // Deep inside its own core a tile's labels say it all.
-        if (inner && x > core.x && x < core.x + core.width - 1) { x = core.x + core.width - 2; continue }
-        const node = nodeAt.get(y * width + x)
-        if (node !== undefined && edgeRoot[find(node)] === 1) on.push(x, y)
+      /** The node of image pixel (x, y), or -1: not a candidate, or deeper than its tile's band. */
+      const nodeAt = (x: number, y: number): number => {
+        const t = Math.floor(y / tileH) * columns + Math.floor(x / tileW)
+        const core = cores[t]!
+        const k = bandIndex(x - core.x, y - core.y, core.width, core.height, band)
+        if (k < 0) return -1
+        const label = labels[t]![k]!
+        return label === 0 ? -1 : nodeOf[t]!.get(label)!
       }
-    }
-    return u32(on)
-  })
-  return { perTile }
+      for (const core of cores) {
+        // Along the core's sides, each candidate joins its candidate neighbours across them.
+        for (let y = core.y; y < core.y + core.height; y++) {
+          const side = y === core.y || y === core.y + core.height - 1
+          for (let x = core.x; x < core.x + core.width; x += side || x === core.x + core.width - 1 ? 1 : core.width - 1) {
+            const a = nodeAt(x, y)
+            if (a < 0) continue
+            for (let dy = -1; dy <= 1; dy++) {
+              for (let dx = -1; dx <= 1; dx++) {
+                const nx = x + dx
+                const ny = y + dy
+                if (nx < 0 || ny < 0 || nx >= width || ny >= height) continue
+                if (nx >= core.x && nx < core.x + core.width && ny >= core.y && ny < core.y + core.height) continue
+                const b = nodeAt(nx, ny)
+                if (b < 0) continue
+                const ra = find(a)
+                const rb = find(b)
+                if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb)
+              }
+            }
+          }
+        }
+      }
+      const edgeRoot = new Uint8Array(nodes)
+      for (let t = 0; t < cores.length; t++) {
+        for (const label of strongOf[t]!) {
+          const node = nodeOf[t]!.get(label)
+          if (node !== undefined) edgeRoot[find(node)] = 1
+        }
+      }
+      const perTile = cores.map(core => {
+        const on: number[] = []
+        const r = growRect(core, reach, width, height)
+        for (let y = r.y; y < r.y + r.height; y++) {
+          const inner = y > core.y && y < core.y + core.height - 1
+          for (let x = r.x; x < r.x + r.width; x++) {
+            // Deep inside its own core a tile's labels say it all.
+            if (inner && x > core.x && x < core.x + core.width - 1) { x = core.x + core.width - 2; continue }
+            const node = nodeAt(x, y)
+            if (node >= 0 && edgeRoot[find(node)] === 1) on.push(x, y)
+          }
+        }
+        return bytesOf(Uint32Array.from(on))
+      })
+      return { perTile }
+    },
+  }
 }
 
 /** The edges of `place.valid`: a component is an edge if it holds a strong pixel or one the context says is on an edge. */
@@ -317,7 +342,7 @@ async function apply (image: RawImage, params: Params, context: Uint8Array, plac
   const roots = components(cls, q.width, q.height)
   const edge = new Uint8Array(cls.length)
   for (let i = 0; i < cls.length; i++) if (cls[i] === STRONG) edge[roots[i]!] = 1
-  const on = readU32(context)
+  const on = u32Words(context)
   for (let k = 0; k + 1 < on.length; k += 2) {
     const x = on[k]! - place.origin.x - q.x
     const y = on[k + 1]! - place.origin.y - q.y
@@ -375,5 +400,5 @@ export const canny: Operation = {
   colourOut: () => 1,
   alpha: 'drop',
   apply: async () => { throw new Error('internal: canny runs as a global step') },
-  global: { needed: () => true, summarise, checkSummary, reduce, apply, whole },
+  global: { needed: () => true, summarise, checkSummary, reducer, apply, whole },
 }

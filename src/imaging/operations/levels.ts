@@ -1,7 +1,7 @@
 import { InvalidParameterError } from '../../errors.ts'
-import type { GlobalStep, GridInfo, Operation, StepContext, StepPlace } from '../operation.ts'
+import type { GlobalStep, GridInfo, Operation, Reducer, StepPlace } from '../operation.ts'
 import type { Params } from '../params.ts'
-import { allocRawUnsafe, maxSample, samples, withSamples, type Depth, type RawImage, type Rect } from '../raw.ts'
+import { allocRawUnsafe, bytesOf, maxSample, samples, u16Words, u32Words, withSamples, type Depth, type RawImage, type Rect } from '../raw.ts'
 import { bt601 } from './canny.ts'
 import { toGrey } from './edge.ts'
 import { applyLut } from './sharp-pass.ts'
@@ -38,25 +38,6 @@ function histogram (image: RawImage, valid: Rect, mode: Mode): Uint32Array {
   return counts
 }
 
-function words (bytes: Uint8Array): Uint32Array {
-  const copy = new Uint8Array(bytes)
-  return new Uint32Array(copy.buffer, 0, copy.byteLength >> 2)
-}
-
-function asBytes (array: Uint32Array | Uint16Array): Buffer {
-  return Buffer.from(array.buffer, array.byteOffset, array.byteLength)
-}
-
-/** Summed histograms: counts over the whole image may pass 2^32, so doubles. */
-function sum (summaries: Uint8Array[]): Float64Array {
-  const total = new Float64Array(summaries[0]!.length >> 2)
-  for (const s of summaries) {
-    const w = words(s)
-    for (let i = 0; i < w.length; i++) total[i]! += w[i]!
-  }
-  return total
-}
-
 /** Applies a table per channel (each) or to the luma, moving every colour sample by the luma's change (luminance). */
 function applyTables (image: RawImage, lut: Uint16Array, mode: Mode): RawImage {
   const max = maxSample(image.depth)
@@ -83,39 +64,55 @@ function applyTables (image: RawImage, lut: Uint16Array, mode: Mode): RawImage {
 
 /** A histogram step: its table from the summed counts (one histogram of `bins` per table). */
 function histogramStep (makeTable: (hist: Float64Array, depth: Depth, params: Params) => Uint16Array, modeOf: (p: Params) => Mode, applyWith: (image: RawImage, context: Uint8Array, params: Params) => Promise<RawImage>, summaryImage: (image: RawImage) => Promise<RawImage> = async i => i): GlobalStep {
-  const summarise = async (image: RawImage, params: Params, place: StepPlace): Promise<Uint8Array> => asBytes(histogram(await summaryImage(image), place.valid, modeOf(params)))
-  const reduce = (summaries: Uint8Array[], params: Params, grid: GridInfo): StepContext => {
+  const summarise = async (image: RawImage, params: Params, place: StepPlace): Promise<Uint8Array> => bytesOf(histogram(await summaryImage(image), place.valid, modeOf(params)))
+  // Summed as they come: counts over the whole image may pass 2^32, so doubles.
+  const reducer = (params: Params, grid: GridInfo): Reducer => {
     const bins = maxSample(grid.format.depth) + 1
-    const total = sum(summaries)
-    const made: Uint16Array[] = []
-    for (let k = 0; k < total.length / bins; k++) made.push(makeTable(total.subarray(k * bins, (k + 1) * bins), grid.format.depth, params))
-    const lut = new Uint16Array(made.reduce((n, t) => n + t.length, 0))
-    made.reduce((at, t) => { lut.set(t, at); return at + t.length }, 0)
-    return { shared: asBytes(lut) }
+    const total = new Float64Array(bins * tables(modeOf(params), grid.format.channels))
+    return {
+      add: (_tile, summary) => {
+        const counts = u32Words(summary)
+        for (let i = 0; i < counts.length; i++) total[i]! += counts[i]!
+      },
+      finish: () => {
+        const made: Uint16Array[] = []
+        for (let k = 0; k < total.length / bins; k++) made.push(makeTable(total.subarray(k * bins, (k + 1) * bins), grid.format.depth, params))
+        const lut = new Uint16Array(made.reduce((n, t) => n + t.length, 0))
+        made.reduce((at, t) => { lut.set(t, at); return at + t.length }, 0)
+        return { shared: bytesOf(lut) }
+      },
+    }
   }
   const apply = async (image: RawImage, params: Params, context: Uint8Array): Promise<RawImage> => await applyWith(image, context, params)
   return {
     needed: () => true,
     summarise,
-    checkSummary: (summary, params, _core, grid) => {
-      const expected = 4 * (maxSample(grid.format.depth) + 1) * tables(modeOf(params), grid.format.channels)
-      return summary.length === expected ? undefined : `a histogram summary is ${expected} bytes here, not ${summary.length}`
+    checkSummary: (summary, params, core, grid) => {
+      const bins = maxSample(grid.format.depth) + 1
+      const n = tables(modeOf(params), grid.format.channels)
+      if (summary.length !== 4 * bins * n) return `a histogram summary is ${4 * bins * n} bytes here, not ${summary.length}`
+      // Each histogram counts every pixel of the core once.
+      const counts = u32Words(summary)
+      for (let k = 0; k < n; k++) {
+        let sum = 0
+        for (let i = k * bins; i < (k + 1) * bins; i++) sum += counts[i]!
+        if (sum !== core.width * core.height) return `a histogram of a ${core.width}x${core.height} core counts ${sum} pixels`
+      }
+      return undefined
     },
-    reduce,
+    reducer,
     apply,
     whole: async (image, params, place) => {
-      const summary = await summarise(image, params, place)
       const core = { ...place.valid, x: place.valid.x + place.origin.x, y: place.valid.y + place.origin.y }
-      const context = reduce([summary], params, { width: place.width, height: place.height, cores: [core], reach: 0, format: { channels: image.channels, depth: image.depth } })
+      const reduce = reducer(params, { width: place.width, height: place.height, cores: [core], reach: 0, format: { channels: image.channels, depth: image.depth } })
+      reduce.add(0, await summarise(image, params, place))
+      const context = reduce.finish()
       return await apply(image, params, 'shared' in context ? context.shared : context.perTile[0]!)
     },
   }
 }
 
-function lutOf (context: Uint8Array): Uint16Array {
-  const copy = new Uint8Array(context)
-  return new Uint16Array(copy.buffer, 0, copy.byteLength >> 1)
-}
+const lutOf = u16Words
 
 /** Rounds half to even, as OpenCV's cvRound. */
 function roundEven (v: number): number {
@@ -207,7 +204,7 @@ export const normalise: Operation = {
   name: 'normalise',
   aliases: ['normalize', 'autolevels'],
   family: 'colour',
-  summary: 'stretches the whole image\'s range from the lower to the upper percentile to full scale (as sharp\'s normalise); of the luma by default, colour kept',
+  summary: 'stretches the whole image\'s range from the lower to the upper percentile to full scale (like sharp\'s normalise, which stretches LAB lightness: this stretches the BT.601 luma); colour kept',
   example: 'normalise:lower=2:upper=98',
   params: [
     { name: 'lower', kind: 'number', min: 0, max: 99, default: 1, description: 'percentile that becomes black' },
