@@ -17,7 +17,7 @@ import { availableParallelism, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import sharp from 'sharp'
 import { integerOption } from '../src/cli-args.ts'
-import { decodeImage, extract, parseOps, pipelineRadius, planTiles, processTile, resolvePipeline, type RawImage } from '../src/imaging/index.ts'
+import { decodeImage, extract, parseOps, pipelineRadius, planJob, planTiles, processTile, resolvePipeline, type RawImage } from '../src/imaging/index.ts'
 import { REPO, startPeerProcess, type PeerProcess } from './processes.ts'
 
 const opts = new Command('bench:scale')
@@ -82,6 +82,8 @@ try {
   const { image } = await decodeImage(file, { maxPixels: width * height })
   const decodeMs = performance.now() - decodeStart
   const steps = resolvePipeline(parseOps(opts.ops))
+  const plan = planJob(steps, { width, height, format: image })
+  if (plan.prelude.length > 0 || plan.phases.length > 1) throw new Error(`--ops ${opts.ops}: the cost model covers one-phase tiled pipelines, not geometry or whole-image steps`)
   const tiles = planTiles(width, height, opts.tileSize, pipelineRadius(steps))
   // Whole tiles from across the image.
   const sample = tiles.filter(t => t.core.width === opts.tileSize && t.core.height === opts.tileSize).filter((_, i, all) => i % Math.max(1, Math.floor(all.length / 6)) === 0).slice(0, 6)

@@ -4,6 +4,7 @@ import type { InputShape } from '../worker/inputs.ts'
 import { systemClock, type Clock } from '../clock.ts'
 import { DEFAULT_PARK_MS, INPUT_UPLOADS, INPUT_WAIT_MS, OFFER_HOLD_MS } from '../defaults.ts'
 import { MAX_INPUT_SOURCES } from '../protocol/constants.ts'
+import { JobFailedError } from '../errors.ts'
 import { LeaseTable, type Lease, type LeaseStats, type SpeculationPolicy } from './leases.ts'
 import type { JobInfo } from '../protocol/messages.ts'
 
@@ -71,6 +72,9 @@ interface Parked {
 }
 
 
+/** Other peers that must fail to compute a job before it fails. */
+const FAILING_PEERS = 2
+
 /**
  * A tile result's checksum. Noise already authenticates every byte on the
  * wire; this catches bugs between compute and placement, so CRC-32 (native,
@@ -120,6 +124,8 @@ export class JobCoordinator {
   /** Reduced global steps, by step index. */
   private readonly contexts = new Map<number, StepContext>()
   private readonly pastStats: LeaseStats[] = []
+  /** Peers that could not compute the job, and what they said. */
+  private readonly failures = new Map<string, string>()
   private readonly clock: Clock
   private readonly parkMs: number
   private readonly parked: Parked[] = []
@@ -413,6 +419,20 @@ export class JobCoordinator {
     this.scheduleExpiry()
     for (const l of this.listeners.phase) l(phase, this.plan.phases.length, this.clock.now() - started)
     this.wakeParked()
+  }
+
+  /**
+   * A worker could not compute the job. The computation is the same on
+   * every peer, so this peer's own worker failing fails the job; another's
+   * may be its own trouble (its memory), so two of them must.
+   */
+  failed (peer: string, message: string): void {
+    if (this.state !== 'running') return
+    this.failures.set(peer, message)
+    const others = [...this.failures.keys()].filter(p => p !== this.self)
+    if (this.failures.has(this.self ?? '') || others.length >= FAILING_PEERS) {
+      this.cancel(new JobFailedError(`processing failed on ${this.failures.size === 1 ? 'a peer' : `${this.failures.size} peers`}: ${message}`))
+    }
   }
 
   /** A tile's result in raw bytes (0 for a tile that does not exist); a summary's, at most. */

@@ -115,7 +115,13 @@ export class JobHost {
       this.report({ type: 'progress', phase: 'decoding', done: 0, total: 0, workers: 0 })
       // The header is all a coordinator reads: every worker, this peer's own too, decodes the file itself.
       const header = await readImageHeader(upload, { maxPixels: this.limits.maxPixels })
-      const tiles = tileCount(header.width, header.height, this.spec.tileSize)
+      const shape = { width: header.width, height: header.height, format: header.format }
+      // Planned before anything is held for it: a crop outside the image, or a resize past the limits, is refused.
+      const plan = planJob(this.spec.steps, shape)
+      if (plan.largestPixels > this.limits.maxPixels) {
+        throw new LimitExceededError(`${plan.prelude.map(s => s.operation.name).join(', ')} would make an image of ${(plan.largestPixels / 1e6).toFixed(1)} MP: over this peer's limit of ${(this.limits.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
+      }
+      const tiles = tileCount(plan.width, plan.height, this.spec.tileSize)
       if (tiles > this.limits.maxTiles) {
         throw new LimitExceededError(`${tiles} tiles of ${this.spec.tileSize} px is over this peer's limit of ${this.limits.maxTiles} (--max-tiles); use a larger tile size`)
       }
@@ -131,12 +137,6 @@ export class JobHost {
       // Hashed here: a client's word for it could poison workers' kept results.
       const sha256 = inputDigest(upload)
       const jobKey = jobKeyOf(sha256, this.spec.steps, this.spec.tileSize)
-      const shape = { width: header.width, height: header.height, format: header.format }
-      // Planned before anything is held for it: a crop outside the image, or a resize past the limits, is refused.
-      const plan = planJob(this.spec.steps, shape)
-      if (plan.width * plan.height > this.limits.maxPixels) {
-        throw new LimitExceededError(`the image would be ${plan.width}x${plan.height} after ${plan.prelude.map(s => s.operation.name).join(', ')}: over this peer's limit of ${this.limits.maxPixels} pixels (--max-pixels)`)
-      }
       input = this.c.inputs.hold(sha256, upload, shape)
       const readAt = this.c.clock.now()
       const coordinator = new JobCoordinator({
@@ -150,17 +150,18 @@ export class JobHost {
         parkMs: this.limits.parkMs,
         clock: this.c.clock,
         speculation: { afterMedians: SPECULATE_AFTER_MEDIANS, maxShare: SPECULATE_MAX_SHARE, minSamples: SPECULATE_MIN_SAMPLES },
-        ...(this.spec.holders !== undefined ? { collect: { holders: [...new Set([this.c.peerId, ...this.spec.holders.map(h => h.peerId)])], windowMs: COLLECT_WINDOW_MS } } : {}),
+        // Workers keep only one-phase jobs' results: a job in phases has nothing to collect.
+        ...(this.spec.holders !== undefined && plan.phases.length === 1 ? { collect: { holders: [...new Set([this.c.peerId, ...this.spec.holders.map(h => h.peerId)])], windowMs: COLLECT_WINDOW_MS } } : {}),
       })
       // Holders may have lost their way into the swarm with the old coordinator: call on them, so they hear of the job.
-      for (const h of this.spec.holders ?? []) if (h.peerId !== this.c.peerId) void this.c.reach(h)
+      if (plan.phases.length === 1) for (const h of this.spec.holders ?? []) if (h.peerId !== this.c.peerId) void this.c.reach(h)
       this.coordinator = coordinator
       const notes = [...header.notes, ...planNotes(coordinator)]
       if (this.leaving !== undefined) coordinator.cancel(this.leaving)
       // Decoded here whether or not this peer's worker gets to it: a file broken past its header fails the job, with the decoder's word.
       input.decoded().catch((err: unknown) => { coordinator.cancel(err instanceof Error ? err : new Error(String(err))) })
       accepted = true
-      this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tiles of ${plan.width}x${plan.height}${plan.phases.length > 1 ? ` in ${plan.phases.length} phases` : ''} for ${this.client}${this.spec.holders !== undefined ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
+      this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tiles of ${plan.width}x${plan.height}${plan.phases.length > 1 ? ` in ${plan.phases.length} phases` : ''} for ${this.client}${this.spec.holders !== undefined && plan.phases.length === 1 ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
       coordinator.on('phase', (phase, phases, reduceMs) => {
         this.c.log(`job ${this.jobId}: phase ${phase} of ${phases} summarised and reduced (${reduceMs.toFixed(0)} ms); phase ${phase + 1} starts`)
       })
@@ -248,7 +249,7 @@ export class JobHost {
     const peers = known.slice(0, MAX_PEERS_TOLD)
     const where = new Map(known.map(p => [p.peerId, p.addrs]))
     // Tiles this peer's own worker finished die with it: only others hold any.
-    const holders = [...coordinator.tilesByPeer.keys()].filter(p => p !== this.c.peerId).slice(0, MAX_HOLDERS).sort().map(peerId => ({ peerId, addrs: (where.get(peerId) ?? []).slice(0, 4) }))
+    const holders = [...coordinator.tilesByPeer.keys()].filter(p => p !== this.c.peerId && coordinator.plan.phases.length === 1).slice(0, MAX_HOLDERS).sort().map(peerId => ({ peerId, addrs: (where.get(peerId) ?? []).slice(0, 4) }))
     const told = JSON.stringify([peers.map(p => p.peerId).sort(), holders])
     if (told === this.toldPeers && !always) return
     this.toldPeers = told

@@ -73,7 +73,7 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           let outcome: ResultOutcome
           try {
             // A summary's size varies: it inflates to at most its bound. A result of another phase is answered without it.
-            const phase = msg.type === 'result' ? msg.phase ?? 0 : 0
+            const phase = msg.type === 'result' ? msg.phase : 0
             if (msg.type === 'result' && msg.encoding !== undefined && phase === current.phase) pixels = unpackPixels(pixels, msg.encoding, current.resultBytes(msg.tile), !current.summarising)
             outcome = msg.type === 'result' ? current.result(worker, msg.tile, msg.leaseId, msg.checksum, pixels, phase) : current.offer(worker, msg.tile, msg.checksum, pixels)
           } catch (err) {
@@ -109,6 +109,10 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           }
           break
         }
+        case 'fail':
+          options.log?.(`job ${current.jobId}: ${worker} could not compute it: ${oneLine(msg.message)}`)
+          current.failed(worker, msg.message)
+          break
         case 'renew':
           await reply({ type: 'renewed', rid: msg.rid, leaseId: msg.leaseId, ok: current.renew(worker, msg.leaseId), leaseMs: current.leases.leaseMs })
           break

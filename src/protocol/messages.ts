@@ -68,7 +68,7 @@ export type ErrorMessage = z.infer<typeof ErrorMessage>
 export const JoinRequest = z.object({ type: z.literal('join'), v, rid, jobId: id, bodyBytes: bodyBytes.optional() }).strict()
 export const ClaimRequest = z.object({ type: z.literal('claim'), rid }).strict()
 /** The checksum is of the raw pixels; the body may be zstd-compressed (`encoding`). */
-export const ResultRequest = z.object({ type: z.literal('result'), rid, phase: count.optional(), tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{8}$/), encoding: z.literal('zstd').optional(), bodyBytes }).strict()
+export const ResultRequest = z.object({ type: z.literal('result'), rid, phase: count, tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{8}$/), encoding: z.literal('zstd').optional(), bodyBytes }).strict()
 export const RenewRequest = z.object({ type: z.literal('renew'), rid, leaseId: id }).strict()
 export const ReleaseRequest = z.object({ type: z.literal('release'), rid, leaseId: id }).strict()
 /** A held result, handed to the job's new coordinator: a tile the job info's body reserved for this worker. */
@@ -79,7 +79,13 @@ export const OfferRequest = z.object({ type: z.literal('offer'), rid, tile: coun
  * (they failed the worker) asks for the file itself.
  */
 export const InputRequest = z.object({ type: z.literal('input'), rid, direct: z.boolean().optional() }).strict()
-export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest, OfferRequest, InputRequest])
+/**
+ * This worker could not compute the job (its prelude or a tile threw, not the
+ * network): the coordinator fails the job when its own worker says so, or two
+ * other peers do. Not answered.
+ */
+export const FailRequest = z.object({ type: z.literal('fail'), rid, message: errorText }).strict()
+export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest, OfferRequest, InputRequest, FailRequest])
 
 /** parkMs: how long the coordinator may hold a claim before answering 'wait' (the worker's reply timeout builds on it). */
 /** Its body, if any, is a bitmap of the tiles reserved for this worker to offer. */

@@ -171,18 +171,21 @@ export class CoordinatorLink {
     const phase = plan.phases[grant.phase]
     if (!inside || grant.tile >= info.tiles || phase === undefined) throw new ProtocolError(`grant for tile ${grant.tile} of phase ${grant.phase} does not fit the job`)
     const contexts = new Map<number, Uint8Array>()
+    // A context may be empty (no edge pixels around a tile): a grant of only those has no body.
+    const bytes = body ?? Buffer.alloc(0)
     let at = 0
     for (const c of grant.contexts) {
-      // A context may be empty (no edge pixels around a tile): a grant of only those has no body.
-      const data = (body ?? Buffer.alloc(0)).subarray(at, at + c.bytes)
+      const data = bytes.subarray(at, at + c.bytes)
       if (data.length !== c.bytes) throw new ProtocolError(`grant for tile ${grant.tile} is short of its contexts`)
       at += c.bytes
-      if (c.shared) this.shared.set(c.step, data)
+      // A shared context outlives this grant: a copy, not a view that keeps the whole body.
+      if (c.shared) this.shared.set(c.step, Buffer.from(data))
       else contexts.set(c.step, data)
     }
+    if (at !== bytes.length) throw new ProtocolError(`grant for tile ${grant.tile} carries ${bytes.length - at} bytes past its contexts`)
     // Every global step before the phase needs its context: this tile's, or the shared one sent earlier.
-    for (const later of plan.phases.slice(0, grant.phase)) {
-      const step = later.end
+    for (const earlier of plan.phases.slice(0, grant.phase)) {
+      const step = earlier.end
       if (!contexts.has(step) && this.shared.has(step)) contexts.set(step, this.shared.get(step)!)
       if (!contexts.has(step)) throw new ProtocolError(`grant for tile ${grant.tile} of phase ${grant.phase} lacks the context of step ${step}`)
     }
@@ -203,6 +206,11 @@ export class CoordinatorLink {
 
   async release (leaseId: string): Promise<void> {
     await this.request({ type: 'release', rid: this.nextRid(), leaseId })
+  }
+
+  /** This worker cannot compute the job: said, not answered. */
+  async reportFailure (message: string): Promise<void> {
+    if (this.failure === undefined) await this.wire.send({ type: 'fail', rid: this.nextRid(), message: message.slice(0, 1000) })
   }
 
   async close (): Promise<void> {

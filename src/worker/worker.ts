@@ -1,7 +1,7 @@
 import { systemClock, repeat, whenAborted, type Clock } from '../clock.ts'
 import { OFFERS_IN_FLIGHT, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
-import { LimitExceededError, PeerBusyError, ProtocolError, oneLine } from '../errors.ts'
-import { processTile, freeBuffer, rawByteLength, runPrelude, semaphore, tileInput, withPassGate, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
+import { LimitExceededError, PeerBusyError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { bytesPerPixel, processTile, freeBuffer, rawByteLength, runPrelude, semaphore, tileInput, withPassGate, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
 import { tileChecksum } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
@@ -73,9 +73,21 @@ const MAX_LINK_FAILURES = 3
 const INPUT_MEMORY_RETRY_MS = 1000
 
 /** A session is over: its hold on the input goes (the input with it, if nothing else holds it), its link closes. */
+/**
+ * Computing that throws (not the network: a sharp error, memory) is told to
+ * the coordinator, which fails the job if it is not this peer's trouble alone.
+ */
+async function computing<T> (link: CoordinatorLink, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (err) {
+    if (!(err instanceof TileswarmError)) await link.reportFailure(oneLine((err as Error).message)).catch(() => {})
+    throw err
+  }
+}
+
 async function endSession (session: JobSession): Promise<void> {
-  // The prelude's image is the session's own; the decoded input is the store's.
-  if (session.link.plan.prelude.length > 0) freeBuffer(session.image.data)
+  // The prelude's image (the session's own) is left to the collector: a lane may still be cutting a tile from it.
   session.input.release()
   await session.link.close().catch(() => {})
 }
@@ -238,16 +250,19 @@ export class Worker {
       const { maxPixels, maxInputBytes, inputMemoryBytes } = this.options.limits
       const { plan } = link
       if (info.width * info.height > maxPixels) throw new LimitExceededError(`its image of ${info.width}x${info.height} is over this peer's --max-pixels`)
-      if (plan.width * plan.height > maxPixels) throw new LimitExceededError(`its image of ${plan.width}x${plan.height} after ${plan.prelude.map(s => s.operation.name).join(', ')} is over this peer's --max-pixels`)
+      if (plan.largestPixels > maxPixels) throw new LimitExceededError(`${plan.prelude.map(s => s.operation.name).join(', ')} would make an image of ${plan.largestPixels} pixels, over this peer's --max-pixels`)
       if (info.input.bytes > maxInputBytes) throw new LimitExceededError(`its input of ${info.input.bytes} bytes is over this peer's --max-upload-bytes`)
       const rawBytes = rawByteLength(info.width, info.height, info.format)
-      if (rawBytes > inputMemoryBytes) throw new LimitExceededError(`its input decodes to ${sizeText(rawBytes)}, over this peer's --input-memory-mb of ${sizeText(inputMemoryBytes)}`)
+      // A prelude (geometry on the whole image) holds its result, and one image before it, besides the input.
+      const preludeBytes = plan.prelude.length === 0 ? 0 : 2 * plan.largestPixels * Math.max(bytesPerPixel(info.format), bytesPerPixel(plan.format))
+      if (rawBytes + preludeBytes > inputMemoryBytes) throw new LimitExceededError(`its input decodes to ${sizeText(rawBytes)}${preludeBytes > 0 ? ` and its geometry steps take ${sizeText(preludeBytes)}` : ''}, over this peer's --input-memory-mb of ${sizeText(inputMemoryBytes)}`)
       this.options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${ref.coordinator})`)
       if (reserved !== undefined && cache !== undefined) await this.offer(link, reserved, cache)
       const shape = { width: info.width, height: info.height, format: info.format }
       input = inputs.holdIfHere(info.input.sha256, shape)
-      if (input === undefined && inputs.decodedBytes + rawBytes > inputMemoryBytes) {
-        throw new PeerBusyError(`its input would take ${sizeText(rawBytes)} decoded, and other jobs' inputs hold ${sizeText(inputs.decodedBytes)} of this peer's ${sizeText(inputMemoryBytes)} (--input-memory-mb)`)
+      const needs = (input === undefined ? rawBytes : 0) + preludeBytes
+      if (needs > 0 && inputs.decodedBytes + needs > inputMemoryBytes) {
+        throw new PeerBusyError(`its input would take ${sizeText(needs)} decoded, and other jobs' inputs hold ${sizeText(inputs.decodedBytes)} of this peer's ${sizeText(inputMemoryBytes)} (--input-memory-mb)`)
       }
       if (input === undefined) {
         const arrival = (async () => inputs.hold(info.input.sha256, await this.fetchInput(link), shape))()
@@ -257,7 +272,8 @@ export class Worker {
       }
       const decoded = await input.decoded()
       // Geometry steps (and what comes before them) on the whole image, once for the session's lanes.
-      return { link, input, image: await withPassGate(this.gate, async () => await runPrelude(decoded, plan)) }
+      const image = await computing(link, async () => await withPassGate(this.gate, async () => await runPrelude(decoded, plan)))
+      return { link, input, image }
     } catch (err) {
       input?.release()
       // A link that never got going is closed, not left to the coordinator's idle timeout.
@@ -327,7 +343,7 @@ export class Worker {
         // coordinator, never leave the microtask queue: give I/O its turn each tile.
         await new Promise(resolve => setImmediate(resolve))
         const pixels = tileInput(image, work.tile)
-        const out = await this.process(pixels, work.tile, { plan: link.plan, phase: work.phase, contexts: work.contexts }, this.gate)
+        const out = await computing(link, async () => await this.process(pixels, work.tile, { plan: link.plan, phase: work.phase, contexts: work.contexts }, this.gate))
         let data = isRaw(out) ? out.data : Buffer.from(out.buffer, out.byteOffset, out.byteLength)
         // An operation that hands back its input, on a one-tile job, hands back the decoded input, which other lanes and jobs still read.
         if (data.buffer === image.data.buffer) data = Buffer.from(data)

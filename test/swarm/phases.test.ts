@@ -2,6 +2,7 @@ import test from 'ava'
 import type { JobCoordinator } from '../../src/job/coordinator.ts'
 import { noisePng, slowProcessor, swarmVersusLocal, withCluster } from '../helpers/swarm.ts'
 import { fixture } from '../helpers/fixtures.ts'
+import type { TileProcessor } from '../../src/worker/worker.ts'
 
 const serial = test.serial
 
@@ -56,6 +57,33 @@ serial('a crop outside the image and a resize past --max-pixels are refused with
     const crop = await t.throwsAsync(swarmVersusLocal(cluster.peers[0]!, input, 'crop:150:0:100:10', dir))
     t.regex(crop!.message, /Expected a crop inside the image of 200x100 but received left=150/)
     const big = await t.throwsAsync(swarmVersusLocal(cluster.peers[0]!, input, 'resize:scale=16,blur', dir))
-    t.regex(big!.message, /the image would be 3200x1600 after resize: over this peer's limit of 4000000 pixels/)
+    t.regex(big!.message, /resize would make an image of 5.1 MP: over this peer's limit of 4.0 MP \(--max-pixels\)/)
+  })
+})
+
+serial('a computation that throws on every peer fails the job with its reason instead of retrying forever', async t => {
+  await withCluster(2, { process: async () => { throw new Error('no such luck') } }, async (cluster, dir) => {
+    const err = await t.throwsAsync(swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 100, 80), 'blur', dir, 32))
+    t.is(err!.name, 'JobFailedError')
+    t.regex(err!.message, /^processing failed on (a peer|2 peers): no such luck/)
+  })
+})
+
+serial('one peer that cannot compute does not fail a job the others can do', async t => {
+  // The others wait (bounded) until the broken one has tried, so it surely gets a tile.
+  let tried!: () => void
+  const brokenTried = new Promise<void>(resolve => { tried = resolve })
+  const healthy = slowProcessor(1)
+  const waitForBroken: TileProcessor = async (pixels, tile, work, gate) => {
+    await Promise.race([brokenTried, new Promise((_resolve, reject) => setTimeout(() => { reject(new Error('the broken peer never got a tile')) }, 10_000))])
+    return await healthy(pixels, tile, work, gate)
+  }
+  await withCluster(2, { process: waitForBroken, keepLogs: true }, async (cluster, dir) => {
+    const broken = await cluster.addPeer({ process: async () => { tried(); throw new Error('out of luck here') } })
+    await cluster.waitForMesh()
+    const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 160, 120), 'blur:2,equalize', dir, 32)
+    t.true(run.swarm.equals(run.local))
+    t.false(Object.keys(run.done.tilesByPeer).includes(broken.peerId))
+    t.true(cluster.logs.get(cluster.peers[0]!)!.some(line => line.includes(`${broken.peerId} could not compute it: out of luck here`)))
   })
 })

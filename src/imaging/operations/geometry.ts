@@ -52,38 +52,28 @@ export const rotate: Operation = {
   },
 }
 
-export const flip: Operation = {
-  name: 'flip',
-  family: 'geometry',
-  summary: 'mirrors top to bottom (as sharp\'s flip)',
-  example: 'flip',
-  params: [],
-  radius: noRadius,
-  colourOut: sameChannels,
-  alpha: 'keep',
-  apply: wholeOnly,
-  geometry: {
-    size: (width, height) => ({ width, height }),
-    apply: async image => remap(image, image.width, image.height, (x, y) => (image.height - 1 - y) * image.width + x),
-  },
+/** A mirror: the same size, each pixel from its mirror image's place. */
+function mirror (name: string, summary: string, source: (image: RawImage) => (x: number, y: number) => number, aliases?: string[]): Operation {
+  return {
+    name,
+    ...(aliases !== undefined ? { aliases } : {}),
+    family: 'geometry',
+    summary,
+    example: name,
+    params: [],
+    radius: noRadius,
+    colourOut: sameChannels,
+    alpha: 'keep',
+    apply: wholeOnly,
+    geometry: {
+      size: (width, height) => ({ width, height }),
+      apply: async image => remap(image, image.width, image.height, source(image)),
+    },
+  }
 }
 
-export const flop: Operation = {
-  name: 'flop',
-  aliases: ['mirror'],
-  family: 'geometry',
-  summary: 'mirrors left to right (as sharp\'s flop)',
-  example: 'flop',
-  params: [],
-  radius: noRadius,
-  colourOut: sameChannels,
-  alpha: 'keep',
-  apply: wholeOnly,
-  geometry: {
-    size: (width, height) => ({ width, height }),
-    apply: async image => remap(image, image.width, image.height, (x, y) => y * image.width + (image.width - 1 - x)),
-  },
-}
+export const flip = mirror('flip', 'mirrors top to bottom (as sharp\'s flip)', image => (x, y) => (image.height - 1 - y) * image.width + x)
+export const flop = mirror('flop', 'mirrors left to right (as sharp\'s flop)', image => (x, y) => y * image.width + (image.width - 1 - x), ['mirror'])
 
 function cropRect (width: number, height: number, p: Params): { x: number, y: number, width: number, height: number } {
   const x = p.left as number
