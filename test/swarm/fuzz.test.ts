@@ -79,13 +79,13 @@ test.serial('a rogue peer fuzzes every protocol and topic while a real job runs:
     t.is(grant.type, 'grant')
     const tile = grant.tile as number
     const checksum = '0'.repeat(8)
-    t.like(await s2.ask({ type: 'result', tile: tile + 1, leaseId: grant.leaseId, checksum }, new Uint8Array(10)), { type: 'ack', status: 'rejected' })
-    const wrongSize = await s2.ask({ type: 'result', tile, leaseId: grant.leaseId, checksum }, new Uint8Array(10))
+    t.like(await s2.ask({ type: 'result', phase: 0, tile: tile + 1, leaseId: grant.leaseId, checksum }, new Uint8Array(10)), { type: 'ack', status: 'rejected' })
+    const wrongSize = await s2.ask({ type: 'result', phase: 0, tile, leaseId: grant.leaseId, checksum }, new Uint8Array(10))
     t.like(wrongSize, { type: 'ack', status: 'rejected' })
     t.regex(String(wrongSize.reason), /result is 10 bytes, expected \d+/)
-    t.like(await s2.ask({ type: 'result', tile, leaseId: 'made-up-1', checksum }, new Uint8Array(10)), { type: 'ack', status: 'rejected' })
+    t.like(await s2.ask({ type: 'result', phase: 0, tile, leaseId: 'made-up-1', checksum }, new Uint8Array(10)), { type: 'ack', status: 'rejected' })
     const core = grant.core as { width: number, height: number }
-    const badSum = await s2.ask({ type: 'result', tile, leaseId: grant.leaseId, checksum }, new Uint8Array(core.width * core.height))
+    const badSum = await s2.ask({ type: 'result', phase: 0, tile, leaseId: grant.leaseId, checksum }, new Uint8Array(core.width * core.height))
     t.like(badSum, { type: 'ack', status: 'rejected' })
     t.regex(String(badSum.reason), /fails its checksum/)
     // A claim flood: answered, capped, and handed back when the rogue leaves.
