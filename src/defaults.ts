@@ -52,6 +52,8 @@ export const DEFAULT_RESULT_CACHE_BYTES = 512 * 1024 * 1024
 export const DEFAULT_RESULT_CACHE_MS = 10 * 60_000
 /** Decoded job inputs a worker holds at once, across the jobs it works on: each is a whole raw image. */
 export const DEFAULT_INPUT_MEMORY_BYTES = 2 * 1024 * 1024 * 1024
+/** What a worker keeps of a job's summary phase for its next phase (Canny's classified tiles), at most. */
+export const TILE_MEMO_BYTES = 256 * 1024 * 1024
 
 // Output.
 export const DEFAULT_QUALITY = 90

@@ -5,6 +5,7 @@
 export * from './raw.ts'
 export * from './params.ts'
 export type { Operation, Family, AlphaPolicy, GlobalStep, GeometryStep, Reducer, StepContext, StepPlace, GridInfo } from './operation.ts'
+export { TileMemo } from './operation.ts'
 export { OPERATIONS, getOperation, describeOperations } from './registry.ts'
 export * from './pipeline.ts'
 export * from './tiles.ts'

@@ -58,6 +58,47 @@ export interface StepPlace {
   tile: number
   /** How far past `valid` the steps after this one look (a summary must cover what they will ask of it). */
   reach?: number
+  /** The step's index among the job's tiled steps. */
+  step: number
+  /** Where a summary may leave work for the same step on the same tile in a later phase (this peer's, for this job). */
+  memo?: TileMemo
+}
+
+/**
+ * What a worker keeps between the phases of a job: a summary phase's work
+ * that its next phase would do again (Canny classifies the same pixels in
+ * both). Bounded; the oldest go first, and a miss only costs the work.
+ */
+export class TileMemo {
+  private readonly maxBytes: number
+  private readonly kept = new Map<string, Uint8Array>()
+  private bytes = 0
+
+  constructor (maxBytes: number) {
+    this.maxBytes = maxBytes
+  }
+
+  put (key: string, value: Uint8Array): void {
+    if (value.byteLength > this.maxBytes) return
+    this.take(key)
+    this.kept.set(key, value)
+    this.bytes += value.byteLength
+    for (const [oldest, v] of this.kept) {
+      if (this.bytes <= this.maxBytes) break
+      this.kept.delete(oldest)
+      this.bytes -= v.byteLength
+    }
+  }
+
+  /** The value, once: it is dropped as it is taken. */
+  take (key: string): Uint8Array | undefined {
+    const value = this.kept.get(key)
+    if (value !== undefined) {
+      this.kept.delete(key)
+      this.bytes -= value.byteLength
+    }
+    return value
+  }
 }
 
 /** What the coordinator knows when it reduces a phase's summaries. */

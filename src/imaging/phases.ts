@@ -1,5 +1,5 @@
 import { InvalidParameterError } from '../errors.ts'
-import type { GridInfo, Reducer, StepContext } from './operation.ts'
+import type { GridInfo, Reducer, StepContext, TileMemo } from './operation.ts'
 import { applyStep, isGlobal, pipelineFormat, pipelineRadius, runPipeline, stepFormat, summariseStep, type Borders, type Step } from './pipeline.ts'
 import { createRaw, extract, freeBuffer, growRect, hasAlpha, type Channels, type PixelFormat, type RawImage, type Rect } from './raw.ts'
 import type { Tile } from './tiles.ts'
@@ -75,6 +75,8 @@ export interface TileWork {
   phase: number
   /** This tile's contexts of the global steps before this phase, by step index. */
   contexts: ReadonlyMap<number, Uint8Array>
+  /** What this peer keeps of the job's phases for the next (its own, per job). */
+  memo?: TileMemo
 }
 
 function shift (rect: Rect, origin: { x: number, y: number }): Rect {
@@ -109,7 +111,7 @@ export async function runPhaseTile (haloedPixels: RawImage, tile: Tile, work: Ti
     const next = await applyStep(current, step, {
       borders,
       ...(last ? { crop: shift(core, origin) } : {}),
-      place: { width: plan.width, height: plan.height, origin, valid: shift(valid, origin), tile: tile.index },
+      place: { width: plan.width, height: plan.height, origin, valid: shift(valid, origin), tile: tile.index, step: j, ...(work.memo !== undefined ? { memo: work.memo } : {}) },
       ...(work.contexts.has(j) ? { context: work.contexts.get(j) } : {}),
     })
     if (current !== haloedPixels) freeBuffer(current.data, [haloedPixels.data, next.data])
@@ -117,7 +119,7 @@ export async function runPhaseTile (haloedPixels: RawImage, tile: Tile, work: Ti
     if (last) origin = { x: core.x, y: core.y }
   }
   if (phase.summarises !== undefined) {
-    const summary = await summariseStep(current, phase.summarises, { borders, place: { width: plan.width, height: plan.height, origin, valid: shift(core, origin), tile: tile.index, reach: pipelineRadius(plan.steps.slice(phase.end + 1)) } })
+    const summary = await summariseStep(current, phase.summarises, { borders, place: { width: plan.width, height: plan.height, origin, valid: shift(core, origin), tile: tile.index, step: phase.end, reach: pipelineRadius(plan.steps.slice(phase.end + 1)), ...(work.memo !== undefined ? { memo: work.memo } : {}) } })
     if (current !== haloedPixels) freeBuffer(current.data, [haloedPixels.data])
     return summary
   }

@@ -154,7 +154,7 @@ function paddedPlace (place: StepPlace, pad: Sides): StepPlace {
 }
 
 function wholePlace (image: RawImage): StepPlace {
-  return { width: image.width, height: image.height, origin: { x: 0, y: 0 }, valid: { x: 0, y: 0, width: image.width, height: image.height }, tile: 0 }
+  return { width: image.width, height: image.height, origin: { x: 0, y: 0 }, valid: { x: 0, y: 0, width: image.width, height: image.height }, tile: 0, step: 0 }
 }
 
 async function compute (input: RawImage, step: Step, options: StepOptions, pad: Sides): Promise<RawImage> {

@@ -1,7 +1,8 @@
 import { blit, extract, growRect, type RawImage, type Rect } from './raw.ts'
 import { withPassGate, type Gate } from './gate.ts'
 import type { Step } from './pipeline.ts'
-import type { StepContext } from './operation.ts'
+import { TileMemo, type StepContext } from './operation.ts'
+import { TILE_MEMO_BYTES } from '../defaults.ts'
 import { checkSummary, contextsOfTile, createPlanOutput, phaseReducer, planJob, runPhaseTile, runPrelude, type JobPlan, type TileWork } from './phases.ts'
 
 /** A tile: the pixels it owns in the output (core) and what it reads (haloed). */
@@ -67,11 +68,12 @@ export async function runTiled (image: RawImage, steps: readonly Step[], tileSiz
   const plan = planJob(steps, { width: image.width, height: image.height, format: image })
   const input = await runPrelude(image, plan)
   const contexts = new Map<number, StepContext>()
+  const memo = new TileMemo(TILE_MEMO_BYTES)
   let output: RawImage | undefined
   for (const phase of plan.phases) {
     const tiles = planTiles(plan.width, plan.height, tileSize, phase.halo)
     const results = []
-    for (const tile of tiles) results.push(await runPhaseTile(tileInput(input, tile), tile, { plan, phase: phase.index, contexts: contextsOfTile(contexts, tile.index) }))
+    for (const tile of tiles) results.push(await runPhaseTile(tileInput(input, tile), tile, { plan, phase: phase.index, contexts: contextsOfTile(contexts, tile.index), memo }))
     if (phase.summarises !== undefined) {
       const reducer = phaseReducer(plan, phase.index, tiles.map(t => t.core))
       for (const [i, summary] of (results as Uint8Array[]).entries()) {

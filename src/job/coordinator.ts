@@ -124,6 +124,9 @@ export class JobCoordinator {
   /** Reduced global steps, by step index. */
   private readonly contexts = new Map<number, StepContext>()
   private readonly pastStats: LeaseStats[] = []
+  /** Who summarised each tile this phase; next phase, each peer is offered its own tiles first (its worker kept work for them). */
+  private summarisedBy: string[] = []
+  private affinity = new Map<string, number[]>()
   /** Peers that could not compute the job, and what they said. */
   private readonly failures = new Map<string, string>()
   private readonly clock: Clock
@@ -320,7 +323,7 @@ export class JobCoordinator {
     // Collecting a resumed job's finished tiles: nothing is computed yet.
     if (this.awaitedHolders !== undefined) return undefined
     const now = this.clock.now()
-    const lease = this.leases.claim(peer, now) ?? (this.speculation !== undefined ? this.leases.speculate(peer, now, this.speculation) : undefined)
+    const lease = this.leases.claim(peer, now, this.affinity.get(peer)) ?? (this.speculation !== undefined ? this.leases.speculate(peer, now, this.speculation) : undefined)
     if (lease === undefined) return undefined
     this.scheduleExpiry()
     return { kind: 'grant', grant: { lease, tile: this.tiles[lease.tile]!, phase: this.phase } }
@@ -379,7 +382,10 @@ export class JobCoordinator {
     if (tileChecksum(body) !== checksum) return { status: 'rejected', reason: `tile ${tileIndex} result fails its checksum` }
     this.leases.complete(tileIndex, leaseId, peer, this.clock.now())
     // A summary goes into its phase's reduction (which may keep it: the body's memory is the session's); pixels go straight into the output.
-    if (this.summarising) this.reducer!.add(tileIndex, Buffer.from(body))
+    if (this.summarising) {
+      this.reducer!.add(tileIndex, Buffer.from(body))
+      this.summarisedBy[tileIndex] = peer
+    }
     else placeTile(this.output!, tile, { width: tile.core.width, height: tile.core.height, ...this.outputFormat, data: Buffer.from(body.buffer, body.byteOffset, body.length) })
     this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
     for (const l of this.listeners.placed) l(tileIndex, peer)
@@ -413,6 +419,13 @@ export class JobCoordinator {
       return
     }
     this.pastStats.push(this.leases.stats)
+    this.affinity = new Map()
+    for (const [tile, peer] of this.summarisedBy.entries()) {
+      const mine = this.affinity.get(peer) ?? []
+      mine.push(tile)
+      this.affinity.set(peer, mine)
+    }
+    this.summarisedBy = []
     this.phase = phase
     this.tiles = tiles
     this.leases = new LeaseTable(tiles.length, this.leases.leaseMs, undefined, `p${phase}.`)

@@ -94,11 +94,16 @@ export class LeaseTable {
     return this.done[tile] === 1
   }
 
-  claim (peer: string, now: number): Lease | undefined {
+  /** A tile for `peer`: one handed back first, then one of `preferred` (taken from it), then the next fresh one. */
+  claim (peer: string, now: number, preferred?: number[]): Lease | undefined {
     if ((this.perPeer.get(peer) ?? 0) >= this.maxLeasesPerPeer) return undefined
     let tile: number | undefined
     while (this.returned.length > 0 && tile === undefined) {
       const t = this.returned.shift()!
+      if (this.isFree(t)) tile = t
+    }
+    while (preferred !== undefined && preferred.length > 0 && tile === undefined) {
+      const t = preferred.shift()!
       if (this.isFree(t)) tile = t
     }
     while (tile === undefined && this.nextFresh < this.tileCount) {

@@ -1,7 +1,7 @@
 import { systemClock, repeat, whenAborted, type Clock } from '../clock.ts'
-import { OFFERS_IN_FLIGHT, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
+import { OFFERS_IN_FLIGHT, TILE_MEMO_BYTES, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
 import { LimitExceededError, PeerBusyError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { bytesPerPixel, processTile, freeBuffer, rawByteLength, runPrelude, semaphore, tileInput, withPassGate, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
+import { bytesPerPixel, processTile, freeBuffer, rawByteLength, runPrelude, semaphore, tileInput, withPassGate, TileMemo, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
 import { tileChecksum } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
@@ -47,6 +47,8 @@ interface JobSession {
   link: CoordinatorLink
   input: InputHold
   image: RawImage
+  /** What a summary phase leaves for the next on the same tiles (the coordinator hands a peer the tiles it summarised). */
+  memo: TileMemo
 }
 
 function isRaw (out: RawImage | Uint8Array): out is RawImage {
@@ -273,7 +275,7 @@ export class Worker {
       const decoded = await input.decoded()
       // Geometry steps (and what comes before them) on the whole image, once for the session's lanes.
       const image = await computing(link, async () => await withPassGate(this.gate, async () => await runPrelude(decoded, plan)))
-      return { link, input, image }
+      return { link, input, image, memo: new TileMemo(TILE_MEMO_BYTES) }
     } catch (err) {
       input?.release()
       // A link that never got going is closed, not left to the coordinator's idle timeout.
@@ -319,7 +321,7 @@ export class Worker {
   }
 
   /** One lane on one job until it has nothing for us: claim, prefetch, compute, send. */
-  private async work ({ link, image }: JobSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
+  private async work ({ link, image, memo }: JobSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
     // A grant is held (renewed, handed back on stop) from the moment it arrives.
     const claim = (): Promise<ClaimReply> => {
       const reply = link.claim().then(r => {
@@ -343,7 +345,7 @@ export class Worker {
         // coordinator, never leave the microtask queue: give I/O its turn each tile.
         await new Promise(resolve => setImmediate(resolve))
         const pixels = tileInput(image, work.tile)
-        const out = await computing(link, async () => await this.process(pixels, work.tile, { plan: link.plan, phase: work.phase, contexts: work.contexts }, this.gate))
+        const out = await computing(link, async () => await this.process(pixels, work.tile, { plan: link.plan, phase: work.phase, contexts: work.contexts, memo }, this.gate))
         let data = isRaw(out) ? out.data : Buffer.from(out.buffer, out.byteOffset, out.byteLength)
         // An operation that hands back its input, on a one-tile job, hands back the decoded input, which other lanes and jobs still read.
         if (data.buffer === image.data.buffer) data = Buffer.from(data)

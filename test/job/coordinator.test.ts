@@ -3,7 +3,7 @@ import { JobCoordinator, tileChecksum, type JobOptions } from '../../src/job/coo
 import { inputDigest } from '../../src/worker/inputs.ts'
 import { INPUT_WAIT_MS } from '../../src/defaults.ts'
 import type { Clock } from '../../src/clock.ts'
-import { extract, processTile, parseOps, resolvePipeline, runPipeline, type RawImage } from '../../src/imaging/index.ts'
+import { extract, processTile, parseOps, resolvePipeline, runPipeline, TileMemo, type RawImage } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
 
 /** Time that moves only when the test says so. */
@@ -195,4 +195,44 @@ test('phases: summaries are checked and reduced, then the next phase is granted 
   await computeAll()
   const output = await job.finished
   t.true(output.data.equals(reference.data))
+})
+
+test('phases: a peer is offered the tiles it summarised first (its worker kept their classification)', async t => {
+  const steps = resolvePipeline(parseOps('canny'))
+  const source = noiseImage(96, 64, { channels: 1, depth: 8 }, 3)
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: inputOf(source), steps, tileSize: 32, leaseMs: 1000, clock: manualClock() })
+  const by = new Map<number, string>()
+  const finish = async (peer: string): Promise<{ tile: number, phase: number } | undefined> => {
+    const outcome = await job.claim(peer)
+    if (outcome.kind !== 'grant') return undefined
+    const { lease, tile, phase } = outcome.grant
+    const contexts = new Map(job.contextsFor(tile.index).map(c => [c.step, c.data]))
+    const out = await processTile(extract(source, tile.haloed), tile, { plan: job.plan, phase, contexts })
+    const data = out instanceof Uint8Array ? out : out.data
+    t.is(job.result(peer, tile.index, lease.leaseId, tileChecksum(data), data, phase).status, 'accepted')
+    return { tile: tile.index, phase }
+  }
+  // Phase 0: a takes tiles 0, 2, 4; b takes 1, 3, 5.
+  for (let i = 0; i < 6; i++) {
+    const peer = i % 2 === 0 ? 'a' : 'b'
+    by.set((await finish(peer))!.tile, peer)
+  }
+  t.is(job.phase, 1)
+  // Phase 1: b asks first, and still gets its own.
+  const first = [await finish('b'), await finish('b'), await finish('a')]
+  t.deepEqual(first.map(g => g!.tile), [1, 3, 0])
+  t.true(first.every(g => g!.phase === 1))
+})
+
+test('the tile memo keeps what fits, oldest out first, and gives each value once', t => {
+  const memo = new TileMemo(10)
+  memo.put('a', new Uint8Array(4))
+  memo.put('b', new Uint8Array(4))
+  memo.put('c', new Uint8Array(4))
+  t.is(memo.take('a'), undefined, 'the oldest went to make room')
+  t.is(memo.take('b')?.length, 4)
+  t.is(memo.take('b'), undefined, 'taken once')
+  memo.put('huge', new Uint8Array(11))
+  t.is(memo.take('huge'), undefined, 'larger than the whole memo: not kept')
+  t.is(memo.take('c')?.length, 4)
 })

@@ -197,6 +197,12 @@ function edgeImage (input: RawImage, q: Rect, on: (i: number) => boolean): RawIm
   return withSamples(out, dst)
 }
 
+/** A step's classification of a tile's region: the same step, tile and region (in the image) classify the same pixels alike. */
+function memoKey (place: StepPlace): string {
+  const { valid, origin } = place
+  return `canny ${place.step} ${place.tile} ${valid.x + origin.x},${valid.y + origin.y},${valid.width}x${valid.height}`
+}
+
 /**
  * A tile's summary, u32 words: [n, the n labels that hold a strong pixel
  * (ascending), then a label for each pixel of the band along the core's sides
@@ -205,9 +211,10 @@ function edgeImage (input: RawImage, q: Rect, on: (i: number) => boolean): RawIm
  */
 async function summarise (image: RawImage, params: Params, place: StepPlace): Promise<Uint8Array> {
   const p = cannyParams(params)
-  const grey = await luma(image, p.sigma)
   const q = place.valid
-  const cls = classify(grey, q, place, p)
+  const cls = classify(await luma(image, p.sigma), q, place, p)
+  // The next phase classifies these very pixels again if its region is this core: kept for it, if it comes here.
+  place.memo?.put(memoKey(place), cls)
   const roots = components(cls, q.width, q.height)
   const band = bandDepth(place.reach ?? 0)
   const hasStrong = new Uint8Array(cls.length)
@@ -336,9 +343,8 @@ function reducer (_params: Params, grid: GridInfo): Reducer {
 /** The edges of `place.valid`: a component is an edge if it holds a strong pixel or one the context says is on an edge. */
 async function apply (image: RawImage, params: Params, context: Uint8Array, place: StepPlace): Promise<RawImage> {
   const p = cannyParams(params)
-  const grey = await luma(image, p.sigma)
   const q = place.valid
-  const cls = classify(grey, q, place, p)
+  const cls = place.memo?.take(memoKey(place)) ?? classify(await luma(image, p.sigma), q, place, p)
   const roots = components(cls, q.width, q.height)
   const edge = new Uint8Array(cls.length)
   for (let i = 0; i < cls.length; i++) if (cls[i] === STRONG) edge[roots[i]!] = 1
