@@ -73,7 +73,8 @@ const peerLog = opts.log === true
 const cluster = await Cluster.start(opts.peers, { ...(peerLog !== undefined ? { logFor: peerLog } : {}), tileSize: opts.tileSize, leaseMs: opts.leaseMs, nsPerPixel: opts.nsPerPixel, heartbeatMs: 200, announceMs: 500, helloMs: 60_000 })
 cluster.seed(random)
 const coordinator = cluster.peers[0]!
-let placements = new Map<number, number>()
+/** Placements by phase and tile: a job in phases places each tile once per phase. */
+let placements = new Map<string, number>()
 /** The job's current coordinator; an earlier one, if the job was resumed, and how far it had got. */
 let job: JobCoordinator | undefined
 let earlier: { completed: number } | undefined
@@ -83,13 +84,14 @@ let faultsAt: number | undefined
 // Any peer may end up coordinating: a resumed job moves to another.
 for (const peer of cluster.peers) {
   peer.events.addEventListener('job', evt => {
-    if (job !== undefined) earlier = { completed: job.leases.completed }
+    if (job !== undefined) earlier = { completed: job.progress.done }
     job = (evt as CustomEvent<JobCoordinator>).detail
     placements = new Map()
     const j = job
     j.on('placed', tile => {
-      placements.set(tile, (placements.get(tile) ?? 0) + 1)
-      const done = j.leases.completed / j.tiles.length
+      const key = `${j.phase}/${tile}`
+      placements.set(key, (placements.get(key) ?? 0) + 1)
+      const done = j.progress.done / j.progress.total
       for (const w of reachedWaiters.filter(w => done >= w.fraction)) { reachedWaiters.splice(reachedWaiters.indexOf(w), 1); w.resolve() }
     })
   })
@@ -135,8 +137,9 @@ for (const w of reachedWaiters.splice(0)) w.resolve()
 await driver
 clearInterval(monitor)
 
-const tiles = job?.tiles.length ?? 0
-const stats = job?.leases.stats
+// Tiles of every phase.
+const tiles = job?.progress.total ?? 0
+const stats = job?.stats
 if (done !== undefined) {
   const output = await readFile(join(dir, 'out.png'))
   if (!output.equals(reference)) failures.push('output differs from the local reference')
