@@ -21,10 +21,14 @@ export interface SubmitFlags {
 }
 
 /**
- * `--task` (the prototype's flag) and `--op` may repeat; `--ops` takes a whole
- * pipeline. They combine in that order.
+ * `--task` (the prototype's flag) or `--op`, repeated, or `--ops` with a whole
+ * pipeline: one of them. Across two of them the order of the steps on the
+ * command line is lost, and order matters (rotate, then flip), so mixing is
+ * refused rather than guessed at.
  */
 export function pipelineFromFlags (flags: SubmitFlags): Step[] {
+  const given = (['task', 'op', 'ops'] as const).filter(k => flags[k] !== undefined && flags[k].length > 0)
+  if (given.length > 1) throw new InvalidParameterError(`Give the pipeline one way, not with ${given.map(k => `--${k}`).join(' and ')}: --ops "a,b:k=v", or --task (or --op) repeated, in order`)
   const specs: OpSpec[] = []
   for (const text of [...(flags.task ?? []), ...(flags.op ?? [])]) specs.push(...parseOps(text))
   if (flags.ops !== undefined) specs.push(...parseOps(flags.ops))

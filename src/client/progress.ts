@@ -40,7 +40,7 @@ export function progressReporter (mode: 'json' | 'tty' | 'plain', write: (line: 
         break
       case 'accepted':
         for (const note of event.notes) write(`note: ${note}`)
-        write(`job ${event.jobId}: ${event.width}x${event.height} in ${plural(event.tiles, 'tile')} of ${event.tileSize} px (halo ${event.halo})`)
+        write(`job ${event.jobId}: ${event.width}x${event.height} in ${plural(event.tiles, 'tile')} of ${event.tileSize} px (halo ${event.halo})${event.phases > 1 ? `, ${event.phases} phases` : ''}`)
         started = now()
         if (mode === 'tty') {
           bar = new cliProgress.SingleBar({
@@ -48,14 +48,13 @@ export function progressReporter (mode: 'json' | 'tty' | 'plain', write: (line: 
             stream: process.stderr,
             hideCursor: true,
           }, cliProgress.Presets.shades_classic)
-          bar.start(event.tiles, 0, { rate: '--', left: '--', peers: 'waiting for peers' })
+          // Progress counts the tiles of every phase.
+          bar.start(event.tiles * event.phases, 0, { rate: '--', left: '--', peers: 'waiting for peers' })
         }
         break
       case 'progress': {
         const elapsed = now() - started
         if (bar !== undefined) {
-          // A job in phases counts the tiles of every phase.
-          if (event.total > 0 && bar.getTotal() !== event.total) bar.setTotal(event.total)
           bar.update(event.done, { rate: elapsed >= 1000 ? (event.done / elapsed * 1000).toFixed(1) : '--', left: estimate(event.done, event.total, elapsed), peers: event.workers === 0 ? 'waiting for peers' : plural(event.workers, 'peer') })
         } else if (event.done !== lastDone && (now() - lastPlain > 1000 || event.done === event.total)) {
           lastPlain = now()

@@ -18,7 +18,7 @@ export type SubmitEvent =
   | { event: 'connected', peer: string, client: string }
   | { event: 'note', message: string }
   | { event: 'uploaded', bytes: number }
-  | { event: 'accepted', jobId: string, width: number, height: number, tiles: number, tileSize: number, halo: number, notes: string[] }
+  | { event: 'accepted', jobId: string, width: number, height: number, tiles: number, phases: number, tileSize: number, halo: number, notes: string[] }
   | { event: 'progress', done: number, total: number, workers: number }
   /** Every tile is in; the coordinator encodes the result. */
   | { event: 'encoding' }
@@ -209,7 +209,7 @@ export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOp
               accepted = true
               // A resumed job must cut the same tiles, or nothing finished fits.
               tileSize = msg.tileSize
-              emit({ event: 'accepted', jobId: msg.jobId, width: msg.width, height: msg.height, tiles: msg.tiles, tileSize: msg.tileSize, halo: msg.halo, notes: msg.notes })
+              emit({ event: 'accepted', jobId: msg.jobId, width: msg.width, height: msg.height, tiles: msg.tiles, phases: msg.phases, tileSize: msg.tileSize, halo: msg.halo, notes: msg.notes })
               break
             case 'progress':
               if (msg.phase === 'tiles') emit({ event: 'progress', done: msg.done, total: msg.total, workers: msg.workers })

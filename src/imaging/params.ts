@@ -1,4 +1,5 @@
 import { InvalidParameterError } from '../errors.ts'
+import { didYouMean } from '../suggest.ts'
 
 /**
  * Declarative operation parameters: one description serves validation,
@@ -117,7 +118,7 @@ export function validateParams (specs: readonly ParamSpec[], given: Record<strin
   for (const name of Object.keys(given)) {
     if (!specs.some(s => s.name === name)) {
       const known = specs.length === 0 ? 'it takes no parameters' : `its parameters are ${specs.map(s => s.name).join(', ')}`
-      throw new InvalidParameterError(`Unknown parameter '${name}' for ${owner}: ${known}`)
+      throw new InvalidParameterError(`Unknown parameter '${name}'${didYouMean(name, specs.map(s => s.name))} for ${owner}: ${known}`)
     }
   }
   for (const spec of specs) {

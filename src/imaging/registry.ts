@@ -24,7 +24,7 @@ export function getOperation (name: string): Operation {
   const key = name.trim().toLowerCase()
   const op = byName.get(key)
   if (op === undefined) {
-    throw new UnknownOperationError(`Unknown operation '${name}'${didYouMean(key, [...byName.keys()])}; known operations: ${OPERATIONS.map(o => o.name).join(', ')} (aliases: ${OPERATIONS.flatMap(o => o.aliases ?? []).join(', ')})`)
+    throw new UnknownOperationError(`Unknown operation '${name}'${didYouMean(key, [...byName.keys()])}; known operations: ${OPERATIONS.map(o => o.name).join(', ')} (--list-ops lists them with their aliases)`)
   }
   return op
 }

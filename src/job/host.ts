@@ -119,7 +119,7 @@ export class JobHost {
       // Planned before anything is held for it: a crop outside the image, or a resize past the limits, is refused.
       const plan = planJob(this.spec.steps, shape)
       if (plan.largestPixels > this.limits.maxPixels) {
-        throw new LimitExceededError(`${plan.prelude.map(s => s.operation.name).join(', ')} would make an image of ${(plan.largestPixels / 1e6).toFixed(1)} MP: over this peer's limit of ${(this.limits.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
+        throw new LimitExceededError(`${[...new Set(plan.prelude.map(s => s.operation.name))].join(', ')} would make an image of ${(plan.largestPixels / 1e6).toFixed(1)} MP: over this peer's limit of ${(this.limits.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
       }
       const tiles = tileCount(plan.width, plan.height, this.spec.tileSize)
       if (tiles > this.limits.maxTiles) {
@@ -169,7 +169,7 @@ export class JobHost {
         this.c.log(`job ${this.jobId}: recovered ${tiles} of ${total} tiles from their holders`)
         void wire.send({ type: 'recovered', tiles, total }).catch(() => {})
       })
-      await wire.send({ type: 'accepted', jobId: this.jobId, width: plan.width, height: plan.height, tiles: coordinator.tiles.length, tileSize: this.spec.tileSize, halo: coordinator.halo, notes })
+      await wire.send({ type: 'accepted', jobId: this.jobId, width: plan.width, height: plan.height, tiles: coordinator.tiles.length, phases: plan.phases.length, tileSize: this.spec.tileSize, halo: coordinator.halo, notes })
       // The client hanging up (or speaking out of turn) ends the job.
       wire.receive({ signal: this.over.signal }).then(
         () => { coordinator.cancel(new ProtocolError('the client spoke out of turn')) },
@@ -228,7 +228,7 @@ export class JobHost {
     const wire = this.wire
     // The job's own tile geometry all the same: a client that resumes it elsewhere asks for these tiles.
     const tiles = tileCount(header.width, header.height, this.spec.tileSize)
-    await wire.send({ type: 'accepted', jobId: this.jobId, width: header.width, height: header.height, tiles, tileSize: this.spec.tileSize, halo: pipelineRadius(this.spec.steps), notes: [...header.notes, 'no other peer to share it with: one pipeline on this peer'] })
+    await wire.send({ type: 'accepted', jobId: this.jobId, width: header.width, height: header.height, tiles, phases: 1, tileSize: this.spec.tileSize, halo: pipelineRadius(this.spec.steps), notes: [...header.notes, 'no other peer to share it with: one pipeline on this peer'] })
     this.report({ type: 'progress', phase: 'tiles', done: 0, total: tiles, workers: 1 })
     const encoded = await encoding
     if (this.leaving !== undefined) throw this.leaving

@@ -46,7 +46,7 @@ export const SubmitMessage = z.object({
 export const UploadMessage = z.object({ type: z.literal('upload'), bodyBytes }).strict()
 export const SubmitClientMessage = z.discriminatedUnion('type', [SubmitMessage, UploadMessage])
 export const SubmitReady = z.object({ type: z.literal('ready') }).strict()
-export const SubmitAccepted = z.object({ type: z.literal('accepted'), jobId: id, width: dim, height: dim, tiles: count, tileSize: dim, halo: count, notes: z.array(errorText).max(16) }).strict()
+export const SubmitAccepted = z.object({ type: z.literal('accepted'), jobId: id, width: dim, height: dim, tiles: count, phases: count, tileSize: dim, halo: count, notes: z.array(errorText).max(16) }).strict()
 /** Tiles done so far; then the coordinator encodes the result, then sends it. */
 export const SubmitProgress = z.object({ type: z.literal('progress'), phase: z.enum(['decoding', 'tiles', 'encoding', 'sending']), done: count, total: count, workers: count }).strict()
 /** Who else is in the swarm (where to resume), and who holds finished tiles of this job (what to recover). */

@@ -169,7 +169,7 @@ export class Worker {
     this.jobs.delete(jobId)
     if (entry.link !== undefined && !this.stopped) {
       const kept = this.options.cache?.stats
-      this.options.log?.(`job ${jobId}: finished here (${entry.accepted} tiles from this peer)${kept !== undefined ? `; keeping ${kept.tiles} results (${(kept.bytes / 1024 / 1024).toFixed(1)} MB) for later coordinators` : ''}`)
+      this.options.log?.(`job ${jobId}: finished here (${entry.accepted} tiles from this peer)${kept !== undefined ? `; this peer keeps ${kept.tiles} results of its jobs (${(kept.bytes / 1024 / 1024).toFixed(1)} MB) for later coordinators` : ''}`)
     }
     void entry.link?.then(endSession, () => {})
   }

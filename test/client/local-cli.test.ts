@@ -73,6 +73,7 @@ test('bad invocations: one line, exit 1, no stack trace', async t => {
   await writeFile(text, 'this is not an image\n')
   const cases: Array<[string[], RegExp]> = [
     [['--task', 'hough', '-i', img, '-o', join(dir, 'o.png')], /Unknown operation 'hough'; known operations: blur, /],
+    [['--ops', 'rotate:90', '--task', 'flip', '-i', img, '-o', join(dir, 'o.png')], /Give the pipeline one way, not with --task and --ops/],
     [['--ops', 'blur:sigma=500', '-i', img, '-o', join(dir, 'o.png')], /Expected number between 0.3 and 100 for sigma of blur but received '500'/],
     [['--ops', 'median:size=two', '-i', img, '-o', join(dir, 'o.png')], /Expected odd integer between 3 and 15 for size of median but received 'two' of type string/],
     [['--task', 'invert', '-i', join(dir, 'missing.jpg'), '-o', join(dir, 'o.png')], /cannot read .*missing\.jpg: no such file/],

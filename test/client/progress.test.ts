@@ -14,7 +14,7 @@ test('plain progress: peers counted in words, then the encode and the download s
   const lines: string[] = []
   let now = 0
   const report = progressReporter('plain', line => { lines.push(line) }, () => now)
-  report({ event: 'accepted', jobId: 'j', width: 10, height: 10, tiles: 4, tileSize: 8, halo: 1, notes: [] })
+  report({ event: 'accepted', jobId: 'j', width: 10, height: 10, tiles: 4, phases: 1, tileSize: 8, halo: 1, notes: [] })
   report({ event: 'progress', done: 0, total: 4, workers: 0 })
   now = 1500
   report({ event: 'progress', done: 1, total: 4, workers: 1 })
