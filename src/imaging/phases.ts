@@ -40,7 +40,7 @@ export interface JobPlan {
 }
 
 /** The longest side an image of a job may have (what the wire carries). */
-export const MAX_SIDE = 1 << 20
+const MAX_SIDE = 1 << 20
 
 export interface ImageShape {
   width: number

@@ -43,7 +43,7 @@ export function bt601 (r: number, g: number, b: number): number {
 }
 
 /** The luma image (grey stays as it is), on the step's own depth. */
-export function bt601Image (image: RawImage): RawImage {
+function bt601Image (image: RawImage): RawImage {
   if (image.channels === 1) return image
   const grey = allocRawUnsafe(image.width, image.height, { channels: 1, depth: image.depth })
   const src = samples(image)
@@ -162,7 +162,7 @@ function components (cls: Uint8Array, width: number, height: number): Int32Array
  * a core lies at most reach - 1 deep in its own; and at least the side
  * itself, where tiles meet.
  */
-export function bandDepth (reach: number): number {
+function bandDepth (reach: number): number {
   return Math.max(reach, 1)
 }
 

@@ -164,7 +164,7 @@ function normaliseTable (hist: Float64Array, depth: Depth, params: Params): Uint
 }
 
 /** Otsu's threshold t (the class below ends at t): the first t that best separates the two classes. */
-export function otsuLevel (hist: Float64Array): number {
+function otsuLevel (hist: Float64Array): number {
   let total = 0
   let weighted = 0
   for (let v = 0; v < hist.length; v++) { total += hist[v]!; weighted += v * hist[v]! }
