@@ -49,12 +49,20 @@ function applyTables (image: RawImage, lut: Uint16Array, mode: Mode): RawImage {
   if (tables(mode, c) === c) {
     for (let i = 0; i < src.length; i += c) for (let k = 0; k < c; k++) dst[i + k] = lut[k * bins + src[i + k]!]!
   } else {
-    // Cb and Cr are differences from the luma: shifting each sample by the luma's change keeps them, as equalising Y of YCbCr does.
+    // Cb and Cr are differences from the luma: shifting each sample by the luma's change keeps them, as
+    // equalising Y of YCbCr does. Where that would clip, the colour is desaturated toward the new luma
+    // just enough to fit, so the luma still comes out as the table says (to rounding), not clipped.
     for (let i = 0; i < src.length; i += 3) {
       const y = bt601(src[i]!, src[i + 1]!, src[i + 2]!)
-      const d = lut[y]! - y
+      const target = lut[y]!
+      let keep = 1
       for (let k = 0; k < 3; k++) {
-        const v = src[i + k]! + d
+        const chroma = src[i + k]! - y
+        if (target + chroma > max) keep = Math.min(keep, (max - target) / chroma)
+        else if (target + chroma < 0) keep = Math.min(keep, -target / chroma)
+      }
+      for (let k = 0; k < 3; k++) {
+        const v = Math.round(target + keep * (src[i + k]! - y))
         dst[i + k] = v < 0 ? 0 : v > max ? max : v
       }
     }
