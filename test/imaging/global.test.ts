@@ -122,14 +122,14 @@ test('rotate, flip and flop move pixels as sharp\'s own do', async t => {
 
 // A JPEG shrunk by sharp's own resize is decoded at 1/2 to 1/8 scale first (libjpeg's DCT scaling);
 // ours resizes the fully decoded pixels, as every worker has them.
-test('resize gives sharp\'s own resize of the file: the same size always, the same pixels but for a shrunk JPEG', async t => {
+test('resize gives sharp\'s own resize of the file to the same size: the same pixels, but for a shrunk JPEG', async t => {
   for (const [name, exact] of [['test-pattern.png', true], ['flowers.jpeg', false]] as const) {
     const bytes = await readFile(fixture(name))
     const { image } = await decodeImage(bytes)
     const own: Record<string, (s: Sharp, w: number, h: number) => Sharp> = {
-      // One side: sharp keeps the aspect ratio exactly (the other side's scale is not rounded).
-      'resize:width=300': s => s.resize({ width: 300 }),
-      'resize:height=301': s => s.resize({ height: 301 }),
+      // One side: the other is rounded from the aspect ratio, and both are asked of sharp.
+      'resize:width=300': (s, w, h) => s.resize({ width: w, height: h, fit: 'fill' }),
+      'resize:height=301': (s, w, h) => s.resize({ width: w, height: h, fit: 'fill' }),
       'resize:scale=1.7:kernel=cubic': (s, w, h) => s.resize({ width: w, height: h, fit: 'fill', kernel: 'cubic' }),
       'resize:width=211:height=97:kernel=nearest': s => s.resize({ width: 211, height: 97, fit: 'fill', kernel: 'nearest' }),
     }
@@ -175,4 +175,12 @@ test('canny on 16-bit input finds the edges it finds at 8 bits, L1 and L2 alike'
       t.is([...b].filter(v => v === 65535).length, edges, `${ops}, a step of ${rise}`)
     }
   }
+})
+
+test('resize to one side: the other is rounded from the aspect ratio, whatever sharp would round it to', async t => {
+  // 451 x 22 / 600 = 16.54: sharp's own resize({ width: 22 }) makes 16 rows; the plan said 17, and 17 it is.
+  const out = await run(noiseImage(600, 451, { channels: 3, depth: 8 }, 2), 'resize:width=22')
+  t.deepEqual([out.width, out.height], [22, 17])
+  const tall = await run(noiseImage(17, 333, { channels: 1, depth: 8 }, 2), 'resize:height=50')
+  t.deepEqual([tall.width, tall.height], [3, 50])
 })

@@ -131,14 +131,6 @@ function resizeSize (width: number, height: number, p: Params): { width: number,
   return { width: Math.max(1, size.width), height: Math.max(1, size.height) }
 }
 
-/** What sharp is asked for: one side alone if that is what was given, both (stretched) otherwise. */
-function sharpSize (p: Params, size: { width: number, height: number }): { width?: number, height?: number, fit: 'fill' | 'cover' } {
-  const { width, height, scale } = p as { width: number, height: number, scale: number }
-  if (scale === 0 && width > 0 && height === 0) return { width, fit: 'cover' }
-  if (scale === 0 && height > 0 && width === 0) return { height, fit: 'cover' }
-  return { ...size, fit: 'fill' }
-}
-
 export const resize: Operation = {
   name: 'resize',
   family: 'geometry',
@@ -165,8 +157,9 @@ export const resize: Operation = {
       const wide = image.depth === 16
       const colour = input.channels <= 2 ? (wide ? 'grey16' : 'b-w') : (wide ? 'rgb16' : 'srgb')
       const { data, info } = await gatedPass(async () => await sharp(samples(input), { raw: { width: input.width, height: input.height, channels: input.channels } })
-        // As the user asked: a width (or height) alone keeps the aspect ratio exactly, as sharp's own resize({ width }) does.
-        .resize({ ...sharpSize(p, size), kernel: p.kernel as typeof KERNELS[number] })
+        // Both sides, always: the tiles were planned from this size. (sharp's own resize({ width }) rounds the
+        // other side its own way, down when it shrinks: it may come a pixel short, so it is not asked for.)
+        .resize({ ...size, fit: 'fill', kernel: p.kernel as typeof KERNELS[number] })
         .toColourspace(colour)
         .raw({ depth: wide ? 'ushort' : 'uchar' })
         .toBuffer({ resolveWithObject: true }))
