@@ -62,6 +62,8 @@ export interface StepPlace {
   step: number
   /** Where a summary may leave work for the same step on the same tile in a later phase (this peer's, for this job). */
   memo?: TileMemo
+  /** The next phase runs this step on this same region: what the summary did there is worth keeping for it. */
+  sameRegionNext?: boolean
 }
 
 /**

@@ -119,12 +119,19 @@ export async function runPhaseTile (haloedPixels: RawImage, tile: Tile, work: Ti
     if (last) origin = { x: core.x, y: core.y }
   }
   if (phase.summarises !== undefined) {
-    const summary = await summariseStep(current, phase.summarises, { borders, place: { width: plan.width, height: plan.height, origin, valid: shift(core, origin), tile: tile.index, step: phase.end, reach: pipelineRadius(plan.steps.slice(phase.end + 1)), ...(work.memo !== undefined ? { memo: work.memo } : {}) } })
+    const summary = await summariseStep(current, phase.summarises, { borders, place: { width: plan.width, height: plan.height, origin, valid: shift(core, origin), tile: tile.index, step: phase.end, reach: pipelineRadius(plan.steps.slice(phase.end + 1)), sameRegionNext: nextRegionRadius(plan, phase) === 0, ...(work.memo !== undefined ? { memo: work.memo } : {}) } })
     if (current !== haloedPixels) freeBuffer(current.data, [haloedPixels.data])
     return summary
   }
   // Nothing tiled (every step was in the prelude): the core itself.
   return steps.length === 0 ? extract(current, shift(core, origin)) : current
+}
+
+/** How far past its core the phase after `phase` runs the step `phase` summarises. */
+function nextRegionRadius (plan: JobPlan, phase: PhasePlan): number {
+  const next = plan.phases[phase.index + 1]!
+  const tail = next.summarises !== undefined ? next.summarises.operation.radius(next.summarises.params) : 0
+  return pipelineRadius(plan.steps.slice(phase.end + 1, next.end)) + tail
 }
 
 /** A bound on any summary of a core: a histogram per channel of 16-bit samples, or a label per pixel and a few more. */

@@ -388,6 +388,8 @@ export class JobCoordinator {
     }
     else placeTile(this.output!, tile, { width: tile.core.width, height: tile.core.height, ...this.outputFormat, data: Buffer.from(body.buffer, body.byteOffset, body.length) })
     this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
+    // A peer that computes again was in passing trouble.
+    this.failures.delete(peer)
     for (const l of this.listeners.placed) l(tileIndex, peer)
     const { done, total } = this.progress
     for (const l of this.listeners.progress) l(done, total)

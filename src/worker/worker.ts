@@ -83,9 +83,14 @@ async function computing<T> (link: CoordinatorLink, work: () => Promise<T>): Pro
   try {
     return await work()
   } catch (err) {
-    if (!(err instanceof TileswarmError)) await link.reportFailure(oneLine((err as Error).message)).catch(() => {})
+    if (!(err instanceof TileswarmError) && !outOfMemory(err)) await link.reportFailure(oneLine((err as Error).message)).catch(() => {})
     throw err
   }
+}
+
+/** Memory that ran out is this peer's own trouble, not the job's: another peer may have room. */
+function outOfMemory (err: unknown): boolean {
+  return err instanceof RangeError || /out of memory|allocation failed|cannot allocate/i.test((err as Error).message)
 }
 
 async function endSession (session: JobSession): Promise<void> {
@@ -255,8 +260,8 @@ export class Worker {
       if (plan.largestPixels > maxPixels) throw new LimitExceededError(`${plan.prelude.map(s => s.operation.name).join(', ')} would make an image of ${plan.largestPixels} pixels, over this peer's --max-pixels`)
       if (info.input.bytes > maxInputBytes) throw new LimitExceededError(`its input of ${info.input.bytes} bytes is over this peer's --max-upload-bytes`)
       const rawBytes = rawByteLength(info.width, info.height, info.format)
-      // A prelude (geometry on the whole image) holds its result, and one image before it, besides the input.
-      const preludeBytes = plan.prelude.length === 0 ? 0 : 2 * plan.largestPixels * Math.max(bytesPerPixel(info.format), bytesPerPixel(plan.format))
+      // A prelude (geometry on the whole image) holds its result, and while it runs one image between, besides the input.
+      const preludeBytes = Math.min(plan.prelude.length, 2) * plan.largestPixels * Math.max(bytesPerPixel(info.format), bytesPerPixel(plan.format))
       if (rawBytes + preludeBytes > inputMemoryBytes) throw new LimitExceededError(`its input decodes to ${sizeText(rawBytes)}${preludeBytes > 0 ? ` and its geometry steps take ${sizeText(preludeBytes)}` : ''}, over this peer's --input-memory-mb of ${sizeText(inputMemoryBytes)}`)
       this.options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${ref.coordinator})`)
       if (reserved !== undefined && cache !== undefined) await this.offer(link, reserved, cache)

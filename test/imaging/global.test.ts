@@ -178,9 +178,10 @@ test('canny on 16-bit input finds the edges it finds at 8 bits, L1 and L2 alike'
 })
 
 test('resize to one side: the other is rounded from the aspect ratio, whatever sharp would round it to', async t => {
-  // 451 x 22 / 600 = 16.54: sharp's own resize({ width: 22 }) makes 16 rows; the plan said 17, and 17 it is.
-  const out = await run(noiseImage(600, 451, { channels: 3, depth: 8 }, 2), 'resize:width=22')
-  t.deepEqual([out.width, out.height], [22, 17])
-  const tall = await run(noiseImage(17, 333, { channels: 1, depth: 8 }, 2), 'resize:height=50')
-  t.deepEqual([tall.width, tall.height], [3, 50])
+  // 1080 x 248 / 1920 = 139.5: sharp's own resize({ width: 248 }) makes 139 rows; the plan says 140, and 140 it is.
+  const out = await run(noiseImage(1920, 1080, { channels: 3, depth: 8 }, 2), 'resize:width=248')
+  t.deepEqual([out.width, out.height], [248, 140])
+  // Enlarging too: 1 x 93 / 2 = 46.5, which sharp's own makes 46.
+  const wide = await run(noiseImage(2, 1, { channels: 1, depth: 8 }, 2), 'resize:width=93')
+  t.deepEqual([wide.width, wide.height], [93, 47])
 })

@@ -214,7 +214,7 @@ async function summarise (image: RawImage, params: Params, place: StepPlace): Pr
   const q = place.valid
   const cls = classify(await luma(image, p.sigma), q, place, p)
   // The next phase classifies these very pixels again if its region is this core: kept for it, if it comes here.
-  place.memo?.put(memoKey(place), cls)
+  if (place.sameRegionNext === true) place.memo?.put(memoKey(place), cls)
   const roots = components(cls, q.width, q.height)
   const band = bandDepth(place.reach ?? 0)
   const hasStrong = new Uint8Array(cls.length)

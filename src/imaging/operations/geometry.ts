@@ -158,7 +158,7 @@ export const resize: Operation = {
       const colour = input.channels <= 2 ? (wide ? 'grey16' : 'b-w') : (wide ? 'rgb16' : 'srgb')
       const { data, info } = await gatedPass(async () => await sharp(samples(input), { raw: { width: input.width, height: input.height, channels: input.channels } })
         // Both sides, always: the tiles were planned from this size. (sharp's own resize({ width }) rounds the
-        // other side its own way, down when it shrinks: it may come a pixel short, so it is not asked for.)
+        // other side its own way, and comes a pixel short where it is k + 0.5: so it is not asked for.)
         .resize({ ...size, fit: 'fill', kernel: p.kernel as typeof KERNELS[number] })
         .toColourspace(colour)
         .raw({ depth: wide ? 'ushort' : 'uchar' })
