@@ -427,6 +427,8 @@ export class JobCoordinator {
       mine.push(tile)
       this.affinity.set(peer, mine)
     }
+    // Taken from the end, one claim at a time: lowest tile first, as before.
+    for (const mine of this.affinity.values()) mine.reverse()
     this.summarisedBy = []
     this.phase = phase
     this.tiles = tiles

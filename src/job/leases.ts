@@ -94,7 +94,7 @@ export class LeaseTable {
     return this.done[tile] === 1
   }
 
-  /** A tile for `peer`: one handed back first, then one of `preferred` (taken from it), then the next fresh one. */
+  /** A tile for `peer`: one handed back first, then one of `preferred` (taken from its end), then the next fresh one. */
   claim (peer: string, now: number, preferred?: number[]): Lease | undefined {
     if ((this.perPeer.get(peer) ?? 0) >= this.maxLeasesPerPeer) return undefined
     let tile: number | undefined
@@ -103,7 +103,7 @@ export class LeaseTable {
       if (this.isFree(t)) tile = t
     }
     while (preferred !== undefined && preferred.length > 0 && tile === undefined) {
-      const t = preferred.shift()!
+      const t = preferred.pop()!
       if (this.isFree(t)) tile = t
     }
     while (tile === undefined && this.nextFresh < this.tileCount) {
