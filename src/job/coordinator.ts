@@ -6,6 +6,7 @@ import { DEFAULT_PARK_MS, INPUT_UPLOADS, INPUT_WAIT_MS, OFFER_HOLD_MS } from '..
 import { MAX_INPUT_SOURCES } from '../protocol/constants.ts'
 import { JobFailedError } from '../errors.ts'
 import { LeaseTable, type Lease, type LeaseStats, type SpeculationPolicy } from './leases.ts'
+import { LeaseScheduler } from './scheduler.ts'
 import type { JobInfo } from '../protocol/messages.ts'
 
 export interface JobOptions {
@@ -65,13 +66,6 @@ export interface JobEvents {
   phase: (phase: number, phases: number, reduceMs: number) => void
 }
 
-interface Parked {
-  peer: string
-  resolve: (outcome: ClaimOutcome) => void
-  timer: unknown
-}
-
-
 /** Other peers that must fail to compute a job before it fails. */
 const FAILING_PEERS = 2
 
@@ -97,7 +91,6 @@ export class JobCoordinator {
   readonly plan: JobPlan
   /** The current phase's tiles and leases. */
   tiles: Tile[]
-  leases: LeaseTable
   phase = 0
   readonly halo: number
   readonly tileSize: number
@@ -131,13 +124,11 @@ export class JobCoordinator {
   private readonly failures = new Map<string, string>()
   private readonly clock: Clock
   private readonly parkMs: number
-  private readonly parked: Parked[] = []
-  private expiryTimer: unknown
+  private readonly scheduler: LeaseScheduler
   private state: 'running' | 'done' | 'cancelled' = 'running'
   private resolveFinished!: (image: RawImage) => void
   private rejectFinished!: (err: Error) => void
   private readonly listeners: { [E in keyof JobEvents]: Array<JobEvents[E]> } = { progress: [], placed: [], tilesReturned: [], recovered: [], phase: [] }
-  private readonly speculation: SpeculationPolicy | undefined
   /** Holders of a resumed job not yet joined; undefined once collection is over (or was never needed). */
   private awaitedHolders: Set<string> | undefined
   private collectTimer: unknown
@@ -146,7 +137,6 @@ export class JobCoordinator {
   constructor (options: JobOptions) {
     this.jobId = options.jobId
     this.jobKey = options.jobKey
-    this.speculation = options.speculation
     this.steps = options.steps
     this.tileSize = options.tileSize
     this.clock = options.clock ?? systemClock
@@ -155,7 +145,12 @@ export class JobCoordinator {
     this.plan = planJob(options.steps, shape)
     this.halo = this.plan.phases.at(-1)!.halo
     this.tiles = planTiles(this.plan.width, this.plan.height, options.tileSize, this.plan.phases[0]!.halo)
-    this.leases = new LeaseTable(this.tiles.length, options.leaseMs)
+    this.scheduler = new LeaseScheduler(new LeaseTable(this.tiles.length, options.leaseMs), {
+      state: () => this.state === 'cancelled' ? 'cancelled' : this.state === 'done' || this.input === undefined ? 'done' : this.awaitedHolders !== undefined ? 'hold' : 'open',
+      preferred: peer => this.affinity.get(peer),
+      returned: pending => { for (const l of this.listeners.tilesReturned) l(pending) },
+      leaseEnded: () => { this.reportRecovery() },
+    }, { clock: this.clock, parkMs: this.parkMs, ...(options.speculation !== undefined ? { speculation: options.speculation } : {}) })
     if (this.plan.phases.length === 1) this.output = createPlanOutput(this.plan)
     else this.reducer = phaseReducer(this.plan, 0, this.tiles.map(t => t.core))
     this.outputFormat = this.plan.outputFormat
@@ -178,7 +173,7 @@ export class JobCoordinator {
     if (this.awaitedHolders === undefined) return
     this.awaitedHolders = undefined
     this.clock.clearTimeout(this.collectTimer)
-    this.wakeParked()
+    this.scheduler.wake()
     this.reportRecovery()
   }
 
@@ -206,7 +201,7 @@ export class JobCoordinator {
         reserved ??= new Uint8Array(Math.ceil(this.tiles.length / 8))
         reserved[tile >> 3]! |= 1 << (tile & 7)
       }
-      if (reserved !== undefined) this.scheduleExpiry()
+      if (reserved !== undefined) this.scheduler.scheduleExpiry()
     }
     if (this.awaitedHolders?.delete(peer) === true && this.awaitedHolders.size === 0) this.endCollection()
     return reserved
@@ -233,6 +228,9 @@ export class JobCoordinator {
   }
 
   get isRunning (): boolean { return this.state === 'running' }
+
+  /** The current phase's leases. */
+  get leases (): LeaseTable { return this.scheduler.leases }
 
   /** What a worker needs to know once per session. */
   info (): Omit<JobInfo, 'type' | 'rid' | 'bodyBytes'> {
@@ -301,44 +299,10 @@ export class JobCoordinator {
   async claim (peer: string): Promise<ClaimOutcome> {
     // A worker claims once it has decoded the input: it can pass the file on.
     this.addInputHolder(peer, true)
-    const now = this.tryClaim(peer)
-    if (now !== undefined) return now
-    return await new Promise(resolve => {
-      const entry: Parked = {
-        peer,
-        resolve,
-        timer: this.clock.setTimeout(() => {
-          const i = this.parked.indexOf(entry)
-          if (i >= 0) this.parked.splice(i, 1)
-          resolve({ kind: 'wait' })
-        }, this.parkMs),
-      }
-      this.parked.push(entry)
-    })
-  }
-
-  private tryClaim (peer: string): ClaimOutcome | undefined {
-    if (this.state === 'cancelled') return { kind: 'cancelled' }
-    if (this.state === 'done' || this.input === undefined) return { kind: 'done' }
-    // Collecting a resumed job's finished tiles: nothing is computed yet.
-    if (this.awaitedHolders !== undefined) return undefined
-    const now = this.clock.now()
-    const lease = this.leases.claim(peer, now, this.affinity.get(peer)) ?? (this.speculation !== undefined ? this.leases.speculate(peer, now, this.speculation) : undefined)
-    if (lease === undefined) return undefined
-    this.scheduleExpiry()
+    const outcome = await this.scheduler.claim(peer)
+    if (outcome.kind !== 'lease') return outcome
+    const { lease } = outcome
     return { kind: 'grant', grant: { lease, tile: this.tiles[lease.tile]!, phase: this.phase } }
-  }
-
-  /** Hands returned tiles to parked claims first; says so to the swarm if any are left. */
-  private wakeParked (): void {
-    while (this.parked.length > 0) {
-      const outcome = this.tryClaim(this.parked[0]!.peer)
-      if (outcome === undefined) break
-      const entry = this.parked.shift()!
-      this.clock.clearTimeout(entry.timer)
-      entry.resolve(outcome)
-    }
-    if (this.state === 'running' && this.leases.pendingCount > 0) for (const l of this.listeners.tilesReturned) l(this.leases.pendingCount)
   }
 
   /** The contexts a tile of the current phase is applied with. */
@@ -432,10 +396,10 @@ export class JobCoordinator {
     this.summarisedBy = []
     this.phase = phase
     this.tiles = tiles
-    this.leases = new LeaseTable(tiles.length, this.leases.leaseMs, undefined, `p${phase}.`)
-    this.scheduleExpiry()
+    this.scheduler.leases = new LeaseTable(tiles.length, this.leases.leaseMs, undefined, `p${phase}.`)
+    this.scheduler.scheduleExpiry()
     for (const l of this.listeners.phase) l(phase, this.plan.phases.length, this.clock.now() - started)
-    this.wakeParked()
+    this.scheduler.wake()
   }
 
   /**
@@ -460,58 +424,24 @@ export class JobCoordinator {
   }
 
   renew (peer: string, leaseId: string): boolean {
-    const ok = this.leases.renew(leaseId, peer, this.clock.now()) !== undefined
-    if (ok) this.scheduleExpiry()
-    return ok
+    return this.scheduler.renew(peer, leaseId)
   }
 
   release (peer: string, leaseId: string): boolean {
-    const ok = this.leases.release(leaseId, peer)
-    if (ok) this.wakeParked()
-    this.reportRecovery()
-    return ok
+    return this.scheduler.release(peer, leaseId)
   }
 
   /** The peer's connection is gone: its tiles need not wait for the deadline. */
   peerGone (peer: string): number {
     const holder = this.inputHolders.indexOf(peer)
     if (holder >= 0) this.inputHolders.splice(holder, 1)
-    for (let i = this.parked.length - 1; i >= 0; i--) {
-      if (this.parked[i]!.peer === peer) {
-        const [entry] = this.parked.splice(i, 1)
-        this.clock.clearTimeout(entry!.timer)
-        entry!.resolve({ kind: 'cancelled' })
-      }
-    }
-    const gone = this.leases.releasePeer(peer)
-    if (gone.length > 0) this.wakeParked()
-    this.reportRecovery()
-    return gone.length
-  }
-
-  private scheduleExpiry (): void {
-    if (this.expiryTimer !== undefined) this.clock.clearTimeout(this.expiryTimer)
-    this.expiryTimer = undefined
-    const next = this.leases.nextDeadline()
-    if (next === undefined || this.state !== 'running') return
-    this.expiryTimer = this.clock.setTimeout(() => {
-      this.expiryTimer = undefined
-      const late = this.leases.expire(this.clock.now())
-      this.scheduleExpiry()
-      if (late.length > 0) this.wakeParked()
-      this.reportRecovery()
-    }, Math.max(0, next - this.clock.now()) + 1)
+    return this.scheduler.peerGone(peer)
   }
 
   private settle (): void {
     this.clock.clearTimeout(this.collectTimer)
     this.awaitedHolders = undefined
-    if (this.expiryTimer !== undefined) this.clock.clearTimeout(this.expiryTimer)
-    this.expiryTimer = undefined
-    for (const entry of this.parked.splice(0)) {
-      this.clock.clearTimeout(entry.timer)
-      entry.resolve(this.state === 'done' ? { kind: 'done' } : { kind: 'cancelled' })
-    }
+    this.scheduler.settle()
   }
 
   private finish (): void {
