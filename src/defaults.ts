@@ -75,3 +75,7 @@ export const MAX_KNOWN_PEERS = 64
 export const WORKER_REQUEST_TIMEOUT_MS = 10_000
 /** After a 'wait', a lane tries the job again this much later (or when it is re-announced). */
 export const WORKER_RETRY_MS = 250
+
+/** A batch's coordinator holds at most this many of its images at once (uploaded, not yet done), and asks for more past this many bytes only as they go. */
+export const BATCH_WINDOW_IMAGES = 32
+export const BATCH_WINDOW_BYTES = 256 * 1024 * 1024

@@ -10,6 +10,7 @@ import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from 
 import { errorReply, type Outgoing, type Wire } from '../protocol/wire.ts'
 import type { JobRef } from '../worker/coordinator-link.ts'
 import { JobCoordinator } from './coordinator.ts'
+import type { BatchCoordinator } from './batch.ts'
 
 export interface JobHostComponents {
   peerId: string
@@ -20,7 +21,7 @@ export interface JobHostComponents {
   publish: (message: JobsTopicMessage) => Promise<void>
   /** This peer's addresses, for announcements: workers dial the coordinator directly. */
   addrs: () => string[]
-  tiles: { register: (job: JobCoordinator) => void, unregister: (jobId: string) => void }
+  tiles: { register: (job: JobCoordinator | BatchCoordinator) => void, unregister: (jobId: string) => void }
   worker: { addJob: (ref: JobRef) => void, jobFinished: (jobId: string) => void }
   /** Input files by digest: the job's is held here for workers to fetch, and this peer's worker decodes it from here. */
   inputs: InputStore
@@ -245,15 +246,12 @@ export class JobHost {
   private async tellPeers (always = false): Promise<void> {
     const coordinator = this.coordinator
     if (coordinator === undefined) return
-    const known = (await this.c.swarmPeers(256)).filter(p => p.peerId !== this.c.peerId)
-    const peers = known.slice(0, MAX_PEERS_TOLD)
-    const where = new Map(known.map(p => [p.peerId, p.addrs]))
-    // Tiles this peer's own worker finished die with it: only others hold any.
-    const holders = [...coordinator.tilesByPeer.keys()].filter(p => p !== this.c.peerId && coordinator.plan.phases.length === 1).slice(0, MAX_HOLDERS).sort().map(peerId => ({ peerId, addrs: (where.get(peerId) ?? []).slice(0, 4) }))
-    const told = JSON.stringify([peers.map(p => p.peerId).sort(), holders])
+    // Only a one-phase job's tiles are kept by the peers that computed them.
+    const message = await tellPeersMessage(this.c, coordinator.plan.phases.length === 1 ? [...coordinator.tilesByPeer.keys()] : [])
+    const told = JSON.stringify(message)
     if (told === this.toldPeers && !always) return
     this.toldPeers = told
-    await this.wire.send({ type: 'peers', peers, holders }).catch(() => {})
+    await this.wire.send(message).catch(() => {})
   }
 
   /** The tile phase: announce, hand out, collect; progress to the client as tiles land. */
@@ -305,12 +303,26 @@ function planNotes (coordinator: JobCoordinator): string[] {
   return notes
 }
 
+/**
+ * What a client hears of the swarm: peers where it may resume its job if
+ * this one goes, and which of `workers` (peers that delivered results) hold
+ * finished work. This peer's own worker's results die with it.
+ */
+export async function tellPeersMessage (c: Pick<JobHostComponents, 'swarmPeers' | 'peerId'>, workers: string[]): Promise<Outgoing<Extract<SubmitServerMessage, { type: 'peers' }>>> {
+  const known = (await c.swarmPeers(256)).filter(p => p.peerId !== c.peerId)
+  const peers = known.slice(0, MAX_PEERS_TOLD)
+  peers.sort((a, b) => a.peerId < b.peerId ? -1 : 1)
+  const where = new Map(known.map(p => [p.peerId, p.addrs]))
+  const holders = workers.filter(p => p !== c.peerId).sort().slice(0, MAX_HOLDERS).map(peerId => ({ peerId, addrs: (where.get(peerId) ?? []).slice(0, 4) }))
+  return { type: 'peers', peers, holders }
+}
+
 /** Milliseconds as seconds, for the job log. */
-function sec (ms: number): string {
+export function sec (ms: number): string {
   return (ms / 1000).toFixed(2)
 }
 
 /** The client hung up: the job is cancelled, not failed. */
-class ClientGoneError extends TileswarmError {
+export class ClientGoneError extends TileswarmError {
   static override readonly name = 'ClientGoneError'
 }

@@ -58,6 +58,8 @@ export class LeaseTable {
   /** Tiles handed back (expired or released) go first: the job waits on them. */
   private readonly returned: number[] = []
   private nextFresh = 0
+  /** Tiles that exist yet: a batch's images are added as they are uploaded. */
+  private opened: number
   private readonly active = new Map<string, Lease>()
   /** Every lease ever granted on a not-yet-done tile, active or not. */
   private readonly issued = new Map<string, Lease>()
@@ -74,8 +76,9 @@ export class LeaseTable {
   /** Starts every lease id: a job's phases each have a table, and a lease of one is never taken for another's. */
   private readonly idPrefix: string
 
-  constructor (tileCount: number, leaseMs: number, maxLeasesPerPeer = DEFAULT_MAX_LEASES_PER_PEER, idPrefix = '') {
+  constructor (tileCount: number, leaseMs: number, maxLeasesPerPeer = DEFAULT_MAX_LEASES_PER_PEER, idPrefix = '', opened = tileCount) {
     this.idPrefix = idPrefix
+    this.opened = opened
     this.tileCount = tileCount
     this.leaseMs = leaseMs
     this.maxLeasesPerPeer = maxLeasesPerPeer
@@ -88,7 +91,26 @@ export class LeaseTable {
   get isComplete (): boolean { return this.doneCount === this.tileCount }
   get leasedCount (): number { return this.active.size }
   /** Tiles neither done nor held by anyone. */
-  get pendingCount (): number { return this.tileCount - this.doneCount - this.leasedTiles }
+  get pendingCount (): number { return this.opened - this.doneCount - this.leasedTiles }
+
+  /** The next tile comes into existence (a batch's image, uploaded): its index. */
+  open (): number {
+    if (this.opened >= this.tileCount) throw new RangeError(`all ${this.tileCount} tiles are open`)
+    return this.opened++
+  }
+
+  /** A tile that cannot be done (its image failed): it counts as done, and its leases end. */
+  abandon (tile: number): void {
+    if (this.done[tile] === 1) return
+    this.done[tile] = 1
+    this.doneCount++
+    for (const [id, lease] of this.issued) {
+      if (lease.tile === tile) {
+        this.issued.delete(id)
+        this.drop(lease)
+      }
+    }
+  }
 
   isDone (tile: number): boolean {
     return this.done[tile] === 1
@@ -106,7 +128,7 @@ export class LeaseTable {
       const t = preferred.pop()!
       if (this.isFree(t)) tile = t
     }
-    while (tile === undefined && this.nextFresh < this.tileCount) {
+    while (tile === undefined && this.nextFresh < this.opened) {
       const t = this.nextFresh++
       if (this.isFree(t)) tile = t
     }
@@ -238,14 +260,7 @@ export class LeaseTable {
     if (winner.kind === 'offer') this.stats.recovered++
     else this.recordDuration(now - winner.grantedAt)
     if (winner.kind === 'copy') this.stats.speculativeWins++
-    this.done[tile] = 1
-    this.doneCount++
-    for (const [id, lease] of this.issued) {
-      if (lease.tile === tile) {
-        this.issued.delete(id)
-        this.drop(lease)
-      }
-    }
+    this.abandon(tile)
     return 'accepted'
   }
 

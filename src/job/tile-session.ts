@@ -1,11 +1,12 @@
 import { ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import { freeBuffer } from '../imaging/index.ts'
 import type { Channel } from '../protocol/framing.ts'
-import type { TileServerMessage } from '../protocol/messages.ts'
+import type { TileClientMessage, TileServerMessage } from '../protocol/messages.ts'
 import { tileCoordinatorWire, type Outgoing } from '../protocol/wire.ts'
 import { unpackPixels } from '../protocol/pixels.ts'
 import { MAX_ADDRS } from '../protocol/constants.ts'
 import type { JobCoordinator, ResultOutcome } from './coordinator.ts'
+import { BatchCoordinator } from './batch.ts'
 import { sendInput } from '../worker/inputs.ts'
 
 export interface TileSessionOptions {
@@ -21,9 +22,9 @@ export interface TileSessionOptions {
  * claims, results, renewals and releases, each answered with its rid. Claims
  * may be answered late (parked), so replies are not in request order.
  */
-export async function serveTileSession (channel: Channel, worker: string, findJob: (jobId: string) => JobCoordinator | undefined, options: TileSessionOptions): Promise<void> {
+export async function serveTileSession (channel: Channel, worker: string, findJob: (jobId: string) => JobCoordinator | BatchCoordinator | undefined, options: TileSessionOptions): Promise<void> {
   const wire = tileCoordinatorWire(channel, worker)
-  let job: JobCoordinator | undefined
+  let job: JobCoordinator | BatchCoordinator | undefined
   let failed = false
   const pending = new Set<Promise<void>>()
   /** Leases granted through this session: ending it gives back these, not another session's of the same peer. */
@@ -42,12 +43,20 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           await reply({ type: 'error', rid: msg.rid, name: 'JobFailedError', message: `no running job ${msg.jobId} here` })
           break
         }
+        if (job instanceof BatchCoordinator) {
+          await reply({ type: 'batch', rid: msg.rid, ...job.info() })
+          continue
+        }
         const reserved = job.join(worker, body)
         for (const id of job.reservedLeases(worker)) granted.add(id)
         await reply({ type: 'job', rid: msg.rid, ...job.info() }, reserved)
         continue
       }
       if (job === undefined) throw new ProtocolError(`${msg.type} before join`)
+      if (job instanceof BatchCoordinator) {
+        await serveBatchRequest(job, msg, body, { worker, granted, pending, reply, log: options.log, isClosed: () => channel.isClosed })
+        continue
+      }
       const current = job
       switch (msg.type) {
         case 'claim': {
@@ -134,5 +143,54 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
     if (failed) channel.abort(new Error('session over'))
     else await channel.close().catch(() => {})
     await Promise.allSettled([...pending])
+  }
+}
+
+interface BatchSession {
+  worker: string
+  granted: Set<string>
+  pending: Set<Promise<void>>
+  reply: (message: Outgoing<TileServerMessage>, body?: Uint8Array) => Promise<void>
+  log?: (line: string) => void
+  isClosed: () => boolean
+}
+
+/** One request of a worker's session with a batch: images go out as tasks with their files, and come back encoded. */
+async function serveBatchRequest (batch: BatchCoordinator, msg: TileClientMessage, body: Buffer | undefined, s: BatchSession): Promise<void> {
+  const { worker, reply } = s
+  switch (msg.type) {
+    case 'claim': {
+      const p = batch.claim(worker).then(async outcome => {
+        if (outcome.kind !== 'task') return await reply({ type: 'none', rid: msg.rid, reason: outcome.kind })
+        const { lease, task } = outcome
+        if (s.isClosed()) return void batch.release(worker, lease.leaseId)
+        s.granted.add(lease.leaseId)
+        await reply({ type: 'task', rid: msg.rid, tile: lease.tile, leaseId: lease.leaseId, leaseMs: batch.leases.leaseMs, key: task.key, format: task.format }, task.file)
+      })
+      s.pending.add(p)
+      void p.finally(() => s.pending.delete(p))
+      return
+    }
+    case 'result': {
+      // The body is the output file, sent on to the client as it is: not freed here.
+      const outcome = await batch.result(worker, msg.tile, msg.leaseId, msg.checksum, body ?? Buffer.alloc(0), msg.kept === true)
+      if (outcome.status === 'rejected') s.log?.(`batch ${batch.jobId}: rejected an image from ${worker}: ${outcome.reason}`)
+      await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
+      return
+    }
+    case 'fail':
+      if (msg.tile === undefined) throw new ProtocolError('a batch\'s failure names its image')
+      s.log?.(`batch ${batch.jobId}: ${worker} could not process image ${msg.tile}: ${oneLine(msg.message)}`)
+      batch.failed(worker, msg.tile, msg.message)
+      return
+    case 'renew':
+      await reply({ type: 'renewed', rid: msg.rid, leaseId: msg.leaseId, ok: batch.renew(worker, msg.leaseId), leaseMs: batch.leases.leaseMs })
+      return
+    case 'release':
+      batch.release(worker, msg.leaseId)
+      await reply({ type: 'released', rid: msg.rid, leaseId: msg.leaseId })
+      return
+    default:
+      throw new ProtocolError(`a batch has no ${msg.type}`)
   }
 }

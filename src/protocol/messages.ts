@@ -17,6 +17,7 @@ const opSpec = z.object({ op: z.string().min(1).max(64), params: z.record(z.stri
 const ops = z.array(opSpec).min(1).max(16)
 const pixelFormat = z.object({ channels: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]), depth: z.union([z.literal(8), z.literal(16)]) }).strict()
 const errorText = z.string().max(MAX_ERROR_CHARS)
+const outputFormat = z.enum(['jpeg', 'png', 'webp', 'tiff', 'avif'])
 /** A job's content identity: sha-256 of its input, pipeline and tile geometry. */
 const jobKey = z.string().regex(/^[0-9a-f]{64}$/)
 const peerRef = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS) }).strict()
@@ -41,10 +42,18 @@ export type JobsTopicMessage = z.infer<typeof JobsTopicMessage>
 const holder = z.object({ peerId, addrs: z.array(multiaddr).max(4) }).strict()
 const resume = z.object({ from: peerId.optional(), holders: z.array(holder).max(MAX_HOLDERS) }).strict()
 export const SubmitMessage = z.object({
-  type: z.literal('submit'), v, ops, format: z.enum(['jpeg', 'png', 'webp', 'tiff', 'avif']), quality: z.number().int().min(1).max(100), bytes: bodyBytes, tileSize: dim.optional(), resume: resume.optional(),
+  type: z.literal('submit'), v, ops, format: outputFormat, quality: z.number().int().min(1).max(100), bytes: bodyBytes, tileSize: dim.optional(), resume: resume.optional(),
 }).strict()
 export const UploadMessage = z.object({ type: z.literal('upload'), bodyBytes }).strict()
-export const SubmitClientMessage = z.discriminatedUnion('type', [SubmitMessage, UploadMessage])
+/**
+ * A batch: many images, one job. Each image is one task (a worker decodes,
+ * processes and encodes it whole); the coordinator asks for images as it has
+ * room (`send`), and sends each result as it comes in.
+ */
+export const BatchMessage = z.object({ type: z.literal('batch'), v, ops, quality: z.number().int().min(1).max(100), images: z.number().int().min(1).max(1_000_000), resume: resume.optional() }).strict()
+/** One image of the batch (the body is its file), numbered by the client from 0; its output format is its own. */
+export const BatchImage = z.object({ type: z.literal('image'), index: count, format: outputFormat, bodyBytes }).strict()
+export const SubmitClientMessage = z.discriminatedUnion('type', [SubmitMessage, UploadMessage, BatchMessage, BatchImage])
 export const SubmitReady = z.object({ type: z.literal('ready') }).strict()
 export const SubmitAccepted = z.object({ type: z.literal('accepted'), jobId: id, width: dim, height: dim, tiles: count, phases: count, tileSize: dim, halo: count, notes: z.array(errorText).max(16) }).strict()
 /** Tiles done so far; then the coordinator encodes the result, then sends it. */
@@ -55,7 +64,17 @@ export const SubmitPeers = z.object({ type: z.literal('peers'), peers: z.array(p
 export const SubmitRecovered = z.object({ type: z.literal('recovered'), tiles: count, total: count }).strict()
 export const SubmitResult = z.object({ type: z.literal('result'), bodyBytes, width: dim, height: dim, tilesByPeer: z.record(peerId, count), leases: z.object({ granted: count, expired: count, released: count, duplicates: count, speculated: count, recovered: count }).strict() }).strict()
 export const ErrorMessage = z.object({ type: z.literal('error'), name: z.string().max(64), message: errorText, rid: rid.optional() }).strict()
-export const SubmitServerMessage = z.discriminatedUnion('type', [SubmitReady, SubmitAccepted, SubmitProgress, SubmitPeers, SubmitRecovered, SubmitResult, ErrorMessage])
+/** The batch is taken on. */
+export const BatchStarted = z.object({ type: z.literal('started'), jobId: id }).strict()
+/** Send this many more images (the coordinator holds a bounded window of them). */
+export const BatchSend = z.object({ type: z.literal('send'), count: z.number().int().min(1).max(1_000_000) }).strict()
+/** An image is done: the body is its output file. `recovered`: a peer had it from an earlier coordinator of the batch. */
+export const BatchImageDone = z.object({ type: z.literal('image-done'), index: count, width: dim, height: dim, by: peerId, recovered: z.boolean(), bodyBytes }).strict()
+/** An image cannot be done (unreadable, too large, or it failed on the peers that tried); the batch goes on. */
+export const BatchImageFailed = z.object({ type: z.literal('image-failed'), index: count, name: z.string().max(64), message: errorText }).strict()
+/** Every image is done or failed. */
+export const BatchEnd = z.object({ type: z.literal('end'), imagesByPeer: z.record(peerId, count), leases: z.object({ granted: count, expired: count, released: count, duplicates: count, speculated: count, recovered: count }).strict() }).strict()
+export const SubmitServerMessage = z.discriminatedUnion('type', [SubmitReady, SubmitAccepted, SubmitProgress, SubmitPeers, SubmitRecovered, SubmitResult, ErrorMessage, BatchStarted, BatchSend, BatchImageDone, BatchImageFailed, BatchEnd])
 export type SubmitMessage = z.infer<typeof SubmitMessage>
 export type SubmitClientMessage = z.infer<typeof SubmitClientMessage>
 export type SubmitServerMessage = z.infer<typeof SubmitServerMessage>
@@ -68,7 +87,8 @@ export type ErrorMessage = z.infer<typeof ErrorMessage>
 export const JoinRequest = z.object({ type: z.literal('join'), v, rid, jobId: id, bodyBytes: bodyBytes.optional() }).strict()
 export const ClaimRequest = z.object({ type: z.literal('claim'), rid }).strict()
 /** The checksum is of the raw pixels; the body may be zstd-compressed (`encoding`). */
-export const ResultRequest = z.object({ type: z.literal('result'), rid, phase: count, tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{8}$/), encoding: z.literal('zstd').optional(), bodyBytes }).strict()
+/** A batch's image: the body is its encoded output, `kept` from an earlier coordinator of the batch. */
+export const ResultRequest = z.object({ type: z.literal('result'), rid, phase: count, tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{8}$/), encoding: z.literal('zstd').optional(), kept: z.boolean().optional(), bodyBytes }).strict()
 export const RenewRequest = z.object({ type: z.literal('renew'), rid, leaseId: id }).strict()
 export const ReleaseRequest = z.object({ type: z.literal('release'), rid, leaseId: id }).strict()
 /** A held result, handed to the job's new coordinator: a tile the job info's body reserved for this worker. */
@@ -84,12 +104,20 @@ export const InputRequest = z.object({ type: z.literal('input'), rid, direct: z.
  * network): the coordinator fails the job when its own worker says so, or two
  * other peers do. Not answered.
  */
-export const FailRequest = z.object({ type: z.literal('fail'), rid, message: errorText }).strict()
+export const FailRequest = z.object({ type: z.literal('fail'), rid, message: errorText, tile: count.optional() }).strict()
 export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest, OfferRequest, InputRequest, FailRequest])
 
 /** parkMs: how long the coordinator may hold a claim before answering 'wait' (the worker's reply timeout builds on it). */
 /** Its body, if any, is a bitmap of the tiles reserved for this worker to offer. */
 export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, jobKey, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count, phases: count, input: z.object({ bytes: bodyBytes, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict(), bodyBytes: bodyBytes.optional() }).strict()
+/** A batch's session: whole images come as tasks, each with its file; no input to fetch. */
+export const BatchInfo = z.object({ type: z.literal('batch'), rid, jobId: id, ops, quality: z.number().int().min(1).max(100), leaseMs: count, parkMs: count, images: count }).strict()
+/**
+ * One image of a batch under lease: the body is its file; the result is the
+ * encoded output. `key` names the output (input digest, pipeline, format,
+ * quality): a worker that kept it from an earlier coordinator sends it as is.
+ */
+export const Task = z.object({ type: z.literal('task'), rid, tile: count, leaseId: id, leaseMs: count, key: jobKey, format: outputFormat, bodyBytes }).strict()
 /**
  * A tile under lease, in a phase of the job; the worker cuts its haloed
  * pixels from the input it decoded. The body holds the contexts of the global
@@ -106,11 +134,13 @@ export const NoTile = z.object({ type: z.literal('none'), rid, reason: z.enum(['
 export const ResultAck = z.object({ type: z.literal('ack'), rid, tile: count, status: z.enum(['accepted', 'duplicate', 'rejected']), reason: errorText.optional() }).strict()
 export const Renewed = z.object({ type: z.literal('renewed'), rid, leaseId: id, ok: z.boolean(), leaseMs: count }).strict()
 export const Released = z.object({ type: z.literal('released'), rid, leaseId: id }).strict()
-export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, Grant, InputReply, InputElsewhere, NoTile, ResultAck, Renewed, Released, ErrorMessage])
+export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, BatchInfo, Task, Grant, InputReply, InputElsewhere, NoTile, ResultAck, Renewed, Released, ErrorMessage])
 export type TileServerMessage = z.infer<typeof TileServerMessage>
 export type TileClientMessage = z.infer<typeof TileClientMessage>
 export type JobInfo = z.infer<typeof JobInfo>
 export type Grant = z.infer<typeof Grant>
+export type BatchInfo = z.infer<typeof BatchInfo>
+export type Task = z.infer<typeof Task>
 
 // Input protocol: one request, one answer, per stream.
 export const FetchInput = z.object({ type: z.literal('fetch'), v, sha256: jobKey }).strict()

@@ -4,6 +4,7 @@ import { MAX_TILE_SIZE, MIN_TILE_SIZE, UPLOAD_IDLE_MS } from '../defaults.ts'
 import { LimitExceededError, PeerBusyError, PeerLeavingError, ProtocolError, SubmitRefusedError, TileswarmError, oneLine } from '../errors.ts'
 import { resolvePipeline, type OutputFormat } from '../imaging/index.ts'
 import { JobHost, type JobHostComponents, type JobLimits } from '../job/host.ts'
+import { BatchHost } from '../job/batch-host.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { SUBMIT_PROTOCOL } from '../protocol/constants.ts'
 import { errorReply, submitServerWire } from '../protocol/wire.ts'
@@ -35,7 +36,7 @@ export class SubmitService {
   private readonly options: SubmitServiceOptions
   /** Submissions admitted and not yet over, uploading or running. */
   private admitted = 0
-  private readonly hosts = new Map<JobHost, Promise<unknown>>()
+  private readonly hosts = new Map<JobHost | BatchHost, Promise<unknown>>()
   private stopping = false
 
   constructor (components: SubmitServiceComponents, options: SubmitServiceOptions) {
@@ -59,6 +60,16 @@ export class SubmitService {
     await Promise.race([Promise.allSettled(this.hosts.values()), whenAborted(signal)])
   }
 
+  /** A job under way: this peer leaving ends it. */
+  private async hold (host: JobHost | BatchHost, run: Promise<unknown>): Promise<void> {
+    this.hosts.set(host, run)
+    try {
+      await run
+    } finally {
+      this.hosts.delete(host)
+    }
+  }
+
   private async handle (stream: Stream, connection: Connection): Promise<void> {
     const wire = submitServerWire(this.c.openChannel(stream, { maxBodyBytes: this.options.maxUploadBytes }, 'submit-server'))
     const client = connection.remotePeer.toString()
@@ -73,6 +84,11 @@ export class SubmitService {
       admitted = true
       const idle = { timeoutMs: this.options.uploadIdleMs ?? UPLOAD_IDLE_MS }
       const { message: request } = await wire.receive(idle)
+      if (request.type === 'batch') {
+        const host = new BatchHost(this.c, this.options, { steps: resolvePipeline(request.ops), quality: request.quality, images: request.images, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, client)
+        await this.hold(host, host.run(wire))
+        return
+      }
       if (request.type !== 'submit') throw new ProtocolError(`expected a submission, got ${request.type}`)
       const steps = resolvePipeline(request.ops)
       const tileSize = request.tileSize ?? this.options.tileSize
@@ -84,13 +100,7 @@ export class SubmitService {
       if ((body?.length ?? 0) !== request.bytes) throw new ProtocolError(`the upload is ${body?.length ?? 0} bytes, the submission said ${request.bytes}`)
       if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
       const host = new JobHost(this.c, this.options, { steps, tileSize, format: request.format as OutputFormat, quality: request.quality, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, client)
-      const run = host.run(wire, body ?? Buffer.alloc(0))
-      this.hosts.set(host, run)
-      try {
-        await run
-      } finally {
-        this.hosts.delete(host)
-      }
+      await this.hold(host, host.run(wire, body ?? Buffer.alloc(0)))
     } catch (err) {
       // Refused before a job was taken on; a job's own end is its host's to report.
       const e = err as Error

@@ -3,6 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_DIAL_TIMEOUT_MS, MAX_TILE_BODY_BYTES } from '../defaults.ts'
 import type { JobCoordinator } from '../job/coordinator.ts'
+import type { BatchCoordinator } from '../job/batch.ts'
 import { serveTileSession } from '../job/tile-session.ts'
 import { openStream } from '../net/dial.ts'
 import type { SwarmNode } from '../net/node.ts'
@@ -25,7 +26,7 @@ export interface TileServiceComponents {
  */
 export class TileService {
   private readonly c: TileServiceComponents
-  private readonly jobs = new Map<string, JobCoordinator>()
+  private readonly jobs = new Map<string, JobCoordinator | BatchCoordinator>()
   private readonly idleTimeoutMs: number
   private readonly dialTimeoutMs: number
   /** A worker's side also carries the job's input file. */
@@ -56,7 +57,7 @@ export class TileService {
   }
 
   /** A job coordinated here: workers may join it from now on. */
-  register (job: JobCoordinator): void {
+  register (job: JobCoordinator | BatchCoordinator): void {
     this.jobs.set(job.jobId, job)
   }
 

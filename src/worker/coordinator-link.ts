@@ -3,7 +3,8 @@ import { planJob, resolvePipeline, type JobPlan, type Step, type Tile } from '..
 import { checkedInput, inputTransferMs } from './inputs.ts'
 import type { PixelEncoding } from '../protocol/pixels.ts'
 import type { Channel } from '../protocol/framing.ts'
-import type { Grant, JobInfo, TileClientMessage, TileServerMessage } from '../protocol/messages.ts'
+import type { BatchInfo, Grant, JobInfo, TileClientMessage, TileServerMessage } from '../protocol/messages.ts'
+import type { OutputFormat } from '../imaging/index.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import { tileWorkerWire, type Outgoing, type Wire } from '../protocol/wire.ts'
 
@@ -25,7 +26,18 @@ export interface GrantedWork {
   contexts: Map<number, Uint8Array>
 }
 
-export type ClaimReply = { kind: 'grant', work: GrantedWork } | { kind: 'none', reason: 'done' | 'wait' | 'cancelled' }
+/** One image of a batch: its file in, its encoded output back. */
+export interface GrantedTask {
+  leaseId: string
+  leaseMs: number
+  /** The image's slot in the batch's lease table. */
+  slot: number
+  key: string
+  format: OutputFormat
+  file: Buffer
+}
+
+export type ClaimReply = { kind: 'grant', work: GrantedWork } | { kind: 'task', task: GrantedTask } | { kind: 'none', reason: 'done' | 'wait' | 'cancelled' }
 
 type Reply = { message: TileServerMessage, body?: Buffer }
 
@@ -36,6 +48,8 @@ type Reply = { message: TileServerMessage, body?: Buffer }
 export class CoordinatorLink {
   readonly ref: JobRef
   info!: JobInfo
+  /** Set instead of `info` when the job is a batch. */
+  batch: BatchInfo | undefined
   steps!: Step[]
   plan!: JobPlan
   /** Contexts every tile shares: the coordinator sends each once per session. */
@@ -122,8 +136,13 @@ export class CoordinatorLink {
    * Joins the job, saying which of its tiles' results this worker holds
    * (`held`, a bitmap); the answer's bitmap says which of those to offer.
    */
-  async join (held?: Uint8Array): Promise<{ info: JobInfo, reserved?: Buffer }> {
+  async join (held?: Uint8Array): Promise<{ info?: JobInfo, reserved?: Buffer }> {
     const { message, body } = await this.request({ type: 'join', v: PROTOCOL_VERSION, rid: this.nextRid(), jobId: this.ref.jobId }, held)
+    if (message.type === 'batch' && message.jobId === this.ref.jobId) {
+      this.batch = message
+      this.steps = resolvePipeline(message.ops)
+      return {}
+    }
     if (message.type !== 'job' || message.jobId !== this.ref.jobId) throw new ProtocolError(`expected job info, got ${message.type}`)
     this.info = message
     // The coordinator's pipeline is checked like any user input, and planned here as there.
@@ -155,8 +174,12 @@ export class CoordinatorLink {
 
   /** The coordinator may hold a claim for the job's park time before it answers. */
   async claim (): Promise<ClaimReply> {
-    const { message, body } = await this.request({ type: 'claim', rid: this.nextRid() }, undefined, this.info.parkMs + this.requestTimeoutMs)
+    const { message, body } = await this.request({ type: 'claim', rid: this.nextRid() }, undefined, (this.batch ?? this.info).parkMs + this.requestTimeoutMs)
     if (message.type === 'none') return { kind: 'none', reason: message.reason }
+    if (message.type === 'task' && this.batch !== undefined) {
+      if (body === undefined || message.tile >= this.batch.images) throw new ProtocolError(`task ${message.tile} does not fit the batch`)
+      return { kind: 'task', task: { leaseId: message.leaseId, leaseMs: message.leaseMs, slot: message.tile, key: message.key, format: message.format, file: body } }
+    }
     if (message.type !== 'grant') throw new ProtocolError(`expected a grant, got ${message.type}`)
     return { kind: 'grant', work: this.checkGrant(message, body) }
   }
@@ -193,8 +216,8 @@ export class CoordinatorLink {
   }
 
   /** `checksum` is of the raw pixels; `body` is them, or them compressed (`encoding`). */
-  async result (phase: number, tile: number, leaseId: string, checksum: string, body: Uint8Array, encoding?: PixelEncoding): Promise<'accepted' | 'duplicate' | 'rejected'> {
-    const { message } = await this.request({ type: 'result', rid: this.nextRid(), phase, tile, leaseId, checksum, ...(encoding !== undefined ? { encoding } : {}) }, body)
+  async result (phase: number, tile: number, leaseId: string, checksum: string, body: Uint8Array, encoding?: PixelEncoding, kept = false): Promise<'accepted' | 'duplicate' | 'rejected'> {
+    const { message } = await this.request({ type: 'result', rid: this.nextRid(), phase, tile, leaseId, checksum, ...(encoding !== undefined ? { encoding } : {}), ...(kept ? { kept } : {}) }, body)
     if (message.type !== 'ack') throw new ProtocolError(`expected an ack, got ${message.type}`)
     return message.status
   }
@@ -209,8 +232,8 @@ export class CoordinatorLink {
   }
 
   /** This worker cannot compute the job: said, not answered. */
-  async reportFailure (message: string): Promise<void> {
-    if (this.failure === undefined) await this.wire.send({ type: 'fail', rid: this.nextRid(), message: message.slice(0, 1000) })
+  async reportFailure (message: string, tile?: number): Promise<void> {
+    if (this.failure === undefined) await this.wire.send({ type: 'fail', rid: this.nextRid(), message: message.slice(0, 500), ...(tile !== undefined ? { tile } : {}) })
   }
 
   async close (): Promise<void> {

@@ -1,7 +1,7 @@
 import { systemClock, repeat, whenAborted, type Clock } from '../clock.ts'
 import { OFFERS_IN_FLIGHT, TILE_MEMO_BYTES, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
 import { LimitExceededError, PeerBusyError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { bytesPerPixel, processTile, freeBuffer, rawByteLength, runPrelude, semaphore, tileInput, withPassGate, TileMemo, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
+import { bytesPerPixel, processFile, processTile, freeBuffer, rawByteLength, runPrelude, semaphore, tileInput, withPassGate, TileMemo, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
 import { tileChecksum } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
@@ -43,13 +43,22 @@ export interface WorkerOptions {
 }
 
 /** A worker's hold on a job: its link to the coordinator, and the input it cuts tiles from (after the job's prelude, if any). */
-interface JobSession {
+interface TileSession {
+  kind: 'tiles'
   link: CoordinatorLink
   input: InputHold
   image: RawImage
   /** What a summary phase leaves for the next on the same tiles (the coordinator hands a peer the tiles it summarised). */
   memo: TileMemo
 }
+
+/** A batch needs no input: each task brings its image's file. */
+interface BatchSession {
+  kind: 'batch'
+  link: CoordinatorLink
+}
+
+type JobSession = TileSession | BatchSession
 
 function isRaw (out: RawImage | Uint8Array): out is RawImage {
   return !(out instanceof Uint8Array)
@@ -95,7 +104,7 @@ function outOfMemory (err: unknown): boolean {
 
 async function endSession (session: JobSession): Promise<void> {
   // The prelude's image (the session's own) is left to the collector: a lane may still be cutting a tile from it.
-  session.input.release()
+  if (session.kind === 'tiles') session.input.release()
   await session.link.close().catch(() => {})
 }
 
@@ -122,7 +131,7 @@ export class Worker {
   private readonly options: WorkerOptions
   private readonly clock: Clock
   private readonly jobs = new Map<string, JobEntry>()
-  private readonly held = new Map<string, { link: CoordinatorLink, work: GrantedWork, renewedAt: number }>()
+  private readonly held = new Map<string, { link: CoordinatorLink, leaseMs: number, renewedAt: number }>()
   private stopped = false
   private readonly waiters = new Set<() => void>()
   private lanes: Array<Promise<void>> = []
@@ -210,7 +219,8 @@ export class Worker {
       entry.lanes++
       try {
         entry.link ??= this.openLink(entry.ref)
-        const reason = await this.work(await entry.link)
+        const session = await entry.link
+        const reason = session.kind === 'batch' ? await this.workBatch(session) : await this.work(session)
         if (reason === 'done' || reason === 'cancelled') entry.finished = true
         else entry.retryAt = this.clock.now() + WORKER_RETRY_MS
       } catch (err) {
@@ -253,7 +263,12 @@ export class Worker {
     try {
       const { cache, inputs } = this.options
       const held = ref.jobKey !== undefined ? cache?.heldTiles(ref.jobKey) : undefined
-      const { info, reserved } = await link.join(held)
+      const { reserved } = await link.join(held)
+      if (link.batch !== undefined) {
+        this.options.log?.(`batch ${ref.jobId}: working on it (${link.batch.images} images, coordinator ${ref.coordinator})`)
+        return { kind: 'batch', link }
+      }
+      const { info } = link
       const { maxPixels, maxInputBytes, inputMemoryBytes } = this.options.limits
       const { plan } = link
       if (info.width * info.height > maxPixels) throw new LimitExceededError(`its image of ${info.width}x${info.height} is over this peer's --max-pixels`)
@@ -280,7 +295,7 @@ export class Worker {
       const decoded = await input.decoded()
       // Geometry steps (and what comes before them) on the whole image, once for the session's lanes.
       const image = await computing(link, async () => await withPassGate(this.gate, async () => await runPrelude(decoded, plan)))
-      return { link, input, image, memo: new TileMemo(TILE_MEMO_BYTES) }
+      return { kind: 'tiles', link, input, image, memo: new TileMemo(TILE_MEMO_BYTES) }
     } catch (err) {
       input?.release()
       // A link that never got going is closed, not left to the coordinator's idle timeout.
@@ -326,23 +341,86 @@ export class Worker {
   }
 
   /** One lane on one job until it has nothing for us: claim, prefetch, compute, send. */
-  private async work ({ link, image, memo }: JobSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
-    // A grant is held (renewed, handed back on stop) from the moment it arrives.
-    const claim = (): Promise<ClaimReply> => {
-      const reply = link.claim().then(r => {
-        if (r.kind === 'grant') this.held.set(r.work.leaseId, { link, work: r.work, renewedAt: this.clock.now() })
-        return r
-      })
-      // A prefetch may fail while we compute, before anyone awaits it: that must not count as unhandled.
-      reply.catch(() => {})
-      return reply
+  /** A claim whose grant is held (renewed, handed back on stop) from the moment it arrives. */
+  private claim (link: CoordinatorLink): Promise<ClaimReply> {
+    const reply = link.claim().then(r => {
+      if (r.kind !== 'none') {
+        const { leaseId, leaseMs } = r.kind === 'grant' ? r.work : r.task
+        this.held.set(leaseId, { link, leaseMs, renewedAt: this.clock.now() })
+      }
+      return r
+    })
+    // A prefetch may fail while we compute, before anyone awaits it: that must not count as unhandled.
+    reply.catch(() => {})
+    return reply
+  }
+
+  /** A prefetched grant we will not use goes straight back. */
+  private giveBack (link: CoordinatorLink, next: Promise<ClaimReply> | undefined): void {
+    void next?.then(async reply => {
+      if (reply.kind === 'none') return
+      const leaseId = reply.kind === 'grant' ? reply.work.leaseId : reply.task.leaseId
+      if (this.held.delete(leaseId)) await link.release(leaseId).catch(() => {})
+    }, () => {})
+  }
+
+  /**
+   * One lane on a batch: claim an image, prefetch the next, process it whole
+   * (or send the output kept from an earlier coordinator), send the output.
+   * An image that fails here is reported and the lane goes on.
+   */
+  private async workBatch ({ link }: BatchSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
+    let next: Promise<ClaimReply> | undefined = this.claim(link)
+    const { cache } = this.options
+    const keep = cache !== undefined && link.ref.coordinator !== this.options.peerId
+    try {
+      while (next !== undefined) {
+        const reply: ClaimReply = await next
+        next = undefined
+        if (reply.kind === 'none') return reply.reason
+        if (reply.kind !== 'task') throw new ProtocolError('a batch granted a tile')
+        const { task } = reply
+        if (this.stopped) return 'stopped'
+        next = this.claim(link)
+        let output = keep ? cache.get(task.key, 0) : undefined
+        const kept = output !== undefined
+        if (output === undefined) {
+          try {
+            // One permit for the whole image: its decode, operation and encode are one libvips pipeline, or a few passes in a row.
+            const processed = await this.gate(async () => await processFile(task.file, link.steps, { format: task.format, quality: link.batch!.quality, maxPixels: this.options.limits.maxPixels }))
+            output = { data: processed.data, checksum: tileChecksum(processed.data) }
+          } catch (err) {
+            this.held.delete(task.leaseId)
+            // Past this peer's limits, or its memory: another peer may do it.
+            if (err instanceof LimitExceededError || outOfMemory(err)) await link.release(task.leaseId).catch(() => {})
+            else await link.reportFailure(oneLine((err as Error).message), task.slot)
+            continue
+          }
+          if (keep) cache.put(task.key, 0, output.checksum, output.data)
+        }
+        if (this.stopped) continue
+        this.held.delete(task.leaseId)
+        const status = await link.result(0, task.slot, task.leaseId, output.checksum, output.data, undefined, kept)
+        if (status === 'accepted') {
+          const entry = this.jobs.get(link.ref.jobId)
+          if (entry !== undefined) { entry.failures = 0; entry.accepted++ }
+        }
+      }
+      return 'stopped'
+    } finally {
+      this.giveBack(link, next)
     }
+  }
+
+  private async work ({ link, image, memo }: TileSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
+    const claim = (): Promise<ClaimReply> => this.claim(link)
     let next: Promise<ClaimReply> | undefined = claim()
     try {
       while (next !== undefined) {
         const reply: ClaimReply = await next
         next = undefined
         if (reply.kind === 'none') return reply.reason
+        if (reply.kind !== 'grant') throw new ProtocolError('a tiled job granted a whole image')
         const { work } = reply
         if (this.stopped) return 'stopped'
         next = claim()
@@ -376,12 +454,7 @@ export class Worker {
       }
       return 'stopped'
     } finally {
-      // A prefetched grant we will not use goes straight back.
-      if (next !== undefined) {
-        void next.then(async reply => {
-          if (reply.kind === 'grant' && this.held.delete(reply.work.leaseId)) await link.release(reply.work.leaseId).catch(() => {})
-        }, () => {})
-      }
+      this.giveBack(link, next)
     }
   }
 
@@ -389,7 +462,7 @@ export class Worker {
     if (this.stopped) return
     const now = this.clock.now()
     for (const [leaseId, h] of this.held) {
-      if (now - h.renewedAt < h.work.leaseMs / 3) continue
+      if (now - h.renewedAt < h.leaseMs / 3) continue
       h.renewedAt = now
       void h.link.renew(leaseId).then(ok => { if (!ok) this.held.delete(leaseId) }, () => { this.held.delete(leaseId) })
     }

@@ -1,0 +1,208 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { repeat } from '../clock.ts'
+import { BATCH_WINDOW_BYTES, BATCH_WINDOW_IMAGES, DEFAULT_ANNOUNCE_MS, MAX_TILE_BODY_BYTES, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../defaults.ts'
+import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { rawByteLength, readImageHeader, type OutputFormat, type Step } from '../imaging/index.ts'
+import { PROTOCOL_VERSION } from '../protocol/constants.ts'
+import type { SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
+import { errorReply, type Wire } from '../protocol/wire.ts'
+import { inputDigest } from '../worker/inputs.ts'
+import { BatchCoordinator, taskKeyOf } from './batch.ts'
+import { ClientGoneError, sec, tellPeersMessage, type JobHostComponents, type JobLimits, type JobOutcome } from './host.ts'
+
+export interface BatchSpec {
+  steps: Step[]
+  quality: number
+  images: number
+  /** A batch resumed after its coordinator was lost: these peers may hold outputs it finished. */
+  holders?: Array<{ peerId: string, addrs: string[] }>
+}
+
+/**
+ * One batch's life on the peer that coordinates it: it asks the client for
+ * images as it has room for them (a bounded window), checks each one's
+ * header, hands it to the swarm as one task, and sends each output to the
+ * client as it comes in; a bad image fails alone. The client hanging up
+ * cancels it; so does this peer leaving.
+ */
+export class BatchHost {
+  readonly jobId = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`
+  private readonly c: JobHostComponents
+  private readonly limits: JobLimits
+  private readonly spec: BatchSpec
+  private readonly client: string
+  private batch: BatchCoordinator | undefined
+  private leaving: Error | undefined
+  private readonly over = new AbortController()
+  private cancel: ((err: Error) => void) | undefined
+
+  constructor (components: JobHostComponents, limits: JobLimits, spec: BatchSpec, client: string) {
+    this.c = components
+    this.limits = limits
+    this.spec = spec
+    this.client = client
+  }
+
+  leave (reason: Error): void {
+    this.leaving = reason
+    this.cancel?.(reason)
+  }
+
+  async run (wire: Wire<SubmitServerMessage, SubmitClientMessage>): Promise<JobOutcome> {
+    const { c, spec } = this
+    const started = c.clock.now()
+    const batch = new BatchCoordinator({
+      jobId: this.jobId,
+      self: c.peerId,
+      steps: spec.steps,
+      quality: spec.quality,
+      images: spec.images,
+      leaseMs: this.limits.leaseMs,
+      parkMs: this.limits.parkMs,
+      clock: c.clock,
+      speculation: { afterMedians: SPECULATE_AFTER_MEDIANS, maxShare: SPECULATE_MAX_SHARE, minSamples: SPECULATE_MIN_SAMPLES },
+    })
+    this.batch = batch
+    const jobKey = createHash('sha256').update(`batch\n${this.jobId}`).digest('hex')
+    let outcome: JobOutcome = 'failed'
+    let received = 0
+    let requested = 0
+    let resolved = 0
+    let failed = 0
+    let bytesIn = 0
+    let bytesOut = 0
+    let recovered = 0
+    // Sends keep their order: every output before the end.
+    let sending: Promise<void> = Promise.resolve()
+    const send = (message: Parameters<typeof wire.send>[0], body?: Uint8Array): void => {
+      sending = sending.then(async () => { await wire.send(message, body) }).catch(() => {})
+    }
+    const { promise: finished, resolve: allResolved, reject: cancelled } = Promise.withResolvers<void>()
+    finished.catch(() => {})
+    this.cancel = cancelled
+    if (this.leaving !== undefined) cancelled(this.leaving)
+
+    const requestMore = (): void => {
+      if (!batch.isRunning) return
+      const want = Math.min(spec.images - requested, BATCH_WINDOW_IMAGES - (requested - received) - batch.heldImages)
+      if (want <= 0 || batch.heldBytes > BATCH_WINDOW_BYTES) return
+      requested += want
+      send({ type: 'send', count: want })
+    }
+    const progress = (): void => { send({ type: 'progress', phase: 'tiles', done: resolved, total: spec.images, workers: batch.imagesByPeer.size }) }
+    const oneResolved = (): void => {
+      resolved++
+      if (resolved === spec.images) allResolved()
+      else requestMore()
+    }
+    batch.on('image', (task, out, peer, kept) => {
+      bytesOut += out.data.length
+      if (kept) recovered++
+      send({ type: 'image-done', index: task.index, width: out.width, height: out.height, by: peer, recovered: kept }, out.data)
+      // A peer's first output makes it a holder: the client hears at once, in case this peer dies next.
+      if (peer !== c.peerId && batch.imagesByPeer.get(peer) === 1) void this.tellPeers(wire, batch)
+      oneResolved()
+    })
+    const imageFailed = (index: number, err: Error): void => {
+      failed++
+      c.log(`batch ${this.jobId}: image ${index} failed: ${oneLine(err.message)}`)
+      send({ type: 'image-failed', index, name: err instanceof TileswarmError ? err.name : 'InternalError', message: oneLine(err.message).slice(0, 500) })
+      oneResolved()
+    }
+    batch.on('failed', (task, err) => { imageFailed(task.index, err) })
+
+    let lastAnnounce = -Infinity
+    const announceMs = this.limits.announceMs ?? DEFAULT_ANNOUNCE_MS
+    const announce = (): void => {
+      if (!batch.isRunning) return
+      lastAnnounce = c.clock.now()
+      void c.publish({ type: 'announce', v: PROTOCOL_VERSION, jobId: this.jobId, jobKey, coordinator: c.peerId, addrs: c.addrs(), tiles: spec.images, pending: batch.leases.pendingCount, leaseMs: batch.leases.leaseMs })
+      c.worker.addJob({ jobId: this.jobId, coordinator: c.peerId, addrs: [], jobKey })
+    }
+    const minGapMs = Math.max(250, announceMs / 4)
+    batch.on('returned', () => { if (c.clock.now() - lastAnnounce > minGapMs) announce() })
+    const stopAnnouncing = repeat(c.clock, announceMs, () => {
+      if (batch.leases.pendingCount > 0) announce()
+      void this.tellPeers(wire, batch)
+    })
+    const stopProgress = repeat(c.clock, PROGRESS_HEARTBEAT_MS / 2, progress)
+
+    /** An uploaded image: its header is read here (no decode); a bad one fails alone. */
+    const take = async (index: number, format: OutputFormat, file: Buffer): Promise<void> => {
+      try {
+        const header = await readImageHeader(file, { maxPixels: this.limits.maxPixels })
+        const raw = rawByteLength(header.width, header.height, header.format)
+        if (raw > MAX_TILE_BODY_BYTES) throw new LimitExceededError(`an image of ${header.width}x${header.height} is too large to go whole to one peer; submit it alone, to be tiled`)
+        batch.add({ index, file, key: taskKeyOf(inputDigest(file), spec.steps, format, spec.quality), format })
+        // The first images of a batch, and any after a lull: the swarm hears at once.
+        if (batch.leases.pendingCount === 1 && c.clock.now() - lastAnnounce > minGapMs) announce()
+      } catch (err) {
+        imageFailed(index, err instanceof Error ? err : new Error(String(err)))
+      }
+    }
+    const receiving = (async () => {
+      while (received < spec.images) {
+        const { message, body } = await wire.receive({ signal: this.over.signal })
+        if (message.type !== 'image') throw new ProtocolError(`expected an image of the batch, got ${message.type}`)
+        if (message.index !== received || received >= requested) throw new ProtocolError(`image ${message.index} was not asked for`)
+        received++
+        bytesIn += body?.length ?? 0
+        await take(message.index, message.format, body ?? Buffer.alloc(0))
+      }
+      await wire.receive({ signal: this.over.signal })
+      throw new ProtocolError('the client spoke out of turn')
+    })()
+    receiving.catch((err: unknown) => {
+      if (this.over.signal.aborted) return
+      cancelled(err instanceof ProtocolError ? err : new ClientGoneError('the client went away'))
+    })
+
+    try {
+      c.tiles.register(batch)
+      c.log(`batch ${this.jobId}: coordinating ${spec.images} images with ${spec.steps.map(s => s.operation.name).join(', ')} for ${this.client}${spec.holders !== undefined ? `, resumed (${spec.holders.length} peers may hold finished images)` : ''}`)
+      // Holders may have lost their way into the swarm with the old coordinator: call on them, so they hear of the batch.
+      for (const h of spec.holders ?? []) if (h.peerId !== c.peerId) void c.reach(h)
+      send({ type: 'started', jobId: this.jobId })
+      requestMore()
+      progress()
+      await finished
+      batch.finish()
+      const s = batch.stats
+      send({ type: 'end', imagesByPeer: Object.fromEntries(batch.imagesByPeer), leases: { granted: s.granted, expired: s.expired, released: s.released, duplicates: s.duplicates, speculated: s.speculated, recovered } })
+      await sending
+      await wire.channel.close()
+      outcome = 'done'
+      const seconds = (c.clock.now() - started) / 1000
+      c.log(`batch ${this.jobId}: done in ${sec(c.clock.now() - started)} s: ${resolved - failed} images, ${failed} failed (${(spec.images / Math.max(seconds, 1e-3)).toFixed(2)} images/s); ${(bytesIn / 1e6).toFixed(1)} MB in, ${(bytesOut / 1e6).toFixed(1)} MB out; by peer: ${[...batch.imagesByPeer].map(([p, n]) => `${p.slice(-8)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling images copied${recovered > 0 ? `; ${recovered} kept by peers from an earlier coordinator` : ''}`)
+    } catch (err) {
+      const e = err as Error
+      batch.cancel()
+      outcome = e instanceof ClientGoneError || e === this.leaving ? 'cancelled' : 'failed'
+      if (e === this.leaving) await this.tellPeers(wire, batch, true)
+      c.log(`batch ${this.jobId} from ${this.client}: ${outcome}: ${oneLine(e.message)}`)
+      await sending
+      await wire.send(errorReply(err)).catch(() => {})
+      await wire.channel.close().catch(() => {})
+    } finally {
+      stopAnnouncing()
+      stopProgress()
+      this.over.abort()
+      batch.cancel()
+      c.tiles.unregister(this.jobId)
+      void c.publish({ type: 'finished', v: PROTOCOL_VERSION, jobId: this.jobId, coordinator: c.peerId, outcome })
+      c.worker.jobFinished(this.jobId)
+    }
+    return outcome
+  }
+
+  private told = ''
+
+  /** Who else is there, and who holds outputs of this batch, when that changed (or `always`). */
+  private async tellPeers (wire: Wire<SubmitServerMessage, SubmitClientMessage>, batch: BatchCoordinator, always = false): Promise<void> {
+    const message = await tellPeersMessage(this.c, [...batch.imagesByPeer.keys()])
+    const told = JSON.stringify(message)
+    if (told === this.told && !always) return
+    this.told = told
+    await wire.send(message).catch(() => {})
+  }
+}

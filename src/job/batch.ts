@@ -1,0 +1,215 @@
+import { createHash } from 'node:crypto'
+import sharp from 'sharp'
+import { systemClock, type Clock } from '../clock.ts'
+import { DEFAULT_PARK_MS } from '../defaults.ts'
+import { JobFailedError, oneLine } from '../errors.ts'
+import { toSpecs, type OutputFormat, type Step } from '../imaging/index.ts'
+import type { BatchInfo } from '../protocol/messages.ts'
+import { tileChecksum, type ResultOutcome } from './coordinator.ts'
+import { LeaseTable, type Lease, type LeaseStats, type SpeculationPolicy } from './leases.ts'
+import { LeaseScheduler } from './scheduler.ts'
+
+/** One image of a batch, uploaded and not yet done: a worker gets its file and returns the encoded output. */
+export interface BatchTask {
+  /** The client's number of the image. */
+  index: number
+  file: Buffer
+  /** Names the output: a worker that kept it from an earlier coordinator sends it without computing. */
+  key: string
+  format: OutputFormat
+}
+
+/** The output's identity: the same input, pipeline, format and quality give the same bytes, whoever computes them. */
+export function taskKeyOf (inputSha256: string, steps: readonly Step[], format: OutputFormat, quality: number): string {
+  return createHash('sha256').update(`task\n${inputSha256}\n${JSON.stringify(toSpecs([...steps]))}\n${format}\n${quality}`).digest('hex')
+}
+
+export interface BatchOptions {
+  jobId: string
+  /** This peer: its own worker failing an image fails it (the computation is the same everywhere). */
+  self: string
+  steps: Step[]
+  quality: number
+  /** Images in the batch. */
+  images: number
+  leaseMs: number
+  parkMs?: number
+  clock?: Clock
+  speculation?: SpeculationPolicy
+}
+
+export type TaskClaim = { kind: 'task', lease: Lease, task: BatchTask } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' }
+
+export interface BatchEvents {
+  /** An image's output is in (first valid result wins; once per image, ever). */
+  image: (task: BatchTask, output: { data: Buffer, width: number, height: number }, peer: string, recovered: boolean) => void
+  /** An image failed where it was tried: the batch goes on without it. */
+  failed: (task: BatchTask, error: JobFailedError) => void
+  /** Images went back to the pool and no claim was waiting: tell the swarm. */
+  returned: (pending: number) => void
+}
+
+/** Other peers that must fail an image (or one of them twice) before it fails. */
+const FAILING_PEERS = 2
+
+/**
+ * The coordinator of a batch: its images are tasks in one lease table,
+ * added as the client uploads them, and scheduled as tiles are (leases,
+ * expiry, speculation, a peer gone). A worker gets the compressed file and
+ * returns the compressed output: this peer neither decodes nor encodes.
+ */
+export class BatchCoordinator {
+  readonly jobId: string
+  readonly steps: Step[]
+  readonly quality: number
+  readonly images: number
+  readonly imagesByPeer = new Map<string, number>()
+  private readonly self: string
+  private readonly clock: Clock
+  private readonly parkMs: number
+  private readonly scheduler: LeaseScheduler
+  /** By slot in the lease table; dropped once done. */
+  private readonly tasks: Array<BatchTask | undefined> = []
+  /** Who failed each slot's image, and how often. */
+  private readonly failures = new Map<number, Map<string, number>>()
+  private readonly listeners: { [E in keyof BatchEvents]: Array<BatchEvents[E]> } = { image: [], failed: [], returned: [] }
+  private state: 'running' | 'done' | 'cancelled' = 'running'
+  /** Bytes of the files held, for the upload window. */
+  heldBytes = 0
+  /** Images added and not yet done or failed. */
+  heldImages = 0
+
+  constructor (options: BatchOptions) {
+    this.jobId = options.jobId
+    this.self = options.self
+    this.steps = options.steps
+    this.quality = options.quality
+    this.images = options.images
+    this.clock = options.clock ?? systemClock
+    this.parkMs = options.parkMs ?? DEFAULT_PARK_MS
+    this.scheduler = new LeaseScheduler(new LeaseTable(options.images, options.leaseMs, undefined, 't', 0), {
+      state: () => this.state === 'running' ? 'open' : this.state,
+      returned: pending => { for (const l of this.listeners.returned) l(pending) },
+    }, { clock: this.clock, parkMs: this.parkMs, ...(options.speculation !== undefined ? { speculation: options.speculation } : {}) })
+  }
+
+  on<E extends keyof BatchEvents>(event: E, listener: BatchEvents[E]): void {
+    this.listeners[event].push(listener)
+  }
+
+  get isRunning (): boolean { return this.state === 'running' }
+  get leases (): LeaseTable { return this.scheduler.leases }
+  get stats (): LeaseStats { return this.leases.stats }
+
+  /** What a worker needs to know once per session. */
+  info (): Omit<BatchInfo, 'type' | 'rid'> {
+    return { jobId: this.jobId, ops: toSpecs(this.steps), quality: this.quality, leaseMs: this.leases.leaseMs, parkMs: this.parkMs, images: this.images }
+  }
+
+  /** An uploaded image becomes a task: claims waiting get it first. */
+  add (task: BatchTask): void {
+    const slot = this.leases.open()
+    this.tasks[slot] = task
+    this.heldBytes += task.file.length
+    this.heldImages++
+    this.scheduler.wake()
+  }
+
+  async claim (peer: string): Promise<TaskClaim> {
+    const outcome = await this.scheduler.claim(peer)
+    if (outcome.kind !== 'lease') return outcome
+    const task = this.tasks[outcome.lease.tile]
+    // Done while the claim waited on a copy of it: nothing to send; the next claim gets another.
+    if (task === undefined) {
+      this.scheduler.release(peer, outcome.lease.leaseId)
+      return { kind: 'wait' }
+    }
+    return { kind: 'task', lease: outcome.lease, task }
+  }
+
+  /** A worker's output for an image; `kept`: it had it from an earlier coordinator. */
+  async result (peer: string, slot: number, leaseId: string, checksum: string, body: Buffer, kept = false): Promise<ResultOutcome> {
+    if (this.state !== 'running') return { status: 'duplicate', reason: `batch is ${this.state}` }
+    const check = this.leases.check(slot, leaseId, peer)
+    if (check === 'duplicate') {
+      this.leases.complete(slot, leaseId, peer, this.clock.now())
+      return { status: 'duplicate' }
+    }
+    if (check === 'unknown') return { status: 'rejected', reason: `no lease ${leaseId} on image ${slot} for this peer` }
+    if (tileChecksum(body) !== checksum) return { status: 'rejected', reason: `image ${slot}'s output fails its checksum` }
+    // The header says what the client is told; an output without one is no image.
+    let size: { width: number, height: number }
+    try {
+      const meta = await sharp(body).metadata()
+      size = { width: meta.width, height: meta.height }
+    } catch (err) {
+      return { status: 'rejected', reason: `image ${slot}'s output is not an image: ${oneLine((err as Error).message)}` }
+    }
+    // Another copy may have won while the header was read.
+    if (this.state !== 'running' || this.leases.complete(slot, leaseId, peer, this.clock.now()) !== 'accepted') return { status: 'duplicate' }
+    const task = this.resolve(slot)!
+    this.imagesByPeer.set(peer, (this.imagesByPeer.get(peer) ?? 0) + 1)
+    for (const l of this.listeners.image) l(task, { data: body, ...size }, peer, kept)
+    return { status: 'accepted' }
+  }
+
+  /** The slot is over: its file goes. */
+  private resolve (slot: number): BatchTask | undefined {
+    const task = this.tasks[slot]
+    if (task === undefined) return undefined
+    this.tasks[slot] = undefined
+    this.failures.delete(slot)
+    this.heldBytes -= task.file.length
+    this.heldImages--
+    return task
+  }
+
+  /**
+   * A worker could not process an image. The computation is the same on
+   * every peer, so this peer's own worker failing it fails it; another's may
+   * be its own trouble, so two others must (or one, twice). Otherwise the
+   * image goes back to the pool for another peer.
+   */
+  failed (peer: string, slot: number, message: string): void {
+    const task = this.tasks[slot]
+    if (this.state !== 'running' || task === undefined) return
+    const byPeer = this.failures.get(slot) ?? new Map<string, number>()
+    this.failures.set(slot, byPeer)
+    byPeer.set(peer, (byPeer.get(peer) ?? 0) + 1)
+    const others = [...byPeer.keys()].filter(p => p !== this.self)
+    if (byPeer.has(this.self) || others.length >= FAILING_PEERS || (byPeer.get(peer) ?? 0) >= 2) {
+      this.leases.abandon(slot)
+      this.resolve(slot)
+      for (const l of this.listeners.failed) l(task, new JobFailedError(message))
+      return
+    }
+    const lease = this.leases.leaseOf(slot, peer, 'work') ?? this.leases.leaseOf(slot, peer, 'copy')
+    if (lease !== undefined) this.scheduler.release(peer, lease.leaseId)
+  }
+
+  renew (peer: string, leaseId: string): boolean {
+    return this.scheduler.renew(peer, leaseId)
+  }
+
+  release (peer: string, leaseId: string): boolean {
+    return this.scheduler.release(peer, leaseId)
+  }
+
+  peerGone (peer: string): number {
+    return this.scheduler.peerGone(peer)
+  }
+
+  /** Every image is in or failed: claims hear that it is done. */
+  finish (): void {
+    if (this.state !== 'running') return
+    this.state = 'done'
+    this.scheduler.settle()
+  }
+
+  cancel (): void {
+    if (this.state !== 'running') return
+    this.state = 'cancelled'
+    this.tasks.length = 0
+    this.scheduler.settle()
+  }
+}
