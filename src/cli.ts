@@ -7,8 +7,12 @@ import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT
 import { describeOperations } from './imaging/index.ts'
 import { runLocal } from './client/local.ts'
 import { removePartials } from './client/files.ts'
-import { requestFromFlags, type SubmitFlags } from './client/options.ts'
-import { progressReporter } from './client/progress.ts'
+import { parseQuality, pipelineFromFlags, requestFromFlags, type SubmitFlags } from './client/options.ts'
+import { batchReporter, progressReporter } from './client/progress.ts'
+import { BATCH_INCOMPLETE_EXIT, DEFAULT_TILE_ABOVE_MP, runLocalBatch, submitBatch } from './client/batch.ts'
+import { isBatchInput, planBatch } from './client/batch-plan.ts'
+import { formatFromPath, OUTPUT_FORMATS, type OutputFormat } from './imaging/index.ts'
+import { stat } from 'node:fs/promises'
 import { submitToSwarm } from './client/submit.ts'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { readFile } from 'node:fs/promises'
@@ -154,7 +158,8 @@ function peerCommand (compute: PeerCompute): Command {
     })
 }
 
-interface SubmitCliOptions extends SubmitFlags {
+interface SubmitCliOptions extends Omit<SubmitFlags, 'imagePath'> {
+  imagePath?: string[]
   local?: boolean
   peer?: string[]
   listOps?: boolean
@@ -167,6 +172,10 @@ interface SubmitCliOptions extends SubmitFlags {
   connectTimeoutMs: number
   swarmKey?: string
   dataDir?: string
+  recursive?: boolean
+  format?: OutputFormat
+  skipExisting?: boolean
+  tileAboveMp: number
 }
 
 function submitCommand (): Command {
@@ -177,9 +186,13 @@ function submitCommand (): Command {
     .option('--task <op>', 'an operation (the Python prototype\'s flag); repeat for a pipeline', (v: string, prev: string[] = []) => [...prev, v])
     .option('--op <op>', 'same as --task', (v: string, prev: string[] = []) => [...prev, v])
     .option('--ops <pipeline>', 'a whole pipeline: "blur:sigma=2,sobel"', once('--ops'))
-    .option('-i, --image-path <file>', 'input image (JPEG, PNG, WebP, TIFF, AVIF, GIF first frame)', once('--image-path'))
-    .addOption(new Option('--image_path <file>', 'same as --image-path (the Python prototype\'s spelling)').argParser(once('--image_path')))
-    .option('-o, --out <file>', 'output file; .jpg .png .webp .tif .avif picks the format', once('--out'))
+    .option('-i, --image-path <path>', 'input image (JPEG, PNG, WebP, TIFF, AVIF, GIF first frame); repeat it, or give a folder or a quoted glob, for a batch', collect)
+    .addOption(new Option('--image_path <path>', 'same as --image-path (the Python prototype\'s spelling)').argParser(collect))
+    .option('-o, --out <path>', 'output file (.jpg .png .webp .tif .avif picks the format); for a batch, a folder (the input tree mirrored) or a .zip', once('--out'))
+    .option('-r, --recursive', 'a folder\'s subfolders too (batch)')
+    .addOption(new Option('--format <format>', 'output format of a batch (default: each image keeps its own; GIF and HEIF become PNG)').choices(OUTPUT_FORMATS))
+    .option('--skip-existing', 'leave out images whose output exists: resumes an interrupted batch')
+    .option('--tile-above-mp <n>', 'in a batch, images over this many megapixels are tiled across the swarm, one job each; smaller ones go whole to one peer each', integerOption('--tile-above-mp', 1, 100_000), DEFAULT_TILE_ABOVE_MP)
     .addOption(new Option('--output_path <file>', 'same as --out').hideHelp().argParser(once('--output_path')))
     .option('--quality <1-100>', 'JPEG/WebP/AVIF quality (default 90)', once('--quality'))
     .option('--max-pixels <n>', 'refuse images with more pixels, before decoding (--local; a peer applies its own)', integerOption('--max-pixels'), DEFAULT_MAX_PIXELS)
@@ -192,23 +205,34 @@ function submitCommand (): Command {
     .option('--list-ops', 'print every operation with its parameters, and exit')
     .option('--json', 'machine-readable events, one JSON object per line')
     .option('--debug', 'stack traces on errors')
-    .action(async (opts: SubmitCliOptions & { image_path?: string, output_path?: string }) => {
+    .action(async (opts: SubmitCliOptions & { image_path?: string[], output_path?: string }) => {
       debug = opts.debug === true
       json = opts.json === true
       if (opts.listOps === true) {
         process.stdout.write(describeOperations() + '\n')
         return
       }
-      if (opts.imagePath !== undefined && opts.image_path !== undefined) throw new InvalidArgumentError(`the input is given twice (-i/--image-path '${opts.imagePath}' and --image_path '${opts.image_path}'); give it once`)
       if (opts.out !== undefined && opts.output_path !== undefined) throw new InvalidArgumentError(`the output is given twice (-o/--out '${opts.out}' and --output_path '${opts.output_path}'); give it once`)
-      const flags: SubmitFlags = { ...opts, imagePath: opts.imagePath ?? opts.image_path, out: opts.out ?? opts.output_path }
-      const request = requestFromFlags(flags)
+      const inputs = [...(opts.imagePath ?? []), ...(opts.image_path ?? [])]
+      const out = opts.out ?? opts.output_path
       if (opts.local === true && opts.peer !== undefined) throw new InvalidArgumentError('give --local or --peer, not both')
       if (opts.local !== true && opts.peer === undefined) {
         throw new InvalidArgumentError('submit needs --local (process here) or --peer <multiaddr> (process on a swarm)')
       }
-      // Interrupted: the partial output goes with us.
+      // Interrupted: the partial outputs go with us; finished ones stay (--skip-existing resumes).
       for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => { removePartials(); process.exit(130) })
+      if (await isBatchInput(inputs)) {
+        await submitBatchCommand(opts, inputs, out)
+        return
+      }
+      if (opts.recursive === true) throw new InvalidArgumentError(`--recursive is for a folder; ${inputs[0]} is a file`)
+      const flags: SubmitFlags = { ...opts, imagePath: inputs[0], out }
+      const request = requestFromFlags(flags)
+      if (opts.format !== undefined && opts.format !== request.format) throw new InvalidArgumentError(`--format ${opts.format} and the output's extension (${request.output}) disagree; give one`)
+      if (opts.skipExisting === true && await stat(request.output).then(() => true, () => false)) {
+        process.stderr.write(`skipped: ${request.output} exists (--skip-existing)\n`)
+        return
+      }
       if (opts.peer !== undefined) {
         const done = await submitToSwarm(request, {
           peer: opts.peer,
@@ -235,6 +259,36 @@ function submitCommand (): Command {
       if (opts.json === true) emit({ event: 'done', output: request.output, ...result })
       else process.stdout.write(`wrote ${request.output} (${result.width}x${result.height}, ${result.bytes} bytes) in ${(result.ms / 1000).toFixed(2)} s\n`)
     })
+}
+
+/** A batch: many images, one job; a summary at the end, and exit status 3 if any image failed. */
+async function submitBatchCommand (opts: SubmitCliOptions, inputs: string[], out: string | undefined): Promise<void> {
+  const steps = pipelineFromFlags({ ...opts, imagePath: undefined })
+  if (out === undefined) throw new InvalidParameterError('Expected where a batch goes: --out <folder> (the input tree mirrored) or --out <file.zip>')
+  if (formatFromPath(out) !== undefined) throw new InvalidParameterError(`a batch of images goes to a folder or a .zip, not to ${out}`)
+  if (opts.skipExisting === true && out.toLowerCase().endsWith('.zip')) throw new InvalidParameterError('--skip-existing needs a folder output: a .zip is written whole at the end')
+  const plan = await planBatch(inputs, out, { recursive: opts.recursive === true, ...(opts.format !== undefined ? { format: opts.format } : {}) })
+  const request = { plan, steps, quality: parseQuality(opts.quality), skipExisting: opts.skipExisting === true }
+  const onBatchEvent = batchReporter(opts.json === true ? 'json' : process.stderr.isTTY ? 'tty' : 'plain')
+  const summary = opts.peer !== undefined
+    ? await submitBatch(request, {
+      peer: opts.peer,
+      swarmKey: opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined,
+      privateKey: opts.dataDir !== undefined ? await loadOrCreateKey(opts.dataDir) : undefined,
+      tileSize: opts.tileSize,
+      dialTimeoutMs: opts.connectTimeoutMs,
+      maxUploadBytes: opts.maxUploadBytes,
+      tileAboveMp: opts.tileAboveMp,
+      onBatchEvent,
+    })
+    : await runLocalBatch(request, { maxPixels: opts.maxPixels, maxUploadBytes: opts.maxUploadBytes, threads: opts.threads, onBatchEvent })
+  if (opts.json !== true) {
+    const seconds = summary.ms / 1000
+    const rate = seconds > 0 ? ` (${(summary.done / seconds).toFixed(2)} images/s, ${(summary.megapixels / seconds).toFixed(1)} MP/s)` : ''
+    process.stdout.write(`batch: ${summary.done} done, ${summary.skipped} skipped, ${summary.failures.length} failed in ${seconds.toFixed(2)} s${rate}; outputs in ${out}\n`)
+    for (const f of summary.failures) process.stdout.write(`failed: ${f.input}: ${f.message}\n`)
+  }
+  if (summary.failures.length > 0) process.exitCode = BATCH_INCOMPLETE_EXIT
 }
 
 export function buildProgram (compute: PeerCompute = {}): Command {

@@ -19,6 +19,12 @@ function why (err: unknown, path: string): string {
 /** Partial files still open, removed if the process is interrupted. */
 const partials = new Set<string>()
 
+/** A partial file this process writes (`true`) or is done with: removed if the process is interrupted. */
+export function trackPartial (path: string, open: boolean): void {
+  if (open) partials.add(path)
+  else partials.delete(path)
+}
+
 /** Removes every partial file this process left (a signal handler's last act). */
 export function removePartials (): void {
   for (const path of partials) rmSync(path, { force: true })

@@ -1,6 +1,7 @@
 import cliProgress from 'cli-progress'
 import { sizeText } from '../units.ts'
 import type { SubmitEvent } from './submit.ts'
+import type { BatchEvent } from './batch.ts'
 
 const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`
 
@@ -90,6 +91,78 @@ export function progressReporter (mode: 'json' | 'tty' | 'plain', write: (line: 
         break
       case 'done':
         stopBar()
+        break
+    }
+  }
+}
+
+/** Images a second and megapixels a second, from the counts so far. */
+function rates (done: number, megapixels: number, elapsedMs: number): { images: string, mp: string } {
+  if (elapsedMs < 1000 || done === 0) return { images: '--', mp: '--' }
+  return { images: (done / elapsedMs * 1000).toFixed(2), mp: (megapixels / elapsedMs * 1000).toFixed(1) }
+}
+
+/**
+ * How submit shows a batch: a bar of images on a terminal (failures printed
+ * above it as they happen), a line a second otherwise, JSON lines with
+ * --json (one event per image). All but JSON go to stderr.
+ */
+export function batchReporter (mode: 'json' | 'tty' | 'plain', write: (line: string) => void = line => { process.stderr.write(line + '\n') }, now: () => number = () => performance.now()): (event: BatchEvent) => void {
+  if (mode === 'json') return event => { process.stdout.write(JSON.stringify(event) + '\n') }
+  let bars: cliProgress.MultiBar | undefined
+  let bar: cliProgress.SingleBar | undefined
+  let started = now()
+  let lastPlain = -Infinity
+  let tiledNote = ''
+  const say = (line: string): void => { if (bars !== undefined) bars.log(line + '\n'); else write(line) }
+  return event => {
+    switch (event.event) {
+      case 'batch':
+        write(`batch of ${plural(event.images, 'image')}${event.skipped > 0 ? ` (${event.skipped} skipped: their outputs exist)` : ''}${event.tiled > 0 ? `; ${event.tiled} over the --tile-above-mp size go tiled, one job each` : ''}${event.ignored > 0 ? `; ${event.ignored} files that are not images left out` : ''}`)
+        started = now()
+        if (mode === 'tty' && event.images > 0) {
+          bars = new cliProgress.MultiBar({ format: 'images {bar} {value}/{total} | {rate} img/s | {mp} MP/s | ETA {left} | {peers}{tiles}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
+          bar = bars.create(event.images, 0, { rate: '--', mp: '--', left: '--', peers: 'waiting for peers', tiles: '' })
+        }
+        break
+      case 'connected':
+        say(`connected to ${event.peer} as ${event.client}`)
+        break
+      case 'note':
+        say(`note: ${event.message}`)
+        break
+      case 'image-failed':
+        say(`failed: ${event.input}: ${event.message}`)
+        break
+      case 'passed':
+        say(`${event.peer} cannot take the batch (${event.reason}); trying another peer`)
+        break
+      case 'lost':
+        say(`coordinator ${event.coordinator} lost (${event.reason})`)
+        break
+      case 'resumed':
+        say(`resuming the ${plural(event.images, 'image')} not yet back on ${event.on}`)
+        break
+      case 'tiles':
+        tiledNote = ` | ${event.input}: tile ${event.done}/${event.total}`
+        bar?.update({ tiles: tiledNote })
+        break
+      case 'batch-progress': {
+        const elapsed = now() - started
+        const settled = event.done + event.failed
+        const r = rates(event.done, event.megapixels, elapsed)
+        const peers = event.workers === 0 ? 'waiting for peers' : plural(event.workers, 'peer')
+        if (bar !== undefined) bar.update(settled, { rate: r.images, mp: r.mp, left: estimate(settled, event.total, elapsed), peers, tiles: tiledNote })
+        else if (settled === event.total || now() - lastPlain > 1000) {
+          lastPlain = now()
+          write(`images ${settled}/${event.total}${event.failed > 0 ? ` (${event.failed} failed)` : ''} | ${r.images} img/s | ${r.mp} MP/s | ETA ${estimate(settled, event.total, elapsed)} | ${peers}`)
+        }
+        break
+      }
+      case 'batch-done':
+        bars?.stop()
+        bars = undefined
+        bar = undefined
         break
     }
   }

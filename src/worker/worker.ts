@@ -76,6 +76,8 @@ interface JobEntry {
   accepted: number
   /** Said once: the job waits for room for its input. */
   waitingForMemory?: boolean
+  /** A batch: its units are whole images. */
+  batch?: boolean
 }
 
 const MAX_LINK_FAILURES = 3
@@ -183,7 +185,7 @@ export class Worker {
     this.jobs.delete(jobId)
     if (entry.link !== undefined && !this.stopped) {
       const kept = this.options.cache?.stats
-      this.options.log?.(`job ${jobId}: finished here (${entry.accepted} tiles from this peer)${kept !== undefined ? `; this peer keeps ${kept.tiles} results of its jobs (${(kept.bytes / 1024 / 1024).toFixed(1)} MB) for later coordinators` : ''}`)
+      this.options.log?.(`job ${jobId}: finished here (${entry.accepted} ${entry.batch === true ? 'images' : 'tiles'} from this peer)${kept !== undefined ? `; this peer keeps ${kept.tiles} results of its jobs (${(kept.bytes / 1024 / 1024).toFixed(1)} MB) for later coordinators` : ''}`)
     }
     void entry.link?.then(endSession, () => {})
   }
@@ -220,6 +222,7 @@ export class Worker {
       try {
         entry.link ??= this.openLink(entry.ref)
         const session = await entry.link
+        entry.batch = session.kind === 'batch'
         const reason = session.kind === 'batch' ? await this.workBatch(session) : await this.work(session)
         if (reason === 'done' || reason === 'cancelled') entry.finished = true
         else entry.retryAt = this.clock.now() + WORKER_RETRY_MS

@@ -2,27 +2,9 @@ import test from 'ava'
 import { JobCoordinator, tileChecksum, type JobOptions } from '../../src/job/coordinator.ts'
 import { inputDigest } from '../../src/worker/inputs.ts'
 import { INPUT_WAIT_MS } from '../../src/defaults.ts'
-import type { Clock } from '../../src/clock.ts'
+import { manualClock } from '../helpers/clock.ts'
 import { extract, processTile, parseOps, resolvePipeline, runPipeline, TileMemo, type RawImage } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
-
-/** Time that moves only when the test says so. */
-function manualClock (): Clock & { advance: (ms: number) => void } {
-  let now = 0
-  const timers = new Map<number, { at: number, fn: () => void }>()
-  let next = 0
-  return {
-    now: () => now,
-    setTimeout: (fn, ms) => { timers.set(++next, { at: now + ms, fn }); return next },
-    clearTimeout: handle => { timers.delete(handle as number) },
-    advance: ms => {
-      now += ms
-      for (const [id, timer] of [...timers].sort((a, b) => a[1].at - b[1].at)) {
-        if (timer.at <= now && timers.delete(id)) timer.fn()
-      }
-    },
-  }
-}
 
 /** A job's input as the coordinator holds it: the file (stand-in bytes here) and what it decodes to. */
 function inputOf (image: RawImage): JobOptions['input'] {

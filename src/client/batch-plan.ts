@@ -1,0 +1,213 @@
+import { createWriteStream, type WriteStream } from 'node:fs'
+import { glob, mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
+import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path'
+import { Zip, ZipPassThrough } from 'fflate'
+import { InvalidParameterError, OutputError } from '../errors.ts'
+import { formatFromPath, type OutputFormat } from '../imaging/index.ts'
+import { OutputFile, trackPartial } from './files.ts'
+
+/** Files a folder or a glob contributes: what sharp reads, by extension. */
+const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.avif', '.gif', '.heic', '.heif'])
+
+const EXTENSION_OF: Record<OutputFormat, string> = { jpeg: '.jpg', png: '.png', webp: '.webp', tiff: '.tif', avif: '.avif' }
+
+/** One image of a batch: where it is read, where its output goes (relative to the output folder or zip), in what format. */
+export interface BatchItem {
+  input: string
+  output: string
+  format: OutputFormat
+}
+
+export interface BatchPlan {
+  items: BatchItem[]
+  /** Files a folder or glob held that are not images (by extension). */
+  ignored: number
+  target: { kind: 'dir' | 'zip', path: string }
+}
+
+const isGlob = (text: string): boolean => /[*?[\]{}]/.test(text)
+
+/** More than one input, a folder or a glob: a batch, not one image. */
+export async function isBatchInput (inputs: string[]): Promise<boolean> {
+  if (inputs.length !== 1) return inputs.length > 1
+  const only = inputs[0]!
+  if (isGlob(only) && (await stat(only).catch(() => undefined)) === undefined) return true
+  return (await stat(only).catch(() => undefined))?.isDirectory() === true
+}
+
+async function walk (dir: string, recursive: boolean, found: string[]): Promise<number> {
+  let ignored = 0
+  const entries = await readdir(dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => { throw new InvalidParameterError(`cannot read the folder ${dir}: ${err.code ?? err.message}`) })
+  entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue
+    const path = join(dir, e.name)
+    if (e.isDirectory()) { if (recursive) ignored += await walk(path, recursive, found) } else if (e.isFile()) {
+      if (IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase())) found.push(path)
+      else ignored++
+    }
+  }
+  return ignored
+}
+
+/** The folder a glob's matches are named relative to: its part before the first wildcard. */
+function globBase (pattern: string): string {
+  const parts = pattern.split(/[/\\]/)
+  const fixed = parts.slice(0, parts.findIndex(isGlob))
+  return fixed.length === 0 ? '.' : fixed.join(sep) || sep
+}
+
+/**
+ * Every image the inputs name: files as given, a folder's images (its
+ * subfolders too with `recursive`), a glob's matches; each output named as
+ * its input relative to the folder or glob it came from (the tree mirrored),
+ * with the extension of `format`, or kept. Two inputs that would write the
+ * same output are refused before anything runs.
+ */
+export async function planBatch (inputs: string[], out: string, options: { recursive: boolean, format?: OutputFormat }): Promise<BatchPlan> {
+  const found: Array<{ input: string, base: string }> = []
+  let ignored = 0
+  for (const input of inputs) {
+    const s = await stat(input).catch(() => undefined)
+    if (s === undefined && isGlob(input)) {
+      const matches: string[] = []
+      for await (const m of glob(input)) matches.push(m)
+      matches.sort()
+      const images = []
+      for (const m of matches) if ((await stat(m).catch(() => undefined))?.isFile() === true) images.push(m)
+      if (images.length === 0) throw new InvalidParameterError(`no file matches ${input}`)
+      for (const m of images) {
+        if (IMAGE_EXTENSIONS.has(extname(m).toLowerCase())) found.push({ input: m, base: globBase(input) })
+        else ignored++
+      }
+    } else if (s === undefined) {
+      throw new InvalidParameterError(`cannot read ${input}: no such file or folder`)
+    } else if (s.isDirectory()) {
+      const files: string[] = []
+      ignored += await walk(input, options.recursive, files)
+      for (const f of files) found.push({ input: f, base: input })
+    } else {
+      // A file named on its own is taken whatever its extension: sharp says if it is no image.
+      found.push({ input, base: dirname(input) })
+    }
+  }
+  if (found.length === 0) throw new InvalidParameterError(`no images in ${inputs.join(', ')}${ignored > 0 ? ` (${ignored} other files; images end ${[...IMAGE_EXTENSIONS].join(' ')})` : ''}`)
+  const target = { kind: out.toLowerCase().endsWith('.zip') ? 'zip' as const : 'dir' as const, path: out }
+  const items: BatchItem[] = []
+  const byOutput = new Map<string, string>()
+  const seen = new Set<string>()
+  for (const { input, base } of found) {
+    // The same file named twice (a file and its folder) is one image.
+    const key = resolve(input)
+    if (seen.has(key)) continue
+    seen.add(key)
+    const kept = formatFromPath(input)
+    const format = options.format ?? kept ?? 'png'
+    const rel = relative(base, input).split(sep).join('/')
+    const stem = rel.slice(0, rel.length - extname(rel).length)
+    const output = options.format === undefined && kept !== undefined ? rel : `${stem}${EXTENSION_OF[format]}`
+    const clash = byOutput.get(output)
+    if (clash !== undefined) throw new InvalidParameterError(`${clash} and ${input} would both be written to ${output}${options.format !== undefined ? ' (--format gives them one extension)' : ''}; give them apart`)
+    byOutput.set(output, input)
+    items.push({ input, output, format })
+  }
+  return { items, ignored, target }
+}
+
+/** Where a batch's outputs go: a folder (each output its own file, written whole or not at all) or a zip. */
+export interface BatchSink {
+  /** The output is there already (what --skip-existing skips). */
+  exists: (output: string) => Promise<boolean>
+  write: (output: string, bytes: Uint8Array) => Promise<void>
+  /** The batch is over: a zip is finished and moved into place. */
+  close: () => Promise<void>
+  /** Interrupted: a zip not finished goes. */
+  discard: () => Promise<void>
+  /** Where `output` is, for the user. */
+  describe: (output: string) => string
+}
+
+export async function openSink (target: BatchPlan['target']): Promise<BatchSink> {
+  return target.kind === 'zip' ? await ZipSink.create(target.path) : await dirSink(target.path)
+}
+
+async function dirSink (dir: string): Promise<BatchSink> {
+  const s = await stat(dir).catch(() => undefined)
+  if (s !== undefined && !s.isDirectory()) throw new OutputError(`cannot write the batch to ${dir}: it is a file; give a folder (or a .zip)`)
+  await mkdir(dir, { recursive: true }).catch((err: NodeJS.ErrnoException) => { throw new OutputError(`cannot create the folder ${dir}: ${err.code ?? err.message}`) })
+  return {
+    exists: async output => (await stat(join(dir, output)).catch(() => undefined))?.isFile() === true,
+    write: async (output, bytes) => {
+      const path = join(dir, output)
+      await mkdir(dirname(path), { recursive: true }).catch((err: NodeJS.ErrnoException) => { throw new OutputError(`cannot create the folder ${dirname(path)}: ${err.code ?? err.message}`) })
+      const file = await OutputFile.create(path)
+      await file.commit(bytes)
+    },
+    close: async () => {},
+    discard: async () => {},
+    describe: output => join(dir, output),
+  }
+}
+
+/** A zip written as outputs arrive (stored, not deflated: images are compressed already), moved into place when complete. */
+class ZipSink implements BatchSink {
+  private readonly path: string
+  private readonly partial: string
+  private readonly zip: Zip
+  private readonly stream: WriteStream
+  private readonly names = new Set<string>()
+  private failure: Error | undefined
+  private readonly ended: Promise<void>
+
+  private constructor (path: string, partial: string, stream: WriteStream) {
+    this.path = path
+    this.partial = partial
+    this.stream = stream
+    let endedResolve!: () => void
+    this.ended = new Promise(resolve => { endedResolve = resolve })
+    this.zip = new Zip((err, chunk, final) => {
+      if (err !== null) { this.failure ??= err; return }
+      this.stream.write(chunk)
+      if (final) this.stream.end(endedResolve)
+    })
+    stream.on('error', err => { this.failure ??= err })
+  }
+
+  static async create (path: string): Promise<ZipSink> {
+    const partial = join(dirname(path), `.${basename(path)}.${process.pid}.partial`)
+    const stream = createWriteStream(partial, { flags: 'wx' })
+    await new Promise<void>((resolve, reject) => {
+      stream.once('open', () => { resolve() })
+      stream.once('error', err => { reject(new OutputError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)) })
+    })
+    trackPartial(partial, true)
+    return new ZipSink(path, partial, stream)
+  }
+
+  async exists (output: string): Promise<boolean> { return this.names.has(output) }
+
+  async write (output: string, bytes: Uint8Array): Promise<void> {
+    if (this.failure !== undefined) throw new OutputError(`cannot write ${this.path}: ${this.failure.message}`)
+    const entry = new ZipPassThrough(output)
+    this.zip.add(entry)
+    entry.push(bytes, true)
+    this.names.add(output)
+  }
+
+  async close (): Promise<void> {
+    this.zip.end()
+    await this.ended
+    if (this.failure !== undefined) throw new OutputError(`cannot write ${this.path}: ${this.failure.message}`)
+    await rename(this.partial, this.path)
+    trackPartial(this.partial, false)
+  }
+
+  async discard (): Promise<void> {
+    this.zip.terminate()
+    this.stream.destroy()
+    await rm(this.partial, { force: true })
+    trackPartial(this.partial, false)
+  }
+
+  describe (output: string): string { return `${this.path}:${output}` }
+}

@@ -1,0 +1,187 @@
+import type { Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { JobFailedError, NetworkError, PeerBusyError, oneLine } from '../errors.ts'
+import { parsePeerAddress } from '../net/address.ts'
+import { dialPeer } from '../net/dial.ts'
+import type { createClientNode } from '../net/node.ts'
+import { probe } from '../net/probe.ts'
+import { MAX_HOLDERS, SUBMIT_PROTOCOL } from '../protocol/constants.ts'
+import type { SubmitServerMessage } from '../protocol/messages.ts'
+
+type ClientNode = Awaited<ReturnType<typeof createClientNode>>
+
+/** How one try on one peer ended, if not with the result. */
+export type Ending =
+  /** Not reached, or gone before it admitted the job. */
+  | { kind: 'unreachable', error: NetworkError }
+  /** Full for now (--max-jobs): worth asking again later. */
+  | { kind: 'busy', reason: string }
+  /** Will not take it: leaving, or this peer's own rules (--allow-submit, its limits), or it failed there. */
+  | { kind: 'refused', reason: string }
+  /** Gone after admitting it: the job resumes elsewhere. */
+  | { kind: 'lost', reason: string }
+
+export class Ended extends Error {
+  readonly ending: Ending
+  constructor (ending: Ending) {
+    super(ending.kind)
+    this.ending = ending
+  }
+}
+
+/**
+ * Refusals that mean "not here, try another peer", not "this job cannot be
+ * done": a peer's own rules and limits, and its own failures. A broken image
+ * or a bad pipeline fails the job at once.
+ */
+const PASS_ON = new Set(['PeerBusyError', 'PeerLeavingError', 'SubmitRefusedError', 'LimitExceededError', 'InternalError'])
+
+/** A peer's error reply: an Ended (try another peer) or the job's own failure. */
+export function refusal (name: string, reason: string, accepted: boolean): Ended | JobFailedError {
+  if (!PASS_ON.has(name)) return new JobFailedError(reason)
+  if (accepted) return new Ended({ kind: 'lost', reason })
+  return new Ended(name === 'PeerBusyError' ? { kind: 'busy', reason } : { kind: 'refused', reason })
+}
+
+export interface Candidate {
+  /** What the user gave, or the first address a coordinator told of. */
+  label: string
+  addrs: Multiaddr[]
+  peerId?: string
+}
+
+/** What the roster tells of how the tries go. */
+export type RosterEvent =
+  | { event: 'passed', peer: string, reason: string }
+  | { event: 'lost', coordinator: string, reason: string }
+
+const isLoopback = (addr: Multiaddr): boolean => /^\/(ip4\/127\.|ip6\/::1\/)/.test(addr.toString())
+
+/** Why a dial failed, in words a user can act on: a plain look at the address says what is there. */
+async function explainDialFailure (address: Multiaddr, err: Error, options: { swarmKey?: Uint8Array, dialTimeoutMs: number }): Promise<string> {
+  if (err.name === 'WrongPeerError') return err.message
+  const keyHint = options.swarmKey === undefined ? 'the swarm is private: pass its --swarm-key' : 'check that --swarm-key is the swarm\'s key'
+  const seen = await probe(address, Math.min(2000, options.dialTimeoutMs))
+  switch (seen.kind) {
+    case 'unreachable': return `nothing answers there (${seen.code})`
+    case 'private-swarm': return `a private swarm's peer answers there, and the handshake failed: ${keyHint}`
+    case 'libp2p': return options.swarmKey === undefined
+      ? `a libp2p peer answers there, but the connection failed: ${oneLine(err.message)}`
+      : 'the peer there runs an open swarm: drop --swarm-key'
+    case 'other': return `something other than a tileswarm peer answers there (it said '${seen.said}')`
+    case 'silent': return err.name === 'TimeoutError' || /abort/i.test(err.message)
+      ? `no answer within ${options.dialTimeoutMs / 1000} s: something accepts connections there but does not speak (${keyHint}, or check the address)`
+      : `something accepts connections there but does not speak libp2p (${oneLine(err.message)})`
+  }
+}
+
+/**
+ * The peers a client may submit to: the entry points the user gave, then
+ * those coordinators told of (holders of finished work first). It says which
+ * to try next, keeps how each try ended, waits a little for a swarm that is
+ * only busy, and when none is left says why in one error.
+ */
+export class PeerRoster {
+  private readonly entries: Candidate[]
+  private readonly learned = new Map<string, Candidate>()
+  private readonly tried = new Map<string, { kind: Ending['kind'], reason: string }>()
+  /** Who holds finished work of this job, from every coordinator it has had: what a resumed job collects. */
+  readonly holders = new Map<string, { peerId: string, addrs: string[] }>()
+  /** The coordinator lost last, as the user knows it, and its peer id: the job resumes from it. */
+  resumeFrom: string | undefined
+  resumeFromId: string | undefined
+  private firstUnreachable: NetworkError | undefined
+  private lastLoss: string | undefined
+  private busyRound = 0
+  private readonly busyRounds: number
+  /** Entry points on loopback: a local swarm, where peers' loopback addresses are the ones to use. */
+  private readonly local: boolean
+
+  constructor (peers: string[], busyRounds = 3) {
+    this.entries = peers.map(text => ({ label: text, addrs: [parsePeerAddress(text, '--peer')] }))
+    if (this.entries.length === 0) throw new NetworkError('no peer to submit to: give --peer')
+    this.local = this.entries.every(e => isLoopback(e.addrs[0]!))
+    this.busyRounds = busyRounds
+  }
+
+  /** Entry points the image would go to whoever answers: said once, before anything is sent. */
+  get unchecked (): string[] {
+    return this.entries.filter(e => e.addrs[0]!.getPeerId() === null).map(e => e.label)
+  }
+
+  private keyOf (c: Candidate): string {
+    return c.peerId ?? c.addrs[0]?.getPeerId() ?? c.label
+  }
+
+  /** A coordinator told of the swarm: where to resume, and who holds finished work. */
+  heard (msg: Extract<SubmitServerMessage, { type: 'peers' }>): void {
+    for (const h of msg.holders) this.holders.set(h.peerId, h)
+    for (const p of msg.peers) {
+      const addrs = p.addrs.map(a => parsePeerAddress(a, 'a peer the coordinator told of')).filter(a => isLoopback(a) === this.local)
+      if (addrs.length > 0) this.learned.set(p.peerId, { label: addrs[0]!.toString(), addrs, peerId: p.peerId })
+    }
+  }
+
+  /** What a resumed submission says: whom it resumes from, and who holds finished work. */
+  get resume (): { from?: string, holders: Array<{ peerId: string, addrs: string[] }> } | undefined {
+    if (this.resumeFrom === undefined) return undefined
+    return { ...(this.resumeFromId !== undefined ? { from: this.resumeFromId } : {}), holders: [...this.holders.values()].slice(0, MAX_HOLDERS) }
+  }
+
+  /** The next peer to try; after every peer was busy, the busy ones again a few times; else the reason none could take it. */
+  async next (): Promise<Candidate> {
+    for (;;) {
+      const others = [...this.learned.values()].sort((a, b) => Number(this.holders.has(b.peerId!)) - Number(this.holders.has(a.peerId!)))
+      const candidate = [...this.entries, ...others].find(c => !this.tried.has(this.keyOf(c)))
+      if (candidate !== undefined) return candidate
+      const busy = [...this.tried].filter(([, how]) => how.kind === 'busy')
+      if (busy.length > 0 && this.busyRound < this.busyRounds) {
+        this.busyRound++
+        for (const [key] of busy) this.tried.delete(key)
+        await new Promise(resolve => setTimeout(resolve, 1000 * this.busyRound))
+        continue
+      }
+      if (this.lastLoss !== undefined) throw new NetworkError(`${this.lastLoss}, and no other peer could take the job over: the job is lost; submit it again`)
+      const kinds = new Set([...this.tried.values()].map(how => how.kind))
+      if (kinds.size === 1 && kinds.has('unreachable')) throw this.firstUnreachable!
+      // Every peer said no the same way: say it as they did.
+      const reasons = new Set([...this.tried.values()].map(how => how.reason))
+      if (kinds.size === 1 && kinds.has('refused') && reasons.size === 1) throw new JobFailedError([...reasons][0]!)
+      throw new PeerBusyError(`no peer could take the job: ${[...this.tried].map(([peer, how]) => `${peer}: ${how.reason}`).join('; ')}`)
+    }
+  }
+
+  /** A try ended without the result: kept, and told. */
+  ended (candidate: Candidate, ending: Ending, emit: (event: RosterEvent) => void): void {
+    this.tried.set(this.keyOf(candidate), { kind: ending.kind, reason: ending.kind === 'unreachable' ? oneLine(ending.error.message) : ending.reason })
+    if (ending.kind === 'unreachable') {
+      this.firstUnreachable ??= ending.error
+      emit({ event: 'passed', peer: candidate.label, reason: oneLine(ending.error.message) })
+    } else if (ending.kind === 'busy' || ending.kind === 'refused') {
+      emit({ event: 'passed', peer: candidate.label, reason: ending.reason })
+    } else {
+      this.lastLoss = `lost the coordinator at ${candidate.label} (${ending.reason})`
+      emit({ event: 'lost', coordinator: candidate.label, reason: ending.reason })
+      this.resumeFrom = candidate.label
+      this.resumeFromId = candidate.peerId ?? candidate.addrs[0]?.getPeerId() ?? undefined
+    }
+  }
+
+  /** A submit stream to the candidate, by the first of its addresses that answers; an Ended (unreachable) if none does. */
+  async open (node: ClientNode, candidate: Candidate, options: { dialTimeoutMs: number, swarmKey?: Uint8Array }): Promise<Stream> {
+    let dialError: Error | undefined
+    for (const addr of candidate.addrs) {
+      try {
+        const signal = AbortSignal.timeout(options.dialTimeoutMs)
+        const connection = await dialPeer(node, addr, { signal })
+        const stream = await connection.newStream(SUBMIT_PROTOCOL, { signal })
+        // Known by the id that answered: the same peer, told of again by a later coordinator, is not tried twice.
+        candidate.peerId ??= connection.remotePeer.toString()
+        return stream
+      } catch (err) {
+        dialError ??= err as Error
+      }
+    }
+    throw new Ended({ kind: 'unreachable', error: new NetworkError(`cannot reach ${candidate.label}: ${await explainDialFailure(candidate.addrs[0]!, dialError!, options)}`) })
+  }
+}

@@ -1,0 +1,138 @@
+import test from 'ava'
+import sharp from 'sharp'
+import { BatchCoordinator, taskKeyOf, type BatchTask } from '../../src/job/batch.ts'
+import { tileChecksum } from '../../src/job/coordinator.ts'
+import { parseOps, resolvePipeline } from '../../src/imaging/index.ts'
+import { manualClock } from '../helpers/clock.ts'
+
+const steps = resolvePipeline(parseOps('blur:sigma=2'))
+
+function batchOf (images: number, clock = manualClock()): { batch: BatchCoordinator, clock: ReturnType<typeof manualClock>, images: BatchTask[], failed: number[] } {
+  const batch = new BatchCoordinator({ jobId: 'b', self: 'me', steps, quality: 90, images, leaseMs: 1000, parkMs: 200, clock, speculation: { afterMedians: 3, maxShare: 0.5, minSamples: 2 } })
+  const done: BatchTask[] = []
+  const failed: number[] = []
+  batch.on('image', task => { done.push(task) })
+  batch.on('failed', task => { failed.push(task.index) })
+  return { batch, clock, images: done, failed }
+}
+
+const task = (index: number): BatchTask => ({ index, file: Buffer.from(`file ${index}`), key: taskKeyOf(String(index).padStart(64, '0'), steps, 'png', 90), format: 'png' })
+const output = async (width = 3, height = 2): Promise<Buffer> => await sharp({ create: { width, height, channels: 3, background: '#808080' } }).png().toBuffer()
+
+async function granted (batch: BatchCoordinator, peer: string): Promise<{ leaseId: string, slot: number, task: BatchTask }> {
+  const claim = await batch.claim(peer)
+  if (claim.kind !== 'task') throw new Error(`expected a task, got ${claim.kind}`)
+  return { leaseId: claim.lease.leaseId, slot: claim.lease.tile, task: claim.task }
+}
+
+test('an image is a task with its file; its output goes on with its size; the first valid output wins', async t => {
+  const { batch, images } = batchOf(2)
+  const sizes: Array<[number, number]> = []
+  batch.on('image', (_task, out) => { sizes.push([out.width, out.height]) })
+  batch.add(task(0))
+  t.is(batch.heldImages, 1)
+  const a = await granted(batch, 'a')
+  t.is(a.task.index, 0)
+  t.deepEqual(a.task.file, Buffer.from('file 0'))
+  const png = await output(5, 4)
+  t.is((await batch.result('a', a.slot, a.leaseId, '00000000', png)).status, 'rejected', 'a checksum that does not match')
+  const notImage = Buffer.from('not an image')
+  t.like(await batch.result('a', a.slot, a.leaseId, tileChecksum(notImage), notImage), { status: 'rejected' })
+  t.is((await batch.result('a', a.slot, a.leaseId, tileChecksum(png), png)).status, 'accepted')
+  t.is((await batch.result('a', a.slot, a.leaseId, tileChecksum(png), png)).status, 'duplicate')
+  t.deepEqual(sizes, [[5, 4]])
+  t.deepEqual(images.map(i => i.index), [0])
+  t.is(batch.heldImages, 0, 'the file goes once its output is in')
+  t.is(batch.heldBytes, 0)
+  t.is(batch.imagesByPeer.get('a'), 1)
+})
+
+test('a claim waits for the next upload; images not yet uploaded are never granted', async t => {
+  const { batch, clock } = batchOf(3)
+  const early = batch.claim('a')
+  clock.advance(100)
+  batch.add(task(7))
+  const claim = await early
+  t.is(claim.kind, 'task')
+  if (claim.kind === 'task') t.is(claim.task.index, 7)
+  const idle = batch.claim('b')
+  clock.advance(200)
+  t.is((await idle).kind, 'wait', 'nothing uploaded: told to wait when the park time is up')
+})
+
+test('a lease not renewed goes back to the pool; the late output still counts if nobody beat it', async t => {
+  const { batch, clock, images } = batchOf(1)
+  batch.add(task(0))
+  const a = await granted(batch, 'a')
+  clock.advance(1001)
+  const b = await granted(batch, 'b')
+  t.is(b.slot, a.slot)
+  t.is(batch.stats.expired, 1)
+  const png = await output()
+  t.is((await batch.result('a', a.slot, a.leaseId, tileChecksum(png), png)).status, 'accepted')
+  t.is((await batch.result('b', b.slot, b.leaseId, tileChecksum(png), png)).status, 'duplicate')
+  t.is(images.length, 1)
+})
+
+test('an image fails where this peer\'s worker fails it, or two others do, or one twice; else it goes to another peer', async t => {
+  const { batch, failed } = batchOf(4)
+  for (let i = 0; i < 4; i++) batch.add(task(i))
+  // Image 0: one other peer fails it once, then another: failed.
+  const first = await granted(batch, 'x')
+  batch.failed('x', first.slot, 'cannot decode')
+  t.deepEqual(failed, [])
+  const again = await granted(batch, 'y')
+  t.is(again.slot, first.slot, 'the image went back to the pool, first in line')
+  batch.failed('y', again.slot, 'cannot decode')
+  t.deepEqual(failed, [first.task.index])
+  // Image 1: this peer's own worker fails it: failed at once.
+  const mine = await granted(batch, 'me')
+  batch.failed('me', mine.slot, 'cannot decode')
+  t.deepEqual(failed, [first.task.index, mine.task.index])
+  // Image 2: the same other peer, twice.
+  const once = await granted(batch, 'x')
+  batch.failed('x', once.slot, 'cannot decode')
+  const twice = await granted(batch, 'x')
+  t.is(twice.slot, once.slot)
+  batch.failed('x', twice.slot, 'cannot decode')
+  t.deepEqual(failed, [first.task.index, mine.task.index, once.task.index])
+  // A failure after the image is over changes nothing.
+  batch.failed('z', once.slot, 'late')
+  t.is(failed.length, 3)
+  t.is(batch.heldImages, 1)
+  const last = await granted(batch, 'x')
+  t.is(last.task.index, 3)
+})
+
+test('a peer gone gives its images back at once; finishing answers the claims still waiting', async t => {
+  const { batch } = batchOf(2)
+  batch.add(task(0))
+  const a = await granted(batch, 'a')
+  t.is(batch.peerGone('a'), 1)
+  const b = await granted(batch, 'b')
+  t.is(b.slot, a.slot)
+  const waiting = batch.claim('c')
+  batch.finish()
+  t.is((await waiting).kind, 'done')
+  t.is((await batch.claim('c')).kind, 'done')
+  t.like(await batch.result('b', b.slot, b.leaseId, '00000000', Buffer.alloc(0)), { status: 'duplicate' })
+})
+
+test('a straggler\'s image is copied once the pool is empty; whichever copy is first wins', async t => {
+  const { batch, clock, images } = batchOf(3)
+  for (let i = 0; i < 3; i++) batch.add(task(i))
+  const png = await output()
+  for (const peer of ['a', 'b']) {
+    const g = await granted(batch, peer)
+    clock.advance(10)
+    t.is((await batch.result(peer, g.slot, g.leaseId, tileChecksum(png), png)).status, 'accepted')
+  }
+  const slow = await granted(batch, 'slow')
+  clock.advance(100)
+  const copy = await granted(batch, 'fast')
+  t.is(copy.slot, slow.slot)
+  t.is(batch.stats.speculated, 1)
+  t.is((await batch.result('fast', copy.slot, copy.leaseId, tileChecksum(png), png)).status, 'accepted')
+  t.is((await batch.result('slow', slow.slot, slow.leaseId, tileChecksum(png), png)).status, 'duplicate')
+  t.is(images.length, 3)
+})
