@@ -159,6 +159,7 @@ export class BatchHost {
 
     try {
       c.tiles.register(batch)
+      c.events.dispatchEvent(new CustomEvent('batch', { detail: batch }))
       c.log(`batch ${this.jobId}: coordinating ${spec.images} images with ${spec.steps.map(s => s.operation.name).join(', ')} for ${this.client}${spec.holders !== undefined ? `, resumed (${spec.holders.length} peers may hold finished images)` : ''}`)
       // Holders may have lost their way into the swarm with the old coordinator: call on them, so they hear of the batch.
       for (const h of spec.holders ?? []) if (h.peerId !== c.peerId) void c.reach(h)

@@ -25,7 +25,7 @@ export interface JobHostComponents {
   worker: { addJob: (ref: JobRef) => void, jobFinished: (jobId: string) => void }
   /** Input files by digest: the job's is held here for workers to fetch, and this peer's worker decodes it from here. */
   inputs: InputStore
-  /** Gets 'job' (detail: the JobCoordinator) when a job starts here. */
+  /** Gets 'job' (detail: the JobCoordinator) when a job starts here, 'batch' (the BatchCoordinator) when a batch does. */
   events: EventTarget
   /** Peers this one knows, with their addresses: where a client may resume if this peer goes. */
   swarmPeers: (limit: number) => Promise<Array<{ peerId: string, addrs: string[] }>>
