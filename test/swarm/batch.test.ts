@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process'
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { unzipSync } from 'fflate'
 import { Cluster } from '../../sim/cluster.ts'
 import { submitBatch, runLocalBatch, type BatchEvent, type BatchSummary } from '../../src/client/batch.ts'
 import { planBatch } from '../../src/client/batch-plan.ts'
@@ -170,6 +171,31 @@ test.serial('the submit CLI: a batch interrupted with Ctrl-C keeps what it wrote
     t.like(end, { event: 'batch-done', skipped: kept.length, done: 31 - kept.length, failed: 2 })
     t.deepEqual(end.failures.map(f => f.input.split('/').at(-1)).sort(), BAD)
     await sameAsLocal(t, root, out, dir)
+  } finally {
+    await cluster.stop()
+  }
+})
+
+test.serial('images over --tile-above-mp are tiled across the swarm, one job each, in the same batch; a .zip holds every output', async t => {
+  const cluster = await Cluster.start(2)
+  try {
+    const dir = await tempDir()
+    const root = join(dir, 'mixed')
+    await mkdir(root)
+    await copyFile(fixture('Landscape_5.jpg'), join(root, 'Landscape_5.jpg'))
+    await writeFile(join(root, 'big.png'), await encodeImage(noiseImage(700, 500, { channels: 3, depth: 8 }, 9), { format: 'png' }))
+    await writeFile(join(root, 'small.png'), await encodeImage(noiseImage(90, 60, { channels: 3, depth: 8 }, 3), { format: 'png' }))
+    const events: BatchEvent[] = []
+    const zip = join(dir, 'out.zip')
+    const summary = await submitBatch({ plan: await planBatch([root], zip, { recursive: false }), steps, quality: 90, skipExisting: false }, { peer: cluster.peers[0]!.addrs()[0]!, tileSize: 128, tileAboveMp: 0.3, onBatchEvent: e => { events.push(e) } })
+    t.like(events.find(e => e.event === 'batch'), { images: 3, whole: 2, tiled: 1 })
+    t.true(events.some(e => e.event === 'tiles' && e.input.endsWith('big.png')), 'the big image went in tiles')
+    t.is(summary.done, 3)
+    const files = unzipSync(await readFile(zip))
+    const localOut = join(dir, 'local')
+    await runLocalBatch({ plan: await planBatch([root], localOut, { recursive: false }), steps, quality: 90, skipExisting: false }, { maxPixels: 3e8, maxUploadBytes: 1 << 30, threads: 1 })
+    t.deepEqual(Object.keys(files).sort(), ['Landscape_5.jpg', 'big.png', 'small.png'])
+    for (const [name, data] of Object.entries(files)) t.true(Buffer.from(data).equals(await readFile(join(localOut, name))), name)
   } finally {
     await cluster.stop()
   }
