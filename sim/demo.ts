@@ -1,6 +1,7 @@
 /**
  * npm run demo: three peers as three processes on this machine, a sample photo
- * through edge detection (Canny: two phases), and what each peer did.
+ * through edge detection (Canny: two phases), then a folder of photos as one
+ * batch, and what each peer did.
  */
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -12,6 +13,10 @@ const OUT_DIR = resolve(REPO, 'out')
 const OUTPUT = join(OUT_DIR, 'demo-edges.png')
 const REFERENCE = join(OUT_DIR, 'demo-edges-local.png')
 const TASK = 'edge_detection'
+const PHOTOS = resolve(REPO, 'sim/samples/photos')
+const BATCH_OUT = join(OUT_DIR, 'demo-batch')
+const BATCH_REFERENCE = join(OUT_DIR, 'demo-batch-local')
+const BATCH_TASK = 'blur'
 
 async function run (args: string[], timeoutMs: number): Promise<string> {
   const { code, stdout, stderr } = await runPeerJs(args, { timeoutMs })
@@ -56,6 +61,29 @@ try {
   console.log(`leases:    ${done.leases.granted} granted, ${done.leases.expired} expired, ${done.leases.released} handed back`)
   console.log(`identical to one process (submit --local): ${identical ? 'yes, byte for byte' : 'NO'}`)
   if (!identical) process.exitCode = 1
+
+  console.log('')
+  console.log(`submitting the folder ${relative(process.cwd(), PHOTOS)} to peer-1 as one batch with --task ${BATCH_TASK}...`)
+  await rm(BATCH_OUT, { recursive: true, force: true })
+  await rm(BATCH_REFERENCE, { recursive: true, force: true })
+  const batchStarted = performance.now()
+  const batchEvents = (await run(['submit', '--peer', peers[0]!.addr, '--task', BATCH_TASK, '-i', PHOTOS, '-o', BATCH_OUT, '--json'], 120_000)).trim().split('\n').map(line => JSON.parse(line) as Record<string, any>)
+  const batchSeconds = (performance.now() - batchStarted) / 1000
+  await run(['submit', '--local', '--task', BATCH_TASK, '-i', PHOTOS, '-o', BATCH_REFERENCE], 120_000)
+  const images = batchEvents.filter(e => e.event === 'image')
+  const byPeer = new Map<string, number>()
+  let batchIdentical = images.length > 0
+  for (const image of images) {
+    byPeer.set(image.by, (byPeer.get(image.by) ?? 0) + 1)
+    const reference = join(BATCH_REFERENCE, relative(BATCH_OUT, image.output as string))
+    if (!(await readFile(image.output as string)).equals(await readFile(reference))) batchIdentical = false
+    console.log(`  ${relative(process.cwd(), image.input as string).padEnd(40)} -> ${relative(process.cwd(), image.output as string)} (${image.width}x${image.height}) by ${names.get(image.by) ?? image.by}`)
+  }
+  const end = batchEvents.at(-1)!
+  console.log(`batch:     ${end.done} done, ${end.failed} failed in ${batchSeconds.toFixed(2)} s end to end, on one connection as one job`)
+  console.log(`images by peer: ${[...byPeer].map(([id, n]) => `${names.get(id) ?? id} ${n}`).join(', ')}`)
+  console.log(`identical to one process (submit --local): ${batchIdentical ? 'yes, every image byte for byte' : 'NO'}`)
+  if (!batchIdentical || end.failed !== 0) process.exitCode = 1
 } finally {
   await Promise.all(peers.map(async p => await p.stop()))
   await rm(dataRoot, { recursive: true, force: true })
