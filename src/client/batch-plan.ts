@@ -1,4 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs'
+import { once } from 'node:events'
 import { glob, mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path'
 import { Zip, ZipPassThrough } from 'fflate'
@@ -93,6 +94,7 @@ export async function planBatch (inputs: string[], out: string, options: { recur
   }
   if (found.length === 0) throw new InvalidParameterError(`no images in ${inputs.join(', ')}${ignored > 0 ? ` (${ignored} other files; images end ${[...IMAGE_EXTENSIONS].join(' ')})` : ''}`)
   const target = { kind: out.toLowerCase().endsWith('.zip') ? 'zip' as const : 'dir' as const, path: out }
+  if (target.kind === 'zip' && found.length > ZIP_MAX_ENTRIES) throw new InvalidParameterError(`${found.length} images are more than a .zip holds here (${ZIP_MAX_ENTRIES}); write them to a folder`)
   const items: BatchItem[] = []
   const byOutput = new Map<string, string>()
   const seen = new Set<string>()
@@ -149,6 +151,10 @@ async function dirSink (dir: string): Promise<BatchSink> {
   }
 }
 
+/** What a zip without its 64-bit extension holds: fflate writes none. */
+const ZIP_MAX_ENTRIES = 65_535
+const ZIP_MAX_BYTES = 0xffff_ffff - 64 * 1024 * 1024
+
 /** A zip written as outputs arrive (stored, not deflated: images are compressed already), moved into place when complete. */
 class ZipSink implements BatchSink {
   private readonly path: string
@@ -156,6 +162,7 @@ class ZipSink implements BatchSink {
   private readonly zip: Zip
   private readonly stream: WriteStream
   private readonly names = new Set<string>()
+  private bytes = 0
   private failure: Error | undefined
   private readonly ended: Promise<void>
 
@@ -188,10 +195,13 @@ class ZipSink implements BatchSink {
 
   async write (output: string, bytes: Uint8Array): Promise<void> {
     if (this.failure !== undefined) throw new OutputError(`cannot write ${this.path}: ${this.failure.message}`)
+    if (this.bytes + bytes.length + 1024 > ZIP_MAX_BYTES || this.names.size >= ZIP_MAX_ENTRIES) throw new OutputError(`cannot write ${this.path}: a .zip holds at most 4 GB and ${ZIP_MAX_ENTRIES} images here; write the batch to a folder`)
     const entry = new ZipPassThrough(output)
     this.zip.add(entry)
     entry.push(bytes, true)
     this.names.add(output)
+    this.bytes += bytes.length + 128 + 2 * Buffer.byteLength(output)
+    if (this.stream.writableNeedDrain) await once(this.stream, 'drain')
   }
 
   async close (): Promise<void> {

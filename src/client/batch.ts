@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import sharp from 'sharp'
-import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, SUBMIT_IDLE_MS } from '../defaults.ts'
+import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, MAX_TILE_BODY_BYTES, SUBMIT_IDLE_MS } from '../defaults.ts'
 import { JobFailedError, LimitExceededError, ProtocolError, TileswarmError, isUserFacing, oneLine } from '../errors.ts'
 import { toSpecs, type Step } from '../imaging/index.ts'
 import { createClientNode } from '../net/node.ts'
@@ -67,7 +67,9 @@ async function prepare (request: BatchRequest, sink: BatchSink, emit: (e: BatchE
     const meta = await sharp(item.input).metadata().catch(() => undefined)
     const n = meta !== undefined ? meta.width * meta.height : 0
     pixels.set(item, n)
-    if (n > tileAboveMp * 1e6) tiled.push(item)
+    // Large in pixels, or in raw bytes (16-bit, alpha): too much for one peer's task.
+    const raw = meta !== undefined ? n * (meta.channels ?? 3) * (meta.depth === 'uchar' || meta.depth === 'char' ? 1 : meta.depth === 'ushort' || meta.depth === 'short' ? 2 : 4) : 0
+    if (n > tileAboveMp * 1e6 || raw > MAX_TILE_BODY_BYTES) tiled.push(item)
     else whole.push(item)
   }
   emit({ event: 'batch', images: whole.length + tiled.length, skipped, whole: whole.length, tiled: tiled.length, ignored: request.plan.ignored })
@@ -123,11 +125,13 @@ export async function submitBatch (request: BatchRequest, options: SwarmSubmitOp
   const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES
   const sink = await openSink(request.plan.target)
   let closed = false
+  let tally: Tally | undefined
   const node = await createClientNode({ dialTimeoutMs, swarmKey: options.swarmKey, privateKey: options.privateKey })
   try {
     for (const label of roster.unchecked) emit({ event: 'note', message: uncheckedNote(label) })
     const { whole, tiled, skipped, pixels } = await prepare(request, sink, emit, options.tileAboveMp ?? DEFAULT_TILE_ABOVE_MP)
-    const tally = new Tally(whole.length + tiled.length, emit)
+    const counts = new Tally(whole.length + tiled.length, emit)
+    tally = counts
     let pending = whole
 
     /** One try of the images still to do on one peer: over when every one is done or failed, or an Ended. */
@@ -136,6 +140,7 @@ export async function submitBatch (request: BatchRequest, options: SwarmSubmitOp
       const wire = submitClientWire(new FramedChannel(stream, { maxBodyBytes: 4 * 1024 * 1024 * 1024 }))
       let admitted = false
       let sent = 0
+      let uploadLimit = maxUploadBytes
       const settled = new Set<BatchItem>()
       // Images go up as they are asked for, while outputs come down.
       let uploading: Promise<void> = Promise.resolve()
@@ -143,12 +148,12 @@ export async function submitBatch (request: BatchRequest, options: SwarmSubmitOp
         let file: Buffer
         try {
           const size = (await stat(item.input)).size
-          if (size > maxUploadBytes) throw new LimitExceededError(`${size} bytes is over the upload limit of ${maxUploadBytes} bytes (--max-upload-bytes)`)
+          if (size > uploadLimit) throw new LimitExceededError(`${size} bytes is over the upload limit of ${uploadLimit} bytes (--max-upload-bytes${uploadLimit < maxUploadBytes ? ', the coordinating peer\'s' : ''})`)
           file = await readFile(item.input)
         } catch (err) {
           // Sent empty, so the batch's count holds; the failure is this client's word for it.
           settled.add(item)
-          tally.failed(item.input, err instanceof TileswarmError ? err : { name: 'InvalidImageError', message: `cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` })
+          counts.failed(item.input, err instanceof TileswarmError ? err : { name: 'InvalidImageError', message: `cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` })
           file = Buffer.alloc(0)
         }
         await wire.send({ type: 'image', index, format: item.format }, file)
@@ -163,6 +168,7 @@ export async function submitBatch (request: BatchRequest, options: SwarmSubmitOp
           switch (msg.type) {
             case 'started':
               admitted = true
+              uploadLimit = Math.min(maxUploadBytes, msg.maxUploadBytes)
               emit({ event: 'started', jobId: msg.jobId })
               break
             case 'send': {
@@ -178,7 +184,7 @@ export async function submitBatch (request: BatchRequest, options: SwarmSubmitOp
               settled.add(item)
               await sink.write(item.output, body)
               emit({ event: 'image', input: item.input, output: sink.describe(item.output), width: msg.width, height: msg.height, bytes: body.length, by: msg.by, recovered: msg.recovered })
-              tally.ok(pixels.get(item) ?? 0, [msg.by])
+              counts.ok(pixels.get(item) ?? 0, [msg.by])
               break
             }
             case 'image-failed': {
@@ -187,13 +193,13 @@ export async function submitBatch (request: BatchRequest, options: SwarmSubmitOp
               // This client's own reason (a file it could not read) stands.
               if (!settled.has(item)) {
                 settled.add(item)
-                tally.failed(item.input, msg)
+                counts.failed(item.input, msg)
               }
               break
             }
             case 'progress':
-              tally.workers = Math.max(tally.workers, msg.workers)
-              tally.progress()
+              counts.workers = Math.max(counts.workers, msg.workers)
+              counts.progress()
               break
             case 'peers':
               roster.heard(msg)
@@ -212,7 +218,8 @@ export async function submitBatch (request: BatchRequest, options: SwarmSubmitOp
         wire.channel.abort(err as Error)
         throw lostOrUnreachable(err, admitted, candidate.label)
       } finally {
-        // What is not back goes to the next try.
+        // What is not back goes to the next try (once this try's uploads have stopped: one may still be settling a file it could not read).
+        await uploading.catch(() => {})
         pending = items.filter(item => !settled.has(item))
       }
     }
@@ -240,24 +247,30 @@ export async function submitBatch (request: BatchRequest, options: SwarmSubmitOp
         }
         const done = await submitToSwarm({ steps: request.steps, input: item.input, output, format: item.format, quality: request.quality }, {
           ...options,
+          // The peers the batch has learned of too: the one given may be gone by now.
+          peer: roster.addresses,
           node,
           onEvent: e => { if (e.event === 'progress') emit({ event: 'tiles', input: item.input, done: e.done, total: e.total }) },
         })
         if (request.plan.target.kind === 'zip') await sink.write(item.output, await readFile(output))
         emit({ event: 'image', input: item.input, output: sink.describe(item.output), width: done.width, height: done.height, bytes: done.bytes, by: Object.keys(done.tilesByPeer)[0] ?? '', recovered: false })
-        tally.ok(pixels.get(item) ?? 0, Object.keys(done.tilesByPeer))
+        counts.ok(pixels.get(item) ?? 0, Object.keys(done.tilesByPeer))
       } catch (err) {
         // One image that cannot be done; a swarm that cannot be reached ends the batch.
         if (!(err instanceof JobFailedError) && !(err instanceof TileswarmError && ['InvalidImageError', 'LimitExceededError'].includes(err.name))) throw err
-        tally.failed(item.input, err)
+        counts.failed(item.input, err)
       }
     }
     if (scratch !== undefined) await rm(scratch, { recursive: true, force: true })
     await sink.close()
     closed = true
-    const summary = { done: tally.done, skipped, failures: tally.failures, ms: performance.now() - started, megapixels: tally.pixelsDone / 1e6 }
+    const summary = { done: counts.done, skipped, failures: counts.failures, ms: performance.now() - started, megapixels: counts.pixelsDone / 1e6 }
     emit({ event: 'batch-done', done: summary.done, skipped, failed: summary.failures.length, ms: summary.ms, megapixels: summary.megapixels, failures: summary.failures })
     return summary
+  } catch (err) {
+    // What is written stays; the user hears how far it got, and how to go on.
+    if (tally !== undefined && request.plan.target.kind === 'dir') emit({ event: 'note', message: `the batch stopped with ${tally.done} images written to ${request.plan.target.path} and ${tally.failures.length} failed; run the same command with --skip-existing to do the rest` })
+    throw err
   } finally {
     if (!closed) await sink.discard()
     await node.stop()

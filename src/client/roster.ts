@@ -122,6 +122,11 @@ export class PeerRoster {
     }
   }
 
+  /** Every peer known: the entry points, then those coordinators told of. */
+  get addresses (): string[] {
+    return [...this.entries.map(e => e.label), ...[...this.learned.values()].map(c => `${c.addrs[0]!.toString()}${c.addrs[0]!.getPeerId() === null && c.peerId !== undefined ? `/p2p/${c.peerId}` : ''}`)]
+  }
+
   /** What a resumed submission says: whom it resumes from, and who holds finished work. */
   get resume (): { from?: string, holders: Array<{ peerId: string, addrs: string[] }> } | undefined {
     if (this.resumeFrom === undefined) return undefined

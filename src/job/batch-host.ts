@@ -1,14 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { repeat } from '../clock.ts'
-import { BATCH_WINDOW_BYTES, BATCH_WINDOW_IMAGES, DEFAULT_ANNOUNCE_MS, MAX_TILE_BODY_BYTES, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../defaults.ts'
+import { BATCH_WINDOW_BYTES, BATCH_WINDOW_IMAGES, DEFAULT_ANNOUNCE_MS, MAX_TILE_BODY_BYTES, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES, UPLOAD_IDLE_MS } from '../defaults.ts'
 import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { rawByteLength, readImageHeader, type OutputFormat, type Step } from '../imaging/index.ts'
+import { bytesPerPixel, planJob, readImageHeader, type OutputFormat, type Step } from '../imaging/index.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
 import { errorReply, type Wire } from '../protocol/wire.ts'
 import { inputDigest } from '../worker/inputs.ts'
 import { BatchCoordinator, taskKeyOf } from './batch.ts'
-import { ClientGoneError, sec, tellPeersMessage, type JobHostComponents, type JobLimits, type JobOutcome } from './host.ts'
+import { ClientGoneError, sec, tellPeersMessage, toldKey, type JobHostComponents, type JobLimits, type JobOutcome } from './host.ts'
 
 export interface BatchSpec {
   steps: Step[]
@@ -28,7 +28,7 @@ export interface BatchSpec {
 export class BatchHost {
   readonly jobId = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`
   private readonly c: JobHostComponents
-  private readonly limits: JobLimits
+  private readonly limits: JobLimits & { maxUploadBytes: number }
   private readonly spec: BatchSpec
   private readonly client: string
   private batch: BatchCoordinator | undefined
@@ -36,7 +36,7 @@ export class BatchHost {
   private readonly over = new AbortController()
   private cancel: ((err: Error) => void) | undefined
 
-  constructor (components: JobHostComponents, limits: JobLimits, spec: BatchSpec, client: string) {
+  constructor (components: JobHostComponents, limits: JobLimits & { maxUploadBytes: number }, spec: BatchSpec, client: string) {
     this.c = components
     this.limits = limits
     this.spec = spec
@@ -72,10 +72,13 @@ export class BatchHost {
     let bytesIn = 0
     let bytesOut = 0
     let recovered = 0
+    /** Outputs on their way to the client: they count against the window too. */
+    let queuedBytes = 0
+    let lastUploadAt = c.clock.now()
     // Sends keep their order: every output before the end.
     let sending: Promise<void> = Promise.resolve()
-    const send = (message: Parameters<typeof wire.send>[0], body?: Uint8Array): void => {
-      sending = sending.then(async () => { await wire.send(message, body) }).catch(() => {})
+    const send = (message: Parameters<typeof wire.send>[0], body?: Uint8Array, sent?: () => void): void => {
+      sending = sending.then(async () => { await wire.send(message, body) }).catch(() => {}).finally(sent)
     }
     const { promise: finished, resolve: allResolved, reject: cancelled } = Promise.withResolvers<void>()
     finished.catch(() => {})
@@ -85,7 +88,8 @@ export class BatchHost {
     const requestMore = (): void => {
       if (!batch.isRunning) return
       const want = Math.min(spec.images - requested, BATCH_WINDOW_IMAGES - (requested - received) - batch.heldImages)
-      if (want <= 0 || batch.heldBytes > BATCH_WINDOW_BYTES) return
+      if (want <= 0 || batch.heldBytes + queuedBytes > BATCH_WINDOW_BYTES) return
+      if (requested === received) lastUploadAt = c.clock.now()
       requested += want
       send({ type: 'send', count: want })
     }
@@ -98,7 +102,11 @@ export class BatchHost {
     batch.on('image', (task, out, peer, kept) => {
       bytesOut += out.data.length
       if (kept) recovered++
-      send({ type: 'image-done', index: task.index, width: out.width, height: out.height, by: peer, recovered: kept }, out.data)
+      queuedBytes += out.data.length
+      send({ type: 'image-done', index: task.index, width: out.width, height: out.height, by: peer, recovered: kept }, out.data, () => {
+        queuedBytes -= out.data.length
+        requestMore()
+      })
       // A peer's first output makes it a holder: the client hears at once, in case this peer dies next.
       if (peer !== c.peerId && batch.imagesByPeer.get(peer) === 1) void this.tellPeers(wire, batch)
       oneResolved()
@@ -125,14 +133,21 @@ export class BatchHost {
       if (batch.leases.pendingCount > 0) announce()
       void this.tellPeers(wire, batch)
     })
-    const stopProgress = repeat(c.clock, PROGRESS_HEARTBEAT_MS / 2, progress)
+    const stopProgress = repeat(c.clock, PROGRESS_HEARTBEAT_MS / 2, () => {
+      progress()
+      // Images asked for and none coming: a client that holds its place and sends nothing is let go.
+      if (received < requested && c.clock.now() - lastUploadAt > UPLOAD_IDLE_MS) cancelled(new ProtocolError(`the client sent no image for ${UPLOAD_IDLE_MS / 1000} s`))
+    })
 
     /** An uploaded image: its header is read here (no decode); a bad one fails alone. */
     const take = async (index: number, format: OutputFormat, file: Buffer): Promise<void> => {
       try {
         const header = await readImageHeader(file, { maxPixels: this.limits.maxPixels })
-        const raw = rawByteLength(header.width, header.height, header.format)
-        if (raw > MAX_TILE_BODY_BYTES) throw new LimitExceededError(`an image of ${header.width}x${header.height} is too large to go whole to one peer; submit it alone, to be tiled`)
+        // Planned as a job would be: a crop outside the image, or a resize past the limits, fails this image here.
+        const plan = planJob(spec.steps, { width: header.width, height: header.height, format: header.format })
+        if (plan.largestPixels > this.limits.maxPixels) throw new LimitExceededError(`the pipeline would make an image of ${(plan.largestPixels / 1e6).toFixed(1)} MP from it: over this peer's limit of ${(this.limits.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
+        const raw = Math.max(header.width * header.height, plan.largestPixels) * Math.max(bytesPerPixel(header.format), bytesPerPixel(plan.outputFormat))
+        if (raw > MAX_TILE_BODY_BYTES) throw new LimitExceededError(`an image of ${header.width}x${header.height} is too large to go whole to one peer (${Math.round(raw / 1024 / 1024)} MB raw); submit it alone, or lower --tile-above-mp, to have it tiled`)
         batch.add({ index, file, key: taskKeyOf(inputDigest(file), spec.steps, format, spec.quality), format })
         // The first images of a batch, and any after a lull: the swarm hears at once.
         if (batch.leases.pendingCount === 1 && c.clock.now() - lastAnnounce > minGapMs) announce()
@@ -146,6 +161,7 @@ export class BatchHost {
         if (message.type !== 'image') throw new ProtocolError(`expected an image of the batch, got ${message.type}`)
         if (message.index !== received || received >= requested) throw new ProtocolError(`image ${message.index} was not asked for`)
         received++
+        lastUploadAt = c.clock.now()
         bytesIn += body?.length ?? 0
         await take(message.index, message.format, body ?? Buffer.alloc(0))
       }
@@ -154,7 +170,8 @@ export class BatchHost {
     })()
     receiving.catch((err: unknown) => {
       if (this.over.signal.aborted) return
-      cancelled(err instanceof ProtocolError ? err : new ClientGoneError('the client went away'))
+      // An upload past this peer's limits (the client was told them) is the client's fault; anything else, it went away.
+      cancelled(err instanceof ProtocolError || err instanceof LimitExceededError ? err : new ClientGoneError('the client went away'))
     })
 
     try {
@@ -163,7 +180,7 @@ export class BatchHost {
       c.log(`batch ${this.jobId}: coordinating ${spec.images} images with ${spec.steps.map(s => s.operation.name).join(', ')} for ${this.client}${spec.holders !== undefined ? `, resumed (${spec.holders.length} peers may hold finished images)` : ''}`)
       // Holders may have lost their way into the swarm with the old coordinator: call on them, so they hear of the batch.
       for (const h of spec.holders ?? []) if (h.peerId !== c.peerId) void c.reach(h)
-      send({ type: 'started', jobId: this.jobId })
+      send({ type: 'started', jobId: this.jobId, maxUploadBytes: this.limits.maxUploadBytes })
       requestMore()
       progress()
       await finished
@@ -201,7 +218,7 @@ export class BatchHost {
   /** Who else is there, and who holds outputs of this batch, when that changed (or `always`). */
   private async tellPeers (wire: Wire<SubmitServerMessage, SubmitClientMessage>, batch: BatchCoordinator, always = false): Promise<void> {
     const message = await tellPeersMessage(this.c, [...batch.imagesByPeer.keys()])
-    const told = JSON.stringify(message)
+    const told = toldKey(message)
     if (told === this.told && !always) return
     this.told = told
     await wire.send(message).catch(() => {})

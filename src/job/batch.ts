@@ -52,6 +52,9 @@ export interface BatchEvents {
 /** Other peers that must fail an image (or one of them twice) before it fails. */
 const FAILING_PEERS = 2
 
+/** Peers that may hand an image on (past their limits, out of memory) before nobody is thought able to do it. */
+const MAX_HAND_ONS = 3
+
 /**
  * The coordinator of a batch: its images are tasks in one lease table,
  * added as the client uploads them, and scheduled as tiles are (leases,
@@ -72,6 +75,8 @@ export class BatchCoordinator {
   private readonly tasks: Array<BatchTask | undefined> = []
   /** Who failed each slot's image, and how often. */
   private readonly failures = new Map<number, Map<string, number>>()
+  /** How often each slot's image was handed on. */
+  private readonly handOns = new Map<number, number>()
   private readonly listeners: { [E in keyof BatchEvents]: Array<BatchEvents[E]> } = { image: [], failed: [], returned: [] }
   private state: 'running' | 'done' | 'cancelled' = 'running'
   /** Bytes of the files held, for the upload window. */
@@ -146,7 +151,7 @@ export class BatchCoordinator {
       return { status: 'rejected', reason: `image ${slot}'s output is not an image: ${oneLine((err as Error).message)}` }
     }
     // Another copy may have won while the header was read.
-    if (this.state !== 'running' || this.leases.complete(slot, leaseId, peer, this.clock.now()) !== 'accepted') return { status: 'duplicate' }
+    if (this.state !== 'running' || this.leases.complete(slot, leaseId, peer, this.clock.now(), !kept) !== 'accepted') return { status: 'duplicate' }
     const task = this.resolve(slot)!
     this.imagesByPeer.set(peer, (this.imagesByPeer.get(peer) ?? 0) + 1)
     for (const l of this.listeners.image) l(task, { data: body, ...size }, peer, kept)
@@ -159,6 +164,7 @@ export class BatchCoordinator {
     if (task === undefined) return undefined
     this.tasks[slot] = undefined
     this.failures.delete(slot)
+    this.handOns.delete(slot)
     this.heldBytes -= task.file.length
     this.heldImages--
     return task
@@ -170,21 +176,32 @@ export class BatchCoordinator {
    * be its own trouble, so two others must (or one, twice). Otherwise the
    * image goes back to the pool for another peer.
    */
-  failed (peer: string, slot: number, message: string): void {
+  failed (peer: string, slot: number, message: string, handOn = false): void {
     const task = this.tasks[slot]
-    if (this.state !== 'running' || task === undefined) return
-    const byPeer = this.failures.get(slot) ?? new Map<string, number>()
-    this.failures.set(slot, byPeer)
-    byPeer.set(peer, (byPeer.get(peer) ?? 0) + 1)
-    const others = [...byPeer.keys()].filter(p => p !== this.self)
-    if (byPeer.has(this.self) || others.length >= FAILING_PEERS || (byPeer.get(peer) ?? 0) >= 2) {
-      this.leases.abandon(slot)
-      this.resolve(slot)
-      for (const l of this.listeners.failed) l(task, new JobFailedError(message))
+    // Only a peer that holds the image may say so: no other can fail it.
+    const lease = this.leases.leaseOf(slot, peer, 'work') ?? this.leases.leaseOf(slot, peer, 'copy')
+    if (this.state !== 'running' || task === undefined || lease === undefined) return
+    let fails: boolean
+    if (handOn) {
+      // Past that peer's limits or memory: another may manage, but not for ever.
+      const n = (this.handOns.get(slot) ?? 0) + 1
+      this.handOns.set(slot, n)
+      fails = n >= MAX_HAND_ONS
+      if (fails) message = `${MAX_HAND_ONS} peers could not take it on: ${message}`
+    } else {
+      const byPeer = this.failures.get(slot) ?? new Map<string, number>()
+      this.failures.set(slot, byPeer)
+      byPeer.set(peer, (byPeer.get(peer) ?? 0) + 1)
+      const others = [...byPeer.keys()].filter(p => p !== this.self)
+      fails = byPeer.has(this.self) || others.length >= FAILING_PEERS || (byPeer.get(peer) ?? 0) >= 2
+    }
+    if (!fails) {
+      this.scheduler.release(peer, lease.leaseId)
       return
     }
-    const lease = this.leases.leaseOf(slot, peer, 'work') ?? this.leases.leaseOf(slot, peer, 'copy')
-    if (lease !== undefined) this.scheduler.release(peer, lease.leaseId)
+    this.leases.abandon(slot)
+    this.resolve(slot)
+    for (const l of this.listeners.failed) l(task, new JobFailedError(message))
   }
 
   renew (peer: string, leaseId: string): boolean {

@@ -248,7 +248,7 @@ export class JobHost {
     if (coordinator === undefined) return
     // Only a one-phase job's tiles are kept by the peers that computed them.
     const message = await tellPeersMessage(this.c, coordinator.plan.phases.length === 1 ? [...coordinator.tilesByPeer.keys()] : [])
-    const told = JSON.stringify(message)
+    const told = toldKey(message)
     if (told === this.toldPeers && !always) return
     this.toldPeers = told
     await this.wire.send(message).catch(() => {})
@@ -313,8 +313,13 @@ export async function tellPeersMessage (c: Pick<JobHostComponents, 'swarmPeers' 
   const peers = known.slice(0, MAX_PEERS_TOLD)
   peers.sort((a, b) => a.peerId < b.peerId ? -1 : 1)
   const where = new Map(known.map(p => [p.peerId, p.addrs]))
-  const holders = workers.filter(p => p !== c.peerId).sort().slice(0, MAX_HOLDERS).map(peerId => ({ peerId, addrs: (where.get(peerId) ?? []).slice(0, 4) }))
+  const holders = workers.filter(p => p !== c.peerId).slice(0, MAX_HOLDERS).sort().map(peerId => ({ peerId, addrs: (where.get(peerId) ?? []).slice(0, 4) }))
   return { type: 'peers', peers, holders }
+}
+
+/** What makes a peers message news: who is there (not their addresses, which churn) and who holds finished work. */
+export function toldKey (message: { peers: Array<{ peerId: string }>, holders: unknown[] }): string {
+  return JSON.stringify([message.peers.map(p => p.peerId), message.holders])
 }
 
 /** Milliseconds as seconds, for the job log. */

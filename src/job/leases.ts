@@ -251,14 +251,18 @@ export class LeaseTable {
     return 'accepted'
   }
 
-  /** First valid result wins; the tile is done and all its leases end (a straggler's copy is cancelled). */
-  complete (tile: number, leaseId: string, peer: string, now: number): CompleteOutcome {
+  /**
+   * First valid result wins; the tile is done and all its leases end (a
+   * straggler's copy is cancelled). `timed`: its time counts towards the
+   * median (not a result kept from before, which took no time).
+   */
+  complete (tile: number, leaseId: string, peer: string, now: number, timed = true): CompleteOutcome {
     const outcome = this.check(tile, leaseId, peer)
     if (outcome === 'duplicate') this.stats.duplicates++
     if (outcome !== 'accepted') return outcome
     const winner = this.issued.get(leaseId)!
     if (winner.kind === 'offer') this.stats.recovered++
-    else this.recordDuration(now - winner.grantedAt)
+    else if (timed) this.recordDuration(now - winner.grantedAt)
     if (winner.kind === 'copy') this.stats.speculativeWins++
     this.abandon(tile)
     return 'accepted'

@@ -180,8 +180,8 @@ async function serveBatchRequest (batch: BatchCoordinator, msg: TileClientMessag
     }
     case 'fail':
       if (msg.tile === undefined) throw new ProtocolError('a batch\'s failure names its image')
-      s.log?.(`batch ${batch.jobId}: ${worker} could not process image ${msg.tile}: ${oneLine(msg.message)}`)
-      batch.failed(worker, msg.tile, msg.message)
+      s.log?.(`batch ${batch.jobId}: ${worker} could not ${msg.handOn === true ? 'take on' : 'process'} image ${msg.tile}: ${oneLine(msg.message)}`)
+      batch.failed(worker, msg.tile, msg.message, msg.handOn === true)
       return
     case 'renew':
       await reply({ type: 'renewed', rid: msg.rid, leaseId: msg.leaseId, ok: batch.renew(worker, msg.leaseId), leaseMs: batch.leases.leaseMs })

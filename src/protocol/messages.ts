@@ -65,7 +65,7 @@ export const SubmitRecovered = z.object({ type: z.literal('recovered'), tiles: c
 export const SubmitResult = z.object({ type: z.literal('result'), bodyBytes, width: dim, height: dim, tilesByPeer: z.record(peerId, count), leases: z.object({ granted: count, expired: count, released: count, duplicates: count, speculated: count, recovered: count }).strict() }).strict()
 export const ErrorMessage = z.object({ type: z.literal('error'), name: z.string().max(64), message: errorText, rid: rid.optional() }).strict()
 /** The batch is taken on. */
-export const BatchStarted = z.object({ type: z.literal('started'), jobId: id }).strict()
+export const BatchStarted = z.object({ type: z.literal('started'), jobId: id, maxUploadBytes: bodyBytes }).strict()
 /** Send this many more images (the coordinator holds a bounded window of them). */
 export const BatchSend = z.object({ type: z.literal('send'), count: z.number().int().min(1).max(1_000_000) }).strict()
 /** An image is done: the body is its output file. `recovered`: a peer had it from an earlier coordinator of the batch. */
@@ -104,7 +104,8 @@ export const InputRequest = z.object({ type: z.literal('input'), rid, direct: z.
  * network): the coordinator fails the job when its own worker says so, or two
  * other peers do. Not answered.
  */
-export const FailRequest = z.object({ type: z.literal('fail'), rid, message: errorText, tile: count.optional() }).strict()
+/** `tile`: a batch's image this worker holds could not be processed; `handOn`: it is past this peer's limits or memory, another may manage. */
+export const FailRequest = z.object({ type: z.literal('fail'), rid, message: errorText, tile: count.optional(), handOn: z.boolean().optional() }).strict()
 export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest, OfferRequest, InputRequest, FailRequest])
 
 /** parkMs: how long the coordinator may hold a claim before answering 'wait' (the worker's reply timeout builds on it). */

@@ -85,6 +85,7 @@ export class SubmitService {
       const idle = { timeoutMs: this.options.uploadIdleMs ?? UPLOAD_IDLE_MS }
       const { message: request } = await wire.receive(idle)
       if (request.type === 'batch') {
+        if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
         const host = new BatchHost(this.c, this.options, { steps: resolvePipeline(request.ops), quality: request.quality, images: request.images, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, client)
         await this.hold(host, host.run(wire))
         return

@@ -232,8 +232,8 @@ export class CoordinatorLink {
   }
 
   /** This worker cannot compute the job: said, not answered. */
-  async reportFailure (message: string, tile?: number): Promise<void> {
-    if (this.failure === undefined) await this.wire.send({ type: 'fail', rid: this.nextRid(), message: message.slice(0, 500), ...(tile !== undefined ? { tile } : {}) })
+  async reportFailure (message: string, tile?: number, handOn = false): Promise<void> {
+    if (this.failure === undefined) await this.wire.send({ type: 'fail', rid: this.nextRid(), message: message.slice(0, 500), ...(tile !== undefined ? { tile } : {}), ...(handOn ? { handOn } : {}) })
   }
 
   async close (): Promise<void> {

@@ -385,7 +385,8 @@ export class Worker {
         const { task } = reply
         if (this.stopped) return 'stopped'
         next = this.claim(link)
-        let output = keep ? cache.get(task.key, 0) : undefined
+        // Kept from any earlier coordinator of the batch (this peer's own, too: a batch submitted again).
+        let output = cache?.get(task.key, 0)
         const kept = output !== undefined
         if (output === undefined) {
           try {
@@ -395,8 +396,7 @@ export class Worker {
           } catch (err) {
             this.held.delete(task.leaseId)
             // Past this peer's limits, or its memory: another peer may do it.
-            if (err instanceof LimitExceededError || outOfMemory(err)) await link.release(task.leaseId).catch(() => {})
-            else await link.reportFailure(oneLine((err as Error).message), task.slot)
+            await link.reportFailure(oneLine((err as Error).message), task.slot, err instanceof LimitExceededError || outOfMemory(err)).catch(() => {})
             continue
           }
           if (keep) cache.put(task.key, 0, output.checksum, output.data)

@@ -4,6 +4,7 @@ import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { unzipSync } from 'fflate'
+import sharp from 'sharp'
 import { Cluster } from '../../sim/cluster.ts'
 import { submitBatch, runLocalBatch, type BatchEvent, type BatchSummary } from '../../src/client/batch.ts'
 import { planBatch } from '../../src/client/batch-plan.ts'
@@ -196,6 +197,64 @@ test.serial('images over --tile-above-mp are tiled across the swarm, one job eac
     await runLocalBatch({ plan: await planBatch([root], localOut, { recursive: false }), steps, quality: 90, skipExisting: false }, { maxPixels: 3e8, maxUploadBytes: 1 << 30, threads: 1 })
     t.deepEqual(Object.keys(files).sort(), ['Landscape_5.jpg', 'big.png', 'small.png'])
     for (const [name, data] of Object.entries(files)) t.true(Buffer.from(data).equals(await readFile(join(localOut, name))), name)
+  } finally {
+    await cluster.stop()
+  }
+})
+
+test.serial('a worker sends an output it kept instead of computing it again: the same batch submitted elsewhere', async t => {
+  const cluster = await Cluster.start(2)
+  try {
+    const dir = await tempDir()
+    const root = await photoFolder(dir, 4)
+    const [a, b] = [cluster.peers[0]!, cluster.peers[1]!]
+    // B coordinates; its own worker holds back until A has delivered three images, so A surely does some.
+    let byA = 0
+    const aDelivered = Promise.withResolvers<void>()
+    batchOn(b, batch => {
+      batch.on('image', (_task, _out, by) => { if (by === a.peerId && ++byA === 3) aDelivered.resolve() })
+      const claim = batch.claim.bind(batch)
+      batch.claim = async peer => {
+        if (peer === b.peerId) await aDelivered.promise
+        return await claim(peer)
+      }
+    })
+    const first: BatchEvent[] = []
+    const request = async (out: string): Promise<Parameters<typeof submitBatch>[0]> => ({ plan: await planBatch([root], out, { recursive: true }), steps, quality: 90, skipExisting: false })
+    await submitBatch(await request(join(dir, 'first')), { peer: b.addrs()[0]!, onBatchEvent: e => { first.push(e) } })
+    const doneByA = first.filter(e => e.event === 'image' && e.by === a.peerId).map(e => e.event === 'image' ? e.input : '').sort()
+    t.true(doneByA.length >= 3)
+    await cluster.leave(b)
+    const again: BatchEvent[] = []
+    const out = join(dir, 'again')
+    const summary = await submitBatch(await request(out), { peer: a.addrs()[0]!, onBatchEvent: e => { again.push(e) } })
+    t.is(summary.done, 11)
+    const recovered = again.filter(e => e.event === 'image' && e.recovered).map(e => e.event === 'image' ? e.input : '').sort()
+    t.deepEqual(recovered, doneByA, 'exactly the images A computed before come back kept')
+    await sameAsLocal(t, root, out, dir)
+  } finally {
+    await cluster.stop()
+  }
+})
+
+test.serial('a peer\'s limits in a batch: an image its pipeline would make too large, and one over the upload limit, fail alone and say which limit', async t => {
+  const cluster = await Cluster.start(1, { maxPixels: 2_000_000, maxUploadBytes: 100_000 })
+  try {
+    const dir = await tempDir()
+    const root = join(dir, 'limits')
+    await mkdir(root)
+    await copyFile(fixture('Landscape_5.jpg'), join(root, 'big-file.jpg'))
+    await copyFile(fixture('low-contrast.jpg'), join(root, 'small.jpg'))
+    // Flat: a small file, so only its pixels are over a limit.
+    await writeFile(join(root, 'grows.png'), await sharp({ create: { width: 800, height: 700, channels: 3, background: '#336699' } }).png().toBuffer())
+    const out = join(dir, 'out')
+    const grow = resolvePipeline(parseOps('resize:scale=3'))
+    const summary = await submitBatch({ plan: await planBatch([root], out, { recursive: false }), steps: grow, quality: 90, skipExisting: false }, { peer: cluster.peers[0]!.addrs()[0]!, tileAboveMp: 40 })
+    t.is(summary.done, 1)
+    const why = Object.fromEntries(summary.failures.map(f => [f.input.split('/').at(-1), f.message]))
+    t.regex(why['grows.png']!, /would make an image of 5\.0 MP .*--max-pixels/)
+    t.regex(why['big-file.jpg']!, /over the upload limit of 100000 bytes \(--max-upload-bytes, the coordinating peer's\)/)
+    t.deepEqual(await readdir(out), ['small.jpg'])
   } finally {
     await cluster.stop()
   }
