@@ -180,7 +180,8 @@ interface SubmitCliOptions extends Omit<SubmitFlags, 'imagePath'> {
 
 function submitCommand (): Command {
   return new Command('submit')
-    .description('process an image: in this process (--local) or on a swarm (--peer)')
+    .description('process an image, or a batch of them (several -i, a folder, a glob): in this process (--local) or on a swarm (--peer)')
+    .addHelpText('after', '\nExit status: 0 every output written (skipped ones count); 1 an error, nothing more done; 3 a batch in which some images failed (each named; the others are written); 130 interrupted (outputs written so far stay: --skip-existing goes on from there).')
     .option('--peer <multiaddr>', 'any peer of the swarm; it coordinates the job; repeat for more entry points (the job moves on if one is full or lost)', collect)
     .option('--local', 'process here, whole image, no swarm: the reference output')
     .option('--task <op>', 'an operation (the Python prototype\'s flag); repeat for a pipeline', (v: string, prev: string[] = []) => [...prev, v])

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { repeat } from '../clock.ts'
-import { BATCH_WINDOW_BYTES, BATCH_WINDOW_IMAGES, DEFAULT_ANNOUNCE_MS, MAX_TILE_BODY_BYTES, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES, UPLOAD_IDLE_MS } from '../defaults.ts'
-import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { bytesPerPixel, planJob, readImageHeader, type OutputFormat, type Step } from '../imaging/index.ts'
+import { BATCH_WINDOW_BYTES, BATCH_WINDOW_IMAGES, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES, UPLOAD_IDLE_MS } from '../defaults.ts'
+import { InvalidImageError, LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import type { OutputFormat, Step } from '../imaging/index.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
 import { errorReply, type Wire } from '../protocol/wire.ts'
@@ -139,21 +139,16 @@ export class BatchHost {
       if (received < requested && c.clock.now() - lastUploadAt > UPLOAD_IDLE_MS) cancelled(new ProtocolError(`the client sent no image for ${UPLOAD_IDLE_MS / 1000} s`))
     })
 
-    /** An uploaded image: its header is read here (no decode); a bad one fails alone. */
-    const take = async (index: number, format: OutputFormat, file: Buffer): Promise<void> => {
-      try {
-        const header = await readImageHeader(file, { maxPixels: this.limits.maxPixels })
-        // Planned as a job would be: a crop outside the image, or a resize past the limits, fails this image here.
-        const plan = planJob(spec.steps, { width: header.width, height: header.height, format: header.format })
-        if (plan.largestPixels > this.limits.maxPixels) throw new LimitExceededError(`the pipeline would make an image of ${(plan.largestPixels / 1e6).toFixed(1)} MP from it: over this peer's limit of ${(this.limits.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
-        const raw = Math.max(header.width * header.height, plan.largestPixels) * Math.max(bytesPerPixel(header.format), bytesPerPixel(plan.outputFormat))
-        if (raw > MAX_TILE_BODY_BYTES) throw new LimitExceededError(`an image of ${header.width}x${header.height} is too large to go whole to one peer (${Math.round(raw / 1024 / 1024)} MB raw); submit it alone, or lower --tile-above-mp, to have it tiled`)
-        batch.add({ index, file, key: taskKeyOf(inputDigest(file), spec.steps, format, spec.quality), format })
-        // The first images of a batch, and any after a lull: the swarm hears at once.
-        if (batch.leases.pendingCount === 1 && c.clock.now() - lastAnnounce > minGapMs) announce()
-      } catch (err) {
-        imageFailed(index, err instanceof Error ? err : new Error(String(err)))
-      }
+    /**
+     * An uploaded image becomes a task as it is: its header is read where it
+     * is processed (this peer's libvips thread is its worker's), and an image
+     * no peer can read or take on fails there, alone.
+     */
+    const take = (index: number, format: OutputFormat, file: Buffer): void => {
+      if (file.length === 0) return imageFailed(index, new InvalidImageError('the client could not read it'))
+      batch.add({ index, file, key: taskKeyOf(inputDigest(file), spec.steps, format, spec.quality), format })
+      // The first images of a batch, and any after a lull: the swarm hears at once.
+      if (batch.leases.pendingCount === 1 && c.clock.now() - lastAnnounce > minGapMs) announce()
     }
     const receiving = (async () => {
       while (received < spec.images) {
@@ -163,7 +158,7 @@ export class BatchHost {
         received++
         lastUploadAt = c.clock.now()
         bytesIn += body?.length ?? 0
-        await take(message.index, message.format, body ?? Buffer.alloc(0))
+        take(message.index, message.format, body ?? Buffer.alloc(0))
       }
       await wire.receive({ signal: this.over.signal })
       throw new ProtocolError('the client spoke out of turn')

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto'
-import sharp from 'sharp'
 import { systemClock, type Clock } from '../clock.ts'
 import { DEFAULT_PARK_MS } from '../defaults.ts'
-import { JobFailedError, oneLine } from '../errors.ts'
+import { JobFailedError } from '../errors.ts'
 import { toSpecs, type OutputFormat, type Step } from '../imaging/index.ts'
 import type { BatchInfo } from '../protocol/messages.ts'
 import { tileChecksum, type ResultOutcome } from './coordinator.ts'
@@ -133,7 +132,7 @@ export class BatchCoordinator {
   }
 
   /** A worker's output for an image; `kept`: it had it from an earlier coordinator. */
-  async result (peer: string, slot: number, leaseId: string, checksum: string, body: Buffer, kept = false): Promise<ResultOutcome> {
+  result (peer: string, slot: number, leaseId: string, checksum: string, body: Buffer, size: { width: number, height: number }, kept = false): ResultOutcome {
     if (this.state !== 'running') return { status: 'duplicate', reason: `batch is ${this.state}` }
     const check = this.leases.check(slot, leaseId, peer)
     if (check === 'duplicate') {
@@ -141,17 +140,8 @@ export class BatchCoordinator {
       return { status: 'duplicate' }
     }
     if (check === 'unknown') return { status: 'rejected', reason: `no lease ${leaseId} on image ${slot} for this peer` }
-    if (tileChecksum(body) !== checksum) return { status: 'rejected', reason: `image ${slot}'s output fails its checksum` }
-    // The header says what the client is told; an output without one is no image.
-    let size: { width: number, height: number }
-    try {
-      const meta = await sharp(body).metadata()
-      size = { width: meta.width, height: meta.height }
-    } catch (err) {
-      return { status: 'rejected', reason: `image ${slot}'s output is not an image: ${oneLine((err as Error).message)}` }
-    }
-    // Another copy may have won while the header was read.
-    if (this.state !== 'running' || this.leases.complete(slot, leaseId, peer, this.clock.now(), !kept) !== 'accepted') return { status: 'duplicate' }
+    if (body.length === 0 || tileChecksum(body) !== checksum) return { status: 'rejected', reason: `image ${slot}'s output is empty or fails its checksum` }
+    this.leases.complete(slot, leaseId, peer, this.clock.now(), !kept)
     const task = this.resolve(slot)!
     this.imagesByPeer.set(peer, (this.imagesByPeer.get(peer) ?? 0) + 1)
     for (const l of this.listeners.image) l(task, { data: body, ...size }, peer, kept)

@@ -173,7 +173,8 @@ async function serveBatchRequest (batch: BatchCoordinator, msg: TileClientMessag
     }
     case 'result': {
       // The body is the output file, sent on to the client as it is: not freed here.
-      const outcome = await batch.result(worker, msg.tile, msg.leaseId, msg.checksum, body ?? Buffer.alloc(0), msg.kept === true)
+      if (msg.width === undefined || msg.height === undefined) throw new ProtocolError('a batch\'s output comes with its size')
+      const outcome = batch.result(worker, msg.tile, msg.leaseId, msg.checksum, body ?? Buffer.alloc(0), { width: msg.width, height: msg.height }, msg.kept === true)
       if (outcome.status === 'rejected') s.log?.(`batch ${batch.jobId}: rejected an image from ${worker}: ${outcome.reason}`)
       await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
       return

@@ -87,8 +87,8 @@ export type ErrorMessage = z.infer<typeof ErrorMessage>
 export const JoinRequest = z.object({ type: z.literal('join'), v, rid, jobId: id, bodyBytes: bodyBytes.optional() }).strict()
 export const ClaimRequest = z.object({ type: z.literal('claim'), rid }).strict()
 /** The checksum is of the raw pixels; the body may be zstd-compressed (`encoding`). */
-/** A batch's image: the body is its encoded output, `kept` from an earlier coordinator of the batch. */
-export const ResultRequest = z.object({ type: z.literal('result'), rid, phase: count, tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{8}$/), encoding: z.literal('zstd').optional(), kept: z.boolean().optional(), bodyBytes }).strict()
+/** A batch's image: the body is its encoded output (`width` by `height`), `kept` from an earlier coordinator of the batch. */
+export const ResultRequest = z.object({ type: z.literal('result'), rid, phase: count, tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{8}$/), encoding: z.literal('zstd').optional(), kept: z.boolean().optional(), width: dim.optional(), height: dim.optional(), bodyBytes }).strict()
 export const RenewRequest = z.object({ type: z.literal('renew'), rid, leaseId: id }).strict()
 export const ReleaseRequest = z.object({ type: z.literal('release'), rid, leaseId: id }).strict()
 /** A held result, handed to the job's new coordinator: a tile the job info's body reserved for this worker. */

@@ -216,8 +216,15 @@ export class CoordinatorLink {
   }
 
   /** `checksum` is of the raw pixels; `body` is them, or them compressed (`encoding`). */
-  async result (phase: number, tile: number, leaseId: string, checksum: string, body: Uint8Array, encoding?: PixelEncoding, kept = false): Promise<'accepted' | 'duplicate' | 'rejected'> {
-    const { message } = await this.request({ type: 'result', rid: this.nextRid(), phase, tile, leaseId, checksum, ...(encoding !== undefined ? { encoding } : {}), ...(kept ? { kept } : {}) }, body)
+  async result (phase: number, tile: number, leaseId: string, checksum: string, body: Uint8Array, encoding?: PixelEncoding): Promise<'accepted' | 'duplicate' | 'rejected'> {
+    const { message } = await this.request({ type: 'result', rid: this.nextRid(), phase, tile, leaseId, checksum, ...(encoding !== undefined ? { encoding } : {}) }, body)
+    if (message.type !== 'ack') throw new ProtocolError(`expected an ack, got ${message.type}`)
+    return message.status
+  }
+
+  /** A batch's image: its encoded output and its size, `kept` from an earlier coordinator. */
+  async output (slot: number, leaseId: string, checksum: string, body: Uint8Array, size: { width: number, height: number }, kept: boolean): Promise<'accepted' | 'duplicate' | 'rejected'> {
+    const { message } = await this.request({ type: 'result', rid: this.nextRid(), phase: 0, tile: slot, leaseId, checksum, ...size, ...(kept ? { kept } : {}) }, body)
     if (message.type !== 'ack') throw new ProtocolError(`expected an ack, got ${message.type}`)
     return message.status
   }

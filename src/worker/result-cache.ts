@@ -5,6 +5,8 @@ interface Held {
   tile: number
   checksum: string
   data: Buffer
+  /** A whole image's output: its size, for whoever it goes to. */
+  size?: { width: number, height: number }
   at: number
 }
 
@@ -36,10 +38,10 @@ export class ResultCache {
   }
 
   /** Takes `data`: the cache owns it from now on. */
-  put (jobKey: string, tile: number, checksum: string, data: Buffer): void {
+  put (jobKey: string, tile: number, checksum: string, data: Buffer, size?: { width: number, height: number }): void {
     if (data.length > this.maxBytes) return
     this.delete(`${jobKey}/${tile}`)
-    this.held.set(`${jobKey}/${tile}`, { jobKey, tile, checksum, data, at: this.clock.now() })
+    this.held.set(`${jobKey}/${tile}`, { jobKey, tile, checksum, data, ...(size !== undefined ? { size } : {}), at: this.clock.now() })
     this.stats.bytes += data.length
     this.stats.tiles++
     this.trim()
@@ -56,7 +58,7 @@ export class ResultCache {
     return bitmap
   }
 
-  get (jobKey: string, tile: number): { checksum: string, data: Buffer } | undefined {
+  get (jobKey: string, tile: number): { checksum: string, data: Buffer, size?: { width: number, height: number } } | undefined {
     return this.held.get(`${jobKey}/${tile}`)
   }
 

@@ -1,5 +1,5 @@
 import { systemClock, repeat, whenAborted, type Clock } from '../clock.ts'
-import { OFFERS_IN_FLIGHT, TILE_MEMO_BYTES, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
+import { MAX_TILE_BODY_BYTES, OFFERS_IN_FLIGHT, TILE_MEMO_BYTES, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
 import { LimitExceededError, PeerBusyError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import { bytesPerPixel, processFile, processTile, freeBuffer, rawByteLength, runPrelude, semaphore, tileInput, withPassGate, TileMemo, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
 import { tileChecksum } from '../job/coordinator.ts'
@@ -391,19 +391,21 @@ export class Worker {
         if (output === undefined) {
           try {
             // One permit for the whole image: its decode, operation and encode are one libvips pipeline, or a few passes in a row.
-            const processed = await this.gate(async () => await processFile(task.file, link.steps, { format: task.format, quality: link.batch!.quality, maxPixels: this.options.limits.maxPixels }))
-            output = { data: processed.data, checksum: tileChecksum(processed.data) }
+            const processed = await this.gate(async () => await processFile(task.file, link.steps, { format: task.format, quality: link.batch!.quality, maxPixels: this.options.limits.maxPixels, maxRawBytes: MAX_TILE_BODY_BYTES }))
+            output = { data: processed.data, checksum: tileChecksum(processed.data), size: { width: processed.width, height: processed.height } }
           } catch (err) {
             this.held.delete(task.leaseId)
             // Past this peer's limits, or its memory: another peer may do it.
             await link.reportFailure(oneLine((err as Error).message), task.slot, err instanceof LimitExceededError || outOfMemory(err)).catch(() => {})
             continue
           }
-          if (keep) cache.put(task.key, 0, output.checksum, output.data)
+          if (keep) cache.put(task.key, 0, output.checksum, output.data, output.size)
         }
         if (this.stopped) continue
         this.held.delete(task.leaseId)
-        const status = await link.result(0, task.slot, task.leaseId, output.checksum, output.data, undefined, kept)
+        // Kept without its size (never, as kept here): computed again rather than sent unsized.
+        if (output.size === undefined) throw new ProtocolError(`a kept output of image ${task.slot} has no size`)
+        const status = await link.output(task.slot, task.leaseId, output.checksum, output.data, output.size, kept)
         if (status === 'accepted') {
           const entry = this.jobs.get(link.ref.jobId)
           if (entry !== undefined) { entry.failures = 0; entry.accepted++ }

@@ -17,6 +17,7 @@ function batchOf (images: number, clock = manualClock()): { batch: BatchCoordina
 }
 
 const task = (index: number): BatchTask => ({ index, file: Buffer.from(`file ${index}`), key: taskKeyOf(String(index).padStart(64, '0'), steps, 'png', 90), format: 'png' })
+const size = { width: 5, height: 4 }
 const output = async (width = 3, height = 2): Promise<Buffer> => await sharp({ create: { width, height, channels: 3, background: '#808080' } }).png().toBuffer()
 
 async function granted (batch: BatchCoordinator, peer: string): Promise<{ leaseId: string, slot: number, task: BatchTask }> {
@@ -35,11 +36,10 @@ test('an image is a task with its file; its output goes on with its size; the fi
   t.is(a.task.index, 0)
   t.deepEqual(a.task.file, Buffer.from('file 0'))
   const png = await output(5, 4)
-  t.is((await batch.result('a', a.slot, a.leaseId, '00000000', png)).status, 'rejected', 'a checksum that does not match')
-  const notImage = Buffer.from('not an image')
-  t.like(await batch.result('a', a.slot, a.leaseId, tileChecksum(notImage), notImage), { status: 'rejected' })
-  t.is((await batch.result('a', a.slot, a.leaseId, tileChecksum(png), png)).status, 'accepted')
-  t.is((await batch.result('a', a.slot, a.leaseId, tileChecksum(png), png)).status, 'duplicate')
+  t.is(batch.result('a', a.slot, a.leaseId, '00000000', png, size).status, 'rejected', 'a checksum that does not match')
+  t.like(batch.result('a', a.slot, a.leaseId, tileChecksum(Buffer.alloc(0)), Buffer.alloc(0), size), { status: 'rejected' }, 'an empty output')
+  t.is(batch.result('a', a.slot, a.leaseId, tileChecksum(png), png, size).status, 'accepted')
+  t.is(batch.result('a', a.slot, a.leaseId, tileChecksum(png), png, size).status, 'duplicate')
   t.deepEqual(sizes, [[5, 4]])
   t.deepEqual(images.map(i => i.index), [0])
   t.is(batch.heldImages, 0, 'the file goes once its output is in')
@@ -69,8 +69,8 @@ test('a lease not renewed goes back to the pool; the late output still counts if
   t.is(b.slot, a.slot)
   t.is(batch.stats.expired, 1)
   const png = await output()
-  t.is((await batch.result('a', a.slot, a.leaseId, tileChecksum(png), png)).status, 'accepted')
-  t.is((await batch.result('b', b.slot, b.leaseId, tileChecksum(png), png)).status, 'duplicate')
+  t.is(batch.result('a', a.slot, a.leaseId, tileChecksum(png), png, size).status, 'accepted')
+  t.is(batch.result('b', b.slot, b.leaseId, tileChecksum(png), png, size).status, 'duplicate')
   t.is(images.length, 1)
 })
 
@@ -115,7 +115,7 @@ test('a peer gone gives its images back at once; finishing answers the claims st
   batch.finish()
   t.is((await waiting).kind, 'done')
   t.is((await batch.claim('c')).kind, 'done')
-  t.like(await batch.result('b', b.slot, b.leaseId, '00000000', Buffer.alloc(0)), { status: 'duplicate' })
+  t.like(batch.result('b', b.slot, b.leaseId, '00000000', Buffer.alloc(0), size), { status: 'duplicate' })
 })
 
 test('a straggler\'s image is copied once the pool is empty; whichever copy is first wins', async t => {
@@ -125,15 +125,15 @@ test('a straggler\'s image is copied once the pool is empty; whichever copy is f
   for (const peer of ['a', 'b']) {
     const g = await granted(batch, peer)
     clock.advance(10)
-    t.is((await batch.result(peer, g.slot, g.leaseId, tileChecksum(png), png)).status, 'accepted')
+    t.is(batch.result(peer, g.slot, g.leaseId, tileChecksum(png), png, size).status, 'accepted')
   }
   const slow = await granted(batch, 'slow')
   clock.advance(100)
   const copy = await granted(batch, 'fast')
   t.is(copy.slot, slow.slot)
   t.is(batch.stats.speculated, 1)
-  t.is((await batch.result('fast', copy.slot, copy.leaseId, tileChecksum(png), png)).status, 'accepted')
-  t.is((await batch.result('slow', slow.slot, slow.leaseId, tileChecksum(png), png)).status, 'duplicate')
+  t.is(batch.result('fast', copy.slot, copy.leaseId, tileChecksum(png), png, size).status, 'accepted')
+  t.is(batch.result('slow', slow.slot, slow.leaseId, tileChecksum(png), png, size).status, 'duplicate')
   t.is(images.length, 3)
 })
 
