@@ -13,7 +13,7 @@ import { BATCH_INCOMPLETE_EXIT, DEFAULT_TILE_ABOVE_MP, runLocalBatch, submitBatc
 import { isBatchInput, planBatch } from './client/batch-plan.ts'
 import { formatFromPath, OUTPUT_FORMATS, type OutputFormat } from './imaging/index.ts'
 import { stat } from 'node:fs/promises'
-import { submitToSwarm } from './client/submit.ts'
+import { submitToSwarm, type SwarmSubmitOptions } from './client/submit.ts'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { readFile } from 'node:fs/promises'
 import { InvalidParameterError, isUserFacing, oneLine } from './errors.ts'
@@ -235,15 +235,7 @@ function submitCommand (): Command {
         return
       }
       if (opts.peer !== undefined) {
-        const done = await submitToSwarm(request, {
-          peer: opts.peer,
-          swarmKey: opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined,
-          privateKey: opts.dataDir !== undefined ? await loadOrCreateKey(opts.dataDir) : undefined,
-          tileSize: opts.tileSize,
-          dialTimeoutMs: opts.connectTimeoutMs,
-          maxUploadBytes: opts.maxUploadBytes,
-          onEvent: progressReporter(opts.json === true ? 'json' : process.stderr.isTTY ? 'tty' : 'plain'),
-        })
+        const done = await submitToSwarm(request, { ...await swarmOptions(opts, opts.peer), onEvent: progressReporter(opts.json === true ? 'json' : process.stderr.isTTY ? 'tty' : 'plain') })
         if (opts.json !== true) {
           const peers = Object.entries(done.tilesByPeer).map(([id, n]) => `${id.slice(-8)}: ${n}`).join(', ')
           process.stdout.write(`wrote ${done.output} (${done.width}x${done.height}, ${done.bytes} bytes) in ${(done.ms / 1000).toFixed(2)} s; tiles by peer: ${peers}\n`)
@@ -262,6 +254,18 @@ function submitCommand (): Command {
     })
 }
 
+/** How submit reaches the swarm, from its flags: one image or a batch alike. */
+async function swarmOptions (opts: SubmitCliOptions, peer: string[]): Promise<SwarmSubmitOptions> {
+  return {
+    peer,
+    swarmKey: opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined,
+    privateKey: opts.dataDir !== undefined ? await loadOrCreateKey(opts.dataDir) : undefined,
+    tileSize: opts.tileSize,
+    dialTimeoutMs: opts.connectTimeoutMs,
+    maxUploadBytes: opts.maxUploadBytes,
+  }
+}
+
 /** A batch: many images, one job; a summary at the end, and exit status 3 if any image failed. */
 async function submitBatchCommand (opts: SubmitCliOptions, inputs: string[], out: string | undefined): Promise<void> {
   const steps = pipelineFromFlags({ ...opts, imagePath: undefined })
@@ -272,16 +276,7 @@ async function submitBatchCommand (opts: SubmitCliOptions, inputs: string[], out
   const request = { plan, steps, quality: parseQuality(opts.quality), skipExisting: opts.skipExisting === true }
   const onBatchEvent = batchReporter(opts.json === true ? 'json' : process.stderr.isTTY ? 'tty' : 'plain')
   const summary = opts.peer !== undefined
-    ? await submitBatch(request, {
-      peer: opts.peer,
-      swarmKey: opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined,
-      privateKey: opts.dataDir !== undefined ? await loadOrCreateKey(opts.dataDir) : undefined,
-      tileSize: opts.tileSize,
-      dialTimeoutMs: opts.connectTimeoutMs,
-      maxUploadBytes: opts.maxUploadBytes,
-      tileAboveMp: opts.tileAboveMp,
-      onBatchEvent,
-    })
+    ? await submitBatch(request, { ...await swarmOptions(opts, opts.peer), tileAboveMp: opts.tileAboveMp, onBatchEvent })
     : await runLocalBatch(request, { maxPixels: opts.maxPixels, maxUploadBytes: opts.maxUploadBytes, threads: opts.threads, onBatchEvent })
   if (opts.json !== true) {
     const seconds = summary.ms / 1000

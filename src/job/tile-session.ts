@@ -53,6 +53,16 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
         continue
       }
       if (job === undefined) throw new ProtocolError(`${msg.type} before join`)
+      // Leases are leases, of a tile or of an image.
+      if (msg.type === 'renew') {
+        await reply({ type: 'renewed', rid: msg.rid, leaseId: msg.leaseId, ok: job.renew(worker, msg.leaseId), leaseMs: job.leases.leaseMs })
+        continue
+      }
+      if (msg.type === 'release') {
+        job.release(worker, msg.leaseId)
+        await reply({ type: 'released', rid: msg.rid, leaseId: msg.leaseId })
+        continue
+      }
       if (job instanceof BatchCoordinator) {
         await serveBatchRequest(job, msg, body, { worker, granted, pending, reply, log: options.log, isClosed: () => channel.isClosed })
         continue
@@ -122,13 +132,6 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           options.log?.(`job ${current.jobId}: ${worker} could not compute it: ${oneLine(msg.message)}`)
           current.failed(worker, msg.message)
           break
-        case 'renew':
-          await reply({ type: 'renewed', rid: msg.rid, leaseId: msg.leaseId, ok: current.renew(worker, msg.leaseId), leaseMs: current.leases.leaseMs })
-          break
-        case 'release':
-          current.release(worker, msg.leaseId)
-          await reply({ type: 'released', rid: msg.rid, leaseId: msg.leaseId })
-          break
       }
     }
   } catch (err) {
@@ -183,13 +186,6 @@ async function serveBatchRequest (batch: BatchCoordinator, msg: TileClientMessag
       if (msg.tile === undefined) throw new ProtocolError('a batch\'s failure names its image')
       s.log?.(`batch ${batch.jobId}: ${worker} could not ${msg.handOn === true ? 'take on' : 'process'} image ${msg.tile}: ${oneLine(msg.message)}`)
       batch.failed(worker, msg.tile, msg.message, msg.handOn === true)
-      return
-    case 'renew':
-      await reply({ type: 'renewed', rid: msg.rid, leaseId: msg.leaseId, ok: batch.renew(worker, msg.leaseId), leaseMs: batch.leases.leaseMs })
-      return
-    case 'release':
-      batch.release(worker, msg.leaseId)
-      await reply({ type: 'released', rid: msg.rid, leaseId: msg.leaseId })
       return
     default:
       throw new ProtocolError(`a batch has no ${msg.type}`)

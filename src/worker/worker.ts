@@ -368,45 +368,19 @@ export class Worker {
   }
 
   /**
-   * One lane on a batch: claim an image, prefetch the next, process it whole
-   * (or send the output kept from an earlier coordinator), send the output.
-   * An image that fails here is reported and the lane goes on.
+   * One lane on one job until it has nothing for us: claim a unit, prefetch
+   * the next while `unit` does this one, count what was accepted.
    */
-  private async workBatch ({ link }: BatchSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
+  private async claimLoop (link: CoordinatorLink, unit: (reply: Exclude<ClaimReply, { kind: 'none' }>) => Promise<'accepted' | 'duplicate' | 'rejected' | undefined>): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
     let next: Promise<ClaimReply> | undefined = this.claim(link)
-    const { cache } = this.options
-    const keep = cache !== undefined && link.ref.coordinator !== this.options.peerId
     try {
       while (next !== undefined) {
         const reply: ClaimReply = await next
         next = undefined
         if (reply.kind === 'none') return reply.reason
-        if (reply.kind !== 'task') throw new ProtocolError('a batch granted a tile')
-        const { task } = reply
         if (this.stopped) return 'stopped'
         next = this.claim(link)
-        // Kept from any earlier coordinator of the batch (this peer's own, too: a batch submitted again).
-        let output = cache?.get(task.key, 0)
-        const kept = output !== undefined
-        if (output === undefined) {
-          try {
-            // One permit for the whole image: its decode, operation and encode are one libvips pipeline, or a few passes in a row.
-            const processed = await this.gate(async () => await processFile(task.file, link.steps, { format: task.format, quality: link.batch!.quality, maxPixels: this.options.limits.maxPixels, maxRawBytes: MAX_TILE_BODY_BYTES }))
-            output = { data: processed.data, checksum: tileChecksum(processed.data), size: { width: processed.width, height: processed.height } }
-          } catch (err) {
-            this.held.delete(task.leaseId)
-            // Past this peer's limits, or its memory: another peer may do it.
-            await link.reportFailure(oneLine((err as Error).message), task.slot, err instanceof LimitExceededError || outOfMemory(err)).catch(() => {})
-            continue
-          }
-          if (keep) cache.put(task.key, 0, output.checksum, output.data, output.size)
-        }
-        if (this.stopped) continue
-        this.held.delete(task.leaseId)
-        // Kept without its size (never, as kept here): computed again rather than sent unsized.
-        if (output.size === undefined) throw new ProtocolError(`a kept output of image ${task.slot} has no size`)
-        const status = await link.output(task.slot, task.leaseId, output.checksum, output.data, output.size, kept)
-        if (status === 'accepted') {
+        if (await unit(reply) === 'accepted') {
           const entry = this.jobs.get(link.ref.jobId)
           if (entry !== undefined) { entry.failures = 0; entry.accepted++ }
         }
@@ -417,50 +391,71 @@ export class Worker {
     }
   }
 
-  private async work ({ link, image, memo }: TileSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
-    const claim = (): Promise<ClaimReply> => this.claim(link)
-    let next: Promise<ClaimReply> | undefined = claim()
-    try {
-      while (next !== undefined) {
-        const reply: ClaimReply = await next
-        next = undefined
-        if (reply.kind === 'none') return reply.reason
-        if (reply.kind !== 'grant') throw new ProtocolError('a tiled job granted a whole image')
-        const { work } = reply
-        if (this.stopped) return 'stopped'
-        next = claim()
-        // Tiles computed in JavaScript, on the in-memory channel to this peer's own
-        // coordinator, never leave the microtask queue: give I/O its turn each tile.
-        await new Promise(resolve => setImmediate(resolve))
-        const pixels = tileInput(image, work.tile)
-        const out = await computing(link, async () => await this.process(pixels, work.tile, { plan: link.plan, phase: work.phase, contexts: work.contexts, memo }, this.gate))
-        let data = isRaw(out) ? out.data : Buffer.from(out.buffer, out.byteOffset, out.byteLength)
-        // An operation that hands back its input, on a one-tile job, hands back the decoded input, which other lanes and jobs still read.
-        if (data.buffer === image.data.buffer) data = Buffer.from(data)
-        // A one-tile job's pixels are the decoded input itself, which other lanes and jobs still read.
-        freeBuffer(pixels.data, [data, image.data])
-        const checksum = tileChecksum(data)
-        // Kept for a later coordinator if this one dies (one in this process dies with us); a multi-phase job's results mean nothing outside their phase.
-        const keep = this.options.cache !== undefined && link.ref.coordinator !== this.options.peerId && link.plan.phases.length === 1
-        if (keep) this.options.cache!.put(link.info.jobKey, work.tile.index, checksum, data)
-        // Stopping handed the lease back already. A lease lost otherwise (a renewal refused or unanswered)
-        // is still worth the send: the coordinator takes a late result for a tile not yet done.
-        if (this.stopped) continue
-        this.held.delete(work.leaseId)
-        // In memory, the coordinator takes the buffer itself; over a link, fewer bytes are worth a compression.
-        const packed: { body: Uint8Array, encoding?: PixelEncoding } = link.ref.coordinator === this.options.peerId ? { body: data } : packPixels(data)
-        const status = await link.result(work.phase, work.tile.index, work.leaseId, checksum, packed.body, packed.encoding)
-        // Acked: the coordinator has every byte (a reply comes only after the whole body).
-        if (!keep) freeBuffer(data)
-        if (status === 'accepted') {
-          const entry = this.jobs.get(link.ref.jobId)
-          if (entry !== undefined) { entry.failures = 0; entry.accepted++ }
+  /**
+   * A lane on a batch: an image processed whole (or the output kept from an
+   * earlier coordinator), its output sent. An image that fails here is
+   * reported and the lane goes on.
+   */
+  private async workBatch ({ link }: BatchSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
+    const { cache } = this.options
+    const keep = cache !== undefined && link.ref.coordinator !== this.options.peerId
+    return await this.claimLoop(link, async reply => {
+      if (reply.kind !== 'task') throw new ProtocolError('a batch granted a tile')
+      const { task } = reply
+      // Kept from any earlier coordinator of the batch (this peer's own, too: a batch submitted again).
+      let output = cache?.get(task.key, 0)
+      const kept = output !== undefined
+      if (output === undefined) {
+        try {
+          // One permit for the whole image: its decode, operation and encode are one libvips pipeline, or a few passes in a row.
+          const processed = await this.gate(async () => await processFile(task.file, link.steps, { format: task.format, quality: link.batch!.quality, maxPixels: this.options.limits.maxPixels, maxRawBytes: MAX_TILE_BODY_BYTES }))
+          output = { data: processed.data, checksum: tileChecksum(processed.data), size: { width: processed.width, height: processed.height } }
+        } catch (err) {
+          this.held.delete(task.leaseId)
+          // Past this peer's limits, or its memory: another peer may do it.
+          await link.reportFailure(oneLine((err as Error).message), task.slot, err instanceof LimitExceededError || outOfMemory(err)).catch(() => {})
+          return undefined
         }
+        if (keep) cache.put(task.key, 0, output.checksum, output.data, output.size)
       }
-      return 'stopped'
-    } finally {
-      this.giveBack(link, next)
-    }
+      if (this.stopped) return undefined
+      this.held.delete(task.leaseId)
+      // Kept without its size (never, as kept here): computed again rather than sent unsized.
+      if (output.size === undefined) throw new ProtocolError(`a kept output of image ${task.slot} has no size`)
+      return await link.output(task.slot, task.leaseId, output.checksum, output.data, output.size, kept)
+    })
+  }
+
+  /** A lane on a tiled job: a tile cut from the decoded input, computed, sent. */
+  private async work ({ link, image, memo }: TileSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
+    return await this.claimLoop(link, async reply => {
+      if (reply.kind !== 'grant') throw new ProtocolError('a tiled job granted a whole image')
+      const { work } = reply
+      // Tiles computed in JavaScript, on the in-memory channel to this peer's own
+      // coordinator, never leave the microtask queue: give I/O its turn each tile.
+      await new Promise(resolve => setImmediate(resolve))
+      const pixels = tileInput(image, work.tile)
+      const out = await computing(link, async () => await this.process(pixels, work.tile, { plan: link.plan, phase: work.phase, contexts: work.contexts, memo }, this.gate))
+      let data = isRaw(out) ? out.data : Buffer.from(out.buffer, out.byteOffset, out.byteLength)
+      // An operation that hands back its input, on a one-tile job, hands back the decoded input, which other lanes and jobs still read.
+      if (data.buffer === image.data.buffer) data = Buffer.from(data)
+      // A one-tile job's pixels are the decoded input itself, which other lanes and jobs still read.
+      freeBuffer(pixels.data, [data, image.data])
+      const checksum = tileChecksum(data)
+      // Kept for a later coordinator if this one dies (one in this process dies with us); a multi-phase job's results mean nothing outside their phase.
+      const keep = this.options.cache !== undefined && link.ref.coordinator !== this.options.peerId && link.plan.phases.length === 1
+      if (keep) this.options.cache!.put(link.info.jobKey, work.tile.index, checksum, data)
+      // Stopping handed the lease back already. A lease lost otherwise (a renewal refused or unanswered)
+      // is still worth the send: the coordinator takes a late result for a tile not yet done.
+      if (this.stopped) return undefined
+      this.held.delete(work.leaseId)
+      // In memory, the coordinator takes the buffer itself; over a link, fewer bytes are worth a compression.
+      const packed: { body: Uint8Array, encoding?: PixelEncoding } = link.ref.coordinator === this.options.peerId ? { body: data } : packPixels(data)
+      const status = await link.result(work.phase, work.tile.index, work.leaseId, checksum, packed.body, packed.encoding)
+      // Acked: the coordinator has every byte (a reply comes only after the whole body).
+      if (!keep) freeBuffer(data)
+      return status
+    })
   }
 
   private renewHeld (): void {
