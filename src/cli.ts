@@ -9,7 +9,7 @@ import { runLocal } from './client/local.ts'
 import { removePartials } from './client/files.ts'
 import { parseQuality, pipelineFromFlags, requestFromFlags, type SubmitFlags } from './client/options.ts'
 import { batchReporter, progressReporter } from './client/progress.ts'
-import { BATCH_INCOMPLETE_EXIT, DEFAULT_TILE_ABOVE_MP, runLocalBatch, submitBatch } from './client/batch.ts'
+import { BATCH_INCOMPLETE_EXIT, DEFAULT_TILE_ABOVE_MP, runLocalBatch, submitBatch, type BatchEvent } from './client/batch.ts'
 import { isBatchInput, planBatch } from './client/batch-plan.ts'
 import { formatFromPath, OUTPUT_FORMATS, type OutputFormat } from './imaging/index.ts'
 import { stat } from 'node:fs/promises'
@@ -23,6 +23,8 @@ import { parseListenAddress, parsePeerAddress } from './net/address.ts'
 import type { PeerOptions } from './swarm/peer.ts'
 
 let debug = false
+/** What a batch says when it is interrupted. */
+let onInterrupt: (() => void) | undefined
 /** --json: errors too are one JSON event on stdout, like every other event. */
 let json = false
 
@@ -45,6 +47,8 @@ function once (flag: string) {
 
 /** Commander's words around our own message ("option '--x <v>' argument 'y' is invalid.") say nothing ours does not. */
 function plainUsageError (message: string): string {
+  const choice = message.match(/^(?:error: )?option '(--[\w-]+)[^']*' argument '([^']*)' is invalid\. Allowed choices are (.*)\.(\s*)$/)
+  if (choice !== null) return `${choice[1]} '${choice[2]}' is not one of ${choice[3]}${choice[4]}`
   return message.replace(/^error: /, '').replace(/^option '[^']*' argument '[^']*' is invalid\. /, '')
 }
 
@@ -187,12 +191,12 @@ function submitCommand (): Command {
     .option('--task <op>', 'an operation (the Python prototype\'s flag); repeat for a pipeline', (v: string, prev: string[] = []) => [...prev, v])
     .option('--op <op>', 'same as --task', (v: string, prev: string[] = []) => [...prev, v])
     .option('--ops <pipeline>', 'a whole pipeline: "blur:sigma=2,sobel"', once('--ops'))
-    .option('-i, --image-path <path>', 'input image (JPEG, PNG, WebP, TIFF, AVIF, GIF first frame); repeat it, or give a folder or a quoted glob, for a batch', collect)
+    .option('-i, --image-path <path>', 'input image (JPEG, PNG, WebP, TIFF, AVIF, HEIF, GIF first frame); repeat it, or give a folder or a quoted glob, for a batch', collect)
     .addOption(new Option('--image_path <path>', 'same as --image-path (the Python prototype\'s spelling)').argParser(collect))
     .option('-o, --out <path>', 'output file (.jpg .png .webp .tif .avif picks the format); for a batch, a folder (the input tree mirrored) or a .zip', once('--out'))
     .option('-r, --recursive', 'a folder\'s subfolders too (batch)')
     .addOption(new Option('--format <format>', 'output format of a batch (default: each image keeps its own; GIF and HEIF become PNG)').choices(OUTPUT_FORMATS))
-    .option('--skip-existing', 'leave out images whose output exists: resumes an interrupted batch')
+    .option('--skip-existing', 'leave out images whose output exists: resumes an interrupted batch (written to a folder, not a .zip)')
     .option('--tile-above-mp <n>', 'in a batch, images over this many megapixels are tiled across the swarm, one job each; smaller ones go whole to one peer each', integerOption('--tile-above-mp', 1, 100_000), DEFAULT_TILE_ABOVE_MP)
     .addOption(new Option('--output_path <file>', 'same as --out').hideHelp().argParser(once('--output_path')))
     .option('--quality <1-100>', 'JPEG/WebP/AVIF quality (default 90)', once('--quality'))
@@ -221,11 +225,12 @@ function submitCommand (): Command {
         throw new InvalidArgumentError('submit needs --local (process here) or --peer <multiaddr> (process on a swarm)')
       }
       // Interrupted: the partial outputs go with us; finished ones stay (--skip-existing resumes).
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => { removePartials(); process.exit(130) })
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => { removePartials(); onInterrupt?.(); process.exit(130) })
       if (await isBatchInput(inputs)) {
         await submitBatchCommand(opts, inputs, out)
         return
       }
+      if (inputs.length === 1 && await stat(inputs[0]!).then(() => false, () => true)) throw new InvalidParameterError(`cannot read ${inputs[0]}: no such file or folder`)
       if (opts.recursive === true) throw new InvalidArgumentError(`--recursive is for a folder; ${inputs[0]} is a file`)
       const flags: SubmitFlags = { ...opts, imagePath: inputs[0], out }
       const request = requestFromFlags(flags)
@@ -274,7 +279,23 @@ async function submitBatchCommand (opts: SubmitCliOptions, inputs: string[], out
   if (opts.skipExisting === true && out.toLowerCase().endsWith('.zip')) throw new InvalidParameterError('--skip-existing needs a folder output: a .zip is written whole at the end')
   const plan = await planBatch(inputs, out, { recursive: opts.recursive === true, ...(opts.format !== undefined ? { format: opts.format } : {}) })
   const request = { plan, steps, quality: parseQuality(opts.quality), skipExisting: opts.skipExisting === true }
-  const onBatchEvent = batchReporter(opts.json === true ? 'json' : process.stderr.isTTY ? 'tty' : 'plain')
+  const report = batchReporter(opts.json === true ? 'json' : process.stderr.isTTY ? 'tty' : 'plain')
+  let written = 0
+  let total = plan.items.length
+  const onBatchEvent = (event: BatchEvent): void => {
+    if (event.event === 'image') written++
+    if (event.event === 'batch') total = event.images
+    report(event)
+  }
+  // Said on Ctrl-C: how far it got, and how to go on.
+  onInterrupt = () => {
+    const zip = plan.target.kind === 'zip'
+    const message = zip
+      ? `interrupted: ${out} is not written (a .zip is written whole at the end; a folder keeps what is done)`
+      : `interrupted: ${written} of ${total} images written to ${out}; run the same command with --skip-existing to do the rest`
+    if (opts.json === true) process.stdout.write(JSON.stringify({ event: 'interrupted', written, total, message }) + '\n')
+    else process.stderr.write(`\n${message}\n`)
+  }
   const summary = opts.peer !== undefined
     ? await submitBatch(request, { ...await swarmOptions(opts, opts.peer), tileAboveMp: opts.tileAboveMp, onBatchEvent })
     : await runLocalBatch(request, { maxPixels: opts.maxPixels, maxUploadBytes: opts.maxUploadBytes, threads: opts.threads, onBatchEvent })

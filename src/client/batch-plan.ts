@@ -1,7 +1,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs'
 import { once } from 'node:events'
 import { glob, mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
-import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path'
+import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { Zip, ZipPassThrough } from 'fflate'
 import { InvalidParameterError, OutputError } from '../errors.ts'
 import { formatFromPath, type OutputFormat } from '../imaging/index.ts'
@@ -21,8 +21,10 @@ export interface BatchItem {
 
 export interface BatchPlan {
   items: BatchItem[]
-  /** Files a folder or glob held that are not images (by extension). */
-  ignored: number
+  /** Files a folder or glob held that are left out: not images (by extension), or hidden. */
+  leftOut: string[]
+  /** Subfolders left out (no --recursive). */
+  folders: string[]
   target: { kind: 'dir' | 'zip', path: string }
 }
 
@@ -36,19 +38,45 @@ export async function isBatchInput (inputs: string[]): Promise<boolean> {
   return (await stat(only).catch(() => undefined))?.isDirectory() === true
 }
 
-async function walk (dir: string, recursive: boolean, found: string[]): Promise<number> {
-  let ignored = 0
+async function walk (dir: string, recursive: boolean, found: string[], leftOut: string[], folders: string[]): Promise<void> {
   const entries = await readdir(dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => { throw new InvalidParameterError(`cannot read the folder ${dir}: ${err.code ?? err.message}`) })
   entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
   for (const e of entries) {
-    if (e.name.startsWith('.')) continue
     const path = join(dir, e.name)
-    if (e.isDirectory()) { if (recursive) ignored += await walk(path, recursive, found) } else if (e.isFile()) {
-      if (IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase())) found.push(path)
-      else ignored++
+    if (e.isDirectory()) {
+      if (e.name.startsWith('.')) continue
+      if (recursive) await walk(path, recursive, found, leftOut, folders)
+      else folders.push(path)
+    } else if (e.isFile()) {
+      if (!e.name.startsWith('.') && IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase())) found.push(path)
+      else leftOut.push(path)
     }
   }
-  return ignored
+}
+
+function isInside (path: string, folder: string): boolean {
+  const rel = relative(folder, path)
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))
+}
+
+/**
+ * Makes a folder and those above it. Node's own recursive mkdir never
+ * settles under /proc (it retries a parent that exists for ever), so a
+ * folder whose parent exists is made alone, and a refusal is final.
+ */
+async function makeFolder (dir: string): Promise<void> {
+  try {
+    await mkdir(dir)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST' && (await stat(dir)).isDirectory()) return
+    const parent = dirname(dir)
+    if (code !== 'ENOENT' || parent === dir || (await stat(parent).catch(() => undefined)) !== undefined) {
+      throw new OutputError(`cannot create the folder ${dir}: ${code === 'ENOENT' ? `no folder can be made in ${parent}` : code === 'EEXIST' ? 'a file is in the way' : code ?? (err as Error).message}`)
+    }
+    await makeFolder(parent)
+    await makeFolder(dir)
+  }
 }
 
 /** The folder a glob's matches are named relative to: its part before the first wildcard. */
@@ -67,7 +95,8 @@ function globBase (pattern: string): string {
  */
 export async function planBatch (inputs: string[], out: string, options: { recursive: boolean, format?: OutputFormat }): Promise<BatchPlan> {
   const found: Array<{ input: string, base: string }> = []
-  let ignored = 0
+  const leftOut: string[] = []
+  const folders: string[] = []
   for (const input of inputs) {
     const s = await stat(input).catch(() => undefined)
     if (s === undefined && isGlob(input)) {
@@ -79,21 +108,27 @@ export async function planBatch (inputs: string[], out: string, options: { recur
       if (images.length === 0) throw new InvalidParameterError(`no file matches ${input}`)
       for (const m of images) {
         if (IMAGE_EXTENSIONS.has(extname(m).toLowerCase())) found.push({ input: m, base: globBase(input) })
-        else ignored++
+        else leftOut.push(m)
       }
     } else if (s === undefined) {
       throw new InvalidParameterError(`cannot read ${input}: no such file or folder`)
     } else if (s.isDirectory()) {
       const files: string[] = []
-      ignored += await walk(input, options.recursive, files)
+      await walk(input, options.recursive, files, leftOut, folders)
       for (const f of files) found.push({ input: f, base: input })
     } else {
       // A file named on its own is taken whatever its extension: sharp says if it is no image.
       found.push({ input, base: dirname(input) })
     }
   }
-  if (found.length === 0) throw new InvalidParameterError(`no images in ${inputs.join(', ')}${ignored > 0 ? ` (${ignored} other files; images end ${[...IMAGE_EXTENSIONS].join(' ')})` : ''}`)
+  if (found.length === 0) throw new InvalidParameterError(`no images in ${inputs.join(', ')}${leftOut.length > 0 ? ` (${leftOut.length} other file${leftOut.length === 1 ? '' : 's'}; images end ${[...IMAGE_EXTENSIONS].join(' ')})` : ''}${folders.length > 0 ? `; ${folders.length} subfolder${folders.length === 1 ? '' : 's'} left out: -r takes them in` : ''}`)
   const target = { kind: out.toLowerCase().endsWith('.zip') ? 'zip' as const : 'dir' as const, path: out }
+  // An output folder in an input folder: the next run with -r would take the outputs in as inputs.
+  for (const input of inputs) {
+    if (options.recursive && target.kind === 'dir' && (await stat(input).catch(() => undefined))?.isDirectory() === true && isInside(resolve(out), resolve(input))) {
+      throw new InvalidParameterError(`the output folder ${out} is inside the input folder ${input}: with -r its outputs would be taken in as inputs next time; give -o a folder outside it`)
+    }
+  }
   if (target.kind === 'zip' && found.length > ZIP_MAX_ENTRIES) throw new InvalidParameterError(`${found.length} images are more than a .zip holds here (${ZIP_MAX_ENTRIES}); write them to a folder`)
   const items: BatchItem[] = []
   const byOutput = new Map<string, string>()
@@ -109,11 +144,13 @@ export async function planBatch (inputs: string[], out: string, options: { recur
     const stem = rel.slice(0, rel.length - extname(rel).length)
     const output = options.format === undefined && kept !== undefined ? rel : `${stem}${EXTENSION_OF[format]}`
     const clash = byOutput.get(output)
-    if (clash !== undefined) throw new InvalidParameterError(`${clash} and ${input} would both be written to ${output}${options.format !== undefined ? ' (--format gives them one extension)' : ''}; give them apart`)
+    if (clash !== undefined) throw new InvalidParameterError(`${clash} and ${input} would both be written to ${output}${options.format !== undefined ? ' (--format gives them one extension)' : ''}; rename one, or submit them in two batches`)
+    // Never over an input: a batch run twice would process its own outputs.
+    if (target.kind === 'dir' && resolve(out, output) === key) throw new InvalidParameterError(`${input} would be overwritten by its own output; give -o another folder`)
     byOutput.set(output, input)
     items.push({ input, output, format })
   }
-  return { items, ignored, target }
+  return { items, leftOut, folders, target }
 }
 
 /** Where a batch's outputs go: a folder (each output its own file, written whole or not at all) or a zip. */
@@ -136,12 +173,12 @@ export async function openSink (target: BatchPlan['target']): Promise<BatchSink>
 async function dirSink (dir: string): Promise<BatchSink> {
   const s = await stat(dir).catch(() => undefined)
   if (s !== undefined && !s.isDirectory()) throw new OutputError(`cannot write the batch to ${dir}: it is a file; give a folder (or a .zip)`)
-  await mkdir(dir, { recursive: true }).catch((err: NodeJS.ErrnoException) => { throw new OutputError(`cannot create the folder ${dir}: ${err.code ?? err.message}`) })
+  await makeFolder(dir)
   return {
     exists: async output => (await stat(join(dir, output)).catch(() => undefined))?.isFile() === true,
     write: async (output, bytes) => {
       const path = join(dir, output)
-      await mkdir(dirname(path), { recursive: true }).catch((err: NodeJS.ErrnoException) => { throw new OutputError(`cannot create the folder ${dirname(path)}: ${err.code ?? err.message}`) })
+      await makeFolder(dirname(path))
       const file = await OutputFile.create(path)
       await file.commit(bytes)
     },

@@ -21,7 +21,8 @@ export const BATCH_INCOMPLETE_EXIT = 3
 export const DEFAULT_TILE_ABOVE_MP = 40
 
 export type BatchEvent =
-  | { event: 'batch', images: number, skipped: number, whole: number, tiled: number, ignored: number }
+  /** `leftOut`: files not taken (not images, or hidden); `folders`: subfolders not taken (no -r). */
+  | { event: 'batch', images: number, skipped: number, whole: number, tiled: number, leftOut: string[], folders: string[] }
   | { event: 'connected', peer: string, client: string }
   | { event: 'note', message: string }
   | { event: 'started', jobId: string }
@@ -72,7 +73,7 @@ async function prepare (request: BatchRequest, sink: BatchSink, emit: (e: BatchE
     if (n > tileAboveMp * 1e6 || raw > MAX_TILE_BODY_BYTES) tiled.push(item)
     else whole.push(item)
   }
-  emit({ event: 'batch', images: whole.length + tiled.length, skipped, whole: whole.length, tiled: tiled.length, ignored: request.plan.ignored })
+  emit({ event: 'batch', images: whole.length + tiled.length, skipped, whole: whole.length, tiled: tiled.length, leftOut: request.plan.leftOut, folders: request.plan.folders })
   return { whole, tiled, skipped, pixels }
 }
 
@@ -81,8 +82,9 @@ class Tally {
   done = 0
   failures: Array<{ input: string, message: string }> = []
   pixelsDone = 0
-  /** Peers that delivered outputs (the coordinator's count, or what came back here). */
+  /** Peers at work, as the coordinator last said (or, before it says, those that delivered). */
   workers = 0
+  private told = false
   private readonly by = new Set<string>()
   private readonly total: number
   private readonly emit: (e: BatchEvent) => void
@@ -93,9 +95,16 @@ class Tally {
 
   ok (pixels: number, by: string[]): void {
     for (const peer of by) this.by.add(peer)
-    this.workers = Math.max(this.workers, this.by.size)
+    if (!this.told) this.workers = this.by.size
     this.done++
     this.pixelsDone += pixels
+    this.progress()
+  }
+
+  /** The coordinator's count of peers at work. */
+  heard (workers: number): void {
+    this.told = true
+    this.workers = workers
     this.progress()
   }
 
@@ -198,8 +207,7 @@ export async function submitBatch (request: BatchRequest, options: SwarmSubmitOp
               break
             }
             case 'progress':
-              counts.workers = Math.max(counts.workers, msg.workers)
-              counts.progress()
+              counts.heard(msg.workers)
               break
             case 'peers':
               roster.heard(msg)

@@ -96,6 +96,11 @@ export function progressReporter (mode: 'json' | 'tty' | 'plain', write: (line: 
   }
 }
 
+/** A few paths, and how many more. */
+function named (paths: string[]): string {
+  return `${paths.slice(0, 3).join(', ')}${paths.length > 3 ? `, and ${paths.length - 3} more` : ''}`
+}
+
 /** Images a second and megapixels a second, from the counts so far. */
 function rates (done: number, megapixels: number, elapsedMs: number): { images: string, mp: string } {
   if (elapsedMs < 1000 || done === 0) return { images: '--', mp: '--' }
@@ -118,7 +123,9 @@ export function batchReporter (mode: 'json' | 'tty' | 'plain', write: (line: str
   return event => {
     switch (event.event) {
       case 'batch':
-        write(`batch of ${plural(event.images, 'image')}${event.skipped > 0 ? ` (${event.skipped} skipped: their outputs exist)` : ''}${event.tiled > 0 ? `; ${event.tiled} over the --tile-above-mp size go tiled, one job each` : ''}${event.ignored > 0 ? `; ${event.ignored} files that are not images left out` : ''}`)
+        write(`batch of ${plural(event.images, 'image')}${event.skipped > 0 ? ` (${event.skipped} skipped: their outputs exist)` : ''}${event.tiled > 0 ? `; ${event.tiled} over the --tile-above-mp size go tiled, one job each` : ''}`)
+        if (event.leftOut.length > 0) write(`left out: ${plural(event.leftOut.length, 'file')} not images or hidden (${named(event.leftOut)})`)
+        if (event.folders.length > 0) write(`left out: ${plural(event.folders.length, 'subfolder')} (${named(event.folders)}): -r takes them in`)
         started = now()
         if (mode === 'tty' && event.images > 0) {
           bars = new cliProgress.MultiBar({ format: 'images {bar} {value}/{total} | {rate} img/s | {mp} MP/s | ETA {left} | {peers}{tiles}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)

@@ -93,7 +93,7 @@ export class BatchHost {
       requested += want
       send({ type: 'send', count: want })
     }
-    const progress = (): void => { send({ type: 'progress', phase: 'tiles', done: resolved, total: spec.images, workers: batch.imagesByPeer.size }) }
+    const progress = (): void => { send({ type: 'progress', phase: 'tiles', done: resolved, total: spec.images, workers: batch.workers }) }
     const oneResolved = (): void => {
       resolved++
       if (resolved === spec.images) allResolved()

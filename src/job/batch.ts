@@ -74,8 +74,10 @@ export class BatchCoordinator {
   private readonly tasks: Array<BatchTask | undefined> = []
   /** Who failed each slot's image, and how often. */
   private readonly failures = new Map<number, Map<string, number>>()
-  /** How often each slot's image was handed on. */
-  private readonly handOns = new Map<number, number>()
+  /** Which peers handed each slot's image on, and how often in all. */
+  private readonly handOns = new Map<number, { peers: Set<string>, times: number }>()
+  /** Peers with a session on this batch now. */
+  private readonly sessions = new Map<string, number>()
   private readonly listeners: { [E in keyof BatchEvents]: Array<BatchEvents[E]> } = { image: [], failed: [], returned: [] }
   private state: 'running' | 'done' | 'cancelled' = 'running'
   /** Bytes of the files held, for the upload window. */
@@ -102,6 +104,20 @@ export class BatchCoordinator {
   }
 
   get isRunning (): boolean { return this.state === 'running' }
+
+  /** Peers working on the batch now (a session open). */
+  get workers (): number { return this.sessions.size }
+
+  /** A worker's session begins; `left` when it ends. */
+  joined (peer: string): void {
+    this.sessions.set(peer, (this.sessions.get(peer) ?? 0) + 1)
+  }
+
+  left (peer: string): void {
+    const n = (this.sessions.get(peer) ?? 1) - 1
+    if (n > 0) this.sessions.set(peer, n)
+    else this.sessions.delete(peer)
+  }
   get leases (): LeaseTable { return this.scheduler.leases }
   get stats (): LeaseStats { return this.leases.stats }
 
@@ -173,11 +189,13 @@ export class BatchCoordinator {
     if (this.state !== 'running' || task === undefined || lease === undefined) return
     let fails: boolean
     if (handOn) {
-      // Past that peer's limits or memory: another may manage, but not for ever.
-      const n = (this.handOns.get(slot) ?? 0) + 1
-      this.handOns.set(slot, n)
-      fails = n >= MAX_HAND_ONS
-      if (fails) message = `${MAX_HAND_ONS} peers could not take it on: ${message}`
+      // Past that peer's limits or memory: another may manage. It fails once three peers, or every peer there is, could not (or it went round three times).
+      const h = this.handOns.get(slot) ?? { peers: new Set<string>(), times: 0 }
+      this.handOns.set(slot, h)
+      h.peers.add(peer)
+      h.times++
+      fails = h.peers.size >= Math.min(MAX_HAND_ONS, Math.max(1, this.sessions.size)) || h.times >= MAX_HAND_ONS * MAX_HAND_ONS
+      if (fails) message = `${h.peers.size === 1 ? 'no peer' : `none of ${h.peers.size} peers`} could take it on: ${message}`
     } else {
       const byPeer = this.failures.get(slot) ?? new Map<string, number>()
       this.failures.set(slot, byPeer)

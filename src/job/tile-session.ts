@@ -25,6 +25,7 @@ export interface TileSessionOptions {
 export async function serveTileSession (channel: Channel, worker: string, findJob: (jobId: string) => JobCoordinator | BatchCoordinator | undefined, options: TileSessionOptions): Promise<void> {
   const wire = tileCoordinatorWire(channel, worker)
   let job: JobCoordinator | BatchCoordinator | undefined
+  let sessionJoined = false
   let failed = false
   const pending = new Set<Promise<void>>()
   /** Leases granted through this session: ending it gives back these, not another session's of the same peer. */
@@ -44,6 +45,8 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           break
         }
         if (job instanceof BatchCoordinator) {
+          if (!sessionJoined) job.joined(worker)
+          sessionJoined = true
           await reply({ type: 'batch', rid: msg.rid, ...job.info() })
           continue
         }
@@ -142,6 +145,7 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
   } finally {
     // A session that ends takes its leases with it: the tiles go back at once.
     for (const id of granted) job?.release(worker, id)
+    if (sessionJoined && job instanceof BatchCoordinator) job.left(worker)
     // Ended on purpose (an error reply is on its way): let it reach the worker.
     if (failed) channel.abort(new Error('session over'))
     else await channel.close().catch(() => {})

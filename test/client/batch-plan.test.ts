@@ -16,7 +16,8 @@ test('a folder: its images, by name; subfolders with recursive; the tree mirrore
   const root = await tree()
   const flat = await planBatch([join(root, 'in')], join(root, 'out'), { recursive: false })
   t.deepEqual(flat.items.map(i => [i.output, i.format]), [['a.jpg', 'jpeg'], ['b.PNG', 'png'], ['c.png', 'png']])
-  t.is(flat.ignored, 1, 'notes.txt is left out; hidden files are not counted')
+  t.deepEqual(flat.leftOut.map(f => f.slice(root.length)), ['/in/.hidden.jpg', '/in/notes.txt'], 'not images, or hidden: left out, and named')
+  t.deepEqual(flat.folders.map(f => f.slice(root.length)), ['/in/sub'], 'a subfolder without -r: named too')
   t.deepEqual(flat.target, { kind: 'dir', path: join(root, 'out') })
   const deep = await planBatch([join(root, 'in')], join(root, 'out.zip'), { recursive: true })
   t.deepEqual(deep.items.map(i => i.output), ['a.jpg', 'b.PNG', 'c.png', 'sub/d.webp', 'sub/deeper/e.tif'])
@@ -66,4 +67,18 @@ test('a zip holds every output written, under its name; unfinished, it is not le
   await other.write('a.jpg', Buffer.from('x'))
   await other.discard()
   await t.throwsAsync(readFile(join(root, 'cut.zip')))
+})
+
+test('a batch never writes over its inputs, nor into the folder it reads with -r; a folder that cannot be made says so (under /proc too)', async t => {
+  const root = await tree()
+  await t.throwsAsync(planBatch([join(root, 'in')], join(root, 'in'), { recursive: false }), { message: /a\.jpg would be overwritten by its own output; give -o another folder/ })
+  await t.throwsAsync(planBatch([join(root, 'in')], join(root, 'in', 'out'), { recursive: true }), { message: /the output folder .*in\/out is inside the input folder .*in: with -r/ })
+  // Without -r the folder's subfolders are not read: an output folder there is fine.
+  t.is((await planBatch([join(root, 'in')], join(root, 'in', 'out'), { recursive: false })).items.length, 3)
+  await t.throwsAsync(openSink({ kind: 'dir', path: '/proc/tileswarm-nope/deeper' }), { message: /cannot create the folder \/proc\/tileswarm-nope: no folder can be made in \/proc/ })
+  await writeFile(join(root, 'a-file'), 'x')
+  await t.throwsAsync(openSink({ kind: 'dir', path: join(root, 'a-file') }), { message: /it is a file/ })
+  const made = await openSink({ kind: 'dir', path: join(root, 'new', 'deeper') })
+  await made.write('x/y.jpg', Buffer.from('z'))
+  t.is((await readFile(join(root, 'new', 'deeper', 'x', 'y.jpg'))).toString(), 'z')
 })

@@ -137,8 +137,10 @@ test('a straggler\'s image is copied once the pool is empty; whichever copy is f
   t.is(images.length, 3)
 })
 
-test('only a peer that holds an image can fail it; one handed on by three peers (past their limits) fails', async t => {
+test('only a peer that holds an image can fail it; one handed on by three peers (past their limits) fails, or by every peer there is', async t => {
   const { batch, failed } = batchOf(2)
+  for (const peer of ['x', 'y', 'z', 'w']) batch.joined(peer)
+  t.is(batch.workers, 4)
   batch.add(task(0))
   const held = await granted(batch, 'x')
   batch.failed('y', held.slot, 'a peer that holds nothing')
@@ -153,4 +155,17 @@ test('only a peer that holds an image can fail it; one handed on by three peers 
   batch.failed('z', third.slot, 'out of memory', true)
   t.deepEqual(failed, [0])
   t.is(batch.heldImages, 0)
+
+  // A swarm of one: its one peer handing the image on is every peer there is.
+  const alone = batchOf(1)
+  alone.batch.joined('me')
+  alone.batch.add(task(5))
+  let reason = ''
+  alone.batch.on('failed', (_task, err) => { reason = err.message })
+  const mine = await granted(alone.batch, 'me')
+  alone.batch.failed('me', mine.slot, 'over --max-pixels', true)
+  t.deepEqual(alone.failed, [5])
+  t.is(reason, 'no peer could take it on: over --max-pixels')
+  alone.batch.left('me')
+  t.is(alone.batch.workers, 0)
 })

@@ -139,7 +139,8 @@ test.serial('the submit CLI: a batch interrupted with Ctrl-C keeps what it wrote
     const args = ['submit', '--peer', cluster.peers[0]!.addrs()[0]!, '-i', root, '-r', '-o', out, '--ops', OPS, '--json']
     const first = spawn(process.execPath, [PEER_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     const lines: string[] = []
-    const exited = new Promise<number | null>(resolve => first.on('exit', (code, signal) => { resolve(code ?? (signal !== null ? -1 : null)) }))
+    // 'close': exited, and its output read to the end.
+    const exited = new Promise<number | null>(resolve => first.on('close', (code, signal) => { resolve(code ?? (signal !== null ? -1 : null)) }))
     // Interrupted once three images are written: an event, not a sleep; bounded.
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { reject(new Error(`no third image within 60 s:\n${lines.join('\n')}`)) }, 60_000)
@@ -155,6 +156,9 @@ test.serial('the submit CLI: a batch interrupted with Ctrl-C keeps what it wrote
     })
     t.is(await exited, 130)
     const kept = (await readdir(out, { recursive: true })).filter(n => /\.(jpe?g|png|webp|tif|gif)$/i.test(n))
+    const said = JSON.parse(lines.at(-1)!) as { event: string, written: number, message: string }
+    t.like(said, { event: 'interrupted', written: kept.length })
+    t.regex(said.message, /--skip-existing to do the rest/)
     t.true(kept.length >= 3 && kept.length < 31, `${kept.length} outputs kept`)
     t.deepEqual((await readdir(out, { recursive: true })).filter(n => n.includes('partial')), [], 'no partial file left')
 
