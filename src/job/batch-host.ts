@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { repeat } from '../clock.ts'
-import { BATCH_WINDOW_BYTES, BATCH_WINDOW_IMAGES, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES, UPLOAD_IDLE_MS } from '../defaults.ts'
+import { BATCH_WINDOW_BYTES, BATCH_WINDOW_IMAGES, COLLECT_WINDOW_MS, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES, UPLOAD_IDLE_MS } from '../defaults.ts'
 import { InvalidImageError, LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import type { OutputFormat, Step } from '../imaging/index.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
@@ -61,6 +61,8 @@ export class BatchHost {
       parkMs: this.limits.parkMs,
       clock: c.clock,
       speculation: { afterMedians: SPECULATE_AFTER_MEDIANS, maxShare: SPECULATE_MAX_SHARE, minSamples: SPECULATE_MIN_SAMPLES },
+      // Resumed: what the holders kept is reserved for them before anything is computed.
+      ...(spec.holders !== undefined ? { collect: { holders: [...new Set([c.peerId, ...spec.holders.map(h => h.peerId)])], windowMs: COLLECT_WINDOW_MS } } : {}),
     })
     this.batch = batch
     const jobKey = createHash('sha256').update(`batch\n${this.jobId}`).digest('hex')

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { systemClock, type Clock } from '../clock.ts'
-import { DEFAULT_PARK_MS } from '../defaults.ts'
+import { DEFAULT_PARK_MS, OFFER_HOLD_MS } from '../defaults.ts'
 import { JobFailedError } from '../errors.ts'
 import { toSpecs, type OutputFormat, type Step } from '../imaging/index.ts'
 import type { BatchInfo } from '../protocol/messages.ts'
@@ -35,6 +35,13 @@ export interface BatchOptions {
   parkMs?: number
   clock?: Clock
   speculation?: SpeculationPolicy
+  /**
+   * A resumed batch: these peers may hold outputs an earlier coordinator's
+   * workers computed. Nothing is granted until each has said what it holds
+   * or the window has passed, so none is computed twice; what a peer holds
+   * is reserved for it. This peer's own worker counts among them.
+   */
+  collect?: { holders: string[], windowMs: number }
 }
 
 export type TaskClaim = { kind: 'task', lease: Lease, task: BatchTask } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' }
@@ -78,6 +85,12 @@ export class BatchCoordinator {
   private readonly handOns = new Map<number, { peers: Set<string>, times: number }>()
   /** Peers with a session on this batch now. */
   private readonly sessions = new Map<string, number>()
+  /** Who holds each output (by task key), as they said; and the images reserved for each, to grant them first. */
+  private readonly heldBy = new Map<string, string>()
+  private readonly reserved = new Map<string, number[]>()
+  /** Holders of a resumed batch not yet heard from; undefined once collection is over. */
+  private awaitedHolders: Set<string> | undefined
+  private collectTimer: unknown
   private readonly listeners: { [E in keyof BatchEvents]: Array<BatchEvents[E]> } = { image: [], failed: [], returned: [] }
   private state: 'running' | 'done' | 'cancelled' = 'running'
   /** Bytes of the files held, for the upload window. */
@@ -94,9 +107,38 @@ export class BatchCoordinator {
     this.clock = options.clock ?? systemClock
     this.parkMs = options.parkMs ?? DEFAULT_PARK_MS
     this.scheduler = new LeaseScheduler(new LeaseTable(options.images, options.leaseMs, undefined, 't', 0), {
-      state: () => this.state === 'running' ? 'open' : this.state,
+      state: () => this.state !== 'running' ? this.state : this.awaitedHolders !== undefined ? 'hold' : 'open',
       returned: pending => { for (const l of this.listeners.returned) l(pending) },
     }, { clock: this.clock, parkMs: this.parkMs, ...(options.speculation !== undefined ? { speculation: options.speculation } : {}) })
+    if (options.collect !== undefined) {
+      this.awaitedHolders = new Set(options.collect.holders)
+      this.collectTimer = this.clock.setTimeout(() => { this.endCollection() }, options.collect.windowMs)
+    }
+  }
+
+  /** Every holder has said what it holds, or the window passed: images go out. */
+  private endCollection (): void {
+    if (this.awaitedHolders === undefined) return
+    this.awaitedHolders = undefined
+    this.clock.clearTimeout(this.collectTimer)
+    this.scheduler.wake()
+  }
+
+  /** A worker holds these outputs (task keys): the images they belong to are reserved for it, now or as they are uploaded. */
+  held (peer: string, keys: string[]): void {
+    for (const key of keys) if (!this.heldBy.has(key)) this.heldBy.set(key, peer)
+    for (const [slot, task] of this.tasks.entries()) if (task !== undefined && this.heldBy.get(task.key) === peer) this.reserve(slot, peer)
+    if (this.awaitedHolders?.delete(peer) === true && this.awaitedHolders.size === 0) this.endCollection()
+    this.scheduler.wake()
+  }
+
+  /** An image kept by `peer` waits for it (for a while: a holder that never claims gives it back by expiry). */
+  private reserve (slot: number, peer: string): void {
+    if (this.leases.reserve(slot, peer, this.clock.now(), OFFER_HOLD_MS) === undefined) return
+    const mine = this.reserved.get(peer) ?? []
+    mine.push(slot)
+    this.reserved.set(peer, mine)
+    this.scheduler.scheduleExpiry()
   }
 
   on<E extends keyof BatchEvents>(event: E, listener: BatchEvents[E]): void {
@@ -132,10 +174,20 @@ export class BatchCoordinator {
     this.tasks[slot] = task
     this.heldBytes += task.file.length
     this.heldImages++
+    const holder = this.heldBy.get(task.key)
+    if (holder !== undefined && this.sessions.has(holder)) this.reserve(slot, holder)
     this.scheduler.wake()
   }
 
   async claim (peer: string): Promise<TaskClaim> {
+    // What this peer kept comes first: it sends it without computing.
+    const mine = this.reserved.get(peer)
+    while (mine !== undefined && mine.length > 0 && this.state === 'running') {
+      const slot = mine.shift()!
+      const lease = this.leases.leaseOf(slot, peer, 'offer')
+      const task = this.tasks[slot]
+      if (lease !== undefined && task !== undefined) return { kind: 'task', lease, task }
+    }
     const outcome = await this.scheduler.claim(peer)
     if (outcome.kind !== 'lease') return outcome
     const task = this.tasks[outcome.lease.tile]
@@ -185,7 +237,7 @@ export class BatchCoordinator {
   failed (peer: string, slot: number, message: string, handOn = false): void {
     const task = this.tasks[slot]
     // Only a peer that holds the image may say so: no other can fail it.
-    const lease = this.leases.leaseOf(slot, peer, 'work') ?? this.leases.leaseOf(slot, peer, 'copy')
+    const lease = this.leases.leaseOf(slot, peer, 'work') ?? this.leases.leaseOf(slot, peer, 'copy') ?? this.leases.leaseOf(slot, peer, 'offer')
     if (this.state !== 'running' || task === undefined || lease === undefined) return
     let fails: boolean
     if (handOn) {
@@ -228,6 +280,7 @@ export class BatchCoordinator {
   finish (): void {
     if (this.state !== 'running') return
     this.state = 'done'
+    this.clock.clearTimeout(this.collectTimer)
     this.scheduler.settle()
   }
 
@@ -235,6 +288,7 @@ export class BatchCoordinator {
     if (this.state !== 'running') return
     this.state = 'cancelled'
     this.tasks.length = 0
+    this.clock.clearTimeout(this.collectTimer)
     this.scheduler.settle()
   }
 }

@@ -4,7 +4,7 @@ import type { Channel } from '../protocol/framing.ts'
 import type { TileClientMessage, TileServerMessage } from '../protocol/messages.ts'
 import { tileCoordinatorWire, type Outgoing } from '../protocol/wire.ts'
 import { unpackPixels } from '../protocol/pixels.ts'
-import { MAX_ADDRS } from '../protocol/constants.ts'
+import { MAX_ADDRS, MAX_HELD_OUTPUTS } from '../protocol/constants.ts'
 import type { JobCoordinator, ResultOutcome } from './coordinator.ts'
 import { BatchCoordinator } from './batch.ts'
 import { sendInput } from '../worker/inputs.ts'
@@ -184,6 +184,14 @@ async function serveBatchRequest (batch: BatchCoordinator, msg: TileClientMessag
       const outcome = batch.result(worker, msg.tile, msg.leaseId, msg.checksum, body ?? Buffer.alloc(0), { width: msg.width, height: msg.height }, msg.kept === true)
       if (outcome.status === 'rejected') s.log?.(`batch ${batch.jobId}: rejected an image from ${worker}: ${outcome.reason}`)
       await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
+      return
+    }
+    case 'held': {
+      const bytes = body ?? Buffer.alloc(0)
+      if (bytes.length % 32 !== 0 || bytes.length > 32 * MAX_HELD_OUTPUTS) throw new ProtocolError(`a list of held outputs of ${bytes.length} bytes`)
+      const keys: string[] = []
+      for (let at = 0; at < bytes.length; at += 32) keys.push(bytes.subarray(at, at + 32).toString('hex'))
+      batch.held(worker, keys)
       return
     }
     case 'fail':

@@ -25,3 +25,5 @@ export const MAX_HOLDERS = 64
 /** Peers a coordinator names for a worker to fetch a job's input from. */
 export const MAX_INPUT_SOURCES = 4
 export const MAX_ERROR_CHARS = 500
+/** Whole images' outputs a batch's worker says it holds, at most. */
+export const MAX_HELD_OUTPUTS = 4096

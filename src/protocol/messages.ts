@@ -106,7 +106,9 @@ export const InputRequest = z.object({ type: z.literal('input'), rid, direct: z.
  */
 /** `tile`: a batch's image this worker holds could not be processed; `handOn`: it is past this peer's limits or memory, another may manage. */
 export const FailRequest = z.object({ type: z.literal('fail'), rid, message: errorText, tile: count.optional(), handOn: z.boolean().optional() }).strict()
-export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest, OfferRequest, InputRequest, FailRequest])
+/** A batch's worker says, once after it joins, which images' outputs it holds: the body is their task keys, 32 bytes each. Not answered. */
+export const HeldRequest = z.object({ type: z.literal('held'), rid, bodyBytes: bodyBytes.optional() }).strict()
+export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest, OfferRequest, InputRequest, FailRequest, HeldRequest])
 
 /** parkMs: how long the coordinator may hold a claim before answering 'wait' (the worker's reply timeout builds on it). */
 /** Its body, if any, is a bitmap of the tiles reserved for this worker to offer. */

@@ -238,6 +238,12 @@ export class CoordinatorLink {
     await this.request({ type: 'release', rid: this.nextRid(), leaseId })
   }
 
+  /** The outputs of whole images this worker holds (task keys): said once, after joining a batch; not answered. */
+  async held (keys: string[]): Promise<void> {
+    const body = Buffer.concat(keys.map(k => Buffer.from(k, 'hex')))
+    await this.wire.send({ type: 'held', rid: this.nextRid() }, body.length > 0 ? body : undefined)
+  }
+
   /** This worker cannot compute the job: said, not answered. */
   async reportFailure (message: string, tile?: number, handOn = false): Promise<void> {
     if (this.failure === undefined) await this.wire.send({ type: 'fail', rid: this.nextRid(), message: message.slice(0, 500), ...(tile !== undefined ? { tile } : {}), ...(handOn ? { handOn } : {}) })

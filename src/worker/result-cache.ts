@@ -58,6 +58,18 @@ export class ResultCache {
     return bitmap
   }
 
+  /** Whole images' outputs held (by their task key), newest first, at most `limit`: what a batch's new coordinator reserves for this peer. */
+  heldOutputs (limit: number): string[] {
+    this.trim()
+    const keys: string[] = []
+    for (const h of [...this.held.values()].reverse()) {
+      if (h.size === undefined || h.tile !== 0) continue
+      keys.push(h.jobKey)
+      if (keys.length >= limit) break
+    }
+    return keys
+  }
+
   get (jobKey: string, tile: number): { checksum: string, data: Buffer, size?: { width: number, height: number } } | undefined {
     return this.held.get(`${jobKey}/${tile}`)
   }

@@ -5,6 +5,7 @@ import { bytesPerPixel, processFile, processTile, freeBuffer, rawByteLength, run
 import { tileChecksum } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
+import { MAX_HELD_OUTPUTS } from '../protocol/constants.ts'
 import { CoordinatorLink, type ClaimReply, type GrantedWork, type JobRef } from './coordinator-link.ts'
 import type { ResultCache } from './result-cache.ts'
 import { sizeText } from '../units.ts'
@@ -269,6 +270,8 @@ export class Worker {
       const { reserved } = await link.join(held)
       if (link.batch !== undefined) {
         this.options.log?.(`batch ${ref.jobId}: working on it (${link.batch.images} images, coordinator ${ref.coordinator})`)
+        // Before any claim: a resumed batch reserves for this peer the images whose outputs it kept.
+        await link.held(this.options.cache?.heldOutputs(MAX_HELD_OUTPUTS) ?? [])
         return { kind: 'batch', link }
       }
       const { info } = link

@@ -169,3 +169,27 @@ test('only a peer that holds an image can fail it; one handed on by three peers 
   alone.batch.left('me')
   t.is(alone.batch.workers, 0)
 })
+
+test('a resumed batch grants nothing until its holders have said what they kept, and grants each what it kept first', async t => {
+  const clock = manualClock()
+  const batch = new BatchCoordinator({ jobId: 'b', self: 'me', steps, quality: 90, images: 3, leaseMs: 1000, parkMs: 5000, clock, collect: { holders: ['me', 'h'], windowMs: 1000 } })
+  for (const peer of ['me', 'h', 'x']) batch.joined(peer)
+  for (let i = 0; i < 3; i++) batch.add(task(i))
+  const waiting = batch.claim('x')
+  batch.held('h', [task(1).key])
+  batch.held('me', [])
+  const x = await waiting
+  t.true(x.kind === 'task' && x.task.index !== 1, 'the image h kept is not granted to another peer')
+  const h = await granted(batch, 'h')
+  t.is(h.task.index, 1)
+  const png = await output()
+  t.is(batch.result('h', h.slot, h.leaseId, tileChecksum(png), png, size, true).status, 'accepted')
+  t.is(batch.stats.recovered, 1)
+
+  // Holders that never say: the window ends the wait.
+  const late = new BatchCoordinator({ jobId: 'c', self: 'me', steps, quality: 90, images: 1, leaseMs: 1000, parkMs: 5000, clock, collect: { holders: ['gone'], windowMs: 1000 } })
+  late.add(task(0))
+  const claim = late.claim('x')
+  clock.advance(1000)
+  t.is((await claim).kind, 'task')
+})

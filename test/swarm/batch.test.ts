@@ -263,3 +263,47 @@ test.serial('a peer\'s limits in a batch: an image its pipeline would make too l
     await cluster.stop()
   }
 })
+
+test.serial('a batch resumed after its coordinator crashed gets back from a worker the output it computed and could not deliver, not computed again', async t => {
+  const cluster = await Cluster.start(3, { leaseMs: 2000 })
+  try {
+    const dir = await tempDir()
+    const root = await photoFolder(dir, 8)
+    const [b, a] = [cluster.peers[0]!, cluster.peers[1]!]
+    const plan = await planBatch([root], join(dir, 'out'), { recursive: true })
+    // B's own worker waits, so the others work; A's third output is never taken: B crashes as it arrives.
+    let lostInput: string | undefined
+    batchOn(b, batch => {
+      const never = new Promise<never>(() => {})
+      const claim = batch.claim.bind(batch)
+      batch.claim = async peer => peer === b.peerId ? await never : await claim(peer)
+      const slots = new Map<number, number>()
+      const tasks = batch.claim
+      batch.claim = async peer => {
+        const outcome = await tasks(peer)
+        if (outcome.kind === 'task') slots.set(outcome.lease.tile, outcome.task.index)
+        return outcome
+      }
+      let fromA = 0
+      const result = batch.result.bind(batch)
+      batch.result = (peer, slot, ...rest) => {
+        if (peer === a.peerId && ++fromA === 3 && lostInput === undefined) {
+          lostInput = plan.items[slots.get(slot)!]!.input
+          void cluster.crash(b)
+          return { status: 'duplicate' }
+        }
+        return result(peer, slot, ...rest)
+      }
+    })
+    const events: BatchEvent[] = []
+    const summary = await submitBatch({ plan, steps, quality: 90, skipExisting: false }, { peer: b.addrs()[0]!, onBatchEvent: e => { events.push(e) } })
+    t.truthy(lostInput)
+    t.true(events.some(e => e.event === 'resumed'))
+    const back = events.find(e => e.event === 'image' && e.input === lostInput) as Extract<BatchEvent, { event: 'image' }>
+    t.like(back, { recovered: true, by: a.peerId }, 'the holder sent what it kept')
+    t.is(summary.done, 15)
+    await sameAsLocal(t, root, join(dir, 'out'), dir)
+  } finally {
+    await cluster.stop()
+  }
+})
