@@ -79,7 +79,8 @@ try {
   const steps = resolvePipeline(parseOps(`blur:sigma=${opts.sigma}`))
 
   const peer = async (name: string, bootstrap?: string): Promise<PeerProcess> => {
-    const p = await startPeerProcess(name, ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', '1', '--data-dir', join(work, name), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])])
+    // No kept outputs: a second run of the same batch would be served from them, not computed.
+    const p = await startPeerProcess(name, ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', '1', '--result-cache-mb', '0', '--data-dir', join(work, name), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])])
     peers.push(p)
     return p
   }
