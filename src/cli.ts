@@ -6,7 +6,7 @@ import { didYouMean } from './suggest.ts'
 import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
 import { describeOperations } from './imaging/index.ts'
 import { runLocal } from './client/local.ts'
-import { removePartials } from './client/files.ts'
+import { removePartials, stopWriting } from './client/files.ts'
 import { parseQuality, pipelineFromFlags, requestFromFlags, type SubmitFlags } from './client/options.ts'
 import { batchReporter, progressReporter } from './client/progress.ts'
 import { BATCH_INCOMPLETE_EXIT, DEFAULT_TILE_ABOVE_MP, runLocalBatch, submitBatch, type BatchEvent } from './client/batch.ts'
@@ -225,7 +225,16 @@ function submitCommand (): Command {
         throw new InvalidArgumentError('submit needs --local (process here) or --peer <multiaddr> (process on a swarm)')
       }
       // Interrupted: the partial outputs go with us; finished ones stay (--skip-existing resumes).
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => { removePartials(); onInterrupt?.(); process.exit(130) })
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        process.on(signal, () => {
+          // Files being written as the signal came are waited for (briefly), so that what is said written is what is on disk.
+          void stopWriting().then(() => {
+            removePartials()
+            onInterrupt?.()
+            process.exit(130)
+          })
+        })
+      }
       if (await isBatchInput(inputs)) {
         await submitBatchCommand(opts, inputs, out)
         return

@@ -5,7 +5,7 @@ import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } 
 import { Zip, ZipPassThrough } from 'fflate'
 import { InvalidParameterError, OutputError } from '../errors.ts'
 import { formatFromPath, type OutputFormat } from '../imaging/index.ts'
-import { OutputFile, trackPartial } from './files.ts'
+import { OutputFile, createPartial, trackPartial } from './files.ts'
 
 /** Files a folder or a glob contributes: what sharp reads, by extension. */
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.avif', '.gif', '.heic', '.heif'])
@@ -56,7 +56,7 @@ async function walk (dir: string, recursive: boolean, found: string[], leftOut: 
 
 function isInside (path: string, folder: string): boolean {
   const rel = relative(folder, path)
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel))
 }
 
 /**
@@ -123,10 +123,11 @@ export async function planBatch (inputs: string[], out: string, options: { recur
   }
   if (found.length === 0) throw new InvalidParameterError(`no images in ${inputs.join(', ')}${leftOut.length > 0 ? ` (${leftOut.length} other file${leftOut.length === 1 ? '' : 's'}; images end ${[...IMAGE_EXTENSIONS].join(' ')})` : ''}${folders.length > 0 ? `; ${folders.length} subfolder${folders.length === 1 ? '' : 's'} left out: -r takes them in` : ''}`)
   const target = { kind: out.toLowerCase().endsWith('.zip') ? 'zip' as const : 'dir' as const, path: out }
-  // An output folder in an input folder: the next run with -r would take the outputs in as inputs.
+  // An output folder that is an input folder (or, with -r, inside one): a second run (--skip-existing after Ctrl-C) would take the outputs in as inputs.
   for (const input of inputs) {
-    if (options.recursive && target.kind === 'dir' && (await stat(input).catch(() => undefined))?.isDirectory() === true && isInside(resolve(out), resolve(input))) {
-      throw new InvalidParameterError(`the output folder ${out} is inside the input folder ${input}: with -r its outputs would be taken in as inputs next time; give -o a folder outside it`)
+    if (target.kind !== 'dir' || (await stat(input).catch(() => undefined))?.isDirectory() !== true) continue
+    if (resolve(out) === resolve(input) || (options.recursive && isInside(resolve(out), resolve(input)))) {
+      throw new InvalidParameterError(`the output folder ${out} is ${resolve(out) === resolve(input) ? 'the' : 'inside the'} input folder ${input}: the next run would take its outputs in as inputs; give -o a folder outside it`)
     }
   }
   if (target.kind === 'zip' && found.length > ZIP_MAX_ENTRIES) throw new InvalidParameterError(`${found.length} images are more than a .zip holds here (${ZIP_MAX_ENTRIES}); write them to a folder`)
@@ -145,8 +146,12 @@ export async function planBatch (inputs: string[], out: string, options: { recur
     const output = options.format === undefined && kept !== undefined ? rel : `${stem}${EXTENSION_OF[format]}`
     const clash = byOutput.get(output)
     if (clash !== undefined) throw new InvalidParameterError(`${clash} and ${input} would both be written to ${output}${options.format !== undefined ? ' (--format gives them one extension)' : ''}; rename one, or submit them in two batches`)
-    // Never over an input: a batch run twice would process its own outputs.
-    if (target.kind === 'dir' && resolve(out, output) === key) throw new InvalidParameterError(`${input} would be overwritten by its own output; give -o another folder`)
+    // Never over an input, whatever the path says (a link, a case-blind disk): the same file is the same device and inode.
+    if (target.kind === 'dir') {
+      const there = await stat(resolve(out, output)).catch(() => undefined)
+      const here = await stat(input).catch(() => undefined)
+      if (resolve(out, output) === key || (there !== undefined && here !== undefined && there.dev === here.dev && there.ino === here.ino)) throw new InvalidParameterError(`${input} would be overwritten by its own output; give -o another folder`)
+    }
     byOutput.set(output, input)
     items.push({ input, output, format })
   }
@@ -219,12 +224,14 @@ class ZipSink implements BatchSink {
 
   static async create (path: string): Promise<ZipSink> {
     const partial = join(dirname(path), `.${basename(path)}.${process.pid}.partial`)
-    const stream = createWriteStream(partial, { flags: 'wx' })
-    await new Promise<void>((resolve, reject) => {
-      stream.once('open', () => { resolve() })
-      stream.once('error', err => { reject(new OutputError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)) })
+    const stream = await createPartial(partial, async () => {
+      const made = createWriteStream(partial, { flags: 'wx' })
+      await new Promise<void>((resolve, reject) => {
+        made.once('open', () => { resolve() })
+        made.once('error', err => { reject(new OutputError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)) })
+      })
+      return made
     })
-    trackPartial(partial, true)
     return new ZipSink(path, partial, stream)
   }
 

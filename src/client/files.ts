@@ -25,6 +25,48 @@ export function trackPartial (path: string, open: boolean): void {
   else partials.delete(path)
 }
 
+export { createPartial }
+
+/** Partial files being created or moved into place now: an interrupt waits for them, so that none appears after its sweep. */
+const inFlight = new Set<Promise<unknown>>()
+/** Interrupted: no partial file is started any more. */
+let stopped = false
+
+async function tracked<T> (work: Promise<T>): Promise<T> {
+  inFlight.add(work)
+  try {
+    return await work
+  } finally {
+    inFlight.delete(work)
+  }
+}
+
+/**
+ * An interrupt: no new partial file is started; once those being created or
+ * moved into place are done (or `ms` has passed) and what waited on them has
+ * run, removePartials finds them all and the outputs on disk are those
+ * reported written.
+ */
+export async function stopWriting (ms = 2000): Promise<void> {
+  stopped = true
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([Promise.allSettled([...inFlight]), new Promise(resolve => { timer = setTimeout(resolve, ms) })])
+  clearTimeout(timer)
+  await new Promise(resolve => setImmediate(resolve))
+}
+
+/** Creates a partial file, tracked from before it exists. */
+async function createPartial<T> (path: string, create: () => Promise<T>): Promise<T> {
+  if (stopped) throw new OutputError(`not writing ${path}: interrupted`)
+  partials.add(path)
+  try {
+    return await tracked(create())
+  } catch (err) {
+    partials.delete(path)
+    throw err
+  }
+}
+
 /** Removes every partial file this process left (a signal handler's last act). */
 export function removePartials (): void {
   for (const path of partials) rmSync(path, { force: true })
@@ -53,8 +95,7 @@ export class OutputFile {
     if (existing?.isDirectory() === true) throw new OutputError(`cannot write ${path}: it is a directory`)
     const partial = join(dirname(path), `.${basename(path)}.${process.pid}.partial`)
     try {
-      const handle = await open(partial, 'wx', 0o644)
-      partials.add(partial)
+      const handle = await createPartial(partial, async () => await open(partial, 'wx', 0o644))
       return new OutputFile(path, partial, handle)
     } catch (err) {
       throw new OutputError(`cannot write ${path}: ${why(err, path)}`)
@@ -63,11 +104,13 @@ export class OutputFile {
 
   async commit (bytes: Uint8Array): Promise<void> {
     try {
-      await this.handle!.writeFile(bytes)
-      await this.handle!.close()
-      this.handle = undefined
-      await rename(this.partial, this.path)
-      partials.delete(this.partial)
+      await tracked((async () => {
+        await this.handle!.writeFile(bytes)
+        await this.handle!.close()
+        this.handle = undefined
+        await rename(this.partial, this.path)
+        partials.delete(this.partial)
+      })())
     } catch (err) {
       await this.discard()
       throw new OutputError(`cannot write ${this.path}: ${why(err, this.path)}`)

@@ -1,4 +1,4 @@
-import { LimitExceededError } from '../errors.ts'
+import { InvalidImageError, LimitExceededError } from '../errors.ts'
 import { decodeImage, encodeImage, readImageHeader, wholeImagePipeline, type EncodeOptions } from './codec.ts'
 import { planJob } from './phases.ts'
 import { bytesPerPixel } from './raw.ts'
@@ -22,7 +22,8 @@ export async function processFile (file: Uint8Array, steps: readonly Step[], opt
   const plan = planJob([...steps], { width: header.width, height: header.height, format: header.format })
   if (plan.largestPixels > options.maxPixels) throw new LimitExceededError(`the pipeline would make an image of ${(plan.largestPixels / 1e6).toFixed(1)} MP from it: over the limit of ${(options.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
   const raw = Math.max(header.width * header.height, plan.largestPixels) * Math.max(bytesPerPixel(header.format), bytesPerPixel(plan.outputFormat))
-  if (raw > options.maxRawBytes) throw new LimitExceededError(`an image of ${header.width}x${header.height} is too large to go whole to one peer (${Math.round(raw / 1024 / 1024)} MB raw); submit it alone, or lower --tile-above-mp, to have it tiled`)
+  // The same on every peer: not handed on, but failed.
+  if (raw > options.maxRawBytes) throw new InvalidImageError(`an image of ${header.width}x${header.height} is too large to go whole to one peer (${Math.round(raw / 1024 / 1024)} MB raw); submit it alone, or lower --tile-above-mp, to have it tiled`)
   const streamed = wholeImagePipeline(file, header, steps, options)
   if (streamed !== undefined) return { data: await streamed, width: header.width, height: header.height }
   const { image } = await decodeImage(file, { maxPixels: options.maxPixels })

@@ -81,12 +81,12 @@ export class BatchCoordinator {
   private readonly tasks: Array<BatchTask | undefined> = []
   /** Who failed each slot's image, and how often. */
   private readonly failures = new Map<number, Map<string, number>>()
-  /** Which peers handed each slot's image on, and how often in all. */
-  private readonly handOns = new Map<number, { peers: Set<string>, times: number }>()
+  /** Which peers handed each slot's image on, how often in all, and why last. */
+  private readonly handOns = new Map<number, { peers: Set<string>, times: number, message: string }>()
   /** Peers with a session on this batch now. */
   private readonly sessions = new Map<string, number>()
   /** Who holds each output (by task key), as they said; and the images reserved for each, to grant them first. */
-  private readonly heldBy = new Map<string, string>()
+  private readonly heldBy = new Map<string, Set<string>>()
   private readonly reserved = new Map<string, number[]>()
   /** Holders of a resumed batch not yet heard from; undefined once collection is over. */
   private awaitedHolders: Set<string> | undefined
@@ -108,13 +108,18 @@ export class BatchCoordinator {
     this.parkMs = options.parkMs ?? DEFAULT_PARK_MS
     this.scheduler = new LeaseScheduler(new LeaseTable(options.images, options.leaseMs, undefined, 't', 0), {
       state: () => this.state !== 'running' ? this.state : this.awaitedHolders !== undefined ? 'hold' : 'open',
+      // A peer that could not take an image on does not get it again.
+      refused: (peer, slot) => this.handOns.get(slot)?.peers.has(peer) === true,
       returned: pending => { for (const l of this.listeners.returned) l(pending) },
     }, { clock: this.clock, parkMs: this.parkMs, ...(options.speculation !== undefined ? { speculation: options.speculation } : {}) })
     if (options.collect !== undefined) {
       this.awaitedHolders = new Set(options.collect.holders)
-      this.collectTimer = this.clock.setTimeout(() => { this.endCollection() }, options.collect.windowMs)
+      this.collectWindowMs = options.collect.windowMs
     }
   }
+
+  /** The collect window runs from the first image: only then does the swarm hear of the batch. */
+  private collectWindowMs: number | undefined
 
   /** Every holder has said what it holds, or the window passed: images go out. */
   private endCollection (): void {
@@ -126,8 +131,12 @@ export class BatchCoordinator {
 
   /** A worker holds these outputs (task keys): the images they belong to are reserved for it, now or as they are uploaded. */
   held (peer: string, keys: string[]): void {
-    for (const key of keys) if (!this.heldBy.has(key)) this.heldBy.set(key, peer)
-    for (const [slot, task] of this.tasks.entries()) if (task !== undefined && this.heldBy.get(task.key) === peer) this.reserve(slot, peer)
+    for (const key of keys) {
+      const holders = this.heldBy.get(key) ?? new Set<string>()
+      holders.add(peer)
+      this.heldBy.set(key, holders)
+    }
+    for (const [slot, task] of this.tasks.entries()) if (task !== undefined && this.heldBy.get(task.key)?.has(peer) === true) this.reserve(slot, peer)
     if (this.awaitedHolders?.delete(peer) === true && this.awaitedHolders.size === 0) this.endCollection()
     this.scheduler.wake()
   }
@@ -136,7 +145,7 @@ export class BatchCoordinator {
   private reserve (slot: number, peer: string): void {
     if (this.leases.reserve(slot, peer, this.clock.now(), OFFER_HOLD_MS) === undefined) return
     const mine = this.reserved.get(peer) ?? []
-    mine.push(slot)
+    if (!mine.includes(slot)) mine.push(slot)
     this.reserved.set(peer, mine)
     this.scheduler.scheduleExpiry()
   }
@@ -157,8 +166,17 @@ export class BatchCoordinator {
 
   left (peer: string): void {
     const n = (this.sessions.get(peer) ?? 1) - 1
-    if (n > 0) this.sessions.set(peer, n)
-    else this.sessions.delete(peer)
+    if (n > 0) return void this.sessions.set(peer, n)
+    this.sessions.delete(peer)
+    // Its reservations go back to the pool at once.
+    this.reserved.delete(peer)
+    for (const lease of this.leases.activeLeases()) if (lease.peer === peer && lease.kind === 'offer') this.scheduler.release(peer, lease.leaseId)
+    // Images every peer still here has refused: nobody is left to take them on.
+    if (this.state === 'running') for (const [slot, h] of [...this.handOns]) if (this.everyoneRefused(h.peers)) this.fail(slot, `no peer here could take it on: ${h.message}`)
+  }
+
+  private everyoneRefused (refusing: Set<string>): boolean {
+    return [...this.sessions.keys()].every(p => refusing.has(p))
   }
   get leases (): LeaseTable { return this.scheduler.leases }
   get stats (): LeaseStats { return this.leases.stats }
@@ -174,8 +192,12 @@ export class BatchCoordinator {
     this.tasks[slot] = task
     this.heldBytes += task.file.length
     this.heldImages++
-    const holder = this.heldBy.get(task.key)
-    if (holder !== undefined && this.sessions.has(holder)) this.reserve(slot, holder)
+    if (this.collectWindowMs !== undefined) {
+      this.collectTimer = this.clock.setTimeout(() => { this.endCollection() }, this.collectWindowMs)
+      this.collectWindowMs = undefined
+    }
+    const holder = [...this.heldBy.get(task.key) ?? []].find(p => this.sessions.has(p))
+    if (holder !== undefined) this.reserve(slot, holder)
     this.scheduler.wake()
   }
 
@@ -186,7 +208,8 @@ export class BatchCoordinator {
       const slot = mine.shift()!
       const lease = this.leases.leaseOf(slot, peer, 'offer')
       const task = this.tasks[slot]
-      if (lease !== undefined && task !== undefined) return { kind: 'task', lease, task }
+      // Its deadline runs from now, as any grant's.
+      if (lease !== undefined && task !== undefined && this.scheduler.renew(peer, lease.leaseId)) return { kind: 'task', lease, task }
     }
     const outcome = await this.scheduler.claim(peer)
     if (outcome.kind !== 'lease') return outcome
@@ -241,12 +264,13 @@ export class BatchCoordinator {
     if (this.state !== 'running' || task === undefined || lease === undefined) return
     let fails: boolean
     if (handOn) {
-      // Past that peer's limits or memory: another may manage. It fails once three peers, or every peer there is, could not (or it went round three times).
-      const h = this.handOns.get(slot) ?? { peers: new Set<string>(), times: 0 }
+      // Past that peer's limits or memory: another may manage, and this one is not given it again. It fails once three peers, or every peer here, could not.
+      const h = this.handOns.get(slot) ?? { peers: new Set<string>(), times: 0, message }
       this.handOns.set(slot, h)
       h.peers.add(peer)
       h.times++
-      fails = h.peers.size >= Math.min(MAX_HAND_ONS, Math.max(1, this.sessions.size)) || h.times >= MAX_HAND_ONS * MAX_HAND_ONS
+      h.message = message
+      fails = h.peers.size >= MAX_HAND_ONS || this.everyoneRefused(h.peers) || h.times >= MAX_HAND_ONS * MAX_HAND_ONS
       if (fails) message = `${h.peers.size === 1 ? 'no peer' : `none of ${h.peers.size} peers`} could take it on: ${message}`
     } else {
       const byPeer = this.failures.get(slot) ?? new Map<string, number>()
@@ -259,6 +283,13 @@ export class BatchCoordinator {
       this.scheduler.release(peer, lease.leaseId)
       return
     }
+    this.fail(slot, message)
+  }
+
+  /** The image is over, without an output. */
+  private fail (slot: number, message: string): void {
+    const task = this.tasks[slot]
+    if (task === undefined) return
     this.leases.abandon(slot)
     this.resolve(slot)
     for (const l of this.listeners.failed) l(task, new JobFailedError(message))

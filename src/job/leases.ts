@@ -116,14 +116,22 @@ export class LeaseTable {
     return this.done[tile] === 1
   }
 
-  /** A tile for `peer`: one handed back first, then one of `preferred` (taken from its end), then the next fresh one. */
-  claim (peer: string, now: number, preferred?: number[]): Lease | undefined {
+  /**
+   * A tile for `peer`: one handed back first (but none `refused` says this
+   * peer must not get: those stay for others), then one of `preferred`
+   * (taken from its end), then the next fresh one.
+   */
+  claim (peer: string, now: number, preferred?: number[], refused?: (tile: number) => boolean): Lease | undefined {
     if ((this.perPeer.get(peer) ?? 0) >= this.maxLeasesPerPeer) return undefined
     let tile: number | undefined
+    const kept: number[] = []
     while (this.returned.length > 0 && tile === undefined) {
       const t = this.returned.shift()!
-      if (this.isFree(t)) tile = t
+      if (!this.isFree(t)) continue
+      if (refused?.(t) === true) kept.push(t)
+      else tile = t
     }
+    this.returned.unshift(...kept)
     while (preferred !== undefined && preferred.length > 0 && tile === undefined) {
       const t = preferred.pop()!
       if (this.isFree(t)) tile = t

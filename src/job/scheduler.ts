@@ -10,6 +10,8 @@ export interface ScheduledJob {
   state: () => 'open' | 'hold' | 'done' | 'cancelled'
   /** Units this peer is offered first (taken from the end). */
   preferred?: (peer: string) => number[] | undefined
+  /** A unit this peer must not be given (it could not take it on). */
+  refused?: (peer: string, unit: number) => boolean
   /** Units went back to the pool and no claim was waiting: the swarm should hear. */
   returned?: (pending: number) => void
   /** A lease ended without a result (expired, released, its peer gone). */
@@ -69,7 +71,8 @@ export class LeaseScheduler {
     if (state === 'done' || state === 'cancelled') return { kind: state }
     if (state === 'hold') return undefined
     const now = this.clock.now()
-    const lease = this.leases.claim(peer, now, this.job.preferred?.(peer)) ?? (this.speculation !== undefined ? this.leases.speculate(peer, now, this.speculation) : undefined)
+    const refused = this.job.refused
+    const lease = this.leases.claim(peer, now, this.job.preferred?.(peer), refused !== undefined ? unit => refused(peer, unit) : undefined) ?? (this.speculation !== undefined ? this.leases.speculate(peer, now, this.speculation) : undefined)
     if (lease === undefined) return undefined
     this.scheduleExpiry()
     return { kind: 'lease', lease }

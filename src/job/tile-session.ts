@@ -39,6 +39,7 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
     while (!channel.isClosed) {
       const { message: msg, body } = await wire.receive({ timeoutMs: options.idleTimeoutMs })
       if (msg.type === 'join') {
+        if (job !== undefined) throw new ProtocolError('joined twice')
         job = findJob(msg.jobId)
         if (job === undefined || !job.isRunning) {
           await reply({ type: 'error', rid: msg.rid, name: 'JobFailedError', message: `no running job ${msg.jobId} here` })

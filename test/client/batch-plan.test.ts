@@ -71,8 +71,9 @@ test('a zip holds every output written, under its name; unfinished, it is not le
 
 test('a batch never writes over its inputs, nor into the folder it reads with -r; a folder that cannot be made says so (under /proc too)', async t => {
   const root = await tree()
-  await t.throwsAsync(planBatch([join(root, 'in')], join(root, 'in'), { recursive: false }), { message: /a\.jpg would be overwritten by its own output; give -o another folder/ })
-  await t.throwsAsync(planBatch([join(root, 'in')], join(root, 'in', 'out'), { recursive: true }), { message: /the output folder .*in\/out is inside the input folder .*in: with -r/ })
+  await t.throwsAsync(planBatch([join(root, 'in')], join(root, 'in'), { recursive: false }), { message: /the output folder .*in is the input folder .*in: the next run would take its outputs in as inputs/ })
+  await t.throwsAsync(planBatch([join(root, 'in', 'a.jpg'), join(root, 'in', 'c.gif')], join(root, 'in'), { recursive: false }), { message: /a\.jpg would be overwritten by its own output; give -o another folder/ })
+  await t.throwsAsync(planBatch([join(root, 'in')], join(root, 'in', 'out'), { recursive: true }), { message: /the output folder .*in\/out is inside the input folder .*in/ })
   // Without -r the folder's subfolders are not read: an output folder there is fine.
   t.is((await planBatch([join(root, 'in')], join(root, 'in', 'out'), { recursive: false })).items.length, 3)
   await t.throwsAsync(openSink({ kind: 'dir', path: '/proc/tileswarm-nope/deeper' }), { message: /cannot create the folder \/proc\/tileswarm-nope: no folder can be made in \/proc/ })

@@ -138,7 +138,7 @@ test('a straggler\'s image is copied once the pool is empty; whichever copy is f
 })
 
 test('only a peer that holds an image can fail it; one handed on by three peers (past their limits) fails, or by every peer there is', async t => {
-  const { batch, failed } = batchOf(2)
+  const { batch, failed, clock } = batchOf(2)
   for (const peer of ['x', 'y', 'z', 'w']) batch.joined(peer)
   t.is(batch.workers, 4)
   batch.add(task(0))
@@ -148,6 +148,9 @@ test('only a peer that holds an image can fail it; one handed on by three peers 
   t.deepEqual(failed, [], 'a failure from a peer without the image is ignored')
   batch.failed('x', held.slot, 'over --max-pixels', true)
   t.deepEqual(failed, [])
+  const again = batch.claim('x')
+  clock.advance(200)
+  t.is((await again).kind, 'wait', 'a peer that could not take an image on is not given it again')
   const second = await granted(batch, 'y')
   t.is(second.slot, held.slot, 'handed on: another peer gets it')
   batch.failed('y', second.slot, 'out of memory', true)
