@@ -3,7 +3,7 @@ import { JOBS_TOPIC } from '../src/protocol/constants.ts'
 import type { NodeOptions } from '../src/net/node.ts'
 import { SwarmPeer, type PeerOptions } from '../src/swarm/peer.ts'
 import { PeerFaults } from './faults.ts'
-import { costModel } from './model.ts'
+import { costModel, imageCostModel } from './model.ts'
 
 export interface ClusterOptions extends Partial<PeerOptions> {
   /** Keep each peer's log lines (for failure messages). */
@@ -60,7 +60,10 @@ export class Cluster {
     const blocked = new Set<string>()
     let self: SwarmPeer | undefined
     const model = this.options.nsPerPixel !== undefined
-      ? { process: costModel(this.options.nsPerPixel, () => (self !== undefined ? this.slowness.get(self) : undefined) ?? 1, overrides.slots ?? this.options.slots ?? 1) }
+      ? {
+          process: costModel(this.options.nsPerPixel, () => (self !== undefined ? this.slowness.get(self) : undefined) ?? 1, overrides.slots ?? this.options.slots ?? 1),
+          processImage: imageCostModel(this.options.nsPerPixel, () => (self !== undefined ? this.slowness.get(self) : undefined) ?? 1, overrides.slots ?? this.options.slots ?? 1),
+        }
       : {}
     const faults = new PeerFaults(() => this.random())
     const peer = await SwarmPeer.start({

@@ -1,5 +1,5 @@
-import { createRaw, extract, processTile, samples, withSamples, type PixelFormat, type RawImage, type Tile, type TileWork, semaphore } from '../src/imaging/index.ts'
-import type { TileProcessor } from '../src/worker/worker.ts'
+import { createRaw, extract, processFile, processTile, samples, withSamples, type PixelFormat, type RawImage, type Tile, type TileWork, semaphore } from '../src/imaging/index.ts'
+import type { ImageProcessor, TileProcessor } from '../src/worker/worker.ts'
 import type { InputDecoder } from '../src/worker/inputs.ts'
 
 /** mulberry32: a small seeded PRNG, so a scenario with --seed repeats. */
@@ -25,6 +25,17 @@ export function costModel (nsPerPixel: number, slowness: () => number, slots = 1
   return async (pixels: RawImage, tile: Tile, work: TileWork): Promise<RawImage | Uint8Array> => {
     const out = await processTile(pixels, tile, work)
     const wantMs = tile.core.width * tile.core.height * nsPerPixel / 1e6 * slowness()
+    if (wantMs > 0.5) await pool(async () => await new Promise(resolve => setTimeout(resolve, wantMs)))
+    return out
+  }
+}
+
+/** A batch's image, really processed, then held for its modelled time (per pixel, times the peer's slowness) in the peer's modelled pool. */
+export function imageCostModel (nsPerPixel: number, slowness: () => number, slots = 1): ImageProcessor {
+  const pool = semaphore(slots)
+  return async (file, steps, options) => {
+    const out = await processFile(file, steps, options)
+    const wantMs = out.width * out.height * nsPerPixel / 1e6 * slowness()
     if (wantMs > 0.5) await pool(async () => await new Promise(resolve => setTimeout(resolve, wantMs)))
     return out
   }

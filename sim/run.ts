@@ -7,11 +7,14 @@
  */
 import { Command } from 'commander'
 import { integerOption } from '../src/cli-args.ts'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { encodeImage, parseOps, resolvePipeline, runPipeline } from '../src/imaging/index.ts'
-import type { JobCoordinator } from '../src/job/coordinator.ts'
+import { JobCoordinator } from '../src/job/coordinator.ts'
+import type { BatchCoordinator } from '../src/job/batch.ts'
+import { submitBatch } from '../src/client/batch.ts'
+import { planBatch } from '../src/client/batch-plan.ts'
 import { submitToSwarm } from '../src/client/submit.ts'
 import { Cluster } from './cluster.ts'
 import { wireTraffic } from './faults.ts'
@@ -30,6 +33,7 @@ const program = new Command('sim')
   .option('--lease-ms <ms>', 'lease length', integerOption('--lease-ms', 100, 60_000), 1000)
   .option('--ns-per-pixel <ns>', 'simulated compute per output pixel', integerOption('--ns-per-pixel', 0, 1e7), 2000)
   .option('--ops <pipeline>', 'the real (cheap) pipeline each tile runs', 'invert')
+  .option('--images <n>', 'a batch of this many small images (each a whole-image task) instead of one tiled job', integerOption('--images', 0, 10_000), 0)
   .option('--time-limit-s <s>', 'the run fails if the job is not done by then', integerOption('--time-limit-s', 1, 3600), 180)
   .option('--json', 'print the summary as JSON')
   .option('--log', 'print every peer\'s log lines to stderr')
@@ -38,7 +42,7 @@ const program = new Command('sim')
 // In-process peers get the tuning the peer binary has.
 tuneHeapForTiles()
 
-const opts = program.opts<{ peers: number, tiles: number, scenario: string, seed: number, tileSize: number, leaseMs: number, nsPerPixel: number, ops: string, timeLimitS: number, json?: boolean, log?: boolean }>()
+const opts = program.opts<{ images: number, peers: number, tiles: number, scenario: string, seed: number, tileSize: number, leaseMs: number, nsPerPixel: number, ops: string, timeLimitS: number, json?: boolean, log?: boolean }>()
 const scenario = SCENARIOS[opts.scenario]
 if (scenario === undefined) program.error(`unknown scenario '${opts.scenario}'; one of: ${Object.keys(SCENARIOS).join(', ')}`)
 
@@ -48,7 +52,8 @@ const rows = Math.ceil(opts.tiles / cols)
 const width = cols * opts.tileSize - Math.floor(opts.tileSize / 3)
 const height = rows * opts.tileSize - Math.floor(opts.tileSize / 5)
 log(`scenario ${opts.scenario}: ${scenario.description}`)
-log(`${opts.peers} peers, ${cols * rows} tiles of ${opts.tileSize} px (${width}x${height}), lease ${opts.leaseMs} ms, ${opts.nsPerPixel} ns/pixel simulated, seed ${opts.seed}; time limit ${opts.timeLimitS} s`)
+const batchMode = opts.images > 0
+log(`${opts.peers} peers, ${batchMode ? `a batch of ${opts.images} images` : `${cols * rows} tiles of ${opts.tileSize} px (${width}x${height})`}, lease ${opts.leaseMs} ms, ${opts.nsPerPixel} ns/pixel simulated, seed ${opts.seed}; time limit ${opts.timeLimitS} s`)
 
 const limit = setTimeout(() => {
   console.error(`FAILED: not done within the time limit of ${opts.timeLimitS} s`)
@@ -57,11 +62,23 @@ const limit = setTimeout(() => {
 limit.unref()
 
 const dir = await mkdtemp(join(tmpdir(), 'tileswarm-sim-'))
-const image = noiseImage(width, height, { channels: 3, depth: 8 }, opts.seed + 1)
+const steps = resolvePipeline(parseOps(opts.ops))
+const image = batchMode ? noiseImage(1, 1, { channels: 3, depth: 8 }, 1) : noiseImage(width, height, { channels: 3, depth: 8 }, opts.seed + 1)
 const input = join(dir, 'input.png')
 await writeFile(input, await encodeImage(image, { format: 'png' }))
-const steps = resolvePipeline(parseOps(opts.ops))
 const reference = await encodeImage(await runPipeline(image, steps), { format: 'png' })
+/** A batch: small noise images of several sizes, and what each must come out as. */
+const photos = join(dir, 'photos')
+const references = new Map<string, Buffer>()
+if (batchMode) {
+  await mkdir(photos)
+  for (let i = 0; i < opts.images; i++) {
+    const one = noiseImage(48 + (i * 37) % 113, 40 + (i * 53) % 97, { channels: 3, depth: 8 }, opts.seed * 100_003 + i + 1)
+    const name = `img-${String(i).padStart(5, '0')}.png`
+    await writeFile(join(photos, name), await encodeImage(one, { format: 'png' }))
+    references.set(name, await encodeImage(await runPipeline(one, steps), { format: 'png' }))
+  }
+}
 
 const random = prng(opts.seed)
 let peerNo = 0
@@ -76,7 +93,9 @@ const coordinator = cluster.peers[0]!
 /** Placements by phase and tile: a job in phases places each tile once per phase. */
 let placements = new Map<string, number>()
 /** The job's current coordinator; an earlier one, if the job was resumed, and how far it had got. */
-let job: JobCoordinator | undefined
+let job: JobCoordinator | BatchCoordinator | undefined
+/** A batch: images whose output came in, over every coordinator it had. */
+const imagesIn = new Set<string>()
 let earlier: { completed: number } | undefined
 let worstOvershootMs = 0
 const reachedWaiters: Array<{ fraction: number, resolve: () => void }> = []
@@ -84,14 +103,26 @@ let faultsAt: number | undefined
 // Any peer may end up coordinating: a resumed job moves to another.
 for (const peer of cluster.peers) {
   peer.events.addEventListener('job', evt => {
-    if (job !== undefined) earlier = { completed: job.progress.done }
-    job = (evt as CustomEvent<JobCoordinator>).detail
+    if (job instanceof JobCoordinator) earlier = { completed: job.progress.done }
+    const j = (evt as CustomEvent<JobCoordinator>).detail
+    job = j
     placements = new Map()
-    const j = job
     j.on('placed', tile => {
       const key = `${j.phase}/${tile}`
       placements.set(key, (placements.get(key) ?? 0) + 1)
       const done = j.progress.done / j.progress.total
+      for (const w of reachedWaiters.filter(w => done >= w.fraction)) { reachedWaiters.splice(reachedWaiters.indexOf(w), 1); w.resolve() }
+    })
+  })
+  // A batch: an image placed is its output taken, once per coordinator at most.
+  peer.events.addEventListener('batch', evt => {
+    if (job !== undefined) earlier = { completed: imagesIn.size }
+    job = (evt as CustomEvent<BatchCoordinator>).detail
+    placements = new Map()
+    job.on('image', task => {
+      placements.set(task.key, (placements.get(task.key) ?? 0) + 1)
+      imagesIn.add(task.key)
+      const done = imagesIn.size / opts.images
       for (const w of reachedWaiters.filter(w => done >= w.fraction)) { reachedWaiters.splice(reachedWaiters.indexOf(w), 1); w.resolve() }
     })
   })
@@ -125,9 +156,26 @@ const driver = scenario.run({
 }).catch(err => { log(`scenario driver failed: ${(err as Error).message}`) })
 
 let failures: string[] = []
-let done: Awaited<ReturnType<typeof submitToSwarm>> | undefined
+let done: { tilesByPeer: Record<string, number> } | undefined
+const written = new Map<string, number>()
 try {
-  done = await submitToSwarm({ steps, input, output: join(dir, 'out.png'), format: 'png', quality: 90 }, { peer: coordinator.addrs()[0]!, tileSize: opts.tileSize, idleTimeoutMs: opts.timeLimitS * 1000 })
+  if (batchMode) {
+    const out = join(dir, 'out')
+    const batch = await submitBatch({ plan: await planBatch([photos], out, { recursive: false }), steps, quality: 90, skipExisting: false }, {
+      peer: coordinator.addrs()[0]!,
+      idleTimeoutMs: opts.timeLimitS * 1000,
+      onBatchEvent: e => { if (e.event === 'image') written.set(e.input, (written.get(e.input) ?? 0) + 1) },
+    })
+    if (batch.failures.length > 0) failures.push(`${batch.failures.length} images failed: ${batch.failures[0]!.message}`)
+    for (const [name, want] of references) if (!(await readFile(join(out, name)).catch(() => Buffer.alloc(0))).equals(want)) failures.push(`${name} differs from the local reference`)
+    const twice = [...written.values()].filter(n => n !== 1).length
+    if (written.size !== opts.images || twice > 0) failures.push(`${written.size} of ${opts.images} images written, ${twice} more than once`)
+    const byPeer: Record<string, number> = {}
+    for (const peer of cluster.peers) byPeer[peer.peerId] = 0
+    done = { tilesByPeer: byPeer }
+  } else {
+    done = await submitToSwarm({ steps, input, output: join(dir, 'out.png'), format: 'png', quality: 90 }, { peer: coordinator.addrs()[0]!, tileSize: opts.tileSize, idleTimeoutMs: opts.timeLimitS * 1000 })
+  }
 } catch (err) {
   failures.push(`job failed: ${(err as Error).message}`)
 }
@@ -137,21 +185,24 @@ for (const w of reachedWaiters.splice(0)) w.resolve()
 await driver
 clearInterval(monitor)
 
-// Tiles of every phase.
-const tiles = job?.progress.total ?? 0
+// Tiles of every phase, or a batch's images.
+const tiles = batchMode ? opts.images : job instanceof JobCoordinator ? job.progress.total : 0
 const stats = job?.stats
-if (done !== undefined) {
+if (done !== undefined && !batchMode) {
   const output = await readFile(join(dir, 'out.png'))
   if (!output.equals(reference)) failures.push('output differs from the local reference')
 }
-if (placements.size !== tiles) failures.push(`${placements.size} of ${tiles} tiles placed`)
+// A batch resumed elsewhere hands the new coordinator only the images not yet back.
+if (!batchMode && placements.size !== tiles) failures.push(`${placements.size} of ${tiles} tiles placed`)
+if (batchMode && imagesIn.size !== tiles) failures.push(`${imagesIn.size} of ${tiles} images in`)
 const twice = [...placements.values()].filter(n => n !== 1).length
-if (twice > 0) failures.push(`${twice} tiles placed more than once`)
+if (twice > 0) failures.push(`${twice} ${batchMode ? 'images' : 'tiles'} placed more than once`)
 const overshootLimitMs = 1000
 if (worstOvershootMs > overshootLimitMs) failures.push(`a dead peer's lease outlived its deadline by ${worstOvershootMs.toFixed(0)} ms`)
 failures = failures.filter(Boolean)
 
 const seconds = (ended - started) / 1000
+const unit = batchMode ? 'images' : 'tiles'
 const gossip = published() - gossip0
 const summary = {
   scenario: opts.scenario,
@@ -165,7 +216,9 @@ const summary = {
   speculativeCopies: stats?.speculated,
   speculativeWins: stats?.speculativeWins,
   extraWorkShare: stats === undefined || tiles === 0 ? undefined : Number((stats.speculated / tiles).toFixed(4)),
-  resumed: earlier === undefined || stats === undefined ? undefined : { finishedBefore: earlier.completed, recovered: stats.recovered, recomputed: Math.max(0, earlier.completed - stats.recovered) },
+  // A batch's images in before the loss are written already and not sent again; what it recovers are outputs computed and not delivered.
+  resumed: earlier === undefined || stats === undefined ? undefined : { finishedBefore: earlier.completed, recovered: stats.recovered, recomputed: batchMode ? 0 : Math.max(0, earlier.completed - stats.recovered) },
+  unit,
   resultCacheBytes: [...cluster.peers].reduce((n, p) => n + p.cache.stats.bytes, 0),
   wireMessagesPerTile: Number(((wireTraffic.messages - wire0.messages) / Math.max(1, tiles)).toFixed(2)),
   wireBytesPerTile: Math.round((wireTraffic.bytes - wire0.bytes) / Math.max(1, tiles)),
@@ -179,16 +232,17 @@ const summary = {
 if (opts.json === true) {
   console.log(JSON.stringify(summary))
 } else {
-  log(`done in ${summary.seconds} s: ${summary.tilesPerSecond} tiles/s`)
+  log(`done in ${summary.seconds} s: ${summary.tilesPerSecond} ${unit}/s`)
   log(`leases: ${JSON.stringify(summary.leases)}`)
-  log(`duplicate work: ${summary.duplicateWorkTiles} tiles granted again, ${summary.leases?.duplicateResults} late results dropped`)
-  log(`speculation: ${summary.speculativeCopies} copies of straggling tiles (${((summary.extraWorkShare ?? 0) * 100).toFixed(1)}% extra work), ${summary.speculativeWins} finished first`)
-  if (summary.resumed !== undefined) log(`resumed after losing the coordinator: ${summary.resumed.recovered} of the ${summary.resumed.finishedBefore} tiles finished before were recovered, ${summary.resumed.recomputed} computed again`)
+  log(`duplicate work: ${summary.duplicateWorkTiles} ${unit} granted again, ${summary.leases?.duplicateResults} late results dropped`)
+  log(`speculation: ${summary.speculativeCopies} copies of straggling ${unit} (${((summary.extraWorkShare ?? 0) * 100).toFixed(1)}% extra work), ${summary.speculativeWins} finished first`)
+  if (summary.resumed !== undefined && !batchMode) log(`resumed after losing the coordinator: ${summary.resumed.recovered} of the ${summary.resumed.finishedBefore} tiles finished before were recovered, ${summary.resumed.recomputed} computed again`)
+  if (summary.resumed !== undefined && batchMode) log(`resumed after losing the coordinator: ${summary.resumed.finishedBefore} images were in before (written, not sent again); ${summary.resumed.recovered} more came back kept by the workers that computed them`)
   log(`results kept by workers for a later coordinator: ${(summary.resultCacheBytes / 1024 / 1024).toFixed(1)} MB at the end`)
-  log(`wire: ${summary.wireMessagesPerTile} messages and ${summary.wireBytesPerTile} bytes per tile sent by peers (the result included); ${gossip} gossip messages`)
+  log(`wire: ${summary.wireMessagesPerTile} messages and ${summary.wireBytesPerTile} bytes per ${batchMode ? 'image' : 'tile'} sent by peers (the result included); ${gossip} gossip messages`)
   if (faultsAt !== undefined) log(`after the faults: done in ${summary.recoveryMsAfterFaults} ms (${summary.recoveryMsPastLease} ms past the ${opts.leaseMs} ms lease)`)
   log(`worst overshoot of a dead peer's lease past its deadline: ${summary.worstDeadLeaseOvershootMs} ms`)
-  log(`invariants: ${failures.length === 0 ? 'ok (complete, exact, every tile placed once, no dead lease past its deadline)' : 'FAILED\n  ' + failures.join('\n  ')}`)
+  log(`invariants: ${failures.length === 0 ? `ok (complete, exact, every ${batchMode ? 'image written once' : 'tile placed once'}, no dead lease past its deadline)` : 'FAILED\n  ' + failures.join('\n  ')}`)
 }
 await cluster.stop()
 await rm(dir, { recursive: true, force: true })

@@ -1,7 +1,7 @@
 import type { PrivateKey } from '@libp2p/interface'
 import type { NodeOptions } from '../net/node.ts'
 import type { Clock } from '../clock.ts'
-import type { TileProcessor } from '../worker/worker.ts'
+import type { ImageProcessor, TileProcessor } from '../worker/worker.ts'
 import type { InputDecoder } from '../worker/inputs.ts'
 import type { OpenChannel } from './channels.ts'
 
@@ -42,6 +42,8 @@ export interface PeerOptions {
   random?: () => number
   decodeInput?: InputDecoder
   process?: TileProcessor
+  /** A batch's image, processed whole. */
+  processImage?: ImageProcessor
   /** A job nobody could share runs as one sharp pipeline (default); off where compute is modelled, which that pipeline would bypass. */
   onePipeline?: boolean
   openChannel?: OpenChannel

@@ -55,7 +55,7 @@ export class SwarmPeer {
     this.inputs = new InputStore({ decode: options.decodeInput ?? decodeInput, maxPixels })
     this.inputService = new InputService({ node, inputs: this.inputs, openChannel, log }, { maxInputBytes: maxUploadBytes, dialTimeoutMs: options.dialTimeoutMs })
     this.cache = new ResultCache({ maxBytes: options.resultCacheBytes ?? DEFAULT_RESULT_CACHE_BYTES, maxAgeMs: options.resultCacheMs ?? DEFAULT_RESULT_CACHE_MS, clock })
-    this.worker = new Worker({ peerId, slots, cache: this.cache, inputs: this.inputs, limits: { maxPixels, maxInputBytes: maxUploadBytes, inputMemoryBytes: options.inputMemoryBytes ?? DEFAULT_INPUT_MEMORY_BYTES }, connect: async ref => await this.tiles.connect(ref), fetchInput: async (source, input) => await this.inputService.fetch(source, input), log, clock, process: options.process })
+    this.worker = new Worker({ peerId, slots, cache: this.cache, inputs: this.inputs, limits: { maxPixels, maxInputBytes: maxUploadBytes, inputMemoryBytes: options.inputMemoryBytes ?? DEFAULT_INPUT_MEMORY_BYTES }, connect: async ref => await this.tiles.connect(ref), fetchInput: async (source, input) => await this.inputService.fetch(source, input), log, clock, process: options.process, processImage: options.processImage })
     // A coordinator gone: its jobs are dropped at once (their results stay kept).
     node.addEventListener('peer:disconnect', evt => { this.worker.coordinatorGone(evt.detail.toString()) })
     this.gossip = new GossipService({ node, log }, {

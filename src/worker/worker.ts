@@ -1,7 +1,7 @@
 import { systemClock, repeat, whenAborted, type Clock } from '../clock.ts'
 import { MAX_TILE_BODY_BYTES, OFFERS_IN_FLIGHT, TILE_MEMO_BYTES, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
 import { LimitExceededError, PeerBusyError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { bytesPerPixel, processFile, processTile, freeBuffer, rawByteLength, runPrelude, semaphore, tileInput, withPassGate, TileMemo, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
+import { bytesPerPixel, processFile, processTile, type ProcessedFile, type Step, freeBuffer, rawByteLength, runPrelude, semaphore, tileInput, withPassGate, TileMemo, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
 import { tileChecksum } from '../job/coordinator.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
@@ -18,6 +18,9 @@ export type { JobRef } from './coordinator-link.ts'
  * compute passing through `gate`; the simulator swaps in a cost model.
  */
 export type TileProcessor = (pixels: RawImage, tile: Tile, work: TileWork, gate: Gate) => Promise<RawImage | Uint8Array>
+
+/** Processes a batch's image whole, its compute passing through `gate`; the simulator swaps in a cost model. */
+export type ImageProcessor = (file: Uint8Array, steps: readonly Step[], options: Parameters<typeof processFile>[2], gate: Gate) => Promise<ProcessedFile>
 
 export interface WorkerOptions {
   /** This peer: its own coordinator's jobs are reached in memory, and their results need no keeping. */
@@ -41,6 +44,7 @@ export interface WorkerOptions {
   log?: (line: string) => void
   clock?: Clock
   process?: TileProcessor
+  processImage?: ImageProcessor
 }
 
 /** A worker's hold on a job: its link to the coordinator, and the input it cuts tiles from (after the job's prelude, if any). */
@@ -140,6 +144,7 @@ export class Worker {
   private lanes: Array<Promise<void>> = []
   private stopRenewing: (() => void) | undefined
   private readonly process: TileProcessor
+  private readonly processImage: ImageProcessor
   private readonly gate: Gate
 
   constructor (options: WorkerOptions) {
@@ -147,6 +152,8 @@ export class Worker {
     this.clock = options.clock ?? systemClock
     this.gate = semaphore(LANES_PER_SLOT * options.slots)
     this.process = options.process ?? (async (pixels, tile, work, gate) => await processTile(pixels, tile, work, { gate }))
+    // One permit for the whole image: its decode, operation and encode are one libvips pipeline, or a few passes in a row.
+    this.processImage = options.processImage ?? (async (file, steps, processOptions, gate) => await gate(async () => await processFile(file, steps, processOptions)))
   }
 
   start (): void {
@@ -410,8 +417,7 @@ export class Worker {
       const kept = output !== undefined
       if (output === undefined) {
         try {
-          // One permit for the whole image: its decode, operation and encode are one libvips pipeline, or a few passes in a row.
-          const processed = await this.gate(async () => await processFile(task.file, link.steps, { format: task.format, quality: link.batch!.quality, maxPixels: this.options.limits.maxPixels, maxRawBytes: MAX_TILE_BODY_BYTES }))
+          const processed = await this.processImage(task.file, link.steps, { format: task.format, quality: link.batch!.quality, maxPixels: this.options.limits.maxPixels, maxRawBytes: MAX_TILE_BODY_BYTES }, this.gate)
           output = { data: processed.data, checksum: tileChecksum(processed.data), size: { width: processed.width, height: processed.height } }
         } catch (err) {
           this.held.delete(task.leaseId)

@@ -27,6 +27,17 @@ for (const name of Object.keys(SCENARIOS)) {
   })
 }
 
+// The same faults on a batch: every image's output exact and written once, whoever coordinates.
+for (const name of Object.keys(SCENARIOS)) {
+  test.serial(`sim scenario ${name} on a batch (6 peers, 60 images) holds its invariants`, async t => {
+    const { code, summary, stderr } = await sim(['--peers', '6', '--images', '60', '--scenario', name, '--seed', '7', '--lease-ms', '500', '--time-limit-s', '90'])
+    t.is(code, 0, stderr)
+    t.is(summary?.invariants, 'ok', JSON.stringify(summary))
+    t.is(summary.tiles, 60)
+    t.is(summary.unit, 'images')
+  })
+}
+
 test.serial('sim coordinator-crash: the job resumes elsewhere and recovers what survivors finished; straggler: their tiles are copied', async t => {
   const crash = await sim(['--peers', '8', '--tiles', '300', '--scenario', 'coordinator-crash', '--seed', '3', '--time-limit-s', '90'])
   t.is(crash.summary?.invariants, 'ok', crash.stderr)
