@@ -1,6 +1,6 @@
 import type { PrivateKey } from '@libp2p/interface'
 import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, SUBMIT_IDLE_MS } from '../defaults.ts'
-import { JobFailedError, NetworkError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { JobFailedError, LimitExceededError, NetworkError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import { toSpecs } from '../imaging/index.ts'
 import { createClientNode } from '../net/node.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
@@ -31,6 +31,9 @@ export type SubmitEvent =
 
 export type SubmitDone = Extract<SubmitEvent, { event: 'done' }>
 
+/** What one image sent to the swarm gives: the 'done' event, and the encoded result itself. */
+export type SubmitOutcome = SubmitDone & { data: Buffer }
+
 export interface SwarmSubmitOptions {
   /** Entry points: any peers of the swarm, tried in order; the swarm tells of more. */
   peer: string | string[]
@@ -57,20 +60,23 @@ export interface SwarmSubmitOptions {
  * on another peer, which first collects the tiles already finished from the
  * peers that hold them. It gives up only when no peer is left.
  */
-export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOptions): Promise<SubmitDone> {
+export async function submitToSwarm (request: JobRequest | (Omit<JobRequest, 'input' | 'output'> & { input: string | Uint8Array, output?: string }), options: SwarmSubmitOptions): Promise<SubmitOutcome> {
   const started = performance.now()
   const emit = options.onEvent ?? (() => {})
   const roster = new PeerRoster(Array.isArray(options.peer) ? options.peer : [options.peer], options.busyRounds)
-  const output = await OutputFile.create(request.output)
+  // No output path (the library's caller takes the bytes): nothing is written.
+  const output = request.output !== undefined ? await OutputFile.create(request.output) : undefined
   const dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
   const node = options.node ?? await createClientNode({ dialTimeoutMs, swarmKey: options.swarmKey, privateKey: options.privateKey })
   try {
-    const bytes = await readInput(request.input, options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES)
+    const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES
+    const bytes = typeof request.input === 'string' ? await readInput(request.input, maxUploadBytes) : Buffer.from(request.input)
+    if (bytes.length > maxUploadBytes) throw new LimitExceededError(`an image of ${bytes.length} bytes is over the upload limit of ${maxUploadBytes} bytes`)
     if (options.node === undefined) for (const label of roster.unchecked) emit({ event: 'note', message: uncheckedNote(label) })
     let tileSize = options.tileSize
 
     /** One try on one peer: the result, or an Ended saying how it ended. */
-    const attempt = async (candidate: Candidate): Promise<SubmitDone> => {
+    const attempt = async (candidate: Candidate): Promise<SubmitOutcome> => {
       const stream = await roster.open(node, candidate, { dialTimeoutMs, swarmKey: options.swarmKey })
       const wire = submitClientWire(new FramedChannel(stream, { maxBodyBytes: 4 * 1024 * 1024 * 1024 }))
       let admitted = false
@@ -129,11 +135,11 @@ export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOp
               throw refusal(msg.name, msg.message, accepted)
             case 'result': {
               if (body === undefined || body.length === 0) throw new ProtocolError('the coordinator sent an empty result')
-              await output.commit(body)
+              await output?.commit(body)
               await wire.channel.close().catch(() => {})
-              const done = { event: 'done' as const, output: request.output, bytes: body.length, width: msg.width, height: msg.height, ms: performance.now() - started, tilesByPeer: msg.tilesByPeer, leases: msg.leases }
+              const done = { event: 'done' as const, output: request.output ?? '', bytes: body.length, width: msg.width, height: msg.height, ms: performance.now() - started, tilesByPeer: msg.tilesByPeer, leases: msg.leases }
               emit(done)
-              return done
+              return { ...done, data: body }
             }
             default:
               throw new ProtocolError(`the coordinator sent '${msg.type}' out of turn`)
@@ -155,7 +161,7 @@ export async function submitToSwarm (request: JobRequest, options: SwarmSubmitOp
       }
     }
   } finally {
-    await output.discard()
+    await output?.discard()
     if (options.node === undefined) await node.stop()
   }
 }
