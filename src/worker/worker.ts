@@ -379,9 +379,10 @@ export class Worker {
 
   /**
    * One lane on one job until it has nothing for us: claim a unit, prefetch
-   * the next while `unit` does this one, count what was accepted.
+   * the next while `unit` does this one (unless `prefetch` is off), count
+   * what was accepted.
    */
-  private async claimLoop (link: CoordinatorLink, unit: (reply: Exclude<ClaimReply, { kind: 'none' }>) => Promise<'accepted' | 'duplicate' | 'rejected' | undefined>): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
+  private async claimLoop (link: CoordinatorLink, unit: (reply: Exclude<ClaimReply, { kind: 'none' }>) => Promise<'accepted' | 'duplicate' | 'rejected' | undefined>, prefetch = true): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
     let next: Promise<ClaimReply> | undefined = this.claim(link)
     try {
       while (next !== undefined) {
@@ -389,8 +390,10 @@ export class Worker {
         next = undefined
         if (reply.kind === 'none') return reply.reason
         if (this.stopped) return 'stopped'
-        next = this.claim(link)
-        if (await unit(reply) === 'accepted') {
+        if (prefetch) next = this.claim(link)
+        const status = await unit(reply)
+        if (!prefetch && !this.stopped) next = this.claim(link)
+        if (status === 'accepted') {
           const entry = this.jobs.get(link.ref.jobId)
           if (entry !== undefined) { entry.failures = 0; entry.accepted++ }
         }
@@ -432,7 +435,8 @@ export class Worker {
       // Kept without its size (never, as kept here): computed again rather than sent unsized.
       if (output.size === undefined) throw new ProtocolError(`a kept output of image ${task.slot} has no size`)
       return await link.output(task.slot, task.leaseId, output.checksum, output.data, output.size, kept)
-    })
+    // A whole image is seconds of work: this peer's own worker, whose claims cost nothing, holds none in reserve that another peer could be doing.
+    }, link.ref.coordinator !== this.options.peerId)
   }
 
   /** A lane on a tiled job: a tile cut from the decoded input, computed, sent. */
