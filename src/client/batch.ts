@@ -114,6 +114,13 @@ class Tally {
     this.progress()
   }
 
+  /** The batch is over: its summary, said as the last event. */
+  summary (skipped: number, started: number): BatchSummary {
+    const summary = { done: this.done, skipped, failures: this.failures, ms: performance.now() - started, megapixels: this.pixelsDone / 1e6 }
+    this.emit({ event: 'batch-done', done: summary.done, skipped, failed: summary.failures.length, ms: summary.ms, megapixels: summary.megapixels, failures: summary.failures })
+    return summary
+  }
+
   progress (): void {
     this.emit({ event: 'batch-progress', done: this.done, failed: this.failures.length, total: this.total, megapixels: this.pixelsDone / 1e6, workers: this.workers })
   }
@@ -272,9 +279,7 @@ export async function submitBatch (request: BatchRequest, options: SwarmSubmitOp
     if (scratch !== undefined) await rm(scratch, { recursive: true, force: true })
     await sink.close()
     closed = true
-    const summary = { done: counts.done, skipped, failures: counts.failures, ms: performance.now() - started, megapixels: counts.pixelsDone / 1e6 }
-    emit({ event: 'batch-done', done: summary.done, skipped, failed: summary.failures.length, ms: summary.ms, megapixels: summary.megapixels, failures: summary.failures })
-    return summary
+    return counts.summary(skipped, started)
   } catch (err) {
     // What is written stays; the user hears how far it got, and how to go on.
     if (tally !== undefined && request.plan.target.kind === 'dir') emit({ event: 'note', message: `the batch stopped with ${tally.done} images written to ${request.plan.target.path} and ${tally.failures.length} failed; run the same command with --skip-existing to do the rest` })
@@ -314,9 +319,7 @@ export async function runLocalBatch (request: BatchRequest, options: { maxPixels
     }
     await sink.close()
     closed = true
-    const summary = { done: tally.done, skipped, failures: tally.failures, ms: performance.now() - started, megapixels: tally.pixelsDone / 1e6 }
-    emit({ event: 'batch-done', done: summary.done, skipped, failed: summary.failures.length, ms: summary.ms, megapixels: summary.megapixels, failures: summary.failures })
-    return summary
+    return tally.summary(skipped, started)
   } finally {
     if (!closed) await sink.discard()
   }

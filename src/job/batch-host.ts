@@ -8,7 +8,7 @@ import type { SubmitClientMessage, SubmitServerMessage } from '../protocol/messa
 import { errorReply, type Wire } from '../protocol/wire.ts'
 import { inputDigest } from '../worker/inputs.ts'
 import { BatchCoordinator, taskKeyOf } from './batch.ts'
-import { ClientGoneError, sec, tellPeersMessage, toldKey, type JobHostComponents, type JobLimits, type JobOutcome } from './host.ts'
+import { ClientGoneError, sec, startAnnouncing, tellPeersMessage, toldKey, type JobHostComponents, type JobLimits, type JobOutcome } from './host.ts'
 
 export interface BatchSpec {
   steps: Step[]
@@ -20,8 +20,8 @@ export interface BatchSpec {
 
 /**
  * One batch's life on the peer that coordinates it: it asks the client for
- * images as it has room for them (a bounded window), checks each one's
- * header, hands it to the swarm as one task, and sends each output to the
+ * images as it has room for them (a bounded window), hands each to the swarm
+ * as one task (it reads no image: workers do), and sends each output to the
  * client as it comes in; a bad image fails alone. The client hanging up
  * cancels it; so does this peer leaving.
  */
@@ -31,7 +31,6 @@ export class BatchHost {
   private readonly limits: JobLimits & { maxUploadBytes: number }
   private readonly spec: BatchSpec
   private readonly client: string
-  private batch: BatchCoordinator | undefined
   private leaving: Error | undefined
   private readonly over = new AbortController()
   private cancel: ((err: Error) => void) | undefined
@@ -64,7 +63,6 @@ export class BatchHost {
       // Resumed: what the holders kept is reserved for them before anything is computed.
       ...(spec.holders !== undefined ? { collect: { holders: [...new Set([c.peerId, ...spec.holders.map(h => h.peerId)])], windowMs: COLLECT_WINDOW_MS } } : {}),
     })
-    this.batch = batch
     const jobKey = createHash('sha256').update(`batch\n${this.jobId}`).digest('hex')
     let outcome: JobOutcome = 'failed'
     let received = 0
@@ -121,20 +119,14 @@ export class BatchHost {
     }
     batch.on('failed', (task, err) => { imageFailed(task.index, err) })
 
-    let lastAnnounce = -Infinity
-    const announceMs = this.limits.announceMs ?? DEFAULT_ANNOUNCE_MS
-    const announce = (): void => {
-      if (!batch.isRunning) return
-      lastAnnounce = c.clock.now()
-      void c.publish({ type: 'announce', v: PROTOCOL_VERSION, jobId: this.jobId, jobKey, coordinator: c.peerId, addrs: c.addrs(), tiles: spec.images, pending: batch.leases.pendingCount, leaseMs: batch.leases.leaseMs })
-      c.worker.addJob({ jobId: this.jobId, coordinator: c.peerId, addrs: [], jobKey })
-    }
-    const minGapMs = Math.max(250, announceMs / 4)
-    batch.on('returned', () => { if (c.clock.now() - lastAnnounce > minGapMs) announce() })
-    const stopAnnouncing = repeat(c.clock, announceMs, () => {
-      if (batch.leases.pendingCount > 0) announce()
-      void this.tellPeers(wire, batch)
-    })
+    const announcing = startAnnouncing(c, this.limits.announceMs ?? DEFAULT_ANNOUNCE_MS, {
+      jobId: this.jobId,
+      jobKey,
+      units: () => spec.images,
+      running: () => batch.isRunning,
+      leases: () => batch.leases,
+    }, () => { void this.tellPeers(wire, batch) })
+    batch.on('returned', () => { announcing.soon() })
     const stopProgress = repeat(c.clock, PROGRESS_HEARTBEAT_MS / 2, () => {
       progress()
       // Images asked for and none coming: a client that holds its place and sends nothing is let go.
@@ -150,7 +142,7 @@ export class BatchHost {
       if (file.length === 0) return imageFailed(index, new InvalidImageError('the client could not read it'))
       batch.add({ index, file, key: taskKeyOf(inputDigest(file), spec.steps, format, spec.quality), format })
       // The first images of a batch, and any after a lull: the swarm hears at once.
-      if (batch.leases.pendingCount === 1 && c.clock.now() - lastAnnounce > minGapMs) announce()
+      if (batch.leases.pendingCount === 1) announcing.soon()
     }
     const receiving = (async () => {
       while (received < spec.images) {
@@ -199,7 +191,7 @@ export class BatchHost {
       await wire.send(errorReply(err)).catch(() => {})
       await wire.channel.close().catch(() => {})
     } finally {
-      stopAnnouncing()
+      announcing.stop()
       stopProgress()
       this.over.abort()
       batch.cancel()

@@ -212,14 +212,8 @@ export class BatchCoordinator {
       if (lease !== undefined && task !== undefined && this.scheduler.renew(peer, lease.leaseId)) return { kind: 'task', lease, task }
     }
     const outcome = await this.scheduler.claim(peer)
-    if (outcome.kind !== 'lease') return outcome
-    const task = this.tasks[outcome.lease.tile]
-    // Done while the claim waited on a copy of it: nothing to send; the next claim gets another.
-    if (task === undefined) {
-      this.scheduler.release(peer, outcome.lease.leaseId)
-      return { kind: 'wait' }
-    }
-    return { kind: 'task', lease: outcome.lease, task }
+    // A leased slot is open and not done: its task is there.
+    return outcome.kind === 'lease' ? { kind: 'task', lease: outcome.lease, task: this.tasks[outcome.lease.tile]! } : outcome
   }
 
   /** A worker's output for an image; `kept`: it had it from an earlier coordinator. */

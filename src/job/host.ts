@@ -10,6 +10,7 @@ import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from 
 import { errorReply, type Outgoing, type Wire } from '../protocol/wire.ts'
 import type { JobRef } from '../worker/coordinator-link.ts'
 import { JobCoordinator } from './coordinator.ts'
+import type { LeaseTable } from './leases.ts'
 import type { BatchCoordinator } from './batch.ts'
 
 export interface JobHostComponents {
@@ -257,36 +258,29 @@ export class JobHost {
   /** The tile phase: announce, hand out, collect; progress to the client as tiles land. */
   private async coordinateTiles (coordinator: JobCoordinator): Promise<RawImage> {
     const { clock } = this.c
-    const announceMs = this.limits.announceMs ?? DEFAULT_ANNOUNCE_MS
-    let lastAnnounce = -Infinity
     const sendProgress = (): void => {
       this.report({ type: 'progress', phase: 'tiles', ...coordinator.progress, workers: coordinator.tilesByPeer.size })
     }
-    const announce = (): void => {
-      if (!coordinator.isRunning) return
-      lastAnnounce = clock.now()
-      void this.c.publish({ type: 'announce', v: PROTOCOL_VERSION, jobId: this.jobId, jobKey: coordinator.jobKey, coordinator: this.c.peerId, addrs: this.c.addrs(), tiles: coordinator.tiles.length, pending: coordinator.leases.pendingCount, leaseMs: coordinator.leases.leaseMs })
-      this.c.worker.addJob({ jobId: this.jobId, coordinator: this.c.peerId, addrs: [], jobKey: coordinator.jobKey })
-    }
+    const announcing = startAnnouncing(this.c, this.limits.announceMs ?? DEFAULT_ANNOUNCE_MS, {
+      jobId: this.jobId,
+      jobKey: coordinator.jobKey,
+      units: () => coordinator.tiles.length,
+      running: () => coordinator.isRunning,
+      leases: () => coordinator.leases,
+    }, () => { void this.tellPeers() })
     coordinator.on('progress', (done, total) => { if (done === total || clock.now() - this.progressAt > 100) sendProgress() })
     // A peer's first finished tile makes it a holder: the client hears at once, in case this peer dies next.
     coordinator.on('placed', (_tile, by) => { if (by !== this.c.peerId && coordinator.tilesByPeer.get(by) === 1) void this.tellPeers() })
-    // Returned tiles are announced at once, but not more often than a few times a second: every announcement costs every peer a signature check.
-    const minGapMs = Math.max(250, announceMs / 4)
-    coordinator.on('tilesReturned', () => { if (clock.now() - lastAnnounce > minGapMs) announce() })
-    const stopTimer = repeat(clock, announceMs, () => {
-      if (coordinator.leases.pendingCount > 0) announce()
-      void this.tellPeers()
-    })
+    coordinator.on('tilesReturned', () => { announcing.soon() })
     this.c.tiles.register(coordinator)
     this.c.events.dispatchEvent(new CustomEvent('job', { detail: coordinator }))
     sendProgress()
     void this.tellPeers(true)
-    announce()
+    announcing.announce()
     try {
       return await coordinator.finished
     } finally {
-      stopTimer()
+      announcing.stop()
     }
   }
 }
@@ -301,6 +295,38 @@ function planNotes (coordinator: JobCoordinator): string[] {
     notes.push(`${plan.phases.length} phases of ${coordinator.tiles.length} tiles: ${summaries.map(n => `${n} (whole-image summary)`).join(', ')}, then the pixels; progress counts tiles of every phase`)
   }
   return notes
+}
+
+/** What is announced of a job (tiled or a batch): its units and their leases. */
+export interface Announced {
+  jobId: string
+  jobKey: string
+  units: () => number
+  running: () => boolean
+  leases: () => LeaseTable
+}
+
+/**
+ * A job's announcements on the jobs topic, this peer's own worker told of
+ * each too: `announce` now; on a timer while units are pending (`tick` runs
+ * on it as well); `soon` when units come back, but not more often than a few
+ * times a second, as every announcement costs every peer a signature check.
+ */
+export function startAnnouncing (c: JobHostComponents, announceMs: number, job: Announced, tick: () => void): { announce: () => void, soon: () => void, stop: () => void } {
+  let last = -Infinity
+  const minGapMs = Math.max(250, announceMs / 4)
+  const announce = (): void => {
+    if (!job.running()) return
+    last = c.clock.now()
+    const leases = job.leases()
+    void c.publish({ type: 'announce', v: PROTOCOL_VERSION, jobId: job.jobId, jobKey: job.jobKey, coordinator: c.peerId, addrs: c.addrs(), tiles: job.units(), pending: leases.pendingCount, leaseMs: leases.leaseMs })
+    c.worker.addJob({ jobId: job.jobId, coordinator: c.peerId, addrs: [], jobKey: job.jobKey })
+  }
+  const stop = repeat(c.clock, announceMs, () => {
+    if (job.leases().pendingCount > 0) announce()
+    tick()
+  })
+  return { announce, soon: () => { if (c.clock.now() - last > minGapMs) announce() }, stop }
 }
 
 /**
