@@ -212,8 +212,14 @@ export class BatchCoordinator {
       if (lease !== undefined && task !== undefined && this.scheduler.renew(peer, lease.leaseId)) return { kind: 'task', lease, task }
     }
     const outcome = await this.scheduler.claim(peer)
-    // A leased slot is open and not done: its task is there.
-    return outcome.kind === 'lease' ? { kind: 'task', lease: outcome.lease, task: this.tasks[outcome.lease.tile]! } : outcome
+    if (outcome.kind !== 'lease') return outcome
+    const task = this.tasks[outcome.lease.tile]
+    // The batch was cancelled (its files dropped) between the grant and this continuation: nothing to send.
+    if (task === undefined) {
+      this.scheduler.release(peer, outcome.lease.leaseId)
+      return { kind: this.state === 'running' ? 'wait' : 'cancelled' }
+    }
+    return { kind: 'task', lease: outcome.lease, task }
   }
 
   /** A worker's output for an image; `kept`: it had it from an earlier coordinator. */
