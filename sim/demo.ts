@@ -1,7 +1,7 @@
 /**
  * npm run demo: three peers as three processes on this machine, a sample photo
  * through edge detection (Canny: two phases), then a folder of photos as one
- * batch, and what each peer did.
+ * batch, and what each peer did; then the swarm as one peer sees it.
  */
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -85,6 +85,12 @@ try {
   console.log(`images by peer: ${[...byPeer].map(([id, n]) => `${names.get(id) ?? id} ${n}`).join(', ')}`)
   console.log(`identical to one process (submit --local): ${batchIdentical ? 'yes, every image byte for byte' : 'NO'}`)
   if (!batchIdentical || end.failed !== 0) process.exitCode = 1
+
+  console.log('')
+  console.log('the swarm as peer-1 sees it (tileswarm status --peer <its address>):')
+  console.log((await run(['status', '--peer', peers[0]!.addr], 30_000)).trimEnd().split('\n').map(l => `  ${l}`).join('\n'))
+  console.log('')
+  console.log('each peer also serves a web page, a live dashboard and /metrics: run one with `node_modules/.bin/node dist/peer.js` and open http://127.0.0.1:8080/')
 } finally {
   await Promise.all(peers.map(async p => await p.stop()))
   await rm(dataRoot, { recursive: true, force: true })

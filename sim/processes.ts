@@ -13,9 +13,9 @@ export interface CliResult {
 }
 
 /** Runs the built CLI to completion with this Node (or `node`); bounded by `timeoutMs`. */
-export async function runPeerJs (args: string[], options: { timeoutMs?: number, node?: string } = {}): Promise<CliResult> {
+export async function runPeerJs (args: string[], options: { timeoutMs?: number, node?: string, env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return await new Promise(resolve => {
-    execFile(options.node ?? process.execPath, [PEER_JS, ...args], { timeout: options.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(options.node ?? process.execPath, [PEER_JS, ...args], { timeout: options.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024, env: options.env ?? process.env }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1
       resolve({ code, stdout, stderr })
     })
@@ -37,7 +37,9 @@ export interface PeerProcess {
 /** `command` runs `script` (the built peer unless told otherwise) with `args`. */
 export async function startPeerProcess (name: string, args: string[], options: { env?: NodeJS.ProcessEnv, command?: string[], script?: string, startTimeoutMs?: number } = {}): Promise<PeerProcess> {
   const [cmd, ...pre] = options.command ?? [process.execPath]
-  const child = spawn(cmd!, [...pre, options.script ?? PEER_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
+  // Peers started here serve no web page unless asked (--http): many on one machine would contend for its port.
+  const http = args.some(a => a === '--http' || a.startsWith('--http=')) || (options.env ?? process.env).TILESWARM_HTTP !== undefined ? [] : ['--http', 'off']
+  const child = spawn(cmd!, [...pre, options.script ?? PEER_JS, ...http, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
   const lines: string[] = []
   const watchers = new Set<(line: string) => void>()
   let exited = false

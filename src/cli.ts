@@ -1,7 +1,9 @@
+import type { EventEmitter } from 'node:events'
 import { availableParallelism, homedir } from 'node:os'
 import { join } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { integerOption } from './cli-args.ts'
+import { VERSION } from './version.ts'
 import { didYouMean } from './suggest.ts'
 import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
 import { describeOperations } from './imaging/index.ts'
@@ -17,10 +19,14 @@ import { submitToSwarm, type SwarmSubmitOptions } from './client/submit.ts'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { readFile } from 'node:fs/promises'
 import { InvalidParameterError, isUserFacing, oneLine } from './errors.ts'
+import { shortId } from './log.ts'
 import { loadOrCreateKey } from './net/identity.ts'
 import { readSwarmKey, writeSwarmKey } from './net/swarm-key.ts'
 import { parseListenAddress, parsePeerAddress } from './net/address.ts'
 import type { PeerOptions } from './swarm/peer.ts'
+import { createLog, LOG_FORMATS, LOG_LEVELS } from './logger.ts'
+import type { LogLevel } from './log.ts'
+import { createClientNode } from './net/node.ts'
 
 let debug = false
 /** What a batch says when it is interrupted. */
@@ -36,6 +42,23 @@ function fail (err: unknown): never {
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
+/** Repeatable addresses and ids: each flag adds one, an environment variable may list several (comma or space between). */
+const collectList = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(/[\s,]+/).filter(a => a !== '')]
+
+/** Every flag of `command` may come from TILESWARM_<FLAG> as well (a flag given wins); --help says which. */
+function fromEnvironment (command: Command, only?: string[]): Command {
+  for (const option of command.options) {
+    const name = option.long?.replace(/^--/, '')
+    if (name === undefined || name === 'help' || (only !== undefined && !only.includes(name))) continue
+    option.env(`TILESWARM_${name.replace(/[-_]/g, '_').toUpperCase()}`)
+    // Commander reads the environment only for options made with it; these were not: the value goes through the flag's own parser.
+    command.on(`optionEnv:${option.name()}`, (value?: string) => {
+      (command as unknown as EventEmitter).emit(`option:${option.name()}`, value)
+      command.setOptionValueWithSource(option.attributeName(), command.getOptionValue(option.attributeName()), 'env')
+    })
+  }
+  return command
+}
 
 /** A flag that takes one value: given twice, it is refused rather than the first silently dropped. */
 function once (flag: string) {
@@ -50,10 +73,6 @@ function plainUsageError (message: string): string {
   const choice = message.match(/^(?:error: )?option '(--[\w-]+)[^']*' argument '([^']*)' is invalid\. Allowed choices are (.*)\.(\s*)$/)
   if (choice !== null) return `${choice[1]} '${choice[2]}' is not one of ${choice[3]}${choice[4]}`
   return message.replace(/^error: /, '').replace(/^option '[^']*' argument '[^']*' is invalid\. /, '')
-}
-
-function stamp (line: string): string {
-  return `${new Date().toISOString()} ${line}`
 }
 
 async function allowList (ids: string[] | undefined, file: string | undefined): Promise<Set<string> | undefined> {
@@ -90,6 +109,11 @@ interface PeerCliOptions {
   resultCacheMb: number
   inputMemoryMb: number
   resultCacheS: number
+  announce?: string[]
+  http: string
+  httpToken?: string
+  logLevel: LogLevel
+  logFormat: 'text' | 'json'
   debug?: boolean
 }
 
@@ -97,10 +121,15 @@ interface PeerCliOptions {
 export type PeerCompute = Pick<PeerOptions, 'decodeInput' | 'process' | 'onePipeline'>
 
 function peerCommand (compute: PeerCompute): Command {
-  return new Command('peer')
+  const command: Command = new Command('peer')
     .description('run a peer (the default): work on the swarm\'s tiles and coordinate jobs submitted here')
-    .option('--listen <multiaddr>', 'address to listen on; repeatable (default /ip4/0.0.0.0/tcp/4001; /tcp/0 picks a free port)', collect)
-    .option('--bootstrap <multiaddr>', 'a peer of the swarm to join through; repeatable', collect)
+    .option('--listen <multiaddr>', 'address to listen on; repeatable (default /ip4/0.0.0.0/tcp/4001; /tcp/0 picks a free port)', collectList)
+    .option('--bootstrap <multiaddr>', 'a peer of the swarm to join through (with its /p2p/<id>, so the right peer is checked); repeatable', collectList)
+    .option('--announce <multiaddr>', 'the address other peers should dial, told instead of the listening ones (a VM behind NAT: its public address); repeatable', collectList)
+    .option('--http <host:port>', 'serve the web page, dashboard, /metrics and /healthz here; off for none. Off loopback it needs a token', '127.0.0.1:8080')
+    .option('--http-token <secret>', 'the token the web server asks for (default off loopback: one derived from --swarm-key)')
+    .addOption(new Option('--log-level <level>', 'least important log lines shown').choices(LOG_LEVELS).default('info'))
+    .addOption(new Option('--log-format <format>', 'log lines as text, or as JSON objects (one a line) for a log collector').choices(LOG_FORMATS).default('text'))
     .option('--data-dir <dir>', 'keeps the identity key, so a restarted peer keeps its peer id', join(homedir(), '.tileswarm'))
     .option('--slots <n>', 'libvips threads this peer computes with (it holds twice as many tiles, so the next is ready)', integerOption('--slots', 1, 1024), availableParallelism())
     .option('--tile-size <px>', 'tile edge for jobs coordinated here', integerOption('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE), DEFAULT_TILE_SIZE)
@@ -113,21 +142,30 @@ function peerCommand (compute: PeerCompute): Command {
     .option('--input-memory-mb <n>', 'decoded job inputs this peer works from at once (each is a whole raw image); a job whose input does not fit waits, one larger than this is left to other peers', integerOption('--input-memory-mb', 1, 10_000_000), DEFAULT_INPUT_MEMORY_BYTES / 1024 / 1024)
     .option('--result-cache-s <s>', 'how long such results are kept', integerOption('--result-cache-s', 0, 86_400), DEFAULT_RESULT_CACHE_MS / 1000)
     .option('--swarm-key <file>', 'make the swarm private: only peers and clients with this key can connect (tileswarm keygen)')
-    .option('--allow-submit <peer id>', 'only these peer ids may submit jobs here; repeatable (default: anyone in the swarm)', collect)
+    .option('--allow-submit <peer id>', 'only these peer ids may submit jobs here; repeatable (default: anyone in the swarm)', collectList)
     .option('--allow-submit-file <file>', 'as --allow-submit, one peer id per line (# comments)')
     .option('--debug', 'stack traces on errors')
     .action(async (opts: PeerCliOptions) => {
       debug = opts.debug === true
       for (const addr of opts.listen ?? []) parseListenAddress(addr)
       for (const addr of opts.bootstrap ?? []) parsePeerAddress(addr, '--bootstrap')
+      for (const addr of opts.announce ?? []) parseListenAddress(addr)
+      const { parseHttpAddress, isLoopback, tokenFromSwarmKey, startWebServer } = await import('./web/server.ts')
+      const http = parseHttpAddress(opts.http)
       const swarmKey = opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined
+      const httpToken = opts.httpToken ?? (http !== undefined && !isLoopback(http.host) && swarmKey !== undefined ? tokenFromSwarmKey(swarmKey) : undefined)
+      if (http !== undefined && !isLoopback(http.host) && httpToken === undefined) {
+        throw new InvalidParameterError(`--http ${opts.http} is reachable from other machines: give --http-token <secret> (or --swarm-key, from which a token is derived), or bind to 127.0.0.1`)
+      }
       const allowSubmit = await allowList(opts.allowSubmit, opts.allowSubmitFile)
-      const log = (line: string): void => { process.stdout.write(stamp(line) + '\n') }
+      const logger = createLog({ level: opts.logLevel, format: opts.logFormat })
+      const log = logger.log
       // Loaded for a peer only: a submit (or --help) starts without the swarm's modules.
       const { SwarmPeer } = await import('./swarm/peer.ts')
       const peer = await SwarmPeer.start({
         listen: opts.listen ?? ['/ip4/0.0.0.0/tcp/4001'],
         bootstrap: opts.bootstrap ?? [],
+        announce: opts.announce,
         dataDir: opts.dataDir,
         slots: opts.slots,
         tileSize: opts.tileSize,
@@ -144,6 +182,20 @@ function peerCommand (compute: PeerCompute): Command {
         log,
         ...compute,
       })
+      logger.setPeer(peer.peerId)
+      // The default address taken (another peer on this machine): this one goes without a page, and says so.
+      let web: Awaited<ReturnType<typeof startWebServer>> | undefined
+      if (http !== undefined) {
+        try {
+          web = await startWebServer({ listen: opts.http, ...(httpToken !== undefined ? { token: httpToken } : {}), peer, maxUploadBytes: opts.maxUploadBytes, maxPixels: opts.maxPixels, swarmKey, allowSubmit, log })
+        } catch (err) {
+          if (command.getOptionValueSource('http') !== 'default') {
+            await peer.stop()
+            throw err
+          }
+          log(`no web page: ${(err as Error).message}`, 'warn')
+        }
+      }
       let stopping = false
       const shutdown = (signal: string): void => {
         if (stopping) {
@@ -152,14 +204,16 @@ function peerCommand (compute: PeerCompute): Command {
         }
         stopping = true
         log(`${signal}: handing back ${peer.worker.heldLeases} leases, ending ${peer.submissions.activeJobs} coordinated jobs`)
-        peer.stop().then(() => { log('stopped'); process.exit(0) }, err => { fail(err) })
+        Promise.all([web?.close(), peer.stop()]).then(() => { log('stopped'); process.exit(0) }, err => { fail(err) })
       }
       process.on('SIGINT', () => { shutdown('SIGINT') })
       process.on('SIGTERM', () => { shutdown('SIGTERM') })
       // Only now: whoever waits for these lines may signal at once.
       for (const addr of peer.addrs()) process.stdout.write(`listening on ${addr}\n`)
-      log(`peer ${peer.peerId} up: ${opts.slots} slot${opts.slots === 1 ? '' : 's'} (libuv pool of ${process.env.UV_THREADPOOL_SIZE ?? 4}), tiles of ${opts.tileSize} px, leases of ${opts.leaseMs} ms${swarmKey !== undefined ? ', private swarm' : ''}${allowSubmit !== undefined ? `, ${allowSubmit.size} peers may submit` : ''}`)
+      if (web !== undefined) process.stdout.write(`web page on ${web.url}${httpToken !== undefined ? `?token=${httpToken}` : ''} (dashboard: ${web.url}dashboard, metrics: ${web.url}metrics)\n`)
+      log(`peer ${peer.peerId} (${shortId(peer.peerId)} in logs) up: ${opts.slots} slot${opts.slots === 1 ? '' : 's'} (libuv pool of ${process.env.UV_THREADPOOL_SIZE ?? 4}), tiles of ${opts.tileSize} px, leases of ${opts.leaseMs} ms${swarmKey !== undefined ? ', private swarm' : ''}${allowSubmit !== undefined ? `, ${allowSubmit.size} peers may submit` : ''}`)
     })
+  return fromEnvironment(command)
 }
 
 interface SubmitCliOptions extends Omit<SubmitFlags, 'imagePath'> {
@@ -183,7 +237,7 @@ interface SubmitCliOptions extends Omit<SubmitFlags, 'imagePath'> {
 }
 
 function submitCommand (): Command {
-  return new Command('submit')
+  const command: Command = new Command('submit')
     .description('process an image, or a batch of them (several -i, a folder, a glob): in this process (--local) or on a swarm (--peer)')
     .addHelpText('after', '\nExit status: 0 every output written (skipped ones count); 1 an error, nothing more done; 3 a batch in which some images failed (each named; the others are written); 130 interrupted (outputs written so far stay: --skip-existing goes on from there).')
     .option('--peer <multiaddr>', 'any peer of the swarm; it coordinates the job; repeat for more entry points (the job moves on if one is full or lost)', collect)
@@ -220,6 +274,8 @@ function submitCommand (): Command {
       if (opts.out !== undefined && opts.output_path !== undefined) throw new InvalidArgumentError(`the output is given twice (-o/--out '${opts.out}' and --output_path '${opts.output_path}'); give it once`)
       const inputs = [...(opts.imagePath ?? []), ...(opts.image_path ?? [])]
       const out = opts.out ?? opts.output_path
+      // TILESWARM_PEER names the usual swarm; --local still means here.
+      if (opts.local === true && command.getOptionValueSource('peer') === 'env') delete opts.peer
       if (opts.local === true && opts.peer !== undefined) throw new InvalidArgumentError('give --local or --peer, not both')
       if (opts.local !== true && opts.peer === undefined) {
         throw new InvalidArgumentError('submit needs --local (process here) or --peer <multiaddr> (process on a swarm)')
@@ -266,6 +322,7 @@ function submitCommand (): Command {
       if (opts.json === true) emit({ event: 'done', output: request.output, ...result })
       else process.stdout.write(`wrote ${request.output} (${result.width}x${result.height}, ${result.bytes} bytes) in ${(result.ms / 1000).toFixed(2)} s\n`)
     })
+  return fromEnvironment(command, ['peer', 'swarm-key'])
 }
 
 /** How submit reaches the swarm, from its flags: one image or a batch alike. */
@@ -320,10 +377,31 @@ async function submitBatchCommand (opts: SubmitCliOptions, inputs: string[], out
 export function buildProgram (compute: PeerCompute = {}): Command {
   const program = new Command('tileswarm')
     .description('A peer-to-peer image processing swarm. Run a peer on every machine (tileswarm peer --help lists its flags); submit images to any of them (tileswarm submit --help).')
-    .version('0.1.0')
+    .version(VERSION)
     .showHelpAfterError('(add --help for usage)')
   program.addCommand(peerCommand(compute), { isDefault: true })
   program.addCommand(submitCommand())
+  program.addCommand(fromEnvironment(new Command('status')
+    .description('how one peer sees the swarm: its peers (slots, uptime, work done, last seen) and the jobs it coordinates or has heard of')
+    .requiredOption('--peer <multiaddr>', 'the peer to ask (any of its addresses, with /p2p/<id>)')
+    .option('--json', 'the status as one JSON object')
+    .option('--swarm-key <file>', 'the private swarm\'s key')
+    .option('--connect-timeout-ms <ms>', 'give up on an unreachable peer after this long', integerOption('--connect-timeout-ms', 100, 600_000), 10_000)
+    .option('--debug', 'stack traces on errors')
+    .action(async (opts: { peer: string, json?: boolean, swarmKey?: string, connectTimeoutMs: number, debug?: boolean }) => {
+      debug = opts.debug === true
+      json = opts.json === true
+      parsePeerAddress(opts.peer, '--peer')
+      const { fetchStatus, formatStatus } = await import('./swarm/status.ts')
+      const swarmKey = opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined
+      const node = await createClientNode({ dialTimeoutMs: opts.connectTimeoutMs, swarmKey })
+      try {
+        const status = await fetchStatus(node, opts.peer, { dialTimeoutMs: opts.connectTimeoutMs, swarmKey })
+        process.stdout.write((opts.json === true ? JSON.stringify(status, null, 2) : formatStatus(status)) + '\n')
+      } finally {
+        await node.stop()
+      }
+    }), ['peer', 'swarm-key']))
   program.addCommand(new Command('keygen')
     .description('write a new pre-shared key for a private swarm; give the same file to every peer and client')
     .requiredOption('--out <file>', 'where to write it (mode 600)')

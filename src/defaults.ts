@@ -64,6 +64,10 @@ export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
 export const DEFAULT_HELLO_MS = 5000
 /** Connections a peer seeks through hellos (bootstrap and job traffic add their own). */
 export const DISCOVERY_TARGET_PEERS = 8
+/** A peer that has found no other this long after it started says so: a job submitted to it runs on it alone. */
+export const ALONE_WARN_MS = 30_000
+/** A peer not heard from this long (and not connected) leaves the status view. */
+export const PEER_FORGET_MS = 60_000
 /** Re-dials of a lost bootstrap or known peer back off from the first to the last, doubling. */
 export const REDIAL_FIRST_MS = 1000
 export const REDIAL_MAX_MS = 30_000

@@ -12,9 +12,10 @@ if (major < 22) {
 if (process.env.UV_THREADPOOL_SIZE === undefined) {
   const { availableParallelism } = await import('node:os')
   const args = process.argv.slice(2)
-  const peer = !['submit', 'keygen', 'id', 'help'].includes(args[0] ?? '')
+  const peer = !['submit', 'status', 'keygen', 'id', 'help'].includes(args[0] ?? '')
   const at = args.findIndex(a => a === '--slots' || a.startsWith('--slots='))
-  const slots = at < 0 ? availableParallelism() : Number(args[at].includes('=') ? args[at].split('=')[1] : args[at + 1])
+  // As the CLI reads it: the flag, else TILESWARM_SLOTS, else a slot per core.
+  const slots = at >= 0 ? Number(args[at].includes('=') ? args[at].split('=')[1] : args[at + 1]) : process.env.TILESWARM_SLOTS !== undefined ? Number(process.env.TILESWARM_SLOTS) : availableParallelism()
   // A bad --slots is the CLI's to report; the pool just takes the default.
   process.env.UV_THREADPOOL_SIZE = String(peer && Number.isInteger(slots) && slots >= 1 && slots <= 1024 ? slots : Math.max(4, availableParallelism() + 2))
 }

@@ -142,9 +142,9 @@ export async function submitBatch (request: BatchRequest, options: SwarmSubmitOp
   const sink = await openSink(request.plan.target)
   let closed = false
   let tally: Tally | undefined
-  const node = await createClientNode({ dialTimeoutMs, swarmKey: options.swarmKey, privateKey: options.privateKey })
+  const node = options.node ?? await createClientNode({ dialTimeoutMs, swarmKey: options.swarmKey, privateKey: options.privateKey })
   try {
-    for (const label of roster.unchecked) emit({ event: 'note', message: uncheckedNote(label) })
+    if (options.node === undefined) for (const label of roster.unchecked) emit({ event: 'note', message: uncheckedNote(label) })
     const { whole, tiled, skipped, pixels } = await prepare(request, sink, emit, options.tileAboveMp ?? DEFAULT_TILE_ABOVE_MP)
     const counts = new Tally(whole.length + tiled.length, emit)
     tally = counts
@@ -286,7 +286,7 @@ export async function submitBatch (request: BatchRequest, options: SwarmSubmitOp
     throw err
   } finally {
     if (!closed) await sink.discard()
-    await node.stop()
+    if (options.node === undefined) await node.stop()
   }
 }
 

@@ -58,7 +58,7 @@ export type RosterEvent =
 const isLoopback = (addr: Multiaddr): boolean => /^\/(ip4\/127\.|ip6\/::1\/)/.test(addr.toString())
 
 /** Why a dial failed, in words a user can act on: a plain look at the address says what is there. */
-async function explainDialFailure (address: Multiaddr, err: Error, options: { swarmKey?: Uint8Array, dialTimeoutMs: number }): Promise<string> {
+export async function explainDialFailure (address: Multiaddr, err: Error, options: { swarmKey?: Uint8Array, dialTimeoutMs: number }): Promise<string> {
   if (err.name === 'WrongPeerError') return err.message
   const keyHint = options.swarmKey === undefined ? 'the swarm is private: pass its --swarm-key' : 'check that --swarm-key is the swarm\'s key'
   const seen = await probe(address, Math.min(2000, options.dialTimeoutMs))

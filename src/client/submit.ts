@@ -16,7 +16,8 @@ export type SubmitEvent =
   | { event: 'note', message: string }
   | { event: 'uploaded', bytes: number }
   | { event: 'accepted', jobId: string, width: number, height: number, tiles: number, phases: number, tileSize: number, halo: number, notes: string[] }
-  | { event: 'progress', done: number, total: number, workers: number }
+  /** `placed`: tiles finished since the last progress, by the peer that computed them (numbered phase * tiles + tile). */
+  | { event: 'progress', done: number, total: number, workers: number, placed?: Record<string, number[]> }
   /** Every tile is in; the coordinator encodes the result. */
   | { event: 'encoding' }
   | { event: 'receiving', received: number, total: number }
@@ -122,7 +123,7 @@ export async function submitToSwarm (request: JobRequest | (Omit<JobRequest, 'in
               emit({ event: 'accepted', jobId: msg.jobId, width: msg.width, height: msg.height, tiles: msg.tiles, phases: msg.phases, tileSize: msg.tileSize, halo: msg.halo, notes: msg.notes })
               break
             case 'progress':
-              if (msg.phase === 'tiles') emit({ event: 'progress', done: msg.done, total: msg.total, workers: msg.workers })
+              if (msg.phase === 'tiles') emit({ event: 'progress', done: msg.done, total: msg.total, workers: msg.workers, ...(msg.placed !== undefined ? { placed: msg.placed } : {}) })
               else if (msg.phase === 'encoding') emit({ event: 'encoding' })
               break
             case 'peers':

@@ -7,8 +7,9 @@ import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
 import { errorReply, type Wire } from '../protocol/wire.ts'
 import { inputDigest } from '../worker/inputs.ts'
+import { shortId } from '../log.ts'
 import { BatchCoordinator, taskKeyOf } from './batch.ts'
-import { ClientGoneError, sec, startAnnouncing, tellPeersMessage, toldKey, type JobHostComponents, type JobLimits, type JobOutcome } from './host.ts'
+import { ClientGoneError, sec, startAnnouncing, tellPeersMessage, toldKey, type JobHostComponents, type Hosted, type HostedJob, type JobLimits, type JobOutcome } from './host.ts'
 
 export interface BatchSpec {
   steps: Step[]
@@ -25,8 +26,12 @@ export interface BatchSpec {
  * client as it comes in; a bad image fails alone. The client hanging up
  * cancels it; so does this peer leaving.
  */
-export class BatchHost {
+export class BatchHost implements Hosted {
   readonly jobId = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`
+  private readonly startedAt: number
+  private coordinator: BatchCoordinator | undefined
+  /** Images done or failed, and bytes in and out: the status view reads them as they move. */
+  private readonly tally = { resolved: 0, failed: 0, bytesIn: 0, bytesOut: 0 }
   private readonly c: JobHostComponents
   private readonly limits: JobLimits & { maxUploadBytes: number }
   private readonly spec: BatchSpec
@@ -40,6 +45,24 @@ export class BatchHost {
     this.limits = limits
     this.spec = spec
     this.client = client
+    this.startedAt = components.clock.now()
+  }
+
+  status (): HostedJob {
+    const s = this.coordinator?.stats
+    return {
+      jobId: this.jobId,
+      kind: 'batch',
+      client: this.client,
+      startedAt: this.startedAt,
+      phase: 'images',
+      done: this.tally.resolved,
+      total: this.spec.images,
+      byPeer: this.coordinator !== undefined ? Object.fromEntries(this.coordinator.imagesByPeer) : {},
+      leases: { granted: s?.granted ?? 0, expired: s?.expired ?? 0, released: s?.released ?? 0 },
+      bytesIn: this.tally.bytesIn,
+      bytesOut: this.tally.bytesOut,
+    }
   }
 
   leave (reason: Error): void {
@@ -67,10 +90,8 @@ export class BatchHost {
     let outcome: JobOutcome = 'failed'
     let received = 0
     let requested = 0
-    let resolved = 0
-    let failed = 0
-    let bytesIn = 0
-    let bytesOut = 0
+    const tally = this.tally
+    this.coordinator = batch
     let recovered = 0
     /** Outputs on their way to the client: they count against the window too. */
     let queuedBytes = 0
@@ -93,14 +114,14 @@ export class BatchHost {
       requested += want
       send({ type: 'send', count: want })
     }
-    const progress = (): void => { send({ type: 'progress', phase: 'tiles', done: resolved, total: spec.images, workers: batch.workers }) }
+    const progress = (): void => { send({ type: 'progress', phase: 'tiles', done: tally.resolved, total: spec.images, workers: batch.workers }) }
     const oneResolved = (): void => {
-      resolved++
-      if (resolved === spec.images) allResolved()
+      tally.resolved++
+      if (tally.resolved === spec.images) allResolved()
       else requestMore()
     }
     batch.on('image', (task, out, peer, kept) => {
-      bytesOut += out.data.length
+      tally.bytesOut += out.data.length
       if (kept) recovered++
       queuedBytes += out.data.length
       send({ type: 'image-done', index: task.index, width: out.width, height: out.height, by: peer, recovered: kept }, out.data, () => {
@@ -112,8 +133,8 @@ export class BatchHost {
       oneResolved()
     })
     const imageFailed = (index: number, err: Error): void => {
-      failed++
-      c.log(`batch ${this.jobId}: image ${index} failed: ${oneLine(err.message)}`)
+      tally.failed++
+      c.log(`batch ${this.jobId}: image ${index} failed: ${oneLine(err.message)}`, 'warn')
       send({ type: 'image-failed', index, name: err instanceof TileswarmError ? err.name : 'InternalError', message: oneLine(err.message).slice(0, 500) })
       oneResolved()
     }
@@ -122,7 +143,9 @@ export class BatchHost {
     const announcing = startAnnouncing(c, this.limits.announceMs ?? DEFAULT_ANNOUNCE_MS, {
       jobId: this.jobId,
       jobKey,
+      kind: 'batch',
       units: () => spec.images,
+      done: () => tally.resolved,
       running: () => batch.isRunning,
       leases: () => batch.leases,
     }, () => { void this.tellPeers(wire, batch) })
@@ -151,7 +174,7 @@ export class BatchHost {
         if (message.index !== received || received >= requested) throw new ProtocolError(`image ${message.index} was not asked for`)
         received++
         lastUploadAt = c.clock.now()
-        bytesIn += body?.length ?? 0
+        tally.bytesIn += body?.length ?? 0
         take(message.index, message.format, body ?? Buffer.alloc(0))
       }
       await wire.receive({ signal: this.over.signal })
@@ -166,7 +189,7 @@ export class BatchHost {
     try {
       c.tiles.register(batch)
       c.events.dispatchEvent(new CustomEvent('batch', { detail: batch }))
-      c.log(`batch ${this.jobId}: coordinating ${spec.images} images with ${spec.steps.map(s => s.operation.name).join(', ')} for ${this.client}${spec.holders !== undefined ? `, resumed (${spec.holders.length} peers may hold finished images)` : ''}`)
+      c.log(`batch ${this.jobId}: coordinating ${spec.images} images with ${spec.steps.map(s => s.operation.name).join(', ')} for ${shortId(this.client)}${spec.holders !== undefined ? `, resumed (${spec.holders.length} peers may hold finished images)` : ''}`)
       // Holders may have lost their way into the swarm with the old coordinator: call on them, so they hear of the batch.
       for (const h of spec.holders ?? []) if (h.peerId !== c.peerId) void c.reach(h)
       send({ type: 'started', jobId: this.jobId, maxUploadBytes: this.limits.maxUploadBytes })
@@ -180,13 +203,13 @@ export class BatchHost {
       await wire.channel.close()
       outcome = 'done'
       const seconds = (c.clock.now() - started) / 1000
-      c.log(`batch ${this.jobId}: done in ${sec(c.clock.now() - started)} s: ${resolved - failed} images, ${failed} failed (${(spec.images / Math.max(seconds, 1e-3)).toFixed(2)} images/s); ${(bytesIn / 1e6).toFixed(1)} MB in, ${(bytesOut / 1e6).toFixed(1)} MB out; by peer: ${[...batch.imagesByPeer].map(([p, n]) => `${p.slice(-8)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling images copied${recovered > 0 ? `; ${recovered} kept by peers from an earlier coordinator` : ''}`)
+      c.log(`batch ${this.jobId}: done in ${sec(c.clock.now() - started)} s: ${tally.resolved - tally.failed} images, ${tally.failed} failed (${(spec.images / Math.max(seconds, 1e-3)).toFixed(2)} images/s); ${(tally.bytesIn / 1e6).toFixed(1)} MB in, ${(tally.bytesOut / 1e6).toFixed(1)} MB out; by peer: ${[...batch.imagesByPeer].map(([p, n]) => `${shortId(p)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling images copied${recovered > 0 ? `; ${recovered} kept by peers from an earlier coordinator` : ''}`)
     } catch (err) {
       const e = err as Error
       batch.cancel()
       outcome = e instanceof ClientGoneError || e === this.leaving ? 'cancelled' : 'failed'
       if (e === this.leaving) await this.tellPeers(wire, batch, true)
-      c.log(`batch ${this.jobId} from ${this.client}: ${outcome}: ${oneLine(e.message)}`)
+      c.log(`batch ${this.jobId} from ${shortId(this.client)}: ${outcome}: ${oneLine(e.message)}`)
       await sending
       await wire.send(errorReply(err)).catch(() => {})
       await wire.channel.close().catch(() => {})

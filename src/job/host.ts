@@ -4,12 +4,13 @@ import { repeat, type Clock } from '../clock.ts'
 import { COLLECT_WINDOW_MS, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../defaults.ts'
 import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import { encodeImage, freeBuffer, pipelineRadius, planJob, readImageHeader, tileCount, toSpecs, wholeImagePipeline, type ImageHeader, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
-import { MAX_HOLDERS, MAX_PEERS_TOLD } from '../protocol/constants.ts'
+import { MAX_HOLDERS, MAX_PEERS_TOLD, MAX_PLACED_TOLD } from '../protocol/constants.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
 import { errorReply, type Outgoing, type Wire } from '../protocol/wire.ts'
 import type { JobRef } from '../worker/coordinator-link.ts'
 import { JobCoordinator } from './coordinator.ts'
+import { shortId, type Log } from '../log.ts'
 import type { LeaseTable } from './leases.ts'
 import type { BatchCoordinator } from './batch.ts'
 
@@ -17,8 +18,10 @@ export interface JobHostComponents {
   peerId: string
   /** No other peer could take a share of a job now, and this one computes one pass at a time: a job runs as one pipeline. */
   alone: () => boolean
+  /** Peers of the swarm connected now: none, and a job runs on this peer alone (the client is told). */
+  connectedPeers: () => number
   clock: Clock
-  log: (line: string) => void
+  log: Log
   publish: (message: JobsTopicMessage) => Promise<void>
   /** This peer's addresses, for announcements: workers dial the coordinator directly. */
   addrs: () => string[]
@@ -59,6 +62,31 @@ export function jobKeyOf (inputSha256: string, steps: Step[], tileSize: number):
 
 export type JobOutcome = 'done' | 'failed' | 'cancelled'
 
+/** A job coordinated here, as `tileswarm status`, the dashboard and the metrics see it. */
+export interface HostedJob {
+  jobId: string
+  kind: 'tiles' | 'batch'
+  /** The submitting client's peer id. */
+  client: string
+  startedAt: number
+  /** Where it is: decoding, tiles (or a batch's images), encoding, sending. */
+  phase: string
+  /** Units (tiles of every phase, or images) finished, of all. */
+  done: number
+  total: number
+  byPeer: Record<string, number>
+  leases: { granted: number, expired: number, released: number }
+  bytesIn: number
+  bytesOut: number
+}
+
+/** What a job coordinated here is doing now: none yet while its upload is read. */
+export interface Hosted {
+  readonly jobId: string
+  status: () => HostedJob
+  leave: (reason: Error) => void
+}
+
 /**
  * One job's whole life on the peer that coordinates it, once its upload is
  * in: decode, accept, coordinate its tiles across the swarm (announcing them
@@ -67,8 +95,11 @@ export type JobOutcome = 'done' | 'failed' | 'cancelled'
  * Today a job is one phase of tiles; later phases (a reduction, a second
  * pass) slot in between coordinating and encoding.
  */
-export class JobHost {
+export class JobHost implements Hosted {
   readonly jobId = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`
+  private readonly startedAt: number
+  private bytesIn = 0
+  private bytesOut = 0
   private readonly c: JobHostComponents
   private readonly limits: JobLimits
   private readonly spec: JobSpec
@@ -87,6 +118,25 @@ export class JobHost {
     this.limits = limits
     this.spec = spec
     this.client = client
+    this.startedAt = components.clock.now()
+  }
+
+  status (): HostedJob {
+    const c = this.coordinator
+    const s = c?.stats
+    return {
+      jobId: this.jobId,
+      kind: 'tiles',
+      client: this.client,
+      startedAt: this.startedAt,
+      phase: this.progress?.phase ?? 'decoding',
+      done: this.progress?.done ?? 0,
+      total: this.progress?.total ?? 0,
+      byPeer: c !== undefined ? Object.fromEntries(c.tilesByPeer) : {},
+      leases: { granted: s?.granted ?? 0, expired: s?.expired ?? 0, released: s?.released ?? 0 },
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+    }
   }
 
   /** This peer is leaving: the job ends, and the client is told why. */
@@ -96,7 +146,9 @@ export class JobHost {
   }
 
   private report (progress: Outgoing<Extract<SubmitServerMessage, { type: 'progress' }>>): void {
-    this.progress = progress
+    // The heartbeat repeats the counts, not the tiles placed.
+    const { placed: _told, ...counts } = progress
+    this.progress = counts
     this.progressAt = this.c.clock.now()
     void this.wire.send(progress).catch(() => {})
   }
@@ -104,6 +156,7 @@ export class JobHost {
   /** Runs the job to its end; whatever happens, the client is told. */
   async run (wire: Wire<SubmitServerMessage, SubmitClientMessage>, upload: Buffer): Promise<JobOutcome> {
     this.wire = wire
+    this.bytesIn = upload.length
     let outcome: JobOutcome = 'failed'
     let accepted = false
     let input: InputHold | undefined
@@ -159,11 +212,12 @@ export class JobHost {
       if (plan.phases.length === 1) for (const h of this.spec.holders ?? []) if (h.peerId !== this.c.peerId) void this.c.reach(h)
       this.coordinator = coordinator
       const notes = [...header.notes, ...planNotes(coordinator)]
+      if (this.c.connectedPeers() === 0) notes.push('this peer is connected to no other: it computes every tile itself (is the swarm up, and was this peer started with --bootstrap?)')
       if (this.leaving !== undefined) coordinator.cancel(this.leaving)
       // Decoded here whether or not this peer's worker gets to it: a file broken past its header fails the job, with the decoder's word.
       input.decoded().catch((err: unknown) => { coordinator.cancel(err instanceof Error ? err : new Error(String(err))) })
       accepted = true
-      this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tiles of ${plan.width}x${plan.height}${plan.phases.length > 1 ? ` in ${plan.phases.length} phases` : ''} for ${this.client}${this.spec.holders !== undefined && plan.phases.length === 1 ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
+      this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tiles of ${plan.width}x${plan.height}${plan.phases.length > 1 ? ` in ${plan.phases.length} phases` : ''} for ${shortId(this.client)}${this.spec.holders !== undefined && plan.phases.length === 1 ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
       coordinator.on('phase', (phase, phases, reduceMs) => {
         this.c.log(`job ${this.jobId}: phase ${phase} of ${phases} summarised and reduced (${reduceMs.toFixed(0)} ms); phase ${phase + 1} starts`)
       })
@@ -193,19 +247,20 @@ export class JobHost {
         tilesByPeer: Object.fromEntries(coordinator.tilesByPeer),
         leases: { granted: s.granted, expired: s.expired, released: s.released, duplicates: s.duplicates, speculated: s.speculated, recovered: s.recovered },
       }, encoded)
+      this.bytesOut = encoded.length
       await wire.channel.close()
       outcome = 'done'
       const now = this.c.clock.now()
       // The serial parts (header, encode, send) are what more peers cannot shorten.
-      this.c.log(`job ${this.jobId}: done in ${sec(now - started)} s (header and digest ${sec(readAt - started)} s, tiles ${sec(tilesAt - readAt)} s, encode ${sec(encodedAt - tilesAt)} s, send ${sec(now - encodedAt)} s), ${encoded.length} bytes delivered; input sent ${coordinator.inputUploadsDone} times from here; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${p.slice(-8)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling tiles copied (${s.speculativeWins} copies won)${s.recovered > 0 ? `; ${s.recovered} recovered from an earlier coordinator` : ''}`)
+      this.c.log(`job ${this.jobId}: done in ${sec(now - started)} s (header and digest ${sec(readAt - started)} s, tiles ${sec(tilesAt - readAt)} s, encode ${sec(encodedAt - tilesAt)} s, send ${sec(now - encodedAt)} s), ${encoded.length} bytes delivered; input sent ${coordinator.inputUploadsDone} times from here; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${shortId(p)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling tiles copied (${s.speculativeWins} copies won)${s.recovered > 0 ? `; ${s.recovered} recovered from an earlier coordinator` : ''}`)
     } catch (err) {
       const e = err as Error
       this.coordinator?.cancel(e)
       // Leaving: the client resumes the job elsewhere, so it hears who is there.
       if (e === this.leaving) await this.tellPeers(true)
       outcome = e instanceof ClientGoneError || e === this.leaving ? 'cancelled' : 'failed'
-      if (!(err instanceof TileswarmError)) this.c.log(`job ${this.jobId} from ${this.client}: failed: ${e.stack ?? e.message}`)
-      else this.c.log(`job ${this.jobId} from ${this.client}: ${outcome === 'cancelled' ? 'cancelled' : accepted ? 'failed' : 'refused'}: ${oneLine(e.message)}`)
+      if (!(err instanceof TileswarmError)) this.c.log(`job ${this.jobId} from ${shortId(this.client)}: failed: ${e.stack ?? e.message}`, 'error')
+      else this.c.log(`job ${this.jobId} from ${shortId(this.client)}: ${outcome === 'cancelled' ? 'cancelled' : accepted ? 'failed' : 'refused'}: ${oneLine(e.message)}`, outcome === 'failed' && accepted ? 'warn' : 'info')
       await wire.send(errorReply(err)).catch(() => {})
       await wire.channel.close().catch(() => {})
     } finally {
@@ -237,6 +292,7 @@ export class JobHost {
     this.report({ type: 'progress', phase: 'sending', done: tiles, total: tiles, workers: 1 })
     const processedAt = this.c.clock.now()
     await wire.send({ type: 'result', width: header.width, height: header.height, tilesByPeer: { [this.c.peerId]: tiles }, leases: { granted: 0, expired: 0, released: 0, duplicates: 0, speculated: 0, recovered: 0 } }, encoded)
+    this.bytesOut = encoded.length
     await wire.channel.close()
     this.c.log(`job ${this.jobId}: done in ${sec(this.c.clock.now() - started)} s as one pipeline (decode, operation and encode ${sec(processedAt - started)} s, send ${sec(this.c.clock.now() - processedAt)} s), ${encoded.length} bytes delivered`)
   }
@@ -258,19 +314,57 @@ export class JobHost {
   /** The tile phase: announce, hand out, collect; progress to the client as tiles land. */
   private async coordinateTiles (coordinator: JobCoordinator): Promise<RawImage> {
     const { clock } = this.c
+    // Tiles placed since the client last heard, by who computed them: its tile map.
+    let placed = new Map<string, number[]>()
+    let placedCount = 0
     const sendProgress = (): void => {
-      this.report({ type: 'progress', phase: 'tiles', ...coordinator.progress, workers: coordinator.tilesByPeer.size })
+      do {
+        let told: Record<string, number[]> | undefined
+        if (placedCount > 0) {
+          told = {}
+          let room = MAX_PLACED_TOLD
+          for (const [peer, tiles] of placed) {
+            const some = tiles.splice(0, room)
+            told[peer] = some
+            room -= some.length
+            placedCount -= some.length
+            if (tiles.length === 0) placed.delete(peer)
+            if (room === 0) break
+          }
+          if (placedCount === 0) placed = new Map()
+        }
+        this.report({ type: 'progress', phase: 'tiles', ...coordinator.progress, workers: coordinator.tilesByPeer.size, ...(told !== undefined ? { placed: told } : {}) })
+      } while (placedCount > 0)
     }
     const announcing = startAnnouncing(this.c, this.limits.announceMs ?? DEFAULT_ANNOUNCE_MS, {
       jobId: this.jobId,
       jobKey: coordinator.jobKey,
+      kind: 'tiles',
       units: () => coordinator.tiles.length,
+      done: () => coordinator.leases.completed,
       running: () => coordinator.isRunning,
       leases: () => coordinator.leases,
     }, () => { void this.tellPeers() })
-    coordinator.on('progress', (done, total) => { if (done === total || clock.now() - this.progressAt > 100) sendProgress() })
+    // At most every 100 ms, and the last of a burst not left unsaid: tiles placed just after a report wait only for the rest of the 100 ms.
+    let trailing: unknown
+    coordinator.on('progress', (done, total) => {
+      const since = clock.now() - this.progressAt
+      if (done === total || since > 100) {
+        clock.clearTimeout(trailing)
+        trailing = undefined
+        sendProgress()
+      } else {
+        trailing ??= clock.setTimeout(() => { trailing = undefined; if (coordinator.isRunning) sendProgress() }, 100 - since)
+      }
+    })
     // A peer's first finished tile makes it a holder: the client hears at once, in case this peer dies next.
-    coordinator.on('placed', (_tile, by) => { if (by !== this.c.peerId && coordinator.tilesByPeer.get(by) === 1) void this.tellPeers() })
+    coordinator.on('placed', (tile, by) => {
+      const tiles = placed.get(by) ?? []
+      tiles.push(coordinator.phase * coordinator.tiles.length + tile)
+      placed.set(by, tiles)
+      placedCount++
+      if (by !== this.c.peerId && coordinator.tilesByPeer.get(by) === 1) void this.tellPeers()
+    })
     coordinator.on('tilesReturned', () => { announcing.soon() })
     this.c.tiles.register(coordinator)
     this.c.events.dispatchEvent(new CustomEvent('job', { detail: coordinator }))
@@ -280,6 +374,7 @@ export class JobHost {
     try {
       return await coordinator.finished
     } finally {
+      clock.clearTimeout(trailing)
       announcing.stop()
     }
   }
@@ -301,7 +396,10 @@ function planNotes (coordinator: JobCoordinator): string[] {
 export interface Announced {
   jobId: string
   jobKey: string
+  kind: 'tiles' | 'batch'
   units: () => number
+  /** Units finished (of the current phase's). */
+  done: () => number
   running: () => boolean
   leases: () => LeaseTable
 }
@@ -319,7 +417,7 @@ export function startAnnouncing (c: JobHostComponents, announceMs: number, job: 
     if (!job.running()) return
     last = c.clock.now()
     const leases = job.leases()
-    void c.publish({ type: 'announce', v: PROTOCOL_VERSION, jobId: job.jobId, jobKey: job.jobKey, coordinator: c.peerId, addrs: c.addrs(), tiles: job.units(), pending: leases.pendingCount, leaseMs: leases.leaseMs })
+    void c.publish({ type: 'announce', v: PROTOCOL_VERSION, jobId: job.jobId, jobKey: job.jobKey, kind: job.kind, coordinator: c.peerId, addrs: c.addrs(), tiles: job.units(), pending: leases.pendingCount, done: job.done(), leaseMs: leases.leaseMs })
     c.worker.addJob({ jobId: job.jobId, coordinator: c.peerId, addrs: [], jobKey: job.jobKey })
   }
   const stop = repeat(c.clock, announceMs, () => {

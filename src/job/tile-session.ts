@@ -8,13 +8,14 @@ import { MAX_ADDRS, MAX_HELD_OUTPUTS } from '../protocol/constants.ts'
 import type { JobCoordinator, ResultOutcome } from './coordinator.ts'
 import { BatchCoordinator } from './batch.ts'
 import { sendInput } from '../worker/inputs.ts'
+import { shortId, type Log } from '../log.ts'
 
 export interface TileSessionOptions {
   /** Silence from a worker for this long ends its session (and its leases). */
   idleTimeoutMs: number
   /** Where a peer listens, so that another can fetch a job's input from it. */
   addrsOf: (peer: string) => Promise<string[]>
-  log?: (line: string) => void
+  log?: Log
 }
 
 /**
@@ -106,7 +107,7 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           // Placed (copied into the output) or refused: either way its bytes are spent.
           freeBuffer(body)
           if (pixels !== body) freeBuffer(pixels)
-          if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result ${msg.type === 'offer' ? 'offered by' : 'from'} ${worker}: ${outcome.reason}`)
+          if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result ${msg.type === 'offer' ? 'offered by' : 'from'} ${shortId(worker)}: ${outcome.reason}`)
           await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
           break
         }
@@ -133,7 +134,7 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           break
         }
         case 'fail':
-          options.log?.(`job ${current.jobId}: ${worker} could not compute it: ${oneLine(msg.message)}`)
+          options.log?.(`job ${current.jobId}: ${shortId(worker)} could not compute it: ${oneLine(msg.message)}`, 'warn')
           current.failed(worker, msg.message)
           break
       }
@@ -141,7 +142,7 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
   } catch (err) {
     failed = true
     if (!(err instanceof TileswarmError) || err.name === 'ProtocolError' || err.name === 'LimitExceededError') {
-      options.log?.(`tile session with ${worker} ended: ${oneLine((err as Error).message)}`)
+      options.log?.(`tile session with ${shortId(worker)} ended: ${oneLine((err as Error).message)}`, 'warn')
     }
   } finally {
     // A session that ends takes its leases with it: the tiles go back at once.
@@ -159,7 +160,7 @@ interface BatchSession {
   granted: Set<string>
   pending: Set<Promise<void>>
   reply: (message: Outgoing<TileServerMessage>, body?: Uint8Array) => Promise<void>
-  log?: (line: string) => void
+  log?: Log
   isClosed: () => boolean
 }
 
@@ -183,7 +184,7 @@ async function serveBatchRequest (batch: BatchCoordinator, msg: TileClientMessag
       // The body is the output file, sent on to the client as it is: not freed here.
       if (msg.width === undefined || msg.height === undefined) throw new ProtocolError('a batch\'s output comes with its size')
       const outcome = batch.result(worker, msg.tile, msg.leaseId, msg.checksum, body ?? Buffer.alloc(0), { width: msg.width, height: msg.height }, msg.kept === true)
-      if (outcome.status === 'rejected') s.log?.(`batch ${batch.jobId}: rejected an image from ${worker}: ${outcome.reason}`)
+      if (outcome.status === 'rejected') s.log?.(`batch ${batch.jobId}: rejected an image from ${shortId(worker)}: ${outcome.reason}`, 'warn')
       await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
       return
     }
@@ -197,7 +198,7 @@ async function serveBatchRequest (batch: BatchCoordinator, msg: TileClientMessag
     }
     case 'fail':
       if (msg.tile === undefined) throw new ProtocolError('a batch\'s failure names its image')
-      s.log?.(`batch ${batch.jobId}: ${worker} could not ${msg.handOn === true ? 'take on' : 'process'} image ${msg.tile}: ${oneLine(msg.message)}`)
+      s.log?.(`batch ${batch.jobId}: ${shortId(worker)} could not ${msg.handOn === true ? 'take on' : 'process'} image ${msg.tile}: ${oneLine(msg.message)}`)
       batch.failed(worker, msg.tile, msg.message, msg.handOn === true)
       return
     default:

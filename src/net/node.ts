@@ -23,6 +23,8 @@ export interface NodeOptions {
   connectionGater?: Libp2pInit['connectionGater']
   /** A private swarm: only peers with the same pre-shared key can connect. */
   swarmKey?: Uint8Array
+  /** The addresses others should dial (a VM behind NAT): said instead of the listening ones. */
+  announce?: string[]
 }
 
 
@@ -54,7 +56,7 @@ async function createNode (options: NodeOptions): Promise<SwarmNode> {
   const { gossipsub } = await import('@chainsafe/libp2p-gossipsub')
   return await createLibp2p({
     ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
-    addresses: { listen: options.listen },
+    addresses: { listen: options.listen, ...(options.announce !== undefined && options.announce.length > 0 ? { announce: options.announce } : {}) },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],

@@ -1,6 +1,6 @@
 /** Protocol ids, topics and wire limits: one place, units in the names. */
 /** The one version of every message, protocol id and topic: peers of another version do not talk. */
-export const PROTOCOL_VERSION = 5
+export const PROTOCOL_VERSION = 6
 export const SUBMIT_PROTOCOL = `/tileswarm/submit/${PROTOCOL_VERSION}.0.0`
 export const TILE_PROTOCOL = `/tileswarm/tile/${PROTOCOL_VERSION}.0.0`
 /** A job's input file, from a worker that has it to one that does not. */
@@ -8,6 +8,8 @@ export const INPUT_PROTOCOL = `/tileswarm/input/${PROTOCOL_VERSION}.0.0`
 export const JOBS_TOPIC = `tileswarm/jobs/${PROTOCOL_VERSION}`
 export const PEERS_TOPIC = `tileswarm/peers/${PROTOCOL_VERSION}`
 export const TOPICS = [JOBS_TOPIC, PEERS_TOPIC]
+/** What a peer says of the swarm as it sees it: `tileswarm status`. */
+export const STATUS_PROTOCOL = `/tileswarm/status/${PROTOCOL_VERSION}.0.0`
 
 /** it-length-prefixed caps a frame at 4 MiB; pixels travel in 1 MiB frames. */
 export const BODY_CHUNK_BYTES = 1024 * 1024
@@ -27,3 +29,5 @@ export const MAX_INPUT_SOURCES = 4
 export const MAX_ERROR_CHARS = 500
 /** Whole images' outputs a batch's worker says it holds, at most. */
 export const MAX_HELD_OUTPUTS = 4096
+/** Tiles one progress message names as placed, with who computed them (the tile map); more wait for the next. */
+export const MAX_PLACED_TOLD = 8192

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MAX_ADDRS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_INPUT_SOURCES, MAX_PEERS_TOLD, PROTOCOL_VERSION } from './constants.ts'
+import { MAX_ADDRS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_INPUT_SOURCES, MAX_PEERS_TOLD, MAX_PLACED_TOLD, PROTOCOL_VERSION } from './constants.ts'
 
 /**
  * Every message on every topic and protocol, as a schema. Nothing is acted on
@@ -25,10 +25,11 @@ const v = z.literal(PROTOCOL_VERSION)
 
 // Gossip: metadata only.
 export const JobAnnouncement = z.object({
-  type: z.literal('announce'), v, jobId: id, jobKey, coordinator: peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), tiles: count, pending: count, leaseMs: count,
+  type: z.literal('announce'), v, jobId: id, jobKey, kind: z.enum(['tiles', 'batch']), coordinator: peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), tiles: count, pending: count, done: count, leaseMs: count,
 }).strict()
 export const JobFinished = z.object({ type: z.literal('finished'), v, jobId: id, coordinator: peerId, outcome: z.enum(['done', 'failed', 'cancelled']) }).strict()
-export const PeerHello = z.object({ type: z.literal('hello'), v, peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), slots: count }).strict()
+/** `up`: seconds since the peer started; `done`: tiles and images its worker has computed (the dashboard's view of the swarm). */
+export const PeerHello = z.object({ type: z.literal('hello'), v, peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), slots: count, up: count, done: count }).strict()
 export const JobsTopicMessage = z.discriminatedUnion('type', [JobAnnouncement, JobFinished])
 export type JobAnnouncement = z.infer<typeof JobAnnouncement>
 export type JobFinished = z.infer<typeof JobFinished>
@@ -56,8 +57,12 @@ export const BatchImage = z.object({ type: z.literal('image'), index: count, for
 export const SubmitClientMessage = z.discriminatedUnion('type', [SubmitMessage, UploadMessage, BatchMessage, BatchImage])
 export const SubmitReady = z.object({ type: z.literal('ready') }).strict()
 export const SubmitAccepted = z.object({ type: z.literal('accepted'), jobId: id, width: dim, height: dim, tiles: count, phases: count, tileSize: dim, halo: count, notes: z.array(errorText).max(16) }).strict()
-/** Tiles done so far; then the coordinator encodes the result, then sends it. */
-export const SubmitProgress = z.object({ type: z.literal('progress'), phase: z.enum(['decoding', 'tiles', 'encoding', 'sending']), done: count, total: count, workers: count }).strict()
+/**
+ * Tiles done so far; then the coordinator encodes the result, then sends it.
+ * `placed`: tiles accepted since the last progress, by the peer that computed
+ * them, numbered across phases (phase * tiles + tile): the client's tile map.
+ */
+export const SubmitProgress = z.object({ type: z.literal('progress'), phase: z.enum(['decoding', 'tiles', 'encoding', 'sending']), done: count, total: count, workers: count, placed: z.record(peerId, z.array(count).max(MAX_PLACED_TOLD)).optional() }).strict()
 /** Who else is in the swarm (where to resume), and who holds finished tiles of this job (what to recover). */
 export const SubmitPeers = z.object({ type: z.literal('peers'), peers: z.array(peerRef).max(MAX_PEERS_TOLD), holders: z.array(holder).max(MAX_HOLDERS) }).strict()
 /** A resumed job collected these finished tiles from their holders instead of computing them again. */
@@ -151,3 +156,23 @@ export const InputFile = z.object({ type: z.literal('file'), bodyBytes }).strict
 export const InputServerMessage = z.discriminatedUnion('type', [InputFile, ErrorMessage])
 export type FetchInput = z.infer<typeof FetchInput>
 export type InputServerMessage = z.infer<typeof InputServerMessage>
+
+// Status protocol: one request, one answer: the swarm as the peer sees it (the body, JSON).
+export const StatusRequest = z.object({ type: z.literal('status'), v }).strict()
+export const StatusReply = z.object({ type: z.literal('status'), bodyBytes }).strict()
+export const StatusServerMessage = z.discriminatedUnion('type', [StatusReply, ErrorMessage])
+const leaseCounts = z.object({ granted: count, expired: count, released: count }).strict()
+/** A job as a peer sees it: one it coordinates (`here`, with its leases), or one another peer announced. */
+export const JobView = z.object({
+  jobId: id, kind: z.enum(['tiles', 'batch']), coordinator: peerId, here: z.boolean(), phase: z.string().max(32), done: count, total: count, ageS: count,
+  byPeer: z.record(peerId, count).optional(), leases: leaseCounts.optional(), client: peerId.optional(), lastHeardS: count.optional(),
+}).strict()
+export const PeerView = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), connected: z.boolean(), slots: count.optional(), upS: count.optional(), done: count.optional(), lastSeenS: count }).strict()
+export const SwarmStatus = z.object({
+  v, peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), version: z.string().max(32), slots: count, upS: count, done: count, heldLeases: count, activeJobs: count,
+  peers: z.array(PeerView).max(1024), jobs: z.array(JobView).max(1024),
+}).strict()
+export type StatusRequest = z.infer<typeof StatusRequest>
+export type StatusServerMessage = z.infer<typeof StatusServerMessage>
+export type JobView = z.infer<typeof JobView>
+export type SwarmStatus = z.infer<typeof SwarmStatus>

@@ -2,8 +2,9 @@ import type { IdentifyResult, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { repeat, type Clock } from '../clock.ts'
-import { DEFAULT_DIAL_TIMEOUT_MS, DISCOVERY_TARGET_PEERS, MAX_KNOWN_PEERS, REDIAL_FIRST_MS, REDIAL_MAX_MS } from '../defaults.ts'
+import { ALONE_WARN_MS, DEFAULT_DIAL_TIMEOUT_MS, DISCOVERY_TARGET_PEERS, PEER_FORGET_MS, MAX_KNOWN_PEERS, REDIAL_FIRST_MS, REDIAL_MAX_MS } from '../defaults.ts'
 import { oneLine } from '../errors.ts'
+import { shortId, type Log } from '../log.ts'
 import { parsePeerAddress } from '../net/address.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { SwarmNode } from '../net/node.ts'
@@ -13,11 +14,27 @@ import type { PeerHello } from '../protocol/messages.ts'
 export interface DiscoveryComponents {
   node: SwarmNode
   peerId: string
-  log: (line: string) => void
+  log: Log
   clock: Clock
   random: () => number
   addrs: () => string[]
+  /** Tiles and images this peer's worker has done: said in its hello. */
+  done: () => number
   publish: (hello: PeerHello) => Promise<void>
+}
+
+/** Another peer as this one sees it: what it said in its last hello, and whether it is connected now. */
+export interface PeerView {
+  peerId: string
+  addrs: string[]
+  connected: boolean
+  /** Unknown until its first hello. */
+  slots?: number
+  /** Seconds it has been up, and tiles and images its worker has done, as of now (by its last hello). */
+  upS?: number
+  done?: number
+  /** Seconds since it was last heard from (0: connected now). */
+  lastSeenS: number
 }
 
 export interface DiscoveryOptions {
@@ -28,6 +45,8 @@ export interface DiscoveryOptions {
   /** Re-dials of a lost peer back off from the first delay to the last, doubling. */
   redialFirstMs?: number
   redialMaxMs?: number
+  /** A peer that has found no other this long after it starts says so. */
+  aloneWarnMs?: number
 }
 
 /** A peer this one keeps trying to reach while it is cut off: a bootstrap address, or a peer it heard from. */
@@ -63,6 +82,11 @@ export class Discovery {
   /** Peers connected now that run the swarm's protocols: a submitting client is not one. */
   private readonly swarmPeers = new Set<string>()
   private everConnected = false
+  /** What each peer said in its last hello, and when this peer heard it. */
+  private readonly heard = new Map<string, { hello: PeerHello, at: number }>()
+  private readonly lastConnected = new Map<string, number>()
+  private startedAt = 0
+  private warnedAlone = false
   private stopped = false
   private helloTimer: unknown
   private stopTicking: (() => void) | undefined
@@ -74,6 +98,7 @@ export class Discovery {
       dialTimeoutMs: options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
       redialFirstMs: options.redialFirstMs ?? REDIAL_FIRST_MS,
       redialMaxMs: options.redialMaxMs ?? REDIAL_MAX_MS,
+      aloneWarnMs: options.aloneWarnMs ?? ALONE_WARN_MS,
     }
     for (const text of options.bootstrap) {
       const addr = parsePeerAddress(text, '--bootstrap')
@@ -87,7 +112,7 @@ export class Discovery {
     const id = evt.detail.peerId.toString()
     if (!evt.detail.protocols.includes(TILE_PROTOCOL) || this.swarmPeers.has(id) || this.c.node.getConnections(evt.detail.peerId).length === 0) return
     this.swarmPeers.add(id)
-    this.c.log(`peer joined ${id}`)
+    this.c.log(`peer joined ${shortId(id)}`)
     this.everConnected = true
     if (this.alone) {
       this.alone = false
@@ -97,7 +122,10 @@ export class Discovery {
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const id = evt.detail.toString()
-    if (this.swarmPeers.delete(id)) this.c.log(`peer left ${id}`)
+    if (this.swarmPeers.delete(id)) {
+      this.c.log(`peer left ${shortId(id)}`)
+      this.lastConnected.set(id, this.c.clock.now())
+    }
     // A bootstrap peer lost after a good while is dialed again at once; one that keeps dropping us, after its backoff.
     const now = this.c.clock.now()
     for (const target of this.targets) {
@@ -114,9 +142,10 @@ export class Discovery {
     node.addEventListener('peer:identify', this.onIdentify)
     node.addEventListener('peer:disconnect', this.onDisconnect)
     for (const t of this.targets) {
-      if (t.peerId === undefined) log(`${t.label} has no /p2p/ peer id: whichever peer answers there is taken as the swarm (add /p2p/<id> to have it checked)`)
+      if (t.peerId === undefined) log(`${t.label} has no /p2p/ peer id: whichever peer answers there is taken as the swarm (add /p2p/<id> to have it checked)`, 'warn')
     }
     if (this.targets.length === 0) log('no --bootstrap given: this peer starts a swarm; others join it with --bootstrap <one of its addresses>')
+    this.startedAt = this.c.clock.now()
     this.stopTicking = repeat(this.c.clock, Math.min(1000, this.options.redialFirstMs), () => { this.tick() })
     this.tick()
     this.scheduleHello()
@@ -142,9 +171,13 @@ export class Discovery {
     if (cutOff && this.everConnected && !this.alone) {
       this.alone = true
       const peers = this.targets.length + this.known.size
-      this.c.log(`alone: connected to no peer; jobs submitted here run on this peer only until it reconnects (${peers === 0 ? 'no peer to dial: it waits to be dialed' : `dialing ${peers} known peer(s) again`})`)
+      this.c.log(`alone: connected to no peer; jobs submitted here run on this peer only until it reconnects (${peers === 0 ? 'no peer to dial: it waits to be dialed' : `dialing ${peers} known peer(s) again`})`, 'warn')
     }
     const now = this.c.clock.now()
+    if (cutOff && !this.everConnected && !this.warnedAlone && now - this.startedAt >= this.options.aloneWarnMs) {
+      this.warnedAlone = true
+      this.c.log(`alone for ${Math.round((now - this.startedAt) / 1000)} s: no peer has joined; jobs submitted here run on this peer only (${this.targets.length === 0 ? 'start other peers with --bootstrap <one of this peer\'s addresses>' : 'is --bootstrap right, and is that peer up?'})`, 'warn')
+    }
     const due = (t: Target): boolean => !t.dialing && t.nextAt <= now && !this.connected(t)
     for (const t of this.targets) if (due(t)) void this.dial(t)
     if (cutOff) for (const t of this.known.values()) if (due(t)) void this.dial(t)
@@ -164,7 +197,7 @@ export class Discovery {
       target.failures++
       const delay = this.backoff(target.failures)
       target.nextAt = this.c.clock.now() + delay
-      if (target.bootstrap) this.c.log(`cannot reach ${target.label}: ${oneLine((err as Error).message)}; trying again in ${(delay / 1000).toFixed(1)} s`)
+      if (target.bootstrap) this.c.log(`cannot reach ${target.label}: ${oneLine((err as Error).message)}; trying again in ${(delay / 1000).toFixed(1)} s`, 'warn')
     } finally {
       target.dialing = false
     }
@@ -186,6 +219,9 @@ export class Discovery {
     const { node } = this.c
     if (msg.peerId === this.c.peerId || this.stopped) return
     const id = peerIdFromString(msg.peerId)
+    this.heard.delete(msg.peerId)
+    this.heard.set(msg.peerId, { hello: msg, at: this.c.clock.now() })
+    if (this.heard.size > MAX_KNOWN_PEERS) this.heard.delete(this.heard.keys().next().value!)
     await node.peerStore.merge(id, { multiaddrs: msg.addrs.map(a => multiaddr(a)) }).catch(() => {})
     this.remember(msg.peerId, id, msg.addrs)
     if (node.getConnections(id).length > 0) return
@@ -194,7 +230,7 @@ export class Discovery {
     try {
       await dialPeer(node, id, { signal: AbortSignal.timeout(this.options.dialTimeoutMs) })
     } catch (err) {
-      this.c.log(`could not reach ${msg.peerId}: ${oneLine((err as Error).message)}`)
+      this.c.log(`could not reach ${shortId(msg.peerId)}: ${oneLine((err as Error).message)}`, 'debug')
     } finally {
       this.discoveryDials--
     }
@@ -218,13 +254,43 @@ export class Discovery {
     return [...out].map(([peerId, addrs]) => ({ peerId, addrs }))
   }
 
+  /**
+   * The swarm's peers as this one sees them: those connected now, and those
+   * heard from (or connected) within the last minute, with what their hellos
+   * said, newest first.
+   */
+  view (): PeerView[] {
+    const now = this.c.clock.now()
+    const ids = new Set([...this.swarmPeers, ...this.heard.keys(), ...this.lastConnected.keys()])
+    const out: PeerView[] = []
+    for (const id of ids) {
+      const connected = this.swarmPeers.has(id)
+      const heard = this.heard.get(id)
+      const lastAt = connected ? now : Math.max(heard?.at ?? -Infinity, this.lastConnected.get(id) ?? -Infinity)
+      if (!connected && now - lastAt > PEER_FORGET_MS) {
+        this.heard.delete(id)
+        this.lastConnected.delete(id)
+        continue
+      }
+      const sinceHello = heard !== undefined ? (now - heard.at) / 1000 : 0
+      out.push({
+        peerId: id,
+        addrs: heard?.hello.addrs ?? this.known.get(id)?.addrs ?? [],
+        connected,
+        ...(heard !== undefined ? { slots: heard.hello.slots, upS: Math.round(heard.hello.up + sinceHello), done: heard.hello.done } : {}),
+        lastSeenS: Math.round((now - lastAt) / 1000),
+      })
+    }
+    return out.sort((a, b) => Number(b.connected) - Number(a.connected) || a.lastSeenS - b.lastSeenS || a.peerId.localeCompare(b.peerId))
+  }
+
   /** Connects to a peer named by someone else (a client resuming a job), if not connected already. */
   async reach (peer: { peerId: string, addrs: string[] }): Promise<void> {
     const id = peerIdFromString(peer.peerId)
     if (this.stopped || this.c.node.getConnections(id).length > 0) return
     await this.c.node.peerStore.merge(id, { multiaddrs: peer.addrs.map(a => multiaddr(a)) }).catch(() => {})
     await dialPeer(this.c.node, id, { signal: AbortSignal.timeout(this.options.dialTimeoutMs) }).catch((err: Error) => {
-      this.c.log(`could not reach ${peer.peerId}: ${oneLine(err.message)}`)
+      this.c.log(`could not reach ${shortId(peer.peerId)}: ${oneLine(err.message)}`, 'warn')
     })
   }
 
@@ -241,7 +307,7 @@ export class Discovery {
   private scheduleHello (): void {
     if (this.stopped) return
     this.helloTimer = this.c.clock.setTimeout(() => {
-      void this.c.publish({ type: 'hello', v: PROTOCOL_VERSION, peerId: this.c.peerId, addrs: this.c.addrs(), slots: this.options.slots })
+      void this.c.publish({ type: 'hello', v: PROTOCOL_VERSION, peerId: this.c.peerId, addrs: this.c.addrs(), slots: this.options.slots, up: Math.floor((this.c.clock.now() - this.startedAt) / 1000), done: this.c.done() })
       this.scheduleHello()
     }, this.options.helloMs * (0.5 + this.c.random()))
   }

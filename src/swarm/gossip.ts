@@ -3,6 +3,7 @@ import { oneLine } from '../errors.ts'
 import { JOBS_TOPIC, PEERS_TOPIC, TOPICS } from '../protocol/constants.ts'
 import { encodeGossip, judgeGossip } from '../protocol/gossip.ts'
 import type { JobsTopicMessage, PeerHello } from '../protocol/messages.ts'
+import type { Log } from '../log.ts'
 
 export interface GossipHandlers {
   job: (message: JobsTopicMessage) => void
@@ -15,12 +16,12 @@ export interface GossipHandlers {
  */
 export class GossipService {
   private readonly node: SwarmNode
-  private readonly log: (line: string) => void
+  private readonly log: Log
   private readonly handlers: GossipHandlers
   private readonly verdicts = new WeakMap<object, ReturnType<typeof judgeGossip>>()
   private stopped = false
 
-  constructor (components: { node: SwarmNode, log: (line: string) => void }, handlers: GossipHandlers) {
+  constructor (components: { node: SwarmNode, log: Log }, handlers: GossipHandlers) {
     this.node = components.node
     this.log = components.log
     this.handlers = handlers
@@ -41,7 +42,7 @@ export class GossipService {
       pubsub.topicValidators.set(topic, (_peer, message) => {
         const judged = judgeGossip(message)
         this.verdicts.set(message, judged)
-        if (judged.verdict !== 'accept') this.log(`ignored a gossip message on ${topic}: ${judged.reason}`)
+        if (judged.verdict !== 'accept') this.log(`ignored a gossip message on ${topic}: ${judged.reason}`, 'warn')
         return judged.verdict
       })
       pubsub.subscribe(topic)
@@ -59,7 +60,7 @@ export class GossipService {
     try {
       await this.node.services.pubsub.publish(topic, encodeGossip(message))
     } catch (err) {
-      if (!this.stopped) this.log(`gossip on ${topic} failed: ${oneLine((err as Error).message)}`)
+      if (!this.stopped) this.log(`gossip on ${topic} failed: ${oneLine((err as Error).message)}`, 'warn')
     }
   }
 

@@ -10,12 +10,13 @@ import { INPUT_PROTOCOL, MAX_HEADER_BYTES, PROTOCOL_VERSION } from '../protocol/
 import { errorReply, inputClientWire, inputServerWire } from '../protocol/wire.ts'
 import { checkedInput, inputTransferMs, sendInput, type InputStore } from '../worker/inputs.ts'
 import type { OpenChannel } from './channels.ts'
+import { shortId, type Log } from '../log.ts'
 
 export interface InputServiceComponents {
   node: SwarmNode
   inputs: InputStore
   openChannel: OpenChannel
-  log: (line: string) => void
+  log: Log
 }
 
 /**
@@ -58,7 +59,7 @@ export class InputService {
         this.served++
       })
     } catch (err) {
-      if (!(err instanceof TileswarmError)) this.c.log(`input for ${peer} failed: ${oneLine((err as Error).message)}`)
+      if (!(err instanceof TileswarmError)) this.c.log(`input for ${shortId(peer)} failed: ${oneLine((err as Error).message)}`, 'warn')
       await wire.send(errorReply(err)).catch(() => {})
       await wire.channel.close().catch(() => {})
     }

@@ -4,11 +4,14 @@ import type { Clock } from '../clock.ts'
 import type { ImageProcessor, TileProcessor } from '../worker/worker.ts'
 import type { InputDecoder } from '../worker/inputs.ts'
 import type { OpenChannel } from './channels.ts'
+import type { Log } from '../log.ts'
 
 /** What a peer is started with: its flags, and the components a test or the simulator may swap. Defaults: src/defaults.ts. */
 export interface PeerOptions {
   listen: string[]
   bootstrap: string[]
+  /** Addresses to tell others instead of the listening ones (--announce, for a VM behind NAT). */
+  announce?: string[]
   /** Keeps the identity key; without it the peer id is new each start. */
   dataDir?: string
   privateKey?: PrivateKey
@@ -26,6 +29,8 @@ export interface PeerOptions {
   dialTimeoutMs?: number
   redialFirstMs?: number
   redialMaxMs?: number
+  /** A peer that has found no other this long after it starts warns that jobs run on it alone. */
+  aloneWarnMs?: number
   uploadIdleMs?: number
   /** What the worker keeps of results it computed for other coordinators, for a later coordinator of the same job. */
   resultCacheBytes?: number
@@ -36,7 +41,7 @@ export interface PeerOptions {
   swarmKey?: Uint8Array
   /** Peer ids allowed to submit jobs here; everyone in the swarm when unset. */
   allowSubmit?: Set<string>
-  log?: (line: string) => void
+  log?: Log
   /** Components: time, randomness, compute (decoding a job's input, a tile), how streams become channels, who may connect. */
   clock?: Clock
   random?: () => number

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os'
 import sharp from 'sharp'
-import { systemClock } from '../clock.ts'
+import { systemClock, type Clock } from '../clock.ts'
+import type { HostedJob, JobOutcome } from '../job/host.ts'
 import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_ANNOUNCE_MS, DEFAULT_HELLO_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_TILE_SIZE } from '../defaults.ts'
 import { loadOrCreateKey, lockDataDir } from '../net/identity.ts'
 import { createSwarmNode, type SwarmNode } from '../net/node.ts'
@@ -15,6 +16,10 @@ import { SubmitService } from './submit-service.ts'
 import type { PeerOptions } from './options.ts'
 import { TileService } from './tile-service.ts'
 import { InputService } from './input-service.ts'
+import { PeerMetrics } from './metrics.ts'
+import { StatusService, SwarmJobs, type SwarmStatus } from './status.ts'
+import { PROTOCOL_VERSION } from '../protocol/constants.ts'
+import { VERSION } from '../version.ts'
 
 export type { PeerOptions } from './options.ts'
 
@@ -35,8 +40,16 @@ export class SwarmPeer {
   readonly inputs: InputStore
   /** Passes job inputs on to peers the coordinators send here, and fetches them from such peers. */
   readonly inputService: InputService
-  /** 'job' (detail: the JobCoordinator) when this peer starts coordinating one. */
+  /** 'job' (detail: the JobCoordinator) when this peer starts coordinating one; 'ended' when one ends. */
   readonly events = new EventTarget()
+  readonly metrics = new PeerMetrics()
+  /** Jobs other peers announce. */
+  readonly swarmJobs: SwarmJobs
+  readonly statusService: StatusService
+  private readonly clock: Clock
+  private readonly startedAt: number
+  private readonly slots: number
+  private readonly listen: string[]
   private readonly unlock: (() => Promise<void>) | undefined
   private stopping: Promise<void> | undefined
 
@@ -46,8 +59,13 @@ export class SwarmPeer {
     const peerId = node.peerId.toString()
     const log = options.log ?? (() => {})
     const clock = options.clock ?? systemClock
+    this.clock = clock
+    this.listen = options.listen
+    this.startedAt = clock.now()
+    this.swarmJobs = new SwarmJobs(clock)
     const openChannel = options.openChannel ?? framedChannel
     const slots = options.slots ?? availableParallelism()
+    this.slots = slots
     const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS
     const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES
     const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS
@@ -55,27 +73,29 @@ export class SwarmPeer {
     this.inputs = new InputStore({ decode: options.decodeInput ?? decodeInput, maxPixels })
     this.inputService = new InputService({ node, inputs: this.inputs, openChannel, log }, { maxInputBytes: maxUploadBytes, dialTimeoutMs: options.dialTimeoutMs })
     this.cache = new ResultCache({ maxBytes: options.resultCacheBytes ?? DEFAULT_RESULT_CACHE_BYTES, maxAgeMs: options.resultCacheMs ?? DEFAULT_RESULT_CACHE_MS, clock })
-    this.worker = new Worker({ peerId, slots, cache: this.cache, inputs: this.inputs, limits: { maxPixels, maxInputBytes: maxUploadBytes, inputMemoryBytes: options.inputMemoryBytes ?? DEFAULT_INPUT_MEMORY_BYTES }, connect: async ref => await this.tiles.connect(ref), fetchInput: async (source, input) => await this.inputService.fetch(source, input), log, clock, process: options.process, processImage: options.processImage })
+    this.worker = new Worker({ peerId, slots, cache: this.cache, inputs: this.inputs, limits: { maxPixels, maxInputBytes: maxUploadBytes, inputMemoryBytes: options.inputMemoryBytes ?? DEFAULT_INPUT_MEMORY_BYTES }, connect: async ref => await this.tiles.connect(ref), fetchInput: async (source, input) => await this.inputService.fetch(source, input), log, clock, process: options.process, processImage: options.processImage, onComputed: (kind, ms) => { this.metrics.computed(kind, ms) } })
     // A coordinator gone: its jobs are dropped at once (their results stay kept).
     node.addEventListener('peer:disconnect', evt => { this.worker.coordinatorGone(evt.detail.toString()) })
     this.gossip = new GossipService({ node, log }, {
       job: msg => {
         if (msg.coordinator === peerId) return
+        this.swarmJobs.heard(msg)
         if (msg.type === 'finished') this.worker.jobFinished(msg.jobId)
         else if (msg.pending > 0) this.worker.addJob({ jobId: msg.jobId, coordinator: msg.coordinator, addrs: msg.addrs, jobKey: msg.jobKey })
       },
       hello: msg => { void this.discovery.hello(msg) },
     })
     const publish = async (msg: Parameters<GossipService['publish']>[0]): Promise<void> => { await this.gossip.publish(msg) }
-    this.discovery = new Discovery({ node, peerId, log, clock, random: options.random ?? Math.random, addrs: () => this.addrs(), publish }, {
+    this.discovery = new Discovery({ node, peerId, log, clock, random: options.random ?? Math.random, addrs: () => this.addrs(), done: () => this.worker.computed, publish }, {
       bootstrap: options.bootstrap,
       slots,
       helloMs: options.helloMs ?? DEFAULT_HELLO_MS,
       dialTimeoutMs: options.dialTimeoutMs,
       redialFirstMs: options.redialFirstMs,
       redialMaxMs: options.redialMaxMs,
+      aloneWarnMs: options.aloneWarnMs,
     })
-    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, alone: () => options.onePipeline !== false && slots === 1 && this.gossip.swarmPeers() === 0, addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) } }, {
+    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, alone: () => options.onePipeline !== false && slots === 1 && this.gossip.swarmPeers() === 0, connectedPeers: () => this.gossip.swarmPeers(), addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) } }, {
       tileSize: options.tileSize ?? DEFAULT_TILE_SIZE,
       maxJobs: options.maxJobs ?? DEFAULT_MAX_JOBS,
       maxUploadBytes,
@@ -87,6 +107,50 @@ export class SwarmPeer {
       allowSubmit: options.allowSubmit,
       uploadIdleMs: options.uploadIdleMs,
     })
+    this.statusService = new StatusService({ node, openChannel, log, snapshot: () => this.status() })
+    this.events.addEventListener('ended', evt => {
+      const { job, outcome, ms } = (evt as CustomEvent<{ job: HostedJob, outcome: JobOutcome, ms: number }>).detail
+      this.metrics.ended(job, outcome, ms)
+    })
+    this.metrics.watch({
+      totals: () => this.submissions.totals(),
+      peersConnected: () => this.gossip.swarmPeers(),
+      connections: () => node.getConnections().length,
+      activeJobs: () => this.submissions.activeJobs,
+      heldLeases: () => this.worker.heldLeases,
+      cachedResultBytes: () => this.cache.stats.bytes,
+    })
+  }
+
+  /** The swarm as this peer sees it: itself, its peers, the jobs it coordinates and those others announce. */
+  status (): SwarmStatus {
+    const now = this.clock.now()
+    const here = this.submissions.jobs().map(j => ({
+      jobId: j.jobId,
+      kind: j.kind,
+      coordinator: this.peerId,
+      here: true,
+      phase: j.phase,
+      done: j.done,
+      total: j.total,
+      ageS: Math.round((now - j.startedAt) / 1000),
+      byPeer: j.byPeer,
+      leases: j.leases,
+      client: j.client,
+    }))
+    return {
+      v: PROTOCOL_VERSION,
+      peerId: this.peerId,
+      addrs: this.addrs(),
+      version: VERSION,
+      slots: this.slots,
+      upS: Math.round((now - this.startedAt) / 1000),
+      done: this.worker.computed,
+      heldLeases: this.worker.heldLeases,
+      activeJobs: this.submissions.activeJobs,
+      peers: this.discovery.view().slice(0, 1024),
+      jobs: [...here, ...this.swarmJobs.view()].slice(0, 1024),
+    }
   }
 
   static async start (options: PeerOptions): Promise<SwarmPeer> {
@@ -94,13 +158,14 @@ export class SwarmPeer {
     let node: SwarmNode | undefined
     try {
       const privateKey = options.privateKey ?? (options.dataDir !== undefined ? await loadOrCreateKey(options.dataDir) : undefined)
-      node = await createSwarmNode({ privateKey, listen: options.listen, heartbeatMs: options.heartbeatMs, dialTimeoutMs: options.dialTimeoutMs, connectionGater: options.connectionGater, swarmKey: options.swarmKey })
+      node = await createSwarmNode({ privateKey, listen: options.listen, announce: options.announce, heartbeatMs: options.heartbeatMs, dialTimeoutMs: options.dialTimeoutMs, connectionGater: options.connectionGater, swarmKey: options.swarmKey })
       const peer = new SwarmPeer(node, options, unlock)
       // One slot is one tile at a time on one libvips thread: slots are how a peer uses its cores.
       sharp.concurrency(1)
       await peer.tiles.start()
       await peer.inputService.start()
       await peer.submissions.start()
+      await peer.statusService.start()
       peer.gossip.start()
       peer.worker.start()
       peer.discovery.start()
@@ -114,6 +179,21 @@ export class SwarmPeer {
 
   get peerId (): string { return this.node.peerId.toString() }
 
+  /**
+   * Where a process on this machine reaches the peer (the web page's jobs):
+   * loopback first, from the listening ports too, as announced addresses
+   * (--announce) may not route from here.
+   */
+  localAddrs (): string[] {
+    const loopback = (a: string): boolean => /^\/(ip4\/127\.|ip6\/::1\/)/.test(a)
+    const fromListen = this.listen.flatMap(l => {
+      const port = /^\/ip4\/(?:0\.0\.0\.0|127\.\d+\.\d+\.\d+)\/tcp\/(\d+)$/.exec(l)?.[1]
+      return port !== undefined && port !== '0' ? [`/ip4/127.0.0.1/tcp/${port}/p2p/${this.peerId}`] : []
+    })
+    const addrs = this.addrs()
+    return [...new Set([...addrs.filter(loopback), ...fromListen, ...addrs.filter(a => !loopback(a))])]
+  }
+
   addrs (): string[] {
     return this.node.getMultiaddrs().map(a => a.toString()).slice(0, MAX_ADDRS)
   }
@@ -124,6 +204,7 @@ export class SwarmPeer {
       this.discovery.stop()
       await this.worker.stop(AbortSignal.timeout(2000))
       await this.submissions.stop(AbortSignal.timeout(2000))
+      await this.statusService.stop()
       this.gossip.stop()
       await this.tiles.stop()
       await this.inputService.stop()

@@ -3,12 +3,13 @@ import { whenAborted, type Clock } from '../clock.ts'
 import { MAX_TILE_SIZE, MIN_TILE_SIZE, UPLOAD_IDLE_MS } from '../defaults.ts'
 import { LimitExceededError, PeerBusyError, PeerLeavingError, ProtocolError, SubmitRefusedError, TileswarmError, oneLine } from '../errors.ts'
 import { resolvePipeline, type OutputFormat } from '../imaging/index.ts'
-import { JobHost, type JobHostComponents, type JobLimits } from '../job/host.ts'
+import { JobHost, type Hosted, type HostedJob, type JobHostComponents, type JobLimits, type JobOutcome } from '../job/host.ts'
 import { BatchHost } from '../job/batch-host.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { SUBMIT_PROTOCOL } from '../protocol/constants.ts'
 import { errorReply, submitServerWire } from '../protocol/wire.ts'
 import type { OpenChannel } from './channels.ts'
+import { shortId } from '../log.ts'
 
 export interface SubmitServiceComponents extends JobHostComponents {
   node: SwarmNode
@@ -36,7 +37,9 @@ export class SubmitService {
   private readonly options: SubmitServiceOptions
   /** Submissions admitted and not yet over, uploading or running. */
   private admitted = 0
-  private readonly hosts = new Map<JobHost | BatchHost, Promise<unknown>>()
+  private readonly hosts = new Map<Hosted, Promise<JobOutcome>>()
+  /** What jobs that ended here did, summed: with the running ones', the peer's counters. */
+  private readonly ended = { units: 0, granted: 0, expired: 0, released: 0, bytesIn: 0, bytesOut: 0 }
   private stopping = false
 
   constructor (components: SubmitServiceComponents, options: SubmitServiceOptions) {
@@ -46,6 +49,18 @@ export class SubmitService {
 
   /** Jobs this peer is taking on or coordinating now. */
   get activeJobs (): number { return this.admitted }
+
+  /** The jobs coordinated here now. */
+  jobs (): HostedJob[] {
+    return [...this.hosts.keys()].map(h => h.status())
+  }
+
+  /** Units, leases and bytes of every job coordinated here since the peer started: monotonic. */
+  totals (): typeof this.ended {
+    const t = { ...this.ended }
+    for (const job of this.jobs()) add(t, job)
+    return t
+  }
 
   async start (): Promise<void> {
     await this.c.node.handle(SUBMIT_PROTOCOL, ({ stream, connection }) => { void this.handle(stream, connection) }, { maxInboundStreams: 8 })
@@ -60,13 +75,17 @@ export class SubmitService {
     await Promise.race([Promise.allSettled(this.hosts.values()), whenAborted(signal)])
   }
 
-  /** A job under way: this peer leaving ends it. */
-  private async hold (host: JobHost | BatchHost, run: Promise<unknown>): Promise<void> {
+  /** A job under way: this peer leaving ends it. When it ends, 'ended' (detail: its status and outcome) goes to the peer's events. */
+  private async hold (host: Hosted, run: Promise<JobOutcome>): Promise<void> {
     this.hosts.set(host, run)
+    let outcome: JobOutcome = 'failed'
     try {
-      await run
+      outcome = await run
     } finally {
       this.hosts.delete(host)
+      const job = host.status()
+      add(this.ended, job)
+      this.c.events.dispatchEvent(new CustomEvent('ended', { detail: { job, outcome, ms: this.c.clock.now() - job.startedAt } }))
     }
   }
 
@@ -105,12 +124,21 @@ export class SubmitService {
     } catch (err) {
       // Refused before a job was taken on; a job's own end is its host's to report.
       const e = err as Error
-      if (!(err instanceof TileswarmError)) this.c.log(`submission from ${client} failed: ${e.stack ?? e.message}`)
-      else this.c.log(`submission from ${client} refused: ${oneLine(e.message)}`)
+      if (!(err instanceof TileswarmError)) this.c.log(`submission from ${shortId(client)} failed: ${e.stack ?? e.message}`, 'error')
+      else this.c.log(`submission from ${shortId(client)} refused: ${oneLine(e.message)}`)
       await wire.send(errorReply(err)).catch(() => {})
       await wire.channel.close().catch(() => {})
     } finally {
       if (admitted) this.admitted--
     }
   }
+}
+
+function add (t: { units: number, granted: number, expired: number, released: number, bytesIn: number, bytesOut: number }, job: HostedJob): void {
+  t.units += job.done
+  t.granted += job.leases.granted
+  t.expired += job.leases.expired
+  t.released += job.leases.released
+  t.bytesIn += job.bytesIn
+  t.bytesOut += job.bytesOut
 }

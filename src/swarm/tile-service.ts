@@ -11,11 +11,12 @@ import { TILE_PROTOCOL } from '../protocol/constants.ts'
 import { memoryChannelPair, type Channel } from '../protocol/framing.ts'
 import type { JobRef } from '../worker/worker.ts'
 import type { OpenChannel } from './channels.ts'
+import type { Log } from '../log.ts'
 
 export interface TileServiceComponents {
   node: SwarmNode
   peerId: string
-  log: (line: string) => void
+  log: Log
   openChannel: OpenChannel
 }
 

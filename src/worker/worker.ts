@@ -10,6 +10,7 @@ import { CoordinatorLink, type ClaimReply, type GrantedWork, type JobRef } from 
 import type { ResultCache } from './result-cache.ts'
 import { sizeText } from '../units.ts'
 import type { InputHold, InputStore } from './inputs.ts'
+import { shortId, type Log } from '../log.ts'
 
 export type { JobRef } from './coordinator-link.ts'
 
@@ -41,10 +42,12 @@ export interface WorkerOptions {
   fetchInput: (source: { peerId: string, addrs: string[] }, input: { bytes: number, sha256: string }) => Promise<Buffer>
   /** Opens a tile-protocol channel to a job's coordinator. */
   connect: (ref: JobRef) => Promise<Channel>
-  log?: (line: string) => void
+  log?: Log
   clock?: Clock
   process?: TileProcessor
   processImage?: ImageProcessor
+  /** A tile or image this worker did was accepted; `ms`: its time in this worker (compute and send). For the peer's metrics. */
+  onComputed?: (kind: 'tile' | 'image', ms: number) => void
 }
 
 /** A worker's hold on a job: its link to the coordinator, and the input it cuts tiles from (after the job's prelude, if any). */
@@ -187,6 +190,9 @@ export class Worker {
 
   get heldLeases (): number { return this.held.size }
 
+  /** Tiles and images this worker did that their coordinators accepted, since it started. */
+  computed = 0
+
   private maybeClose (jobId: string): void {
     const entry = this.jobs.get(jobId)
     if (entry === undefined || !entry.finished || entry.lanes > 0) return
@@ -248,7 +254,7 @@ export class Worker {
         }
         if (err instanceof LimitExceededError) {
           // Not this peer's job to do, however often it is announced.
-          if (!entry.finished) this.options.log?.(`job ${entry.ref.jobId}: left it: ${oneLine(err.message)}`)
+          if (!entry.finished) this.options.log?.(`job ${entry.ref.jobId}: left it: ${oneLine(err.message)}`, 'warn')
           entry.finished = true
           continue
         }
@@ -258,7 +264,7 @@ export class Worker {
         entry.retryAt = this.clock.now() + WORKER_RETRY_MS * entry.failures
         if (entry.failures >= MAX_LINK_FAILURES && this.jobs.get(entry.ref.jobId) === entry && !entry.finished) {
           this.jobs.delete(entry.ref.jobId)
-          if (!this.stopped) this.options.log?.(`job ${entry.ref.jobId}: left it: ${oneLine((err as Error).message)}`)
+          if (!this.stopped) this.options.log?.(`job ${entry.ref.jobId}: left it: ${oneLine((err as Error).message)}`, 'warn')
         }
       } finally {
         entry.lanes--
@@ -276,7 +282,7 @@ export class Worker {
       const held = ref.jobKey !== undefined ? cache?.heldTiles(ref.jobKey) : undefined
       const { reserved } = await link.join(held)
       if (link.batch !== undefined) {
-        this.options.log?.(`batch ${ref.jobId}: working on it (${link.batch.images} images, coordinator ${ref.coordinator})`)
+        this.options.log?.(`batch ${ref.jobId}: working on it (${link.batch.images} images, coordinator ${shortId(ref.coordinator)})`)
         // Before any claim: a resumed batch reserves for this peer the images whose outputs it kept.
         await link.held(this.options.cache?.heldOutputs(MAX_HELD_OUTPUTS) ?? [])
         return { kind: 'batch', link }
@@ -291,7 +297,7 @@ export class Worker {
       // A prelude (geometry on the whole image) holds its result, and while it runs one image between, besides the input.
       const preludeBytes = Math.min(plan.prelude.length, 2) * plan.largestPixels * Math.max(bytesPerPixel(info.format), bytesPerPixel(plan.format))
       if (rawBytes + preludeBytes > inputMemoryBytes) throw new LimitExceededError(`its input decodes to ${sizeText(rawBytes)}${preludeBytes > 0 ? ` and its geometry steps take ${sizeText(preludeBytes)}` : ''}, over this peer's --input-memory-mb of ${sizeText(inputMemoryBytes)}`)
-      this.options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${ref.coordinator})`)
+      this.options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${shortId(ref.coordinator)})`)
       if (reserved !== undefined && cache !== undefined) await this.offer(link, reserved, cache)
       const shape = { width: info.width, height: info.height, format: info.format }
       input = inputs.holdIfHere(info.input.sha256, shape)
@@ -326,7 +332,7 @@ export class Worker {
       try {
         return await this.options.fetchInput(source, link.info.input)
       } catch (err) {
-        this.options.log?.(`job ${link.ref.jobId}: could not fetch its input from ${source.peerId}: ${oneLine((err as Error).message)}`)
+        this.options.log?.(`job ${link.ref.jobId}: could not fetch its input from ${shortId(source.peerId)}: ${oneLine((err as Error).message)}`, 'warn')
       }
     }
     const direct = await link.input(true)
@@ -391,11 +397,14 @@ export class Worker {
         if (reply.kind === 'none') return reply.reason
         if (this.stopped) return 'stopped'
         if (prefetch) next = this.claim(link)
+        const began = this.clock.now()
         const status = await unit(reply)
         if (!prefetch && !this.stopped) next = this.claim(link)
         if (status === 'accepted') {
           const entry = this.jobs.get(link.ref.jobId)
           if (entry !== undefined) { entry.failures = 0; entry.accepted++ }
+          this.computed++
+          this.options.onComputed?.(reply.kind === 'task' ? 'image' : 'tile', this.clock.now() - began)
         }
       }
       return 'stopped'

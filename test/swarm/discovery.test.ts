@@ -73,3 +73,70 @@ test.serial('a multiaddr whose /p2p/ id is another peer\'s: the dial fails namin
     await cluster.stop()
   }
 })
+
+test.serial('a peer no other has joined says so after a while, and a job submitted to it is told it runs on that peer alone', async t => {
+  const cluster = new Cluster({ keepLogs: true })
+  try {
+    const lone = await cluster.addPeer({ aloneWarnMs: 300, slots: 2 })
+    const logs = cluster.logs.get(lone)!
+    await untilSeen(lone, () => logs.some(l => /^alone for \d+ s: no peer has joined; jobs submitted here run on this peer only \(start other peers with --bootstrap/.test(l)), 'the alone warning')
+    t.is(logs.filter(l => /^alone for/.test(l)).length, 1, 'said once')
+    const dir = await tempDir()
+    const notes: string[] = []
+    await submitToSwarm(requestFromFlags({ ops: 'invert', imagePath: fixture('low-contrast.jpg'), out: join(dir, 'o.png') }), { peer: lone.addrs()[0]!, onEvent: e => { if (e.event === 'accepted') notes.push(...e.notes) } })
+    t.true(notes.some(n => /connected to no other: it computes every tile itself/.test(n)), notes.join('; '))
+  } finally {
+    await cluster.stop()
+  }
+})
+
+test.serial('the status a peer gives: its peers with what their hellos said, the jobs it coordinates and those others announce', async t => {
+  const cluster = await Cluster.start(3, { keepLogs: true })
+  try {
+    const [a, b] = cluster.peers as [SwarmPeer, SwarmPeer]
+    await untilSeen(a, () => a.status().peers.filter(p => p.slots !== undefined).length === 2, 'hellos from both other peers')
+    const status = a.status()
+    t.is(status.peerId, a.peerId)
+    t.is(status.peers.length, 2)
+    t.true(status.peers.every(p => p.connected && p.slots === 1 && p.upS !== undefined && p.lastSeenS === 0 && p.addrs.length > 0))
+    // A job on b: a hears of it from its announcements, b has it here with its leases.
+    const dir = await tempDir()
+    let seenElsewhere = false
+    let seenHere = false
+    const job = submitToSwarm(requestFromFlags({ ops: 'blur:sigma=3', imagePath: fixture('Landscape_5.jpg'), out: join(dir, 'o.png') }), {
+      peer: b.addrs()[0]!,
+      tileSize: 64,
+      onEvent: e => {
+        if (e.event !== 'progress') return
+        seenHere ||= b.status().jobs.some(j => j.here && j.kind === 'tiles' && j.total === e.total && j.leases !== undefined)
+        seenElsewhere ||= a.status().jobs.some(j => !j.here && j.coordinator === b.peerId)
+      },
+    })
+    await job
+    t.true(seenHere, 'b lists the job as its own, with its leases')
+    t.true(seenElsewhere, 'a lists it as b\'s')
+    await untilSeen(a, () => a.status().jobs.length === 0, 'the job gone from a\'s view once finished')
+    t.true(a.status().peers.find(p => p.peerId === b.peerId)!.done! >= 0)
+  } finally {
+    await cluster.stop()
+  }
+})
+
+test.serial('--announce: a peer tells others the address it is given, not the one it listens on; processes here still reach it', async t => {
+  const cluster = await Cluster.start(1)
+  try {
+    // A port free now: listening needs a fixed one to be announced.
+    const probe = createServer()
+    await new Promise<void>(resolve => { probe.listen(0, '127.0.0.1', resolve) })
+    const port = (probe.address() as { port: number }).port
+    await new Promise(resolve => { probe.close(resolve) })
+    const natted = await cluster.addPeer({ listen: [`/ip4/127.0.0.1/tcp/${port}`], announce: [`/ip4/198.18.0.77/tcp/${port}`] })
+    t.true(natted.addrs().every(a => a.startsWith(`/ip4/198.18.0.77/tcp/${port}/p2p/`)), natted.addrs().join(' '))
+    t.is(natted.localAddrs()[0], `/ip4/127.0.0.1/tcp/${port}/p2p/${natted.peerId}`)
+    const first = cluster.peers[0]!
+    await untilSeen(first, () => first.status().peers.some(p => p.peerId === natted.peerId && p.addrs.length > 0), 'the natted peer\'s hello')
+    t.true(first.status().peers.find(p => p.peerId === natted.peerId)!.addrs.every(a => a.includes('198.18.0.77')))
+  } finally {
+    await cluster.stop()
+  }
+})

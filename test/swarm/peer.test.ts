@@ -62,6 +62,7 @@ test.serial('a peer sizes its libuv pool to --slots, in either spelling, unless 
     [['--slots', '3'], env, 3],
     [['--slots=1'], env, 1],
     [['--slots', '2'], { ...env, UV_THREADPOOL_SIZE: '7' }, 7],
+    [[], { ...env, TILESWARM_SLOTS: '3' }, 3],
   ]
   for (const [i, [args, childEnv, pool]] of cases.entries()) {
     const peer = await startPeerProcess('p', ['--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, String(i)), ...args], { env: childEnv })
@@ -84,7 +85,7 @@ test.serial('garbage on every topic and on the tile protocol is ignored and logg
     pubsub.subscribe(JOBS_TOPIC)
     await until(() => pubsub.getSubscribers(JOBS_TOPIC).length > 0, [pubsub], ['subscription-change', 'gossipsub:heartbeat'], 10_000, 'rogue in the mesh')
     await pubsub.publish(JOBS_TOPIC, Buffer.from('{not json'))
-    await pubsub.publish(JOBS_TOPIC, Buffer.from(JSON.stringify({ type: 'announce', v: PROTOCOL_VERSION, jobId: 'x', jobKey: 'a'.repeat(64), coordinator: target.peerId, addrs: [], tiles: 1, pending: 1, leaseMs: 1 })))
+    await pubsub.publish(JOBS_TOPIC, Buffer.from(JSON.stringify({ type: 'announce', v: PROTOCOL_VERSION, jobId: 'x', jobKey: 'a'.repeat(64), kind: 'tiles', coordinator: target.peerId, addrs: [], tiles: 1, pending: 1, done: 0, leaseMs: 1 })))
     await pubsub.publish(PEERS_TOPIC, Buffer.from(JSON.stringify({ type: 'hello', v: 2 })))
     const { multiaddr } = await import('@multiformats/multiaddr')
     const stream = await rogue.dialProtocol(multiaddr(target.addrs()[0]!), TILE_PROTOCOL)

@@ -1,0 +1,8 @@
+/** How a peer's parts say what happens: a line, and how much it matters (info when not said). */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+export type Log = (line: string, level?: LogLevel) => void
+
+/** A peer id as logs and the dashboard show it: its last 8 characters, enough to tell a swarm's peers apart. */
+export function shortId (peerId: string): string {
+  return peerId.slice(-8)
+}

@@ -1,0 +1,82 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { VERSION } from '../version.ts'
+import type { HostedJob, JobOutcome } from '../job/host.ts'
+
+/** What a peer's metrics read when Prometheus scrapes: every value is the peer's own count, read then. */
+export interface MetricSources {
+  /** Units, leases and bytes of the jobs coordinated here since the peer started (monotonic). */
+  totals: () => { units: number, granted: number, expired: number, released: number, bytesIn: number, bytesOut: number }
+  peersConnected: () => number
+  connections: () => number
+  activeJobs: () => number
+  heldLeases: () => number
+  cachedResultBytes: () => number
+}
+
+/**
+ * A peer's Prometheus metrics (`/metrics`), in a registry of its own, so
+ * peers in one process (the tests, the simulator) do not share counters.
+ */
+export class PeerMetrics {
+  readonly registry = new Registry()
+  private readonly unitsComputed: Counter<'kind'>
+  private readonly unitSeconds: Histogram<'kind'>
+  private readonly jobsEnded: Counter<'kind' | 'outcome'>
+  private readonly jobSeconds: Histogram<'kind'>
+  private sources: MetricSources | undefined
+  private processMetrics = false
+
+  constructor () {
+    const registers = [this.registry]
+    new Gauge({ name: 'tileswarm_info', help: 'This peer\'s version', labelNames: ['version'], registers }).set({ version: VERSION }, 1)
+    this.unitsComputed = new Counter({ name: 'tileswarm_worker_units_total', help: 'Tiles and batch images this peer\'s worker computed and its coordinators accepted', labelNames: ['kind'], registers })
+    this.unitSeconds = new Histogram({ name: 'tileswarm_worker_unit_seconds', help: 'Time a tile or batch image spent in this peer\'s worker (compute and send)', labelNames: ['kind'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers })
+    this.jobsEnded = new Counter({ name: 'tileswarm_jobs_total', help: 'Jobs coordinated here that ended, by kind and outcome', labelNames: ['kind', 'outcome'], registers })
+    this.jobSeconds = new Histogram({ name: 'tileswarm_job_seconds', help: 'Duration of jobs coordinated here, admission to end', labelNames: ['kind'], buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900], registers })
+    // Counters read from the jobs when scraped: each moves by what its source grew since the last scrape.
+    const read = (pick: (t: ReturnType<MetricSources['totals']>) => number) => {
+      let last = 0
+      return function (this: Counter): void {
+        const now = pick(self.sources?.totals() ?? { units: 0, granted: 0, expired: 0, released: 0, bytesIn: 0, bytesOut: 0 })
+        if (now > last) this.inc(now - last)
+        last = Math.max(last, now)
+      }
+    }
+    const self = this
+    new Counter({ name: 'tileswarm_coordinated_units_total', help: 'Tiles (of every phase) and batch images finished in jobs coordinated here', registers, collect: read(t => t.units) })
+    for (const event of ['granted', 'expired', 'released'] as const) {
+      new Counter({ name: `tileswarm_leases_${event}_total`, help: `Leases ${event} by jobs coordinated here`, registers, collect: read(t => t[event]) })
+    }
+    new Counter({ name: 'tileswarm_bytes_in_total', help: 'Bytes of images clients uploaded to jobs coordinated here', registers, collect: read(t => t.bytesIn) })
+    new Counter({ name: 'tileswarm_bytes_out_total', help: 'Bytes of results sent to clients of jobs coordinated here', registers, collect: read(t => t.bytesOut) })
+    const gauge = (name: string, help: string, value: (s: MetricSources) => number): void => {
+      new Gauge({ name, help, registers, collect () { if (self.sources !== undefined) this.set(value(self.sources)) } })
+    }
+    gauge('tileswarm_peers_connected', 'Peers of the swarm connected to this one', s => s.peersConnected())
+    gauge('tileswarm_libp2p_connections', 'libp2p connections open (peers and clients)', s => s.connections())
+    gauge('tileswarm_jobs_active', 'Jobs coordinated here now', s => s.activeJobs())
+    gauge('tileswarm_worker_leases_held', 'Leases this peer\'s worker holds now', s => s.heldLeases())
+    gauge('tileswarm_result_cache_bytes', 'Results kept for other coordinators\' jobs', s => s.cachedResultBytes())
+  }
+
+  /** The process's own (CPU, memory, event loop): once per process, by whoever serves /metrics. */
+  addProcessMetrics (): void {
+    if (this.processMetrics) return
+    this.processMetrics = true
+    collectDefaultMetrics({ register: this.registry, prefix: 'tileswarm_' })
+  }
+
+  watch (sources: MetricSources): void {
+    this.sources = sources
+  }
+
+  computed (kind: 'tile' | 'image', ms: number): void {
+    this.unitsComputed.inc({ kind })
+    this.unitSeconds.observe({ kind }, ms / 1000)
+  }
+
+  ended (job: HostedJob, outcome: JobOutcome, ms: number): void {
+    this.jobsEnded.inc({ kind: job.kind, outcome })
+    this.jobSeconds.observe({ kind: job.kind }, ms / 1000)
+  }
+}

@@ -1,0 +1,162 @@
+import type { Stream } from '@libp2p/interface'
+import type { Libp2p } from 'libp2p'
+import type { Clock } from '../clock.ts'
+import { DEFAULT_DIAL_TIMEOUT_MS } from '../defaults.ts'
+import { NetworkError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { explainDialFailure } from '../client/roster.ts'
+import { shortId, type Log } from '../log.ts'
+import { openStream } from '../net/dial.ts'
+import { parsePeerAddress } from '../net/address.ts'
+import { MAX_HEADER_BYTES, PROTOCOL_VERSION, STATUS_PROTOCOL } from '../protocol/constants.ts'
+import { FramedChannel } from '../protocol/framing.ts'
+import { SwarmStatus, type JobView, type JobsTopicMessage } from '../protocol/messages.ts'
+import { errorReply, parseOrRefuse, statusClientWire, statusServerWire } from '../protocol/wire.ts'
+import type { OpenChannel } from './channels.ts'
+
+export type { SwarmStatus, JobView } from '../protocol/messages.ts'
+
+/** A job another peer announced, not heard of again for this long (nor said finished), is dropped from the view. */
+const JOB_FORGET_MS = 5 * 60_000
+/** The status of a swarm of a thousand peers, with their addresses, is well under this. */
+const MAX_STATUS_BYTES = 4 * 1024 * 1024
+const MAX_JOBS_SEEN = 1000
+
+/**
+ * Jobs other peers coordinate, as their announcements on the jobs topic tell
+ * of them: progress of the current phase, dropped when said finished.
+ */
+export class SwarmJobs {
+  private readonly clock: Clock
+  private readonly jobs = new Map<string, { msg: Extract<JobsTopicMessage, { type: 'announce' }>, firstAt: number, at: number }>()
+
+  constructor (clock: Clock) {
+    this.clock = clock
+  }
+
+  heard (msg: JobsTopicMessage): void {
+    if (msg.type === 'finished') {
+      this.jobs.delete(msg.jobId)
+      return
+    }
+    const now = this.clock.now()
+    const firstAt = this.jobs.get(msg.jobId)?.firstAt ?? now
+    this.jobs.delete(msg.jobId)
+    this.jobs.set(msg.jobId, { msg, firstAt, at: now })
+    if (this.jobs.size > MAX_JOBS_SEEN) this.jobs.delete(this.jobs.keys().next().value!)
+  }
+
+  view (): JobView[] {
+    const now = this.clock.now()
+    const out: JobView[] = []
+    for (const [jobId, { msg, firstAt, at }] of this.jobs) {
+      if (now - at > JOB_FORGET_MS) {
+        this.jobs.delete(jobId)
+        continue
+      }
+      out.push({ jobId, kind: msg.kind, coordinator: msg.coordinator, here: false, phase: msg.kind === 'batch' ? 'images' : 'tiles', done: msg.done, total: msg.tiles, ageS: Math.round((now - firstAt) / 1000), lastHeardS: Math.round((now - at) / 1000) })
+    }
+    return out
+  }
+}
+
+/** The status protocol's peer end: whoever may connect (the swarm key decides) may ask. */
+export class StatusService {
+  private readonly node: Libp2p
+  private readonly openChannel: OpenChannel
+  private readonly snapshot: () => SwarmStatus
+  private readonly log: Log
+
+  constructor (components: { node: Libp2p, openChannel: OpenChannel, log: Log, snapshot: () => SwarmStatus }) {
+    this.node = components.node
+    this.openChannel = components.openChannel
+    this.snapshot = components.snapshot
+    this.log = components.log
+  }
+
+  async start (): Promise<void> {
+    await this.node.handle(STATUS_PROTOCOL, ({ stream, connection }) => { void this.serve(stream, connection.remotePeer.toString()) }, { maxInboundStreams: 4 })
+  }
+
+  async stop (): Promise<void> {
+    await this.node.unhandle(STATUS_PROTOCOL).catch(() => {})
+  }
+
+  private async serve (stream: Stream, peer: string): Promise<void> {
+    const wire = statusServerWire(this.openChannel(stream, { maxBodyBytes: 0 }, 'status-server'), peer)
+    try {
+      await wire.receive({ timeoutMs: 10_000 })
+      await wire.send({ type: 'status' }, Buffer.from(JSON.stringify(this.snapshot())))
+      await wire.channel.close()
+    } catch (err) {
+      if (!(err instanceof TileswarmError)) this.log(`status for ${shortId(peer)} failed: ${oneLine((err as Error).message)}`, 'debug')
+      await wire.send(errorReply(err)).catch(() => {})
+      await wire.channel.close().catch(() => {})
+    }
+  }
+}
+
+/** Asks the peer at `address` how it sees the swarm. */
+export async function fetchStatus (node: Libp2p, address: string, options: { dialTimeoutMs?: number, swarmKey?: Uint8Array } = {}): Promise<SwarmStatus> {
+  const target = parsePeerAddress(address, '--peer')
+  const timeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
+  const stream = await openStream(node, target, STATUS_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) }).catch(async (err: Error) => {
+    // Answered, but not on this protocol: a peer of another version.
+    if (err.name === 'UnsupportedProtocolError') throw new NetworkError(`the peer at ${address} does not speak ${STATUS_PROTOCOL} (another version of tileswarm?)`)
+    throw new NetworkError(`cannot reach ${address}: ${await explainDialFailure(target, err, { swarmKey: options.swarmKey, dialTimeoutMs: timeoutMs })}`)
+  })
+  const wire = statusClientWire(new FramedChannel(stream, { maxBodyBytes: MAX_STATUS_BYTES }), `peer at ${address}`)
+  try {
+    await wire.send({ type: 'status', v: PROTOCOL_VERSION })
+    const { message, body } = await wire.receive({ timeoutMs })
+    if (message.type === 'error') throw new ProtocolError(message.message)
+    let parsed: unknown
+    try {
+      parsed = JSON.parse((body ?? Buffer.alloc(0)).toString('utf8'))
+    } catch {
+      throw new ProtocolError(`the peer at ${address} sent a status that is not JSON`)
+    }
+    await wire.channel.close().catch(() => {})
+    return parseOrRefuse(SwarmStatus, parsed, `peer at ${address}`)
+  } catch (err) {
+    wire.channel.abort(err instanceof Error ? err : new Error(String(err)))
+    throw err
+  }
+}
+
+const ago = (s: number): string => s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`
+
+/** The status as a person reads it: the peer, its peers, the jobs. */
+export function formatStatus (s: SwarmStatus): string {
+  const lines: string[] = []
+  const connected = s.peers.filter(p => p.connected).length
+  lines.push(`peer ${s.peerId} (tileswarm ${s.version}): up ${ago(s.upS)}, ${s.slots} slot${s.slots === 1 ? "" : "s"}, ${s.done} tiles and images done, ${s.heldLeases} leases held, ${s.activeJobs} jobs coordinated now`)
+  lines.push(`  ${s.addrs.join('\n  ')}`)
+  lines.push('')
+  lines.push(`peers: ${connected} connected${s.peers.length > connected ? `, ${s.peers.length - connected} heard from lately` : ''}${connected === 0 ? ' (alone: jobs submitted here run on this peer only)' : ''}`)
+  if (s.peers.length > 0) {
+    const rows = s.peers.map(p => [shortId(p.peerId), p.connected ? 'connected' : `seen ${ago(p.lastSeenS)} ago`, p.slots?.toString() ?? '?', p.upS !== undefined ? ago(p.upS) : '?', p.done?.toString() ?? '?', p.addrs[0] ?? ''])
+    lines.push(...table(['PEER', 'STATE', 'SLOTS', 'UP', 'DONE', 'ADDRESS'], rows))
+  }
+  lines.push('')
+  lines.push(`jobs: ${s.jobs.filter(j => j.here).length} here, ${s.jobs.filter(j => !j.here).length} elsewhere`)
+  if (s.jobs.length > 0) {
+    const rows = s.jobs.map(j => [
+      j.jobId,
+      j.kind,
+      j.here ? 'here' : shortId(j.coordinator),
+      j.phase,
+      `${j.done}/${j.total}${j.total > 0 ? ` (${Math.floor(100 * j.done / j.total)}%)` : ''}`,
+      ago(j.ageS),
+      j.leases !== undefined ? `${j.leases.expired}` : '-',
+      j.byPeer !== undefined ? Object.entries(j.byPeer).map(([p, n]) => `${shortId(p)}:${n}`).join(' ') : '-',
+    ])
+    lines.push(...table(['JOB', 'KIND', 'COORDINATOR', 'PHASE', 'DONE', 'AGE', 'EXPIRED', 'BY PEER'], rows))
+  }
+  return lines.join('\n')
+}
+
+function table (head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i]!.length)))
+  const line = (cells: string[]): string => '  ' + cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i]!)).join('  ')
+  return [line(head), ...rows.map(line)]
+}

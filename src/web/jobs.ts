@@ -1,0 +1,218 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
+import type { Libp2p } from 'libp2p'
+import { DEFAULT_QUALITY } from '../defaults.ts'
+import { InvalidImageError, InvalidParameterError, TileswarmError, oneLine } from '../errors.ts'
+import { formatFromPath, parseOps, readImageHeader, resolvePipeline, type OutputFormat, type Step } from '../imaging/index.ts'
+import { submitToSwarm, type SubmitEvent } from '../client/submit.ts'
+import { submitBatch, type BatchEvent } from '../client/batch.ts'
+import { planBatch } from '../client/batch-plan.ts'
+import type { Log } from '../log.ts'
+
+/** Jobs the page sent, kept for their results this long after they end, and no more than this many. */
+const KEEP_MS = 60 * 60_000
+const KEEP_JOBS = 32
+/** Events a job keeps for a page that opens its progress late (a tile map's worth). */
+const MAX_EVENTS = 20_000
+
+const EXTENSION: Record<string, string> = { jpeg: '.jpg', png: '.png', webp: '.webp', tiff: '.tif', heif: '.heif', gif: '.gif' }
+const CONTENT_TYPE: Record<OutputFormat, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', tiff: 'image/tiff', avif: 'image/avif' }
+
+export interface Upload {
+  name: string
+  data: Buffer
+}
+
+export interface WebJobRequest {
+  ops: string
+  format?: OutputFormat
+  quality?: number
+  files: Upload[]
+}
+
+type WebEvent = (SubmitEvent | BatchEvent | { event: 'failed', name: string, message: string }) & { at?: number }
+
+export interface WebJob {
+  id: string
+  kind: 'image' | 'batch'
+  /** What the page shows: the file's name, or how many images. */
+  title: string
+  ops: string
+  state: 'running' | 'done' | 'failed'
+  createdAt: number
+  endedAt?: number
+  events: WebEvent[]
+  listeners: Set<(event: WebEvent) => void>
+  result?: { type: string, filename: string, bytes: number, data?: Buffer, path?: string }
+  error?: { name: string, message: string }
+  dir?: string
+}
+
+/** What the page and `GET /api/jobs/:id` see of a job. */
+export function describeJob (job: WebJob): Record<string, unknown> {
+  return {
+    id: job.id,
+    kind: job.kind,
+    title: job.title,
+    ops: job.ops,
+    state: job.state,
+    createdAt: job.createdAt,
+    ...(job.endedAt !== undefined ? { endedAt: job.endedAt } : {}),
+    ...(job.result !== undefined ? { result: { type: job.result.type, filename: job.result.filename, bytes: job.result.bytes } } : {}),
+    ...(job.error !== undefined ? { error: job.error } : {}),
+  }
+}
+
+/** A name as the user gave it, made safe to show and to write in a folder of ours: no path, no hidden file, no odd characters. */
+export function safeStem (name: string): string {
+  const base = name.split(/[/\\]/).pop() ?? ''
+  const stem = base.replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._ -]+/g, '_').replace(/^[.\s]+/, '').slice(0, 100).trim()
+  return stem === '' ? 'image' : stem
+}
+
+/**
+ * The jobs submitted through the web page: each goes to the swarm as the
+ * library sends it (one image tiled, several as a batch), through one client
+ * node of this peer's; its events are kept for the progress view, its result
+ * until it is fetched or an hour has passed.
+ */
+export class WebJobs {
+  private readonly jobs = new Map<string, WebJob>()
+  private readonly entry: () => string[]
+  private readonly client: () => Promise<Libp2p>
+  private readonly log: Log
+  private readonly maxPixels: number
+  private readonly tileAboveMp: number | undefined
+
+  constructor (options: { entry: () => string[], client: () => Promise<Libp2p>, log: Log, maxPixels: number, tileAboveMp?: number }) {
+    this.entry = options.entry
+    this.client = options.client
+    this.log = options.log
+    this.maxPixels = options.maxPixels
+    this.tileAboveMp = options.tileAboveMp
+  }
+
+  get (id: string): WebJob | undefined { return this.jobs.get(id) }
+
+  list (): WebJob[] { return [...this.jobs.values()].reverse() }
+
+  /** Checks what came (a pipeline that parses, files that are images) and starts the job; refusals throw, with the reason. */
+  async start (request: WebJobRequest): Promise<WebJob> {
+    if (request.files.length === 0) throw new InvalidParameterError('no image was uploaded: choose one or more files')
+    const steps = resolvePipeline(parseOps(request.ops))
+    const quality = request.quality ?? DEFAULT_QUALITY
+    if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new InvalidParameterError(`Expected integer between 1 and 100 for quality but received ${String(request.quality)}`)
+    const containers: string[] = []
+    for (const f of request.files) {
+      const header = await readImageHeader(f.data).catch((err: unknown) => {
+        throw new InvalidImageError(`${safeStem(f.name)}: not an image this swarm reads (${err instanceof Error ? oneLine(err.message) : String(err)})`)
+      })
+      if (header.width * header.height > this.maxPixels) throw new InvalidImageError(`${safeStem(f.name)}: ${header.width}x${header.height} is over this peer's limit of ${(this.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
+      containers.push(header.container)
+    }
+    this.evict()
+    const job: WebJob = {
+      id: randomBytes(8).toString('hex'),
+      kind: request.files.length === 1 ? 'image' : 'batch',
+      title: request.files.length === 1 ? safeStem(request.files[0]!.name) : `${request.files.length} images`,
+      ops: request.ops,
+      state: 'running',
+      createdAt: Date.now(),
+      events: [],
+      listeners: new Set(),
+    }
+    this.jobs.set(job.id, job)
+    const run = job.kind === 'image'
+      ? this.runImage(job, steps, request.files[0]!, containers[0]!, request.format, quality)
+      : this.runBatch(job, steps, request.files, containers, request.format, quality)
+    void run.then(() => { this.end(job, 'done') }, (err: unknown) => {
+      const e = err instanceof Error ? err : new Error(String(err))
+      job.error = { name: e instanceof TileswarmError ? e.name : 'InternalError', message: oneLine(e.message) }
+      if (!(e instanceof TileswarmError)) this.log(`web job ${job.id} failed: ${e.stack ?? e.message}`, 'error')
+      this.emit(job, { event: 'failed', ...job.error })
+      this.end(job, 'failed')
+    })
+    return job
+  }
+
+  private emit (job: WebJob, event: WebEvent): void {
+    if (job.events.length < MAX_EVENTS) job.events.push(event)
+    for (const l of job.listeners) l(event)
+  }
+
+  private end (job: WebJob, state: 'done' | 'failed'): void {
+    job.state = state
+    job.endedAt = Date.now()
+    for (const l of job.listeners) l({ event: 'note', message: `job ${state}` })
+    job.listeners.clear()
+    this.log(`web job ${job.id} (${job.title}, ${job.ops}): ${state}${job.error !== undefined ? `: ${job.error.message}` : ''}`)
+  }
+
+  private async runImage (job: WebJob, steps: Step[], file: Upload, container: string, format: OutputFormat | undefined, quality: number): Promise<void> {
+    const out = format ?? formatFromPath(`x${EXTENSION[container] ?? '.png'}`) ?? 'png'
+    const done = await submitToSwarm({ steps, input: file.data, format: out, quality }, { peer: this.entry(), node: await this.client(), maxUploadBytes: file.data.length, onEvent: e => { this.emit(job, e) } })
+    job.result = { type: CONTENT_TYPE[out], filename: `${safeStem(file.name)}-processed${EXTENSION[out] ?? '.avif'}`, bytes: done.data.length, data: done.data }
+  }
+
+  /** Several images: written to a folder of the job's own under their safe names, sent as one batch, the outputs zipped. */
+  private async runBatch (job: WebJob, steps: Step[], files: Upload[], containers: string[], format: OutputFormat | undefined, quality: number): Promise<void> {
+    const dir = await mkdtemp(join(tmpdir(), 'tileswarm-web-'))
+    job.dir = dir
+    const inputs: string[] = []
+    const taken = new Set<string>()
+    for (const [i, f] of files.entries()) {
+      const stem = safeStem(f.name)
+      let name = `${stem}${EXTENSION[containers[i]!] ?? '.png'}`
+      for (let n = 2; taken.has(name.toLowerCase()); n++) name = `${stem}-${n}${EXTENSION[containers[i]!] ?? '.png'}`
+      taken.add(name.toLowerCase())
+      const path = join(dir, 'in', name)
+      inputs.push(path)
+    }
+    await mkdir(join(dir, 'in'))
+    for (const [i, path] of inputs.entries()) await writeFile(path, files[i]!.data, { flag: 'wx' })
+    const zip = join(dir, 'outputs.zip')
+    const plan = await planBatch(inputs, zip, { recursive: false, ...(format !== undefined ? { format } : {}) })
+    // The page hears of each image by its name, not where this peer keeps it.
+    const named = (path: string): string => basename(path.replace(/^.*\.zip:/, ''))
+    const shown = (e: BatchEvent): BatchEvent => {
+      const out: Record<string, unknown> = { ...e }
+      if ('input' in e) out.input = named(e.input)
+      if ('output' in e) out.output = named(e.output)
+      if (e.event === 'batch-done') out.failures = e.failures.map(f => ({ ...f, input: named(f.input) }))
+      if (e.event === 'batch') out.leftOut = e.leftOut.map(named)
+      return out as BatchEvent
+    }
+    const summary = await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shown(e)) } })
+    if (summary.done === 0) throw new InvalidImageError(`no image could be processed: ${summary.failures.map(f => `${named(f.input)}: ${f.message}`).join('; ')}`)
+    job.result = { type: 'application/zip', filename: `tileswarm-${job.id}.zip`, bytes: (await stat(zip)).size, path: zip }
+  }
+
+  /** The result's bytes, read from where the job left them. */
+  async resultData (job: WebJob): Promise<Buffer | undefined> {
+    if (job.result === undefined) return undefined
+    return job.result.data ?? (job.result.path !== undefined ? await readFile(job.result.path) : undefined)
+  }
+
+  /** Jobs ended over an hour ago go, and the oldest ended ones past the last KEEP_JOBS. */
+  private evict (): void {
+    const now = Date.now()
+    const ended = [...this.jobs.values()].filter(j => j.endedAt !== undefined)
+    const over = Math.max(0, this.jobs.size + 1 - KEEP_JOBS)
+    ended.forEach((job, i) => {
+      if (i < over || now - job.endedAt! > KEEP_MS) this.drop(job)
+    })
+  }
+
+  private drop (job: WebJob): void {
+    this.jobs.delete(job.id)
+    if (job.dir !== undefined) void rm(job.dir, { recursive: true, force: true })
+  }
+
+  /** The server is closing: every job's folder goes. */
+  async close (): Promise<void> {
+    await Promise.all([...this.jobs.values()].map(async j => { if (j.dir !== undefined) await rm(j.dir, { recursive: true, force: true }) }))
+    this.jobs.clear()
+  }
+}
