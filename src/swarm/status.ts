@@ -123,13 +123,14 @@ export async function fetchStatus (node: Libp2p, address: string, options: { dia
   }
 }
 
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`
 const ago = (s: number): string => s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`
 
 /** The status as a person reads it: the peer, its peers, the jobs. */
 export function formatStatus (s: SwarmStatus): string {
   const lines: string[] = []
   const connected = s.peers.filter(p => p.connected).length
-  lines.push(`peer ${s.peerId} (tileswarm ${s.version}): up ${ago(s.upS)}, ${s.slots} slot${s.slots === 1 ? "" : "s"}, ${s.done} tiles and images done, ${s.heldLeases} leases held, ${s.activeJobs} jobs coordinated now`)
+  lines.push(`peer ${s.peerId} (tileswarm ${s.version}): up ${ago(s.upS)}, ${plural(s.slots, 'slot')}, ${s.done} tiles and images done, ${plural(s.heldLeases, 'lease')} held, ${plural(s.activeJobs, 'job')} coordinated now`)
   lines.push(`  ${s.addrs.join('\n  ')}`)
   lines.push('')
   lines.push(`peers: ${connected} connected${s.peers.length > connected ? `, ${s.peers.length - connected} heard from lately` : ''}${connected === 0 ? ' (alone: jobs submitted here run on this peer only)' : ''}`)
