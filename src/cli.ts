@@ -22,7 +22,7 @@ import { InvalidParameterError, isUserFacing, oneLine } from './errors.ts'
 import { shortId } from './log.ts'
 import { loadOrCreateKey } from './net/identity.ts'
 import { readSwarmKey, writeSwarmKey } from './net/swarm-key.ts'
-import { parseListenAddress, parsePeerAddress } from './net/address.ts'
+import { parseAnnounceAddress, parseListenAddress, parsePeerAddress } from './net/address.ts'
 import type { PeerOptions } from './swarm/peer.ts'
 import { createLog, LOG_FORMATS, LOG_LEVELS } from './logger.ts'
 import type { LogLevel } from './log.ts'
@@ -149,15 +149,18 @@ function peerCommand (compute: PeerCompute): Command {
       debug = opts.debug === true
       for (const addr of opts.listen ?? []) parseListenAddress(addr)
       for (const addr of opts.bootstrap ?? []) parsePeerAddress(addr, '--bootstrap')
-      for (const addr of opts.announce ?? []) parseListenAddress(addr)
-      const { parseHttpAddress, isLoopback, tokenFromSwarmKey, startWebServer } = await import('./web/server.ts')
+      for (const addr of opts.announce ?? []) parseAnnounceAddress(addr)
+      const { parseHttpAddress, isLoopback, tokenFromSwarmKey, checkToken, startWebServer } = await import('./web/server.ts')
       const http = parseHttpAddress(opts.http)
+      if (opts.httpToken !== undefined) checkToken(opts.httpToken)
       const swarmKey = opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined
-      const httpToken = opts.httpToken ?? (http !== undefined && !isLoopback(http.host) && swarmKey !== undefined ? tokenFromSwarmKey(swarmKey) : undefined)
-      if (http !== undefined && !isLoopback(http.host) && httpToken === undefined) {
-        throw new InvalidParameterError(`--http ${opts.http} is reachable from other machines: give --http-token <secret> (or --swarm-key, from which a token is derived), or bind to 127.0.0.1`)
-      }
       const allowSubmit = await allowList(opts.allowSubmit, opts.allowSubmitFile)
+      // Derived from the swarm key, a token is every peer's: not enough where submitting is narrowed to --allow-submit.
+      const derived = opts.httpToken === undefined && http !== undefined && !isLoopback(http.host) && swarmKey !== undefined && allowSubmit === undefined
+      const httpToken = opts.httpToken ?? (derived ? tokenFromSwarmKey(swarmKey!) : undefined)
+      if (http !== undefined && !isLoopback(http.host) && httpToken === undefined) {
+        throw new InvalidParameterError(`--http ${opts.http} is reachable from other machines: give --http-token <secret>${allowSubmit === undefined ? ' (or --swarm-key, from which a token is derived)' : ''}, or bind to 127.0.0.1`)
+      }
       const logger = createLog({ level: opts.logLevel, format: opts.logFormat })
       const log = logger.log
       // Loaded for a peer only: a submit (or --help) starts without the swarm's modules.
@@ -187,7 +190,7 @@ function peerCommand (compute: PeerCompute): Command {
       let web: Awaited<ReturnType<typeof startWebServer>> | undefined
       if (http !== undefined) {
         try {
-          web = await startWebServer({ listen: opts.http, ...(httpToken !== undefined ? { token: httpToken } : {}), peer, maxUploadBytes: opts.maxUploadBytes, maxPixels: opts.maxPixels, swarmKey, allowSubmit, log })
+          web = await startWebServer({ listen: opts.http, ...(httpToken !== undefined ? { token: httpToken } : {}), peer, maxUploadBytes: opts.maxUploadBytes, maxPixels: opts.maxPixels, swarmKey, allowSubmit, canSubmit: allowSubmit === undefined || opts.httpToken !== undefined, log })
         } catch (err) {
           if (command.getOptionValueSource('http') !== 'default') {
             await peer.stop()
@@ -210,7 +213,12 @@ function peerCommand (compute: PeerCompute): Command {
       process.on('SIGTERM', () => { shutdown('SIGTERM') })
       // Only now: whoever waits for these lines may signal at once.
       for (const addr of peer.addrs()) process.stdout.write(`listening on ${addr}\n`)
-      if (web !== undefined) process.stdout.write(`web page on ${web.url}${httpToken !== undefined ? `?token=${httpToken}` : ''} (dashboard: ${web.url}dashboard, metrics: ${web.url}metrics)\n`)
+      if (web !== undefined) {
+        // The token goes into the address only on a terminal: a service's output ends up in its journal.
+        const token = httpToken === undefined ? '' : process.stdout.isTTY ? `?token=${httpToken}` : ''
+        const asks = httpToken === undefined || token !== '' ? '' : derived ? '; it asks for its token: tileswarm http-token --swarm-key <file> prints it' : '; it asks for --http-token'
+        process.stdout.write(`web page on ${web.url}${token} (dashboard: ${web.url}dashboard, metrics: ${web.url}metrics${asks})\n`)
+      }
       log(`peer ${peer.peerId} (${shortId(peer.peerId)} in logs) up: ${opts.slots} slot${opts.slots === 1 ? '' : 's'} (libuv pool of ${process.env.UV_THREADPOOL_SIZE ?? 4}), tiles of ${opts.tileSize} px, leases of ${opts.leaseMs} ms${swarmKey !== undefined ? ', private swarm' : ''}${allowSubmit !== undefined ? `, ${allowSubmit.size} peers may submit` : ''}`)
     })
   return fromEnvironment(command)
@@ -240,7 +248,7 @@ function submitCommand (): Command {
   const command: Command = new Command('submit')
     .description('process an image, or a batch of them (several -i, a folder, a glob): in this process (--local) or on a swarm (--peer)')
     .addHelpText('after', '\nExit status: 0 every output written (skipped ones count); 1 an error, nothing more done; 3 a batch in which some images failed (each named; the others are written); 130 interrupted (outputs written so far stay: --skip-existing goes on from there).')
-    .option('--peer <multiaddr>', 'any peer of the swarm; it coordinates the job; repeat for more entry points (the job moves on if one is full or lost)', collect)
+    .option('--peer <multiaddr>', 'any peer of the swarm; it coordinates the job; repeat for more entry points (the job moves on if one is full or lost)', collectList)
     .option('--local', 'process here, whole image, no swarm: the reference output')
     .option('--task <op>', 'an operation (the Python prototype\'s flag); repeat for a pipeline', (v: string, prev: string[] = []) => [...prev, v])
     .option('--op <op>', 'same as --task', (v: string, prev: string[] = []) => [...prev, v])
@@ -402,6 +410,13 @@ export function buildProgram (compute: PeerCompute = {}): Command {
         await node.stop()
       }
     }), ['peer', 'swarm-key']))
+  program.addCommand(new Command('http-token')
+    .description('print the web page\'s token that peers of a private swarm derive from its key (when they serve the page beyond loopback without --http-token)')
+    .requiredOption('--swarm-key <file>', 'the swarm\'s key')
+    .action(async (opts: { swarmKey: string }) => {
+      const { tokenFromSwarmKey } = await import('./web/server.ts')
+      process.stdout.write(`${tokenFromSwarmKey(await readSwarmKey(opts.swarmKey))}\n`)
+    }))
   program.addCommand(new Command('keygen')
     .description('write a new pre-shared key for a private swarm; give the same file to every peer and client')
     .requiredOption('--out <file>', 'where to write it (mode 600)')

@@ -12,7 +12,7 @@ if (major < 22) {
 if (process.env.UV_THREADPOOL_SIZE === undefined) {
   const { availableParallelism } = await import('node:os')
   const args = process.argv.slice(2)
-  const peer = !['submit', 'status', 'keygen', 'id', 'help'].includes(args[0] ?? '')
+  const peer = !['submit', 'status', 'http-token', 'keygen', 'id', 'help'].includes(args[0] ?? '')
   const at = args.findIndex(a => a === '--slots' || a.startsWith('--slots='))
   // As the CLI reads it: the flag, else TILESWARM_SLOTS, else a slot per core.
   const slots = at >= 0 ? Number(args[at].includes('=') ? args[at].split('=')[1] : args[at + 1]) : process.env.TILESWARM_SLOTS !== undefined ? Number(process.env.TILESWARM_SLOTS) : availableParallelism()

@@ -23,3 +23,10 @@ export function parseListenAddress (text: string): Multiaddr {
   if (first !== 'ip4' && first !== 'ip6') throw new InvalidParameterError(`--listen ${text} must start with /ip4/ or /ip6/ and an address of this machine (0.0.0.0 for all)`)
   return addr
 }
+
+/** --announce: where others should dial this peer (a public address or name), a TCP address. */
+export function parseAnnounceAddress (text: string): Multiaddr {
+  const addr = parsePeerAddress(text, '--announce', '/ip4/203.0.113.7/tcp/4001')
+  if (!addr.protoNames().includes('tcp')) throw new InvalidParameterError(`--announce ${text} must be a TCP address, like /ip4/203.0.113.7/tcp/4001 or /dns4/peer.example.org/tcp/4001`)
+  return addr
+}

@@ -29,5 +29,5 @@ export const MAX_INPUT_SOURCES = 4
 export const MAX_ERROR_CHARS = 500
 /** Whole images' outputs a batch's worker says it holds, at most. */
 export const MAX_HELD_OUTPUTS = 4096
-/** Tiles one progress message names as placed, with who computed them (the tile map); more wait for the next. */
-export const MAX_PLACED_TOLD = 8192
+/** Tiles one progress message names as placed, with who computed them (the tile map); more go in the next. At 10 digits each, well inside a header's 64 KiB. */
+export const MAX_PLACED_TOLD = 4096

@@ -124,7 +124,9 @@ export class Discovery {
     const id = evt.detail.toString()
     if (this.swarmPeers.delete(id)) {
       this.c.log(`peer left ${shortId(id)}`)
+      this.lastConnected.delete(id)
       this.lastConnected.set(id, this.c.clock.now())
+      if (this.lastConnected.size > MAX_KNOWN_PEERS) this.lastConnected.delete(this.lastConnected.keys().next().value!)
     }
     // A bootstrap peer lost after a good while is dialed again at once; one that keeps dropping us, after its backoff.
     const now = this.c.clock.now()

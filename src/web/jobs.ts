@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import type { Libp2p } from 'libp2p'
 import { DEFAULT_QUALITY } from '../defaults.ts'
-import { InvalidImageError, InvalidParameterError, TileswarmError, oneLine } from '../errors.ts'
+import { InvalidImageError, InvalidParameterError, PeerBusyError, TileswarmError, oneLine } from '../errors.ts'
 import { formatFromPath, parseOps, readImageHeader, resolvePipeline, type OutputFormat, type Step } from '../imaging/index.ts'
 import { submitToSwarm, type SubmitEvent } from '../client/submit.ts'
 import { submitBatch, type BatchEvent } from '../client/batch.ts'
@@ -16,6 +16,8 @@ const KEEP_MS = 60 * 60_000
 const KEEP_JOBS = 32
 /** Events a job keeps for a page that opens its progress late (a tile map's worth). */
 const MAX_EVENTS = 20_000
+/** Page jobs running at once on one peer: the swarm's --max-jobs holds the rest of the line. */
+const MAX_RUNNING = 8
 
 const EXTENSION: Record<string, string> = { jpeg: '.jpg', png: '.png', webp: '.webp', tiff: '.tif', heif: '.heif', gif: '.gif' }
 const CONTENT_TYPE: Record<OutputFormat, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', tiff: 'image/tiff', avif: 'image/avif' }
@@ -32,7 +34,9 @@ export interface WebJobRequest {
   files: Upload[]
 }
 
-type WebEvent = (SubmitEvent | BatchEvent | { event: 'failed', name: string, message: string }) & { at?: number }
+type WebEvent = SubmitEvent | BatchEvent | { event: 'failed', name: string, message: string }
+/** An event and its number in the job's stream: a page that reconnects says the last it had. */
+export interface Sequenced { seq: number, event: WebEvent }
 
 export interface WebJob {
   id: string
@@ -43,9 +47,12 @@ export interface WebJob {
   state: 'running' | 'done' | 'failed'
   createdAt: number
   endedAt?: number
-  events: WebEvent[]
-  listeners: Set<(event: WebEvent) => void>
-  result?: { type: string, filename: string, bytes: number, data?: Buffer, path?: string }
+  events: Sequenced[]
+  /** Events numbered so far (past MAX_EVENTS they are sent live but not kept). */
+  seq: number
+  listeners: Set<(event: Sequenced) => void>
+  /** Where the result is kept until the job is dropped. */
+  result?: { type: string, filename: string, bytes: number, path: string }
   error?: { name: string, message: string }
   dir?: string
 }
@@ -85,6 +92,9 @@ export class WebJobs {
   private readonly log: Log
   private readonly maxPixels: number
   private readonly tileAboveMp: number | undefined
+  /** Results an hour old go even when no new job comes to make room. */
+  private closed = false
+  private readonly sweeper = setInterval(() => { this.evict(0) }, 5 * 60_000).unref()
 
   constructor (options: { entry: () => string[], client: () => Promise<Libp2p>, log: Log, maxPixels: number, tileAboveMp?: number }) {
     this.entry = options.entry
@@ -101,6 +111,8 @@ export class WebJobs {
   /** Checks what came (a pipeline that parses, files that are images) and starts the job; refusals throw, with the reason. */
   async start (request: WebJobRequest): Promise<WebJob> {
     if (request.files.length === 0) throw new InvalidParameterError('no image was uploaded: choose one or more files')
+    const running = [...this.jobs.values()].filter(j => j.state === 'running').length
+    if (running >= MAX_RUNNING) throw new PeerBusyError(`this peer's web page has ${running} jobs running, its limit; try again when one is done`)
     const steps = resolvePipeline(parseOps(request.ops))
     const quality = request.quality ?? DEFAULT_QUALITY
     if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new InvalidParameterError(`Expected integer between 1 and 100 for quality but received ${String(request.quality)}`)
@@ -112,7 +124,7 @@ export class WebJobs {
       if (header.width * header.height > this.maxPixels) throw new InvalidImageError(`${safeStem(f.name)}: ${header.width}x${header.height} is over this peer's limit of ${(this.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
       containers.push(header.container)
     }
-    this.evict()
+    this.evict(1)
     const job: WebJob = {
       id: randomBytes(8).toString('hex'),
       kind: request.files.length === 1 ? 'image' : 'batch',
@@ -121,6 +133,7 @@ export class WebJobs {
       state: 'running',
       createdAt: Date.now(),
       events: [],
+      seq: 0,
       listeners: new Set(),
     }
     this.jobs.set(job.id, job)
@@ -138,14 +151,16 @@ export class WebJobs {
   }
 
   private emit (job: WebJob, event: WebEvent): void {
-    if (job.events.length < MAX_EVENTS) job.events.push(event)
-    for (const l of job.listeners) l(event)
+    const e = { seq: job.seq++, event }
+    if (job.events.length < MAX_EVENTS) job.events.push(e)
+    for (const l of job.listeners) l(e)
   }
 
   private end (job: WebJob, state: 'done' | 'failed'): void {
     job.state = state
     job.endedAt = Date.now()
-    for (const l of job.listeners) l({ event: 'note', message: `job ${state}` })
+    // The progress streams hear it, then see the job is over.
+    this.emit(job, { event: 'note', message: `job ${state}` })
     job.listeners.clear()
     this.log(`web job ${job.id} (${job.title}, ${job.ops}): ${state}${job.error !== undefined ? `: ${job.error.message}` : ''}`)
   }
@@ -153,22 +168,32 @@ export class WebJobs {
   private async runImage (job: WebJob, steps: Step[], file: Upload, container: string, format: OutputFormat | undefined, quality: number): Promise<void> {
     const out = format ?? formatFromPath(`x${EXTENSION[container] ?? '.png'}`) ?? 'png'
     const done = await submitToSwarm({ steps, input: file.data, format: out, quality }, { peer: this.entry(), node: await this.client(), maxUploadBytes: file.data.length, onEvent: e => { this.emit(job, e) } })
-    job.result = { type: CONTENT_TYPE[out], filename: `${safeStem(file.name)}-processed${EXTENSION[out] ?? '.avif'}`, bytes: done.data.length, data: done.data }
+    // Kept on disk, not in memory, for the hour it may be fetched.
+    job.dir = await this.folder()
+    const path = join(job.dir, 'result')
+    await writeFile(path, done.data)
+    job.result = { type: CONTENT_TYPE[out], filename: `${safeStem(file.name)}-processed${EXTENSION[out] ?? '.avif'}`, bytes: done.data.length, path }
   }
 
   /** Several images: written to a folder of the job's own under their safe names, sent as one batch, the outputs zipped. */
   private async runBatch (job: WebJob, steps: Step[], files: Upload[], containers: string[], format: OutputFormat | undefined, quality: number): Promise<void> {
-    const dir = await mkdtemp(join(tmpdir(), 'tileswarm-web-'))
+    const dir = await this.folder()
     job.dir = dir
     const inputs: string[] = []
     const taken = new Set<string>()
+    const again = new Map<string, number>()
     for (const [i, f] of files.entries()) {
       const stem = safeStem(f.name)
-      let name = `${stem}${EXTENSION[containers[i]!] ?? '.png'}`
-      for (let n = 2; taken.has(name.toLowerCase()); n++) name = `${stem}-${n}${EXTENSION[containers[i]!] ?? '.png'}`
+      const ext = EXTENSION[containers[i]!] ?? '.png'
+      let name = `${stem}${ext}`
+      // The same name twice: -2, -3, ... (counted per name, so a thousand alike cost a thousand steps, not a million).
+      while (taken.has(name.toLowerCase())) {
+        const n = (again.get(stem.toLowerCase()) ?? 1) + 1
+        again.set(stem.toLowerCase(), n)
+        name = `${stem}-${n}${ext}`
+      }
       taken.add(name.toLowerCase())
-      const path = join(dir, 'in', name)
-      inputs.push(path)
+      inputs.push(join(dir, 'in', name))
     }
     await mkdir(join(dir, 'in'))
     for (const [i, path] of inputs.entries()) await writeFile(path, files[i]!.data, { flag: 'wx' })
@@ -185,21 +210,26 @@ export class WebJobs {
       return out as BatchEvent
     }
     const summary = await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shown(e)) } })
+      .finally(async () => { await rm(join(dir, 'in'), { recursive: true, force: true }) })
     if (summary.done === 0) throw new InvalidImageError(`no image could be processed: ${summary.failures.map(f => `${named(f.input)}: ${f.message}`).join('; ')}`)
     job.result = { type: 'application/zip', filename: `tileswarm-${job.id}.zip`, bytes: (await stat(zip)).size, path: zip }
   }
 
-  /** The result's bytes, read from where the job left them. */
-  async resultData (job: WebJob): Promise<Buffer | undefined> {
-    if (job.result === undefined) return undefined
-    return job.result.data ?? (job.result.path !== undefined ? await readFile(job.result.path) : undefined)
+  /** A job's own folder, under the system's temporary folder; none once the server is closing. */
+  private async folder (): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'tileswarm-web-'))
+    if (this.closed) {
+      await rm(dir, { recursive: true, force: true })
+      throw new PeerBusyError('this peer\'s web server is shutting down')
+    }
+    return dir
   }
 
-  /** Jobs ended over an hour ago go, and the oldest ended ones past the last KEEP_JOBS. */
-  private evict (): void {
+  /** Jobs ended over an hour ago go, and the oldest ended ones past KEEP_JOBS (with room for `coming` more). */
+  private evict (coming: number): void {
     const now = Date.now()
     const ended = [...this.jobs.values()].filter(j => j.endedAt !== undefined)
-    const over = Math.max(0, this.jobs.size + 1 - KEEP_JOBS)
+    const over = Math.max(0, this.jobs.size + coming - KEEP_JOBS)
     ended.forEach((job, i) => {
       if (i < over || now - job.endedAt! > KEEP_MS) this.drop(job)
     })
@@ -212,6 +242,8 @@ export class WebJobs {
 
   /** The server is closing: every job's folder goes. */
   async close (): Promise<void> {
+    this.closed = true
+    clearInterval(this.sweeper)
     await Promise.all([...this.jobs.values()].map(async j => { if (j.dir !== undefined) await rm(j.dir, { recursive: true, force: true }) }))
     this.jobs.clear()
   }

@@ -1,5 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { createReadStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { Readable } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import { serve, type ServerType } from '@hono/node-server'
 import { Hono, type Context } from 'hono'
@@ -8,12 +10,13 @@ import { getCookie, setCookie } from 'hono/cookie'
 import { secureHeaders } from 'hono/secure-headers'
 import { streamSSE } from 'hono/streaming'
 import type { Libp2p } from 'libp2p'
-import { InvalidParameterError, LimitExceededError, NetworkError, TileswarmError, oneLine } from '../errors.ts'
+import { InvalidParameterError, LimitExceededError, NetworkError, PeerBusyError, TileswarmError, oneLine } from '../errors.ts'
 import { OPERATIONS, OUTPUT_FORMATS, type OutputFormat } from '../imaging/index.ts'
 import type { Log } from '../log.ts'
 import { createClientNode } from '../net/node.ts'
 import type { SwarmPeer } from '../swarm/peer.ts'
-import { describeJob, WebJobs, type Upload } from './jobs.ts'
+import { describeJob, WebJobs, type Sequenced, type Upload } from './jobs.ts'
+import { DEFAULT_QUALITY } from '../defaults.ts'
 
 export interface WebServerOptions {
   /** host:port; port 0 picks a free one. */
@@ -26,6 +29,8 @@ export interface WebServerOptions {
   /** The web page's jobs go to the swarm from a client node of their own: it needs the swarm's key, and a place on --allow-submit. */
   swarmKey?: Uint8Array
   allowSubmit?: Set<string>
+  /** Whether the page may submit jobs (default yes): a peer that takes jobs only from --allow-submit peers lets the page in only behind a token of the operator's own. */
+  canSubmit?: boolean
   log: Log
 }
 
@@ -38,6 +43,17 @@ export interface WebServer {
 }
 
 const COOKIE = 'tileswarm_token'
+/** Uploads read at once; files in one upload (a bigger folder goes by the CLI). */
+const MAX_UPLOADS = 4
+const MAX_FILES = 10_000
+
+const hostOf = (origin: string): string | undefined => { try { return new URL(origin).host } catch { return undefined } }
+
+/** A count of permits that says no at once rather than queueing. */
+function semaphoreCount (permits: number): { tryAcquire: () => boolean, release: () => void } {
+  let free = permits
+  return { tryAcquire: () => free > 0 && free-- > 0, release: () => { free++ } }
+}
 const ASSETS: Record<string, string> = {
   'index.html': 'text/html; charset=utf-8',
   'dashboard.html': 'text/html; charset=utf-8',
@@ -65,8 +81,15 @@ export function tokenFromSwarmKey (key: Uint8Array): string {
   return createHash('sha256').update('tileswarm http token\n').update(key).digest('hex').slice(0, 32)
 }
 
+/** A token anyone could guess is no token. */
+export const MIN_TOKEN_CHARS = 16
+
+export function checkToken (token: string): void {
+  if (token.length < MIN_TOKEN_CHARS || /^change-?me/i.test(token)) throw new InvalidParameterError(`--http-token must be at least ${MIN_TOKEN_CHARS} characters and not a placeholder (try: openssl rand -hex 16)`)
+}
+
 function sameSecret (given: string | undefined, token: string): boolean {
-  if (given === undefined) return false
+  if (given === undefined || token === '') return false
   const a = Buffer.from(given)
   const b = Buffer.from(token)
   return a.length === b.length && timingSafeEqual(a, b)
@@ -92,6 +115,10 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
     throw new InvalidParameterError(`--http ${options.listen} is reachable from other machines: give --http-token <secret> (or --swarm-key, from which a token is derived), or bind to 127.0.0.1`)
   }
   const token = options.token
+  if (token !== undefined) checkToken(token)
+  const canSubmit = options.canSubmit ?? true
+  // Web uploads at once (each holds its whole upload in memory while it is read and checked), and page jobs running.
+  const uploads = semaphoreCount(MAX_UPLOADS)
   const assets = new Map<string, Buffer>()
   for (const name of Object.keys(ASSETS)) assets.set(name, await readFile(new URL(`./assets/${name}`, import.meta.url)))
 
@@ -118,16 +145,16 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   // A name that resolves to loopback is not enough (DNS rebinding): the Host must be ours.
   let port = address.port
   app.use('*', async (c, next) => {
-    if (!tokenRequired) {
-      const host = c.req.header('host') ?? ''
-      const allowed = new Set([`${address.host}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`])
-      if (!allowed.has(host)) return refuse(c, 421, 'MisdirectedRequest', `this server answers to ${address.host}:${port} only`)
+    const host = c.req.header('host') ?? ''
+    // Loopback by any loopback name, on any port (an SSH tunnel's or a forward's too): never by another name.
+    if (!tokenRequired && !/^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host) && host !== `${address.host}:${port}`) {
+      return refuse(c, 421, 'MisdirectedRequest', `this server answers to loopback names only (${address.host}:${port})`)
     }
     // Same-origin only: a page elsewhere cannot make the browser submit here.
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
       const site = c.req.header('sec-fetch-site')
       const origin = c.req.header('origin')
-      if ((site !== undefined && site !== 'same-origin' && site !== 'none') || (origin !== undefined && origin !== `http://${c.req.header('host') ?? ''}`)) {
+      if ((site !== undefined && site !== 'same-origin' && site !== 'none') || (origin !== undefined && hostOf(origin) !== host)) {
         return refuse(c, 403, 'CrossOrigin', 'requests from other sites are refused')
       }
     }
@@ -161,11 +188,22 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   app.get('/api/status', c => c.json(peer.status()))
   app.get('/api/ops', c => c.json({
     formats: OUTPUT_FORMATS,
+    quality: DEFAULT_QUALITY,
+    canSubmit,
     maxUploadBytes: options.maxUploadBytes,
     operations: OPERATIONS.map(op => ({ name: op.name, family: op.family, summary: op.summary, example: op.example, params: op.params })),
   }))
   app.get('/api/jobs', c => c.json(jobs.list().map(describeJob)))
-  app.post('/api/jobs', bodyLimit({
+  app.post('/api/jobs', async (c, next) => {
+    if (!canSubmit) return refuse(c, 403, 'SubmitRefusedError', 'this peer takes jobs only from the peers in --allow-submit; its operator lets the web page submit by giving --http-token')
+    // Refused before the body is read: a full peer says so at once.
+    if (!uploads.tryAcquire()) return refuse(c, 503, 'PeerBusyError', `this peer's web page is taking ${MAX_UPLOADS} uploads already; try again shortly`)
+    try {
+      await next()
+    } finally {
+      uploads.release()
+    }
+  }, bodyLimit({
     // The multipart wrapping around the files is small.
     maxSize: options.maxUploadBytes + 64 * 1024,
     onError: c => refuse(c, 413, 'LimitExceededError', `the upload is over this peer's limit of ${options.maxUploadBytes} bytes (--max-upload-bytes)`),
@@ -174,6 +212,7 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
     if (form === undefined) return refuse(c, 400, 'InvalidParameterError', 'expected a form upload (multipart/form-data) with the images as "file"')
     const field = (name: string): string | undefined => typeof form[name] === 'string' ? form[name] : undefined
     const files = ([] as unknown[]).concat(form.file ?? []).filter((f): f is File => f instanceof File)
+    if (files.length > MAX_FILES) return refuse(c, 413, 'LimitExceededError', `${files.length} files in one upload: the page takes ${MAX_FILES} at most (the CLI takes a folder of any size)`)
     const uploads: Upload[] = await Promise.all(files.map(async f => ({ name: f.name, data: Buffer.from(await f.arrayBuffer()) })))
     const total = uploads.reduce((n, u) => n + u.data.length, 0)
     if (total > options.maxUploadBytes) return refuse(c, 413, 'LimitExceededError', `the upload is over this peer's limit of ${options.maxUploadBytes} bytes (--max-upload-bytes)`)
@@ -195,25 +234,31 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   app.get('/api/jobs/:id/result', async c => {
     const job = jobs.get(c.req.param('id'))
     if (job === undefined) return refuse(c, 404, 'NotFound', 'no such job (a job is kept for an hour after it ends)')
-    const data = job.state === 'done' ? await jobs.resultData(job) : undefined
-    if (data === undefined) return refuse(c, 404, 'NotFound', job.state === 'running' ? 'the job is still running' : `the job failed: ${job.error?.message ?? 'no result'}`)
-    const disposition = c.req.query('download') !== undefined ? `attachment; filename="${job.result!.filename}"` : 'inline'
-    return c.body(new Uint8Array(data), 200, { 'content-type': job.result!.type, 'content-disposition': disposition })
+    const result = job.state === 'done' ? job.result : undefined
+    if (result === undefined) return refuse(c, 404, 'NotFound', job.state === 'running' ? 'the job is still running' : `the job failed: ${job.error?.message ?? 'no result'}`)
+    const disposition = c.req.query('download') !== undefined ? `attachment; filename="${result.filename}"` : 'inline'
+    const file = Readable.toWeb(createReadStream(result.path)) as ReadableStream<Uint8Array>
+    return c.body(file, 200, { 'content-type': result.type, 'content-length': String(result.bytes), 'content-disposition': disposition })
   })
   // Progress: every event so far, then each as it comes, then 'end'.
   app.get('/api/jobs/:id/events', c => {
     const job = jobs.get(c.req.param('id'))
     if (job === undefined) return refuse(c, 404, 'NotFound', 'no such job')
+    // A browser that reconnects says what it last had: it gets the rest, not everything again.
+    const after = Number(c.req.header('last-event-id') ?? -1)
     return streamSSE(c, async stream => {
-      const queue = [...job.events]
+      const queue = job.events.filter(e => e.seq > after)
       let wake: (() => void) | undefined
       let gone = false
       stream.onAbort(() => { gone = true; wake?.() })
-      const listener = (e: unknown): void => { queue.push(e as typeof queue[number]); wake?.() }
+      const listener = (e: Sequenced): void => { queue.push(e); wake?.() }
       job.listeners.add(listener)
       try {
         for (;;) {
-          while (queue.length > 0 && !gone) await stream.writeSSE({ data: JSON.stringify(queue.shift()) })
+          while (queue.length > 0 && !gone) {
+            const { seq, event } = queue.shift()!
+            await stream.writeSSE({ id: String(seq), data: JSON.stringify(event) })
+          }
           if (gone || job.state !== 'running') break
           await new Promise<void>(resolve => { wake = resolve })
           wake = undefined
@@ -226,9 +271,9 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   })
   app.notFound(c => refuse(c, 404, 'NotFound', 'no such page'))
   app.onError((err, c) => {
-    if (err instanceof TileswarmError) return refuse(c, err instanceof LimitExceededError ? 413 : err instanceof NetworkError ? 503 : 400, err.name, err.message)
+    if (err instanceof TileswarmError) return refuse(c, err instanceof LimitExceededError ? 413 : err instanceof NetworkError || err instanceof PeerBusyError ? 503 : 400, err.name, err.message)
     log(`web: ${c.req.method} ${c.req.path} failed: ${err.stack ?? err.message}`, 'error')
-    return refuse(c, 500, 'InternalError', err.message)
+    return refuse(c, 500, 'InternalError', 'something went wrong on this peer (its log says what)')
   })
 
   const server: ServerType = await new Promise((resolve, reject) => {

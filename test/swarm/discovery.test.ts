@@ -116,7 +116,7 @@ test.serial('the status a peer gives: its peers with what their hellos said, the
     t.true(seenHere, 'b lists the job as its own, with its leases')
     t.true(seenElsewhere, 'a lists it as b\'s')
     await untilSeen(a, () => a.status().jobs.length === 0, 'the job gone from a\'s view once finished')
-    t.true(a.status().peers.find(p => p.peerId === b.peerId)!.done! >= 0)
+    await untilSeen(a, () => (a.status().peers.find(p => p.peerId === b.peerId)?.done ?? 0) > 0, 'b\'s hello to say it did tiles')
   } finally {
     await cluster.stop()
   }

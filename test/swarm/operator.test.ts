@@ -2,10 +2,12 @@ import test from 'ava'
 import { join } from 'node:path'
 import { runPeerJs as runCli, startPeerProcess } from '../../sim/processes.ts'
 import { tempDir } from '../helpers/swarm.ts'
+import { fixture } from '../helpers/fixtures.ts'
 
 test.serial('operators: settings from TILESWARM_* variables, JSON logs with the peer id, warn-level logs, the web page\'s address printed, and `status` as text and JSON', async t => {
   const dir = await tempDir()
-  const first = await startPeerProcess('p1', ['--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, 'a'), '--slots', '1', '--http', '127.0.0.1:0', '--log-format', 'json'])
+  // A flag wins over its variable.
+  const first = await startPeerProcess('p1', ['--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, 'a'), '--slots', '1', '--http', '127.0.0.1:0', '--log-format', 'json'], { env: { ...process.env, TILESWARM_SLOTS: '3', TILESWARM_LOG_FORMAT: 'text' } })
   // Everything from the environment: bootstrap, slots, no page; only warnings logged.
   const env = { ...process.env, TILESWARM_BOOTSTRAP: first.addr, TILESWARM_SLOTS: '2', TILESWARM_HTTP: 'off', TILESWARM_LOG_LEVEL: 'warn', TILESWARM_DATA_DIR: join(dir, 'b') }
   const second = await startPeerProcess('p2', ['--listen', '/ip4/127.0.0.1/tcp/0'], { env })
@@ -30,6 +32,11 @@ test.serial('operators: settings from TILESWARM_* variables, JSON logs with the 
     const other = status.peers.find(p => p.peerId === second.peerId)
     t.true(other?.connected)
     const text = await runCli(['status'], { timeoutMs: 20_000, env: { ...process.env, TILESWARM_PEER: first.addr } })
+    // Several entry points in one variable: the first is not there, the second takes the job.
+    const dead = `/ip4/127.0.0.1/tcp/1/p2p/${second.peerId}`
+    const out = join(dir, 'o.png')
+    const submitted = await runCli(['submit', '--ops', 'invert', '-i', fixture('low-contrast.jpg'), '-o', out, '--connect-timeout-ms', '2000'], { timeoutMs: 60_000, env: { ...process.env, TILESWARM_PEER: `${dead},${first.addr}` } })
+    t.is(submitted.code, 0, submitted.stderr)
     t.is(text.code, 0, text.stderr)
     t.regex(text.stdout, new RegExp(`^peer ${first.peerId} \\(tileswarm \\d+\\.\\d+\\.\\d+\\): up \\d+ s, 1 slot,`))
     t.regex(text.stdout, /peers: 1 connected/)

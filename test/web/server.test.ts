@@ -1,6 +1,7 @@
 import test from 'ava'
 import { readFile } from 'node:fs/promises'
 import { request } from 'node:http'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { unzipSync } from 'fflate'
 import sharp from 'sharp'
@@ -93,7 +94,7 @@ test.serial('the web page\'s API: an image uploaded comes back as --local makes 
       t.is(batch.kind, 'batch')
       const b = await events(base, batch.id)
       t.is(b.end.state, 'done', JSON.stringify(b.end))
-      t.false(JSON.stringify(b.events).includes('/tmp'), 'the page is not told where this peer keeps files')
+      t.false(JSON.stringify(b.events).includes(tmpdir()), 'the page is not told where this peer keeps files')
       const zip = unzipSync(new Uint8Array(await (await fetch(`${base}api/jobs/${batch.id}/result`)).arrayBuffer()))
       t.deepEqual(Object.keys(zip).sort(), ['Landscape_5.jpg', 'hidden.webp', 'passwd.png'])
       for (const [name, data] of Object.entries(zip)) t.true(((await sharp(data).metadata()).width ?? 0) > 0, name)
@@ -159,6 +160,19 @@ test.serial('the web server refuses what it must: uploads too large, not images,
     }
 
     await t.throwsAsync(startWebServer({ listen: '0.0.0.0:0', peer, maxUploadBytes: 1000, maxPixels: 1000, log: () => {} }), { message: /reachable from other machines: give --http-token/ })
+    for (const weak of ['', 'short', 'change-me-please-now']) {
+      await t.throwsAsync(startWebServer({ listen: '0.0.0.0:0', token: weak, peer, maxUploadBytes: 1000, maxPixels: 1000, log: () => {} }), { message: /--http-token must be at least 16 characters/ }, `'${weak}'`)
+    }
+    // A peer that takes jobs only from --allow-submit peers: the page shows, and does not submit.
+    const narrowed = await startWebServer({ listen: '127.0.0.1:0', peer, maxUploadBytes: image.length + 1000, maxPixels: 100_000_000, allowSubmit: new Set(), canSubmit: false, log: () => {} })
+    try {
+      const r = await fetch(`${narrowed.url}api/jobs`, { method: 'POST', body: form('blur', [{ name: 'a.jpg', data: image }]) })
+      t.is(r.status, 403)
+      t.regex((await r.json() as { message: string }).message, /--allow-submit/)
+      t.is(((await (await fetch(`${narrowed.url}api/ops`)).json()) as { canSubmit: boolean }).canSubmit, false)
+    } finally {
+      await narrowed.close()
+    }
     const token = tokenFromSwarmKey(Buffer.alloc(32, 7))
     t.regex(token, /^[0-9a-f]{32}$/)
     const guarded = await startWebServer({ listen: '0.0.0.0:0', token, peer, maxUploadBytes: 1000, maxPixels: 1000, log: () => {} })

@@ -3,6 +3,8 @@ import { bytes, colourOf, el, errorOf, seconds, shortId } from './common.js'
 const $ = id => document.getElementById(id)
 let registry
 let chosen = []
+/** The job being watched: one at a time. */
+let watching
 
 /** One parameter's input, from the registry's description of it: its range, its default. */
 function paramInput (p) {
@@ -72,7 +74,7 @@ function choose (files) {
   chosen = [...files]
   const total = chosen.reduce((n, f) => n + f.size, 0)
   $('chosen').textContent = chosen.length === 0 ? 'No image chosen.' : `${chosen.length === 1 ? chosen[0].name : `${chosen.length} images`} (${bytes(total)})${total > registry.maxUploadBytes ? ` — over this peer's upload limit of ${bytes(registry.maxUploadBytes)}` : ''}`
-  $('submit').disabled = chosen.length === 0
+  $('submit').disabled = chosen.length === 0 || !registry.canSubmit
 }
 
 async function submit () {
@@ -90,12 +92,13 @@ async function submit () {
   } catch (err) {
     $('submit-error').textContent = err.message
   } finally {
-    $('submit').disabled = chosen.length === 0
+    $('submit').disabled = chosen.length === 0 || !registry.canSubmit
   }
 }
 
 /** The live view of one job: status line, tile (or image) map coloured by peer, preview and download at the end. */
 function watch (job) {
+  watching?.close()
   $('job').hidden = false
   $('job-title').textContent = `${job.title}: ${job.ops}`
   $('status').textContent = 'uploaded; waiting for the swarm…'
@@ -133,7 +136,9 @@ function watch (job) {
     const eta = perS > 0 ? (total - done) / perS : NaN
     $('status').textContent = `${done}/${total} ${unit} (${total > 0 ? Math.floor(100 * done / total) : 0}%) · ${Number.isFinite(perS) ? perS.toFixed(1) : '--'} ${unit}/s · ETA ${seconds(eta)}`
   }
+  // On a dropped connection the browser reconnects saying the last event it had (Last-Event-ID): the rest follow, none twice.
   const events = new EventSource(`/api/jobs/${job.id}/events`)
+  watching = events
   events.onmessage = msg => {
     const e = JSON.parse(msg.data)
     switch (e.event) {
@@ -207,6 +212,8 @@ async function start () {
   }
   registry = await response.json()
   for (const f of registry.formats) $('format').append(el('option', { value: f }, f))
+  $('quality').value = String(registry.quality)
+  if (!registry.canSubmit) $('submit-error').textContent = 'this peer takes jobs only from its --allow-submit peers: its operator lets this page submit by giving --http-token'
   addStep('blur')
   $('add-step').addEventListener('click', () => { addStep('greyscale') })
   const drop = $('drop')
