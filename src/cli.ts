@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events'
-import { availableParallelism, homedir } from 'node:os'
+import { availableParallelism, homedir, networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { integerOption } from './cli-args.ts'
@@ -50,9 +50,18 @@ function fromEnvironment (command: Command, only?: string[]): Command {
   for (const option of command.options) {
     const name = option.long?.replace(/^--/, '')
     if (name === undefined || name === 'help' || (only !== undefined && !only.includes(name))) continue
-    option.env(`TILESWARM_${name.replace(/[-_]/g, '_').toUpperCase()}`)
+    const variable = `TILESWARM_${name.replace(/[-_]/g, '_').toUpperCase()}`
+    option.env(variable)
     // Commander reads the environment only for options made with it; these were not: the value goes through the flag's own parser.
     command.on(`optionEnv:${option.name()}`, (value?: string) => {
+      // A bad value is said to come from the variable, not from a flag nobody gave.
+      if (value !== undefined && option.parseArg !== undefined) {
+        try {
+          option.parseArg(value, undefined)
+        } catch (err) {
+          throw new InvalidArgumentError(`${variable}='${value}': ${(err as Error).message.replace(/^Allowed choices are (.*)\.$/, 'not one of $1')}`)
+        }
+      }
       (command as unknown as EventEmitter).emit(`option:${option.name()}`, value)
       command.setOptionValueWithSource(option.attributeName(), command.getOptionValue(option.attributeName()), 'env')
     })
@@ -131,7 +140,7 @@ function peerCommand (compute: PeerCompute): Command {
     .addOption(new Option('--log-level <level>', 'least important log lines shown').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--log-format <format>', 'log lines as text, or as JSON objects (one a line) for a log collector').choices(LOG_FORMATS).default('text'))
     .option('--data-dir <dir>', 'keeps the identity key, so a restarted peer keeps its peer id', join(homedir(), '.tileswarm'))
-    .option('--slots <n>', 'libvips threads this peer computes with (it holds twice as many tiles, so the next is ready)', integerOption('--slots', 1, 1024), availableParallelism())
+    .option('--slots <n>', 'libvips threads this peer computes with (it holds up to four tiles per slot, so the next is ready)', integerOption('--slots', 1, 1024), availableParallelism())
     .option('--tile-size <px>', 'tile edge for jobs coordinated here', integerOption('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE), DEFAULT_TILE_SIZE)
     .option('--lease-ms <ms>', 'a tile not delivered or renewed this long after its grant goes to another peer', integerOption('--lease-ms', 100, 3_600_000), DEFAULT_LEASE_MS)
     .option('--max-pixels <n>', 'refuse submitted images with more pixels', integerOption('--max-pixels'), DEFAULT_MAX_PIXELS)
@@ -217,7 +226,9 @@ function peerCommand (compute: PeerCompute): Command {
         // The token goes into the address only on a terminal: a service's output ends up in its journal.
         const token = httpToken === undefined ? '' : process.stdout.isTTY ? `?token=${httpToken}` : ''
         const asks = httpToken === undefined || token !== '' ? '' : derived ? '; it asks for its token: tileswarm http-token --swarm-key <file> prints it' : '; it asks for --http-token'
-        process.stdout.write(`web page on ${web.url}${token} (dashboard: ${web.url}dashboard, metrics: ${web.url}metrics${asks})\n`)
+        // Bound to every address: shown at one another machine can open.
+        const url = web.url.replace(/^http:\/\/(0\.0\.0\.0|\[::\])/, `http://${Object.values(networkInterfaces()).flat().find(i => i !== undefined && i.family === 'IPv4' && !i.internal)?.address ?? '127.0.0.1'}`)
+        process.stdout.write(`web page on ${url}${token} (dashboard: ${url}dashboard, metrics: ${url}metrics${asks})\n`)
       }
       log(`peer ${peer.peerId} (${shortId(peer.peerId)} in logs) up: ${opts.slots} slot${opts.slots === 1 ? '' : 's'} (libuv pool of ${process.env.UV_THREADPOOL_SIZE ?? 4}), tiles of ${opts.tileSize} px, leases of ${opts.leaseMs} ms${swarmKey !== undefined ? ', private swarm' : ''}${allowSubmit !== undefined ? `, ${allowSubmit.size} peers may submit` : ''}`)
     })

@@ -217,7 +217,7 @@ export class JobHost implements Hosted {
       // Decoded here whether or not this peer's worker gets to it: a file broken past its header fails the job, with the decoder's word.
       input.decoded().catch((err: unknown) => { coordinator.cancel(err instanceof Error ? err : new Error(String(err))) })
       accepted = true
-      this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tiles of ${plan.width}x${plan.height}${plan.phases.length > 1 ? ` in ${plan.phases.length} phases` : ''} for ${shortId(this.client)}${this.spec.holders !== undefined && plan.phases.length === 1 ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
+      this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tile${coordinator.tiles.length === 1 ? '' : 's'} of ${plan.width}x${plan.height}${plan.phases.length > 1 ? ` in ${plan.phases.length} phases` : ''} for ${shortId(this.client)}${this.spec.holders !== undefined && plan.phases.length === 1 ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
       coordinator.on('phase', (phase, phases, reduceMs) => {
         this.c.log(`job ${this.jobId}: phase ${phase} of ${phases} summarised and reduced (${reduceMs.toFixed(0)} ms); phase ${phase + 1} starts`)
       })

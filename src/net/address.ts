@@ -28,5 +28,6 @@ export function parseListenAddress (text: string): Multiaddr {
 export function parseAnnounceAddress (text: string): Multiaddr {
   const addr = parsePeerAddress(text, '--announce', '/ip4/203.0.113.7/tcp/4001')
   if (!addr.protoNames().includes('tcp')) throw new InvalidParameterError(`--announce ${text} must be a TCP address, like /ip4/203.0.113.7/tcp/4001 or /dns4/peer.example.org/tcp/4001`)
+  if (addr.getPeerId() !== null) throw new InvalidParameterError(`--announce ${text}: leave out /p2p/ (the peer adds its own id)`)
   return addr
 }

@@ -20,6 +20,14 @@ const MAX_EVENTS = 20_000
 const MAX_RUNNING = 8
 
 const EXTENSION: Record<string, string> = { jpeg: '.jpg', png: '.png', webp: '.webp', tiff: '.tif', heif: '.heif', gif: '.gif' }
+/** Extensions that name each container: a file's own is kept when it is one of its container's. */
+const EXTENSIONS: Record<string, string[]> = { jpeg: ['.jpg', '.jpeg', '.jpe'], png: ['.png'], webp: ['.webp'], tiff: ['.tif', '.tiff'], heif: ['.heif', '.heic', '.avif'], gif: ['.gif'] }
+
+/** The extension an upload is written with: its own if it names what the file is, else the container's. */
+function extensionFor (name: string, container: string): string {
+  const own = /\.[A-Za-z0-9]+$/.exec(name)?.[0].toLowerCase()
+  return own !== undefined && (EXTENSIONS[container] ?? []).includes(own) ? own : EXTENSION[container] ?? '.png'
+}
 const CONTENT_TYPE: Record<OutputFormat, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', tiff: 'image/tiff', avif: 'image/avif' }
 
 export interface Upload {
@@ -34,7 +42,7 @@ export interface WebJobRequest {
   files: Upload[]
 }
 
-type WebEvent = SubmitEvent | BatchEvent | { event: 'failed', name: string, message: string }
+type WebEvent = SubmitEvent | BatchEvent | { event: 'failed', name: string, message: string } | { event: 'ended', state: 'done' | 'failed' }
 /** An event and its number in the job's stream: a page that reconnects says the last it had. */
 export interface Sequenced { seq: number, event: WebEvent }
 
@@ -119,7 +127,7 @@ export class WebJobs {
     const containers: string[] = []
     for (const f of request.files) {
       const header = await readImageHeader(f.data).catch((err: unknown) => {
-        throw new InvalidImageError(`${safeStem(f.name)}: not an image this swarm reads (${err instanceof Error ? oneLine(err.message) : String(err)})`)
+        throw new InvalidImageError(`${safeStem(f.name)}: ${err instanceof Error ? oneLine(err.message) : String(err)}`)
       })
       if (header.width * header.height > this.maxPixels) throw new InvalidImageError(`${safeStem(f.name)}: ${header.width}x${header.height} is over this peer's limit of ${(this.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
       containers.push(header.container)
@@ -160,7 +168,7 @@ export class WebJobs {
     job.state = state
     job.endedAt = Date.now()
     // The progress streams hear it, then see the job is over.
-    this.emit(job, { event: 'note', message: `job ${state}` })
+    this.emit(job, { event: 'ended', state })
     job.listeners.clear()
     this.log(`web job ${job.id} (${job.title}, ${job.ops}): ${state}${job.error !== undefined ? `: ${job.error.message}` : ''}`)
   }
@@ -184,7 +192,7 @@ export class WebJobs {
     const again = new Map<string, number>()
     for (const [i, f] of files.entries()) {
       const stem = safeStem(f.name)
-      const ext = EXTENSION[containers[i]!] ?? '.png'
+      const ext = extensionFor(f.name, containers[i]!)
       let name = `${stem}${ext}`
       // The same name twice: -2, -3, ... (counted per name, so a thousand alike cost a thousand steps, not a million).
       while (taken.has(name.toLowerCase())) {

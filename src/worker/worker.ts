@@ -26,7 +26,7 @@ export type ImageProcessor = (file: Uint8Array, steps: readonly Step[], options:
 export interface WorkerOptions {
   /** This peer: its own coordinator's jobs are reached in memory, and their results need no keeping. */
   peerId: string
-  /** libvips passes at once (one thread each); twice as many tiles are in hand. */
+  /** libvips passes at once (one thread each); two lanes a slot, each with its next tile claimed: up to four tiles in hand. */
   slots: number
   /** Results kept for a later coordinator of the same job; none kept if unset. */
   cache?: ResultCache

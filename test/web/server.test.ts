@@ -131,7 +131,7 @@ test.serial('the web server refuses what it must: uploads too large, not images,
       const junk = await post(form('blur', [{ name: 'notes.png', data: Buffer.from('this is not an image at all') }]))
       t.is(junk.status, 400)
       t.is(junk.body.error, 'InvalidImageError')
-      t.regex(junk.body.message, /^notes: not an image/)
+      t.regex(junk.body.message, /^notes: not a supported image/)
       const misspelt = await post(form('medain', [{ name: 'a.jpg', data: image }]))
       t.is(misspelt.status, 400)
       t.regex(misspelt.body.message, /did you mean 'median'/)

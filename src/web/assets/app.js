@@ -145,7 +145,7 @@ function watch (job) {
       case 'accepted':
         perPhase = e.tiles
         grid(e.tiles, Math.ceil(e.width / e.tileSize))
-        log(`accepted: ${e.width}x${e.height}, ${e.tiles} tiles of ${e.tileSize} px${e.phases > 1 ? ` in ${e.phases} phases` : ''}`)
+        log(`accepted as job ${e.jobId} (the dashboard's and the peers' logs' name for it): ${e.width}x${e.height}, ${e.tiles} tiles of ${e.tileSize} px${e.phases > 1 ? ` in ${e.phases} phases` : ''}`)
         for (const n of e.notes) log(`note: ${n}`)
         break
       case 'progress':
@@ -157,6 +157,7 @@ function watch (job) {
         grid(e.images, Math.ceil(Math.sqrt(e.images * 2)))
         log(`batch of ${e.images} images`)
         break
+      case 'started': log(`coordinated as batch ${e.jobId}`); break
       case 'image':
         paint(filled++, e.by)
         legend()
@@ -174,7 +175,7 @@ function watch (job) {
       case 'recovered': log(`recovered ${e.tiles} finished tiles of ${e.total}`); break
       case 'passed': log(`passed on: ${e.reason}`); break
       case 'note': log(`note: ${e.message}`); break
-      case 'failed': log(`${e.name}: ${e.message}`); break
+      case 'failed': log(`failed: ${e.message}`); break
     }
   }
   events.addEventListener('end', msg => {
@@ -186,7 +187,7 @@ function watch (job) {
       $('download').href = `/api/jobs/${end.id}/result?download=1`
       $('download-row').hidden = false
     } else {
-      $('status').replaceChildren(el('span', { class: 'error' }, `failed: ${end.error.name}: ${end.error.message}`))
+      $('status').replaceChildren(el('span', { class: 'error' }, `failed: ${end.error.message}`))
     }
     void recent()
   })

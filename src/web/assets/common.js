@@ -37,7 +37,7 @@ export function el (tag, attrs = {}, ...children) {
 export async function errorOf (response) {
   try {
     const body = await response.json()
-    return `${body.error}: ${body.message}`
+    return body.message
   } catch {
     return `${response.status} ${response.statusText}`
   }
