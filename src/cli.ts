@@ -54,6 +54,8 @@ function fromEnvironment (command: Command, only?: string[]): Command {
     option.env(variable)
     // Commander reads the environment only for options made with it; these were not: the value goes through the flag's own parser.
     command.on(`optionEnv:${option.name()}`, (value?: string) => {
+      // VAR= in an env file means unset.
+      if (value === '') return
       // A bad value is said to come from the variable, not from a flag nobody gave.
       if (value !== undefined && option.parseArg !== undefined) {
         try {
@@ -402,20 +404,30 @@ export function buildProgram (compute: PeerCompute = {}): Command {
   program.addCommand(submitCommand())
   program.addCommand(fromEnvironment(new Command('status')
     .description('how one peer sees the swarm: its peers (slots, uptime, work done, last seen) and the jobs it coordinates or has heard of')
-    .requiredOption('--peer <multiaddr>', 'the peer to ask (any of its addresses, with /p2p/<id>)')
+    .requiredOption('--peer <multiaddr>', 'the peer to ask (any of its addresses, with /p2p/<id>); repeat it, and the first that answers is asked', collectList)
     .option('--json', 'the status as one JSON object')
     .option('--swarm-key <file>', 'the private swarm\'s key')
     .option('--connect-timeout-ms <ms>', 'give up on an unreachable peer after this long', integerOption('--connect-timeout-ms', 100, 600_000), 10_000)
     .option('--debug', 'stack traces on errors')
-    .action(async (opts: { peer: string, json?: boolean, swarmKey?: string, connectTimeoutMs: number, debug?: boolean }) => {
+    .action(async (opts: { peer: string[], json?: boolean, swarmKey?: string, connectTimeoutMs: number, debug?: boolean }) => {
       debug = opts.debug === true
       json = opts.json === true
-      parsePeerAddress(opts.peer, '--peer')
+      for (const addr of opts.peer) parsePeerAddress(addr, '--peer')
       const { fetchStatus, formatStatus } = await import('./swarm/status.ts')
       const swarmKey = opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined
       const node = await createClientNode({ dialTimeoutMs: opts.connectTimeoutMs, swarmKey })
       try {
-        const status = await fetchStatus(node, opts.peer, { dialTimeoutMs: opts.connectTimeoutMs, swarmKey })
+        let status: Awaited<ReturnType<typeof fetchStatus>> | undefined
+        let firstError: unknown
+        for (const addr of opts.peer) {
+          try {
+            status = await fetchStatus(node, addr, { dialTimeoutMs: opts.connectTimeoutMs, swarmKey })
+            break
+          } catch (err) {
+            firstError ??= err
+          }
+        }
+        if (status === undefined) throw firstError
         process.stdout.write((opts.json === true ? JSON.stringify(status, null, 2) : formatStatus(status)) + '\n')
       } finally {
         await node.stop()
@@ -469,15 +481,28 @@ function misuse (program: Command, args: string[]): string | undefined {
   return undefined
 }
 
+/** A check that names a flag whose value came from its TILESWARM_* variable says so. */
+function fromVariable (program: Command, message: string): string {
+  for (const command of [program, ...program.commands]) {
+    for (const option of command.options) {
+      if (option.long === undefined || option.envVar === undefined || command.getOptionValueSource(option.attributeName()) !== 'env') continue
+      const at = new RegExp(`${option.long}(?![\\w-])`)
+      if (at.test(message) && !message.includes(option.envVar)) return message.replace(at, `${option.long} (${option.envVar})`)
+    }
+  }
+  return message
+}
+
 export async function main (argv: string[], compute: PeerCompute = {}): Promise<void> {
   debug = argv.includes('--debug')
   json = argv.includes('--json')
+  const program = buildProgram(compute)
   try {
-    const program = buildProgram(compute)
     const wrong = misuse(program, argv.slice(2))
     if (wrong !== undefined) throw new InvalidArgumentError(wrong)
     await program.parseAsync(argv)
   } catch (err) {
+    if (err instanceof Error && !(err instanceof CommanderError)) err.message = fromVariable(program, err.message)
     // Ours (thrown by a check or an action), not yet printed; commander's own come as CommanderError.
     if (err instanceof InvalidArgumentError) fail(new InvalidParameterError(err.message))
     if (err instanceof CommanderError) {

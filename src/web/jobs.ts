@@ -7,7 +7,7 @@ import { DEFAULT_QUALITY } from '../defaults.ts'
 import { InvalidImageError, InvalidParameterError, PeerBusyError, TileswarmError, oneLine } from '../errors.ts'
 import { formatFromPath, parseOps, readImageHeader, resolvePipeline, type OutputFormat, type Step } from '../imaging/index.ts'
 import { submitToSwarm, type SubmitEvent } from '../client/submit.ts'
-import { submitBatch, type BatchEvent } from '../client/batch.ts'
+import { submitBatch, type BatchEvent, type BatchSummary } from '../client/batch.ts'
 import { planBatch } from '../client/batch-plan.ts'
 import type { Log } from '../log.ts'
 
@@ -102,6 +102,8 @@ export class WebJobs {
   private readonly tileAboveMp: number | undefined
   /** Results an hour old go even when no new job comes to make room. */
   private closed = false
+  /** Uploads being checked, not yet jobs. */
+  private starting = 0
   private readonly sweeper = setInterval(() => { this.evict(0) }, 5 * 60_000).unref()
 
   constructor (options: { entry: () => string[], client: () => Promise<Libp2p>, log: Log, maxPixels: number, tileAboveMp?: number }) {
@@ -119,8 +121,19 @@ export class WebJobs {
   /** Checks what came (a pipeline that parses, files that are images) and starts the job; refusals throw, with the reason. */
   async start (request: WebJobRequest): Promise<WebJob> {
     if (request.files.length === 0) throw new InvalidParameterError('no image was uploaded: choose one or more files')
-    const running = [...this.jobs.values()].filter(j => j.state === 'running').length
+    // Counted from here, before the header reads: uploads checked at once cannot all slip under the limit.
+    const running = [...this.jobs.values()].filter(j => j.state === 'running').length + this.starting
     if (running >= MAX_RUNNING) throw new PeerBusyError(`this peer's web page has ${running} jobs running, its limit; try again when one is done`)
+    this.starting++
+    try {
+      return this.begin(request, await this.check(request))
+    } finally {
+      this.starting--
+    }
+  }
+
+  /** The pipeline and the images, checked; each file's container format, in order. */
+  private async check (request: WebJobRequest): Promise<{ steps: Step[], quality: number, containers: string[] }> {
     const steps = resolvePipeline(parseOps(request.ops))
     const quality = request.quality ?? DEFAULT_QUALITY
     if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new InvalidParameterError(`Expected integer between 1 and 100 for quality but received ${String(request.quality)}`)
@@ -132,6 +145,10 @@ export class WebJobs {
       if (header.width * header.height > this.maxPixels) throw new InvalidImageError(`${safeStem(f.name)}: ${header.width}x${header.height} is over this peer's limit of ${(this.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
       containers.push(header.container)
     }
+    return { steps, quality, containers }
+  }
+
+  private begin (request: WebJobRequest, { steps, quality, containers }: { steps: Step[], quality: number, containers: string[] }): WebJob {
     this.evict(1)
     const job: WebJob = {
       id: randomBytes(8).toString('hex'),
@@ -188,25 +205,28 @@ export class WebJobs {
     const dir = await this.folder()
     job.dir = dir
     const inputs: string[] = []
+    // Unique by name alone (outputs are named by it, whatever their format): cat.jpg and cat.jpeg become cat and cat-2.
     const taken = new Set<string>()
     const again = new Map<string, number>()
     for (const [i, f] of files.entries()) {
       const stem = safeStem(f.name)
-      const ext = extensionFor(f.name, containers[i]!)
-      let name = `${stem}${ext}`
-      // The same name twice: -2, -3, ... (counted per name, so a thousand alike cost a thousand steps, not a million).
-      while (taken.has(name.toLowerCase())) {
+      let unique = stem
+      // Counted per name, so a thousand alike cost a thousand steps, not a million.
+      while (taken.has(unique.toLowerCase())) {
         const n = (again.get(stem.toLowerCase()) ?? 1) + 1
         again.set(stem.toLowerCase(), n)
-        name = `${stem}-${n}${ext}`
+        unique = `${stem}-${n}`
       }
-      taken.add(name.toLowerCase())
-      inputs.push(join(dir, 'in', name))
+      taken.add(unique.toLowerCase())
+      inputs.push(join(dir, 'in', `${unique}${extensionFor(f.name, containers[i]!)}`))
     }
     await mkdir(join(dir, 'in'))
-    for (const [i, path] of inputs.entries()) await writeFile(path, files[i]!.data, { flag: 'wx' })
+    for (const [i, path] of inputs.entries()) {
+      await writeFile(path, files[i]!.data, { flag: 'wx' })
+      // On disk now: the upload's memory goes for the rest of the batch.
+      files[i]!.data = Buffer.alloc(0)
+    }
     const zip = join(dir, 'outputs.zip')
-    const plan = await planBatch(inputs, zip, { recursive: false, ...(format !== undefined ? { format } : {}) })
     // The page hears of each image by its name, not where this peer keeps it.
     const named = (path: string): string => basename(path.replace(/^.*\.zip:/, ''))
     const shown = (e: BatchEvent): BatchEvent => {
@@ -217,8 +237,11 @@ export class WebJobs {
       if (e.event === 'batch') out.leftOut = e.leftOut.map(named)
       return out as BatchEvent
     }
-    const summary = await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shown(e)) } })
-      .finally(async () => { await rm(join(dir, 'in'), { recursive: true, force: true }) })
+    const run = async (): Promise<BatchSummary> => {
+      const plan = await planBatch(inputs, zip, { recursive: false, ...(format !== undefined ? { format } : {}) })
+      return await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shown(e)) } })
+    }
+    const summary = await run().finally(async () => { await rm(join(dir, 'in'), { recursive: true, force: true }) })
     if (summary.done === 0) throw new InvalidImageError(`no image could be processed: ${summary.failures.map(f => `${named(f.input)}: ${f.message}`).join('; ')}`)
     job.result = { type: 'application/zip', filename: `tileswarm-${job.id}.zip`, bytes: (await stat(zip)).size, path: zip }
   }
@@ -245,7 +268,7 @@ export class WebJobs {
 
   private drop (job: WebJob): void {
     this.jobs.delete(job.id)
-    if (job.dir !== undefined) void rm(job.dir, { recursive: true, force: true })
+    if (job.dir !== undefined) void rm(job.dir, { recursive: true, force: true }).catch((err: Error) => { this.log(`could not remove ${job.dir}: ${oneLine(err.message)}`, 'warn') })
   }
 
   /** The server is closing: every job's folder goes. */

@@ -42,7 +42,8 @@ export interface WebServer {
   close: () => Promise<void>
 }
 
-const COOKIE = 'tileswarm_token'
+/** Per port: cookies ignore ports, and peers on one host have tokens of their own. */
+const cookieFor = (port: number): string => `tileswarm_token_${port}`
 /** Uploads read at once; files in one upload (a bigger folder goes by the CLI). */
 const MAX_UPLOADS = 4
 const MAX_FILES = 10_000
@@ -104,7 +105,7 @@ function refuse (c: Context, status: 400 | 401 | 403 | 404 | 413 | 421 | 500 | 5
  * The peer's HTTP face: the page (upload, choose operations, watch the tile
  * map fill in, download), the dashboard, /metrics, /healthz, and the JSON
  * API they use. Only its own assets are served, each by name from a fixed
- * list; off loopback, everything but /healthz needs the token.
+ * list; off loopback, everything but /healthz and those assets needs the token.
  */
 export async function startWebServer (options: WebServerOptions): Promise<WebServer> {
   const { peer, log } = options
@@ -125,8 +126,8 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   let client: Promise<Libp2p> | undefined
   const clientNode = async (): Promise<Libp2p> => {
     client ??= createClientNode({ swarmKey: options.swarmKey }).then(node => {
-      // The page's uploads are let in by the HTTP token, not by peer id.
-      options.allowSubmit?.add(node.peerId.toString())
+      // The page's uploads are let in by the HTTP token, not by peer id (and only where the page may submit).
+      if (canSubmit) options.allowSubmit?.add(node.peerId.toString())
       return node
     })
     return await client
@@ -174,11 +175,11 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
     if (token === undefined) return await next()
     const given = c.req.query('token')
     if (given !== undefined && c.req.method === 'GET' && sameSecret(given, token)) {
-      setCookie(c, COOKIE, token, { httpOnly: true, sameSite: 'Strict', path: '/' })
+      setCookie(c, cookieFor(port), token, { httpOnly: true, sameSite: 'Strict', path: '/' })
       return c.redirect(c.req.path, 303)
     }
     const bearer = c.req.header('authorization')?.replace(/^Bearer\s+/i, '')
-    if (sameSecret(getCookie(c, COOKIE), token) || sameSecret(bearer, token)) return await next()
+    if (sameSecret(getCookie(c, cookieFor(port)), token) || sameSecret(bearer, token)) return await next()
     return refuse(c, 401, 'Unauthorized', 'this peer\'s web server needs its token: open the address the peer printed (…/?token=…), or send Authorization: Bearer <token>')
   })
   const page = (name: string) => (c: Context): Response => c.body(new Uint8Array(assets.get(name)!), 200, { 'content-type': ASSETS[name]!, 'cache-control': 'no-cache' })

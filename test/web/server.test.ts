@@ -99,6 +99,11 @@ test.serial('the web page\'s API: an image uploaded comes back as --local makes 
       t.deepEqual(Object.keys(zip).sort(), ['Landscape_5.jpg', 'hidden.webp', 'passwd.png'])
       for (const [name, data] of Object.entries(zip)) t.true(((await sharp(data).metadata()).width ?? 0) > 0, name)
 
+      // Two files of one name: two outputs, whatever format they go to.
+      const twins = await (await fetch(`${base}api/jobs`, { method: 'POST', body: form('invert', [{ name: 'cat.jpg', data: await readFile(input) }, { name: 'cat.jpeg', data: await readFile(input) }], { format: 'png' }) })).json() as { id: string }
+      t.is((await events(base, twins.id)).end.state, 'done')
+      t.deepEqual(Object.keys(unzipSync(new Uint8Array(await (await fetch(`${base}api/jobs/${twins.id}/result`)).arrayBuffer()))).sort(), ['cat-2.png', 'cat.png'])
+
       const after = await (await fetch(`${base}metrics`)).text()
       for (const name of ['tileswarm_coordinated_units_total', 'tileswarm_leases_granted_total', 'tileswarm_bytes_in_total', 'tileswarm_bytes_out_total']) {
         t.true(metric(after, name) > metric(before, name), `${name} moved (${metric(before, name)} to ${metric(after, name)})`)
@@ -108,7 +113,7 @@ test.serial('the web page\'s API: an image uploaded comes back as --local makes 
       t.regex(after, /tileswarm_worker_units_total\{kind="tile"\} [1-9]/)
       t.is(metric(after, 'tileswarm_peers_connected'), 2)
       const listed = await (await fetch(`${base}api/jobs`)).json() as Array<{ id: string }>
-      t.deepEqual(listed.map(j => j.id), [batch.id, job.id])
+      t.deepEqual(listed.map(j => j.id), [twins.id, batch.id, job.id])
     } finally {
       await web.close()
     }
@@ -190,6 +195,7 @@ test.serial('the web server refuses what it must: uploads too large, not images,
       const landing = await fetch(`${url}?token=${token}`, { redirect: 'manual' })
       t.is(landing.status, 303)
       const cookie = landing.headers.get('set-cookie') ?? ''
+      t.regex(cookie, new RegExp(`^tileswarm_token_${new URL(url).port}=`), 'a cookie per port: peers on one host keep theirs')
       t.regex(cookie, /HttpOnly/)
       t.regex(cookie, /SameSite=Strict/)
       t.is((await fetch(`${url}api/status`, { headers: { cookie: cookie.split(';')[0]! } })).status, 200)

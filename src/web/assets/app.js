@@ -74,7 +74,7 @@ function choose (files) {
   chosen = [...files]
   const total = chosen.reduce((n, f) => n + f.size, 0)
   $('chosen').textContent = chosen.length === 0 ? 'No image chosen.' : `${chosen.length === 1 ? chosen[0].name : `${chosen.length} images`} (${bytes(total)})${total > registry.maxUploadBytes ? ` — over this peer's upload limit of ${bytes(registry.maxUploadBytes)}` : ''}`
-  $('submit').disabled = chosen.length === 0 || !registry.canSubmit
+  $('submit').disabled = chosen.length === 0 || total > registry.maxUploadBytes || !registry.canSubmit
 }
 
 async function submit () {
