@@ -64,6 +64,13 @@ export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
 export const DEFAULT_HELLO_MS = 5000
 /** Connections a peer seeks through hellos (bootstrap and job traffic add their own). */
 export const DISCOVERY_TARGET_PEERS = 8
+/**
+ * Gossip one peer may originate: a hello every few seconds, a few
+ * announcements a second per job it coordinates. Past this, its messages are
+ * ignored until its allowance refills.
+ */
+export const GOSSIP_PER_SECOND = 50
+export const GOSSIP_BURST = 100
 /** A peer that has found no other this long after it started says so: a job submitted to it runs on it alone. */
 export const ALONE_WARN_MS = 30_000
 /** A peer not heard from this long (and not connected) leaves the status view. */

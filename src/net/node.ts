@@ -54,6 +54,19 @@ export async function createSwarmNode (options: NodeOptions): Promise<SwarmNode>
 async function createNode (options: NodeOptions): Promise<SwarmNode> {
   // Loaded here: a submit client, which has no gossip, starts without it.
   const { gossipsub } = await import('@chainsafe/libp2p-gossipsub')
+  const { createTopicScoreParams } = await import('@chainsafe/libp2p-gossipsub/score')
+  // Scored on one thing only: messages our validator rejects (malformed, unsigned, speaking for another peer).
+  // Each costs (their count squared) x 10, so the third puts the sender below the graylist (-80): its messages are
+  // then dropped unread. The count decays 1% a second. Mesh delivery scores stay off: our topics are quiet by design.
+  const topicScore = createTopicScoreParams({
+    topicWeight: 1,
+    timeInMeshWeight: 0,
+    firstMessageDeliveriesWeight: 0,
+    meshMessageDeliveriesWeight: 0,
+    meshFailurePenaltyWeight: 0,
+    invalidMessageDeliveriesWeight: -10,
+    invalidMessageDeliveriesDecay: 0.99,
+  })
   return await createLibp2p({
     ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
     addresses: { listen: options.listen, ...(options.announce !== undefined && options.announce.length > 0 ? { announce: options.announce } : {}) },
@@ -81,7 +94,7 @@ async function createNode (options: NodeOptions): Promise<SwarmNode> {
         doPX: true,
         // One owner's peers often share an address (one host, or NAT); the
         // colocation penalty would graylist all but ten of them.
-        scoreParams: { IPColocationFactorWeight: 0 },
+        scoreParams: { IPColocationFactorWeight: 0, topics: Object.fromEntries(TOPICS.map(topic => [topic, topicScore])) },
       }),
     },
   }) as unknown as SwarmNode

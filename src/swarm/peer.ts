@@ -76,7 +76,7 @@ export class SwarmPeer {
     this.worker = new Worker({ peerId, slots, cache: this.cache, inputs: this.inputs, limits: { maxPixels, maxInputBytes: maxUploadBytes, inputMemoryBytes: options.inputMemoryBytes ?? DEFAULT_INPUT_MEMORY_BYTES }, connect: async ref => await this.tiles.connect(ref), fetchInput: async (source, input) => await this.inputService.fetch(source, input), log, clock, process: options.process, processImage: options.processImage, onComputed: (kind, ms) => { this.metrics.computed(kind, ms) } })
     // A coordinator gone: its jobs are dropped at once (their results stay kept).
     node.addEventListener('peer:disconnect', evt => { this.worker.coordinatorGone(evt.detail.toString()) })
-    this.gossip = new GossipService({ node, log }, {
+    this.gossip = new GossipService({ node, log, clock }, {
       job: msg => {
         if (msg.coordinator === peerId) return
         this.swarmJobs.heard(msg)

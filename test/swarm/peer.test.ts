@@ -8,6 +8,7 @@ import { JOBS_TOPIC, PEERS_TOPIC, PROTOCOL_VERSION, TILE_PROTOCOL } from '../../
 import { swarmVersusLocal, tempDir } from '../helpers/swarm.ts'
 import { fixture } from '../helpers/fixtures.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
+import type { GossipSub } from '@chainsafe/libp2p-gossipsub'
 
 test.serial('peers bootstrapped to one node find each other through the swarm', async t => {
   const cluster = await Cluster.start(3)
@@ -52,6 +53,76 @@ test.serial('a second peer on a port in use: one line naming that port', async t
     t.is(r.stderr, `tileswarm: cannot listen on 127.0.0.1:${port}: the address is in use (another peer on this port?); give --listen another port, or /tcp/0 for any free one\n`)
   } finally {
     await first.stop()
+  }
+})
+
+/** A node of our own build that joins `target`'s gossip mesh, to misbehave in it. */
+/** The gossipsub router itself: its scores and mesh, which the PubSub interface does not show. */
+const router = (peer: SwarmPeer): GossipSub => peer.node.services.pubsub as unknown as GossipSub
+
+async function rogueIn (target: SwarmPeer): Promise<Awaited<ReturnType<typeof createSwarmNode>>> {
+  const rogue = await createSwarmNode({ listen: ['/ip4/127.0.0.1/tcp/0'], heartbeatMs: 50 })
+  const { multiaddr } = await import('@multiformats/multiaddr')
+  await rogue.dial(multiaddr(target.addrs()[0]!), { signal: AbortSignal.timeout(5000) })
+  rogue.services.pubsub.subscribe(JOBS_TOPIC)
+  rogue.services.pubsub.subscribe(PEERS_TOPIC)
+  await until(() => rogue.services.pubsub.getSubscribers(JOBS_TOPIC).length > 0 && router(target).getMeshPeers(JOBS_TOPIC).includes(rogue.peerId.toString()),
+    [rogue.services.pubsub, target.node.services.pubsub], ['subscription-change', 'gossipsub:heartbeat'], 10_000, 'the rogue in the mesh')
+  return rogue
+}
+
+/** Waits out `beats` heartbeats of `peer`'s gossip (bounded): what did not arrive by then is not coming. */
+async function heartbeats (peer: SwarmPeer, beats: number): Promise<void> {
+  // Checked once at the start, then once a heartbeat.
+  let checks = 0
+  await until(() => checks++ > beats, [peer.node.services.pubsub], ['gossipsub:heartbeat'], 10_000, `${beats} heartbeats`)
+}
+
+test.serial('gossip hygiene: a peer whose messages fail validation is scored down, pruned from the mesh and graylisted (its later messages are dropped); one that floods is ignored past its rate', async t => {
+  const cluster = await Cluster.start(1, { keepLogs: true })
+  try {
+    const target = cluster.peers[0]!
+    const gossip = router(target)
+    const rogue = await rogueIn(target)
+    try {
+      const pubsub = rogue.services.pubsub
+      const id = rogue.peerId.toString()
+      const announce = (jobId: string): Buffer => Buffer.from(JSON.stringify({ type: 'announce', v: PROTOCOL_VERSION, jobId, jobKey: 'a'.repeat(64), kind: 'tiles', coordinator: id, addrs: [], tiles: 9, pending: 9, done: 0, leaseMs: 1000 }))
+      // Well-formed: taken.
+      await pubsub.publish(JOBS_TOPIC, announce('before'))
+      await until(() => target.status().jobs.some(j => j.jobId === 'before'), [gossip], ['gossipsub:heartbeat'], 10_000, 'the first announcement')
+      t.true(gossip.getScore(id) > -10)
+      // Three that fail validation: below the graylist, out of the mesh.
+      for (const bad of ['{not json', '[]', JSON.stringify({ type: 'announce', v: PROTOCOL_VERSION })]) await pubsub.publish(JOBS_TOPIC, Buffer.from(bad))
+      // gossipsub trusts a peer that scored well for a second (or 128 messages) before it looks again: waited out.
+      const trusted = (gossip as unknown as { acceptFromWhitelist: Map<string, { acceptUntil: number }> }).acceptFromWhitelist
+      await until(() => gossip.getScore(id) < -80 && !gossip.getMeshPeers(JOBS_TOPIC).includes(id) && (trusted.get(id)?.acceptUntil ?? 0) < Date.now(),
+        [gossip], ['gossipsub:heartbeat'], 10_000, 'the rogue graylisted and pruned')
+      await pubsub.publish(JOBS_TOPIC, announce('after'))
+      await heartbeats(target, 10)
+      t.false(target.status().jobs.some(j => j.jobId === 'after'), 'a graylisted peer\'s message is dropped')
+    } finally {
+      await rogue.stop()
+    }
+    // A flood of valid messages: past the rate, ignored, and said once.
+    const flooder = await rogueIn(target)
+    try {
+      const id = flooder.peerId.toString()
+      for (let i = 0; i < 300; i++) {
+        await flooder.services.pubsub.publish(PEERS_TOPIC, Buffer.from(JSON.stringify({ type: 'hello', v: PROTOCOL_VERSION, peerId: id, addrs: [], slots: 1, up: 0, done: i })))
+      }
+      const logs = cluster.logs.get(target)!
+      await until(() => logs.some(l => l.startsWith(`ignoring gossip from ${id.slice(-8)}: over `)), [gossip], ['gossipsub:heartbeat'], 10_000, 'the flood to be named')
+      t.is(logs.filter(l => l.startsWith(`ignoring gossip from ${id.slice(-8)}`)).length, 1, 'named once')
+      t.true(gossip.getScore(id) > -10, 'a flood of valid messages is ignored, not penalised: a relay may carry it')
+      const dir = await tempDir()
+      const run = await swarmVersusLocal(target, fixture('low-contrast.jpg'), 'sobel', dir, 64)
+      t.true(run.swarm.equals(run.local))
+    } finally {
+      await flooder.stop()
+    }
+  } finally {
+    await cluster.stop()
   }
 })
 
