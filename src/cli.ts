@@ -421,7 +421,7 @@ export function buildProgram (compute: PeerCompute = {}): Command {
         let firstError: unknown
         for (const addr of opts.peer) {
           try {
-            status = await fetchStatus(node, addr, { dialTimeoutMs: opts.connectTimeoutMs, swarmKey })
+            status = await fetchStatus(node, addr, { dialTimeoutMs: opts.connectTimeoutMs, swarmKey, detail: true })
             break
           } catch (err) {
             firstError ??= err

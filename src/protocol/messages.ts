@@ -158,7 +158,8 @@ export type FetchInput = z.infer<typeof FetchInput>
 export type InputServerMessage = z.infer<typeof InputServerMessage>
 
 // Status protocol: one request, one answer: the swarm as the peer sees it (the body, JSON).
-export const StatusRequest = z.object({ type: z.literal('status'), v }).strict()
+/** `detail`: jobs elsewhere with their coordinators' own figures (the peer asks them; they are not asked for detail in turn). */
+export const StatusRequest = z.object({ type: z.literal('status'), v, detail: z.boolean().optional() }).strict()
 export const StatusReply = z.object({ type: z.literal('status'), bodyBytes }).strict()
 export const StatusServerMessage = z.discriminatedUnion('type', [StatusReply, ErrorMessage])
 const leaseCounts = z.object({ granted: count, expired: count, released: count }).strict()

@@ -17,7 +17,7 @@ import type { PeerOptions } from './options.ts'
 import { TileService } from './tile-service.ts'
 import { InputService } from './input-service.ts'
 import { PeerMetrics } from './metrics.ts'
-import { StatusService, SwarmJobs, type SwarmStatus } from './status.ts'
+import { JobDetail, StatusService, SwarmJobs, type SwarmStatus } from './status.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import { VERSION } from '../version.ts'
 
@@ -46,6 +46,7 @@ export class SwarmPeer {
   /** Jobs other peers announce. */
   readonly swarmJobs: SwarmJobs
   readonly statusService: StatusService
+  private readonly jobDetail: JobDetail
   private readonly clock: Clock
   private readonly startedAt: number
   private readonly slots: number
@@ -107,7 +108,8 @@ export class SwarmPeer {
       allowSubmit: options.allowSubmit,
       uploadIdleMs: options.uploadIdleMs,
     })
-    this.statusService = new StatusService({ node, openChannel, log, snapshot: () => this.status() })
+    this.jobDetail = new JobDetail({ node, clock, log })
+    this.statusService = new StatusService({ node, openChannel, log, snapshot: async detail => detail ? await this.detailedStatus() : this.status() })
     this.events.addEventListener('ended', evt => {
       const { job, outcome, ms } = (evt as CustomEvent<{ job: HostedJob, outcome: JobOutcome, ms: number }>).detail
       this.metrics.ended(job, outcome, ms)
@@ -120,6 +122,11 @@ export class SwarmPeer {
       heldLeases: () => this.worker.heldLeases,
       cachedResultBytes: () => this.cache.stats.bytes,
     })
+  }
+
+  /** The status, with the figures of jobs elsewhere asked of their coordinators (the dashboard's, and `tileswarm status`'s). */
+  async detailedStatus (): Promise<SwarmStatus> {
+    return await this.jobDetail.fill(this.status())
   }
 
   /** The swarm as this peer sees it: itself, its peers, the jobs it coordinates and those others announce. */

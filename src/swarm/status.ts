@@ -1,4 +1,6 @@
-import type { Stream } from '@libp2p/interface'
+import type { PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from 'libp2p'
 import type { Clock } from '../clock.ts'
 import { DEFAULT_DIAL_TIMEOUT_MS } from '../defaults.ts'
@@ -63,10 +65,10 @@ export class SwarmJobs {
 export class StatusService {
   private readonly node: Libp2p
   private readonly openChannel: OpenChannel
-  private readonly snapshot: () => SwarmStatus
+  private readonly snapshot: (detail: boolean) => Promise<SwarmStatus>
   private readonly log: Log
 
-  constructor (components: { node: Libp2p, openChannel: OpenChannel, log: Log, snapshot: () => SwarmStatus }) {
+  constructor (components: { node: Libp2p, openChannel: OpenChannel, log: Log, snapshot: (detail: boolean) => Promise<SwarmStatus> }) {
     this.node = components.node
     this.openChannel = components.openChannel
     this.snapshot = components.snapshot
@@ -84,8 +86,8 @@ export class StatusService {
   private async serve (stream: Stream, peer: string): Promise<void> {
     const wire = statusServerWire(this.openChannel(stream, { maxBodyBytes: 0 }, 'status-server'), peer)
     try {
-      await wire.receive({ timeoutMs: 10_000 })
-      await wire.send({ type: 'status' }, Buffer.from(JSON.stringify(this.snapshot())))
+      const { message } = await wire.receive({ timeoutMs: 10_000 })
+      await wire.send({ type: 'status' }, Buffer.from(JSON.stringify(await this.snapshot(message.detail === true))))
       await wire.channel.close()
     } catch (err) {
       if (!(err instanceof TileswarmError)) this.log(`status for ${shortId(peer)} failed: ${oneLine((err as Error).message)}`, 'debug')
@@ -95,31 +97,87 @@ export class StatusService {
   }
 }
 
-/** Asks the peer at `address` how it sees the swarm. */
-export async function fetchStatus (node: Libp2p, address: string, options: { dialTimeoutMs?: number, swarmKey?: Uint8Array } = {}): Promise<SwarmStatus> {
+/** Asks the peer at `address` how it sees the swarm; `detail`: with its coordinators' figures for jobs elsewhere. */
+export async function fetchStatus (node: Libp2p, address: string, options: { dialTimeoutMs?: number, swarmKey?: Uint8Array, detail?: boolean } = {}): Promise<SwarmStatus> {
   const target = parsePeerAddress(address, '--peer')
   const timeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
-  const stream = await openStream(node, target, STATUS_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) }).catch(async (err: Error) => {
-    // Answered, but not on this protocol: a peer of another version.
-    if (err.name === 'UnsupportedProtocolError') throw new NetworkError(`the peer at ${address} does not speak ${STATUS_PROTOCOL} (another version of tileswarm?)`)
+  return await askStatus(node, target, `the peer at ${address}`, timeoutMs, options.detail === true, async err => {
     throw new NetworkError(`cannot reach ${address}: ${await explainDialFailure(target, err, { swarmKey: options.swarmKey, dialTimeoutMs: timeoutMs })}`)
   })
-  const wire = statusClientWire(new FramedChannel(stream, { maxBodyBytes: MAX_STATUS_BYTES }), `peer at ${address}`)
+}
+
+/** One status request on a stream of its own. */
+async function askStatus (node: Libp2p, target: Multiaddr | PeerId, who: string, timeoutMs: number, detail: boolean, unreachable: (err: Error) => Promise<never>): Promise<SwarmStatus> {
+  const stream = await openStream(node, target, STATUS_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) }).catch(async (err: Error) => {
+    // Answered, but not on this protocol: a peer of another version.
+    if (err.name === 'UnsupportedProtocolError') throw new NetworkError(`${who} does not speak ${STATUS_PROTOCOL} (another version of tileswarm?)`)
+    return await unreachable(err)
+  })
+  const wire = statusClientWire(new FramedChannel(stream, { maxBodyBytes: MAX_STATUS_BYTES }), who)
   try {
-    await wire.send({ type: 'status', v: PROTOCOL_VERSION })
+    await wire.send({ type: 'status', v: PROTOCOL_VERSION, ...(detail ? { detail } : {}) })
     const { message, body } = await wire.receive({ timeoutMs })
     if (message.type === 'error') throw new ProtocolError(message.message)
     let parsed: unknown
     try {
       parsed = JSON.parse((body ?? Buffer.alloc(0)).toString('utf8'))
     } catch {
-      throw new ProtocolError(`the peer at ${address} sent a status that is not JSON`)
+      throw new ProtocolError(`${who} sent a status that is not JSON`)
     }
     await wire.channel.close().catch(() => {})
-    return parseOrRefuse(SwarmStatus, parsed, `peer at ${address}`)
+    return parseOrRefuse(SwarmStatus, parsed, who)
   } catch (err) {
     wire.channel.abort(err instanceof Error ? err : new Error(String(err)))
     throw err
+  }
+}
+
+/** Coordinators asked for the figures of their jobs, at most, per view; a coordinator's answer serves for this long. */
+const DETAIL_COORDINATORS = 8
+const DETAIL_FRESH_MS = 1000
+const DETAIL_TIMEOUT_MS = 2000
+
+/**
+ * Jobs elsewhere in full: each coordinator is asked (over the status
+ * protocol, on the connection the peer has) for its own figures of its jobs:
+ * tiles by peer, leases expired, the phase. One that does not answer leaves
+ * its jobs as their announcements told of them.
+ */
+export class JobDetail {
+  private readonly node: Libp2p
+  private readonly clock: Clock
+  private readonly log: Log
+  private readonly asked = new Map<string, { at: number, jobs: Promise<JobView[]> }>()
+
+  constructor (components: { node: Libp2p, clock: Clock, log: Log }) {
+    this.node = components.node
+    this.clock = components.clock
+    this.log = components.log
+  }
+
+  async fill (status: SwarmStatus): Promise<SwarmStatus> {
+    const now = this.clock.now()
+    const coordinators = [...new Set(status.jobs.filter(j => !j.here).map(j => j.coordinator))].slice(0, DETAIL_COORDINATORS)
+    for (const [id, a] of this.asked) if (now - a.at > DETAIL_FRESH_MS) this.asked.delete(id)
+    const theirs = new Map<string, JobView>()
+    await Promise.all(coordinators.map(async id => {
+      let a = this.asked.get(id)
+      if (a === undefined) {
+        a = { at: now, jobs: askStatus(this.node, peerIdFromString(id), `coordinator ${shortId(id)}`, DETAIL_TIMEOUT_MS, false, async err => { throw err }).then(s => s.jobs.filter(j => j.here), (err: Error) => {
+          this.log(`no job figures from ${shortId(id)}: ${oneLine(err.message)}`, 'debug')
+          return []
+        }) }
+        this.asked.set(id, a)
+      }
+      for (const j of await a.jobs) theirs.set(j.jobId, j)
+    }))
+    return {
+      ...status,
+      jobs: status.jobs.map(j => {
+        const full = j.here ? undefined : theirs.get(j.jobId)
+        return full === undefined ? j : { ...full, here: false, lastHeardS: 0 }
+      }),
+    }
   }
 }
 

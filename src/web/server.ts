@@ -186,7 +186,7 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   app.get('/', page('index.html'))
   app.get('/dashboard', page('dashboard.html'))
   app.get('/metrics', async c => c.body(await peer.metrics.registry.metrics(), 200, { 'content-type': peer.metrics.registry.contentType }))
-  app.get('/api/status', c => c.json(peer.status()))
+  app.get('/api/status', async c => c.json(await peer.detailedStatus()))
   app.get('/api/ops', c => c.json({
     formats: OUTPUT_FORMATS,
     quality: DEFAULT_QUALITY,

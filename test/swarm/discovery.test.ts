@@ -9,6 +9,7 @@ import { submitToSwarm } from '../../src/client/submit.ts'
 import type { SwarmPeer } from '../../src/swarm/peer.ts'
 import { fixture } from '../helpers/fixtures.ts'
 import { tempDir } from '../helpers/swarm.ts'
+import { processTile, type RawImage, type Tile, type TileWork } from '../../src/imaging/index.ts'
 
 /** Re-checks on every gossip heartbeat of `peer` (50 ms in a cluster), bounded. */
 async function untilSeen (peer: SwarmPeer, check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
@@ -137,6 +138,36 @@ test.serial('--announce: a peer tells others the address it is given, not the on
     await untilSeen(first, () => first.status().peers.some(p => p.peerId === natted.peerId && p.addrs.length > 0), 'the natted peer\'s hello')
     t.true(first.status().peers.find(p => p.peerId === natted.peerId)!.addrs.every(a => a.includes('198.18.0.77')))
   } finally {
+    await cluster.stop()
+  }
+})
+
+test.serial('jobs elsewhere in full: a peer asks their coordinators for tiles by peer, leases and phase (the dashboard\'s and `status`\'s view)', async t => {
+  // Tiles wait until the view has been taken, so the job is surely running then.
+  const { promise: released, resolve: release } = Promise.withResolvers<void>()
+  let started = 0
+  const held = async (pixels: RawImage, tile: Tile, work: TileWork): Promise<RawImage | Uint8Array> => {
+    if (++started > 6) await released
+    return await processTile(pixels, tile, work)
+  }
+  const cluster = await Cluster.start(3, { process: held })
+  try {
+    const [a, b] = cluster.peers as [SwarmPeer, SwarmPeer]
+    const dir = await tempDir()
+    const job = submitToSwarm(requestFromFlags({ ops: 'invert', imagePath: fixture('Landscape_5.jpg'), out: join(dir, 'o.png') }), { peer: b.addrs()[0]!, tileSize: 64 })
+    await untilSeen(a, () => a.status().jobs.some(j => !j.here && j.coordinator === b.peerId && j.done > 0), 'b\'s job announced with progress')
+    const basic = a.status().jobs.find(j => j.coordinator === b.peerId)!
+    t.is(basic.byPeer, undefined, 'an announcement does not say who did what')
+    const full = (await a.detailedStatus()).jobs.find(j => j.jobId === basic.jobId)!
+    t.false(full.here)
+    t.is(full.coordinator, b.peerId)
+    t.true(Object.values(full.byPeer ?? {}).reduce((n, k) => n + k, 0) > 0, JSON.stringify(full))
+    t.like(full.leases, { expired: 0 })
+    t.is(full.phase, 'tiles')
+    release()
+    await job
+  } finally {
+    release()
     await cluster.stop()
   }
 })
