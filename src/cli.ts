@@ -138,7 +138,7 @@ function peerCommand (compute: PeerCompute): Command {
     .option('--bootstrap <multiaddr>', 'a peer of the swarm to join through (with its /p2p/<id>, so the right peer is checked); repeatable', collectList)
     .option('--announce <multiaddr>', 'the address other peers should dial, told instead of the listening ones (a VM behind NAT: its public address); repeatable', collectList)
     .option('--http <host:port>', 'serve the web page, dashboard, /metrics and /healthz here; off for none. Off loopback it needs a token', '127.0.0.1:8080')
-    .option('--http-token <secret>', 'the token the web server asks for (default off loopback: one derived from --swarm-key)')
+    .option('--http-token <secret>', 'the token the web server asks for (16 characters at least); needed off loopback, where it defaults to one derived from --swarm-key (tileswarm http-token), unless --allow-submit is given')
     .addOption(new Option('--log-level <level>', 'least important log lines shown').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--log-format <format>', 'log lines as text, or as JSON objects (one a line) for a log collector').choices(LOG_FORMATS).default('text'))
     .option('--data-dir <dir>', 'keeps the identity key, so a restarted peer keeps its peer id', join(homedir(), '.tileswarm'))
@@ -328,7 +328,7 @@ function submitCommand (): Command {
       if (opts.peer !== undefined) {
         const done = await submitToSwarm(request, { ...await swarmOptions(opts, opts.peer), onEvent: progressReporter(opts.json === true ? 'json' : process.stderr.isTTY ? 'tty' : 'plain') })
         if (opts.json !== true) {
-          const peers = Object.entries(done.tilesByPeer).map(([id, n]) => `${id.slice(-8)}: ${n}`).join(', ')
+          const peers = Object.entries(done.tilesByPeer).map(([id, n]) => `${shortId(id)}: ${n}`).join(', ')
           process.stdout.write(`wrote ${done.output} (${done.width}x${done.height}, ${done.bytes} bytes) in ${(done.ms / 1000).toFixed(2)} s; tiles by peer: ${peers}\n`)
         }
         return

@@ -1,4 +1,5 @@
 // Shared by the page and the dashboard: how peers, sizes and times are shown.
+/** A peer id as the logs and `status` show it (src/log.ts): its last 8 characters. */
 export const shortId = id => id.slice(-8)
 
 /** A peer's colour: the same on every page and every reload. */
