@@ -7,6 +7,7 @@ import { requestFromFlags } from '../../src/client/options.ts'
 import { submitToSwarm } from '../../src/client/submit.ts'
 import type { JobCoordinator } from '../../src/job/coordinator.ts'
 import type { SwarmPeer } from '../../src/swarm/peer.ts'
+import type { TileProcessor } from '../../src/worker/worker.ts'
 import { noiseImage } from './images.ts'
 import { Cluster, type ClusterOptions } from '../../sim/cluster.ts'
 
@@ -19,6 +20,28 @@ export async function withCluster (n: number, a: ClusterOptions | ((cluster: Clu
   try {
     await run(cluster, await tempDir())
   } finally {
+    await cluster.stop()
+  }
+}
+
+/**
+ * A cluster of `n` peers where every peer but the `watched` one waits before
+ * each tile until the test says `go`: so the peer a test watches surely gets
+ * work, however the machine's load would share the tiles out.
+ */
+export async function withWatchedCluster (n: number, watched: number, options: ClusterOptions & { process: TileProcessor }, run: (cluster: Cluster, dir: string, go: () => void) => Promise<void>): Promise<void> {
+  const { promise: going, resolve: go } = Promise.withResolvers<void>()
+  const waiting: TileProcessor = async (...args) => {
+    await going
+    return await options.process(...args)
+  }
+  const cluster = new Cluster(options)
+  try {
+    for (let i = 0; i < n; i++) await cluster.addPeer({ process: i === watched ? options.process : waiting })
+    await cluster.waitForMesh()
+    await run(cluster, await tempDir(), go)
+  } finally {
+    go()
     await cluster.stop()
   }
 }

@@ -1,7 +1,7 @@
 import test from 'ava'
 import { until } from '../../sim/cluster.ts'
 import type { JobCoordinator } from '../../src/job/coordinator.ts'
-import { noisePng, slowProcessor, strikeMidJob, swarmVersusLocal, trackPlacements, withCluster } from '../helpers/swarm.ts'
+import { noisePng, slowProcessor, strikeMidJob, swarmVersusLocal, trackPlacements, withCluster, withWatchedCluster } from '../helpers/swarm.ts'
 import { fixture } from '../helpers/fixtures.ts'
 import { processTile } from '../../src/imaging/index.ts'
 import type { TileProcessor } from '../../src/worker/worker.ts'
@@ -31,9 +31,10 @@ for (const n of [1, 3, 5]) {
 }
 
 serial('a worker crashed mid-job (connections cut, no goodbye): its tiles are reclaimed, output exact', async t => {
-  await withCluster(3, { leaseMs: 3000, process: slowProcessor(5) }, async (cluster, dir) => {
+  // The others wait until the victim is struck: it surely has tiles placed and leases in hand.
+  await withWatchedCluster(3, 2, { leaseMs: 3000, process: slowProcessor(5) }, async (cluster, dir, go) => {
     const victim = cluster.peers[2]!
-    const { counts, struck } = strikeMidJob(cluster.peers[0]!, victim, () => { void cluster.crash(victim) })
+    const { counts, struck } = strikeMidJob(cluster.peers[0]!, victim, () => { void cluster.crash(victim); go() })
     const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 400, 300), 'blur:3,sobel', dir, 32)
     t.true(struck(), 'the victim crashed mid-job')
     t.true(run.swarm.equals(run.local))
@@ -43,9 +44,9 @@ serial('a worker crashed mid-job (connections cut, no goodbye): its tiles are re
 })
 
 serial('a worker that hangs (holds leases, answers nothing): the leases expire, output exact', async t => {
-  await withCluster(3, { leaseMs: 400, process: slowProcessor(5) }, async (cluster, dir) => {
+  await withWatchedCluster(3, 1, { leaseMs: 400, process: slowProcessor(5) }, async (cluster, dir, go) => {
     const victim = cluster.peers[1]!
-    const { counts, struck } = strikeMidJob(cluster.peers[0]!, victim, () => { cluster.hang(victim) })
+    const { counts, struck } = strikeMidJob(cluster.peers[0]!, victim, () => { cluster.hang(victim); go() })
     const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 320, 320), 'median:5', dir, 32)
     t.true(struck())
     t.true(run.swarm.equals(run.local))
@@ -56,9 +57,9 @@ serial('a worker that hangs (holds leases, answers nothing): the leases expire, 
 })
 
 serial('a peer stopping gracefully hands its leases back at once (no wait for the 60 s lease)', async t => {
-  await withCluster(3, { leaseMs: 60_000, process: slowProcessor(5) }, async (cluster, dir) => {
+  await withWatchedCluster(3, 2, { leaseMs: 60_000, process: slowProcessor(5) }, async (cluster, dir, go) => {
     const leaving = cluster.peers[2]!
-    const { counts, struck } = strikeMidJob(cluster.peers[0]!, leaving, () => { void leaving.stop() })
+    const { counts, struck } = strikeMidJob(cluster.peers[0]!, leaving, () => { void leaving.stop(); go() })
     const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 300, 300), 'sharpen:2', dir, 32)
     t.true(struck())
     t.true(run.swarm.equals(run.local))
@@ -110,10 +111,14 @@ serial('waits on the mesh end by an event, bounded', async t => {
 })
 
 serial('a flaky worker (result streams dropped halfway): the tiles come back, output exact', async t => {
-  await withCluster(3, { leaseMs: 2000, process: slowProcessor(5) }, async (cluster, dir) => {
+  // The others wait until the flaky peer has sent three results.
+  await withWatchedCluster(3, 1, { leaseMs: 2000, process: slowProcessor(5) }, async (cluster, dir, go) => {
     // Its first three results are dropped halfway; then it behaves.
     let asked = 0
-    cluster.seed(() => (asked++ < 3 ? 0 : 1))
+    cluster.seed(() => {
+      if (asked === 2) go()
+      return asked++ < 3 ? 0 : 1
+    })
     cluster.flaky(cluster.peers[1]!, 0.5)
     const counts = trackPlacements(cluster.peers[0]!)
     const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 320, 320), 'blur:2', dir, 32)
@@ -125,10 +130,14 @@ serial('a flaky worker (result streams dropped halfway): the tiles come back, ou
 })
 
 serial('a worker cut off from the coordinator for a while, then back: output exact', async t => {
-  await withCluster(3, { leaseMs: 500, process: slowProcessor(5) }, async (cluster, dir) => {
+  // The others wait until the peer to be cut off has placed a tile.
+  await withWatchedCluster(3, 2, { leaseMs: 500, process: slowProcessor(5) }, async (cluster, dir, go) => {
     let cut: Promise<void> | undefined
     const counts = trackPlacements(cluster.peers[0]!, (_tile, by) => {
-      if (by === cluster.peers[2]!.peerId) cut ??= cluster.partition(cluster.peers[2]!, cluster.peers[0]!, 1000)
+      if (by === cluster.peers[2]!.peerId && cut === undefined) {
+        cut = cluster.partition(cluster.peers[2]!, cluster.peers[0]!, 1000)
+        go()
+      }
     })
     const run = await swarmVersusLocal(cluster.peers[0]!, await noisePng(dir, 320, 320), 'sobel', dir, 32)
     await cut
