@@ -24,6 +24,15 @@ export async function withCluster (n: number, a: ClusterOptions | ((cluster: Clu
   }
 }
 
+/** Real processing of the first `free` tiles it is given, then each waits for `released`: a job held running while a test looks at it. */
+export function heldAfter (free: number, released: Promise<void>): TileProcessor {
+  let started = 0
+  return async (pixels, tile, work) => {
+    if (++started > free) await released
+    return await processTile(pixels, tile, work)
+  }
+}
+
 /**
  * A cluster of `n` peers where every peer but the `watched` one waits before
  * each tile until the test says `go`: so the peer a test watches surely gets

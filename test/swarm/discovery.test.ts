@@ -8,8 +8,7 @@ import { requestFromFlags } from '../../src/client/options.ts'
 import { submitToSwarm } from '../../src/client/submit.ts'
 import type { SwarmPeer } from '../../src/swarm/peer.ts'
 import { fixture } from '../helpers/fixtures.ts'
-import { tempDir } from '../helpers/swarm.ts'
-import { processTile, type RawImage, type Tile, type TileWork } from '../../src/imaging/index.ts'
+import { heldAfter, tempDir } from '../helpers/swarm.ts'
 
 /** Re-checks on every gossip heartbeat of `peer` (50 ms in a cluster), bounded. */
 async function untilSeen (peer: SwarmPeer, check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
@@ -94,11 +93,7 @@ test.serial('a peer no other has joined says so after a while, and a job submitt
 test.serial('the status a peer gives: its peers with what their hellos said, the jobs it coordinates and those others announce', async t => {
   // Tiles wait (after a few) until both views have been taken, so the job is surely running then.
   const { promise: released, resolve: release } = Promise.withResolvers<void>()
-  let started = 0
-  const held = async (pixels: RawImage, tile: Tile, work: TileWork): Promise<RawImage | Uint8Array> => {
-    if (++started > 6) await released
-    return await processTile(pixels, tile, work)
-  }
+  const held = heldAfter(6, released)
   const cluster = await Cluster.start(3, { keepLogs: true, process: held })
   try {
     const [a, b, c] = cluster.peers as [SwarmPeer, SwarmPeer, SwarmPeer]
@@ -147,11 +142,7 @@ test.serial('--announce: a peer tells others the address it is given, not the on
 test.serial('jobs elsewhere in full: a peer asks their coordinators for tiles by peer, leases and phase (the dashboard\'s and `status`\'s view)', async t => {
   // Tiles wait until the view has been taken, so the job is surely running then.
   const { promise: released, resolve: release } = Promise.withResolvers<void>()
-  let started = 0
-  const held = async (pixels: RawImage, tile: Tile, work: TileWork): Promise<RawImage | Uint8Array> => {
-    if (++started > 6) await released
-    return await processTile(pixels, tile, work)
-  }
+  const held = heldAfter(6, released)
   const cluster = await Cluster.start(3, { process: held })
   try {
     const [a, b] = cluster.peers as [SwarmPeer, SwarmPeer]

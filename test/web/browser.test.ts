@@ -7,11 +7,10 @@ import puppeteer, { type ElementHandle, type Page } from 'puppeteer-core'
 import sharp from 'sharp'
 import { runLocal } from '../../src/client/local.ts'
 import { requestFromFlags } from '../../src/client/options.ts'
-import { processTile, type RawImage, type Tile, type TileWork } from '../../src/imaging/index.ts'
 import { startWebServer } from '../../src/web/server.ts'
 import { fixture } from '../helpers/fixtures.ts'
 import { Cluster } from '../../sim/cluster.ts'
-import { strikeMidJob, tempDir } from '../helpers/swarm.ts'
+import { heldAfter, strikeMidJob, tempDir } from '../helpers/swarm.ts'
 
 /** Debian's chromium (CI installs it); no browser is ever downloaded. */
 const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(p => p !== undefined && existsSync(p))
@@ -35,19 +34,12 @@ browserTest('in headless Chromium: upload an image, choose blur, watch the tile 
   // Each peer does its first few tiles at once; the rest wait until the dashboard has been seen with the job on it and a
   // worker killed. So every peer, the victim too, has tiles on the map and leases in hand, however the tiles were shared.
   const { promise: released, resolve: release } = Promise.withResolvers<void>()
-  const heldAfter = (free: number) => {
-    let started = 0
-    return async (pixels: RawImage, tile: Tile, work: TileWork): Promise<RawImage | Uint8Array> => {
-      if (++started > free) await released
-      return await processTile(pixels, tile, work)
-    }
-  }
   const cluster = new Cluster({ tileSize: 128, leaseMs: 1000 })
   const dir = await tempDir()
   try {
-    const coordinator = await cluster.addPeer({ process: heldAfter(8) })
-    await cluster.addPeer({ process: heldAfter(8) })
-    const victim = await cluster.addPeer({ process: heldAfter(3) })
+    const coordinator = await cluster.addPeer({ process: heldAfter(8, released) })
+    await cluster.addPeer({ process: heldAfter(8, released) })
+    const victim = await cluster.addPeer({ process: heldAfter(3, released) })
     await cluster.waitForMesh()
     const web = await startWebServer({ listen: '127.0.0.1:0', peer: coordinator, maxUploadBytes: 64 * 1024 * 1024, maxPixels: 100_000_000, log: () => {} })
     const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'] })
