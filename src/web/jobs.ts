@@ -100,10 +100,10 @@ export class WebJobs {
   private readonly log: Log
   private readonly maxPixels: number
   private readonly tileAboveMp: number | undefined
-  /** Results an hour old go even when no new job comes to make room. */
   private closed = false
   /** Uploads being checked, not yet jobs. */
   private starting = 0
+  /** Results an hour old go even when no new job comes to make room. */
   private readonly sweeper = setInterval(() => { this.evict(0) }, 5 * 60_000).unref()
 
   constructor (options: { entry: () => string[], client: () => Promise<Libp2p>, log: Log, maxPixels: number, tileAboveMp?: number }) {
