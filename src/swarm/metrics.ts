@@ -43,7 +43,7 @@ export class PeerMetrics {
       }
     }
     const self = this
-    new Counter({ name: 'tileswarm_coordinated_units_total', help: 'Tiles (of every phase) and batch images finished in jobs coordinated here', registers, collect: read(t => t.units) })
+    new Counter({ name: 'tileswarm_coordinated_units_total', help: 'Tiles (of every phase) and batch images finished (a batch image that failed counts) in jobs coordinated here', registers, collect: read(t => t.units) })
     for (const event of ['granted', 'expired', 'released'] as const) {
       new Counter({ name: `tileswarm_leases_${event}_total`, help: `Leases ${event} by jobs coordinated here`, registers, collect: read(t => t[event]) })
     }
