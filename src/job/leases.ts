@@ -93,10 +93,22 @@ export class LeaseTable {
   /** Tiles neither done nor held by anyone. */
   get pendingCount (): number { return this.opened - this.doneCount - this.leasedTiles }
 
-  /** The next tile comes into existence (a batch's image, uploaded): its index. */
-  open (): number {
+  /** Every tile that exists is done (a tiled phase's extra computations come into existence as they are needed). */
+  get allOpenDone (): boolean { return this.doneCount === this.opened }
+
+  /** The next tile comes into existence (a batch's image, uploaded; a check of a tile): its index. `first`: claimed before fresh ones. */
+  open (first = false): number {
     if (this.opened >= this.tileCount) throw new RangeError(`all ${this.tileCount} tiles are open`)
-    return this.opened++
+    const unit = this.opened++
+    if (first) this.returned.push(unit)
+    return unit
+  }
+
+  /** The tile (unit) a lease of this table was granted on, whether or not it is still held. */
+  unitOfLease (leaseId: string): number | undefined {
+    if (!leaseId.startsWith(this.idPrefix)) return undefined
+    const unit = Number(leaseId.slice(this.idPrefix.length).split('-')[0])
+    return Number.isInteger(unit) && unit >= 0 && unit < this.opened ? unit : undefined
   }
 
   /** A tile that cannot be done (its image failed): it counts as done, and its leases end. */
@@ -118,8 +130,8 @@ export class LeaseTable {
 
   /**
    * A tile for `peer`: one handed back first (but none `refused` says this
-   * peer must not get: those stay for others), then one of `preferred`
-   * (taken from its end), then the next fresh one.
+   * peer must not get: those stay for others, at the front), then one of
+   * `preferred` (taken from its end), then the next fresh one.
    */
   claim (peer: string, now: number, preferred?: number[], refused?: (tile: number) => boolean): Lease | undefined {
     if ((this.perPeer.get(peer) ?? 0) >= this.maxLeasesPerPeer) return undefined
@@ -138,7 +150,9 @@ export class LeaseTable {
     }
     while (tile === undefined && this.nextFresh < this.opened) {
       const t = this.nextFresh++
-      if (this.isFree(t)) tile = t
+      if (!this.isFree(t)) continue
+      if (refused?.(t) === true) this.returned.push(t)
+      else tile = t
     }
     if (tile === undefined) return undefined
     return this.grant(tile, peer, 'work', now)
@@ -161,7 +175,7 @@ export class LeaseTable {
    * if it is held far longer than the median tile time and copies stay within
    * their share: whichever copy finishes first wins.
    */
-  speculate (peer: string, now: number, policy: SpeculationPolicy): Lease | undefined {
+  speculate (peer: string, now: number, policy: SpeculationPolicy, refused?: (tile: number) => boolean): Lease | undefined {
     if (this.pendingCount > 0 || this.durations.length < policy.minSamples) return undefined
     if (this.stats.speculated >= Math.floor(this.tileCount * policy.maxShare)) return undefined
     if ((this.perPeer.get(peer) ?? 0) >= this.maxLeasesPerPeer) return undefined
@@ -169,7 +183,7 @@ export class LeaseTable {
     const straggling = now - sorted[sorted.length >> 1]! * policy.afterMedians
     let oldest: Lease | undefined
     for (const lease of this.active.values()) {
-      if (lease.kind !== 'work' || lease.peer === peer || this.onTile[lease.tile]! > 1 || lease.grantedAt > straggling) continue
+      if (lease.kind !== 'work' || lease.peer === peer || this.onTile[lease.tile]! > 1 || lease.grantedAt > straggling || refused?.(lease.tile) === true) continue
       if (oldest === undefined || lease.grantedAt < oldest.grantedAt) oldest = lease
     }
     if (oldest === undefined) return undefined

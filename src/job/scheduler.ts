@@ -71,8 +71,9 @@ export class LeaseScheduler {
     if (state === 'done' || state === 'cancelled') return { kind: state }
     if (state === 'hold') return undefined
     const now = this.clock.now()
-    const refused = this.job.refused
-    const lease = this.leases.claim(peer, now, this.job.preferred?.(peer), refused !== undefined ? unit => refused(peer, unit) : undefined) ?? (this.speculation !== undefined ? this.leases.speculate(peer, now, this.speculation) : undefined)
+    const refusedTo = this.job.refused
+    const refused = refusedTo !== undefined ? (unit: number) => refusedTo(peer, unit) : undefined
+    const lease = this.leases.claim(peer, now, this.job.preferred?.(peer), refused) ?? (this.speculation !== undefined ? this.leases.speculate(peer, now, this.speculation, refused) : undefined)
     if (lease === undefined) return undefined
     this.scheduleExpiry()
     return { kind: 'lease', lease }
@@ -80,10 +81,12 @@ export class LeaseScheduler {
 
   /** Units came back (or the job's state changed): parked claims are served first; the swarm hears of what is left. */
   wake (): void {
-    while (this.parked.length > 0) {
-      const outcome = this.tryClaim(this.parked[0]!.peer)
-      if (outcome === undefined) break
-      const entry = this.parked.shift()!
+    // Each in turn: a unit refused to the first (a check of its own tile) may be another's.
+    for (let i = 0; i < this.parked.length;) {
+      const entry = this.parked[i]!
+      const outcome = this.tryClaim(entry.peer)
+      if (outcome === undefined) { i++; continue }
+      this.parked.splice(i, 1)
       this.clock.clearTimeout(entry.timer)
       entry.resolve(outcome)
     }
