@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander'
+import { parseVerifyLevel, type VerifyLevel } from './job/verify.ts'
 
 /** A commander parser for an integer flag, with sharp's message shape. */
 export function integerOption (name: string, min = 1, max = Number.MAX_SAFE_INTEGER) {
@@ -6,5 +7,14 @@ export function integerOption (name: string, min = 1, max = Number.MAX_SAFE_INTE
     const n = Number(value)
     if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`Expected integer between ${min} and ${max} for ${name} but received '${value}'`)
     return n
+  }
+}
+
+/** `--verify`: a share of tiles, `all` or `off`. */
+export function verifyOption (value: string): VerifyLevel {
+  try {
+    return parseVerifyLevel(value)
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message)
   }
 }

@@ -2,7 +2,7 @@ import type { EventEmitter } from 'node:events'
 import { availableParallelism, homedir, networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import { integerOption } from './cli-args.ts'
+import { integerOption, verifyOption } from './cli-args.ts'
 import { VERSION } from './version.ts'
 import { didYouMean } from './suggest.ts'
 import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
@@ -10,7 +10,8 @@ import { describeOperations } from './imaging/index.ts'
 import { runLocal } from './client/local.ts'
 import { removePartials, stopWriting } from './client/files.ts'
 import { parseQuality, pipelineFromFlags, requestFromFlags, type SubmitFlags } from './client/options.ts'
-import { batchReporter, progressReporter } from './client/progress.ts'
+import { batchReporter, progressReporter, verifyResultText } from './client/progress.ts'
+import { DEFAULT_VERIFY_FLOOR, type VerifyLevel } from './job/verify.ts'
 import { BATCH_INCOMPLETE_EXIT, DEFAULT_TILE_ABOVE_MP, runLocalBatch, submitBatch, type BatchEvent } from './client/batch.ts'
 import { isBatchInput, planBatch } from './client/batch-plan.ts'
 import { formatFromPath, OUTPUT_FORMATS, type OutputFormat } from './imaging/index.ts'
@@ -248,6 +249,7 @@ interface SubmitCliOptions extends Omit<SubmitFlags, 'imagePath'> {
   maxUploadBytes: number
   threads: number
   tileSize?: number
+  verify?: VerifyLevel
   connectTimeoutMs: number
   swarmKey?: string
   dataDir?: string
@@ -279,6 +281,7 @@ function submitCommand (): Command {
     .option('--max-upload-bytes <n>', 'refuse larger input files', integerOption('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)
     .option('--threads <n>', 'libvips threads for --local', integerOption('--threads', 1, 1024), availableParallelism())
     .option('--tile-size <px>', 'tile edge (default: the coordinating peer\'s)', integerOption('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE))
+    .option('--verify <share|all|off>', `catch wrong tiles from faulty or lying peers: a share of each peer's tiles is computed again by another and compared, more for new peers, never under this share (default ${DEFAULT_VERIFY_FLOOR}); all: every tile twice; off: none. Tiled jobs only: a batch's whole images are not checked`, verifyOption)
     .option('--connect-timeout-ms <ms>', 'give up on an unreachable peer after this long', integerOption('--connect-timeout-ms', 100, 600_000), 10_000)
     .option('--swarm-key <file>', 'the private swarm\'s key', once('--swarm-key'))
     .option('--data-dir <dir>', 'keep this client\'s identity there, for peers that use --allow-submit (tileswarm id)', once('--data-dir'))
@@ -330,6 +333,7 @@ function submitCommand (): Command {
         if (opts.json !== true) {
           const peers = Object.entries(done.tilesByPeer).map(([id, n]) => `${shortId(id)}: ${n}`).join(', ')
           process.stdout.write(`wrote ${done.output} (${done.width}x${done.height}, ${done.bytes} bytes) in ${(done.ms / 1000).toFixed(2)} s; tiles by peer: ${peers}\n`)
+          if (done.verify !== undefined) process.stdout.write(`${verifyResultText(done.verify, Object.values(done.tilesByPeer).reduce((a, b) => a + b, 0))}\n`)
         }
         return
       }
@@ -353,6 +357,7 @@ async function swarmOptions (opts: SubmitCliOptions, peer: string[]): Promise<Sw
     swarmKey: opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined,
     privateKey: opts.dataDir !== undefined ? await loadOrCreateKey(opts.dataDir) : undefined,
     tileSize: opts.tileSize,
+    ...(opts.verify !== undefined ? { verify: opts.verify } : {}),
     dialTimeoutMs: opts.connectTimeoutMs,
     maxUploadBytes: opts.maxUploadBytes,
   }

@@ -2,6 +2,7 @@ import cliProgress from 'cli-progress'
 import { sizeText } from '../units.ts'
 import type { SubmitEvent } from './submit.ts'
 import type { BatchEvent } from './batch.ts'
+import type { VerifyFigures } from '../job/verify.ts'
 
 const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`
 
@@ -45,21 +46,21 @@ export function progressReporter (mode: 'json' | 'tty' | 'plain', write: (line: 
         started = now()
         if (mode === 'tty') {
           bar = new cliProgress.SingleBar({
-            format: 'tiles {bar} {value}/{total} | {rate} tiles/s | ETA {left} | {peers}',
+            format: 'tiles {bar} {value}/{total} | {rate} tiles/s | ETA {left} | {peers}{checks}',
             stream: process.stderr,
             hideCursor: true,
           }, cliProgress.Presets.shades_classic)
           // Progress counts the tiles of every phase.
-          bar.start(event.tiles * event.phases, 0, { rate: '--', left: '--', peers: 'waiting for peers' })
+          bar.start(event.tiles * event.phases, 0, { rate: '--', left: '--', peers: 'waiting for peers', checks: '' })
         }
         break
       case 'progress': {
         const elapsed = now() - started
         if (bar !== undefined) {
-          bar.update(event.done, { rate: elapsed >= 1000 ? (event.done / elapsed * 1000).toFixed(1) : '--', left: estimate(event.done, event.total, elapsed), peers: event.workers === 0 ? 'waiting for peers' : plural(event.workers, 'peer') })
+          bar.update(event.done, { rate: elapsed >= 1000 ? (event.done / elapsed * 1000).toFixed(1) : '--', left: estimate(event.done, event.total, elapsed), peers: event.workers === 0 ? 'waiting for peers' : plural(event.workers, 'peer'), checks: event.verify !== undefined ? ` | ${checksText(event.verify)}` : '' })
         } else if (event.done !== lastDone && (now() - lastPlain > 1000 || event.done === event.total)) {
           lastPlain = now()
-          write(`progress ${event.done}/${event.total} tiles (${plural(event.workers, 'peer')}, ETA ${estimate(event.done, event.total, elapsed)})`)
+          write(`progress ${event.done}/${event.total} tiles (${plural(event.workers, 'peer')}, ETA ${estimate(event.done, event.total, elapsed)}${event.verify !== undefined ? `, ${checksText(event.verify)}` : ''})`)
         }
         lastDone = event.done
         break
@@ -89,11 +90,26 @@ export function progressReporter (mode: 'json' | 'tty' | 'plain', write: (line: 
       case 'recovered':
         write(`${event.tiles} of ${event.total} tiles recovered from the peers that finished them; the rest are computed again`)
         break
+      case 'excluded':
+        write(`excluded peer ${event.peer}: ${event.wrong > 0 ? 'its result lost a vote against other peers\'' : 'caught giving wrong results in an earlier job'}; what it delivered is computed again`)
+        break
       case 'done':
         stopBar()
         break
     }
   }
+}
+
+/** The checks so far, short: tiles checked, and any disagreement or exclusion. */
+export function checksText (v: VerifyFigures): string {
+  const excluded = Object.keys(v.excluded).length
+  return `${v.checked} checked${v.disagreements > 0 ? `, ${plural(v.disagreements, 'disagreement')}` : ''}${excluded > 0 ? `, ${excluded} excluded` : ''}`
+}
+
+/** What the checks came to, for the result line: tiles checked, extra work, disagreements, and the peers excluded. */
+export function verifyResultText (v: VerifyFigures, tiles: number): string {
+  const excluded = Object.entries(v.excluded)
+  return `verified ${plural(v.checked, 'tile')} by a second computation (${v.extra} extra, ${tiles > 0 ? (v.extra / tiles * 100).toFixed(1) : '0'}% more work)${v.disagreements > 0 ? `, ${plural(v.disagreements, 'disagreement')}` : ''}${excluded.length > 0 ? `; excluded ${excluded.map(([p, n]) => `${p} (${n} wrong)`).join(', ')}` : ''}`
 }
 
 /** A few paths, and how many more. */

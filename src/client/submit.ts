@@ -10,6 +10,7 @@ import { submitClientWire } from '../protocol/wire.ts'
 import { OutputFile, readInput } from './files.ts'
 import type { JobRequest } from './options.ts'
 import { Ended, PeerRoster, refusal, type Candidate } from './roster.ts'
+import type { VerifyFigures, VerifyLevel } from '../job/verify.ts'
 
 export type SubmitEvent =
   | { event: 'connected', peer: string, client: string }
@@ -17,7 +18,9 @@ export type SubmitEvent =
   | { event: 'uploaded', bytes: number }
   | { event: 'accepted', jobId: string, width: number, height: number, tiles: number, phases: number, tileSize: number, halo: number, notes: string[] }
   /** `placed`: tiles finished since the last progress, by the peer that computed them (numbered phase * tiles + tile). */
-  | { event: 'progress', done: number, total: number, workers: number, placed?: Record<string, number[]> }
+  | { event: 'progress', done: number, total: number, workers: number, placed?: Record<string, number[]>, verify?: VerifyFigures }
+  /** A peer's result lost a vote against other peers': the coordinator gives it no more of the job and redoes what it delivered. */
+  | { event: 'excluded', peer: string, wrong: number }
   /** Every tile is in; the coordinator encodes the result. */
   | { event: 'encoding' }
   | { event: 'receiving', received: number, total: number }
@@ -28,7 +31,7 @@ export type SubmitEvent =
   | { event: 'resumed', coordinator: string, on: string }
   /** The resumed job collected this many finished tiles instead of computing them again. */
   | { event: 'recovered', tiles: number, total: number }
-  | { event: 'done', output: string, bytes: number, width: number, height: number, ms: number, tilesByPeer: Record<string, number>, leases: SubmitResult['leases'] }
+  | { event: 'done', output: string, bytes: number, width: number, height: number, ms: number, tilesByPeer: Record<string, number>, leases: SubmitResult['leases'], verify?: VerifyFigures }
 
 export type SubmitDone = Extract<SubmitEvent, { event: 'done' }>
 
@@ -39,6 +42,8 @@ export interface SwarmSubmitOptions {
   /** Entry points: any peers of the swarm, tried in order; the swarm tells of more. */
   peer: string | string[]
   tileSize?: number
+  /** How much is computed twice to catch wrong results (the coordinator's default, spot checks, if unset). */
+  verify?: VerifyLevel
   dialTimeoutMs?: number
   /** Silence from the coordinator for this long and the job goes elsewhere (it reports at least every 5 s). */
   idleTimeoutMs?: number
@@ -75,6 +80,15 @@ export async function submitToSwarm (request: JobRequest | (Omit<JobRequest, 'in
     if (bytes.length > maxUploadBytes) throw new LimitExceededError(`an image of ${bytes.length} bytes is over the upload limit of ${maxUploadBytes} bytes`)
     if (options.node === undefined) for (const label of roster.unchecked) emit({ event: 'note', message: uncheckedNote(label) })
     let tileSize = options.tileSize
+    /** Peers the client has been told are excluded (over every coordinator the job had). */
+    const excluded = new Set<string>()
+    const tellExcluded = (figures: VerifyFigures | undefined): void => {
+      for (const [peer, wrong] of Object.entries(figures?.excluded ?? {})) {
+        if (excluded.has(peer)) continue
+        excluded.add(peer)
+        emit({ event: 'excluded', peer, wrong })
+      }
+    }
 
     /** One try on one peer: the result, or an Ended saying how it ended. */
     const attempt = async (candidate: Candidate): Promise<SubmitOutcome> => {
@@ -104,6 +118,7 @@ export async function submitToSwarm (request: JobRequest | (Omit<JobRequest, 'in
           quality: request.quality,
           bytes: bytes.length,
           ...(tileSize !== undefined ? { tileSize } : {}),
+          ...(options.verify !== undefined ? { verify: options.verify } : {}),
           ...(resume !== undefined ? { resume } : {}),
         })
         // The peer admits the job, or refuses it, before the image is sent.
@@ -123,7 +138,8 @@ export async function submitToSwarm (request: JobRequest | (Omit<JobRequest, 'in
               emit({ event: 'accepted', jobId: msg.jobId, width: msg.width, height: msg.height, tiles: msg.tiles, phases: msg.phases, tileSize: msg.tileSize, halo: msg.halo, notes: msg.notes })
               break
             case 'progress':
-              if (msg.phase === 'tiles') emit({ event: 'progress', done: msg.done, total: msg.total, workers: msg.workers, ...(msg.placed !== undefined ? { placed: msg.placed } : {}) })
+              tellExcluded(msg.verify)
+              if (msg.phase === 'tiles') emit({ event: 'progress', done: msg.done, total: msg.total, workers: msg.workers, ...(msg.placed !== undefined ? { placed: msg.placed } : {}), ...(msg.verify !== undefined ? { verify: msg.verify } : {}) })
               else if (msg.phase === 'encoding') emit({ event: 'encoding' })
               break
             case 'peers':
@@ -138,7 +154,8 @@ export async function submitToSwarm (request: JobRequest | (Omit<JobRequest, 'in
               if (body === undefined || body.length === 0) throw new ProtocolError('the coordinator sent an empty result')
               await output?.commit(body)
               await wire.channel.close().catch(() => {})
-              const done = { event: 'done' as const, output: request.output ?? '', bytes: body.length, width: msg.width, height: msg.height, ms: performance.now() - started, tilesByPeer: msg.tilesByPeer, leases: msg.leases }
+              tellExcluded(msg.verify)
+              const done = { event: 'done' as const, output: request.output ?? '', bytes: body.length, width: msg.width, height: msg.height, ms: performance.now() - started, tilesByPeer: msg.tilesByPeer, leases: msg.leases, ...(msg.verify !== undefined ? { verify: msg.verify } : {}) }
               emit(done)
               return { ...done, data: body }
             }

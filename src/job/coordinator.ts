@@ -7,6 +7,7 @@ import { MAX_INPUT_SOURCES } from '../protocol/constants.ts'
 import { JobFailedError } from '../errors.ts'
 import { LeaseTable, type Lease, type LeaseStats, type SpeculationPolicy } from './leases.ts'
 import { LeaseScheduler } from './scheduler.ts'
+import { MAX_VOTES, resultDigest, secureRandom, type TrustRecords, type VerifyFigures, type VerifyLevel } from './verify.ts'
 import type { JobInfo } from '../protocol/messages.ts'
 
 export interface JobOptions {
@@ -32,6 +33,20 @@ export interface JobOptions {
    * coordinator's own worker is a holder too, and counts among them.
    */
   collect?: { holders: string[], windowMs: number }
+  /**
+   * Spot checks: how much is computed twice, and this peer's record of the
+   * others (kept for its lifetime). `random` picks the results checked. None if unset.
+   */
+  verify?: { level: VerifyLevel, records: TrustRecords, random?: () => number }
+}
+
+/** A tile under check this phase: who computed it and what they got; which result is in the output (or held for the reduction). */
+interface OpenCheck {
+  votes: Array<{ peer: string, digest: string | undefined }>
+  /** The peer whose result is under check (its record counts the check as pending). */
+  checking?: string
+  shown?: string
+  held?: Buffer
 }
 
 export interface GrantedTile {
@@ -64,6 +79,15 @@ export interface JobEvents {
   recovered: (tiles: number, total: number) => void
   /** A summary phase is reduced; phase `phase` (0-based) of `phases` starts. */
   phase: (phase: number, phases: number, reduceMs: number) => void
+  /** A check settled a tile, or found a disagreement: the figures changed. */
+  verified: (figures: VerifyFigures) => void
+  /**
+   * A peer's result lost a vote (or it was caught before, in another job):
+   * it gets no more of this job, and what it delivered on its word alone is
+   * done again: `redo` tiles, or every phase from `restartPhase` (its
+   * summaries went into a reduction).
+   */
+  excluded: (peer: string, why: { tile?: number, redo: number, restartPhase?: number }) => void
 }
 
 /** Other peers that must fail to compute a job before it fails. */
@@ -128,7 +152,23 @@ export class JobCoordinator {
   private state: 'running' | 'done' | 'cancelled' = 'running'
   private resolveFinished!: (image: RawImage) => void
   private rejectFinished!: (err: Error) => void
-  private readonly listeners: { [E in keyof JobEvents]: Array<JobEvents[E]> } = { progress: [], placed: [], tilesReturned: [], recovered: [], phase: [] }
+  private readonly listeners: { [E in keyof JobEvents]: Array<JobEvents[E]> } = { progress: [], placed: [], tilesReturned: [], recovered: [], phase: [], verified: [], excluded: [] }
+  private readonly verifyLevel: VerifyLevel
+  private readonly records: TrustRecords | undefined
+  private readonly random: () => number
+  readonly verifyFigures: VerifyFigures = { checked: 0, disagreements: 0, extra: 0, replaced: 0, excluded: {} }
+  /** This phase's tiles under check. */
+  private checks = new Map<number, OpenCheck>()
+  /** This phase's units past its tiles (checks, tie-breaks, redone tiles): the tile each computes. */
+  private extraTiles: number[] = []
+  /** This phase's tiles taken on one peer's word alone (never this peer's own worker's), and whose. */
+  private onWord = new Map<number, string>()
+  /** Per summary phase, the peers whose summaries were reduced on their word alone. */
+  private readonly reducedOnWord: Array<Set<string>> = []
+  /** This phase's tiles done (not counting their extra computations). */
+  private tilesDone = 0
+  /** Phases started over (a liar's summaries were reduced): lease ids of each start are their own. */
+  private restarts = 0
   /** Holders of a resumed job not yet joined; undefined once collection is over (or was never needed). */
   private awaitedHolders: Set<string> | undefined
   private collectTimer: unknown
@@ -145,9 +185,14 @@ export class JobCoordinator {
     this.plan = planJob(options.steps, shape)
     this.halo = this.plan.phases.at(-1)!.halo
     this.tiles = planTiles(this.plan.width, this.plan.height, options.tileSize, this.plan.phases[0]!.halo)
-    this.scheduler = new LeaseScheduler(new LeaseTable(this.tiles.length, options.leaseMs), {
+    this.verifyLevel = options.verify?.level ?? 'off'
+    this.records = options.verify?.records
+    this.random = options.verify?.random ?? secureRandom
+    this.scheduler = new LeaseScheduler(this.phaseTable(options.leaseMs, ''), {
       state: () => this.state === 'cancelled' ? 'cancelled' : this.state === 'done' || this.input === undefined ? 'done' : this.awaitedHolders !== undefined ? 'hold' : 'open',
       preferred: peer => this.affinity.get(peer),
+      // A check of a tile goes to a peer that has not computed it.
+      refused: (peer, unit) => unit >= this.tiles.length && this.checks.get(this.tileOf(unit))?.votes.some(v => v.peer === peer) === true,
       returned: pending => { for (const l of this.listeners.tilesReturned) l(pending) },
       leaseEnded: () => { this.reportRecovery() },
     }, { clock: this.clock, parkMs: this.parkMs, ...(options.speculation !== undefined ? { speculation: options.speculation } : {}) })
@@ -295,14 +340,35 @@ export class JobCoordinator {
     if (has && peer !== this.self && !this.inputHolders.includes(peer)) this.inputHolders.push(peer)
   }
 
-  /** A tile under lease now, or once one comes back (bounded by parkMs). */
+  /** A tile under lease now, or once one comes back (bounded by parkMs). A peer caught lying gets none. */
   async claim (peer: string): Promise<ClaimOutcome> {
+    if (this.excludes(peer)) return { kind: 'done' }
     // A worker claims once it has decoded the input: it can pass the file on.
     this.addInputHolder(peer, true)
     const outcome = await this.scheduler.claim(peer)
     if (outcome.kind !== 'lease') return outcome
     const { lease } = outcome
-    return { kind: 'grant', grant: { lease, tile: this.tiles[lease.tile]!, phase: this.phase } }
+    return { kind: 'grant', grant: { lease, tile: this.tiles[this.tileOf(lease.tile)]!, phase: this.phase } }
+  }
+
+  /** Excluded from this job, or caught before (in another job here): said once, when it first comes. */
+  private excludes (peer: string): boolean {
+    if (this.verifyFigures.excluded[peer] !== undefined) return true
+    if (this.records?.caught(peer) !== true) return false
+    this.verifyFigures.excluded[peer] = 0
+    for (const l of this.listeners.excluded) l(peer, { redo: 0 })
+    return true
+  }
+
+  /** The tile a unit of the current phase's table computes: its own, or the one an extra computation checks. */
+  private tileOf (unit: number): number {
+    return unit < this.tiles.length ? unit : this.extraTiles[unit - this.tiles.length]!
+  }
+
+  /** A phase's lease table: its tiles, and room for their checks, tie-breaks and redone tiles. */
+  private phaseTable (leaseMs: number, idPrefix: string): LeaseTable {
+    const room = this.verifyLevel === 'off' ? 0 : 3 * this.tiles.length + 16
+    return new LeaseTable(this.tiles.length + room, leaseMs, undefined, idPrefix, this.tiles.length)
   }
 
   /** The contexts a tile of the current phase is applied with. */
@@ -312,7 +378,7 @@ export class JobCoordinator {
 
   /** Units done and in all, over every phase. */
   get progress (): { done: number, total: number } {
-    return { done: this.phase * this.tiles.length + this.leases.completed, total: this.plan.phases.length * this.tiles.length }
+    return { done: this.phase * this.tiles.length + this.tilesDone, total: this.plan.phases.length * this.tiles.length }
   }
 
   /** Lease counts over every phase so far. */
@@ -324,14 +390,20 @@ export class JobCoordinator {
 
   get summarising (): boolean { return this.plan.phases[this.phase]?.summarises !== undefined }
 
+  /** Tiles of the current phase done (their checks aside). */
+  get phaseDone (): number { return this.tilesDone }
+
   result (peer: string, tileIndex: number, leaseId: string, checksum: string, body: Uint8Array, phase = 0): ResultOutcome {
     if (this.state !== 'running') return { status: 'duplicate', reason: `job is ${this.state}` }
     // A result of a phase that is over is late, not wrong; one of a phase not begun is.
     if (phase < this.phase) return { status: 'duplicate', reason: `phase ${phase} is over` }
     if (phase > this.phase) return { status: 'rejected', reason: `phase ${phase} has not begun` }
-    const check = this.leases.check(tileIndex, leaseId, peer)
+    if (this.excludes(peer)) return { status: 'rejected', reason: 'this peer\'s results lost a vote against other peers\': it is excluded from the job' }
+    const unit = this.leases.unitOfLease(leaseId)
+    if (unit === undefined || this.tileOf(unit) !== tileIndex) return { status: 'rejected', reason: `no lease ${leaseId} on tile ${tileIndex} for this peer` }
+    const check = this.leases.check(unit, leaseId, peer)
     if (check === 'duplicate') {
-      this.leases.complete(tileIndex, leaseId, peer, this.clock.now())
+      this.leases.complete(unit, leaseId, peer, this.clock.now())
       return { status: 'duplicate' }
     }
     if (check === 'unknown') return { status: 'rejected', reason: `no lease ${leaseId} on tile ${tileIndex} for this peer` }
@@ -344,24 +416,153 @@ export class JobCoordinator {
       if (body.length !== expected) return { status: 'rejected', reason: `tile ${tileIndex} result is ${body.length} bytes, expected ${expected}` }
     }
     if (tileChecksum(body) !== checksum) return { status: 'rejected', reason: `tile ${tileIndex} result fails its checksum` }
-    this.leases.complete(tileIndex, leaseId, peer, this.clock.now())
-    // A summary goes into its phase's reduction (which may keep it: the body's memory is the session's); pixels go straight into the output.
-    if (this.summarising) {
-      this.reducer!.add(tileIndex, Buffer.from(body))
-      this.summarisedBy[tileIndex] = peer
+    this.leases.complete(unit, leaseId, peer, this.clock.now())
+    const phaseNow = this.phase
+    if (unit < this.tiles.length) {
+      this.tilesDone++
+      if (this.summarising) this.summarisedBy[tileIndex] = peer
+      this.first(tileIndex, peer, body)
+      this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
+      // A peer that computes again was in passing trouble.
+      this.failures.delete(peer)
+      for (const l of this.listeners.placed) l(tileIndex, peer)
+      const { done, total } = this.progress
+      for (const l of this.listeners.progress) l(done, total)
+    } else {
+      this.verifyFigures.extra++
+      this.vote(tileIndex, peer, body)
     }
-    else placeTile(this.output!, tile, { width: tile.core.width, height: tile.core.height, ...this.outputFormat, data: Buffer.from(body.buffer, body.byteOffset, body.length) })
-    this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
-    // A peer that computes again was in passing trouble.
-    this.failures.delete(peer)
-    for (const l of this.listeners.placed) l(tileIndex, peer)
-    const { done, total } = this.progress
-    for (const l of this.listeners.progress) l(done, total)
-    if (this.leases.isComplete) {
+    // A vote may have excluded a peer whose summaries were reduced: the phase started over.
+    if (this.state === 'running' && this.phase === phaseNow && this.leases.allOpenDone && this.checks.size === 0) {
       if (this.phase === this.plan.phases.length - 1) this.finish()
       else this.nextPhase()
     }
     return { status: 'accepted' }
+  }
+
+  /**
+   * A tile's first result this phase, or the first since every earlier one
+   * came from peers now excluded: taken, and checked if the draw says so
+   * (the coordinator's own worker is never checked). Pixels go into the
+   * output at once and are replaced if they lose a vote; a summary under
+   * check is held until its vote settles.
+   */
+  private first (tile: number, peer: string, body: Uint8Array, open: OpenCheck = { votes: [] }): void {
+    if (open.votes.length > 0) this.verifyFigures.replaced++
+    this.dropCheck(tile, open)
+    const checked = peer !== this.self && this.records !== undefined && this.random() < this.records.share(peer, this.verifyLevel)
+    if (!checked) {
+      this.take(tile, body)
+      if (peer !== this.self) {
+        this.onWord.set(tile, peer)
+        if (this.summarising) (this.reducedOnWord[this.phase] ??= new Set()).add(peer)
+      }
+      return
+    }
+    const digest = resultDigest(body)
+    open.votes.push({ peer, digest })
+    open.shown = digest
+    open.checking = peer
+    this.records!.of(peer).pending++
+    if (this.summarising) open.held = Buffer.from(body)
+    else this.take(tile, body)
+    this.checks.set(tile, open)
+    this.openExtra(tile)
+  }
+
+  /** A result into the output (pixels) or the phase's reduction (a summary, which the reducer may keep: the body's memory is the session's). */
+  private take (tile: number, body: Uint8Array): void {
+    if (this.summarising) this.reducer!.add(tile, Buffer.from(body))
+    else {
+      const t = this.tiles[tile]!
+      placeTile(this.output!, t, { width: t.core.width, height: t.core.height, ...this.outputFormat, data: Buffer.from(body.buffer, body.byteOffset, body.length) })
+    }
+  }
+
+  /** A further computation of a tile under check: two that agree settle it (or this peer's own word); else one more is asked for. */
+  private vote (tile: number, peer: string, body: Uint8Array): void {
+    const open = this.checks.get(tile)
+    if (open === undefined) return
+    // Never granted (a check is refused to its voters): asked again rather than left open.
+    if (open.votes.some(v => v.peer === peer)) return this.openExtra(tile)
+    const live = open.votes.filter(v => !this.excludes(v.peer))
+    if (live.length === 0) return this.first(tile, peer, body, open)
+    const digest = resultDigest(body)
+    open.votes.push({ peer, digest })
+    const agrees = live.some(v => v.digest === digest)
+    if (!agrees) this.verifyFigures.disagreements++
+    if (peer === this.self || agrees) return this.decide(tile, open, digest, body)
+    for (const l of this.listeners.verified) l(this.verifyFigures)
+    if (open.votes.length >= MAX_VOTES) {
+      this.cancel(new JobFailedError(`tile ${tile} of phase ${this.phase + 1}: ${open.votes.length} peers computed it and no two agree`))
+      return
+    }
+    this.openExtra(tile)
+  }
+
+  /** The vote is won by `digest` (whose bytes `body` are): the output has them, and every peer that said otherwise is excluded. */
+  private decide (tile: number, open: OpenCheck, digest: string, body: Uint8Array): void {
+    this.dropCheck(tile, open)
+    this.verifyFigures.checked++
+    if (this.summarising) this.reducer!.add(tile, open.shown === digest && open.held !== undefined ? open.held : Buffer.from(body))
+    else if (open.shown !== digest) {
+      this.take(tile, body)
+      this.verifyFigures.replaced++
+    }
+    for (const v of open.votes) if (v.digest === digest) this.records!.of(v.peer).agreed++
+    for (const v of open.votes) if (v.digest !== digest && v.digest !== undefined) this.convict(v.peer, tile)
+    for (const l of this.listeners.verified) l(this.verifyFigures)
+  }
+
+  /**
+   * A peer's result lost a vote: it is excluded for the job (and kept on
+   * record), its leases go back, and what it delivered on its word alone is
+   * done again. A summary of its in a reduction taints every phase after:
+   * those start over from the first such phase.
+   */
+  private convict (peer: string, tile: number): void {
+    const excluded = this.verifyFigures.excluded
+    const known = excluded[peer] !== undefined
+    excluded[peer] = (excluded[peer] ?? 0) + 1
+    this.records!.of(peer).wrong++
+    if (known) return
+    this.scheduler.peerGone(peer)
+    const tainted = this.reducedOnWord.findIndex(peers => peers?.has(peer) === true)
+    if (tainted >= 0) {
+      for (const l of this.listeners.excluded) l(peer, { tile, redo: 0, restartPhase: tainted })
+      this.restartFrom(tainted)
+      return
+    }
+    let redo = 0
+    for (const [t, by] of this.onWord) {
+      if (by !== peer) continue
+      this.onWord.delete(t)
+      this.checks.set(t, { votes: [{ peer, digest: undefined }] })
+      this.openExtra(t)
+      redo++
+    }
+    for (const l of this.listeners.excluded) l(peer, { tile, redo })
+  }
+
+  /** A check is over, decided or not: its peer's record no longer counts it as under way. */
+  private dropCheck (tile: number, open: OpenCheck): void {
+    this.checks.delete(tile)
+    if (open.checking !== undefined) this.records!.of(open.checking).pending--
+    open.checking = undefined
+  }
+
+  /** One more computation of `tile`, claimed before fresh tiles (a liar is caught sooner). */
+  private openExtra (tile: number): void {
+    if (this.state !== 'running') return
+    let unit: number
+    try {
+      unit = this.leases.open(true)
+    } catch {
+      this.cancel(new JobFailedError(`phase ${this.phase + 1} needed more checks than ${this.leases.tileCount - this.tiles.length}: too many peers disagree`))
+      return
+    }
+    this.extraTiles[unit - this.tiles.length] = tile
+    this.scheduler.wake()
   }
 
   /**
@@ -372,33 +573,58 @@ export class JobCoordinator {
   private nextPhase (): void {
     const started = this.clock.now()
     const finished = this.plan.phases[this.phase]!
-    const phase = this.phase + 1
-    const next = this.plan.phases[phase]!
-    let tiles: Tile[]
     try {
       this.contexts.set(finished.end, this.reducer!.finish())
-      tiles = planTiles(this.plan.width, this.plan.height, this.tileSize, next.halo)
-      this.reducer = next.summarises !== undefined ? phaseReducer(this.plan, phase, tiles.map(t => t.core)) : undefined
-      if (next.summarises === undefined) this.output = createPlanOutput(this.plan)
     } catch (err) {
       this.cancel(err instanceof Error ? err : new Error(String(err)))
       return
     }
-    this.pastStats.push(this.leases.stats)
-    this.affinity = new Map()
+    const affinity = new Map<string, number[]>()
     for (const [tile, peer] of this.summarisedBy.entries()) {
-      const mine = this.affinity.get(peer) ?? []
+      const mine = affinity.get(peer) ?? []
       mine.push(tile)
-      this.affinity.set(peer, mine)
+      affinity.set(peer, mine)
     }
     // Taken from the end, one claim at a time: lowest tile first, as before.
-    for (const mine of this.affinity.values()) mine.reverse()
+    for (const mine of affinity.values()) mine.reverse()
+    this.enterPhase(this.phase + 1, affinity, this.clock.now() - started)
+  }
+
+  /** The phases from `phase` on start over: what a liar summarised went into their contexts. */
+  private restartFrom (phase: number): void {
+    for (const p of this.plan.phases.slice(phase)) if (p.summarises !== undefined) this.contexts.delete(p.end)
+    this.reducedOnWord.length = phase
+    this.restarts++
+    this.output = undefined
+    this.enterPhase(phase, new Map())
+  }
+
+  /** Switches to a phase's tiles and table, built aside first: an allocation that fails fails the job, not half a phase. `reduceMs`: the phase before it was just reduced. */
+  private enterPhase (phase: number, affinity: Map<string, number[]>, reduceMs?: number): void {
+    const next = this.plan.phases[phase]!
+    let tiles: Tile[]
+    let reducer: Reducer | undefined
+    try {
+      tiles = planTiles(this.plan.width, this.plan.height, this.tileSize, next.halo)
+      reducer = next.summarises !== undefined ? phaseReducer(this.plan, phase, tiles.map(t => t.core)) : undefined
+      if (next.summarises === undefined) this.output ??= createPlanOutput(this.plan)
+    } catch (err) {
+      this.cancel(err instanceof Error ? err : new Error(String(err)))
+      return
+    }
+    this.reducer = reducer
+    this.pastStats.push(this.leases.stats)
+    this.affinity = affinity
     this.summarisedBy = []
     this.phase = phase
     this.tiles = tiles
-    this.scheduler.leases = new LeaseTable(tiles.length, this.leases.leaseMs, undefined, `p${phase}.`)
+    this.tilesDone = 0
+    for (const [tile, open] of this.checks) this.dropCheck(tile, open)
+    this.extraTiles = []
+    this.onWord = new Map()
+    this.scheduler.leases = this.phaseTable(this.leases.leaseMs, this.restarts > 0 ? `p${phase}.r${this.restarts}.` : `p${phase}.`)
     this.scheduler.scheduleExpiry()
-    for (const l of this.listeners.phase) l(phase, this.plan.phases.length, this.clock.now() - started)
+    if (reduceMs !== undefined) for (const l of this.listeners.phase) l(phase, this.plan.phases.length, reduceMs)
     this.scheduler.wake()
   }
 
@@ -439,6 +665,7 @@ export class JobCoordinator {
   }
 
   private settle (): void {
+    for (const [tile, open] of this.checks) this.dropCheck(tile, open)
     this.clock.clearTimeout(this.collectTimer)
     this.awaitedHolders = undefined
     this.scheduler.settle()

@@ -13,6 +13,7 @@ import { JobCoordinator } from './coordinator.ts'
 import { shortId, type Log } from '../log.ts'
 import type { LeaseTable } from './leases.ts'
 import type { BatchCoordinator } from './batch.ts'
+import { verifyText, type TrustRecords, type VerifyFigures, type VerifyLevel } from './verify.ts'
 
 export interface JobHostComponents {
   peerId: string
@@ -35,6 +36,8 @@ export interface JobHostComponents {
   swarmPeers: (limit: number) => Promise<Array<{ peerId: string, addrs: string[] }>>
   /** Connects to a peer (a holder of a resumed job's tiles, so it hears of the job); failures are its own business. */
   reach: (peer: { peerId: string, addrs: string[] }) => Promise<void>
+  /** What this peer has seen of others' results in the jobs it coordinated: who is checked how much, who was caught. */
+  trust: TrustRecords
 }
 
 export interface JobLimits {
@@ -51,6 +54,8 @@ export interface JobSpec {
   tileSize: number
   format: OutputFormat
   quality: number
+  /** How much is computed twice to catch wrong results. */
+  verify: VerifyLevel
   /** A job resumed after its coordinator was lost: these peers hold tiles it finished. */
   holders?: Array<{ peerId: string, addrs: string[] }>
 }
@@ -78,6 +83,8 @@ export interface HostedJob {
   leases: { granted: number, expired: number, released: number }
   bytesIn: number
   bytesOut: number
+  /** Tiles settled by a second computation, votes lost, computations past one a tile, peers excluded. */
+  verify: { checked: number, disagreements: number, extra: number, excluded: number }
 }
 
 /** What a job coordinated here is doing now: none yet while its upload is read. */
@@ -136,6 +143,7 @@ export class JobHost implements Hosted {
       leases: { granted: s?.granted ?? 0, expired: s?.expired ?? 0, released: s?.released ?? 0 },
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
+      verify: { checked: c?.verifyFigures.checked ?? 0, disagreements: c?.verifyFigures.disagreements ?? 0, extra: c?.verifyFigures.extra ?? 0, excluded: Object.keys(c?.verifyFigures.excluded ?? {}).length },
     }
   }
 
@@ -205,6 +213,7 @@ export class JobHost implements Hosted {
         parkMs: this.limits.parkMs,
         clock: this.c.clock,
         speculation: { afterMedians: SPECULATE_AFTER_MEDIANS, maxShare: SPECULATE_MAX_SHARE, minSamples: SPECULATE_MIN_SAMPLES },
+        verify: { level: this.spec.verify, records: this.c.trust },
         // Workers keep only one-phase jobs' results: a job in phases has nothing to collect.
         ...(this.spec.holders !== undefined && plan.phases.length === 1 ? { collect: { holders: [...new Set([this.c.peerId, ...this.spec.holders.map(h => h.peerId)])], windowMs: COLLECT_WINDOW_MS } } : {}),
       })
@@ -220,6 +229,10 @@ export class JobHost implements Hosted {
       this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tile${coordinator.tiles.length === 1 ? '' : 's'} of ${plan.width}x${plan.height}${plan.phases.length > 1 ? ` in ${plan.phases.length} phases` : ''} for ${shortId(this.client)}${this.spec.holders !== undefined && plan.phases.length === 1 ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
       coordinator.on('phase', (phase, phases, reduceMs) => {
         this.c.log(`job ${this.jobId}: phase ${phase} of ${phases} summarised and reduced (${reduceMs.toFixed(0)} ms); phase ${phase + 1} starts`)
+      })
+      coordinator.on('excluded', (peer, why) => {
+        const wrong = coordinator.verifyFigures.excluded[peer] ?? 0
+        this.c.log(`job ${this.jobId}: excluded peer ${peer}: ${why.tile === undefined ? 'its results lost a vote in an earlier job here' : `its result for tile ${why.tile} lost a vote against other peers' (${wrong} wrong)`}${why.restartPhase !== undefined ? `; its summaries were reduced on its word, so phase ${why.restartPhase + 1} on starts over` : why.redo > 0 ? `; the ${why.redo} tiles taken on its word alone are computed again` : ''}`, 'warn')
       })
       coordinator.on('recovered', (tiles, total) => {
         this.c.log(`job ${this.jobId}: recovered ${tiles} of ${total} tiles from their holders`)
@@ -246,13 +259,14 @@ export class JobHost implements Hosted {
         height: output.height,
         tilesByPeer: Object.fromEntries(coordinator.tilesByPeer),
         leases: { granted: s.granted, expired: s.expired, released: s.released, duplicates: s.duplicates, speculated: s.speculated, recovered: s.recovered },
+        ...verifyTold(coordinator.verifyFigures, this.spec.verify),
       }, encoded)
       this.bytesOut = encoded.length
       await wire.channel.close()
       outcome = 'done'
       const now = this.c.clock.now()
       // The serial parts (header, encode, send) are what more peers cannot shorten.
-      this.c.log(`job ${this.jobId}: done in ${sec(now - started)} s (header and digest ${sec(readAt - started)} s, tiles ${sec(tilesAt - readAt)} s, encode ${sec(encodedAt - tilesAt)} s, send ${sec(now - encodedAt)} s), ${encoded.length} bytes delivered; input sent ${coordinator.inputUploadsDone} times from here; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${shortId(p)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling tiles copied (${s.speculativeWins} copies won)${s.recovered > 0 ? `; ${s.recovered} recovered from an earlier coordinator` : ''}`)
+      this.c.log(`job ${this.jobId}: done in ${sec(now - started)} s (header and digest ${sec(readAt - started)} s, tiles ${sec(tilesAt - readAt)} s, encode ${sec(encodedAt - tilesAt)} s, send ${sec(now - encodedAt)} s), ${encoded.length} bytes delivered; input sent ${coordinator.inputUploadsDone} times from here; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${shortId(p)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling tiles copied (${s.speculativeWins} copies won)${s.recovered > 0 ? `; ${s.recovered} recovered from an earlier coordinator` : ''}; verification ${verifyText(this.spec.verify)}: ${verifySummary(coordinator.verifyFigures)}`)
     } catch (err) {
       const e = err as Error
       this.coordinator?.cancel(e)
@@ -333,7 +347,7 @@ export class JobHost implements Hosted {
           }
           if (placedCount === 0) placed = new Map()
         }
-        this.report({ type: 'progress', phase: 'tiles', ...coordinator.progress, workers: coordinator.tilesByPeer.size, ...(told !== undefined ? { placed: told } : {}) })
+        this.report({ type: 'progress', phase: 'tiles', ...coordinator.progress, workers: coordinator.tilesByPeer.size, ...(told !== undefined ? { placed: told } : {}), ...verifyTold(coordinator.verifyFigures, this.spec.verify) })
       } while (placedCount > 0)
     }
     const announcing = startAnnouncing(this.c, this.limits.announceMs ?? DEFAULT_ANNOUNCE_MS, {
@@ -341,13 +355,13 @@ export class JobHost implements Hosted {
       jobKey: coordinator.jobKey,
       kind: 'tiles',
       units: () => coordinator.tiles.length,
-      done: () => coordinator.leases.completed,
+      done: () => coordinator.phaseDone,
       running: () => coordinator.isRunning,
       leases: () => coordinator.leases,
     }, () => { void this.tellPeers() })
     // At most every 100 ms, and the last of a burst not left unsaid: tiles placed just after a report wait only for the rest of the 100 ms.
     let trailing: unknown
-    coordinator.on('progress', (done, total) => {
+    const progressSoon = (done: number, total: number): void => {
       const since = clock.now() - this.progressAt
       if (done === total || since > 100) {
         clock.clearTimeout(trailing)
@@ -356,7 +370,11 @@ export class JobHost implements Hosted {
       } else {
         trailing ??= clock.setTimeout(() => { trailing = undefined; if (coordinator.isRunning) sendProgress() }, 100 - since)
       }
-    })
+    }
+    coordinator.on('progress', progressSoon)
+    // Checks settle after their tiles: the client hears of them, and at once of a peer excluded (its tiles may go back).
+    coordinator.on('verified', () => { const { done, total } = coordinator.progress; progressSoon(done, total) })
+    coordinator.on('excluded', () => { if (coordinator.isRunning) sendProgress() })
     // A peer's first finished tile makes it a holder: the client hears at once, in case this peer dies next.
     coordinator.on('placed', (tile, by) => {
       const tiles = placed.get(by) ?? []
@@ -444,6 +462,18 @@ export async function tellPeersMessage (c: Pick<JobHostComponents, 'swarmPeers' 
 /** What makes a peers message news: who is there (not their addresses, which churn) and who holds finished work. */
 export function toldKey (message: { peers: Array<{ peerId: string }>, holders: unknown[] }): string {
   return JSON.stringify([message.peers.map(p => p.peerId), message.holders])
+}
+
+/** What the client is told of the checks, where there are checks to tell of: the excluded peers named, up to a bound. */
+export function verifyTold (figures: VerifyFigures, level: VerifyLevel): { verify?: VerifyFigures } {
+  if (level === 'off' && Object.keys(figures.excluded).length === 0) return {}
+  return { verify: { ...figures, excluded: Object.fromEntries(Object.entries(figures.excluded).slice(0, MAX_PEERS_TOLD)) } }
+}
+
+/** The checks in a line of the job log. */
+export function verifySummary (f: VerifyFigures): string {
+  const excluded = Object.entries(f.excluded)
+  return `${f.checked} tiles checked (${f.extra} extra computations), ${f.disagreements} disagreement${f.disagreements === 1 ? '' : 's'}${f.replaced > 0 ? `, ${f.replaced} tiles replaced` : ''}${excluded.length > 0 ? `; excluded ${excluded.map(([p, n]) => `${shortId(p)} (${n} wrong)`).join(', ')}` : ''}`
 }
 
 /** Milliseconds as seconds, for the job log. */

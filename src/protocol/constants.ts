@@ -1,6 +1,6 @@
 /** Protocol ids, topics and wire limits: one place, units in the names. */
 /** The one version of every message, protocol id and topic: peers of another version do not talk. */
-export const PROTOCOL_VERSION = 6
+export const PROTOCOL_VERSION = 7
 export const SUBMIT_PROTOCOL = `/tileswarm/submit/${PROTOCOL_VERSION}.0.0`
 export const TILE_PROTOCOL = `/tileswarm/tile/${PROTOCOL_VERSION}.0.0`
 /** A job's input file, from a worker that has it to one that does not. */

@@ -42,8 +42,15 @@ export type JobsTopicMessage = z.infer<typeof JobsTopicMessage>
 /** A job resumed after its coordinator was lost: these peers hold tiles it finished; the new coordinator collects them first. */
 const holder = z.object({ peerId, addrs: z.array(multiaddr).max(4) }).strict()
 const resume = z.object({ from: peerId.optional(), holders: z.array(holder).max(MAX_HOLDERS) }).strict()
+/** How much is computed twice: a share (the floor of the adaptive share), every tile, or none; the coordinator's default if unsaid. */
+const verifyLevel = z.union([z.enum(['off', 'all']), z.number().min(0).max(1)])
+/** What the client hears of the checks: tiles settled by a second computation, disagreements, extra computations, tiles replaced, and peers excluded with their wrong tiles. */
+const verifyFigures = z.object({
+  checked: count, disagreements: count, extra: count, replaced: count,
+  excluded: z.record(peerId, count).refine(r => Object.keys(r).length <= MAX_PEERS_TOLD, `at most ${MAX_PEERS_TOLD} peers excluded are named`),
+}).strict()
 export const SubmitMessage = z.object({
-  type: z.literal('submit'), v, ops, format: outputFormat, quality: z.number().int().min(1).max(100), bytes: bodyBytes, tileSize: dim.optional(), resume: resume.optional(),
+  type: z.literal('submit'), v, ops, format: outputFormat, quality: z.number().int().min(1).max(100), bytes: bodyBytes, tileSize: dim.optional(), verify: verifyLevel.optional(), resume: resume.optional(),
 }).strict()
 export const UploadMessage = z.object({ type: z.literal('upload'), bodyBytes }).strict()
 /**
@@ -62,12 +69,12 @@ export const SubmitAccepted = z.object({ type: z.literal('accepted'), jobId: id,
  * `placed`: tiles accepted since the last progress, by the peer that computed
  * them, numbered across phases (phase * tiles + tile): the client's tile map.
  */
-export const SubmitProgress = z.object({ type: z.literal('progress'), phase: z.enum(['decoding', 'tiles', 'encoding', 'sending']), done: count, total: count, workers: count, placed: z.record(peerId, z.array(count).max(MAX_PLACED_TOLD)).optional() }).strict()
+export const SubmitProgress = z.object({ type: z.literal('progress'), phase: z.enum(['decoding', 'tiles', 'encoding', 'sending']), done: count, total: count, workers: count, placed: z.record(peerId, z.array(count).max(MAX_PLACED_TOLD)).optional(), verify: verifyFigures.optional() }).strict()
 /** Who else is in the swarm (where to resume), and who holds finished tiles of this job (what to recover). */
 export const SubmitPeers = z.object({ type: z.literal('peers'), peers: z.array(peerRef).max(MAX_PEERS_TOLD), holders: z.array(holder).max(MAX_HOLDERS) }).strict()
 /** A resumed job collected these finished tiles from their holders instead of computing them again. */
 export const SubmitRecovered = z.object({ type: z.literal('recovered'), tiles: count, total: count }).strict()
-export const SubmitResult = z.object({ type: z.literal('result'), bodyBytes, width: dim, height: dim, tilesByPeer: z.record(peerId, count), leases: z.object({ granted: count, expired: count, released: count, duplicates: count, speculated: count, recovered: count }).strict() }).strict()
+export const SubmitResult = z.object({ type: z.literal('result'), bodyBytes, width: dim, height: dim, tilesByPeer: z.record(peerId, count), leases: z.object({ granted: count, expired: count, released: count, duplicates: count, speculated: count, recovered: count }).strict(), verify: verifyFigures.optional() }).strict()
 export const ErrorMessage = z.object({ type: z.literal('error'), name: z.string().max(64), message: errorText, rid: rid.optional() }).strict()
 /** The batch is taken on. */
 export const BatchStarted = z.object({ type: z.literal('started'), jobId: id, maxUploadBytes: bodyBytes }).strict()

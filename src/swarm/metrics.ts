@@ -1,11 +1,12 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { VERSION } from '../version.ts'
 import type { HostedJob, JobOutcome } from '../job/host.ts'
+import type { JobTotals } from './submit-service.ts'
 
 /** What a peer's metrics read when Prometheus scrapes: every value is the peer's own count, read then. */
 export interface MetricSources {
   /** Units, leases and bytes of the jobs coordinated here since the peer started (monotonic). */
-  totals: () => { units: number, granted: number, expired: number, released: number, bytesIn: number, bytesOut: number }
+  totals: () => JobTotals
   peersConnected: () => number
   connections: () => number
   activeJobs: () => number
@@ -37,7 +38,8 @@ export class PeerMetrics {
     const read = (pick: (t: ReturnType<MetricSources['totals']>) => number) => {
       let last = 0
       return function (this: Counter): void {
-        const now = pick(self.sources?.totals() ?? { units: 0, granted: 0, expired: 0, released: 0, bytesIn: 0, bytesOut: 0 })
+        const totals = self.sources?.totals()
+        const now = totals !== undefined ? pick(totals) : 0
         if (now > last) this.inc(now - last)
         last = Math.max(last, now)
       }
@@ -49,6 +51,10 @@ export class PeerMetrics {
     }
     new Counter({ name: 'tileswarm_bytes_in_total', help: 'Bytes of images clients uploaded to jobs coordinated here', registers, collect: read(t => t.bytesIn) })
     new Counter({ name: 'tileswarm_bytes_out_total', help: 'Bytes of results sent to clients of jobs coordinated here', registers, collect: read(t => t.bytesOut) })
+    new Counter({ name: 'tileswarm_verified_tiles_total', help: 'Tiles of jobs coordinated here whose result a second computation confirmed (spot checks, --verify)', registers, collect: read(t => t.checked) })
+    new Counter({ name: 'tileswarm_verify_disagreements_total', help: 'Checks of jobs coordinated here whose computations disagreed (a third settles it)', registers, collect: read(t => t.disagreements) })
+    new Counter({ name: 'tileswarm_verify_extra_units_total', help: 'Computations past one a tile in jobs coordinated here: checks, tie-breaks, a liar\'s tiles redone', registers, collect: read(t => t.extra) })
+    new Counter({ name: 'tileswarm_peers_excluded_total', help: 'Peers excluded from jobs coordinated here: a result of theirs lost a vote, now or in an earlier job', registers, collect: read(t => t.excluded) })
     const gauge = (name: string, help: string, value: (s: MetricSources) => number): void => {
       new Gauge({ name, help, registers, collect () { if (self.sources !== undefined) this.set(value(self.sources)) } })
     }

@@ -20,6 +20,7 @@ import { PeerMetrics } from './metrics.ts'
 import { JobDetail, StatusService, SwarmJobs, type SwarmStatus } from './status.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import { VERSION } from '../version.ts'
+import { TrustRecords } from '../job/verify.ts'
 
 export type { PeerOptions } from './options.ts'
 
@@ -43,6 +44,8 @@ export class SwarmPeer {
   /** 'job' (detail: the JobCoordinator) when this peer starts coordinating one; 'ended' when one ends. */
   readonly events = new EventTarget()
   readonly metrics = new PeerMetrics()
+  /** What this peer has seen of others' results as a coordinator: who is checked how much, who was caught lying. */
+  readonly trust = new TrustRecords()
   /** Jobs other peers announce. */
   readonly swarmJobs: SwarmJobs
   readonly statusService: StatusService
@@ -96,7 +99,7 @@ export class SwarmPeer {
       redialMaxMs: options.redialMaxMs,
       aloneWarnMs: options.aloneWarnMs,
     })
-    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, alone: () => options.onePipeline !== false && slots === 1 && this.gossip.swarmPeers() === 0, connectedPeers: () => this.gossip.swarmPeers(), addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) } }, {
+    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, alone: () => options.onePipeline !== false && slots === 1 && this.gossip.swarmPeers() === 0, connectedPeers: () => this.gossip.swarmPeers(), addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) }, trust: this.trust }, {
       tileSize: options.tileSize ?? DEFAULT_TILE_SIZE,
       maxJobs: options.maxJobs ?? DEFAULT_MAX_JOBS,
       maxUploadBytes,

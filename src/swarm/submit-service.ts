@@ -5,6 +5,7 @@ import { LimitExceededError, PeerBusyError, PeerLeavingError, ProtocolError, Sub
 import { resolvePipeline, type OutputFormat } from '../imaging/index.ts'
 import { JobHost, type Hosted, type HostedJob, type JobHostComponents, type JobLimits, type JobOutcome } from '../job/host.ts'
 import { BatchHost } from '../job/batch-host.ts'
+import { DEFAULT_VERIFY_FLOOR } from '../job/verify.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { SUBMIT_PROTOCOL } from '../protocol/constants.ts'
 import { errorReply, submitServerWire } from '../protocol/wire.ts'
@@ -39,7 +40,7 @@ export class SubmitService {
   private admitted = 0
   private readonly hosts = new Map<Hosted, Promise<JobOutcome>>()
   /** What jobs that ended here did, summed: with the running ones', the peer's counters. */
-  private readonly ended = { units: 0, granted: 0, expired: 0, released: 0, bytesIn: 0, bytesOut: 0 }
+  private readonly ended: JobTotals = { units: 0, granted: 0, expired: 0, released: 0, bytesIn: 0, bytesOut: 0, checked: 0, disagreements: 0, extra: 0, excluded: 0 }
   private stopping = false
 
   constructor (components: SubmitServiceComponents, options: SubmitServiceOptions) {
@@ -56,7 +57,7 @@ export class SubmitService {
   }
 
   /** Units, leases and bytes of every job coordinated here since the peer started: monotonic. */
-  totals (): typeof this.ended {
+  totals (): JobTotals {
     const t = { ...this.ended }
     for (const job of this.jobs()) add(t, job)
     return t
@@ -119,7 +120,7 @@ export class SubmitService {
       if (upload.type !== 'upload') throw new ProtocolError(`expected the upload, got ${upload.type}`)
       if ((body?.length ?? 0) !== request.bytes) throw new ProtocolError(`the upload is ${body?.length ?? 0} bytes, the submission said ${request.bytes}`)
       if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
-      const host = new JobHost(this.c, this.options, { steps, tileSize, format: request.format as OutputFormat, quality: request.quality, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, client)
+      const host = new JobHost(this.c, this.options, { steps, tileSize, format: request.format as OutputFormat, quality: request.quality, verify: request.verify ?? DEFAULT_VERIFY_FLOOR, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, client)
       await this.hold(host, host.run(wire, body ?? Buffer.alloc(0)))
     } catch (err) {
       // Refused before a job was taken on; a job's own end is its host's to report.
@@ -134,11 +135,18 @@ export class SubmitService {
   }
 }
 
-function add (t: { units: number, granted: number, expired: number, released: number, bytesIn: number, bytesOut: number }, job: HostedJob): void {
+/** Units, leases, bytes and checks of jobs coordinated here. */
+export interface JobTotals { units: number, granted: number, expired: number, released: number, bytesIn: number, bytesOut: number, checked: number, disagreements: number, extra: number, excluded: number }
+
+function add (t: JobTotals, job: HostedJob): void {
   t.units += job.done
   t.granted += job.leases.granted
   t.expired += job.leases.expired
   t.released += job.leases.released
   t.bytesIn += job.bytesIn
   t.bytesOut += job.bytesOut
+  t.checked += job.verify.checked
+  t.disagreements += job.verify.disagreements
+  t.extra += job.verify.extra
+  t.excluded += job.verify.excluded
 }

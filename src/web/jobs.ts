@@ -7,6 +7,7 @@ import { DEFAULT_QUALITY } from '../defaults.ts'
 import { InvalidImageError, InvalidParameterError, PeerBusyError, TileswarmError, oneLine } from '../errors.ts'
 import { formatFromPath, parseOps, readImageHeader, resolvePipeline, type OutputFormat, type Step } from '../imaging/index.ts'
 import { submitToSwarm, type SubmitEvent } from '../client/submit.ts'
+import type { VerifyLevel } from '../job/verify.ts'
 import { submitBatch, type BatchEvent, type BatchSummary } from '../client/batch.ts'
 import { planBatch } from '../client/batch-plan.ts'
 import type { Log } from '../log.ts'
@@ -39,8 +40,13 @@ export interface WebJobRequest {
   ops: string
   format?: OutputFormat
   quality?: number
+  /** How much of a tiled job is computed twice (the coordinator's default if unset). */
+  verify?: VerifyLevel
   files: Upload[]
 }
+
+/** A request checked: its pipeline, quality and checks, and each file's container format, in order. */
+interface Checked { steps: Step[], quality: number, verify?: VerifyLevel, containers: string[] }
 
 type WebEvent = SubmitEvent | BatchEvent | { event: 'failed', name: string, message: string } | { event: 'ended', state: 'done' | 'failed' }
 /** An event and its number in the job's stream: a page that reconnects says the last it had. */
@@ -133,7 +139,7 @@ export class WebJobs {
   }
 
   /** The pipeline and the images, checked; each file's container format, in order. */
-  private async check (request: WebJobRequest): Promise<{ steps: Step[], quality: number, containers: string[] }> {
+  private async check (request: WebJobRequest): Promise<Checked> {
     const steps = resolvePipeline(parseOps(request.ops))
     const quality = request.quality ?? DEFAULT_QUALITY
     if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new InvalidParameterError(`Expected integer between 1 and 100 for quality but received ${String(request.quality)}`)
@@ -145,10 +151,11 @@ export class WebJobs {
       if (header.width * header.height > this.maxPixels) throw new InvalidImageError(`${safeStem(f.name)}: ${header.width}x${header.height} is over this peer's limit of ${(this.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
       containers.push(header.container)
     }
-    return { steps, quality, containers }
+    return { steps, quality, containers, ...(request.verify !== undefined ? { verify: request.verify } : {}) }
   }
 
-  private begin (request: WebJobRequest, { steps, quality, containers }: { steps: Step[], quality: number, containers: string[] }): WebJob {
+  private begin (request: WebJobRequest, checked: Checked): WebJob {
+    const { steps, containers } = checked
     this.evict(1)
     const job: WebJob = {
       id: randomBytes(8).toString('hex'),
@@ -163,8 +170,8 @@ export class WebJobs {
     }
     this.jobs.set(job.id, job)
     const run = job.kind === 'image'
-      ? this.runImage(job, steps, request.files[0]!, containers[0]!, request.format, quality)
-      : this.runBatch(job, steps, request.files, containers, request.format, quality)
+      ? this.runImage(job, request.files[0]!, containers[0]!, request.format, checked)
+      : this.runBatch(job, steps, request.files, containers, request.format, checked)
     void run.then(() => { this.end(job, 'done') }, (err: unknown) => {
       const e = err instanceof Error ? err : new Error(String(err))
       job.error = { name: e instanceof TileswarmError ? e.name : 'InternalError', message: oneLine(e.message) }
@@ -190,9 +197,9 @@ export class WebJobs {
     this.log(`web job ${job.id} (${job.title}, ${job.ops}): ${state}${job.error !== undefined ? `: ${job.error.message}` : ''}`)
   }
 
-  private async runImage (job: WebJob, steps: Step[], file: Upload, container: string, format: OutputFormat | undefined, quality: number): Promise<void> {
+  private async runImage (job: WebJob, file: Upload, container: string, format: OutputFormat | undefined, { steps, quality, verify }: Checked): Promise<void> {
     const out = format ?? formatFromPath(`x${EXTENSION[container] ?? '.png'}`) ?? 'png'
-    const done = await submitToSwarm({ steps, input: file.data, format: out, quality }, { peer: this.entry(), node: await this.client(), maxUploadBytes: file.data.length, onEvent: e => { this.emit(job, e) } })
+    const done = await submitToSwarm({ steps, input: file.data, format: out, quality }, { peer: this.entry(), node: await this.client(), maxUploadBytes: file.data.length, ...(verify !== undefined ? { verify } : {}), onEvent: e => { this.emit(job, e) } })
     // Kept on disk, not in memory, for the hour it may be fetched.
     job.dir = await this.folder()
     const path = join(job.dir, 'result')
@@ -201,7 +208,7 @@ export class WebJobs {
   }
 
   /** Several images: written to a folder of the job's own under their safe names, sent as one batch, the outputs zipped. */
-  private async runBatch (job: WebJob, steps: Step[], files: Upload[], containers: string[], format: OutputFormat | undefined, quality: number): Promise<void> {
+  private async runBatch (job: WebJob, steps: Step[], files: Upload[], containers: string[], format: OutputFormat | undefined, { quality, verify }: Checked): Promise<void> {
     const dir = await this.folder()
     job.dir = dir
     const inputs: string[] = []
@@ -239,7 +246,7 @@ export class WebJobs {
     }
     const run = async (): Promise<BatchSummary> => {
       const plan = await planBatch(inputs, zip, { recursive: false, ...(format !== undefined ? { format } : {}) })
-      return await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shown(e)) } })
+      return await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(verify !== undefined ? { verify } : {}), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shown(e)) } })
     }
     const summary = await run().finally(async () => { await rm(join(dir, 'in'), { recursive: true, force: true }) })
     if (summary.done === 0) throw new InvalidImageError(`no image could be processed: ${summary.failures.map(f => `${named(f.input)}: ${f.message}`).join('; ')}`)

@@ -1,3 +1,4 @@
+import { parseVerifyLevel, type VerifyLevel } from '../job/verify.ts'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
@@ -220,10 +221,18 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
     const format = field('format')
     if (format !== undefined && format !== '' && !(OUTPUT_FORMATS as readonly string[]).includes(format)) return refuse(c, 400, 'InvalidParameterError', `format '${format}' is not one of ${OUTPUT_FORMATS.join(', ')}`)
     const quality = field('quality')
+    const verify = field('verify')
+    let verifyLevel: VerifyLevel | undefined
+    try {
+      verifyLevel = verify !== undefined && verify !== '' ? parseVerifyLevel(verify) : undefined
+    } catch (err) {
+      return refuse(c, 400, 'InvalidParameterError', (err as Error).message.replace('--verify', 'verify'))
+    }
     const job = await jobs.start({
       ops: field('ops') ?? '',
       ...(format !== undefined && format !== '' ? { format: format as OutputFormat } : {}),
       ...(quality !== undefined && quality !== '' ? { quality: Number(quality) } : {}),
+      ...(verifyLevel !== undefined ? { verify: verifyLevel } : {}),
       files: uploads,
     })
     return c.json(describeJob(job), 202)

@@ -83,6 +83,7 @@ test('bad invocations: one line, exit 1, no stack trace', async t => {
     [['--task', 'invert', '-i', img, '-o', join(dir, 'no', 'such', 'dir', 'o.png')], /cannot write .*: directory .* does not exist/],
     [['--task', 'invert', '-i', img, '-o', dir + '/'], /cannot tell the output format|is a directory/],
     [['--task', 'invert', '-i', img, '-o', join(dir, 'o.png'), '--quality', '0'], /Expected integer between 1 and 100 for --quality/],
+    [['--task', 'invert', '-i', img, '-o', join(dir, 'o.png'), '--verify', '1.5'], /--verify takes a share of tiles from 0 to 1, 'all' or 'off', not '1\.5'/],
     [['--task', 'invert', '-i', fixture('flowers.jpeg'), '-o', join(dir, 'o.png'), '--max-pixels', '1000'], /over the limit of 0.0 MP \(--max-pixels\)/],
     [['-i', img, '-o', join(dir, 'o.png')], /Expected an operation/],
     [['--task', 'invert', '-o', join(dir, 'o.png')], /Expected an input image/],

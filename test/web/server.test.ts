@@ -67,7 +67,7 @@ test.serial('the web page\'s API: an image uploaded comes back as --local makes 
 
       const input = fixture('flowers.jpeg')
       await runLocal(requestFromFlags({ ops: 'blur:sigma=2', imagePath: input, out: join(dir, 'local.jpg') }))
-      const posted = await fetch(`${base}api/jobs`, { method: 'POST', body: form('blur:sigma=2', [{ name: 'flowers.jpeg', data: await readFile(input) }]) })
+      const posted = await fetch(`${base}api/jobs`, { method: 'POST', body: form('blur:sigma=2', [{ name: 'flowers.jpeg', data: await readFile(input) }], { verify: 'all' }) })
       t.is(posted.status, 202)
       const job = await posted.json() as { id: string, kind: string }
       t.is(job.kind, 'image')
@@ -79,6 +79,9 @@ test.serial('the web page\'s API: an image uploaded comes back as --local makes 
       t.is(placed.length, accepted.tiles * accepted.phases)
       t.is(new Set(placed.map(([n]) => n)).size, placed.length)
       t.true(placed.every(([, p]) => cluster.peers.some(q => q.peerId === p)))
+      // The checks the page asked for (every tile of the other peers twice) are reported with the result.
+      const done = seen.find(e => e.event === 'done') as { verify?: { checked: number, extra: number } }
+      t.is(done.verify?.checked, done.verify?.extra, JSON.stringify(done.verify))
       const result = await fetch(`${base}api/jobs/${job.id}/result?download=1`)
       t.is(result.headers.get('content-type'), 'image/jpeg')
       t.regex(result.headers.get('content-disposition') ?? '', /^attachment; filename="flowers-processed\.jpg"$/)
@@ -145,6 +148,9 @@ test.serial('the web server refuses what it must: uploads too large, not images,
       t.is((await post(form('blur', []))).status, 400)
       t.is((await post(form('blur', [{ name: 'a.jpg', data: image }], { quality: '500' }))).status, 400)
       t.is((await post(form('blur', [{ name: 'a.jpg', data: image }], { format: 'bmp' }))).status, 400)
+      const badVerify = await post(form('blur', [{ name: 'a.jpg', data: image }], { verify: 'most' }))
+      t.is(badVerify.status, 400)
+      t.regex(badVerify.body.message, /^verify takes a share of tiles from 0 to 1, 'all' or 'off', not 'most'/)
       // Another site's page cannot make a browser submit here.
       t.is((await post(form('blur', [{ name: 'a.jpg', data: image }]), { origin: 'http://evil.example' })).status, 403)
       t.is((await post(form('blur', [{ name: 'a.jpg', data: image }]), { 'sec-fetch-site': 'cross-site' })).status, 403)

@@ -83,6 +83,7 @@ async function submit () {
   form.append('ops', pipeline())
   if ($('format').value !== '') form.append('format', $('format').value)
   form.append('quality', $('quality').value)
+  if ($('verify').value !== '') form.append('verify', $('verify').value)
   for (const f of chosen) form.append('file', f, f.name)
   $('submit').disabled = true
   try {
@@ -152,7 +153,12 @@ function watch (job) {
         for (const [peer, tiles] of Object.entries(e.placed ?? {})) for (const t of tiles) paint(t % perPhase, peer)
         legend()
         rate(e.done, e.total, 'tiles')
+        if (e.verify !== undefined) $('status').textContent += ` · ${e.verify.checked} checked${e.verify.disagreements > 0 ? `, ${e.verify.disagreements} disagreed` : ''}`
         break
+      case 'done':
+        if (e.verify !== undefined) log(`checks: ${e.verify.checked} tiles confirmed by a second peer (${e.verify.extra} extra computations)${e.verify.disagreements > 0 ? `, ${e.verify.disagreements} disagreements settled by a third` : ''}${Object.keys(e.verify.excluded).length > 0 ? `; excluded ${Object.keys(e.verify.excluded).map(shortId).join(', ')}` : ''}`)
+        break
+      case 'excluded': log(`excluded peer ${shortId(e.peer)}: ${e.wrong > 0 ? 'its result lost a vote against other peers\'' : 'caught giving wrong results in an earlier job'}; what it delivered is computed again`); break
       case 'batch':
         grid(e.images, Math.ceil(Math.sqrt(e.images * 2)))
         log(`batch of ${e.images} images`)

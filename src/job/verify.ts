@@ -1,0 +1,96 @@
+import { createHash, randomInt } from 'node:crypto'
+
+/**
+ * How much of a job's work is computed twice: `off`; a share (the floor of
+ * the adaptive share, 0 to 1); or `all`. The coordinator's own worker is
+ * never checked: the coordinator encodes the output, so it is trusted anyway.
+ */
+export type VerifyLevel = 'off' | 'all' | number
+
+/** The default floor: a peer with a long clean record has this share of its tiles checked. */
+export const DEFAULT_VERIFY_FLOOR = 0.02
+
+/** Computations of one tile that may all disagree before the job fails: nobody can be told right from wrong. */
+export const MAX_VOTES = 4
+
+/** A peer with this many checks passed has its share halved once more. */
+const HALVE_EVERY = 4
+/** A peer's share once its first check has passed. */
+const SECOND_SHARE = 0.5
+
+/** `--verify`'s value: a share, `all` or `off`. */
+export function parseVerifyLevel (text: string): VerifyLevel {
+  if (text === 'off' || text === 'all') return text
+  const share = Number(text)
+  if (text.trim() === '' || !Number.isFinite(share) || share < 0 || share > 1) throw new RangeError(`--verify takes a share of tiles from 0 to 1, 'all' or 'off', not '${text}'`)
+  return share
+}
+
+export function verifyText (level: VerifyLevel): string {
+  return level === 'off' ? 'off' : level === 'all' ? 'every tile twice' : `spot checks (floor ${(level * 100).toFixed(level * 100 < 1 ? 1 : 0)}%)`
+}
+
+export interface PeerRecord {
+  /** Checks its results passed. */
+  agreed: number
+  /** Its results under check now: counted as passed until they are decided, so a burst of results (a resumed job's offers) is not all checked. */
+  pending: number
+  /** Results of its that lost a vote. */
+  wrong: number
+}
+
+/**
+ * What this peer has seen of other peers' results, as the coordinator of
+ * their jobs: kept while it runs, never gossiped (a liar could slander).
+ * A peer once caught is given no work here again.
+ */
+export class TrustRecords {
+  private readonly peers = new Map<string, PeerRecord>()
+
+  of (peer: string): PeerRecord {
+    let record = this.peers.get(peer)
+    if (record === undefined) this.peers.set(peer, record = { agreed: 0, pending: 0, wrong: 0 })
+    return record
+  }
+
+  caught (peer: string): boolean {
+    return (this.peers.get(peer)?.wrong ?? 0) > 0
+  }
+
+  /**
+   * The share of a peer's results to check: its first, then half, halving
+   * every HALVE_EVERY checks passed (or under way), down to the floor; all
+   * for `all`, none for `off`.
+   */
+  share (peer: string, level: VerifyLevel): number {
+    if (level === 'off') return 0
+    if (level === 'all') return 1
+    const record = this.peers.get(peer)
+    const agreed = (record?.agreed ?? 0) + (record?.pending ?? 0)
+    if (agreed === 0) return 1
+    return Math.max(level, SECOND_SHARE * 2 ** (-(agreed - 1) / HALVE_EVERY))
+  }
+
+  get size (): number { return this.peers.size }
+}
+
+/** What the client hears of verification: tiles whose result a second computation confirmed, disagreements, and peers excluded (with their wrong tiles). */
+export interface VerifyFigures {
+  checked: number
+  disagreements: number
+  /** Computations past one a tile: checks, tie-breaks, and a liar's tiles redone. */
+  extra: number
+  /** Tiles whose placed pixels were replaced by the settled result. */
+  replaced: number
+  excluded: Record<string, number>
+}
+
+/** A cryptographic digest: a liar that knows the right bytes could match a CRC with wrong ones. */
+export function resultDigest (bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+/** Uniform in [0, 1) from the system's CSPRNG: which results are checked must not be guessable. */
+export function secureRandom (): number {
+  return randomInt(2 ** 47) / 2 ** 47
+}
