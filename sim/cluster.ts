@@ -4,6 +4,7 @@ import type { NodeOptions } from '../src/net/node.ts'
 import { SwarmPeer, type PeerOptions } from '../src/swarm/peer.ts'
 import { PeerFaults } from './faults.ts'
 import { costModel, imageCostModel } from './model.ts'
+import { lyingProcessor, type Lies } from './liar.ts'
 
 export interface ClusterOptions extends Partial<PeerOptions> {
   /** Keep each peer's log lines (for failure messages). */
@@ -29,6 +30,9 @@ export class Cluster {
   readonly slowness = new Map<SwarmPeer, number>()
   /** Each peer's channels, wrapped from outside for faults. */
   readonly faults = new Map<SwarmPeer, PeerFaults>()
+  /** The share of its tiles each peer sends back wrong (0: none), and what it did. */
+  readonly lieShare = new Map<SwarmPeer, number>()
+  readonly lies = new Map<SwarmPeer, Lies>()
   /** Gossip messages each peer published (the simulator's summary). */
   readonly published = new Map<SwarmPeer, number>()
   private readonly blocked = new Map<SwarmPeer, Set<string>>()
@@ -66,6 +70,10 @@ export class Cluster {
         }
       : {}
     const faults = new PeerFaults(() => this.random())
+    const lies: Lies = { computed: 0, lied: 0 }
+    // Every peer's tile compute is wrapped: any may be made to lie later.
+    const inner = overrides.process ?? this.options.process ?? model.process
+    const process = lyingProcessor(() => (self !== undefined ? this.lieShare.get(self) : undefined) ?? 0, () => this.random(), inner, lies)
     const peer = await SwarmPeer.start({
       connectionGater: blockedGater(blocked),
       openChannel: faults.openChannel,
@@ -81,8 +89,10 @@ export class Cluster {
       log: this.options.keepLogs === true ? line => { lines.push(line) } : this.options.logFor?.(),
       ...this.options,
       ...overrides,
+      process,
     })
     self = peer
+    this.lies.set(peer, lies)
     this.faults.set(peer, faults)
     this.countPublished(peer)
     this.logs.set(peer, lines)
@@ -129,6 +139,11 @@ export class Cluster {
   /** Drops a result stream halfway with this probability. */
   flaky (peer: SwarmPeer, probability: number): void {
     this.faults.get(peer)!.flakiness = probability
+  }
+
+  /** Sends this share of its tiles back with a bit flipped (a result only a second computation can catch). */
+  lie (peer: SwarmPeer, share: number): void {
+    this.lieShare.set(peer, share)
   }
 
   /** A graceful leave (SIGINT): leases handed back at once. */

@@ -6,11 +6,13 @@
  * placed exactly once, no dead peer's lease outliving its deadline.
  */
 import { Command } from 'commander'
-import { integerOption } from '../src/cli-args.ts'
+import { integerOption, verifyOption } from '../src/cli-args.ts'
+import { DEFAULT_VERIFY_FLOOR, verifyText, type VerifyFigures, type VerifyLevel } from '../src/job/verify.ts'
+import { InvalidArgumentError } from 'commander'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encodeImage, parseOps, resolvePipeline, runPipeline } from '../src/imaging/index.ts'
+import { decodeImage, encodeImage, extract, parseOps, planTiles, resolvePipeline, runPipeline } from '../src/imaging/index.ts'
 import { JobCoordinator } from '../src/job/coordinator.ts'
 import type { BatchCoordinator } from '../src/job/batch.ts'
 import { submitBatch } from '../src/client/batch.ts'
@@ -34,6 +36,8 @@ const program = new Command('sim')
   .option('--ns-per-pixel <ns>', 'simulated compute per output pixel', integerOption('--ns-per-pixel', 0, 1e7), 2000)
   .option('--ops <pipeline>', 'the real (cheap) pipeline each tile runs', 'invert')
   .option('--images <n>', 'a batch of this many small images (each a whole-image task) instead of one tiled job', integerOption('--images', 0, 10_000), 0)
+  .option('--verify <share|all|off>', `spot checks, as submit --verify (default ${DEFAULT_VERIFY_FLOOR})`, verifyOption, DEFAULT_VERIFY_FLOOR as VerifyLevel)
+  .option('--lie-share <share>', 'the liar scenario: the share of its tiles the liar sends back wrong', shareOption, 1)
   .option('--time-limit-s <s>', 'the run fails if the job is not done by then', integerOption('--time-limit-s', 1, 3600), 180)
   .option('--json', 'print the summary as JSON')
   .option('--log', 'print every peer\'s log lines to stderr')
@@ -42,9 +46,16 @@ const program = new Command('sim')
 // In-process peers get the tuning the peer binary has.
 tuneHeapForTiles()
 
-const opts = program.opts<{ images: number, peers: number, tiles: number, scenario: string, seed: number, tileSize: number, leaseMs: number, nsPerPixel: number, ops: string, timeLimitS: number, json?: boolean, log?: boolean }>()
+function shareOption (value: string): number {
+  const n = Number(value)
+  if (value.trim() === '' || !(n >= 0 && n <= 1)) throw new InvalidArgumentError(`a share from 0 to 1, not '${value}'`)
+  return n
+}
+
+const opts = program.opts<{ images: number, peers: number, tiles: number, scenario: string, seed: number, tileSize: number, leaseMs: number, nsPerPixel: number, ops: string, verify: VerifyLevel, lieShare: number, timeLimitS: number, json?: boolean, log?: boolean }>()
 const scenario = SCENARIOS[opts.scenario]
 if (scenario === undefined) program.error(`unknown scenario '${opts.scenario}'; one of: ${Object.keys(SCENARIOS).join(', ')}`)
+if (scenario.tilesOnly === true && opts.images > 0) program.error(`the ${opts.scenario} scenario is for tiled jobs: a batch's whole images are not checked`)
 
 const log = (line: string): void => { if (opts.json !== true) console.log(line) }
 const cols = Math.ceil(Math.sqrt(opts.tiles))
@@ -53,7 +64,7 @@ const width = cols * opts.tileSize - Math.floor(opts.tileSize / 3)
 const height = rows * opts.tileSize - Math.floor(opts.tileSize / 5)
 log(`scenario ${opts.scenario}: ${scenario.description}`)
 const batchMode = opts.images > 0
-log(`${opts.peers} peers, ${batchMode ? `a batch of ${opts.images} images` : `${cols * rows} tiles of ${opts.tileSize} px (${width}x${height})`}, lease ${opts.leaseMs} ms, ${opts.nsPerPixel} ns/pixel simulated, seed ${opts.seed}; time limit ${opts.timeLimitS} s`)
+log(`${opts.peers} peers, ${batchMode ? `a batch of ${opts.images} images` : `${cols * rows} tiles of ${opts.tileSize} px (${width}x${height}), verification ${verifyText(opts.verify)}`}, lease ${opts.leaseMs} ms, ${opts.nsPerPixel} ns/pixel simulated, seed ${opts.seed}; time limit ${opts.timeLimitS} s`)
 
 const limit = setTimeout(() => {
   console.error(`FAILED: not done within the time limit of ${opts.timeLimitS} s`)
@@ -66,7 +77,8 @@ const steps = resolvePipeline(parseOps(opts.ops))
 const image = batchMode ? noiseImage(1, 1, { channels: 3, depth: 8 }, 1) : noiseImage(width, height, { channels: 3, depth: 8 }, opts.seed + 1)
 const input = join(dir, 'input.png')
 await writeFile(input, await encodeImage(image, { format: 'png' }))
-const reference = await encodeImage(await runPipeline(image, steps), { format: 'png' })
+const referencePixels = await runPipeline({ ...image, data: Buffer.from(image.data) }, steps)
+const reference = await encodeImage(referencePixels, { format: 'png' })
 /** A batch: small noise images of several sizes, and what each must come out as. */
 const photos = join(dir, 'photos')
 const references = new Map<string, Buffer>()
@@ -100,6 +112,8 @@ let earlier: { completed: number } | undefined
 let worstOvershootMs = 0
 const reachedWaiters: Array<{ fraction: number, resolve: () => void }> = []
 let faultsAt: number | undefined
+/** When each peer was excluded for a wrong result, ms after the job was submitted. */
+const exclusions = new Map<string, number>()
 // Any peer may end up coordinating: a resumed job moves to another.
 for (const peer of cluster.peers) {
   peer.events.addEventListener('job', evt => {
@@ -107,6 +121,11 @@ for (const peer of cluster.peers) {
     const j = (evt as CustomEvent<JobCoordinator>).detail
     job = j
     placements = new Map()
+    j.on('excluded', (peer, why) => {
+      if (!exclusions.has(peer)) exclusions.set(peer, performance.now() - started)
+      // Phases started over place their tiles again.
+      if (why.restartPhase !== undefined) for (const key of [...placements.keys()]) if (Number(key.split('/')[0]) >= why.restartPhase) placements.delete(key)
+    })
     j.on('placed', tile => {
       const key = `${j.phase}/${tile}`
       placements.set(key, (placements.get(key) ?? 0) + 1)
@@ -153,10 +172,13 @@ const driver = scenario.run({
   over,
   log,
   faultsAt: ms => { faultsAt ??= ms },
+  lieShare: opts.lieShare,
 }).catch(err => { log(`scenario driver failed: ${(err as Error).message}`) })
 
 let failures: string[] = []
-let done: { tilesByPeer: Record<string, number> } | undefined
+let done: { tilesByPeer: Record<string, number>, verify?: VerifyFigures } | undefined
+/** Output tiles (at the job's tile size) whose pixels differ from the reference. */
+let wrongTiles = 0
 const written = new Map<string, number>()
 try {
   if (batchMode) {
@@ -174,7 +196,7 @@ try {
     for (const peer of cluster.peers) byPeer[peer.peerId] = 0
     done = { tilesByPeer: byPeer }
   } else {
-    done = await submitToSwarm({ steps, input, output: join(dir, 'out.png'), format: 'png', quality: 90 }, { peer: coordinator.addrs()[0]!, tileSize: opts.tileSize, idleTimeoutMs: opts.timeLimitS * 1000 })
+    done = await submitToSwarm({ steps, input, output: join(dir, 'out.png'), format: 'png', quality: 90 }, { peer: coordinator.addrs()[0]!, tileSize: opts.tileSize, verify: opts.verify, idleTimeoutMs: opts.timeLimitS * 1000 })
   }
 } catch (err) {
   failures.push(`job failed: ${(err as Error).message}`)
@@ -190,7 +212,12 @@ const tiles = batchMode ? opts.images : job instanceof JobCoordinator ? job.prog
 const stats = job?.stats
 if (done !== undefined && !batchMode) {
   const output = await readFile(join(dir, 'out.png'))
-  if (!output.equals(reference)) failures.push('output differs from the local reference')
+  if (!output.equals(reference)) {
+    const pixels = (await decodeImage(output)).image
+    const cores = planTiles(referencePixels.width, referencePixels.height, opts.tileSize, 0)
+    wrongTiles = cores.filter(t => !extract(pixels, t.core).data.equals(extract(referencePixels, t.core).data)).length
+    failures.push(`output differs from the local reference: ${wrongTiles} of ${cores.length} tiles wrong`)
+  }
 }
 // A batch resumed elsewhere hands the new coordinator only the images not yet back.
 if (!batchMode && placements.size !== tiles) failures.push(`${placements.size} of ${tiles} tiles placed`)
@@ -200,6 +227,17 @@ if (twice > 0) failures.push(`${twice} ${batchMode ? 'images' : 'tiles'} placed 
 const overshootLimitMs = 1000
 if (worstOvershootMs > overshootLimitMs) failures.push(`a dead peer's lease outlived its deadline by ${worstOvershootMs.toFixed(0)} ms`)
 failures = failures.filter(Boolean)
+
+/** What the liars did, and what became of it. */
+function liesSummary (): { told: number, computed: number, excluded: boolean, caught: number, msToExclusion?: number } | undefined {
+  const liars = cluster.peers.filter(p => (cluster.lieShare.get(p) ?? 0) > 0)
+  if (liars.length === 0) return undefined
+  const told = liars.reduce((n, p) => n + cluster.lies.get(p)!.lied, 0)
+  const computed = liars.reduce((n, p) => n + cluster.lies.get(p)!.computed, 0)
+  const at = liars.map(p => exclusions.get(p.peerId)).filter(ms => ms !== undefined)
+  const caught = liars.reduce((n, p) => n + (done?.verify?.excluded[p.peerId] ?? 0), 0)
+  return { told, computed, excluded: at.length === liars.length, caught, ...(at.length > 0 ? { msToExclusion: Math.round(Math.max(...at)) } : {}) }
+}
 
 const seconds = (ended - started) / 1000
 const unit = batchMode ? 'images' : 'tiles'
@@ -226,6 +264,9 @@ const summary = {
   recoveryMsAfterFaults: faultsAt === undefined ? undefined : Math.round(ended - faultsAt),
   recoveryMsPastLease: faultsAt === undefined ? undefined : Math.round(ended - faultsAt - opts.leaseMs),
   worstDeadLeaseOvershootMs: Math.round(Math.max(0, worstOvershootMs)),
+  verify: done?.verify === undefined ? undefined : { ...done.verify, extraWorkShare: tiles === 0 ? 0 : Number((done.verify.extra / tiles).toFixed(4)) },
+  lies: liesSummary(),
+  wrongTilesInOutput: wrongTiles,
   tilesByPeer: done?.tilesByPeer,
   invariants: failures.length === 0 ? 'ok' : failures,
 }
@@ -242,6 +283,8 @@ if (opts.json === true) {
   log(`wire: ${summary.wireMessagesPerTile} messages and ${summary.wireBytesPerTile} bytes per ${batchMode ? 'image' : 'tile'} sent by peers (the result included); ${gossip} gossip messages`)
   if (faultsAt !== undefined) log(`after the faults: done in ${summary.recoveryMsAfterFaults} ms (${summary.recoveryMsPastLease} ms past the ${opts.leaseMs} ms lease)`)
   log(`worst overshoot of a dead peer's lease past its deadline: ${summary.worstDeadLeaseOvershootMs} ms`)
+  if (summary.verify !== undefined) log(`verification: ${summary.verify.checked} tiles checked, ${summary.verify.extra} extra computations (${(summary.verify.extraWorkShare * 100).toFixed(1)}% more work), ${summary.verify.disagreements} disagreements, ${summary.verify.replaced} tiles replaced`)
+  if (summary.lies !== undefined) log(`lies: ${summary.lies.told} of the liar's ${summary.lies.computed} tiles sent wrong; ${summary.lies.excluded ? `excluded ${summary.lies.msToExclusion} ms into the job, after ${summary.lies.caught} wrong result${summary.lies.caught === 1 ? '' : 's'} lost a vote` : 'never excluded'}; ${wrongTiles} wrong tiles reached the output`)
   log(`invariants: ${failures.length === 0 ? `ok (complete, exact, every ${batchMode ? 'image written once' : 'tile placed once'}, no dead lease past its deadline)` : 'FAILED\n  ' + failures.join('\n  ')}`)
 }
 await cluster.stop()

@@ -1,5 +1,6 @@
 import type { SwarmPeer } from '../src/swarm/peer.ts'
 import type { Cluster } from './cluster.ts'
+import { shortId } from '../src/log.ts'
 
 export interface ScenarioContext {
   cluster: Cluster
@@ -13,10 +14,14 @@ export interface ScenarioContext {
   log: (line: string) => void
   /** Marks when the faults landed, for the recovery figure. */
   faultsAt: (ms: number) => void
+  /** The liar scenario's share of its tiles sent back wrong. */
+  lieShare: number
 }
 
 export interface Scenario {
   description: string
+  /** Tiled jobs only: a batch's whole images are not checked. */
+  tilesOnly?: boolean
   run: (ctx: ScenarioContext) => Promise<void>
 }
 
@@ -83,6 +88,16 @@ export const SCENARIOS: Record<string, Scenario> = {
   straggler: {
     description: 'a quarter of the workers are 100x slower from the start (alive, but crawling): idle peers copy their tiles at the end',
     run: quarterAt(0, 'slowing 100x:', (ctx, p) => { ctx.cluster.slow(p, 100) }),
+  },
+  liar: {
+    description: 'one worker sends back a share of its tiles wrong (--lie-share, one bit flipped, its checksum right): the spot checks (--verify) must catch it',
+    tilesOnly: true,
+    run: async ctx => {
+      const [liar] = pick(ctx, 0)
+      if (liar === undefined) return
+      ctx.log(`${shortId(liar.peerId)} lies on ${(ctx.lieShare * 100).toFixed(0)}% of its tiles`)
+      ctx.cluster.lie(liar, ctx.lieShare)
+    },
   },
   churn: {
     description: 'from 10% on, a worker leaves and a new peer joins every 150 ms (at most peers/2 times)',

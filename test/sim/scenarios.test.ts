@@ -28,7 +28,7 @@ for (const name of Object.keys(SCENARIOS)) {
 }
 
 // The same faults on a batch: every image's output exact and written once, whoever coordinates.
-for (const name of Object.keys(SCENARIOS)) {
+for (const name of Object.keys(SCENARIOS).filter(n => SCENARIOS[n]!.tilesOnly !== true)) {
   test.serial(`sim scenario ${name} on a batch (6 peers, 60 images) holds its invariants`, async t => {
     const { code, summary, stderr } = await sim(['--peers', '6', '--images', '60', '--scenario', name, '--seed', '7', '--lease-ms', '500', '--time-limit-s', '90'])
     t.is(code, 0, stderr)
@@ -47,6 +47,19 @@ test.serial('sim coordinator-crash: the job resumes elsewhere and recovers what 
   t.is(straggler.summary?.invariants, 'ok', straggler.stderr)
   t.true(straggler.summary.speculativeCopies >= 1, JSON.stringify(straggler.summary))
   t.true(straggler.summary.extraWorkShare <= 0.1)
+})
+
+test.serial('sim liar: with spot checks the liar is excluded and no wrong tile reaches the output; with --verify off the output check fails and says so', async t => {
+  const checked = await sim(['--peers', '8', '--tiles', '300', '--scenario', 'liar', '--seed', '5', '--time-limit-s', '90'])
+  t.is(checked.summary?.invariants, 'ok', checked.stderr)
+  t.true(checked.summary.lies.told > 0, JSON.stringify(checked.summary.lies))
+  t.true(checked.summary.lies.excluded, JSON.stringify(checked.summary.lies))
+  t.is(checked.summary.wrongTilesInOutput, 0)
+  t.true(checked.summary.verify.disagreements >= 1, JSON.stringify(checked.summary.verify))
+  const unchecked = await sim(['--peers', '8', '--tiles', '300', '--scenario', 'liar', '--lie-share', '1', '--verify', 'off', '--seed', '5', '--time-limit-s', '90'])
+  t.is(unchecked.code, 1)
+  t.true(unchecked.summary.wrongTilesInOutput > 0, JSON.stringify(unchecked.summary))
+  t.deepEqual(unchecked.summary.invariants, [`output differs from the local reference: ${unchecked.summary.wrongTilesInOutput} of 306 tiles wrong`])
 })
 
 test.serial('sim refuses an unknown scenario', async t => {
