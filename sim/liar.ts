@@ -14,7 +14,7 @@ export interface Lies {
  * every check but a second computation. `share` is read per tile, so a
  * peer can start lying mid-job.
  */
-export function lyingProcessor (share: () => number, random: () => number, inner?: TileProcessor, lies: Lies = { computed: 0, lied: 0 }): TileProcessor {
+export function lyingProcessor (share: () => number, random: () => number, inner?: TileProcessor, lies: Lies = { computed: 0, lied: 0 }, onLie?: (tile: number, phase: number) => void): TileProcessor {
   return async (pixels, tile, work, gate) => {
     const out = inner !== undefined ? await inner(pixels, tile, work, gate) : await processTile(pixels, tile, work, { gate })
     lies.computed++
@@ -24,6 +24,7 @@ export function lyingProcessor (share: () => number, random: () => number, inner
     lies.lied++
     const at = Math.floor(random() * bytes.length)
     bytes[at] = bytes[at]! ^ (1 << Math.floor(random() * 8))
+    onLie?.(tile.index, work.phase)
     return out
   }
 }

@@ -103,13 +103,13 @@ export function progressReporter (mode: 'json' | 'tty' | 'plain', write: (line: 
 /** The checks so far, short: tiles checked, and any disagreement or exclusion. */
 export function checksText (v: VerifyFigures): string {
   const excluded = Object.keys(v.excluded).length
-  return `${v.checked} checked${v.disagreements > 0 ? `, ${plural(v.disagreements, 'disagreement')}` : ''}${excluded > 0 ? `, ${excluded} excluded` : ''}`
+  return `${v.checked} checked${v.disagreements > 0 ? `, ${plural(v.disagreements, 'disagreement')}` : ''}${excluded > 0 ? `, ${excluded} excluded` : ''}${v.skipped > 0 ? `, ${v.skipped} unchecked` : ''}`
 }
 
 /** What the checks came to, for the result line: tiles checked, extra work, disagreements, and the peers excluded. */
 export function verifyResultText (v: VerifyFigures, tiles: number): string {
   const excluded = Object.entries(v.excluded)
-  return `verified ${plural(v.checked, 'tile')} by a second computation (${v.extra} extra, ${tiles > 0 ? (v.extra / tiles * 100).toFixed(1) : '0'}% more work)${v.disagreements > 0 ? `, ${plural(v.disagreements, 'disagreement')}` : ''}${excluded.length > 0 ? `; excluded ${excluded.map(([p, n]) => `${p} (${n} wrong)`).join(', ')}` : ''}`
+  return `verified ${plural(v.checked, 'tile')} by a second computation (${v.extra} extra, ${tiles > 0 ? (v.extra / tiles * 100).toFixed(1) : '0'}% more work)${v.disagreements > 0 ? `, ${plural(v.disagreements, 'disagreement')}` : ''}${v.skipped > 0 ? `, ${plural(v.skipped, 'tile')} taken unchecked (no other peer could check them)` : ''}${excluded.length > 0 ? `; excluded ${excluded.map(([p, n]) => `${p} (${n} wrong)`).join(', ')}` : ''}`
 }
 
 /** A few paths, and how many more. */

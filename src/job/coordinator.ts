@@ -7,7 +7,8 @@ import { MAX_INPUT_SOURCES } from '../protocol/constants.ts'
 import { JobFailedError } from '../errors.ts'
 import { LeaseTable, type Lease, type LeaseStats, type SpeculationPolicy } from './leases.ts'
 import { LeaseScheduler } from './scheduler.ts'
-import { MAX_VOTES, resultDigest, secureRandom, type TrustRecords, type VerifyFigures, type VerifyLevel } from './verify.ts'
+import { repeat } from '../clock.ts'
+import { CHECK_WAIT_MS, MAX_VOTES, resultDigest, secureRandom, type TrustRecords, type VerifyFigures, type VerifyLevel } from './verify.ts'
 import type { JobInfo } from '../protocol/messages.ts'
 
 export interface JobOptions {
@@ -45,6 +46,9 @@ interface OpenCheck {
   votes: Array<{ peer: string, digest: string | undefined }>
   /** The peer whose result is under check (its record counts the check as pending). */
   checking?: string
+  /** The computation asked for now, and since when. */
+  unit?: number
+  openedAt?: number
   shown?: string
   held?: Buffer
 }
@@ -62,7 +66,7 @@ export interface TileContext {
   shared: boolean
 }
 
-export type ClaimOutcome = { kind: 'grant', grant: GrantedTile } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' }
+export type ClaimOutcome = { kind: 'grant', grant: GrantedTile } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' } | { kind: 'excluded' }
 
 export interface ResultOutcome {
   status: 'accepted' | 'duplicate' | 'rejected'
@@ -156,7 +160,8 @@ export class JobCoordinator {
   private readonly verifyLevel: VerifyLevel
   private readonly records: TrustRecords | undefined
   private readonly random: () => number
-  readonly verifyFigures: VerifyFigures = { checked: 0, disagreements: 0, extra: 0, replaced: 0, excluded: {} }
+  readonly verifyFigures: VerifyFigures = { checked: 0, disagreements: 0, extra: 0, replaced: 0, skipped: 0, excluded: {} }
+  private stopSweeping: (() => void) | undefined
   /** This phase's tiles under check. */
   private checks = new Map<number, OpenCheck>()
   /** This phase's units past its tiles (checks, tie-breaks, redone tiles): the tile each computes. */
@@ -167,8 +172,13 @@ export class JobCoordinator {
   private readonly reducedOnWord: Array<Set<string>> = []
   /** This phase's tiles done (not counting their extra computations). */
   private tilesDone = 0
-  /** Phases started over (a liar's summaries were reduced): lease ids of each start are their own. */
-  private restarts = 0
+  /** Who each tile of this phase is counted for in tilesByPeer: the peer whose result is in the output. */
+  private creditedTo: string[] = []
+  /** Phases started over (a liar's summaries were reduced): lease ids of each start are their own, and workers drop what they kept of the earlier start. */
+  restarts = 0
+  /** Peers excluded from this job: caught here, or in another job here. */
+  private readonly excluded = new Set<string>()
+  private stopHearing: (() => void) | undefined
   /** Holders of a resumed job not yet joined; undefined once collection is over (or was never needed). */
   private awaitedHolders: Set<string> | undefined
   private collectTimer: unknown
@@ -188,6 +198,9 @@ export class JobCoordinator {
     this.verifyLevel = options.verify?.level ?? 'off'
     this.records = options.verify?.records
     this.random = options.verify?.random ?? secureRandom
+    // Caught in another job here while this one runs: excluded here too, its work here redone.
+    this.stopHearing = this.records?.onCaught(peer => { if (this.state === 'running' && !this.excluded.has(peer)) this.exclude(peer) })
+    if (this.records !== undefined && this.verifyLevel !== 'off') this.stopSweeping = repeat(this.clock, CHECK_WAIT_MS / 10, () => { this.giveUpChecks() })
     this.scheduler = new LeaseScheduler(this.phaseTable(options.leaseMs, ''), {
       state: () => this.state === 'cancelled' ? 'cancelled' : this.state === 'done' || this.input === undefined ? 'done' : this.awaitedHolders !== undefined ? 'hold' : 'open',
       preferred: peer => this.affinity.get(peer),
@@ -237,8 +250,8 @@ export class JobCoordinator {
    */
   join (peer: string, held?: Uint8Array): Uint8Array | undefined {
     let reserved: Uint8Array | undefined
-    // Only a one-phase job's results are kept by workers: a phase's results mean nothing to another phase.
-    if (held !== undefined && this.state === 'running' && this.phase === 0 && this.plan.phases.length === 1) {
+    // Only a one-phase job's results are kept by workers: a phase's results mean nothing to another phase. A liar's are not wanted.
+    if (held !== undefined && this.state === 'running' && !this.excludes(peer) && this.phase === 0 && this.plan.phases.length === 1) {
       const now = this.clock.now()
       for (let tile = 0; tile < Math.min(this.tiles.length, held.length * 8); tile++) {
         if ((held[tile >> 3]! & (1 << (tile & 7))) === 0) continue
@@ -342,7 +355,7 @@ export class JobCoordinator {
 
   /** A tile under lease now, or once one comes back (bounded by parkMs). A peer caught lying gets none. */
   async claim (peer: string): Promise<ClaimOutcome> {
-    if (this.excludes(peer)) return { kind: 'done' }
+    if (this.excludes(peer)) return { kind: 'excluded' }
     // A worker claims once it has decoded the input: it can pass the file on.
     this.addInputHolder(peer, true)
     const outcome = await this.scheduler.claim(peer)
@@ -351,12 +364,11 @@ export class JobCoordinator {
     return { kind: 'grant', grant: { lease, tile: this.tiles[this.tileOf(lease.tile)]!, phase: this.phase } }
   }
 
-  /** Excluded from this job, or caught before (in another job here): said once, when it first comes. */
+  /** Excluded from this job, or caught before this job began (in another here): excluded now. */
   private excludes (peer: string): boolean {
-    if (this.verifyFigures.excluded[peer] !== undefined) return true
+    if (this.excluded.has(peer)) return true
     if (this.records?.caught(peer) !== true) return false
-    this.verifyFigures.excluded[peer] = 0
-    for (const l of this.listeners.excluded) l(peer, { redo: 0 })
+    this.exclude(peer)
     return true
   }
 
@@ -421,8 +433,8 @@ export class JobCoordinator {
     if (unit < this.tiles.length) {
       this.tilesDone++
       if (this.summarising) this.summarisedBy[tileIndex] = peer
+      this.credit(tileIndex, peer)
       this.first(tileIndex, peer, body)
-      this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
       // A peer that computes again was in passing trouble.
       this.failures.delete(peer)
       for (const l of this.listeners.placed) l(tileIndex, peer)
@@ -433,11 +445,47 @@ export class JobCoordinator {
       this.vote(tileIndex, peer, body)
     }
     // A vote may have excluded a peer whose summaries were reduced: the phase started over.
-    if (this.state === 'running' && this.phase === phaseNow && this.leases.allOpenDone && this.checks.size === 0) {
-      if (this.phase === this.plan.phases.length - 1) this.finish()
-      else this.nextPhase()
-    }
+    if (this.phase === phaseNow) this.phaseDoneYet()
     return { status: 'accepted' }
+  }
+
+  /** Every tile of the phase and every check of them is done: the next phase, or the output. */
+  private phaseDoneYet (): void {
+    if (this.state !== 'running' || !this.leases.allOpenDone || this.checks.size > 0) return
+    if (this.phase === this.plan.phases.length - 1) this.finish()
+    else this.nextPhase()
+  }
+
+  /**
+   * Checks no peer has taken for CHECK_WAIT_MS (and two leases): every peer
+   * working on the job computed the tile already, or none is left. One
+   * result alone is taken on its word (and said so); two that disagree with
+   * no third to settle them fail the job. A tile redone after its only
+   * computer was excluded waits for any peer, as any tile does.
+   */
+  private giveUpChecks (): void {
+    if (this.state !== 'running') return
+    const now = this.clock.now()
+    const waitMs = Math.max(CHECK_WAIT_MS, 2 * this.leases.leaseMs)
+    for (const [tile, open] of [...this.checks]) {
+      if (open.unit === undefined || now - (open.openedAt ?? now) < waitMs || this.leases.wasLeased(open.unit) || this.leases.isDone(open.unit)) continue
+      const live = open.votes.filter(v => v.digest !== undefined && !this.excludes(v.peer))
+      // No result of a peer still in the job is in the output (or held): that tile waits for any peer, as any tile does.
+      if (live.length === 0 || (live.length === 1 && live[0]!.digest !== open.shown)) continue
+      if (live.length > 1) {
+        this.cancel(new JobFailedError(`tile ${tile} of phase ${this.phase + 1}: ${live.length} peers computed it and disagree, and no other peer took it within ${Math.round(waitMs / 1000)} s to settle it`))
+        return
+      }
+      this.leases.abandon(open.unit)
+      this.dropCheck(tile, open)
+      const [word] = live
+      if (this.summarising) this.reducer!.add(tile, open.held!)
+      this.onWord.set(tile, word!.peer)
+      if (this.summarising) (this.reducedOnWord[this.phase] ??= new Set()).add(word!.peer)
+      this.verifyFigures.skipped++
+      for (const l of this.listeners.verified) l(this.verifyFigures)
+    }
+    this.phaseDoneYet()
   }
 
   /**
@@ -448,7 +496,10 @@ export class JobCoordinator {
    * check is held until its vote settles.
    */
   private first (tile: number, peer: string, body: Uint8Array, open: OpenCheck = { votes: [] }): void {
-    if (open.votes.length > 0) this.verifyFigures.replaced++
+    if (open.votes.length > 0) {
+      this.verifyFigures.replaced++
+      this.credit(tile, peer)
+    }
     this.dropCheck(tile, open)
     const checked = peer !== this.self && this.records !== undefined && this.random() < this.records.share(peer, this.verifyLevel)
     if (!checked) {
@@ -468,6 +519,19 @@ export class JobCoordinator {
     else this.take(tile, body)
     this.checks.set(tile, open)
     this.openExtra(tile)
+  }
+
+  /** `peer`'s result is the tile's in the output: it is counted for it in tilesByPeer (no longer for the peer it replaced). */
+  private credit (tile: number, peer: string): void {
+    const before = this.creditedTo[tile]
+    if (before === peer) return
+    if (before !== undefined) {
+      const n = (this.tilesByPeer.get(before) ?? 1) - 1
+      if (n > 0) this.tilesByPeer.set(before, n)
+      else this.tilesByPeer.delete(before)
+    }
+    this.creditedTo[tile] = peer
+    this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
   }
 
   /** A result into the output (pixels) or the phase's reduction (a summary, which the reducer may keep: the body's memory is the session's). */
@@ -493,8 +557,9 @@ export class JobCoordinator {
     if (!agrees) this.verifyFigures.disagreements++
     if (peer === this.self || agrees) return this.decide(tile, open, digest, body)
     for (const l of this.listeners.verified) l(this.verifyFigures)
-    if (open.votes.length >= MAX_VOTES) {
-      this.cancel(new JobFailedError(`tile ${tile} of phase ${this.phase + 1}: ${open.votes.length} peers computed it and no two agree`))
+    const computed = open.votes.filter(v => v.digest !== undefined && !this.excludes(v.peer)).length
+    if (computed >= MAX_VOTES) {
+      this.cancel(new JobFailedError(`tile ${tile} of phase ${this.phase + 1}: ${computed} peers computed it and no two agree`))
       return
     }
     this.openExtra(tile)
@@ -509,6 +574,7 @@ export class JobCoordinator {
       this.take(tile, body)
       this.verifyFigures.replaced++
     }
+    if (open.shown !== digest) this.credit(tile, open.votes.at(-1)!.peer)
     for (const v of open.votes) if (v.digest === digest) this.records!.of(v.peer).agreed++
     for (const v of open.votes) if (v.digest !== digest && v.digest !== undefined) this.convict(v.peer, tile)
     for (const l of this.listeners.verified) l(this.verifyFigures)
@@ -522,14 +588,25 @@ export class JobCoordinator {
    */
   private convict (peer: string, tile: number): void {
     const excluded = this.verifyFigures.excluded
-    const known = excluded[peer] !== undefined
     excluded[peer] = (excluded[peer] ?? 0) + 1
-    this.records!.of(peer).wrong++
-    if (known) return
-    this.scheduler.peerGone(peer)
+    if (!this.excluded.has(peer)) this.exclude(peer, tile)
+    // Every other job here hears of it too.
+    this.records!.convict(peer)
+  }
+
+  /**
+   * `peer` gets no more of this job: its leases go back, and what it
+   * delivered on its word alone is done again (`tile`: the one that caught
+   * it here; none if it was caught in another job).
+   */
+  private exclude (peer: string, tile?: number): void {
+    this.excluded.add(peer)
+    this.verifyFigures.excluded[peer] ??= 0
+    // As if gone: its leases back, and no worker is sent to it for the input.
+    this.peerGone(peer)
     const tainted = this.reducedOnWord.findIndex(peers => peers?.has(peer) === true)
     if (tainted >= 0) {
-      for (const l of this.listeners.excluded) l(peer, { tile, redo: 0, restartPhase: tainted })
+      for (const l of this.listeners.excluded) l(peer, { ...(tile !== undefined ? { tile } : {}), redo: 0, restartPhase: tainted })
       this.restartFrom(tainted)
       return
     }
@@ -541,7 +618,7 @@ export class JobCoordinator {
       this.openExtra(t)
       redo++
     }
-    for (const l of this.listeners.excluded) l(peer, { tile, redo })
+    for (const l of this.listeners.excluded) l(peer, { ...(tile !== undefined ? { tile } : {}), redo })
   }
 
   /** A check is over, decided or not: its peer's record no longer counts it as under way. */
@@ -562,6 +639,11 @@ export class JobCoordinator {
       return
     }
     this.extraTiles[unit - this.tiles.length] = tile
+    const open = this.checks.get(tile)
+    if (open !== undefined) {
+      open.unit = unit
+      open.openedAt = this.clock.now()
+    }
     this.scheduler.wake()
   }
 
@@ -619,6 +701,7 @@ export class JobCoordinator {
     this.phase = phase
     this.tiles = tiles
     this.tilesDone = 0
+    this.creditedTo = []
     for (const [tile, open] of this.checks) this.dropCheck(tile, open)
     this.extraTiles = []
     this.onWord = new Map()
@@ -665,6 +748,8 @@ export class JobCoordinator {
   }
 
   private settle (): void {
+    this.stopHearing?.()
+    this.stopSweeping?.()
     for (const [tile, open] of this.checks) this.dropCheck(tile, open)
     this.clock.clearTimeout(this.collectTimer)
     this.awaitedHolders = undefined

@@ -473,7 +473,7 @@ export function verifyTold (figures: VerifyFigures, level: VerifyLevel): { verif
 /** The checks in a line of the job log. */
 export function verifySummary (f: VerifyFigures): string {
   const excluded = Object.entries(f.excluded)
-  return `${f.checked} tiles checked (${f.extra} extra computations), ${f.disagreements} disagreement${f.disagreements === 1 ? '' : 's'}${f.replaced > 0 ? `, ${f.replaced} tiles replaced` : ''}${excluded.length > 0 ? `; excluded ${excluded.map(([p, n]) => `${shortId(p)} (${n} wrong)`).join(', ')}` : ''}`
+  return `${f.checked} tiles checked (${f.extra} extra computations), ${f.disagreements} disagreement${f.disagreements === 1 ? '' : 's'}${f.replaced > 0 ? `, ${f.replaced} tiles replaced` : ''}${f.skipped > 0 ? `, ${f.skipped} taken unchecked (no other peer could check them)` : ''}${excluded.length > 0 ? `; excluded ${excluded.map(([p, n]) => `${shortId(p)} (${n} wrong)`).join(', ')}` : ''}`
 }
 
 /** Milliseconds as seconds, for the job log. */

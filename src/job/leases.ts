@@ -128,6 +128,11 @@ export class LeaseTable {
     return this.done[tile] === 1
   }
 
+  /** Whether any lease was ever granted on the tile. */
+  wasLeased (tile: number): boolean {
+    return this.everLeased[tile] === 1
+  }
+
   /**
    * A tile for `peer`: one handed back first (but none `refused` says this
    * peer must not get: those stay for others, at the front), then one of

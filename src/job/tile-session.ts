@@ -31,8 +31,9 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
   const pending = new Set<Promise<void>>()
   /** Leases granted through this session: ending it gives back these, not another session's of the same peer. */
   const granted = new Set<string>()
-  /** Contexts every tile shares, sent on this session already (by step). */
+  /** Contexts every tile shares, sent on this session already (by step), since the job's phases last started over. */
   const sharedSent = new Set<number>()
+  let sentRestart = 0
   const reply = async (message: Outgoing<TileServerMessage>, body?: Uint8Array): Promise<void> => {
     if (!channel.isClosed) await wire.send(message, body).catch(() => {})
   }
@@ -81,10 +82,15 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
             // Granted after the session ended (a parked claim): nobody will do it.
             if (channel.isClosed) return void current.release(worker, lease.leaseId)
             granted.add(lease.leaseId)
+            // The phases started over: the shared contexts sent before are stale.
+            if (current.restarts !== sentRestart) {
+              sharedSent.clear()
+              sentRestart = current.restarts
+            }
             const contexts = current.contextsFor(tile.index).filter(c => !c.shared || !sharedSent.has(c.step))
             for (const c of contexts) if (c.shared) sharedSent.add(c.step)
             const body = contexts.length > 0 ? Buffer.concat(contexts.map(c => c.data)) : undefined
-            await reply({ type: 'grant', rid: msg.rid, phase: outcome.grant.phase, tile: tile.index, leaseId: lease.leaseId, leaseMs: current.leases.leaseMs, core: tile.core, haloed: tile.haloed, contexts: contexts.map(c => ({ step: c.step, bytes: c.data.length, shared: c.shared })) }, body)
+            await reply({ type: 'grant', rid: msg.rid, phase: outcome.grant.phase, tile: tile.index, leaseId: lease.leaseId, leaseMs: current.leases.leaseMs, core: tile.core, haloed: tile.haloed, contexts: contexts.map(c => ({ step: c.step, bytes: c.data.length, shared: c.shared })), ...(current.restarts > 0 ? { restart: current.restarts } : {}) }, body)
           })
           pending.add(p)
           void p.finally(() => pending.delete(p))

@@ -10,6 +10,9 @@ export type VerifyLevel = 'off' | 'all' | number
 /** The default floor: a peer with a long clean record has this share of its tiles checked. */
 export const DEFAULT_VERIFY_FLOOR = 0.02
 
+/** A check no peer has taken this long (and at least two leases) is given up: no other peer can compute it. */
+export const CHECK_WAIT_MS = 10_000
+
 /** Computations of one tile that may all disagree before the job fails: nobody can be told right from wrong. */
 export const MAX_VOTES = 4
 
@@ -22,7 +25,7 @@ const SECOND_SHARE = 0.5
 export function parseVerifyLevel (text: string): VerifyLevel {
   if (text === 'off' || text === 'all') return text
   const share = Number(text)
-  if (text.trim() === '' || !Number.isFinite(share) || share < 0 || share > 1) throw new RangeError(`--verify takes a share of tiles from 0 to 1, 'all' or 'off', not '${text}'`)
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text) || share > 1) throw new RangeError(`--verify takes a share of tiles from 0 to 1, 'all' or 'off', not '${text}'`)
   return share
 }
 
@@ -46,6 +49,21 @@ export interface PeerRecord {
  */
 export class TrustRecords {
   private readonly peers = new Map<string, PeerRecord>()
+  /** Every running job here hears at once of a peer caught in any of them. */
+  private readonly listeners = new Set<(peer: string) => void>()
+
+  /** `listener` hears of each peer caught from now on; the returned function ends that. */
+  onCaught (listener: (peer: string) => void): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  /** A result of `peer`'s lost a vote: on record, and every job here is told (the first time). */
+  convict (peer: string): void {
+    const record = this.of(peer)
+    record.wrong++
+    if (record.wrong === 1) for (const l of [...this.listeners]) l(peer)
+  }
 
   of (peer: string): PeerRecord {
     let record = this.peers.get(peer)
@@ -82,6 +100,8 @@ export interface VerifyFigures {
   extra: number
   /** Tiles whose placed pixels were replaced by the settled result. */
   replaced: number
+  /** Checks given up: no peer that had not computed the tile took it (none was left, or none could take the job); the tile is taken on its word. */
+  skipped: number
   excluded: Record<string, number>
 }
 

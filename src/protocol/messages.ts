@@ -46,7 +46,7 @@ const resume = z.object({ from: peerId.optional(), holders: z.array(holder).max(
 const verifyLevel = z.union([z.enum(['off', 'all']), z.number().min(0).max(1)])
 /** What the client hears of the checks: tiles settled by a second computation, disagreements, extra computations, tiles replaced, and peers excluded with their wrong tiles. */
 const verifyFigures = z.object({
-  checked: count, disagreements: count, extra: count, replaced: count,
+  checked: count, disagreements: count, extra: count, replaced: count, skipped: count,
   excluded: z.record(peerId, count).refine(r => Object.keys(r).length <= MAX_PEERS_TOLD, `at most ${MAX_PEERS_TOLD} peers excluded are named`),
 }).strict()
 export const SubmitMessage = z.object({
@@ -140,12 +140,14 @@ export const Task = z.object({ type: z.literal('task'), rid, tile: count, leaseI
  * (sent once per session).
  */
 const stepContext = z.object({ step: count, bytes: bodyBytes, shared: z.boolean() }).strict()
-export const Grant = z.object({ type: z.literal('grant'), rid, phase: count, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect, contexts: z.array(stepContext).max(16), bodyBytes: bodyBytes.optional() }).strict()
+/** `restart`: how often the job's phases started over (a liar's summaries were reduced): what a worker kept of an earlier start (shared contexts, tiles' memos) is stale. */
+export const Grant = z.object({ type: z.literal('grant'), rid, phase: count, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect, contexts: z.array(stepContext).max(16), restart: count.optional(), bodyBytes: bodyBytes.optional() }).strict()
 /** The input file is the body. */
 export const InputReply = z.object({ type: z.literal('input'), rid, bodyBytes }).strict()
 /** Peers that have the input: fetch it from one of them on the input protocol. */
 export const InputElsewhere = z.object({ type: z.literal('elsewhere'), rid, sources: z.array(peerRef).min(1).max(MAX_INPUT_SOURCES) }).strict()
-export const NoTile = z.object({ type: z.literal('none'), rid, reason: z.enum(['done', 'wait', 'cancelled']) }).strict()
+/** `excluded`: this peer's results lost a vote: it gets nothing more of the job (however often it is announced). */
+export const NoTile = z.object({ type: z.literal('none'), rid, reason: z.enum(['done', 'wait', 'cancelled', 'excluded']) }).strict()
 export const ResultAck = z.object({ type: z.literal('ack'), rid, tile: count, status: z.enum(['accepted', 'duplicate', 'rejected']), reason: errorText.optional() }).strict()
 export const Renewed = z.object({ type: z.literal('renewed'), rid, leaseId: id, ok: z.boolean(), leaseMs: count }).strict()
 export const Released = z.object({ type: z.literal('released'), rid, leaseId: id }).strict()

@@ -24,6 +24,8 @@ export interface GrantedWork {
   phase: number
   /** The contexts of the global steps before the phase, this tile's, by step. */
   contexts: Map<number, Uint8Array>
+  /** How often the job's phases have started over: what was kept of an earlier start is stale. */
+  restart: number
 }
 
 /** One image of a batch: its file in, its encoded output back. */
@@ -37,7 +39,7 @@ export interface GrantedTask {
   file: Buffer
 }
 
-export type ClaimReply = { kind: 'grant', work: GrantedWork } | { kind: 'task', task: GrantedTask } | { kind: 'none', reason: 'done' | 'wait' | 'cancelled' }
+export type ClaimReply = { kind: 'grant', work: GrantedWork } | { kind: 'task', task: GrantedTask } | { kind: 'none', reason: 'done' | 'wait' | 'cancelled' | 'excluded' }
 
 type Reply = { message: TileServerMessage, body?: Buffer }
 
@@ -54,6 +56,8 @@ export class CoordinatorLink {
   plan!: JobPlan
   /** Contexts every tile shares: the coordinator sends each once per session. */
   private readonly shared = new Map<number, Uint8Array>()
+  /** The job's restarts as of the latest grant. */
+  private restart = 0
   private readonly wire: Wire<TileClientMessage, TileServerMessage>
   private rid = 0
   private readonly waiting = new Map<number, { resolve: (r: Reply) => void, reject: (e: Error) => void, timer?: NodeJS.Timeout }>()
@@ -194,6 +198,12 @@ export class CoordinatorLink {
     const phase = plan.phases[grant.phase]
     if (!inside || grant.tile >= info.tiles || phase === undefined) throw new ProtocolError(`grant for tile ${grant.tile} of phase ${grant.phase} does not fit the job`)
     const contexts = new Map<number, Uint8Array>()
+    const restart = grant.restart ?? 0
+    // The job's phases started over: shared contexts of the earlier start are stale (the new ones come with this grant).
+    if (restart > this.restart) {
+      this.shared.clear()
+      this.restart = restart
+    }
     // A context may be empty (no edge pixels around a tile): a grant of only those has no body.
     const bytes = body ?? Buffer.alloc(0)
     let at = 0
@@ -212,7 +222,7 @@ export class CoordinatorLink {
       if (!contexts.has(step) && this.shared.has(step)) contexts.set(step, this.shared.get(step)!)
       if (!contexts.has(step)) throw new ProtocolError(`grant for tile ${grant.tile} of phase ${grant.phase} lacks the context of step ${step}`)
     }
-    return { leaseId: grant.leaseId, leaseMs: grant.leaseMs, tile: { index: grant.tile, core, haloed }, phase: grant.phase, contexts }
+    return { leaseId: grant.leaseId, leaseMs: grant.leaseMs, tile: { index: grant.tile, core, haloed }, phase: grant.phase, contexts, restart }
   }
 
   /** `checksum` is of the raw pixels; `body` is them, or them compressed (`encoding`). */

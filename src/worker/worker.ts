@@ -56,8 +56,13 @@ interface TileSession {
   link: CoordinatorLink
   input: InputHold
   image: RawImage
-  /** What a summary phase leaves for the next on the same tiles (the coordinator hands a peer the tiles it summarised). */
-  memo: TileMemo
+  /**
+   * What a summary phase leaves for the next on the same tiles (the
+   * coordinator hands a peer the tiles it summarised), kept per start of the
+   * job's phases: a start over (a liar's summaries were reduced) makes the
+   * earlier one's stale.
+   */
+  memos: { restart: number, memo: TileMemo }
 }
 
 /** A batch needs no input: each task brings its image's file. */
@@ -141,6 +146,8 @@ export class Worker {
   private readonly options: WorkerOptions
   private readonly clock: Clock
   private readonly jobs = new Map<string, JobEntry>()
+  /** Jobs this peer has left for good (past its limits, or excluded by their coordinator): announcements of them are ignored. */
+  private readonly left = new Set<string>()
   private readonly held = new Map<string, { link: CoordinatorLink, leaseMs: number, renewedAt: number }>()
   private stopped = false
   private readonly waiters = new Set<() => void>()
@@ -166,7 +173,7 @@ export class Worker {
 
   /** A job was announced (or re-announced: tiles came back). */
   addJob (ref: JobRef): void {
-    if (this.stopped) return
+    if (this.stopped || this.left.has(ref.jobId)) return
     const entry = this.jobs.get(ref.jobId)
     if (entry === undefined) this.jobs.set(ref.jobId, { ref, retryAt: 0, lanes: 0, finished: false, failures: 0, accepted: 0 })
     else if (!entry.finished) entry.retryAt = 0
@@ -180,6 +187,12 @@ export class Worker {
       entry.finished = true
       this.maybeClose(entry.ref.jobId)
     }
+  }
+
+  /** Not to be joined again, however often announced (the most recent few thousand remembered). */
+  private leave (jobId: string): void {
+    this.left.add(jobId)
+    if (this.left.size > 4096) this.left.delete(this.left.values().next().value!)
   }
 
   jobFinished (jobId: string): void {
@@ -238,7 +251,11 @@ export class Worker {
         const session = await entry.link
         entry.batch = session.kind === 'batch'
         const reason = session.kind === 'batch' ? await this.workBatch(session) : await this.work(session)
-        if (reason === 'done' || reason === 'cancelled') entry.finished = true
+        if (reason === 'excluded') {
+          this.options.log?.(`job ${entry.ref.jobId}: excluded by its coordinator: a result of this peer's lost a vote against other peers' (is its memory or its libvips sound?)`, 'warn')
+          this.leave(entry.ref.jobId)
+        }
+        if (reason === 'done' || reason === 'cancelled' || reason === 'excluded') entry.finished = true
         else entry.retryAt = this.clock.now() + WORKER_RETRY_MS
       } catch (err) {
         // The session is over for every lane: its input goes, its link closes.
@@ -256,6 +273,7 @@ export class Worker {
           // Not this peer's job to do, however often it is announced.
           if (!entry.finished) this.options.log?.(`job ${entry.ref.jobId}: left it: ${oneLine(err.message)}`, 'warn')
           entry.finished = true
+          this.leave(entry.ref.jobId)
           continue
         }
         // A lost link is retried with a backoff; after a few in a row the job is
@@ -314,7 +332,7 @@ export class Worker {
       const decoded = await input.decoded()
       // Geometry steps (and what comes before them) on the whole image, once for the session's lanes.
       const image = await computing(link, async () => await withPassGate(this.gate, async () => await runPrelude(decoded, plan)))
-      return { kind: 'tiles', link, input, image, memo: new TileMemo(TILE_MEMO_BYTES) }
+      return { kind: 'tiles', link, input, image, memos: { restart: 0, memo: new TileMemo(TILE_MEMO_BYTES) } }
     } catch (err) {
       input?.release()
       // A link that never got going is closed, not left to the coordinator's idle timeout.
@@ -388,7 +406,7 @@ export class Worker {
    * the next while `unit` does this one (unless `prefetch` is off), count
    * what was accepted.
    */
-  private async claimLoop (link: CoordinatorLink, unit: (reply: Exclude<ClaimReply, { kind: 'none' }>) => Promise<'accepted' | 'duplicate' | 'rejected' | undefined>, prefetch = true): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
+  private async claimLoop (link: CoordinatorLink, unit: (reply: Exclude<ClaimReply, { kind: 'none' }>) => Promise<'accepted' | 'duplicate' | 'rejected' | undefined>, prefetch = true): Promise<'done' | 'wait' | 'cancelled' | 'excluded' | 'stopped'> {
     let next: Promise<ClaimReply> | undefined = this.claim(link)
     try {
       while (next !== undefined) {
@@ -418,7 +436,7 @@ export class Worker {
    * earlier coordinator), its output sent. An image that fails here is
    * reported and the lane goes on.
    */
-  private async workBatch ({ link }: BatchSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
+  private async workBatch ({ link }: BatchSession): Promise<'done' | 'wait' | 'cancelled' | 'excluded' | 'stopped'> {
     const { cache } = this.options
     const keep = cache !== undefined && link.ref.coordinator !== this.options.peerId
     return await this.claimLoop(link, async reply => {
@@ -449,15 +467,21 @@ export class Worker {
   }
 
   /** A lane on a tiled job: a tile cut from the decoded input, computed, sent. */
-  private async work ({ link, image, memo }: TileSession): Promise<'done' | 'wait' | 'cancelled' | 'stopped'> {
+  private async work ({ link, image, memos }: TileSession): Promise<'done' | 'wait' | 'cancelled' | 'excluded' | 'stopped'> {
     return await this.claimLoop(link, async reply => {
       if (reply.kind !== 'grant') throw new ProtocolError('a tiled job granted a whole image')
       const { work } = reply
       // Tiles computed in JavaScript, on the in-memory channel to this peer's own
       // coordinator, never leave the microtask queue: give I/O its turn each tile.
       await new Promise(resolve => setImmediate(resolve))
+      if (work.restart > memos.restart) {
+        memos.restart = work.restart
+        memos.memo = new TileMemo(TILE_MEMO_BYTES)
+      }
+      // A lane still on a tile of the earlier start keeps nothing for later.
+      const memo = work.restart === memos.restart ? memos.memo : undefined
       const pixels = tileInput(image, work.tile)
-      const out = await computing(link, async () => await this.process(pixels, work.tile, { plan: link.plan, phase: work.phase, contexts: work.contexts, memo }, this.gate))
+      const out = await computing(link, async () => await this.process(pixels, work.tile, { plan: link.plan, phase: work.phase, contexts: work.contexts, ...(memo !== undefined ? { memo } : {}) }, this.gate))
       let data = isRaw(out) ? out.data : Buffer.from(out.buffer, out.byteOffset, out.byteLength)
       // An operation that hands back its input, on a one-tile job, hands back the decoded input, which other lanes and jobs still read.
       if (data.buffer === image.data.buffer) data = Buffer.from(data)

@@ -5,12 +5,15 @@ import { inputDigest } from '../../src/worker/inputs.ts'
 import { manualClock } from '../helpers/clock.ts'
 import { extract, parseOps, processTile, resolvePipeline, runPipeline, type RawImage } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
+import { memoryChannelPair } from '../../src/protocol/framing.ts'
+import { serveTileSession } from '../../src/job/tile-session.ts'
+import { CoordinatorLink } from '../../src/worker/coordinator-link.ts'
 
 const SELF = 'self-peer'
 
 function inputOf (image: RawImage): JobOptions['input'] {
   const file = Buffer.from('an encoded image')
-  return { file, sha256: inputDigest(file), shape: { width: image.width, height: image.height, format: image } }
+  return { file, sha256: inputDigest(file), shape: { width: image.width, height: image.height, format: { channels: image.channels, depth: image.depth } } }
 }
 
 /** A one-phase job of invert on 4 tiles, checked at `level`; `draws` are what picks the results checked (1: never, 0: always). */
@@ -93,7 +96,7 @@ test('a disagreement is settled by a third computation: the liar is excluded, it
   t.deepEqual(excluded, ['liar'])
   t.deepEqual(coordinator.verifyFigures.excluded, { liar: 1 })
   t.is(records.of('liar').wrong, 1)
-  t.is((await claim('liar')).kind, 'done', 'the liar gets no more of the job')
+  t.is((await claim('liar')).kind, 'excluded', 'the liar gets no more of the job')
   while (await work('b') !== undefined || await work('c') !== undefined) {}
   const output = await coordinator.finished
   t.true(output.data.equals(reference.data))
@@ -145,7 +148,8 @@ test('a peer caught in one job gets no work in the next this peer coordinates; w
   const records = new TrustRecords()
   records.of('liar').wrong = 1
   const next = await job('off', records)
-  t.is((await next.claim('liar')).kind, 'done')
+  t.is(next.coordinator.join('liar', Uint8Array.of(0b1111)), undefined, 'nothing it holds is reserved for it to hand over')
+  t.is((await next.claim('liar')).kind, 'excluded')
   t.deepEqual(next.excluded, ['liar'])
   t.deepEqual(next.coordinator.verifyFigures.excluded, { liar: 0 })
   while (await next.work('b') !== undefined) {}
@@ -194,4 +198,98 @@ test('a liar caught after one of its summaries was reduced on its word: the phas
   t.is(coordinator.progress.done, 0)
   while (await work('b') !== undefined) {}
   t.true((await coordinator.finished).data.equals(reference.data))
+})
+
+test('a liar caught in one job is excluded at once from another running here: its tiles there are redone, its leases there end', async t => {
+  const records = new TrustRecords()
+  records.of('liar').agreed = 100
+  const one = await job(0.01, records)
+  const other = await job(0.01, records, () => 1)
+  t.like(await other.work('liar', true), { tile: 0 }, 'taken on its word in the other job')
+  const held = await other.claim('liar')
+  t.is(held.kind, 'grant')
+  t.like(await one.work('liar', true), { tile: 0 }, 'checked in this one')
+  t.like(await one.work('b'), { tile: 0 })
+  t.like(await one.work('c'), { tile: 0 })
+  t.deepEqual(other.excluded, ['liar'], 'the other job heard at once')
+  if (held.kind === 'grant') t.false(other.coordinator.renew('liar', held.grant.lease.leaseId), 'its lease there is gone')
+  while (await other.work('b') !== undefined) {}
+  t.true((await other.coordinator.finished).data.equals(other.reference.data), 'its tile 0 there was redone')
+  t.false(other.coordinator.tilesByPeer.has('liar'), 'and counted for the peer that redid it')
+})
+
+test('a check no other peer takes is given up after a while: one result is taken on its word (and said so); two that disagree fail the job', async t => {
+  const alone = await job(0.02)
+  while (await alone.work('a') !== undefined) {}
+  t.is(alone.coordinator.verifyFigures.checked, 0)
+  // Nobody but a works on it: its checks wait, then are given up.
+  for (let i = 0; i < 11 && alone.coordinator.isRunning; i++) alone.clock.advance(1000)
+  t.true((await alone.coordinator.finished).data.equals(alone.reference.data))
+  t.true(alone.coordinator.verifyFigures.skipped > 0, JSON.stringify(alone.coordinator.verifyFigures))
+
+  const split = await job('all')
+  t.like(await split.work('a'), { tile: 0 })
+  t.like(await split.work('b', true), { tile: 0 }, 'b checks it and disagrees')
+  for (let i = 0; i < 11; i++) split.clock.advance(1000)
+  await t.throwsAsync(split.coordinator.finished, { message: /^tile 0 of phase 1: 2 peers computed it and disagree, and no other peer took it within 10 s to settle it$/ })
+})
+
+test('phases that start over after the next began: a worker\'s session gets the new shared context, not the one it kept; the output is exact', async t => {
+  const steps = resolvePipeline(parseOps('equalize'))
+  const source = noiseImage(64, 64, { channels: 3, depth: 8 }, 29)
+  const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
+  const clock = manualClock()
+  const records = new TrustRecords()
+  for (const p of ['liar', 'w', 'c']) records.of(p).agreed = 100
+  let checkNext = false
+  const draw = (): number => { const d = checkNext ? 0 : 1; checkNext = false; return d }
+  const coordinator = new JobCoordinator({ jobId: 'j', jobKey: 'a'.repeat(64), self: SELF, input: inputOf(source), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 10, verify: { level: 0.01, records, random: draw } })
+  const restarts: Array<number | undefined> = []
+  coordinator.on('excluded', (_peer, why) => { restarts.push(why.restartPhase) })
+  /** A peer that talks to the coordinator directly; `lie` changes what it computed. */
+  const direct = async (peer: string, lie?: (out: Uint8Array) => void): Promise<number> => {
+    const outcome = await coordinator.claim(peer)
+    if (outcome.kind !== 'grant') throw new Error(`${peer}: ${outcome.kind}`)
+    const { lease, tile, phase } = outcome.grant
+    const contexts = new Map(coordinator.contextsFor(tile.index).map(c => [c.step, c.data]))
+    const out = await processTile(extract(source, tile.haloed), tile, { plan: coordinator.plan, phase, contexts })
+    const data = Buffer.from(out instanceof Uint8Array ? out : out.data)
+    lie?.(data)
+    t.is(coordinator.result(peer, tile.index, lease.leaseId, tileChecksum(data), data, phase).status, 'accepted')
+    return tile.index
+  }
+  // w works as a real worker does: over a tile session, its link keeping the shared contexts it was sent.
+  const [served, mine] = memoryChannelPair()
+  const session = serveTileSession(served, 'w', id => id === 'j' ? coordinator : undefined, { idleTimeoutMs: 60_000, addrsOf: async () => [] })
+  const link = new CoordinatorLink(mine, { jobId: 'j', coordinator: SELF, addrs: [], jobKey: 'a'.repeat(64) }, 10_000)
+  await link.join()
+  const viaLink = async (): Promise<number | undefined> => {
+    const reply = await link.claim()
+    if (reply.kind !== 'grant') return undefined
+    const { work } = reply
+    const out = await processTile(extract(source, work.tile.haloed), work.tile, { plan: link.plan, phase: work.phase, contexts: work.contexts })
+    const data = out instanceof Uint8Array ? out : out.data
+    t.is(await link.result(work.phase, work.tile.index, work.leaseId, tileChecksum(data), data), 'accepted')
+    return work.tile.index
+  }
+  // A histogram that still counts every pixel once, its darkest pixels moved to white: a very different table.
+  const lieSummary = (summary: Uint8Array): void => {
+    const words = new Uint32Array(summary.buffer, summary.byteOffset, summary.length / 4)
+    const i = words.findIndex(n => n > 0)
+    words[255]! += words[i]!
+    words[i] = 0
+  }
+  t.is(await direct('liar', lieSummary), 0, 'reduced on its word')
+  for (let i = 0; i < 3; i++) await viaLink()
+  t.is(coordinator.phase, 1, 'the next phase began, with the table the lie made')
+  checkNext = true
+  t.is(await direct('liar', d => { d[0]! ^= 1 }), 0, 'caught out on a tile of the next phase')
+  t.is(await viaLink(), 0, 'w checks it, with the shared table it was sent')
+  t.is(await direct('c'), 0, 'c settles it')
+  t.deepEqual(restarts, [0])
+  t.is(coordinator.phase, 0)
+  while (coordinator.isRunning) await viaLink()
+  t.true((await coordinator.finished).data.equals(reference.data), 'w was sent the new table')
+  await link.close()
+  await session
 })
