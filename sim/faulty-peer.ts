@@ -7,7 +7,10 @@
  *   with one bit flipped, their checksum computed after (`npm run liar-peer`
  *   sets it to 1 unless given);
  * - TILESWARM_HOLD_TILES=1: every tile waits until the process gets SIGUSR2,
- *   so a test can let another peer in first.
+ *   so a test can let another peer in first;
+ * - TILESWARM_TILE_MS: every tile takes at least this long, holding its pass
+ *   (a cost model: slow compute without the CPU, so many such peers fit on
+ *   one machine).
  */
 import { main } from '../src/cli.ts'
 import { tuneHeapForTiles } from '../src/runtime.ts'
@@ -23,9 +26,16 @@ if (!(share >= 0 && share <= 1)) {
 const { promise: released, resolve: release } = Promise.withResolvers<void>()
 if (process.env.TILESWARM_HOLD_TILES === '1') process.on('SIGUSR2', () => { release() })
 else release()
+const tileMs = Number(process.env.TILESWARM_TILE_MS ?? '0')
+if (!(tileMs >= 0)) {
+  process.stderr.write(`TILESWARM_TILE_MS: milliseconds, not '${process.env.TILESWARM_TILE_MS}'\n`)
+  process.exit(1)
+}
 const held: TileProcessor = async (pixels, tile, work, gate) => {
   await released
-  return await processTile(pixels, tile, work, { gate })
+  const out = await processTile(pixels, tile, work, { gate })
+  if (tileMs > 0) await gate(async () => { await new Promise(resolve => setTimeout(resolve, tileMs)) })
+  return out
 }
 tuneHeapForTiles()
 const lies: Lies = { computed: 0, lied: 0 }

@@ -1,11 +1,11 @@
 import type { EventEmitter } from 'node:events'
 import { availableParallelism, homedir, networkInterfaces } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { integerOption, verifyOption } from './cli-args.ts'
 import { VERSION } from './version.ts'
 import { didYouMean } from './suggest.ts'
-import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
+import { DEFAULT_SCALE_COOLDOWN_S, DEFAULT_SCALE_HOOK_TIMEOUT_S, DEFAULT_SCALE_IN_AFTER_S, DEFAULT_SCALE_MAX, DEFAULT_SCALE_OUT_AFTER_S, DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
 import { describeOperations } from './imaging/index.ts'
 import { runLocal } from './client/local.ts'
 import { removePartials, stopWriting } from './client/files.ts'
@@ -126,6 +126,14 @@ interface PeerCliOptions {
   httpToken?: string
   logLevel: LogLevel
   logFormat: 'text' | 'json'
+  scaleOut?: string
+  scaleIn?: string
+  scaleOutAfter: number
+  scaleInAfter: number
+  scaleMax: number
+  scaleCooldown: number
+  scaleHookTimeout: number
+  scaledBy?: string
   debug?: boolean
 }
 
@@ -156,12 +164,27 @@ function peerCommand (compute: PeerCompute): Command {
     .option('--swarm-key <file>', 'make the swarm private: only peers and clients with this key can connect (tileswarm keygen)')
     .option('--allow-submit <peer id>', 'only these peer ids may submit jobs here; repeatable (default: anyone in the swarm)', collectList)
     .option('--allow-submit-file <file>', 'as --allow-submit, one peer id per line (# comments)')
+    .option('--scale-out <command>', 'a shell command that adds peers when work waits: run when the swarm\'s backlog would take longer than --scale-out-after to drain, with TILESWARM_SCALE_COUNT (peers wanted), TILESWARM_BOOTSTRAP (this peer), TILESWARM_SCALED_BY (its id) and TILESWARM_SWARM_KEY (the key file, if any) set; e.g. "deploy/local-peers.sh up". Of the peers with one, the lowest id acts')
+    .option('--scale-in <command>', 'a shell command that stops peers the scale-out hook started, once the swarm has had no backlog for --scale-in-after: TILESWARM_SCALE_PEERS names them (peer ids, space-separated); e.g. "deploy/local-peers.sh down"')
+    .option('--scale-out-after <s>', 'scale out when the backlog would take longer than this to drain with the slots at hand (and has for a third of it)', integerOption('--scale-out-after', 1, 86_400), DEFAULT_SCALE_OUT_AFTER_S)
+    .option('--scale-in-after <s>', 'scale in once the swarm has had no backlog this long', integerOption('--scale-in-after', 1, 86_400), DEFAULT_SCALE_IN_AFTER_S)
+    .option('--scale-max <n>', 'peers the scale-out hook may have up (or on their way) at once', integerOption('--scale-max', 1, 10_000), DEFAULT_SCALE_MAX)
+    .option('--scale-cooldown <s>', 'after a hook has run, none runs for this long: started peers take a while to join', integerOption('--scale-cooldown', 0, 86_400), DEFAULT_SCALE_COOLDOWN_S)
+    .option('--scale-hook-timeout <s>', 'a hook still running after this long is killed and reported', integerOption('--scale-hook-timeout', 1, 86_400), DEFAULT_SCALE_HOOK_TIMEOUT_S)
+    .option('--scaled-by <peer id>', 'the peer whose scale-out hook started this one (hooks set TILESWARM_SCALED_BY): said to the swarm, so that peer may stop this one when it is idle')
     .option('--debug', 'stack traces on errors')
     .action(async (opts: PeerCliOptions) => {
       debug = opts.debug === true
       for (const addr of opts.listen ?? []) parseListenAddress(addr)
       for (const addr of opts.bootstrap ?? []) parsePeerAddress(addr, '--bootstrap')
       for (const addr of opts.announce ?? []) parseAnnounceAddress(addr)
+      if (opts.scaledBy !== undefined) {
+        try {
+          peerIdFromString(opts.scaledBy)
+        } catch {
+          throw new InvalidParameterError(`--scaled-by takes a peer id (12D3KooW...), not '${opts.scaledBy}'`)
+        }
+      }
       const { parseHttpAddress, isLoopback, tokenFromSwarmKey, checkToken, startWebServer } = await import('./web/server.ts')
       const http = parseHttpAddress(opts.http)
       if (opts.httpToken !== undefined) checkToken(opts.httpToken)
@@ -195,6 +218,23 @@ function peerCommand (compute: PeerCompute): Command {
         swarmKey,
         allowSubmit,
         log,
+        ...(opts.scaleOut !== undefined || opts.scaleIn !== undefined
+          ? {
+              scale: {
+                ...(opts.scaleOut !== undefined ? { out: opts.scaleOut } : {}),
+                ...(opts.scaleIn !== undefined ? { in: opts.scaleIn } : {}),
+                outAfterMs: opts.scaleOutAfter * 1000,
+                inAfterMs: opts.scaleInAfter * 1000,
+                max: opts.scaleMax,
+                cooldownMs: opts.scaleCooldown * 1000,
+                hookTimeoutMs: opts.scaleHookTimeout * 1000,
+                ...(opts.swarmKey !== undefined ? { swarmKeyPath: resolve(opts.swarmKey) } : {}),
+                // The peers a hook starts need their own data dir and ports, not this peer's settings.
+                dropEnv: command.options.map(o => o.envVar).filter(v => v !== undefined),
+              },
+            }
+          : {}),
+        ...(opts.scaledBy !== undefined ? { scaledBy: opts.scaledBy } : {}),
         ...compute,
       })
       logger.setPeer(peer.peerId)
@@ -234,6 +274,7 @@ function peerCommand (compute: PeerCompute): Command {
         process.stdout.write(`web page on ${url}${token} (dashboard: ${url}dashboard, metrics: ${url}metrics${asks})\n`)
       }
       log(`peer ${peer.peerId} (${shortId(peer.peerId)} in logs) up: ${opts.slots} slot${opts.slots === 1 ? '' : 's'} (libuv pool of ${process.env.UV_THREADPOOL_SIZE ?? 4}), tiles of ${opts.tileSize} px, leases of ${opts.leaseMs} ms${swarmKey !== undefined ? ', private swarm' : ''}${allowSubmit !== undefined ? `, ${allowSubmit.size} peers may submit` : ''}`)
+      if (peer.scaler !== undefined) log(`scaling:${opts.scaleOut !== undefined ? ` out (${opts.scaleOut}) when the backlog would take over ${opts.scaleOutAfter} s to drain, up to ${opts.scaleMax} peers${peer.scaler.acting ? '' : '; another peer with a scale-out hook and a lower id decides while it is here'};` : ''}${opts.scaleIn !== undefined ? ` in (${opts.scaleIn}) after ${opts.scaleInAfter} s without a backlog;` : ''} ${opts.scaleCooldown} s between hooks`)
     })
   return fromEnvironment(command)
 }

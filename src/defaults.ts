@@ -90,3 +90,10 @@ export const WORKER_RETRY_MS = 250
 /** A batch's coordinator holds at most this many of its images at once (uploaded, not yet done), and asks for more past this many bytes only as they go. */
 export const BATCH_WINDOW_IMAGES = 32
 export const BATCH_WINDOW_BYTES = 256 * 1024 * 1024
+
+/** Scale hooks (--scale-*): the drain time that adds peers, the idle time that stops them, how many, how often, how long a hook may run. */
+export const DEFAULT_SCALE_OUT_AFTER_S = 30
+export const DEFAULT_SCALE_IN_AFTER_S = 300
+export const DEFAULT_SCALE_MAX = 4
+export const DEFAULT_SCALE_COOLDOWN_S = 60
+export const DEFAULT_SCALE_HOOK_TIMEOUT_S = 120

@@ -28,8 +28,13 @@ export const JobAnnouncement = z.object({
   type: z.literal('announce'), v, jobId: id, jobKey, kind: z.enum(['tiles', 'batch']), coordinator: peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), tiles: count, pending: count, done: count, leaseMs: count,
 }).strict()
 export const JobFinished = z.object({ type: z.literal('finished'), v, jobId: id, coordinator: peerId, outcome: z.enum(['done', 'failed', 'cancelled']) }).strict()
-/** `up`: seconds since the peer started; `done`: tiles and images its worker has computed (the dashboard's view of the swarm). */
-export const PeerHello = z.object({ type: z.literal('hello'), v, peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), slots: count, up: count, done: count }).strict()
+/**
+ * `up`: seconds since the peer started; `done`: tiles and images its worker
+ * has computed (the dashboard's view of the swarm); `scaler`: it has a
+ * scale-out hook (the lowest such id decides for the swarm); `scaledBy`: the
+ * peer whose hook started it (that peer's scale-in may stop it).
+ */
+export const PeerHello = z.object({ type: z.literal('hello'), v, peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), slots: count, up: count, done: count, scaler: z.boolean().optional(), scaledBy: peerId.optional() }).strict()
 export const JobsTopicMessage = z.discriminatedUnion('type', [JobAnnouncement, JobFinished])
 export type JobAnnouncement = z.infer<typeof JobAnnouncement>
 export type JobFinished = z.infer<typeof JobFinished>
@@ -177,10 +182,21 @@ export const JobView = z.object({
   jobId: id, kind: z.enum(['tiles', 'batch']), coordinator: peerId, here: z.boolean(), phase: z.string().max(32), done: count, total: count, ageS: count,
   byPeer: z.record(peerId, count).optional(), leases: leaseCounts.optional(), client: peerId.optional(), lastHeardS: count.optional(),
 }).strict()
-export const PeerView = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), connected: z.boolean(), slots: count.optional(), upS: count.optional(), done: count.optional(), lastSeenS: count }).strict()
+export const PeerView = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), connected: z.boolean(), slots: count.optional(), upS: count.optional(), done: count.optional(), scaler: z.boolean().optional(), scaledBy: peerId.optional(), lastSeenS: count }).strict()
+/** A scaling decision: what the backlog was, what was asked of the hook, and how that went. */
+const ScaleDecision = z.object({
+  ageS: count, direction: z.enum(['out', 'in']), count, peers: z.array(peerId).max(64).optional(), reason: errorText, outcome: z.enum(['running', 'done', 'failed', 'timed out']), message: errorText.optional(),
+}).strict()
+/** A peer with scale hooks: the backlog it sees (units, rate, drain time, slots), whether it is the one that acts, the peers its hook started, its recent decisions. */
+export const ScalingView = z.object({
+  acting: z.boolean(), out: z.boolean(), in: z.boolean(), boundS: count, backlog: count, ratePerS: z.number().min(0).max(1e9).optional(), drainS: z.number().min(0).max(1e12).optional(), slots: count,
+  scaledPeers: z.array(peerId).max(1024), decisions: z.array(ScaleDecision).max(20),
+}).strict()
+export type ScalingView = z.infer<typeof ScalingView>
+export type PeerView = z.infer<typeof PeerView>
 export const SwarmStatus = z.object({
   v, peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), version: z.string().max(32), slots: count, upS: count, done: count, heldLeases: count, activeJobs: count,
-  peers: z.array(PeerView).max(1024), jobs: z.array(JobView).max(1024),
+  peers: z.array(PeerView).max(1024), jobs: z.array(JobView).max(1024), scaling: ScalingView.optional(),
 }).strict()
 export type StatusRequest = z.infer<typeof StatusRequest>
 export type StatusServerMessage = z.infer<typeof StatusServerMessage>

@@ -9,7 +9,7 @@ import { parsePeerAddress } from '../net/address.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { MAX_ADDRS, PROTOCOL_VERSION, TILE_PROTOCOL } from '../protocol/constants.ts'
-import type { PeerHello } from '../protocol/messages.ts'
+import type { PeerHello, PeerView } from '../protocol/messages.ts'
 
 export interface DiscoveryComponents {
   node: SwarmNode
@@ -23,19 +23,12 @@ export interface DiscoveryComponents {
   publish: (hello: PeerHello) => Promise<void>
 }
 
-/** Another peer as this one sees it: what it said in its last hello, and whether it is connected now. */
-export interface PeerView {
-  peerId: string
-  addrs: string[]
-  connected: boolean
-  /** Unknown until its first hello. */
-  slots?: number
-  /** Seconds it has been up, and tiles and images its worker has done, as of now (by its last hello). */
-  upS?: number
-  done?: number
-  /** Seconds since it was last heard from (0: connected now). */
-  lastSeenS: number
-}
+/**
+ * Another peer as this one sees it: whether it is connected now, seconds
+ * since it was last heard from (0: connected), and what its last hello
+ * said (slots, uptime and work done as of now; unknown until its first).
+ */
+export type { PeerView }
 
 export interface DiscoveryOptions {
   bootstrap: string[]
@@ -47,6 +40,9 @@ export interface DiscoveryOptions {
   redialMaxMs?: number
   /** A peer that has found no other this long after it starts says so. */
   aloneWarnMs?: number
+  /** Said in hellos: this peer has a scale-out hook; the peer whose hook started this one. */
+  scaler?: boolean
+  scaledBy?: string
 }
 
 /** A peer this one keeps trying to reach while it is cut off: a bootstrap address, or a peer it heard from. */
@@ -74,7 +70,7 @@ interface Target {
  */
 export class Discovery {
   private readonly c: DiscoveryComponents
-  private readonly options: Required<DiscoveryOptions>
+  private readonly options: Required<Omit<DiscoveryOptions, 'scaler' | 'scaledBy'>> & Pick<DiscoveryOptions, 'scaler' | 'scaledBy'>
   private readonly targets: Target[] = []
   private readonly known = new Map<string, Target>()
   private discoveryDials = 0
@@ -280,6 +276,8 @@ export class Discovery {
         addrs: heard?.hello.addrs ?? this.known.get(id)?.addrs ?? [],
         connected,
         ...(heard !== undefined ? { slots: heard.hello.slots, upS: Math.round(heard.hello.up + sinceHello), done: heard.hello.done } : {}),
+        ...(heard?.hello.scaler === true ? { scaler: true } : {}),
+        ...(heard?.hello.scaledBy !== undefined ? { scaledBy: heard.hello.scaledBy } : {}),
         lastSeenS: Math.round((now - lastAt) / 1000),
       })
     }
@@ -309,7 +307,7 @@ export class Discovery {
   private scheduleHello (): void {
     if (this.stopped) return
     this.helloTimer = this.c.clock.setTimeout(() => {
-      void this.c.publish({ type: 'hello', v: PROTOCOL_VERSION, peerId: this.c.peerId, addrs: this.c.addrs(), slots: this.options.slots, up: Math.floor((this.c.clock.now() - this.startedAt) / 1000), done: this.c.done() })
+      void this.c.publish({ type: 'hello', v: PROTOCOL_VERSION, peerId: this.c.peerId, addrs: this.c.addrs(), slots: this.options.slots, up: Math.floor((this.c.clock.now() - this.startedAt) / 1000), done: this.c.done(), ...(this.options.scaler === true ? { scaler: true } : {}), ...(this.options.scaledBy !== undefined ? { scaledBy: this.options.scaledBy } : {}) })
       this.scheduleHello()
     }, this.options.helloMs * (0.5 + this.c.random()))
   }

@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { VERSION } from '../version.ts'
 import type { HostedJob, JobOutcome } from '../job/host.ts'
 import type { JobTotals } from './submit-service.ts'
+import type { Scaler } from './scaler.ts'
 
 /** What a peer's metrics read when Prometheus scrapes: every value is the peer's own count, read then. */
 export interface MetricSources {
@@ -12,6 +13,8 @@ export interface MetricSources {
   activeJobs: () => number
   heldLeases: () => number
   cachedResultBytes: () => number
+  /** The scale hooks' backlog and decisions, on a peer that has them. */
+  scaling: () => Scaler | undefined
 }
 
 /**
@@ -63,6 +66,25 @@ export class PeerMetrics {
     gauge('tileswarm_jobs_active', 'Jobs coordinated here now', s => s.activeJobs())
     gauge('tileswarm_worker_leases_held', 'Leases this peer\'s worker holds now', s => s.heldLeases())
     gauge('tileswarm_result_cache_bytes', 'Results kept for other coordinators\' jobs', s => s.cachedResultBytes())
+    // Scaling, on a peer with --scale-out or --scale-in.
+    gauge('tileswarm_backlog_units', 'Units (tiles, images) not yet done in the jobs this peer knows of (with scale hooks)', s => s.scaling()?.backlog().remaining ?? 0)
+    gauge('tileswarm_backlog_drain_seconds', 'Time to drain the backlog at the rate it is being done (-1: not known yet; with scale hooks)', s => s.scaling()?.backlog().drainS ?? -1)
+    gauge('tileswarm_scaled_peers', 'Peers in the swarm that this peer\'s scale-out hook started', s => s.scaling()?.scaledPeers().length ?? 0)
+    const decided = new Map<string, number>()
+    new Counter({
+      name: 'tileswarm_scale_decisions_total',
+      help: 'Scale hooks run by this peer, by direction (out, in) and outcome (done, failed, timed out)',
+      labelNames: ['direction', 'outcome'],
+      registers,
+      collect () {
+        for (const [key, n] of self.sources?.scaling()?.totals ?? []) {
+          const [direction, ...outcome] = key.split(' ')
+          const grew = n - (decided.get(key) ?? 0)
+          if (grew > 0) this.inc({ direction, outcome: outcome.join(' ') }, grew)
+          decided.set(key, n)
+        }
+      },
+    })
   }
 
   /** The process's own (CPU, memory, event loop): once per process, by whoever serves /metrics. */

@@ -5,6 +5,7 @@ import type { ImageProcessor, TileProcessor } from '../worker/worker.ts'
 import type { InputDecoder } from '../worker/inputs.ts'
 import type { OpenChannel } from './channels.ts'
 import type { Log } from '../log.ts'
+import type { ScaleOptions } from './scaler.ts'
 
 /** What a peer is started with: its flags, and the components a test or the simulator may swap. Defaults: src/defaults.ts. */
 export interface PeerOptions {
@@ -41,6 +42,10 @@ export interface PeerOptions {
   swarmKey?: Uint8Array
   /** Peer ids allowed to submit jobs here; everyone in the swarm when unset. */
   allowSubmit?: Set<string>
+  /** Hooks that add peers when work waits and stop them when the swarm is idle. */
+  scale?: ScaleOptions
+  /** The peer whose scale-out hook started this one (said in hellos, so that peer's scale-in may stop this one). */
+  scaledBy?: string
   log?: Log
   /** Components: time, randomness, compute (decoding a job's input, a tile), how streams become channels, who may connect. */
   clock?: Clock

@@ -21,6 +21,7 @@ import { JobDetail, StatusService, SwarmJobs, type SwarmStatus } from './status.
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import { VERSION } from '../version.ts'
 import { TrustRecords } from '../job/verify.ts'
+import { Scaler } from './scaler.ts'
 
 export type { PeerOptions } from './options.ts'
 
@@ -49,6 +50,8 @@ export class SwarmPeer {
   /** Jobs other peers announce. */
   readonly swarmJobs: SwarmJobs
   readonly statusService: StatusService
+  /** Adds peers when work waits, and stops them when the swarm is idle: only with --scale-out or --scale-in. */
+  readonly scaler: Scaler | undefined
   private readonly jobDetail: JobDetail
   private readonly clock: Clock
   private readonly startedAt: number
@@ -98,8 +101,10 @@ export class SwarmPeer {
       redialFirstMs: options.redialFirstMs,
       redialMaxMs: options.redialMaxMs,
       aloneWarnMs: options.aloneWarnMs,
+      scaler: options.scale?.out !== undefined,
+      scaledBy: options.scaledBy,
     })
-    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, alone: () => options.onePipeline !== false && slots === 1 && this.gossip.swarmPeers() === 0, connectedPeers: () => this.gossip.swarmPeers(), addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) }, trust: this.trust }, {
+    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, alone: () => options.onePipeline !== false && slots === 1 && this.gossip.swarmPeers() === 0 && options.scale?.out === undefined, connectedPeers: () => this.gossip.swarmPeers(), addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) }, trust: this.trust }, {
       tileSize: options.tileSize ?? DEFAULT_TILE_SIZE,
       maxJobs: options.maxJobs ?? DEFAULT_MAX_JOBS,
       maxUploadBytes,
@@ -111,6 +116,18 @@ export class SwarmPeer {
       allowSubmit: options.allowSubmit,
       uploadIdleMs: options.uploadIdleMs,
     })
+    this.scaler = options.scale?.out !== undefined || options.scale?.in !== undefined
+      ? new Scaler({
+        peerId,
+        clock,
+        log,
+        slots,
+        jobs: () => [...this.submissions.jobs(), ...this.swarmJobs.view()],
+        peers: () => this.discovery.view(),
+        // Peers a hook starts may be on other machines: an address off loopback if there is one.
+        bootstrap: () => { const addrs = this.addrs(); return addrs.find(a => !/^\/(ip4\/127\.|ip6\/::1\/)/.test(a)) ?? addrs[0] },
+      }, options.scale)
+      : undefined
     this.jobDetail = new JobDetail({ node, clock, log })
     this.statusService = new StatusService({ node, openChannel, log, snapshot: async detail => detail ? await this.detailedStatus() : this.status() })
     this.events.addEventListener('ended', evt => {
@@ -124,6 +141,7 @@ export class SwarmPeer {
       activeJobs: () => this.submissions.activeJobs,
       heldLeases: () => this.worker.heldLeases,
       cachedResultBytes: () => this.cache.stats.bytes,
+      scaling: () => this.scaler,
     })
   }
 
@@ -160,6 +178,7 @@ export class SwarmPeer {
       activeJobs: this.submissions.activeJobs,
       peers: this.discovery.view().slice(0, 1024),
       jobs: [...here, ...this.swarmJobs.view()].slice(0, 1024),
+      ...(this.scaler !== undefined ? { scaling: this.scaler.view() } : {}),
     }
   }
 
@@ -179,6 +198,7 @@ export class SwarmPeer {
       peer.gossip.start()
       peer.worker.start()
       peer.discovery.start()
+      peer.scaler?.start()
       return peer
     } catch (err) {
       await node?.stop()
@@ -211,6 +231,8 @@ export class SwarmPeer {
   /** SIGINT/SIGTERM: stop claiming, hand leases back, end coordinated jobs telling their clients, leave. */
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
+      // First: it needs to know which of its peers are up.
+      await this.scaler?.stop()
       this.discovery.stop()
       await this.worker.stop(AbortSignal.timeout(2000))
       await this.submissions.stop(AbortSignal.timeout(2000))

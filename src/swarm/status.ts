@@ -211,6 +211,13 @@ export function formatStatus (s: SwarmStatus): string {
     ])
     lines.push(...table(['JOB', 'KIND', 'COORDINATOR', 'PHASE', 'DONE', 'AGE', 'EXPIRED', 'BY PEER'], rows))
   }
+  const sc = s.scaling
+  if (sc !== undefined) {
+    lines.push('')
+    const drain = sc.drainS !== undefined ? `~${Math.round(sc.drainS)} s to drain at ${sc.ratePerS}/s` : sc.backlog > 0 ? 'rate not known yet' : 'nothing to drain'
+    lines.push(`scaling: backlog ${plural(sc.backlog, 'unit')}, ${drain} on ${plural(sc.slots, 'slot')} (bound ${sc.boundS} s); ${sc.acting ? 'this peer decides for the swarm' : sc.out ? 'another peer with a scale-out hook (a lower id) decides' : 'scale-in only'}; ${sc.scaledPeers.length} started here and up`)
+    if (sc.decisions.length > 0) lines.push(...table(['WHEN', 'DIR', 'PEERS', 'OUTCOME', 'WHY'], sc.decisions.map(d => [`${ago(d.ageS)} ago`, d.direction, d.peers?.map(shortId).join(' ') ?? String(d.count), `${d.outcome}${d.message !== undefined ? `: ${d.message}` : ''}`, d.reason])))
+  }
   return lines.join('\n')
 }
 

@@ -84,6 +84,7 @@ test('bad invocations: one line, exit 1, no stack trace', async t => {
     [['--task', 'invert', '-i', img, '-o', dir + '/'], /cannot tell the output format|is a directory/],
     [['--task', 'invert', '-i', img, '-o', join(dir, 'o.png'), '--quality', '0'], /Expected integer between 1 and 100 for --quality/],
     [['--task', 'invert', '-i', img, '-o', join(dir, 'o.png'), '--verify', '1.5'], /--verify takes a share of tiles from 0 to 1, 'all' or 'off', not '1\.5'/],
+    [['--task', 'invert', '-i', img, '-o', join(dir, 'o.png'), '--verify', 'all', '--verify', 'off'], /--verify given twice \('all' and 'off'\); give it once/],
     [['--task', 'invert', '-i', fixture('flowers.jpeg'), '-o', join(dir, 'o.png'), '--max-pixels', '1000'], /over the limit of 0.0 MP \(--max-pixels\)/],
     [['-i', img, '-o', join(dir, 'o.png')], /Expected an operation/],
     [['--task', 'invert', '-o', join(dir, 'o.png')], /Expected an input image/],
@@ -156,6 +157,8 @@ test('common mistakes get a hint, in one line', async t => {
     [['--listen', '/ip4/127.0.0.1/udp/4305', '--data-dir', join(dir, 'd')], /--listen \/ip4\/127\.0\.0\.1\/udp\/4305 has no \/tcp\/ port/],
     [['--listen', '/dns4/localhost/tcp/4305', '--data-dir', join(dir, 'd')], /must start with \/ip4\/ or \/ip6\//],
     [['--slots', '0', '--data-dir', join(dir, 'd')], /^tileswarm: Expected integer between 1 and 1024 for --slots but received '0'$/],
+    [['--scaled-by', 'me', '--data-dir', join(dir, 'd')], /^tileswarm: --scaled-by takes a peer id \(12D3KooW\.\.\.\), not 'me'$/],
+    [['--scale-out-after', '0', '--data-dir', join(dir, 'd')], /^tileswarm: Expected integer between 1 and 86400 for --scale-out-after but received '0'$/],
     // A place the directory check would pass (root may write anywhere, but /proc makes no files): refused before any work, naming the user's path.
     [['submit', '--local', '--task', 'invert', '-i', img, '-o', '/proc/tileswarm-out.png'], /^tileswarm: cannot write \/proc\/tileswarm-out\.png: /],
   ]

@@ -17,7 +17,7 @@ function render (s) {
   $('peers-title').textContent = `Peers (${connected} connected)`
   $('peers').replaceChildren(...s.peers.map(p => el('tr', {},
     peerCell(p.peerId),
-    el('td', {}, p.connected ? 'connected' : 'gone'),
+    el('td', {}, `${p.connected ? 'connected' : 'gone'}${p.scaledBy !== undefined ? ` (started by ${p.scaledBy === s.peerId ? 'this peer' : shortId(p.scaledBy)})` : ''}`),
     el('td', {}, p.slots ?? '?'),
     el('td', {}, p.upS !== undefined ? seconds(p.upS) : '?'),
     el('td', {}, p.done ?? '?'),
@@ -36,6 +36,23 @@ function render (s) {
       el('td', {}, j.leases !== undefined ? j.leases.expired : '-'),
       el('td', {}, ...Object.entries(j.byPeer ?? {}).map(([p, n]) => el('span', { title: p, style: { color: colourOf(p), marginRight: '8px' } }, `${shortId(p)}: ${n}`))))
   }))
+  scaling(s.scaling)
+}
+
+/** A peer with --scale-out or --scale-in: the backlog it sees, whether it decides for the swarm, and what it decided. */
+function scaling (sc) {
+  $('scaling-section').hidden = sc === undefined
+  if (sc === undefined) return
+  const drain = sc.drainS !== undefined ? `~${seconds(sc.drainS)} to drain at ${sc.ratePerS}/s` : sc.backlog > 0 ? 'rate not known yet' : 'nothing to drain'
+  $('scaling').replaceChildren(
+    el('div', {}, `backlog ${plural(sc.backlog, 'unit')} · ${drain} · ${plural(sc.slots, 'slot')} · bound ${seconds(sc.boundS)} · ${sc.acting ? 'this peer decides for the swarm' : sc.out ? 'another peer with a scale-out hook (a lower id) decides' : 'scale-in only'}`),
+    el('div', {}, `peers started here and up: ${sc.scaledPeers.length === 0 ? 'none' : sc.scaledPeers.map(shortId).join(', ')}`))
+  $('decisions').replaceChildren(...sc.decisions.map(d => el('tr', {},
+    el('td', {}, `${seconds(d.ageS)} ago`),
+    el('td', {}, d.direction),
+    el('td', {}, d.peers !== undefined ? d.peers.map(shortId).join(', ') : String(d.count)),
+    el('td', {}, d.reason),
+    el('td', { class: d.outcome === 'failed' || d.outcome === 'timed out' ? 'error' : '' }, `${d.outcome}${d.message !== undefined ? `: ${d.message}` : ''}`))))
 }
 
 async function poll () {

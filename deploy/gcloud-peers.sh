@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# An example scale hook for Google Compute Engine, with the same contract as
+# deploy/local-peers.sh: not run by the tests (they cannot reach a cloud).
+# Adapt the machine type, image, zone and network to yours; the AWS and Azure
+# CLIs follow the same pattern (see README, "Scaling out").
+#
+#   tileswarm --scale-out "deploy/gcloud-peers.sh up" --scale-in "deploy/gcloud-peers.sh down" \
+#     --announce /ip4/<this machine's address>/tcp/4001
+#
+# up    makes $TILESWARM_SCALE_COUNT VMs. Each peer's identity key is made here
+#       first, so its peer id is known before it starts: down deletes VMs by the
+#       ids the peer names. The VM's startup script installs tileswarm and runs
+#       it with --bootstrap $TILESWARM_BOOTSTRAP and --scaled-by $TILESWARM_SCALED_BY.
+#       The key travels in the VM's metadata: anyone who can read the project's
+#       metadata can take that peer's identity.
+# down  deletes the VMs of the peers $TILESWARM_SCALE_PEERS names.
+#
+# TILESWARM_GCLOUD_STATE  where peer ids are mapped to VM names (default ~/.tileswarm-gcloud)
+# TILESWARM_GCLOUD_ZONE, TILESWARM_GCLOUD_MACHINE  (default europe-west1-b, e2-standard-8)
+set -euo pipefail
+trap '' PIPE
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+state=${TILESWARM_GCLOUD_STATE:-$HOME/.tileswarm-gcloud}
+zone=${TILESWARM_GCLOUD_ZONE:-europe-west1-b}
+machine=${TILESWARM_GCLOUD_MACHINE:-e2-standard-8}
+mkdir -p "$state"
+
+up () {
+  : "${TILESWARM_SCALE_COUNT:?}" "${TILESWARM_BOOTSTRAP:?}" "${TILESWARM_SCALED_BY:?}"
+  for _ in $(seq "$TILESWARM_SCALE_COUNT"); do
+    local dir id name
+    dir=$(mktemp -d)
+    id=$("$repo/node_modules/.bin/node" "$repo/dist/peer.js" id --data-dir "$dir")
+    name="tileswarm-$(date +%s)-$RANDOM"
+    # The VM: Node 24 and tileswarm from this repository's origin, the key, and the peer as a service (deploy/tileswarm.service).
+    cat > "$dir/startup.sh" <<STARTUP
+#!/bin/bash
+set -e
+apt-get update && apt-get install -y git curl
+curl -fsSL https://deb.nodesource.com/setup_24.x | bash - && apt-get install -y nodejs
+useradd --system --home /var/lib/tileswarm tileswarm || true
+git clone $(git -C "$repo" remote get-url origin) /opt/tileswarm && cd /opt/tileswarm && npm ci && npm run build
+install -d -o tileswarm -m 700 /var/lib/tileswarm
+curl -fsH 'Metadata-Flavor: Google' http://metadata.google.internal/computeMetadata/v1/instance/attributes/tileswarm-key | base64 -d > /var/lib/tileswarm/peer.key
+chown tileswarm /var/lib/tileswarm/peer.key && chmod 600 /var/lib/tileswarm/peer.key
+mkdir -p /etc/tileswarm
+printf 'TILESWARM_BOOTSTRAP=%s\nTILESWARM_SCALED_BY=%s\nTILESWARM_LISTEN=/ip4/0.0.0.0/tcp/4001\n' '$TILESWARM_BOOTSTRAP' '$TILESWARM_SCALED_BY' > /etc/tileswarm/tileswarm.env
+cp deploy/tileswarm.service /etc/systemd/system/ && systemctl daemon-reload && systemctl enable --now tileswarm
+STARTUP
+    gcloud compute instances create "$name" --zone "$zone" --machine-type "$machine" \
+      --image-family debian-12 --image-project debian-cloud \
+      --metadata "tileswarm-key=$(base64 -w0 "$dir/peer.key")" --metadata-from-file startup-script="$dir/startup.sh" > /dev/null
+    echo "$name" > "$state/$id"
+    rm -rf "$dir"
+    echo "created $name for peer $id" 2> /dev/null || true
+  done
+}
+
+down () {
+  for id in ${TILESWARM_SCALE_PEERS:?}; do
+    [[ -f "$state/$id" ]] || { echo "no VM of peer $id here" >&2; continue; }
+    gcloud compute instances delete "$(cat "$state/$id")" --zone "$zone" --quiet > /dev/null
+    rm -f "$state/$id"
+    echo "deleted the VM of peer $id" 2> /dev/null || true
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down (run by a peer's --scale-out and --scale-in)" >&2; exit 2 ;;
+esac
