@@ -11,8 +11,9 @@
 #       first, so its peer id is known before it starts: down deletes VMs by the
 #       ids the peer names. The VM's startup script installs tileswarm and runs
 #       it with --bootstrap $TILESWARM_BOOTSTRAP and --scaled-by $TILESWARM_SCALED_BY.
-#       The key travels in the VM's metadata: anyone who can read the project's
-#       metadata can take that peer's identity.
+#       The key (and a private swarm's key) travel in the VM's metadata: anyone
+#       who can read the project's metadata can take them. It prints the ids
+#       (the scaler counts them until scale-in stops them).
 # down  deletes the VMs of the peers $TILESWARM_SCALE_PEERS names.
 #
 # TILESWARM_GCLOUD_STATE  where peer ids are mapped to VM names (default ~/.tileswarm-gcloud)
@@ -32,6 +33,8 @@ up () {
     dir=$(mktemp -d)
     id=$("$repo/node_modules/.bin/node" "$repo/dist/peer.js" id --data-dir "$dir")
     name="tileswarm-$(date +%s)-$RANDOM"
+    # Written first: a hook killed while the VM is made leaves one that down can still delete.
+    echo "$name" > "$state/$id"
     # The VM: Node 24 and tileswarm from this repository's origin, the key, and the peer as a service (deploy/tileswarm.service).
     cat > "$dir/startup.sh" <<STARTUP
 #!/bin/bash
@@ -41,28 +44,38 @@ curl -fsSL https://deb.nodesource.com/setup_24.x | bash - && apt-get install -y 
 useradd --system --home /var/lib/tileswarm tileswarm || true
 git clone $(git -C "$repo" remote get-url origin) /opt/tileswarm && cd /opt/tileswarm && npm ci && npm run build
 install -d -o tileswarm -m 700 /var/lib/tileswarm
-curl -fsH 'Metadata-Flavor: Google' http://metadata.google.internal/computeMetadata/v1/instance/attributes/tileswarm-key | base64 -d > /var/lib/tileswarm/peer.key
-chown tileswarm /var/lib/tileswarm/peer.key && chmod 600 /var/lib/tileswarm/peer.key
 mkdir -p /etc/tileswarm
 printf 'TILESWARM_BOOTSTRAP=%s\nTILESWARM_SCALED_BY=%s\nTILESWARM_LISTEN=/ip4/0.0.0.0/tcp/4001\n' '$TILESWARM_BOOTSTRAP' '$TILESWARM_SCALED_BY' > /etc/tileswarm/tileswarm.env
+curl -fsH 'Metadata-Flavor: Google' http://metadata.google.internal/computeMetadata/v1/instance/attributes/tileswarm-key | base64 -d > /var/lib/tileswarm/peer.key
+chown tileswarm /var/lib/tileswarm/peer.key && chmod 600 /var/lib/tileswarm/peer.key
+if curl -fsH 'Metadata-Flavor: Google' http://metadata.google.internal/computeMetadata/v1/instance/attributes/tileswarm-swarm-key | base64 -d > /tmp/swarm.key; then
+  install -o tileswarm -m 600 /tmp/swarm.key /var/lib/tileswarm/swarm.key && echo TILESWARM_SWARM_KEY=/var/lib/tileswarm/swarm.key >> /etc/tileswarm/tileswarm.env
+fi
 cp deploy/tileswarm.service /etc/systemd/system/ && systemctl daemon-reload && systemctl enable --now tileswarm
 STARTUP
     gcloud compute instances create "$name" --zone "$zone" --machine-type "$machine" \
       --image-family debian-12 --image-project debian-cloud \
-      --metadata "tileswarm-key=$(base64 -w0 "$dir/peer.key")" --metadata-from-file startup-script="$dir/startup.sh" > /dev/null
-    echo "$name" > "$state/$id"
+      --metadata "tileswarm-key=$(base64 -w0 "$dir/peer.key")${TILESWARM_SWARM_KEY:+,tileswarm-swarm-key=$(base64 -w0 "$TILESWARM_SWARM_KEY")}" \
+      --metadata-from-file startup-script="$dir/startup.sh" > /dev/null
     rm -rf "$dir"
     echo "created $name for peer $id" 2> /dev/null || true
   done
 }
 
 down () {
+  local failed=0
   for id in ${TILESWARM_SCALE_PEERS:?}; do
     [[ -f "$state/$id" ]] || { echo "no VM of peer $id here" >&2; continue; }
-    gcloud compute instances delete "$(cat "$state/$id")" --zone "$zone" --quiet > /dev/null
-    rm -f "$state/$id"
-    echo "deleted the VM of peer $id" 2> /dev/null || true
+    # One that will not go is said, and the rest are still deleted.
+    if gcloud compute instances delete "$(cat "$state/$id")" --zone "$zone" --quiet > /dev/null; then
+      rm -f "$state/$id"
+      echo "deleted the VM of peer $id" 2> /dev/null || true
+    else
+      echo "could not delete the VM of peer $id ($(cat "$state/$id"))" >&2
+      failed=1
+    fi
   done
+  return "$failed"
 }
 
 case "${1:-}" in

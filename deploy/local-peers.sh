@@ -54,16 +54,29 @@ up () {
 }
 
 down () {
-  local id pid
+  local id pid pids=() ids=()
   for id in ${TILESWARM_SCALE_PEERS:?TILESWARM_SCALE_PEERS: the ids of the peers to stop}; do
     if [[ ! -f "$dir/$id/pid" ]]; then
       say "no peer $id was started here" >&2
       continue
     fi
     pid=$(cat "$dir/$id/pid")
-    kill -INT "$pid" 2> /dev/null || true
-    for _ in $(seq 150); do kill -0 "$pid" 2> /dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2> /dev/null || true
+    # Ours still (a pid may be reused): its command line names its data dir. It leads its own process group (setsid).
+    if grep -qF -- "$dir/$id" "/proc/$pid/cmdline" 2> /dev/null; then
+      kill -INT -- "-$pid" 2> /dev/null || kill -INT "$pid" 2> /dev/null || true
+      pids+=("$pid")
+    fi
+    ids+=("$id")
+  done
+  # All at once: each hands its leases back and leaves (15 s at most, then killed).
+  for _ in $(seq 150); do
+    local left=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2> /dev/null && left=1; done
+    [[ $left == 0 ]] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -0 "$pid" 2> /dev/null && kill -KILL -- "-$pid" 2> /dev/null || true; done
+  for id in "${ids[@]}"; do
     rm -rf "${dir:?}/$id"
     say "stopped $id"
   done

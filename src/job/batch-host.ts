@@ -59,6 +59,7 @@ export class BatchHost implements Hosted {
       done: this.tally.resolved,
       total: this.spec.images,
       byPeer: this.coordinator !== undefined ? Object.fromEntries(this.coordinator.imagesByPeer) : {},
+      pending: this.coordinator?.isRunning === true ? this.coordinator.leases.pendingCount : 0,
       leases: { granted: s?.granted ?? 0, expired: s?.expired ?? 0, released: s?.released ?? 0 },
       bytesIn: this.tally.bytesIn,
       bytesOut: this.tally.bytesOut,

@@ -80,6 +80,8 @@ export interface HostedJob {
   done: number
   total: number
   byPeer: Record<string, number>
+  /** Units waiting for a peer to take them now (not under lease). */
+  pending: number
   leases: { granted: number, expired: number, released: number }
   bytesIn: number
   bytesOut: number
@@ -140,6 +142,7 @@ export class JobHost implements Hosted {
       done: this.progress?.done ?? 0,
       total: this.progress?.total ?? 0,
       byPeer: c !== undefined ? Object.fromEntries(c.tilesByPeer) : {},
+      pending: c?.isRunning === true ? c.leases.pendingCount : 0,
       leases: { granted: s?.granted ?? 0, expired: s?.expired ?? 0, released: s?.released ?? 0 },
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,

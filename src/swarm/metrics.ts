@@ -69,7 +69,7 @@ export class PeerMetrics {
     // Scaling, on a peer with --scale-out or --scale-in.
     gauge('tileswarm_backlog_units', 'Units (tiles, images) not yet done in the jobs this peer knows of (with scale hooks)', s => s.scaling()?.backlog().remaining ?? 0)
     gauge('tileswarm_backlog_drain_seconds', 'Time to drain the backlog at the rate it is being done (-1: not known yet; with scale hooks)', s => s.scaling()?.backlog().drainS ?? -1)
-    gauge('tileswarm_scaled_peers', 'Peers in the swarm that this peer\'s scale-out hook started', s => s.scaling()?.scaledPeers().length ?? 0)
+    gauge('tileswarm_scaled_peers', 'Peers in the swarm that this peer\'s scale-out hook started', s => s.scaling()?.ours().length ?? 0)
     const decided = new Map<string, number>()
     new Counter({
       name: 'tileswarm_scale_decisions_total',

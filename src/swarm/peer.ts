@@ -122,7 +122,7 @@ export class SwarmPeer {
         clock,
         log,
         slots,
-        jobs: () => [...this.submissions.jobs(), ...this.swarmJobs.view()],
+        jobs: () => [...this.submissions.jobs(), ...this.swarmJobs.backlog(options.announceMs ?? DEFAULT_ANNOUNCE_MS)],
         peers: () => this.discovery.view(),
         // Peers a hook starts may be on other machines: an address off loopback if there is one.
         bootstrap: () => { const addrs = this.addrs(); return addrs.find(a => !/^\/(ip4\/127\.|ip6\/::1\/)/.test(a)) ?? addrs[0] },
@@ -231,8 +231,8 @@ export class SwarmPeer {
   /** SIGINT/SIGTERM: stop claiming, hand leases back, end coordinated jobs telling their clients, leave. */
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
-      // First: it needs to know which of its peers are up.
-      await this.scaler?.stop()
+      // Beside the rest: its hooks need no node, and leases must not wait for them.
+      const scaling = this.scaler?.stop()
       this.discovery.stop()
       await this.worker.stop(AbortSignal.timeout(2000))
       await this.submissions.stop(AbortSignal.timeout(2000))
@@ -241,6 +241,7 @@ export class SwarmPeer {
       await this.tiles.stop()
       await this.inputService.stop()
       await this.node.stop()
+      await scaling
       await this.unlock?.()
     })()
     await this.stopping

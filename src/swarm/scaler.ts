@@ -30,8 +30,8 @@ export interface ScalerComponents {
   clock: Clock
   log: Log
   slots: number
-  /** Every job this peer knows of, coordinated here or announced: its units done and in all (of the current phase, for announced ones). */
-  jobs: () => Array<{ jobId: string, done: number, total: number }>
+  /** Every job this peer knows of, coordinated here or announced: units done and in all (of the current phase, for announced ones), and waiting for a peer now. */
+  jobs: () => Array<{ jobId: string, done: number, total: number, pending: number }>
   /** The swarm's peers as this one sees them, with what their hellos said. */
   peers: () => PeerView[]
   /** An address of this peer that the started peers can reach: their bootstrap. */
@@ -42,26 +42,30 @@ export interface ScalerComponents {
 export const SCALE_CHECK_MS = 1000
 /** The progress rate is measured over this much of the recent past. */
 const RATE_WINDOW_MS = 10_000
-/** Peers asked for and not joined this long after are no longer expected. */
+/** A started peer not in the swarm this long after is said to be missing (once), and no longer counted as on its way. */
 const JOIN_WAIT_MS = 120_000
 const MAX_DECISIONS = 20
-/** A peer that is stopping waits this long at most for a hook under way, and for its scale-in. */
-const STOP_HOOK_MS = 30_000
 /** What a hook said, kept for the log and the dashboard. */
 const HOOK_OUTPUT_CHARS = 400
+/** A peer that is stopping waits this long at most for a hook under way, and for its scale-in. */
+const STOP_HOOK_MS = 30_000
+/** A peer id in a hook's output: the peers it says it started. */
+const PEER_ID = /\b(?:12D3KooW|Qm)[1-9A-HJ-NP-Za-km-z]{40,}\b/g
 
 type Decision = ScalingView['decisions'][number] & { at: number }
 
 /**
  * The swarm's backlog as this peer sees it, and what to do about it: the
- * units waiting in every job it knows of, the rate they are being done at,
- * and so the time to drain them. One peer acts for the swarm: of the peers
- * that have a scale-out hook, the one with the lowest id. When the drain
- * time stays over the bound for a third of it (2 s at least, 10 s at most),
- * it runs the scale-out hook for the peers needed to bring it under the
- * bound (within --scale-max); once the swarm has had no backlog for
- * --scale-in-after, the scale-in hook stops the peers its hook started.
- * A hook runs alone, bounded in time; every decision is logged and kept.
+ * units not done in every job it knows of, those waiting for a peer, the
+ * rate they are done at, and so the time to drain them. One peer acts for
+ * the swarm: of the peers that have a scale-out hook, the one with the
+ * lowest id. When work waits and the drain time stays over the bound for a
+ * third of it (2 s at least, 10 s at most), it runs the scale-out hook for
+ * the peers needed to bring it under the bound, counting those on their way
+ * (within --scale-max); once the swarm has had no backlog for
+ * --scale-in-after, the scale-in hook stops every peer its hook started
+ * (joined or not). The peers a hook started are the ids it printed. A hook
+ * runs alone, bounded in time; every decision is logged and kept.
  */
 export class Scaler {
   private readonly c: ScalerComponents
@@ -70,15 +74,17 @@ export class Scaler {
   /** Units done so far over every job seen, and per job the last count (a count that goes down is a new phase). */
   private progressed = 0
   private readonly lastDone = new Map<string, number>()
-  private readonly samples: Array<{ at: number, progressed: number }> = []
+  private samples: Array<{ at: number, progressed: number }> = []
   private remaining = 0
+  private pending = 0
   private overSince: number | undefined
   private idleSince: number | undefined
   private quietUntil = -Infinity
-  private hook: Promise<void> | undefined
-  private readonly starts: Array<{ at: number, count: number }> = []
-  /** Peers this one's hook started, and when each was first seen. */
-  private readonly seenScaled = new Map<string, number>()
+  private hook: { done: Promise<void>, kill: () => void } | undefined
+  /** Peers this one's hook started (the ids it printed), and when; said missing once if they never join. */
+  private readonly started = new Map<string, { at: number, missing: boolean }>()
+  /** Peers a hook said it started without naming them: counted against --scale-max, never stopped from here. */
+  private unnamed = 0
   private readonly decisions: Decision[] = []
   /** Decisions by direction and outcome, since the peer started (the metrics). */
   readonly totals = new Map<string, number>()
@@ -93,18 +99,22 @@ export class Scaler {
   }
 
   /**
-   * Stops deciding. A hook under way is waited for; then, with a scale-in
-   * hook, the peers this one started are stopped: nobody else would (a
-   * machine left running costs money). Bounded by STOP_HOOK_MS each.
+   * Stops deciding. A hook under way gets STOP_HOOK_MS to end, and is
+   * killed past it; then, with a scale-in hook, every peer this one started
+   * is stopped: nobody else would (a machine left running costs money).
    */
   async stop (): Promise<void> {
     this.stopTimer?.()
     const bound = Math.min(this.options.hookTimeoutMs, STOP_HOOK_MS)
     await this.settled(bound)
-    const scaled = this.scaledPeers()
-    if (this.options.in === undefined || scaled.length === 0) return
-    this.run('in', scaled.length, scaled, `this peer is stopping; ${scaled.length} peer${scaled.length === 1 ? '' : 's'} started here still up`, { TILESWARM_SCALE_COUNT: String(scaled.length), TILESWARM_SCALE_PEERS: scaled.join(' '), TILESWARM_SCALED_BY: this.c.peerId }, bound)
-    await this.settled(bound)
+    if (this.hook !== undefined) {
+      this.hook.kill()
+      await this.settled()
+    }
+    const ours = this.ours()
+    if (this.options.in === undefined || ours.length === 0) return
+    this.scaleIn(ours, `this peer is stopping; ${ours.length} peer${ours.length === 1 ? '' : 's'} started here`, bound)
+    await this.settled()
   }
 
   /** Of the peers with a scale-out hook, this one has the lowest id: it decides for the swarm. */
@@ -113,17 +123,20 @@ export class Scaler {
     return this.c.peers().every(p => !p.connected || p.scaler !== true || p.peerId > this.c.peerId)
   }
 
-  /** The peers this one's hook started that are in the swarm now. */
-  scaledPeers (): string[] {
-    return this.c.peers().filter(p => p.connected && p.scaledBy === this.c.peerId).map(p => p.peerId)
+  /** The peers this one's hook started: the ids it printed, and any in the swarm that say so (started before this peer restarted). */
+  ours (): string[] {
+    const ids = new Set(this.started.keys())
+    for (const p of this.c.peers()) if (p.connected && p.scaledBy === this.c.peerId) ids.add(p.peerId)
+    return [...ids]
   }
 
-  /** Work waiting, the rate it is done at, and the time to drain it (undefined until there is a rate). */
-  backlog (): { remaining: number, ratePerS?: number, drainS?: number, slots: number } {
+  /** Work not done and waiting, the rate it is done at, and the time to drain it (undefined until there is a rate). */
+  backlog (): { remaining: number, pending: number, ratePerS?: number, drainS?: number, slots: number } {
     const slots = this.c.slots + this.c.peers().reduce((n, p) => n + (p.connected ? p.slots ?? 0 : 0), 0)
     const rate = this.rate()
     return {
       remaining: this.remaining,
+      pending: this.pending,
       ...(rate !== undefined ? { ratePerS: rate } : {}),
       ...(rate !== undefined && rate > 0 ? { drainS: this.remaining / rate } : {}),
       slots,
@@ -142,29 +155,39 @@ export class Scaler {
       ...(ratePerS !== undefined ? { ratePerS: round(ratePerS) } : {}),
       ...(drainS !== undefined ? { drainS: round(drainS) } : {}),
       slots,
-      scaledPeers: this.scaledPeers().slice(0, 1024),
+      scaledPeers: this.ours().slice(0, 1024),
       decisions: this.decisions.map(({ at, ...d }) => ({ ...d, ageS: Math.round((now - at) / 1000) })),
     }
   }
 
-  /** Units done since the last sample, over every job; samples older than the window go. */
+  /** Units done since the last sample, over every job; samples older than the window go, and all of them when work starts after none. */
   private sample (): void {
     const now = this.c.clock.now()
     let remaining = 0
+    let pending = 0
     const seen = new Set<string>()
     for (const job of this.c.jobs()) {
       seen.add(job.jobId)
       remaining += Math.max(0, job.total - job.done)
+      pending += job.pending
       const last = this.lastDone.get(job.jobId) ?? 0
       // A count that went down is the job's next phase, counted from 0 again.
       this.progressed += job.done >= last ? job.done - last : job.done
       this.lastDone.set(job.jobId, job.done)
     }
     for (const id of this.lastDone.keys()) if (!seen.has(id)) this.lastDone.delete(id)
+    // Idle time before the work came says nothing of its rate.
+    if (this.remaining === 0 && remaining > 0) this.samples = []
     this.remaining = remaining
+    this.pending = pending
     this.samples.push({ at: now, progressed: this.progressed })
     while (this.samples.length > 2 && now - this.samples[1]!.at >= RATE_WINDOW_MS) this.samples.shift()
-    for (const id of this.scaledPeers()) if (!this.seenScaled.has(id)) this.seenScaled.set(id, now)
+    const connected = new Set(this.c.peers().filter(p => p.connected).map(p => p.peerId))
+    for (const [id, s] of this.started) {
+      if (s.missing || connected.has(id) || now - s.at < JOIN_WAIT_MS) continue
+      s.missing = true
+      this.c.log(`scale-out: peer ${id} that the hook started has not joined in ${JOIN_WAIT_MS / 1000} s (can it reach ${this.c.bootstrap() ?? 'this peer'}?); it still counts against --scale-max until the scale-in hook stops it`, 'warn')
+    }
   }
 
   /** Units a second over the window; undefined until the window holds enough of the past to judge by. */
@@ -191,58 +214,53 @@ export class Scaler {
     const backlog = this.backlog()
     // Work waits and nothing moves it (every peer busy elsewhere, or none left): as over the bound as it gets.
     const drainS = backlog.remaining > 0 && backlog.ratePerS === 0 ? Infinity : backlog.drainS
-    // Adding peers is one peer's decision for the swarm; stopping them is each one's for its own.
-    if (this.acting && drainS !== undefined && drainS * 1000 > this.options.outAfterMs) {
+    // Adding peers helps only where units wait for one; it is one peer's decision for the swarm.
+    if (this.acting && backlog.pending > 0 && drainS !== undefined && drainS * 1000 > this.options.outAfterMs) {
       this.overSince ??= now
       if (now - this.overSince >= this.sustainMs) this.scaleOut(backlog, drainS)
     } else {
       this.overSince = undefined
     }
-    const scaled = this.scaledPeers()
-    if (this.options.in !== undefined && backlog.remaining === 0 && scaled.length > 0) {
+    // Stopping them is each peer's own business.
+    const ours = this.ours()
+    if (this.options.in !== undefined && backlog.remaining === 0 && ours.length > 0) {
       this.idleSince ??= now
-      if (now - this.idleSince >= this.options.inAfterMs) this.scaleIn(scaled)
+      if (now - this.idleSince >= this.options.inAfterMs) this.scaleIn(ours, `no backlog for ${Math.round(this.options.inAfterMs / 1000)} s; ${ours.length} peer${ours.length === 1 ? '' : 's'} started here idle`)
     } else {
       this.idleSince = undefined
     }
   }
 
-  /** Peers asked for recently that have not joined yet. */
-  private expected (now: number): number {
-    while (this.starts.length > 0 && now - this.starts[0]!.at > JOIN_WAIT_MS) this.starts.shift()
-    if (this.starts.length === 0) return 0
-    const since = this.starts[0]!.at
-    const joined = [...this.seenScaled.values()].filter(at => at >= since).length
-    return Math.max(0, this.starts.reduce((n, s) => n + s.count, 0) - joined)
-  }
-
   private scaleOut (backlog: ReturnType<Scaler['backlog']>, drainS: number): void {
     const now = this.c.clock.now()
-    const up = this.scaledPeers().length
-    const room = this.options.max - up - this.expected(now)
+    const ours = this.ours()
+    const connected = new Set(this.c.peers().filter(p => p.connected).map(p => p.peerId))
+    // On their way: started lately, not in the swarm yet; they will add their slots.
+    const coming = [...this.started].filter(([id, s]) => !connected.has(id) && !s.missing).length
+    const room = this.options.max - ours.length - this.unnamed
     const boundS = this.options.outAfterMs / 1000
-    const reason = `backlog of ${backlog.remaining} units, ${Number.isFinite(drainS) ? `~${Math.round(drainS)} s to drain at ${round(backlog.ratePerS ?? 0)}/s` : 'not moving'} on ${backlog.slots} slot${backlog.slots === 1 ? '' : 's'} (bound ${Math.round(boundS)} s)`
+    const reason = `backlog of ${backlog.remaining} units (${backlog.pending} waiting), ${Number.isFinite(drainS) ? `~${Math.round(drainS)} s to drain at ${round(backlog.ratePerS ?? 0)}/s` : 'not moving'} on ${backlog.slots} slot${backlog.slots === 1 ? '' : 's'} (bound ${Math.round(boundS)} s)`
+    this.overSince = undefined
+    // The slots that would drain it within the bound, less those at hand and on their way, as peers of this one's size.
+    const size = Math.max(1, this.c.slots)
+    const wanted = Number.isFinite(drainS) ? Math.ceil((backlog.slots * (drainS / boundS - 1) - coming * size) / size) : coming > 0 ? 0 : 1
+    if (wanted <= 0) return
     if (room <= 0) {
-      this.overSince = undefined
       this.quietUntil = now + this.options.cooldownMs
-      this.c.log(`scale-out: ${reason}, but ${up + this.expected(now)} peers started here are up or on their way, the most --scale-max allows (${this.options.max})`, 'warn')
+      this.c.log(`scale-out: ${reason}, but ${ours.length + this.unnamed} peers started here are up or on their way, the most --scale-max allows (${this.options.max})`, 'warn')
       return
     }
-    // The slots that would drain it within the bound, as peers of this one's size.
-    const wanted = Number.isFinite(drainS) ? Math.ceil(backlog.slots * (drainS / boundS - 1) / Math.max(1, this.c.slots)) : 1
-    const count = Math.max(1, Math.min(room, wanted))
+    const count = Math.min(room, wanted)
     const bootstrap = this.c.bootstrap()
     if (bootstrap === undefined) {
       this.c.log('scale-out: this peer has no address to give the peers it would start', 'warn')
       return
     }
-    this.starts.push({ at: now, count })
     this.run('out', count, [], reason, { TILESWARM_SCALE_COUNT: String(count), TILESWARM_BOOTSTRAP: bootstrap, TILESWARM_SCALED_BY: this.c.peerId, ...(this.options.swarmKeyPath !== undefined ? { TILESWARM_SWARM_KEY: this.options.swarmKeyPath } : {}) })
   }
 
-  private scaleIn (peers: string[]): void {
-    const reason = `no backlog for ${Math.round(this.options.inAfterMs / 1000)} s; ${peers.length} peer${peers.length === 1 ? '' : 's'} started here idle`
-    this.run('in', peers.length, peers, reason, { TILESWARM_SCALE_COUNT: String(peers.length), TILESWARM_SCALE_PEERS: peers.join(' '), TILESWARM_SCALED_BY: this.c.peerId })
+  private scaleIn (peers: string[], reason: string, timeoutMs?: number): void {
+    this.run('in', peers.length, peers, reason, { TILESWARM_SCALE_COUNT: String(peers.length), TILESWARM_SCALE_PEERS: peers.join(' '), TILESWARM_SCALED_BY: this.c.peerId }, timeoutMs)
   }
 
   /** Runs a hook alone and bounded; what came of it is logged and kept, and the next decision waits out the cool-down. */
@@ -257,27 +275,37 @@ export class Scaler {
     const env: Record<string, string> = {}
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && this.options.dropEnv?.includes(k) !== true) env[k] = v
     Object.assign(env, vars)
-    this.hook = runHook(command, env, timeoutMs, this.c.clock).then(({ outcome, message, ms }) => {
+    const hook = runHook(command, env, timeoutMs, this.c.clock)
+    const done = hook.done.then(({ outcome, message, output, ms }) => {
       decision.outcome = outcome
       if (message !== '') decision.message = message
       this.totals.set(`${direction} ${outcome}`, (this.totals.get(`${direction} ${outcome}`) ?? 0) + 1)
-      if (outcome === 'done') this.c.log(`scale-${direction}: hook done in ${(ms / 1000).toFixed(1)} s${message !== '' ? `: ${message}` : ''}`)
-      else {
-        this.c.log(`scale-${direction}: hook ${outcome} after ${(ms / 1000).toFixed(1)} s${message !== '' ? `: ${message}` : ''}`, 'warn')
-        // Peers a failed hook may not have started are not waited for.
-        if (direction === 'out') this.starts.pop()
+      if (direction === 'out') {
+        // What it started, failed or not: the ids it printed, counted until a scale-in stops them.
+        const named = new Set([...output.matchAll(PEER_ID)].map(m => m[0]).filter(id => id !== this.c.peerId))
+        const at = this.c.clock.now()
+        for (const id of named) this.started.set(id, { at, missing: false })
+        if (outcome === 'done' && named.size < count) {
+          this.unnamed += count - named.size
+          this.c.log(`scale-out: the hook said nothing of ${count - named.size} of the ${count} peers it was asked for: they count against --scale-max, and scale-in cannot name them (print their peer ids)`, 'warn')
+        }
+      } else if (outcome === 'done') {
+        for (const id of peers) this.started.delete(id)
       }
+      if (outcome === 'done') this.c.log(`scale-${direction}: hook done in ${(ms / 1000).toFixed(1)} s${message !== '' ? `: ${message}` : ''}`)
+      else this.c.log(`scale-${direction}: hook ${outcome} after ${(ms / 1000).toFixed(1)} s${message !== '' ? `: ${message}` : ''}`, 'warn')
     }).finally(() => {
       this.hook = undefined
       this.quietUntil = this.c.clock.now() + this.options.cooldownMs
     })
+    this.hook = { done, kill: hook.kill }
   }
 
   /** Resolves when the hook under way (if any) has ended, or after `ms`. */
   async settled (ms = Infinity): Promise<void> {
     if (this.hook === undefined) return
     let timer: unknown
-    await Promise.race([this.hook, new Promise<void>(resolve => { if (Number.isFinite(ms)) timer = this.c.clock.setTimeout(resolve, ms) })])
+    await Promise.race([this.hook.done, new Promise<void>(resolve => { if (Number.isFinite(ms)) timer = this.c.clock.setTimeout(resolve, ms) })])
     this.c.clock.clearTimeout(timer)
   }
 }
@@ -286,43 +314,57 @@ function round (n: number): number {
   return Math.round(n * 10) / 10
 }
 
+/** The last lines someone would look at: the end of what it said, kept whole. */
+function lastWords (output: string): string {
+  const lines = output.split('\n').map(l => l.trim()).filter(l => l !== '')
+  const said = lines.slice(-3).join('; ')
+  return said.length > HOOK_OUTPUT_CHARS ? `...${said.slice(-HOOK_OUTPUT_CHARS)}` : said
+}
+
 /**
  * `sh -c command` with these variables, killed (its whole process group)
- * past `timeoutMs`. What it printed last comes back as one line. Peers it
- * starts must leave its process group (setsid), or a timeout takes them too.
+ * past `timeoutMs` or on `kill`. Its output up to its exit comes back, and
+ * its last lines as the message. Peers it starts must leave its process
+ * group (setsid), or a timeout takes them too.
  */
-async function runHook (command: string, env: Record<string, string>, timeoutMs: number, clock: Clock): Promise<{ outcome: 'done' | 'failed' | 'timed out', message: string, ms: number }> {
+function runHook (command: string, env: Record<string, string>, timeoutMs: number, clock: Clock): { done: Promise<{ outcome: 'done' | 'failed' | 'timed out', message: string, output: string, ms: number }>, kill: () => void } {
   const started = clock.now()
-  return await new Promise(resolve => {
+  let killed = false
+  let kill = (): void => {}
+  const done = new Promise<{ outcome: 'done' | 'failed' | 'timed out', message: string, output: string, ms: number }>(resolve => {
     let output = ''
-    const keep = (chunk: Buffer): void => { output = (output + chunk.toString()).slice(-4 * HOOK_OUTPUT_CHARS) }
+    let exited = false
+    // Until it exits: a peer it left running in the background may write to its pipes after.
+    const keep = (chunk: Buffer): void => { if (!exited) output = (output + chunk.toString()).slice(-16 * HOOK_OUTPUT_CHARS) }
     const child = spawn('/bin/sh', ['-c', command], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
     child.stdout.on('data', keep)
     child.stderr.on('data', keep)
-    let timedOut = false
-    const timer = clock.setTimeout(() => {
-      timedOut = true
+    kill = () => {
+      killed = true
       try { process.kill(-child.pid!, 'SIGKILL') } catch { child.kill('SIGKILL') }
-    }, timeoutMs)
-    const said = (): string => output.trim() === '' ? '' : oneLine(output.trim().split('\n').slice(-3).join('; ')).slice(-HOOK_OUTPUT_CHARS)
+    }
+    const timer = clock.setTimeout(kill, timeoutMs)
     child.on('error', err => {
       clock.clearTimeout(timer)
-      resolve({ outcome: 'failed', message: oneLine(err.message), ms: clock.now() - started })
+      resolve({ outcome: 'failed', message: oneLine(err.message), output, ms: clock.now() - started })
     })
     let ended = false
     const end = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (ended) return
       ended = true
+      exited = true
       clock.clearTimeout(timer)
       child.stdout.destroy()
       child.stderr.destroy()
       const ms = clock.now() - started
-      if (timedOut) resolve({ outcome: 'timed out', message: `killed after ${Math.round(timeoutMs / 1000)} s (--scale-hook-timeout)${said() !== '' ? `; it said: ${said()}` : ''}`, ms })
-      else if (code === 0) resolve({ outcome: 'done', message: said(), ms })
-      else resolve({ outcome: 'failed', message: `${code !== null ? `exit status ${code}` : `killed by ${signal}`}${said() !== '' ? `: ${said()}` : ''}`, ms })
+      const said = lastWords(output)
+      if (killed) resolve({ outcome: 'timed out', message: `killed after ${(ms / 1000).toFixed(0)} s${ms >= timeoutMs ? ' (--scale-hook-timeout)' : ' (this peer is stopping)'}${said !== '' ? `; it said: ${said}` : ''}`, output, ms })
+      else if (code === 0) resolve({ outcome: 'done', message: said, output, ms })
+      else resolve({ outcome: 'failed', message: `${code !== null ? `exit status ${code}` : `killed by ${signal}`}${said !== '' ? `: ${said}` : ''}`, output, ms })
     }
     // Its last words come with 'close'; a peer it left running in the background may hold its pipes open, so the exit is enough after a second.
     child.on('close', end)
     child.on('exit', (code, signal) => { clock.setTimeout(() => { end(code, signal) }, 1000) })
   })
+  return { done, kill: () => { kill() } }
 }

@@ -47,6 +47,17 @@ export class SwarmJobs {
     if (this.jobs.size > MAX_JOBS_SEEN) this.jobs.delete(this.jobs.keys().next().value!)
   }
 
+  /**
+   * Each announced job's units done, in all (its current phase's) and
+   * waiting for a peer. A coordinator announces only while units wait, so a
+   * job not heard of for a few announcements has none waiting.
+   */
+  backlog (announceMs: number): Array<{ jobId: string, done: number, total: number, pending: number }> {
+    const now = this.clock.now()
+    // One silent for a minute is likely over (its 'finished' lost): not counted.
+    return [...this.jobs.entries()].filter(([, { at }]) => now - at <= 60_000).map(([jobId, { msg, at }]) => ({ jobId, done: msg.done, total: msg.tiles, pending: now - at <= 3 * announceMs ? msg.pending : 0 }))
+  }
+
   view (): JobView[] {
     const now = this.clock.now()
     const out: JobView[] = []

@@ -39,14 +39,15 @@ async function appears (dir: string, name: string, timeoutMs = 20_000): Promise<
 async function scaler (options: Partial<ScaleOptions> = {}, peers: PeerView[] = []) {
   const dir = await tempDir()
   const clock = manualClock()
-  const job = { jobId: 'j', done: 0, total: 100 }
+  const job: { jobId: string, done: number, total: number, pending?: number } = { jobId: 'j', done: 0, total: 100 }
   const lines: string[] = []
   const scale = new Scaler({
     peerId: ME,
     clock,
     log: line => { lines.push(line) },
     slots: 1,
-    jobs: () => job.total > 0 ? [job] : [],
+    // Every unit not done waits for a peer, unless the test says how many do.
+    jobs: () => job.total > 0 ? [{ ...job, pending: job.pending ?? job.total - job.done }] : [],
     peers: () => peers,
     bootstrap: () => `/ip4/127.0.0.1/tcp/4001/p2p/${ME}`,
   }, {
@@ -84,7 +85,8 @@ test.serial('a backlog that would take longer than the bound to drain, for a thi
     t.like(decision, { direction: 'out', outcome: 'done' })
     // 75 left at 5/s: 15 s; 1 slot would need 2.5x: 2 more peers of one slot.
     t.is(decision!.count, 2)
-    t.regex(decision!.reason, /^backlog of \d+ units, ~\d+ s to drain at 5\/s on 1 slot \(bound 6 s\)$/)
+    t.regex(decision!.reason, /^backlog of 75 units \(75 waiting\), ~15 s to drain at 5\/s on 1 slot \(bound 6 s\)$/)
+    t.true(lines.some(l => /the hook said nothing of 2 of the 2 peers it was asked for: they count against --scale-max/.test(l)), 'a hook that names no peer is told to')
     t.is((await readFile(join(dir, 'out'), 'utf8')).trim(), `2 /ip4/127.0.0.1/tcp/4001/p2p/${ME} ${ME}`, 'this peer\'s own settings are not passed on')
     t.true(lines.some(l => /^scale-out: backlog of .*: asking for 2 more peers \(echo/.test(l)), lines.join('\n'))
     t.true(lines.some(l => /^scale-out: hook done in /.test(l)))
@@ -115,7 +117,7 @@ test.serial('--scale-max bounds the peers up and on their way; a backlog nothing
   const { scale, run, lines } = await scaler({ max: 1 }, peers)
   await run(8, 0)
   t.is(scale.view().decisions.length, 0)
-  t.true(lines.some(l => /^scale-out: backlog of 100 units, not moving on 1 slot \(bound 6 s\), but 1 peers started here are up or on their way, the most --scale-max allows \(1\)$/.test(l)), lines.join('\n'))
+  t.true(lines.some(l => /^scale-out: backlog of 100 units \(100 waiting\), not moving on 1 slot \(bound 6 s\), but 1 peers started here are up or on their way, the most --scale-max allows \(1\)$/.test(l)), lines.join('\n'))
   peers.length = 0
   await run(8, 0)
   t.like(scale.view().decisions[0], { direction: 'out', count: 1 })
@@ -174,4 +176,57 @@ test.serial('a peer that stops scales in the peers it started', async t => {
   t.like(scale.view().decisions[0], { direction: 'in', peers: [HIGHER], outcome: 'done' })
   t.regex(scale.view().decisions[0]!.reason, /^this peer is stopping/)
   t.is((await readFile(join(dir, 'in'), 'utf8')).trim(), HIGHER)
+})
+
+const STARTED = ['12D3KooWQq1111111111111111111111111111111111111111', '12D3KooWQq2222222222222222222222222222222222222222']
+
+test.serial('peers a hook started that never join count against --scale-max (no runaway), are said missing, and are stopped by scale-in all the same', async t => {
+  const { scale, run, job, dir, lines, clock } = await scaler({ max: 2, out: `echo "started ${STARTED[0]}"; echo "started ${STARTED[1]}"` })
+  await run(5, 5)
+  t.like(scale.view().decisions[0], { direction: 'out', count: 2, outcome: 'done' })
+  t.deepEqual(scale.ours().sort(), [...STARTED].sort())
+  // They never come: the backlog stays over the bound, and no more are asked for.
+  await run(10, 1)
+  t.is(scale.view().decisions.length, 1)
+  t.true(lines.some(l => /most --scale-max allows \(2\)$/.test(l)), lines.join('\n'))
+  clock.advance(120_000)
+  t.is(lines.filter(l => /has not joined in 120 s/.test(l)).length, 2)
+  job.total = 0
+  await run(6, 0)
+  t.like(scale.view().decisions[0], { direction: 'in', count: 2, outcome: 'done' })
+  t.deepEqual((await readFile(join(dir, 'in'), 'utf8')).trim().split(' ').sort(), [...STARTED].sort())
+  t.deepEqual(scale.ours(), [], 'stopped: no longer counted')
+  await scale.stop()
+})
+
+test.serial('no scale-out for idle time before a job (the rate is measured from when work came), nor for work that no new peer could take', async t => {
+  const idleFirst = await scaler()
+  idleFirst.job.total = 0
+  await idleFirst.run(20, 0)
+  // 100 units at 20 a second: 5 s, under the 6 s bound.
+  idleFirst.job.total = 100
+  await idleFirst.run(5, 20)
+  t.is(idleFirst.scale.view().decisions.length, 0, idleFirst.lines.join('\n'))
+  await idleFirst.scale.stop()
+  const leased = await scaler()
+  // Every unit under lease (announced jobs stop announcing then): nothing waits for a peer.
+  leased.job.pending = 0
+  await leased.run(10, 0)
+  t.is(leased.scale.view().decisions.length, 0)
+  await leased.scale.stop()
+})
+
+test.serial('a peer that stops while its scale-out hook hangs kills the hook after a while, then stops the peers it started', async t => {
+  const dir = await tempDir()
+  const { scale, run, clock } = await scaler({ out: `echo "started ${STARTED[0]}"; touch ${join(dir, 'started')}; sleep 60`, hookTimeoutMs: 600_000 })
+  const seen = appears(dir, 'started')
+  await run(5, 5, false)
+  await seen
+  const stopped = scale.stop()
+  for (let i = 0; i < 30; i++) clock.advance(1000)
+  await stopped
+  const [scaledIn, out] = scale.view().decisions
+  t.like(out, { direction: 'out', outcome: 'timed out' })
+  t.regex(out!.message ?? '', /\(this peer is stopping\); it said: started /)
+  t.like(scaledIn, { direction: 'in', peers: [STARTED[0]], outcome: 'done' })
 })
