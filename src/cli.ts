@@ -274,7 +274,7 @@ function peerCommand (compute: PeerCompute): Command {
         process.stdout.write(`web page on ${url}${token} (dashboard: ${url}dashboard, metrics: ${url}metrics${asks})\n`)
       }
       log(`peer ${peer.peerId} (${shortId(peer.peerId)} in logs) up: ${opts.slots} slot${opts.slots === 1 ? '' : 's'} (libuv pool of ${process.env.UV_THREADPOOL_SIZE ?? 4}), tiles of ${opts.tileSize} px, leases of ${opts.leaseMs} ms${swarmKey !== undefined ? ', private swarm' : ''}${allowSubmit !== undefined ? `, ${allowSubmit.size} peers may submit` : ''}`)
-      if (peer.scaler !== undefined) log(`scaling:${opts.scaleOut !== undefined ? ` out (${opts.scaleOut}) when the backlog would take over ${opts.scaleOutAfter} s to drain, up to ${opts.scaleMax} peers${peer.scaler.acting ? '' : '; another peer with a scale-out hook and a lower id decides while it is here'};` : ''}${opts.scaleIn !== undefined ? ` in (${opts.scaleIn}) after ${opts.scaleInAfter} s without a backlog;` : ''} ${opts.scaleCooldown} s between hooks`)
+      if (peer.scaler !== undefined) log(`scaling:${opts.scaleOut !== undefined ? ` out (${opts.scaleOut}) when the backlog would take over ${opts.scaleOutAfter} s to drain, up to ${opts.scaleMax} peer${opts.scaleMax === 1 ? '' : 's'}${peer.scaler.acting ? '' : '; another peer with a scale-out hook and a lower id decides while it is here'};` : ''}${opts.scaleIn !== undefined ? ` in (${opts.scaleIn}) after ${opts.scaleInAfter} s without a backlog;` : ''} ${opts.scaleCooldown} s between hooks`)
     })
   return fromEnvironment(command)
 }
