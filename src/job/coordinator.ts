@@ -469,7 +469,7 @@ export class JobCoordinator {
     const waitMs = Math.max(CHECK_WAIT_MS, 2 * this.leases.leaseMs)
     for (const [tile, open] of [...this.checks]) {
       if (open.unit === undefined || now - (open.openedAt ?? now) < waitMs || this.leases.wasLeased(open.unit) || this.leases.isDone(open.unit)) continue
-      const live = open.votes.filter(v => v.digest !== undefined && !this.excludes(v.peer))
+      const live = this.liveVotes(open)
       // No result of a peer still in the job is in the output (or held): that tile waits for any peer, as any tile does.
       if (live.length === 0 || (live.length === 1 && live[0]!.digest !== open.shown)) continue
       if (live.length > 1) {
@@ -480,8 +480,7 @@ export class JobCoordinator {
       this.dropCheck(tile, open)
       const [word] = live
       if (this.summarising) this.reducer!.add(tile, open.held!)
-      this.onWord.set(tile, word!.peer)
-      if (this.summarising) (this.reducedOnWord[this.phase] ??= new Set()).add(word!.peer)
+      this.takenOnWord(tile, word!.peer)
       this.verifyFigures.skipped++
       for (const l of this.listeners.verified) l(this.verifyFigures)
     }
@@ -504,10 +503,7 @@ export class JobCoordinator {
     const checked = peer !== this.self && this.records !== undefined && this.random() < this.records.share(peer, this.verifyLevel)
     if (!checked) {
       this.take(tile, body)
-      if (peer !== this.self) {
-        this.onWord.set(tile, peer)
-        if (this.summarising) (this.reducedOnWord[this.phase] ??= new Set()).add(peer)
-      }
+      if (peer !== this.self) this.takenOnWord(tile, peer)
       return
     }
     const digest = resultDigest(body)
@@ -534,6 +530,17 @@ export class JobCoordinator {
     this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
   }
 
+  /** The results of a tile under check from peers still in the job (an excluded peer's, or a redone tile's placeholder, count for nothing). */
+  private liveVotes (open: OpenCheck): OpenCheck['votes'] {
+    return open.votes.filter(v => v.digest !== undefined && !this.excludes(v.peer))
+  }
+
+  /** One peer's result stands unchecked: if that peer is caught, the tile is done again (and a summary taints its phase's reduction). */
+  private takenOnWord (tile: number, peer: string): void {
+    this.onWord.set(tile, peer)
+    if (this.summarising) (this.reducedOnWord[this.phase] ??= new Set()).add(peer)
+  }
+
   /** A result into the output (pixels) or the phase's reduction (a summary, which the reducer may keep: the body's memory is the session's). */
   private take (tile: number, body: Uint8Array): void {
     if (this.summarising) this.reducer!.add(tile, Buffer.from(body))
@@ -549,7 +556,7 @@ export class JobCoordinator {
     if (open === undefined) return
     // Never granted (a check is refused to its voters): asked again rather than left open.
     if (open.votes.some(v => v.peer === peer)) return this.openExtra(tile)
-    const live = open.votes.filter(v => !this.excludes(v.peer))
+    const live = this.liveVotes(open)
     if (live.length === 0) return this.first(tile, peer, body, open)
     const digest = resultDigest(body)
     open.votes.push({ peer, digest })
@@ -557,7 +564,7 @@ export class JobCoordinator {
     if (!agrees) this.verifyFigures.disagreements++
     if (peer === this.self || agrees) return this.decide(tile, open, digest, body)
     for (const l of this.listeners.verified) l(this.verifyFigures)
-    const computed = open.votes.filter(v => v.digest !== undefined && !this.excludes(v.peer)).length
+    const computed = live.length + 1
     if (computed >= MAX_VOTES) {
       this.cancel(new JobFailedError(`tile ${tile} of phase ${this.phase + 1}: ${computed} peers computed it and no two agree`))
       return

@@ -25,6 +25,11 @@ import { Scaler } from './scaler.ts'
 
 export type { PeerOptions } from './options.ts'
 
+/** A multiaddr on this machine only. */
+function isLoopback (addr: string): boolean {
+  return /^\/(ip4\/127\.|ip6\/::1\/)/.test(addr)
+}
+
 /**
  * A tileswarm peer, wired: a libp2p node; gossip; discovery; the tile
  * protocol; the submit protocol, whose jobs each get a host; and a worker.
@@ -125,7 +130,7 @@ export class SwarmPeer {
         jobs: () => [...this.submissions.jobs(), ...this.swarmJobs.backlog(options.announceMs ?? DEFAULT_ANNOUNCE_MS)],
         peers: () => this.discovery.view(),
         // Peers a hook starts may be on other machines: an address off loopback if there is one.
-        bootstrap: () => { const addrs = this.addrs(); return addrs.find(a => !/^\/(ip4\/127\.|ip6\/::1\/)/.test(a)) ?? addrs[0] },
+        bootstrap: () => { const addrs = this.addrs(); return addrs.find(a => !isLoopback(a)) ?? addrs[0] },
       }, options.scale)
       : undefined
     this.jobDetail = new JobDetail({ node, clock, log })
@@ -215,13 +220,12 @@ export class SwarmPeer {
    * (--announce) may not route from here.
    */
   localAddrs (): string[] {
-    const loopback = (a: string): boolean => /^\/(ip4\/127\.|ip6\/::1\/)/.test(a)
     const fromListen = this.listen.flatMap(l => {
       const port = /^\/ip4\/(?:0\.0\.0\.0|127\.\d+\.\d+\.\d+)\/tcp\/(\d+)$/.exec(l)?.[1]
       return port !== undefined && port !== '0' ? [`/ip4/127.0.0.1/tcp/${port}/p2p/${this.peerId}`] : []
     })
     const addrs = this.addrs()
-    return [...new Set([...addrs.filter(loopback), ...fromListen, ...addrs.filter(a => !loopback(a))])]
+    return [...new Set([...addrs.filter(isLoopback), ...fromListen, ...addrs.filter(a => !isLoopback(a))])]
   }
 
   addrs (): string[] {
