@@ -8,6 +8,7 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p, type Libp2pInit } from 'libp2p'
 import { DEFAULT_DIAL_TIMEOUT_MS } from '../defaults.ts'
 import { NetworkError } from '../errors.ts'
+import { noiseCrypto } from './noise-crypto.ts'
 import { MAX_GOSSIP_BYTES, TOPICS } from '../protocol/constants.ts'
 import type { GossipsubEvents } from '@chainsafe/libp2p-gossipsub'
 
@@ -27,6 +28,13 @@ export interface NodeOptions {
   announce?: string[]
 }
 
+
+/**
+ * Yamux frames of up to 1 MiB rather than 64 KiB: a tile's pixels are a few
+ * MiB, and every frame costs a header, a write and a read; the window allows
+ * a few frames in flight.
+ */
+const MUXER = { maxMessageSize: 1024 * 1024, initialStreamWindowSize: 4 * 1024 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 }
 
 /**
  * One libp2p node: tcp, noise, yamux, identify and gossipsub
@@ -71,8 +79,8 @@ async function createNode (options: NodeOptions): Promise<SwarmNode> {
     ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
     addresses: { listen: options.listen, ...(options.announce !== undefined && options.announce.length > 0 ? { announce: options.announce } : {}) },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
+    streamMuxers: [yamux(MUXER)],
     ...(options.connectionGater !== undefined ? { connectionGater: options.connectionGater } : {}),
     ...(options.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: options.swarmKey }) } : {}),
     connectionManager: {
@@ -123,8 +131,8 @@ export async function createClientNode (options: { dialTimeoutMs?: number, swarm
     ...(options.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: options.swarmKey }) } : {}),
     addresses: { listen: [] },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
+    streamMuxers: [yamux(MUXER)],
     connectionManager: { dialTimeout: options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS },
   })
 }
