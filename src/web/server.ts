@@ -122,7 +122,7 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   // Web uploads at once (each holds its whole upload in memory while it is read and checked), and page jobs running.
   const uploads = semaphoreCount(MAX_UPLOADS)
   const assets = new Map<string, Buffer>()
-  for (const name of Object.keys(ASSETS)) assets.set(name, await readFile(new URL(`./assets/${name}`, import.meta.url)))
+  for (const name of Object.keys(ASSETS)) assets.set(name, await readFile(new URL(`../web/assets/${name}`, import.meta.url)))
 
   let client: Promise<Libp2p> | undefined
   const clientNode = async (): Promise<Libp2p> => {
