@@ -85,6 +85,8 @@ export class Cluster {
       slots: 1,
       heartbeatMs: 50,
       announceMs: 100,
+      // The simulator is about tiles, leases and faults: jobs are tiled however small (tests of --spread auto set it).
+      spread: 'always',
       helloMs: 200,
       log: this.options.keepLogs === true ? line => { lines.push(line) } : this.options.logFor?.(),
       ...this.options,

@@ -18,8 +18,8 @@ export class PeerFaults {
   crashed = false
   /** Chance that a result stream is cut halfway. */
   flakiness = 0
-  /** A job's input passed on from here arrives with a byte changed. */
-  corruptsInputs = false
+  /** Tiles' pixels this peer grants as a coordinator arrive with a byte changed. */
+  corruptsGrants = false
   private readonly random: () => number
   private readonly open = new Set<FaultyChannel>()
 
@@ -103,9 +103,10 @@ class FaultyChannel implements Channel {
     if (this.faults.frozen) return
     wireTraffic.messages++
     wireTraffic.bytes += JSON.stringify(header).length + (body?.length ?? 0)
-    if (this.use === 'input-server' && header.type === 'file' && body !== undefined && body.length > 0 && this.faults.corruptsInputs) {
+    if (this.use === 'tile-server' && header.type === 'grant' && body !== undefined && body.length > 0 && this.faults.corruptsGrants) {
+      // A byte of the pixels (the body's end), past any contexts.
       const corrupt = Buffer.from(body)
-      corrupt[corrupt.length >> 1]! ^= 0xff
+      corrupt[corrupt.length - 1 - ((header.pixels as { bytes: number }).bytes >> 1)]! ^= 0xff
       return await this.inner.send(header, corrupt)
     }
     if (this.use === 'tile-client' && header.type === 'result' && body !== undefined && this.faults.dropThisResult()) {

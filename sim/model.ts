@@ -1,6 +1,6 @@
 import { createRaw, extract, processFile, processTile, samples, withSamples, type PixelFormat, type RawImage, type Tile, type TileWork, semaphore } from '../src/imaging/index.ts'
 import type { ImageProcessor, TileProcessor } from '../src/worker/worker.ts'
-import type { InputDecoder } from '../src/worker/inputs.ts'
+import type { InputDecoder } from '../src/job/inputs.ts'
 
 /** mulberry32: a small seeded PRNG, so a scenario with --seed repeats. */
 export function prng (seed: number): () => number {

@@ -12,5 +12,5 @@ const path = process.env.TILESWARM_MODEL
 if (path === undefined) throw new Error('TILESWARM_MODEL: the cost model file sim/scale.ts writes')
 const { patch, ...model } = JSON.parse(readFileSync(path, 'utf8')) as Omit<ComputeModel, 'patch'> & { patch: { file: string, width: number, height: number, channels: 1 | 2 | 3 | 4, depth: 8 | 16 } }
 tuneHeapForTiles()
-// A lone host would run the whole job as one real sharp pipeline, past the model: tiles always.
-await main(process.argv, { ...modelledCompute({ ...model, patch: { ...patch, data: readFileSync(patch.file) } }), onePipeline: false })
+// sim/scale.ts starts hosts with --spread always: the model covers tiles, not one real pipeline.
+await main(process.argv, modelledCompute({ ...model, patch: { ...patch, data: readFileSync(patch.file) } }))

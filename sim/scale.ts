@@ -148,7 +148,7 @@ try {
   }
 
   const startHost = async (i: number, bootstrap?: string): Promise<PeerProcess> => {
-    const p = await startPeerProcess(`host ${i}`, ['--listen', `/ip4/${SUBNET}.${i}/tcp/4001`, '--data-dir', join(dir, `data${i}`), '--slots', String(opts.slots), '--tile-size', String(opts.tileSize), '--lease-ms', '60000', '--result-cache-mb', '0', '--max-pixels', String(width * height), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])], {
+    const p = await startPeerProcess(`host ${i}`, ['--listen', `/ip4/${SUBNET}.${i}/tcp/4001`, '--data-dir', join(dir, `data${i}`), '--slots', String(opts.slots), '--tile-size', String(opts.tileSize), '--spread', 'always', '--lease-ms', '60000', '--result-cache-mb', '0', '--max-pixels', String(width * height), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])], {
       command: ['ip', 'netns', 'exec', ns(i), NODE],
       script: resolve(REPO, 'sim/scale-peer.ts'),
       env: { ...process.env, TILESWARM_MODEL: modelFile, UV_THREADPOOL_SIZE: String(Math.max(4, opts.slots)) },

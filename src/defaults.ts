@@ -4,7 +4,6 @@
  */
 
 // Jobs a peer coordinates.
-export const DEFAULT_TILE_SIZE = 512
 export const MIN_TILE_SIZE = 16
 export const MAX_TILE_SIZE = 4096
 export const DEFAULT_LEASE_MS = 5000

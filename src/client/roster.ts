@@ -1,7 +1,7 @@
 import type { Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { JobFailedError, NetworkError, PeerBusyError, oneLine } from '../errors.ts'
-import { parsePeerAddress } from '../net/address.ts'
+import { isLoopbackAddr, parsePeerAddress } from '../net/address.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { createClientNode } from '../net/node.ts'
 import { probe } from '../net/probe.ts'
@@ -55,7 +55,6 @@ export type RosterEvent =
   | { event: 'passed', peer: string, reason: string }
   | { event: 'lost', coordinator: string, reason: string }
 
-const isLoopback = (addr: Multiaddr): boolean => /^\/(ip4\/127\.|ip6\/::1\/)/.test(addr.toString())
 
 /** Why a dial failed, in words a user can act on: a plain look at the address says what is there. */
 export async function explainDialFailure (address: Multiaddr, err: Error, options: { swarmKey?: Uint8Array, dialTimeoutMs: number }): Promise<string> {
@@ -100,7 +99,7 @@ export class PeerRoster {
   constructor (peers: string[], busyRounds = 3) {
     this.entries = peers.map(text => ({ label: text, addrs: [parsePeerAddress(text, '--peer')] }))
     if (this.entries.length === 0) throw new NetworkError('no peer to submit to: give --peer')
-    this.local = this.entries.every(e => isLoopback(e.addrs[0]!))
+    this.local = this.entries.every(e => isLoopbackAddr(e.addrs[0]!))
     this.busyRounds = busyRounds
   }
 
@@ -117,7 +116,7 @@ export class PeerRoster {
   heard (msg: Extract<SubmitServerMessage, { type: 'peers' }>): void {
     for (const h of msg.holders) this.holders.set(h.peerId, h)
     for (const p of msg.peers) {
-      const addrs = p.addrs.map(a => parsePeerAddress(a, 'a peer the coordinator told of')).filter(a => isLoopback(a) === this.local)
+      const addrs = p.addrs.map(a => parsePeerAddress(a, 'a peer the coordinator told of')).filter(a => isLoopbackAddr(a) === this.local)
       if (addrs.length > 0) this.learned.set(p.peerId, { label: addrs[0]!.toString(), addrs, peerId: p.peerId })
     }
   }

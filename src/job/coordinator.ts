@@ -1,9 +1,9 @@
-import { crc32 } from 'node:zlib'
+import { tileChecksum } from '../protocol/checksum.ts'
 import { bytesPerPixel, checkSummary, contextsOfTile, createPlanOutput, maxSummaryBytes, phaseReducer, planJob, planTiles, placeTile, toSpecs, type Reducer, type JobPlan, type PixelFormat, type RawImage, type Step, type StepContext, type Tile } from '../imaging/index.ts'
-import type { InputShape } from '../worker/inputs.ts'
+import type { InputShape } from './inputs.ts'
+import type { TilePixelSource, TilePixelsOut } from './tile-pixels.ts'
 import { systemClock, type Clock } from '../clock.ts'
-import { DEFAULT_PARK_MS, INPUT_UPLOADS, INPUT_WAIT_MS, OFFER_HOLD_MS } from '../defaults.ts'
-import { MAX_INPUT_SOURCES } from '../protocol/constants.ts'
+import { DEFAULT_PARK_MS, OFFER_HOLD_MS } from '../defaults.ts'
 import { JobFailedError } from '../errors.ts'
 import { LeaseTable, type Lease, type LeaseStats, type SpeculationPolicy } from './leases.ts'
 import { LeaseScheduler } from './scheduler.ts'
@@ -11,14 +11,18 @@ import { repeat } from '../clock.ts'
 import { CHECK_WAIT_MS, MAX_VOTES, resultDigest, secureRandom, type TrustRecords, type VerifyFigures, type VerifyLevel } from './verify.ts'
 import type { JobInfo } from '../protocol/messages.ts'
 
+export { tileChecksum }
+
 export interface JobOptions {
   jobId: string
   /** The job's content identity (input, pipeline, tile geometry): workers keep results under it. */
   jobKey: string
-  /** This peer: its own worker has the input already and is never named as a source of it. */
+  /** This peer: its own worker's results are trusted, and it takes its tiles' pixels in memory. */
   self?: string
-  /** The input file, served to each worker once (it decodes and cuts its own tiles), and what it decodes to. */
-  input: { file: Buffer, sha256: string, shape: InputShape }
+  /** What the input decodes to. */
+  shape: InputShape
+  /** The tiles' input pixels, which go out with their grants. */
+  pixels: TilePixelSource
   steps: Step[]
   tileSize: number
   leaseMs: number
@@ -97,17 +101,10 @@ export interface JobEvents {
 /** Other peers that must fail to compute a job before it fails. */
 const FAILING_PEERS = 2
 
-/**
- * A tile result's checksum. Noise already authenticates every byte on the
- * wire; this catches bugs between compute and placement, so CRC-32 (native,
- * 3x sha256's speed here) is enough.
- */
-export function tileChecksum (bytes: Uint8Array): string {
-  return crc32(bytes).toString(16).padStart(8, '0')
-}
 
 /**
- * The coordinator of one job: owns the input file, the lease tables and the output.
+ * The coordinator of one job: owns the lease tables and the output, and hands
+ * each grant its tile's pixels.
  * A job is a sequence of phases (see JobPlan), each a set of tiles under
  * leases; a summary phase's results are reduced before the next starts.
  * Workers (remote or this peer's own) talk to it only through these methods.
@@ -126,19 +123,9 @@ export class JobCoordinator {
   readonly inputFormat: PixelFormat
   readonly tilesByPeer = new Map<string, number>()
   readonly finished: Promise<RawImage>
-  /** What workers check the input file against. */
-  readonly inputId: { bytes: number, sha256: string }
   private readonly inputShape: { width: number, height: number }
-  /** Dropped when the job is over. */
-  private input: JobOptions['input'] | undefined
-  /** Uploads of the input under way from here, and the peers it has reached, newest last. */
-  private inputUploads = 0
-  /** Uploads of the input from here that got through: the tree keeps this near INPUT_UPLOADS, not one per worker. */
-  inputUploadsDone = 0
-  private readonly inputHolders: string[] = []
+  private readonly pixels: TilePixelSource
   private readonly self: string | undefined
-  private inputTurn = 0
-  private readonly inputWaiters = new Set<() => void>()
   private output: RawImage | undefined
   /** The current summary phase's reduction, fed each summary as it is accepted. */
   private reducer: Reducer | undefined
@@ -191,7 +178,7 @@ export class JobCoordinator {
     this.tileSize = options.tileSize
     this.clock = options.clock ?? systemClock
     this.parkMs = options.parkMs ?? DEFAULT_PARK_MS
-    const { shape } = options.input
+    const { shape } = options
     this.plan = planJob(options.steps, shape)
     this.halo = this.plan.phases.at(-1)!.halo
     this.tiles = planTiles(this.plan.width, this.plan.height, options.tileSize, this.plan.phases[0]!.halo)
@@ -202,7 +189,7 @@ export class JobCoordinator {
     this.stopHearing = this.records?.onCaught(peer => { if (this.state === 'running' && !this.excluded.has(peer)) this.exclude(peer) })
     if (this.records !== undefined && this.verifyLevel !== 'off') this.stopSweeping = repeat(this.clock, CHECK_WAIT_MS / 10, () => { this.giveUpChecks() })
     this.scheduler = new LeaseScheduler(this.phaseTable(options.leaseMs, ''), {
-      state: () => this.state === 'cancelled' ? 'cancelled' : this.state === 'done' || this.input === undefined ? 'done' : this.awaitedHolders !== undefined ? 'hold' : 'open',
+      state: () => this.state === 'cancelled' ? 'cancelled' : this.state === 'done' ? 'done' : this.awaitedHolders !== undefined ? 'hold' : 'open',
       preferred: peer => this.affinity.get(peer),
       // A check of a tile goes to a peer that has not computed it.
       refused: (peer, unit) => unit >= this.tiles.length && this.checks.get(this.tileOf(unit))?.votes.some(v => v.peer === peer) === true,
@@ -214,9 +201,8 @@ export class JobCoordinator {
     this.outputFormat = this.plan.outputFormat
     this.inputFormat = { ...shape.format }
     this.inputShape = { width: shape.width, height: shape.height }
-    this.input = options.input
+    this.pixels = options.pixels
     this.self = options.self
-    this.inputId = { bytes: options.input.file.length, sha256: options.input.sha256 }
     this.finished = new Promise((resolve, reject) => { this.resolveFinished = resolve; this.rejectFinished = reject })
     this.finished.catch(() => {})
     this.recoveryReported = options.collect === undefined
@@ -305,59 +291,17 @@ export class JobCoordinator {
       parkMs: this.parkMs,
       tiles: this.tiles.length,
       phases: this.plan.phases.length,
-      input: { ...this.inputId },
     }
   }
 
-  /** The input file, while the job runs: workers fetch it once each. */
-  get inputFile (): Buffer | undefined { return this.state === 'running' ? this.input?.file : undefined }
-
-  /**
-   * Where `peer` gets the input: from peers it has reached, taken in turn, so
-   * the file spreads as a tree and this link carries it a few times, not once
-   * per worker; from here ('here': send it, then call inputSent) while none
-   * has it and fewer than INPUT_UPLOADS are under way. Else it waits for
-   * either (bounded). `direct` (those peers failed it) is served from here.
-   */
-  async inputSource (peer: string, direct: boolean): Promise<'here' | string[]> {
-    const until = this.clock.now() + INPUT_WAIT_MS
-    for (;;) {
-      const others = this.inputHolders.filter(h => h !== peer)
-      if (!direct && others.length > 0 && this.state === 'running') {
-        const start = this.inputTurn++ % others.length
-        return [...others.slice(start), ...others.slice(0, start)].slice(0, MAX_INPUT_SOURCES)
-      }
-      if (direct || this.inputUploads < INPUT_UPLOADS || this.state !== 'running' || this.clock.now() >= until) {
-        this.inputUploads++
-        return 'here'
-      }
-      await new Promise<void>(resolve => {
-        const timer = this.clock.setTimeout(done, Math.max(1, until - this.clock.now()))
-        const waiters = this.inputWaiters
-        function done (): void { waiters.delete(wake); resolve() }
-        const wake = (): void => { this.clock.clearTimeout(timer); done() }
-        waiters.add(wake)
-      })
-    }
-  }
-
-  /** An upload from here is over; if it got through, `peer` has the input and may pass it on. */
-  inputSent (peer: string, delivered: boolean): void {
-    this.inputUploads--
-    if (delivered) this.inputUploadsDone++
-    this.addInputHolder(peer, delivered)
-    for (const wake of [...this.inputWaiters]) wake()
-  }
-
-  private addInputHolder (peer: string, has: boolean): void {
-    if (has && peer !== this.self && !this.inputHolders.includes(peer)) this.inputHolders.push(peer)
+  /** A granted tile's haloed input pixels, for `peer`: in memory for this peer's own worker, zstd-compressed where `compress` (and it pays). */
+  async tilePixels (tile: Tile, peer: string, compress: boolean): Promise<TilePixelsOut> {
+    return await this.pixels.haloed(tile.haloed, peer === this.self ? 'memory' : compress ? 'compressed' : 'raw')
   }
 
   /** A tile under lease now, or once one comes back (bounded by parkMs). A peer caught lying gets none. */
   async claim (peer: string): Promise<ClaimOutcome> {
     if (this.excludes(peer)) return { kind: 'excluded' }
-    // A worker claims once it has decoded the input: it can pass the file on.
-    this.addInputHolder(peer, true)
     const outcome = await this.scheduler.claim(peer)
     if (outcome.kind !== 'lease') return outcome
     const { lease } = outcome
@@ -609,7 +553,7 @@ export class JobCoordinator {
   private exclude (peer: string, tile?: number): void {
     this.excluded.add(peer)
     this.verifyFigures.excluded[peer] ??= 0
-    // As if gone: its leases back, and no worker is sent to it for the input.
+    // As if gone: its leases back.
     this.peerGone(peer)
     const tainted = this.reducedOnWord.findIndex(peers => peers?.has(peer) === true)
     if (tainted >= 0) {
@@ -749,8 +693,6 @@ export class JobCoordinator {
 
   /** The peer's connection is gone: its tiles need not wait for the deadline. */
   peerGone (peer: string): number {
-    const holder = this.inputHolders.indexOf(peer)
-    if (holder >= 0) this.inputHolders.splice(holder, 1)
     return this.scheduler.peerGone(peer)
   }
 
@@ -765,7 +707,6 @@ export class JobCoordinator {
 
   private finish (): void {
     this.state = 'done'
-    this.input = undefined
     this.settle()
     this.reportRecovery()
     this.resolveFinished(this.output!)
@@ -774,7 +715,6 @@ export class JobCoordinator {
   cancel (reason: Error): void {
     if (this.state !== 'running') return
     this.state = 'cancelled'
-    this.input = undefined
     this.settle()
     this.rejectFinished(reason)
   }

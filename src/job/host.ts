@@ -1,9 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { inputDigest, type InputHold, type InputStore } from '../worker/inputs.ts'
+import { inputDigest, type InputHold, type InputStore } from './inputs.ts'
+import { TilePixels } from './tile-pixels.ts'
 import { repeat, type Clock } from '../clock.ts'
 import { COLLECT_WINDOW_MS, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../defaults.ts'
 import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { encodeImage, freeBuffer, pipelineRadius, planJob, readImageHeader, tileCount, toSpecs, wholeImagePipeline, type ImageHeader, type OutputFormat, type RawImage, type Step } from '../imaging/index.ts'
+import { encodeImage, freeBuffer, pipelineRadius, planJob, processFile, readImageHeader, tileCount, toSpecs, type ImageHeader, type OutputFormat, type ProcessedFile, type RawImage, type Step } from '../imaging/index.ts'
+import type { CostModel } from './costs.ts'
+import { autoTileSize, decideSpread, type SpreadPolicy } from './spread.ts'
 import { MAX_HOLDERS, MAX_PEERS_TOLD, MAX_PLACED_TOLD } from '../protocol/constants.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
@@ -14,11 +17,15 @@ import { shortId, type Log } from '../log.ts'
 import type { LeaseTable } from './leases.ts'
 import type { BatchCoordinator } from './batch.ts'
 import { verifyText, type TrustRecords, type VerifyFigures, type VerifyLevel } from './verify.ts'
+import { sizeText } from '../units.ts'
 
 export interface JobHostComponents {
   peerId: string
-  /** No other peer could take a share of a job now, and this one computes one pass at a time: a job runs as one pipeline. */
-  alone: () => boolean
+  /** What jobs cost here, per pixel: whether a job is worth spreading is weighed from it. */
+  costs: CostModel
+  /** This peer's slots, and the swarm's (this peer's and its connected peers'). */
+  slots: () => { here: number, total: number }
+  spread: SpreadPolicy
   /** Peers of the swarm connected now: none, and a job runs on this peer alone (the client is told). */
   connectedPeers: () => number
   clock: Clock
@@ -28,7 +35,7 @@ export interface JobHostComponents {
   addrs: () => string[]
   tiles: { register: (job: JobCoordinator | BatchCoordinator) => void, unregister: (jobId: string) => void }
   worker: { addJob: (ref: JobRef) => void, jobFinished: (jobId: string) => void }
-  /** Input files by digest: the job's is held here for workers to fetch, and this peer's worker decodes it from here. */
+  /** Input files by digest, and their decoded pixels: the job's input is decoded here, once, and its tiles cut from it. */
   inputs: InputStore
   /** Gets 'job' (detail: the JobCoordinator) when a job starts here, 'batch' (the BatchCoordinator) when a batch does. */
   events: EventTarget
@@ -46,12 +53,15 @@ export interface JobLimits {
   leaseMs: number
   parkMs?: number
   announceMs?: number
+  /** Decoded inputs of the jobs coordinated here, at most: a job past it is refused, and its client tries another peer. */
+  inputMemoryBytes?: number
 }
 
 /** What the client asked for, checked. */
 export interface JobSpec {
   steps: Step[]
-  tileSize: number
+  /** Chosen per job (autoTileSize) when unset. */
+  tileSize?: number
   format: OutputFormat
   quality: number
   /** How much is computed twice to catch wrong results. */
@@ -179,7 +189,6 @@ export class JobHost implements Hosted {
       if (this.leaving !== undefined) throw this.leaving
       // Heard from while it reads and hashes: silence means a lost coordinator.
       this.report({ type: 'progress', phase: 'decoding', done: 0, total: 0, workers: 0 })
-      // The header is all a coordinator reads: every worker, this peer's own too, decodes the file itself.
       const header = await readImageHeader(upload, { maxPixels: this.limits.maxPixels })
       const shape = { width: header.width, height: header.height, format: header.format }
       // Planned before anything is held for it: a crop outside the image, or a resize past the limits, is refused.
@@ -187,31 +196,39 @@ export class JobHost implements Hosted {
       if (plan.largestPixels > this.limits.maxPixels) {
         throw new LimitExceededError(`${[...new Set(plan.prelude.map(s => s.operation.name))].join(', ')} would make an image of ${(plan.largestPixels / 1e6).toFixed(1)} MP: over this peer's limit of ${(this.limits.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
       }
-      const tiles = tileCount(plan.width, plan.height, this.spec.tileSize)
+      const slots = this.c.slots()
+      const tileSize = this.spec.tileSize ?? autoTileSize(plan.width, plan.height, slots.total)
+      const tiles = tileCount(plan.width, plan.height, tileSize)
       if (tiles > this.limits.maxTiles) {
-        throw new LimitExceededError(`${tiles} tiles of ${this.spec.tileSize} px is over this peer's limit of ${this.limits.maxTiles} (--max-tiles); use a larger tile size`)
-      }
-      if (this.c.alone()) {
-        const whole = wholeImagePipeline(upload, header, this.spec.steps, { format: this.spec.format, quality: this.spec.quality, maxPixels: this.limits.maxPixels })
-        if (whole !== undefined) {
-          accepted = true
-          await this.runWhole(whole, header, started)
-          outcome = 'done'
-          return outcome
-        }
+        throw new LimitExceededError(`${tiles} tiles of ${tileSize} px is over this peer's limit of ${this.limits.maxTiles} (--max-tiles); use a larger tile size`)
       }
       // Hashed here: a client's word for it could poison workers' kept results.
       const sha256 = inputDigest(upload)
-      const jobKey = jobKeyOf(sha256, this.spec.steps, this.spec.tileSize)
+      if (this.limits.inputMemoryBytes !== undefined) this.c.inputs.checkRoom(sha256, shape, this.limits.inputMemoryBytes)
+      // Held (and counted against --input-memory-mb) whichever way it runs.
       input = this.c.inputs.hold(sha256, upload, shape)
+      const spread = await decideSpread(this.c.costs, { plan, inputPixels: header.width * header.height, container: header.container, format: this.spec.format }, slots, this.c.spread)
+      this.c.log(`job ${this.jobId}: ${spread.reason}`)
+      if (spread.mode === 'whole') {
+        accepted = true
+        await this.runWhole(processFile(upload, this.spec.steps, { format: this.spec.format, quality: this.spec.quality, maxPixels: this.limits.maxPixels, maxRawBytes: Infinity }), header, { width: plan.width, height: plan.height, tileSize, tiles, started, note: spread.reason })
+        outcome = 'done'
+        return outcome
+      }
+      const jobKey = jobKeyOf(sha256, this.spec.steps, tileSize)
+      const held = input
+      // Decoded here, once, and the prelude run once: every worker gets its tiles' pixels from it.
       const readAt = this.c.clock.now()
+      const pixels = new TilePixels(async () => await held.decoded(), plan)
+      if (plan.prelude.length === 0) void pixels.ready.then(() => { this.c.costs.decoded(header.container, header.width * header.height, (this.c.clock.now() - readAt) * 1e6) }, () => {})
       const coordinator = new JobCoordinator({
         jobId: this.jobId,
         jobKey,
         self: this.c.peerId,
-        input: { file: input.file, sha256, shape },
+        shape,
+        pixels,
         steps: this.spec.steps,
-        tileSize: this.spec.tileSize,
+        tileSize,
         leaseMs: this.limits.leaseMs,
         parkMs: this.limits.parkMs,
         clock: this.c.clock,
@@ -226,8 +243,8 @@ export class JobHost implements Hosted {
       const notes = [...header.notes, ...planNotes(coordinator)]
       if (this.c.connectedPeers() === 0) notes.push('this peer is connected to no other: it computes every tile itself (is the swarm up, and was this peer started with --bootstrap?)')
       if (this.leaving !== undefined) coordinator.cancel(this.leaving)
-      // Decoded here whether or not this peer's worker gets to it: a file broken past its header fails the job, with the decoder's word.
-      input.decoded().catch((err: unknown) => { coordinator.cancel(err instanceof Error ? err : new Error(String(err))) })
+      // A file broken past its header fails the job, with the decoder's word.
+      pixels.ready.catch((err: unknown) => { coordinator.cancel(err instanceof Error ? err : new Error(String(err))) })
       accepted = true
       this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tile${coordinator.tiles.length === 1 ? '' : 's'} of ${plan.width}x${plan.height}${plan.phases.length > 1 ? ` in ${plan.phases.length} phases` : ''} for ${shortId(this.client)}${this.spec.holders !== undefined && plan.phases.length === 1 ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
       coordinator.on('phase', (phase, phases, reduceMs) => {
@@ -241,7 +258,7 @@ export class JobHost implements Hosted {
         this.c.log(`job ${this.jobId}: recovered ${tiles} of ${total} tiles from their holders`)
         void wire.send({ type: 'recovered', tiles, total }).catch(() => {})
       })
-      await wire.send({ type: 'accepted', jobId: this.jobId, width: plan.width, height: plan.height, tiles: coordinator.tiles.length, phases: plan.phases.length, tileSize: this.spec.tileSize, halo: coordinator.halo, notes })
+      await wire.send({ type: 'accepted', jobId: this.jobId, width: plan.width, height: plan.height, tiles: coordinator.tiles.length, phases: plan.phases.length, tileSize, halo: coordinator.halo, notes })
       // The client hanging up (or speaking out of turn) ends the job.
       wire.receive({ signal: this.over.signal }).then(
         () => { coordinator.cancel(new ProtocolError('the client spoke out of turn')) },
@@ -253,6 +270,7 @@ export class JobHost implements Hosted {
       this.report({ ...progress, phase: 'encoding' })
       const encoded = await encodeImage(output, { format: this.spec.format, quality: this.spec.quality })
       const encodedAt = this.c.clock.now()
+      this.c.costs.encoded(this.spec.format, output.width * output.height, (encodedAt - tilesAt) * 1e6)
       freeBuffer(output.data)
       this.report({ ...progress, phase: 'sending' })
       const s = coordinator.stats
@@ -269,7 +287,7 @@ export class JobHost implements Hosted {
       outcome = 'done'
       const now = this.c.clock.now()
       // The serial parts (header, encode, send) are what more peers cannot shorten.
-      this.c.log(`job ${this.jobId}: done in ${sec(now - started)} s (header and digest ${sec(readAt - started)} s, tiles ${sec(tilesAt - readAt)} s, encode ${sec(encodedAt - tilesAt)} s, send ${sec(now - encodedAt)} s), ${encoded.length} bytes delivered; input sent ${coordinator.inputUploadsDone} times from here; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${shortId(p)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling tiles copied (${s.speculativeWins} copies won)${s.recovered > 0 ? `; ${s.recovered} recovered from an earlier coordinator` : ''}; verification ${verifyText(this.spec.verify)}: ${verifySummary(coordinator.verifyFigures)}`)
+      this.c.log(`job ${this.jobId}: done in ${sec(now - started)} s (header and digest ${sec(readAt - started)} s, tiles ${sec(tilesAt - readAt)} s, encode ${sec(encodedAt - tilesAt)} s, send ${sec(now - encodedAt)} s), ${encoded.length} bytes delivered; tile pixels sent ${sizeText(pixels.sent.wire)} for ${sizeText(pixels.sent.raw)} raw; tiles by peer: ${[...coordinator.tilesByPeer].map(([p, n]) => `${shortId(p)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling tiles copied (${s.speculativeWins} copies won)${s.recovered > 0 ? `; ${s.recovered} recovered from an earlier coordinator` : ''}; verification ${verifyText(this.spec.verify)}: ${verifySummary(coordinator.verifyFigures)}`)
     } catch (err) {
       const e = err as Error
       this.coordinator?.cancel(e)
@@ -294,21 +312,23 @@ export class JobHost implements Hosted {
   }
 
   /**
-   * A job nobody could share, as one libvips pipeline (decode, operation and
-   * encode streamed together, as sharp's own): the same bytes the tiles would
-   * give, without their copies, passes and waits.
+   * A job not worth sharing, in one pass here: decode, steps and encode as
+   * `submit --local` runs them (one streamed libvips pipeline where there is
+   * one that gives the same bytes): the same bytes the tiles would give,
+   * without their copies, passes and waits.
    */
-  private async runWhole (encoding: Promise<Buffer>, header: ImageHeader, started: number): Promise<void> {
-    const wire = this.wire
+  private async runWhole (processing: Promise<ProcessedFile>, header: ImageHeader, job: { width: number, height: number, tileSize: number, tiles: number, started: number, note: string }): Promise<void> {
+    const { wire } = this
+    const { tiles, started } = job
     // The job's own tile geometry all the same: a client that resumes it elsewhere asks for these tiles.
-    const tiles = tileCount(header.width, header.height, this.spec.tileSize)
-    await wire.send({ type: 'accepted', jobId: this.jobId, width: header.width, height: header.height, tiles, phases: 1, tileSize: this.spec.tileSize, halo: pipelineRadius(this.spec.steps), notes: [...header.notes, 'no other peer to share it with: one pipeline on this peer'] })
+    await wire.send({ type: 'accepted', jobId: this.jobId, width: job.width, height: job.height, tiles, phases: 1, tileSize: job.tileSize, halo: pipelineRadius(this.spec.steps), notes: [...header.notes, job.note] })
     this.report({ type: 'progress', phase: 'tiles', done: 0, total: tiles, workers: 1 })
-    const encoded = await encoding
+    const processed = await processing
+    const encoded = processed.data
     if (this.leaving !== undefined) throw this.leaving
     this.report({ type: 'progress', phase: 'sending', done: tiles, total: tiles, workers: 1 })
     const processedAt = this.c.clock.now()
-    await wire.send({ type: 'result', width: header.width, height: header.height, tilesByPeer: { [this.c.peerId]: tiles }, leases: { granted: 0, expired: 0, released: 0, duplicates: 0, speculated: 0, recovered: 0 } }, encoded)
+    await wire.send({ type: 'result', width: processed.width, height: processed.height, tilesByPeer: { [this.c.peerId]: tiles }, leases: { granted: 0, expired: 0, released: 0, duplicates: 0, speculated: 0, recovered: 0 } }, encoded)
     this.bytesOut = encoded.length
     await wire.channel.close()
     this.c.log(`job ${this.jobId}: done in ${sec(this.c.clock.now() - started)} s as one pipeline (decode, operation and encode ${sec(processedAt - started)} s, send ${sec(this.c.clock.now() - processedAt)} s), ${encoded.length} bytes delivered`)

@@ -4,17 +4,16 @@ import type { Channel } from '../protocol/framing.ts'
 import type { TileClientMessage, TileServerMessage } from '../protocol/messages.ts'
 import { tileCoordinatorWire, type Outgoing } from '../protocol/wire.ts'
 import { unpackPixels } from '../protocol/pixels.ts'
-import { MAX_ADDRS, MAX_HELD_OUTPUTS } from '../protocol/constants.ts'
+import { MAX_HELD_OUTPUTS } from '../protocol/constants.ts'
 import type { JobCoordinator, ResultOutcome } from './coordinator.ts'
 import { BatchCoordinator } from './batch.ts'
-import { sendInput } from '../worker/inputs.ts'
 import { shortId, type Log } from '../log.ts'
 
 export interface TileSessionOptions {
   /** Silence from a worker for this long ends its session (and its leases). */
   idleTimeoutMs: number
-  /** Where a peer listens, so that another can fetch a job's input from it. */
-  addrsOf: (peer: string) => Promise<string[]>
+  /** The worker's pixels go zstd-compressed (its link leaves this machine). */
+  compressPixels?: boolean
   log?: Log
 }
 
@@ -89,8 +88,16 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
             }
             const contexts = current.contextsFor(tile.index).filter(c => !c.shared || !sharedSent.has(c.step))
             for (const c of contexts) if (c.shared) sharedSent.add(c.step)
-            const body = contexts.length > 0 ? Buffer.concat(contexts.map(c => c.data)) : undefined
-            await reply({ type: 'grant', rid: msg.rid, phase: outcome.grant.phase, tile: tile.index, leaseId: lease.leaseId, leaseMs: current.leases.leaseMs, core: tile.core, haloed: tile.haloed, contexts: contexts.map(c => ({ step: c.step, bytes: c.data.length, shared: c.shared })), ...(current.restarts > 0 ? { restart: current.restarts } : {}) }, body)
+            let pixels
+            try {
+              pixels = await current.tilePixels(tile, worker, options.compressPixels === true)
+            } catch {
+              // The input did not decode: the job is failing with the decoder's word.
+              current.release(worker, lease.leaseId)
+              return await reply({ type: 'none', rid: msg.rid, reason: 'cancelled' })
+            }
+            const body = contexts.length > 0 ? Buffer.concat([...contexts.map(c => c.data), pixels.body]) : pixels.body
+            await reply({ type: 'grant', rid: msg.rid, phase: outcome.grant.phase, tile: tile.index, leaseId: lease.leaseId, leaseMs: current.leases.leaseMs, core: tile.core, haloed: tile.haloed, contexts: contexts.map(c => ({ step: c.step, bytes: c.data.length, shared: c.shared })), pixels: { bytes: pixels.body.length, ...(pixels.encoding !== undefined ? { encoding: pixels.encoding } : {}), ...(pixels.checksum !== undefined ? { checksum: pixels.checksum } : {}) }, ...(current.restarts > 0 ? { restart: current.restarts } : {}) }, body)
           })
           pending.add(p)
           void p.finally(() => pending.delete(p))
@@ -115,28 +122,6 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
           if (pixels !== body) freeBuffer(pixels)
           if (outcome.status === 'rejected') options.log?.(`job ${current.jobId}: rejected a result ${msg.type === 'offer' ? 'offered by' : 'from'} ${shortId(worker)}: ${outcome.reason}`)
           await reply({ type: 'ack', rid: msg.rid, tile: msg.tile, status: outcome.status, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) })
-          break
-        }
-        case 'input': {
-          const source = await current.inputSource(worker, msg.direct === true)
-          if (source !== 'here') {
-            const sources = await Promise.all(source.map(async peerId => ({ peerId, addrs: (await options.addrsOf(peerId)).slice(0, MAX_ADDRS) })))
-            await reply({ type: 'elsewhere', rid: msg.rid, sources })
-            break
-          }
-          const file = current.inputFile
-          let delivered = false
-          try {
-            if (file === undefined) await reply({ type: 'none', rid: msg.rid, reason: 'done' })
-            else if (!channel.isClosed) {
-              await sendInput(channel, async () => { await wire.send({ type: 'input', rid: msg.rid }, file) }, file.length)
-              delivered = true
-            }
-          } catch {
-            // The session is failing: its loop ends on the next receive.
-          } finally {
-            current.inputSent(worker, delivered)
-          }
           break
         }
         case 'fail':

@@ -31,3 +31,8 @@ export function parseAnnounceAddress (text: string): Multiaddr {
   if (addr.getPeerId() !== null) throw new InvalidParameterError(`--announce ${text}: leave out /p2p/ (the peer adds its own id)`)
   return addr
 }
+
+/** A multiaddr on this machine only. */
+export function isLoopbackAddr (addr: { toString: () => string }): boolean {
+  return /^\/(ip4\/127\.|ip6\/::1\/)/.test(addr.toString())
+}

@@ -1,10 +1,8 @@
 /** Protocol ids, topics and wire limits: one place, units in the names. */
 /** The one version of every message, protocol id and topic: peers of another version do not talk. */
-export const PROTOCOL_VERSION = 7
+export const PROTOCOL_VERSION = 8
 export const SUBMIT_PROTOCOL = `/tileswarm/submit/${PROTOCOL_VERSION}.0.0`
 export const TILE_PROTOCOL = `/tileswarm/tile/${PROTOCOL_VERSION}.0.0`
-/** A job's input file, from a worker that has it to one that does not. */
-export const INPUT_PROTOCOL = `/tileswarm/input/${PROTOCOL_VERSION}.0.0`
 export const JOBS_TOPIC = `tileswarm/jobs/${PROTOCOL_VERSION}`
 export const PEERS_TOPIC = `tileswarm/peers/${PROTOCOL_VERSION}`
 export const TOPICS = [JOBS_TOPIC, PEERS_TOPIC]
@@ -24,8 +22,6 @@ export const MAX_ADDRS = 16
 /** Peers a coordinator tells its client of (where to resume), and holders of a job's tiles it names. */
 export const MAX_PEERS_TOLD = 32
 export const MAX_HOLDERS = 64
-/** Peers a coordinator names for a worker to fetch a job's input from. */
-export const MAX_INPUT_SOURCES = 4
 export const MAX_ERROR_CHARS = 500
 /** Whole images' outputs a batch's worker says it holds, at most. */
 export const MAX_HELD_OUTPUTS = 4096

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MAX_ADDRS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_INPUT_SOURCES, MAX_PEERS_TOLD, MAX_PLACED_TOLD, PROTOCOL_VERSION } from './constants.ts'
+import { MAX_ADDRS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_PEERS_TOLD, MAX_PLACED_TOLD, PROTOCOL_VERSION } from './constants.ts'
 
 /**
  * Every message on every topic and protocol, as a schema. Nothing is acted on
@@ -111,12 +111,6 @@ export const ReleaseRequest = z.object({ type: z.literal('release'), rid, leaseI
 /** A held result, handed to the job's new coordinator: a tile the job info's body reserved for this worker. */
 export const OfferRequest = z.object({ type: z.literal('offer'), rid, tile: count, checksum: z.string().regex(/^[0-9a-f]{8}$/), bodyBytes }).strict()
 /**
- * The job's input file, fetched once per worker: it decodes it and cuts its
- * own tiles. The answer is the file, or peers to fetch it from; `direct`
- * (they failed the worker) asks for the file itself.
- */
-export const InputRequest = z.object({ type: z.literal('input'), rid, direct: z.boolean().optional() }).strict()
-/**
  * This worker could not compute the job (its prelude or a tile threw, not the
  * network): the coordinator fails the job when its own worker says so, or two
  * other peers do. Not answered.
@@ -125,12 +119,12 @@ export const InputRequest = z.object({ type: z.literal('input'), rid, direct: z.
 export const FailRequest = z.object({ type: z.literal('fail'), rid, message: errorText, tile: count.optional(), handOn: z.boolean().optional() }).strict()
 /** A batch's worker says, once after it joins, which images' outputs it holds: the body is their task keys, 32 bytes each. Not answered. */
 export const HeldRequest = z.object({ type: z.literal('held'), rid, bodyBytes: bodyBytes.optional() }).strict()
-export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest, OfferRequest, InputRequest, FailRequest, HeldRequest])
+export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest, OfferRequest, FailRequest, HeldRequest])
 
 /** parkMs: how long the coordinator may hold a claim before answering 'wait' (the worker's reply timeout builds on it). */
 /** Its body, if any, is a bitmap of the tiles reserved for this worker to offer. */
-export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, jobKey, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count, phases: count, input: z.object({ bytes: bodyBytes, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict(), bodyBytes: bodyBytes.optional() }).strict()
-/** A batch's session: whole images come as tasks, each with its file; no input to fetch. */
+export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, jobKey, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count, phases: count, bodyBytes: bodyBytes.optional() }).strict()
+/** A batch's session: whole images come as tasks, each with its file. */
 export const BatchInfo = z.object({ type: z.literal('batch'), rid, jobId: id, ops, quality: z.number().int().min(1).max(100), leaseMs: count, parkMs: count, images: count }).strict()
 /**
  * One image of a batch under lease: the body is its file; the result is the
@@ -139,37 +133,29 @@ export const BatchInfo = z.object({ type: z.literal('batch'), rid, jobId: id, op
  */
 export const Task = z.object({ type: z.literal('task'), rid, tile: count, leaseId: id, leaseMs: count, key: jobKey, format: outputFormat, bodyBytes }).strict()
 /**
- * A tile under lease, in a phase of the job; the worker cuts its haloed
- * pixels from the input it decoded. The body holds the contexts of the global
- * steps before the phase, in order: this tile's own, or one every tile shares
- * (sent once per session).
+ * A tile under lease, in a phase of the job. The body holds the contexts of
+ * the global steps before the phase, in order (this tile's own, or one every
+ * tile shares, sent once per session), then the tile's haloed pixels as the
+ * coordinator decoded them (`pixels`: their bytes on the wire, zstd-compressed
+ * or raw, and the checksum of the raw pixels, for a link): the input is
+ * decoded once, on the coordinator, whatever the swarm's size.
  */
 const stepContext = z.object({ step: count, bytes: bodyBytes, shared: z.boolean() }).strict()
+const tilePixels = z.object({ bytes: bodyBytes, encoding: z.literal('zstd').optional(), checksum: z.string().regex(/^[0-9a-f]{8}$/).optional() }).strict()
 /** `restart`: how often the job's phases started over (a liar's summaries were reduced): what a worker kept of an earlier start (shared contexts, tiles' memos) is stale. */
-export const Grant = z.object({ type: z.literal('grant'), rid, phase: count, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect, contexts: z.array(stepContext).max(16), restart: count.optional(), bodyBytes: bodyBytes.optional() }).strict()
-/** The input file is the body. */
-export const InputReply = z.object({ type: z.literal('input'), rid, bodyBytes }).strict()
-/** Peers that have the input: fetch it from one of them on the input protocol. */
-export const InputElsewhere = z.object({ type: z.literal('elsewhere'), rid, sources: z.array(peerRef).min(1).max(MAX_INPUT_SOURCES) }).strict()
+export const Grant = z.object({ type: z.literal('grant'), rid, phase: count, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect, contexts: z.array(stepContext).max(16), pixels: tilePixels, restart: count.optional(), bodyBytes: bodyBytes.optional() }).strict()
 /** `excluded`: this peer's results lost a vote: it gets nothing more of the job (however often it is announced). */
 export const NoTile = z.object({ type: z.literal('none'), rid, reason: z.enum(['done', 'wait', 'cancelled', 'excluded']) }).strict()
 export const ResultAck = z.object({ type: z.literal('ack'), rid, tile: count, status: z.enum(['accepted', 'duplicate', 'rejected']), reason: errorText.optional() }).strict()
 export const Renewed = z.object({ type: z.literal('renewed'), rid, leaseId: id, ok: z.boolean(), leaseMs: count }).strict()
 export const Released = z.object({ type: z.literal('released'), rid, leaseId: id }).strict()
-export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, BatchInfo, Task, Grant, InputReply, InputElsewhere, NoTile, ResultAck, Renewed, Released, ErrorMessage])
+export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, BatchInfo, Task, Grant, NoTile, ResultAck, Renewed, Released, ErrorMessage])
 export type TileServerMessage = z.infer<typeof TileServerMessage>
 export type TileClientMessage = z.infer<typeof TileClientMessage>
 export type JobInfo = z.infer<typeof JobInfo>
 export type Grant = z.infer<typeof Grant>
 export type BatchInfo = z.infer<typeof BatchInfo>
 export type Task = z.infer<typeof Task>
-
-// Input protocol: one request, one answer, per stream.
-export const FetchInput = z.object({ type: z.literal('fetch'), v, sha256: jobKey }).strict()
-export const InputFile = z.object({ type: z.literal('file'), bodyBytes }).strict()
-export const InputServerMessage = z.discriminatedUnion('type', [InputFile, ErrorMessage])
-export type FetchInput = z.infer<typeof FetchInput>
-export type InputServerMessage = z.infer<typeof InputServerMessage>
 
 // Status protocol: one request, one answer: the swarm as the peer sees it (the body, JSON).
 /** `detail`: jobs elsewhere with their coordinators' own figures (the peer asks them; they are not asked for detail in turn). */

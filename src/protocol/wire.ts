@@ -1,7 +1,7 @@
 import type { z } from 'zod'
 import { ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import type { Channel, ReceiveOptions } from './framing.ts'
-import { FetchInput, InputServerMessage, StatusRequest, StatusServerMessage, SubmitClientMessage, SubmitServerMessage, TileClientMessage, TileServerMessage, type ErrorMessage } from './messages.ts'
+import { StatusRequest, StatusServerMessage, SubmitClientMessage, SubmitServerMessage, TileClientMessage, TileServerMessage, type ErrorMessage } from './messages.ts'
 
 /** What a sender writes: the schema's type, less the body length that framing adds. */
 export type Outgoing<T> = T extends unknown ? Omit<T, 'bodyBytes'> : never
@@ -48,9 +48,6 @@ export const submitServerWire = (channel: Channel): Wire<SubmitServerMessage, Su
 /** The tile protocol, seen from the worker and from the coordinator. */
 export const tileWorkerWire = (channel: Channel): Wire<TileClientMessage, TileServerMessage> => wire(channel, TileServerMessage, 'the coordinator')
 export const tileCoordinatorWire = (channel: Channel, worker: string): Wire<TileServerMessage, TileClientMessage> => wire(channel, TileClientMessage, `worker ${worker}`)
-/** The input protocol, seen from the peer that fetches and from the one that has it. */
-export const inputClientWire = (channel: Channel, from: string): Wire<FetchInput, InputServerMessage> => wire(channel, InputServerMessage, from)
-export const inputServerWire = (channel: Channel, peer: string): Wire<InputServerMessage, FetchInput> => wire(channel, FetchInput, `peer ${peer}`)
 /** The status protocol, seen from who asks and from the peer. */
 export const statusClientWire = (channel: Channel, from: string): Wire<StatusRequest, StatusServerMessage> => wire(channel, StatusServerMessage, from)
 export const statusServerWire = (channel: Channel, peer: string): Wire<StatusServerMessage, StatusRequest> => wire(channel, StatusRequest, `peer ${peer}`)

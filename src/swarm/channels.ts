@@ -1,7 +1,7 @@
 import { FramedChannel, type Channel, type ChannelLimits, type Duplex } from '../protocol/framing.ts'
 
 /** Which end of which protocol a channel serves. */
-export type ChannelUse = 'tile-client' | 'tile-server' | 'submit-server' | 'input-client' | 'input-server' | 'status-server'
+export type ChannelUse = 'tile-client' | 'tile-server' | 'submit-server' | 'status-server'
 
 /**
  * How a peer turns a libp2p stream into a channel. A component like the

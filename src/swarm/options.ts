@@ -2,7 +2,8 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { NodeOptions } from '../net/node.ts'
 import type { Clock } from '../clock.ts'
 import type { ImageProcessor, TileProcessor } from '../worker/worker.ts'
-import type { InputDecoder } from '../worker/inputs.ts'
+import type { InputDecoder } from '../job/inputs.ts'
+import type { SpreadPolicy } from '../job/spread-policy.ts'
 import type { OpenChannel } from './channels.ts'
 import type { Log } from '../log.ts'
 import type { ScaleOptions } from './scaler.ts'
@@ -36,7 +37,7 @@ export interface PeerOptions {
   /** What the worker keeps of results it computed for other coordinators, for a later coordinator of the same job. */
   resultCacheBytes?: number
   resultCacheMs?: number
-  /** Decoded job inputs this peer's worker holds at once, across jobs. */
+  /** Decoded inputs of the jobs this peer coordinates, at most, across jobs. */
   inputMemoryBytes?: number
   /** The pre-shared key of a private swarm (libp2p pnet). */
   swarmKey?: Uint8Array
@@ -55,7 +56,8 @@ export interface PeerOptions {
   /** A batch's image, processed whole. */
   processImage?: ImageProcessor
   /** A job nobody could share runs as one sharp pipeline (default); off where compute is modelled, which that pipeline would bypass. */
-  onePipeline?: boolean
+  /** `auto` (default): a job runs as one pipeline here unless spreading it pays; `always` (and with a scale-out hook, whose peers are on their way): every job is tiled across the swarm. */
+  spread?: SpreadPolicy
   openChannel?: OpenChannel
   connectionGater?: NodeOptions['connectionGater']
 }

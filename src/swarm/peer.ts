@@ -2,12 +2,13 @@ import { availableParallelism } from 'node:os'
 import sharp from 'sharp'
 import { systemClock, type Clock } from '../clock.ts'
 import type { HostedJob, JobOutcome } from '../job/host.ts'
-import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_ANNOUNCE_MS, DEFAULT_HELLO_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_TILE_SIZE } from '../defaults.ts'
+import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_ANNOUNCE_MS, DEFAULT_HELLO_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS } from '../defaults.ts'
 import { loadOrCreateKey, lockDataDir } from '../net/identity.ts'
 import { createSwarmNode, type SwarmNode } from '../net/node.ts'
+import { isLoopbackAddr as isLoopback } from '../net/address.ts'
 import { MAX_ADDRS } from '../protocol/constants.ts'
 import { ResultCache } from '../worker/result-cache.ts'
-import { decodeInput, InputStore } from '../worker/inputs.ts'
+import { decodeInput, InputStore } from '../job/inputs.ts'
 import { Worker } from '../worker/worker.ts'
 import { framedChannel } from './channels.ts'
 import { Discovery } from './discovery.ts'
@@ -15,20 +16,15 @@ import { GossipService } from './gossip.ts'
 import { SubmitService } from './submit-service.ts'
 import type { PeerOptions } from './options.ts'
 import { TileService } from './tile-service.ts'
-import { InputService } from './input-service.ts'
 import { PeerMetrics } from './metrics.ts'
 import { JobDetail, StatusService, SwarmJobs, type SwarmStatus } from './status.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import { VERSION } from '../version.ts'
 import { TrustRecords } from '../job/verify.ts'
 import { Scaler } from './scaler.ts'
+import { CostModel } from '../job/costs.ts'
 
 export type { PeerOptions } from './options.ts'
-
-/** A multiaddr on this machine only. */
-function isLoopback (addr: string): boolean {
-  return /^\/(ip4\/127\.|ip6\/::1\/)/.test(addr)
-}
 
 /**
  * A tileswarm peer, wired: a libp2p node; gossip; discovery; the tile
@@ -43,13 +39,13 @@ export class SwarmPeer {
   readonly submissions: SubmitService
   /** Results this peer's worker computed for other coordinators, kept in case one dies. */
   readonly cache: ResultCache
-  /** Input files of the jobs coordinated or worked on here, and their decoded pixels. */
+  /** Input files of the jobs coordinated here, and their decoded pixels. */
   readonly inputs: InputStore
-  /** Passes job inputs on to peers the coordinators send here, and fetches them from such peers. */
-  readonly inputService: InputService
   /** 'job' (detail: the JobCoordinator) when this peer starts coordinating one; 'ended' when one ends. */
   readonly events = new EventTarget()
   readonly metrics = new PeerMetrics()
+  /** What jobs cost here, per pixel: the jobs it coordinates are spread only where that pays. */
+  readonly costs = new CostModel()
   /** What this peer has seen of others' results as a coordinator: who is checked how much, who was caught lying. */
   readonly trust = new TrustRecords()
   /** Jobs other peers announce. */
@@ -81,11 +77,10 @@ export class SwarmPeer {
     const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS
     const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES
     const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS
-    this.tiles = new TileService({ node, peerId, log, openChannel }, { leaseMs, dialTimeoutMs: options.dialTimeoutMs, maxInputBytes: maxUploadBytes })
+    this.tiles = new TileService({ node, peerId, log, openChannel }, { leaseMs, dialTimeoutMs: options.dialTimeoutMs })
     this.inputs = new InputStore({ decode: options.decodeInput ?? decodeInput, maxPixels })
-    this.inputService = new InputService({ node, inputs: this.inputs, openChannel, log }, { maxInputBytes: maxUploadBytes, dialTimeoutMs: options.dialTimeoutMs })
     this.cache = new ResultCache({ maxBytes: options.resultCacheBytes ?? DEFAULT_RESULT_CACHE_BYTES, maxAgeMs: options.resultCacheMs ?? DEFAULT_RESULT_CACHE_MS, clock })
-    this.worker = new Worker({ peerId, slots, cache: this.cache, inputs: this.inputs, limits: { maxPixels, maxInputBytes: maxUploadBytes, inputMemoryBytes: options.inputMemoryBytes ?? DEFAULT_INPUT_MEMORY_BYTES }, connect: async ref => await this.tiles.connect(ref), fetchInput: async (source, input) => await this.inputService.fetch(source, input), log, clock, process: options.process, processImage: options.processImage, onComputed: (kind, ms) => { this.metrics.computed(kind, ms) } })
+    this.worker = new Worker({ peerId, slots, cache: this.cache, limits: { maxPixels }, connect: async ref => await this.tiles.connect(ref), log, clock, process: options.process, processImage: options.processImage, onComputed: (kind, ms) => { this.metrics.computed(kind, ms) } })
     // A coordinator gone: its jobs are dropped at once (their results stay kept).
     node.addEventListener('peer:disconnect', evt => { this.worker.coordinatorGone(evt.detail.toString()) })
     this.gossip = new GossipService({ node, log, clock }, {
@@ -109,12 +104,13 @@ export class SwarmPeer {
       scaler: options.scale?.out !== undefined,
       scaledBy: options.scaledBy,
     })
-    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, alone: () => options.onePipeline !== false && slots === 1 && this.gossip.swarmPeers() === 0 && options.scale?.out === undefined, connectedPeers: () => this.gossip.swarmPeers(), addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) }, trust: this.trust }, {
-      tileSize: options.tileSize ?? DEFAULT_TILE_SIZE,
+    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, costs: this.costs, slots: () => ({ here: slots, total: slots + this.discovery.view().reduce((n, p) => n + (p.connected ? p.slots ?? 1 : 0), 0) }), spread: options.scale?.out !== undefined ? 'always' : options.spread ?? 'auto', connectedPeers: () => this.gossip.swarmPeers(), addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) }, trust: this.trust }, {
+      ...(options.tileSize !== undefined ? { tileSize: options.tileSize } : {}),
       maxJobs: options.maxJobs ?? DEFAULT_MAX_JOBS,
       maxUploadBytes,
       maxPixels,
       maxTiles: options.maxTiles ?? DEFAULT_MAX_TILES,
+      inputMemoryBytes: options.inputMemoryBytes ?? DEFAULT_INPUT_MEMORY_BYTES,
       leaseMs,
       parkMs: options.parkMs,
       announceMs: options.announceMs ?? DEFAULT_ANNOUNCE_MS,
@@ -197,7 +193,6 @@ export class SwarmPeer {
       // One slot is one tile at a time on one libvips thread: slots are how a peer uses its cores.
       sharp.concurrency(1)
       await peer.tiles.start()
-      await peer.inputService.start()
       await peer.submissions.start()
       await peer.statusService.start()
       peer.gossip.start()
@@ -243,7 +238,6 @@ export class SwarmPeer {
       await this.statusService.stop()
       this.gossip.stop()
       await this.tiles.stop()
-      await this.inputService.stop()
       await this.node.stop()
       await scaling
       await this.unlock?.()

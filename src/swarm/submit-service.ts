@@ -19,7 +19,8 @@ export interface SubmitServiceComponents extends JobHostComponents {
 }
 
 export interface SubmitServiceOptions extends JobLimits {
-  tileSize: number
+  /** Tile edge for jobs whose client names none; chosen per job if unset. */
+  tileSize?: number
   maxJobs: number
   maxUploadBytes: number
   /** Peer ids allowed to submit jobs here; everyone in the swarm when unset. */
@@ -113,14 +114,14 @@ export class SubmitService {
       if (request.type !== 'submit') throw new ProtocolError(`expected a submission, got ${request.type}`)
       const steps = resolvePipeline(request.ops)
       const tileSize = request.tileSize ?? this.options.tileSize
-      if (tileSize < MIN_TILE_SIZE || tileSize > MAX_TILE_SIZE) throw new LimitExceededError(`Expected integer between ${MIN_TILE_SIZE} and ${MAX_TILE_SIZE} for tile size but received ${tileSize}`)
+      if (tileSize !== undefined && (tileSize < MIN_TILE_SIZE || tileSize > MAX_TILE_SIZE)) throw new LimitExceededError(`Expected integer between ${MIN_TILE_SIZE} and ${MAX_TILE_SIZE} for tile size but received ${tileSize}`)
       if (request.bytes > this.options.maxUploadBytes) throw new LimitExceededError(`an image of ${request.bytes} bytes is over this peer's upload limit of ${this.options.maxUploadBytes} bytes (--max-upload-bytes)`)
       await wire.send({ type: 'ready' })
       const { message: upload, body } = await wire.receive(idle)
       if (upload.type !== 'upload') throw new ProtocolError(`expected the upload, got ${upload.type}`)
       if ((body?.length ?? 0) !== request.bytes) throw new ProtocolError(`the upload is ${body?.length ?? 0} bytes, the submission said ${request.bytes}`)
       if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
-      const host = new JobHost(this.c, this.options, { steps, tileSize, format: request.format as OutputFormat, quality: request.quality, verify: request.verify ?? DEFAULT_VERIFY_FLOOR, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, client)
+      const host = new JobHost(this.c, this.options, { steps, ...(tileSize !== undefined ? { tileSize } : {}), format: request.format as OutputFormat, quality: request.quality, verify: request.verify ?? DEFAULT_VERIFY_FLOOR, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, client)
       await this.hold(host, host.run(wire, body ?? Buffer.alloc(0)))
     } catch (err) {
       // Refused before a job was taken on; a job's own end is its host's to report.

@@ -6,6 +6,7 @@ import type { JobCoordinator } from '../job/coordinator.ts'
 import type { BatchCoordinator } from '../job/batch.ts'
 import { serveTileSession } from '../job/tile-session.ts'
 import { openStream } from '../net/dial.ts'
+import { isLoopbackAddr } from '../net/address.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { TILE_PROTOCOL } from '../protocol/constants.ts'
 import { memoryChannelPair, type Channel } from '../protocol/framing.ts'
@@ -30,12 +31,8 @@ export class TileService {
   private readonly jobs = new Map<string, JobCoordinator | BatchCoordinator>()
   private readonly idleTimeoutMs: number
   private readonly dialTimeoutMs: number
-  /** A worker's side also carries the job's input file. */
-  private readonly maxClientBodyBytes: number
-
-  constructor (components: TileServiceComponents, options: { leaseMs: number, dialTimeoutMs?: number, maxInputBytes: number }) {
+  constructor (components: TileServiceComponents, options: { leaseMs: number, dialTimeoutMs?: number }) {
     this.c = components
-    this.maxClientBodyBytes = Math.max(MAX_TILE_BODY_BYTES, options.maxInputBytes)
     this.idleTimeoutMs = Math.max(60_000, 3 * options.leaseMs)
     this.dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
   }
@@ -47,7 +44,7 @@ export class TileService {
 
   async start (): Promise<void> {
     await this.c.node.handle(TILE_PROTOCOL, ({ stream, connection }) => {
-      this.serve(this.c.openChannel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES }, 'tile-server'), connection.remotePeer.toString())
+      this.serve(this.c.openChannel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES }, 'tile-server'), connection.remotePeer.toString(), !isLoopbackAddr(connection.remoteAddr))
     }, { maxInboundStreams: 256 })
     this.c.node.addEventListener('peer:disconnect', this.onDisconnect)
   }
@@ -66,29 +63,23 @@ export class TileService {
     this.jobs.delete(jobId)
   }
 
-  private serve (channel: Channel, worker: string): void {
-    void serveTileSession(channel, worker, id => this.jobs.get(id), { idleTimeoutMs: this.idleTimeoutMs, log: this.c.log, addrsOf: async peer => await this.addrsOf(peer) })
+  /** `compress`: the worker's link leaves this machine, where zstd saves more time on the wire than it costs (on loopback it does not). */
+  private serve (channel: Channel, worker: string, compress: boolean): void {
+    void serveTileSession(channel, worker, id => this.jobs.get(id), { idleTimeoutMs: this.idleTimeoutMs, compressPixels: compress, log: this.c.log })
   }
 
-  /** The addresses a peer listens on, as this node knows them. */
-  private async addrsOf (peer: string): Promise<string[]> {
-    try {
-      return (await this.c.node.peerStore.get(peerIdFromString(peer))).addresses.map(a => a.multiaddr.toString())
-    } catch {
-      return []
-    }
-  }
-
-  /** A session with a job's coordinator, for this peer's worker. */
-  async connect (ref: JobRef): Promise<Channel> {
+  /** A session with a job's coordinator, for this peer's worker; `compress`: its results are worth compressing (off this machine). */
+  async connect (ref: JobRef): Promise<{ channel: Channel, compress: boolean }> {
     if (ref.coordinator === this.c.peerId) {
       const [mine, theirs] = memoryChannelPair()
-      this.serve(theirs, this.c.peerId)
-      return mine
+      this.serve(theirs, this.c.peerId, false)
+      return { channel: mine, compress: false }
     }
     const id = peerIdFromString(ref.coordinator)
     if (ref.addrs.length > 0) await this.c.node.peerStore.merge(id, { multiaddrs: ref.addrs.map(a => multiaddr(a)) })
     const stream: Stream = await openStream(this.c.node, id, TILE_PROTOCOL, { signal: AbortSignal.timeout(this.dialTimeoutMs) })
-    return this.c.openChannel(stream, { maxBodyBytes: this.maxClientBodyBytes }, 'tile-client')
+    const loopback = this.c.node.getConnections(id).some(c => isLoopbackAddr(c.remoteAddr))
+    // A grant carries a haloed tile's pixels (and contexts): past a result's bound by its halo.
+    return { channel: this.c.openChannel(stream, { maxBodyBytes: 2 * MAX_TILE_BODY_BYTES }, 'tile-client'), compress: !loopback }
   }
 }

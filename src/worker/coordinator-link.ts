@@ -1,7 +1,7 @@
 import { JobFailedError, NetworkError, ProtocolError } from '../errors.ts'
-import { planJob, resolvePipeline, type JobPlan, type Step, type Tile } from '../imaging/index.ts'
-import { checkedInput, inputTransferMs } from './inputs.ts'
-import type { PixelEncoding } from '../protocol/pixels.ts'
+import { bytesPerPixel, planJob, resolvePipeline, type JobPlan, type RawImage, type Step, type Tile } from '../imaging/index.ts'
+import { unpackPixels, type PixelEncoding } from '../protocol/pixels.ts'
+import { tileChecksum } from '../protocol/checksum.ts'
 import type { Channel } from '../protocol/framing.ts'
 import type { BatchInfo, Grant, JobInfo, TileClientMessage, TileServerMessage } from '../protocol/messages.ts'
 import type { OutputFormat } from '../imaging/index.ts'
@@ -26,6 +26,8 @@ export interface GrantedWork {
   contexts: Map<number, Uint8Array>
   /** How often the job's phases have started over: what was kept of an earlier start is stale. */
   restart: number
+  /** The tile's haloed input, as the coordinator decoded it. */
+  pixels: RawImage
 }
 
 /** One image of a batch: its file in, its encoded output back. */
@@ -66,9 +68,13 @@ export class CoordinatorLink {
   /** The reader waits as long as the link lives; ending the link ends the wait. */
   private readonly reading = new AbortController()
 
-  constructor (channel: Channel, ref: JobRef, requestTimeoutMs: number) {
+  /** Results are worth compressing on this link (it leaves this machine). */
+  readonly compress: boolean
+
+  constructor (channel: Channel, ref: JobRef, requestTimeoutMs: number, compress = false) {
     this.wire = tileWorkerWire(channel)
     this.ref = ref
+    this.compress = compress
     this.requestTimeoutMs = requestTimeoutMs
     void this.readLoop()
   }
@@ -163,19 +169,6 @@ export class CoordinatorLink {
     return message.status
   }
 
-  /**
-   * The job's input file, checked against the digest the job info gave. Its
-   * reply comes after the whole file, so the wait allows for a slow link.
-   */
-  async input (direct = false): Promise<{ file: Buffer } | { sources: Array<{ peerId: string, addrs: string[] }> }> {
-    const { bytes } = this.info.input
-    const { message, body } = await this.request({ type: 'input', rid: this.nextRid(), ...(direct ? { direct } : {}) }, undefined, inputTransferMs(bytes))
-    if (message.type === 'none') throw new JobFailedError(`job ${this.ref.jobId} ended before its input came`)
-    if (message.type === 'elsewhere') return { sources: message.sources }
-    if (message.type !== 'input') throw new ProtocolError(`expected the input, got ${message.type}`)
-    return { file: checkedInput(body, this.info.input, `job ${this.ref.jobId}`) }
-  }
-
   /** The coordinator may hold a claim for the job's park time before it answers. */
   async claim (): Promise<ClaimReply> {
     const { message, body } = await this.request({ type: 'claim', rid: this.nextRid() }, undefined, (this.batch ?? this.info).parkMs + this.requestTimeoutMs)
@@ -215,14 +208,20 @@ export class CoordinatorLink {
       if (c.shared) this.shared.set(c.step, Buffer.from(data))
       else contexts.set(c.step, data)
     }
-    if (at !== bytes.length) throw new ProtocolError(`grant for tile ${grant.tile} carries ${bytes.length - at} bytes past its contexts`)
+    const packed = bytes.subarray(at)
+    if (packed.length !== grant.pixels.bytes) throw new ProtocolError(`grant for tile ${grant.tile} carries ${packed.length} bytes of pixels, not the ${grant.pixels.bytes} it says`)
+    const rawBytes = haloed.width * haloed.height * bytesPerPixel(plan.format)
+    // Raw pixels are a view of the body, which nothing else keeps.
+    const data = unpackPixels(packed, grant.pixels.encoding, rawBytes)
+    if (data.length !== rawBytes) throw new ProtocolError(`grant for tile ${grant.tile} carries ${data.length} bytes of pixels, not the ${rawBytes} of its ${haloed.width}x${haloed.height} rectangle`)
+    if (grant.pixels.checksum !== undefined && tileChecksum(data) !== grant.pixels.checksum) throw new ProtocolError(`grant for tile ${grant.tile}: its pixels fail their checksum`)
     // Every global step before the phase needs its context: this tile's, or the shared one sent earlier.
     for (const earlier of plan.phases.slice(0, grant.phase)) {
       const step = earlier.end
       if (!contexts.has(step) && this.shared.has(step)) contexts.set(step, this.shared.get(step)!)
       if (!contexts.has(step)) throw new ProtocolError(`grant for tile ${grant.tile} of phase ${grant.phase} lacks the context of step ${step}`)
     }
-    return { leaseId: grant.leaseId, leaseMs: grant.leaseMs, tile: { index: grant.tile, core, haloed }, phase: grant.phase, contexts, restart }
+    return { leaseId: grant.leaseId, leaseMs: grant.leaseMs, tile: { index: grant.tile, core, haloed }, phase: grant.phase, contexts, restart, pixels: { width: haloed.width, height: haloed.height, ...plan.format, data } }
   }
 
   /** `checksum` is of the raw pixels; `body` is them, or them compressed (`encoding`). */

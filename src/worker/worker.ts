@@ -1,15 +1,13 @@
 import { systemClock, repeat, whenAborted, type Clock } from '../clock.ts'
 import { MAX_TILE_BODY_BYTES, OFFERS_IN_FLIGHT, TILE_MEMO_BYTES, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
-import { LimitExceededError, PeerBusyError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { bytesPerPixel, processFile, processTile, type ProcessedFile, type Step, freeBuffer, rawByteLength, runPrelude, semaphore, tileInput, withPassGate, TileMemo, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
-import { tileChecksum } from '../job/coordinator.ts'
+import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { processFile, processTile, type ProcessedFile, type Step, freeBuffer, semaphore, TileMemo, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
+import { tileChecksum } from '../protocol/checksum.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
 import { MAX_HELD_OUTPUTS } from '../protocol/constants.ts'
 import { CoordinatorLink, type ClaimReply, type GrantedWork, type JobRef } from './coordinator-link.ts'
 import type { ResultCache } from './result-cache.ts'
-import { sizeText } from '../units.ts'
-import type { InputHold, InputStore } from './inputs.ts'
 import { shortId, type Log } from '../log.ts'
 
 export type { JobRef } from './coordinator-link.ts'
@@ -30,18 +28,10 @@ export interface WorkerOptions {
   slots: number
   /** Results kept for a later coordinator of the same job; none kept if unset. */
   cache?: ResultCache
-  /** Jobs' input files and their decoded pixels, shared with the jobs this peer coordinates. */
-  inputs: InputStore
-  /**
-   * This peer's own limits: a job past them is left at once, before its input
-   * is fetched; one whose decoded input would take the inputs held past
-   * `inputMemoryBytes` waits until others go.
-   */
-  limits: { maxPixels: number, maxInputBytes: number, inputMemoryBytes: number }
-  /** Fetches a job's input from a peer that has it (the coordinator sends workers to such peers). */
-  fetchInput: (source: { peerId: string, addrs: string[] }, input: { bytes: number, sha256: string }) => Promise<Buffer>
-  /** Opens a tile-protocol channel to a job's coordinator. */
-  connect: (ref: JobRef) => Promise<Channel>
+  /** This peer's own limit: a job of a larger image is left at once. */
+  limits: { maxPixels: number }
+  /** Opens a tile-protocol channel to a job's coordinator; `compress`: results are worth compressing on it (off this machine). */
+  connect: (ref: JobRef) => Promise<{ channel: Channel, compress: boolean }>
   log?: Log
   clock?: Clock
   process?: TileProcessor
@@ -50,12 +40,10 @@ export interface WorkerOptions {
   onComputed?: (kind: 'tile' | 'image', ms: number) => void
 }
 
-/** A worker's hold on a job: its link to the coordinator, and the input it cuts tiles from (after the job's prelude, if any). */
+/** A worker's hold on a tiled job: its link to the coordinator (each grant brings its tile's pixels). */
 interface TileSession {
   kind: 'tiles'
   link: CoordinatorLink
-  input: InputHold
-  image: RawImage
   /**
    * What a summary phase leaves for the next on the same tiles (the
    * coordinator hands a peer the tiles it summarised), kept per start of the
@@ -87,18 +75,12 @@ interface JobEntry {
   failures: number
   /** Tiles this peer finished for the job (results accepted). */
   accepted: number
-  /** Said once: the job waits for room for its input. */
-  waitingForMemory?: boolean
   /** A batch: its units are whole images. */
   batch?: boolean
 }
 
 const MAX_LINK_FAILURES = 3
 
-/** A job waiting for room for its input is tried again this often. */
-const INPUT_MEMORY_RETRY_MS = 1000
-
-/** A session is over: its hold on the input goes (the input with it, if nothing else holds it), its link closes. */
 /**
  * Computing that throws (not the network: a sharp error, memory) is told to
  * the coordinator, which fails the job if it is not this peer's trouble alone.
@@ -117,9 +99,8 @@ function outOfMemory (err: unknown): boolean {
   return err instanceof RangeError || /out of memory|allocation failed|cannot allocate/i.test((err as Error).message)
 }
 
+/** A session is over: its link closes. */
 async function endSession (session: JobSession): Promise<void> {
-  // The prelude's image (the session's own) is left to the collector: a lane may still be cutting a tile from it.
-  if (session.kind === 'tiles') session.input.release()
   await session.link.close().catch(() => {})
 }
 
@@ -262,13 +243,6 @@ export class Worker {
         const lost = entry.link
         entry.link = undefined
         if (lost !== undefined) void lost.then(endSession, () => {})
-        if (err instanceof PeerBusyError) {
-          // No room for its input now: tried again once other jobs' inputs go, said once.
-          if (!entry.waitingForMemory) this.options.log?.(`job ${entry.ref.jobId}: waiting: ${oneLine(err.message)}`)
-          entry.waitingForMemory = true
-          entry.retryAt = this.clock.now() + INPUT_MEMORY_RETRY_MS
-          continue
-        }
         if (err instanceof LimitExceededError) {
           // Not this peer's job to do, however often it is announced.
           if (!entry.finished) this.options.log?.(`job ${entry.ref.jobId}: left it: ${oneLine(err.message)}`, 'warn')
@@ -291,12 +265,12 @@ export class Worker {
     }
   }
 
-  /** Joins a job, hands over what it held of it, and gets its input: fetched once (unless here already), decoded once. */
+  /** Joins a job and hands over what it held of it. */
   private async openLink (ref: JobRef): Promise<JobSession> {
-    const link = new CoordinatorLink(await this.options.connect(ref), ref, WORKER_REQUEST_TIMEOUT_MS)
-    let input: InputHold | undefined
+    const { channel, compress } = await this.options.connect(ref)
+    const link = new CoordinatorLink(channel, ref, WORKER_REQUEST_TIMEOUT_MS, compress)
     try {
-      const { cache, inputs } = this.options
+      const { cache } = this.options
       const held = ref.jobKey !== undefined ? cache?.heldTiles(ref.jobKey) : undefined
       const { reserved } = await link.join(held)
       if (link.batch !== undefined) {
@@ -305,57 +279,18 @@ export class Worker {
         await link.held(this.options.cache?.heldOutputs(MAX_HELD_OUTPUTS) ?? [])
         return { kind: 'batch', link }
       }
-      const { info } = link
-      const { maxPixels, maxInputBytes, inputMemoryBytes } = this.options.limits
-      const { plan } = link
-      if (info.width * info.height > maxPixels) throw new LimitExceededError(`its image of ${info.width}x${info.height} is over this peer's --max-pixels`)
-      if (plan.largestPixels > maxPixels) throw new LimitExceededError(`${plan.prelude.map(s => s.operation.name).join(', ')} would make an image of ${plan.largestPixels} pixels, over this peer's --max-pixels`)
-      if (info.input.bytes > maxInputBytes) throw new LimitExceededError(`its input of ${info.input.bytes} bytes is over this peer's --max-upload-bytes`)
-      const rawBytes = rawByteLength(info.width, info.height, info.format)
-      // A prelude (geometry on the whole image) holds its result, and while it runs one image between, besides the input.
-      const preludeBytes = Math.min(plan.prelude.length, 2) * plan.largestPixels * Math.max(bytesPerPixel(info.format), bytesPerPixel(plan.format))
-      if (rawBytes + preludeBytes > inputMemoryBytes) throw new LimitExceededError(`its input decodes to ${sizeText(rawBytes)}${preludeBytes > 0 ? ` and its geometry steps take ${sizeText(preludeBytes)}` : ''}, over this peer's --input-memory-mb of ${sizeText(inputMemoryBytes)}`)
+      const { info, plan } = link
+      const { maxPixels } = this.options.limits
+      // Its tiles are cut from an image of plan.width x plan.height on the coordinator: a peer's limit is its own to keep, as on its coordinator.
+      if (info.width * info.height > maxPixels || plan.width * plan.height > maxPixels) throw new LimitExceededError(`its image of ${plan.width}x${plan.height} is over this peer's --max-pixels`)
       this.options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${shortId(ref.coordinator)})`)
       if (reserved !== undefined && cache !== undefined) await this.offer(link, reserved, cache)
-      const shape = { width: info.width, height: info.height, format: info.format }
-      input = inputs.holdIfHere(info.input.sha256, shape)
-      const needs = (input === undefined ? rawBytes : 0) + preludeBytes
-      if (needs > 0 && inputs.decodedBytes + needs > inputMemoryBytes) {
-        throw new PeerBusyError(`its input would take ${sizeText(needs)} decoded, and other jobs' inputs hold ${sizeText(inputs.decodedBytes)} of this peer's ${sizeText(inputMemoryBytes)} (--input-memory-mb)`)
-      }
-      if (input === undefined) {
-        const arrival = (async () => inputs.hold(info.input.sha256, await this.fetchInput(link), shape))()
-        // Peers the coordinator sends here for it meanwhile wait for it.
-        inputs.expect(info.input.sha256, arrival, rawBytes)
-        input = await arrival
-      }
-      const decoded = await input.decoded()
-      // Geometry steps (and what comes before them) on the whole image, once for the session's lanes.
-      const image = await computing(link, async () => await withPassGate(this.gate, async () => await runPrelude(decoded, plan)))
-      return { kind: 'tiles', link, input, image, memos: { restart: 0, memo: new TileMemo(TILE_MEMO_BYTES) } }
+      return { kind: 'tiles', link, memos: { restart: 0, memo: new TileMemo(TILE_MEMO_BYTES) } }
     } catch (err) {
-      input?.release()
       // A link that never got going is closed, not left to the coordinator's idle timeout.
       await link.close().catch(() => {})
       throw err
     }
-  }
-
-  /** The input, from the coordinator or from the peers it names (any that fails is passed over; if all do, from the coordinator). */
-  private async fetchInput (link: CoordinatorLink): Promise<Buffer> {
-    const answer = await link.input()
-    if ('file' in answer) return answer.file
-    for (const source of answer.sources) {
-      if (source.peerId === this.options.peerId || source.peerId === link.ref.coordinator) continue
-      try {
-        return await this.options.fetchInput(source, link.info.input)
-      } catch (err) {
-        this.options.log?.(`job ${link.ref.jobId}: could not fetch its input from ${shortId(source.peerId)}: ${oneLine((err as Error).message)}`, 'warn')
-      }
-    }
-    const direct = await link.input(true)
-    if (!('file' in direct)) throw new ProtocolError('the coordinator named other peers for an input asked of it directly')
-    return direct.file
   }
 
   /** Hands the job's new coordinator the results it reserved for us. */
@@ -466,8 +401,8 @@ export class Worker {
     }, link.ref.coordinator !== this.options.peerId)
   }
 
-  /** A lane on a tiled job: a tile cut from the decoded input, computed, sent. */
-  private async work ({ link, image, memos }: TileSession): Promise<'done' | 'wait' | 'cancelled' | 'excluded' | 'stopped'> {
+  /** A lane on a tiled job: a tile's pixels as granted, computed, sent. */
+  private async work ({ link, memos }: TileSession): Promise<'done' | 'wait' | 'cancelled' | 'excluded' | 'stopped'> {
     return await this.claimLoop(link, async reply => {
       if (reply.kind !== 'grant') throw new ProtocolError('a tiled job granted a whole image')
       const { work } = reply
@@ -480,13 +415,11 @@ export class Worker {
       }
       // A lane still on a tile of the earlier start keeps nothing for later.
       const memo = work.restart === memos.restart ? memos.memo : undefined
-      const pixels = tileInput(image, work.tile)
+      const { pixels } = work
       const out = await computing(link, async () => await this.process(pixels, work.tile, { plan: link.plan, phase: work.phase, contexts: work.contexts, ...(memo !== undefined ? { memo } : {}) }, this.gate))
-      let data = isRaw(out) ? out.data : Buffer.from(out.buffer, out.byteOffset, out.byteLength)
-      // An operation that hands back its input, on a one-tile job, hands back the decoded input, which other lanes and jobs still read.
-      if (data.buffer === image.data.buffer) data = Buffer.from(data)
-      // A one-tile job's pixels are the decoded input itself, which other lanes and jobs still read.
-      freeBuffer(pixels.data, [data, image.data])
+      const data = isRaw(out) ? out.data : Buffer.from(out.buffer, out.byteOffset, out.byteLength)
+      // The granted pixels are this tile's alone (an operation may hand them back as its result).
+      freeBuffer(pixels.data, [data])
       const checksum = tileChecksum(data)
       // Kept for a later coordinator if this one dies (one in this process dies with us); a multi-phase job's results mean nothing outside their phase.
       const keep = this.options.cache !== undefined && link.ref.coordinator !== this.options.peerId && link.plan.phases.length === 1
@@ -495,8 +428,8 @@ export class Worker {
       // is still worth the send: the coordinator takes a late result for a tile not yet done.
       if (this.stopped) return undefined
       this.held.delete(work.leaseId)
-      // In memory, the coordinator takes the buffer itself; over a link, fewer bytes are worth a compression.
-      const packed: { body: Uint8Array, encoding?: PixelEncoding } = link.ref.coordinator === this.options.peerId ? { body: data } : packPixels(data)
+      // In memory, or on this machine, the coordinator takes the bytes as they are; off it, fewer bytes are worth a compression.
+      const packed: { body: Uint8Array, encoding?: PixelEncoding } = link.compress ? packPixels(data) : { body: data }
       const status = await link.result(work.phase, work.tile.index, work.leaseId, checksum, packed.body, packed.encoding)
       // Acked: the coordinator has every byte (a reply comes only after the whole body).
       if (!keep) freeBuffer(data)

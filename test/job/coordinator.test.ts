@@ -1,26 +1,19 @@
 import test from 'ava'
-import { JobCoordinator, tileChecksum, type JobOptions } from '../../src/job/coordinator.ts'
-import { inputDigest } from '../../src/worker/inputs.ts'
-import { INPUT_WAIT_MS } from '../../src/defaults.ts'
+import { JobCoordinator, tileChecksum } from '../../src/job/coordinator.ts'
+import { inputOf } from '../helpers/job-input.ts'
+import { unpackPixels } from '../../src/protocol/pixels.ts'
 import { manualClock } from '../helpers/clock.ts'
 import { extract, processTile, parseOps, resolvePipeline, runPipeline, TileMemo, type RawImage } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
 
-/** A job's input as the coordinator holds it: the file (stand-in bytes here) and what it decodes to. */
-function inputOf (image: RawImage): JobOptions['input'] {
-  const file = Buffer.from('an encoded image')
-  return { file, sha256: inputDigest(file), shape: { width: image.width, height: image.height, format: image } }
-}
-
-test('tiles are granted, not pixels: workers cut them from the input; a lost tile is granted again; the file is served until the end', async t => {
+test('a grant brings its tile\'s haloed pixels (raw in memory for this peer\'s own worker, compressed for a link); a lost tile is granted again', async t => {
   const steps = resolvePipeline(parseOps('median:size=3'))
+  // Smooth enough that zstd pays: the link's pixels go compressed.
   const source = noiseImage(200, 130, { channels: 3, depth: 8 }, 5)
+  for (let i = 0; i < source.data.length; i++) source.data[i] = (i >> 9) & 0xff
   const reference = await runPipeline(source, steps)
   const clock = manualClock()
-  const input = inputOf(source)
-  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input, steps, tileSize: 32, leaseMs: 1000, clock })
-  t.is(job.info().input.sha256, input.sha256)
-  t.is(job.info().input.bytes, input.file.length)
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), self: 'me', ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock })
 
   // A worker that will vanish takes a tile in the last row.
   const passed: string[] = []
@@ -31,22 +24,29 @@ test('tiles are granted, not pixels: workers cut them from the input; a lost til
     passed.push(outcome.grant.lease.leaseId)
   }
   for (const leaseId of passed) job.release('vanishing', leaseId)
+  let compressed = 0
   const complete = async (peer: string): Promise<boolean> => {
     const outcome = await job.claim(peer)
     if (outcome.kind !== 'grant') return false
     const { lease, tile } = outcome.grant
-    const core = await processTile(extract(source, tile.haloed), tile, steps)
+    const sent = await job.tilePixels(tile, peer, true)
+    if (peer === 'me') t.is(sent.encoding, undefined, 'in memory, raw')
+    if (sent.encoding !== undefined) compressed++
+    const expected = extract(source, tile.haloed)
+    const data = unpackPixels(Buffer.from(sent.body), sent.encoding, expected.data.length)
+    t.true(data.equals(expected.data), `tile ${tile.index}: the haloed pixels`)
+    const core = await processTile({ ...expected, data }, tile, steps)
     t.is(job.result(peer, tile.index, lease.leaseId, tileChecksum(core.data), core.data).status, 'accepted')
     return true
   }
-  while (job.leases.pendingCount > 0) await complete('steady')
-  t.is(job.inputFile, input.file, 'served while the job runs')
+  let turn = 0
+  while (job.leases.pendingCount > 0) await complete(turn++ % 2 === 0 ? 'me' : 'steady')
+  t.true(compressed > 0, 'a link\'s pixels went compressed')
 
   clock.advance(1001)
   t.is(job.leases.stats.expired, 1)
   t.true(await complete('steady'), 'the expired tile is granted again')
   const output = await job.finished
-  t.is(job.inputFile, undefined, 'dropped once the job is over')
   t.true(output.data.equals(reference.data))
 })
 
@@ -55,7 +55,7 @@ test('a resumed job: nothing is computed until its holders have joined; what the
   const source = noiseImage(64, 32, { channels: 3, depth: 8 }, 9)
   const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
   const clock = manualClock()
-  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: inputOf(source), steps, tileSize: 32, leaseMs: 1000, clock, collect: { holders: ['h1', 'h2'], windowMs: 3000 } })
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock, collect: { holders: ['h1', 'h2'], windowMs: 3000 } })
   const recovered: number[] = []
   job.on('recovered', tiles => { recovered.push(tiles) })
   const early = job.claim('w')
@@ -77,7 +77,7 @@ test('a resumed job: nothing is computed until its holders have joined; what the
 test('a resumed job whose holder never comes: the window passes, and its tiles are computed', async t => {
   const steps = resolvePipeline(parseOps('invert'))
   const clock = manualClock()
-  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: inputOf(noiseImage(40, 20, { channels: 1, depth: 8 }, 3)), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 60_000, collect: { holders: ['gone'], windowMs: 3000 } })
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), ...inputOf(noiseImage(40, 20, { channels: 1, depth: 8 }, 3), steps), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 60_000, collect: { holders: ['gone'], windowMs: 3000 } })
   const claim = job.claim('w')
   let granted = false
   void claim.then(o => { granted = o.kind === 'grant' })
@@ -92,7 +92,7 @@ test('offers from a holder complete the job without any computing', async t => {
   const steps = resolvePipeline(parseOps('invert'))
   const source = noiseImage(64, 40, { channels: 3, depth: 8 }, 4)
   const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
-  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: inputOf(source), steps, tileSize: 32, leaseMs: 1000, clock: manualClock(), collect: { holders: ['h'], windowMs: 3000 } })
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock: manualClock(), collect: { holders: ['h'], windowMs: 3000 } })
   const recovered: Array<[number, number]> = []
   job.on('recovered', (tiles, total) => { recovered.push([tiles, total]) })
   const all = Uint8Array.of(0b1111)
@@ -107,48 +107,11 @@ test('offers from a holder complete the job without any computing', async t => {
   t.deepEqual(recovered, [[4, 4]], 'reported once, though the last offer finished the job')
 })
 
-test('the input spreads as a tree: a few uploads from here, then workers are sent to peers that have it; never to this peer itself', async t => {
-  const steps = resolvePipeline(parseOps('invert'))
-  const clock = manualClock()
-  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), self: 'me', input: inputOf(noiseImage(64, 64, { channels: 3, depth: 8 }, 1)), steps, tileSize: 32, leaseMs: 1000, clock })
-  t.is(await job.inputSource('a', false), 'here')
-  t.is(await job.inputSource('b', false), 'here')
-  // Two uploads under way and nobody has it yet: the third waits.
-  let third: 'here' | string[] | undefined
-  void job.inputSource('c', false).then(s => { third = s })
-  await Promise.resolve()
-  t.is(third, undefined)
-  job.inputSent('a', true)
-  await new Promise(resolve => setImmediate(resolve))
-  t.deepEqual(third, ['a'], 'sent to the peer that has it')
-  job.inputSent('b', false)
-  t.is(job.inputUploadsDone, 1, 'only uploads that got through count')
-  // A worker that claims has the input; this peer's own worker is never named.
-  await job.claim('me')
-  await job.claim('d')
-  t.deepEqual(await job.inputSource('e', false), ['d', 'a'])
-  t.deepEqual(await job.inputSource('e', false), ['a', 'd'], 'taken in turn')
-  t.deepEqual(await job.inputSource('a', false), ['d'], 'not to itself')
-  t.is(await job.inputSource('e', true), 'here', 'asked directly (the others failed it): from here')
-  job.peerGone('d')
-  job.peerGone('a')
-  // Nobody left who has it, one upload under way: the next is served from here.
-  t.is(await job.inputSource('f', false), 'here')
-  // Two under way again: a wait, bounded.
-  let waited: 'here' | string[] | undefined
-  void job.inputSource('g', false).then(s => { waited = s })
-  await Promise.resolve()
-  t.is(waited, undefined)
-  clock.advance(INPUT_WAIT_MS)
-  await new Promise(resolve => setImmediate(resolve))
-  t.is(waited, 'here', 'after the bound, from here anyway')
-})
-
 test('phases: summaries are checked and reduced, then the next phase is granted with its contexts; a stale phase\'s result is a duplicate', async t => {
   const steps = resolvePipeline(parseOps('equalize,canny:low=40:high=90'))
   const source = noiseImage(90, 70, { channels: 3, depth: 8 }, 8)
   const reference = await runPipeline(source, steps)
-  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: inputOf(source), steps, tileSize: 32, leaseMs: 1000, clock: manualClock() })
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock: manualClock() })
   t.is(job.info().phases, 3)
   const phases: number[] = []
   job.on('phase', phase => phases.push(phase))
@@ -182,7 +145,7 @@ test('phases: summaries are checked and reduced, then the next phase is granted 
 test('phases: a peer is offered the tiles it summarised first (its worker kept their classification)', async t => {
   const steps = resolvePipeline(parseOps('canny'))
   const source = noiseImage(96, 64, { channels: 1, depth: 8 }, 3)
-  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), input: inputOf(source), steps, tileSize: 32, leaseMs: 1000, clock: manualClock() })
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock: manualClock() })
   const by = new Map<number, string>()
   const finish = async (peer: string): Promise<{ tile: number, phase: number } | undefined> => {
     const outcome = await job.claim(peer)

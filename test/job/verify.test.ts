@@ -1,7 +1,7 @@
 import test from 'ava'
-import { JobCoordinator, tileChecksum, type ClaimOutcome, type JobOptions } from '../../src/job/coordinator.ts'
+import { JobCoordinator, tileChecksum, type ClaimOutcome } from '../../src/job/coordinator.ts'
 import { MAX_VOTES, parseVerifyLevel, TrustRecords, type VerifyLevel } from '../../src/job/verify.ts'
-import { inputDigest } from '../../src/worker/inputs.ts'
+import { inputOf } from '../helpers/job-input.ts'
 import { manualClock } from '../helpers/clock.ts'
 import { extract, parseOps, processTile, resolvePipeline, runPipeline, type RawImage } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
@@ -11,10 +11,6 @@ import { CoordinatorLink } from '../../src/worker/coordinator-link.ts'
 
 const SELF = 'self-peer'
 
-function inputOf (image: RawImage): JobOptions['input'] {
-  const file = Buffer.from('an encoded image')
-  return { file, sha256: inputDigest(file), shape: { width: image.width, height: image.height, format: { channels: image.channels, depth: image.depth } } }
-}
 
 /** A one-phase job of invert on 4 tiles, checked at `level`; `draws` are what picks the results checked (1: never, 0: always). */
 async function job (level: VerifyLevel, records = new TrustRecords(), draws: () => number = () => 0) {
@@ -22,7 +18,7 @@ async function job (level: VerifyLevel, records = new TrustRecords(), draws: () 
   const source = noiseImage(64, 64, { channels: 3, depth: 8 }, 7)
   const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
   const clock = manualClock()
-  const coordinator = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), self: SELF, input: inputOf(source), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 10, verify: { level, records, random: draws } })
+  const coordinator = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), self: SELF, ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 10, verify: { level, records, random: draws } })
   const excluded: string[] = []
   coordinator.on('excluded', peer => { excluded.push(peer) })
   /** The right pixels of a tile, or with one bit flipped. */
@@ -166,7 +162,7 @@ test('a liar caught after one of its summaries was reduced on its word: the phas
   records.of('liar').agreed = 100
   // The liar's first summary is not checked (taken on its word); its second is.
   const draws = [0.9, 0]
-  const coordinator = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), self: SELF, input: inputOf(source), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 10, verify: { level: 0.01, records, random: () => draws.shift() ?? 1 } })
+  const coordinator = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), self: SELF, ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 10, verify: { level: 0.01, records, random: () => draws.shift() ?? 1 } })
   t.is(coordinator.plan.phases.length, 2)
   const restarts: Array<number | undefined> = []
   coordinator.on('excluded', (_peer, why) => { restarts.push(why.restartPhase) })
@@ -243,7 +239,7 @@ test('phases that start over after the next began: a worker\'s session gets the 
   for (const p of ['liar', 'w', 'c']) records.of(p).agreed = 100
   let checkNext = false
   const draw = (): number => { const d = checkNext ? 0 : 1; checkNext = false; return d }
-  const coordinator = new JobCoordinator({ jobId: 'j', jobKey: 'a'.repeat(64), self: SELF, input: inputOf(source), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 10, verify: { level: 0.01, records, random: draw } })
+  const coordinator = new JobCoordinator({ jobId: 'j', jobKey: 'a'.repeat(64), self: SELF, ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 10, verify: { level: 0.01, records, random: draw } })
   const restarts: Array<number | undefined> = []
   coordinator.on('excluded', (_peer, why) => { restarts.push(why.restartPhase) })
   /** A peer that talks to the coordinator directly; `lie` changes what it computed. */
@@ -260,7 +256,7 @@ test('phases that start over after the next began: a worker\'s session gets the 
   }
   // w works as a real worker does: over a tile session, its link keeping the shared contexts it was sent.
   const [served, mine] = memoryChannelPair()
-  const session = serveTileSession(served, 'w', id => id === 'j' ? coordinator : undefined, { idleTimeoutMs: 60_000, addrsOf: async () => [] })
+  const session = serveTileSession(served, 'w', id => id === 'j' ? coordinator : undefined, { idleTimeoutMs: 60_000 })
   const link = new CoordinatorLink(mine, { jobId: 'j', coordinator: SELF, addrs: [], jobKey: 'a'.repeat(64) }, 10_000)
   await link.join()
   const viaLink = async (): Promise<number | undefined> => {

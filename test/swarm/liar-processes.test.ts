@@ -11,7 +11,8 @@ test.serial('three real peer processes, one a liar: the output is exact, and the
   // The honest peers hold their tiles until the liar has sent one back wrong: it surely takes part.
   const held = { ...process.env, TILESWARM_HOLD_TILES: '1' }
   const listen = (name: string): string[] => ['--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, name), '--slots', '1']
-  const first = await startPeerProcess('p1', listen('p1'), { env: held, script: FAULTY_PEER })
+  // Tiled however small the job: this test is about the tiles (--spread auto would run it as one pipeline).
+  const first = await startPeerProcess('p1', [...listen('p1'), '--spread', 'always'], { env: held, script: FAULTY_PEER })
   const second = await startPeerProcess('p2', [...listen('p2'), '--bootstrap', first.addr], { env: held, script: FAULTY_PEER })
   const liar = await startPeerProcess('liar', [...listen('liar'), '--bootstrap', first.addr], { env: { ...process.env, TILESWARM_LIE_SHARE: '1' }, script: FAULTY_PEER })
   try {

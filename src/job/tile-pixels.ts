@@ -1,0 +1,61 @@
+import { extract, freeBuffer, runPrelude, type JobPlan, type RawImage, type Rect } from '../imaging/index.ts'
+import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
+import { tileChecksum } from '../protocol/checksum.ts'
+
+/** A tile's haloed input as it goes out with a grant; `checksum` (of the raw pixels) for a link, not in memory. */
+export interface TilePixelsOut {
+  body: Uint8Array
+  encoding?: PixelEncoding
+  checksum?: string
+}
+
+/** Where a job's grants get their tiles' input pixels. */
+export interface TilePixelSource {
+  /**
+   * The pixels of `rect` of the tiled image for a worker: in memory (this
+   * peer's own), raw on a link on this machine, or compressed where that saves
+   * a tenth on one that leaves it.
+   */
+  haloed: (rect: Rect, to: 'memory' | 'raw' | 'compressed') => Promise<TilePixelsOut>
+}
+
+/**
+ * A job's tiled image on its coordinator: the input decoded once (shared by
+ * every job here on the same file) and the prelude (geometry) run once on it.
+ * Every worker, this peer's own too, gets the pixels it computes from here, a
+ * haloed tile at a time, so the swarm decodes a job's input once whatever its
+ * size, and no worker holds a whole image.
+ */
+export class TilePixels implements TilePixelSource {
+  /** Settles once the tiled image is ready; a decode or prelude that fails rejects it. */
+  readonly ready: Promise<RawImage>
+  private image: RawImage | undefined
+  /** Bytes of compressed pixels sent, and the raw bytes they stand for: what compression saved on the links. */
+  readonly sent = { raw: 0, wire: 0 }
+
+  constructor (decoded: () => Promise<RawImage>, plan: JobPlan) {
+    this.ready = (async () => {
+      this.image = await runPrelude(await decoded(), plan)
+      return this.image
+    })()
+    this.ready.catch(() => {})
+  }
+
+  async haloed (rect: Rect, to: 'memory' | 'raw' | 'compressed'): Promise<TilePixelsOut> {
+    const image = this.image ?? await this.ready
+    const tile = extract(image, rect)
+    // A tile that is the whole image is the image itself: a copy, as the worker frees what it computed from.
+    if (to === 'memory') return { body: tile === image ? Buffer.from(tile.data) : tile.data }
+    const checksum = tileChecksum(tile.data)
+    const packed = to === 'compressed' ? packPixels(tile.data) : { body: tile.data }
+    if (packed.body !== tile.data) freeBuffer(tile.data)
+    this.sent.raw += tile.data.length
+    this.sent.wire += packed.body.length
+    return { ...packed, checksum }
+  }
+
+  /** The job is over: the image goes (the input itself goes with its last hold). */
+  release (): void {
+    this.image = undefined
+  }
+}
