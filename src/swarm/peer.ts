@@ -23,6 +23,7 @@ import { VERSION } from '../version.ts'
 import { TrustRecords } from '../job/verify.ts'
 import { Scaler } from './scaler.ts'
 import { CostModel } from '../job/costs.ts'
+import { collectWhenIdle } from './idle-memory.ts'
 
 export type { PeerOptions } from './options.ts'
 
@@ -60,6 +61,7 @@ export class SwarmPeer {
   private readonly listen: string[]
   private readonly unlock: (() => Promise<void>) | undefined
   private stopping: Promise<void> | undefined
+  private stopCollecting: (() => void) | undefined
 
   private constructor (node: SwarmNode, options: PeerOptions, unlock: (() => Promise<void>) | undefined) {
     this.node = node
@@ -192,6 +194,8 @@ export class SwarmPeer {
       const peer = new SwarmPeer(node, options, unlock)
       // One slot is one tile at a time on one libvips thread: slots are how a peer uses its cores.
       sharp.concurrency(1)
+      // No pass is ever repeated on the same pixels: libvips' cache of operations would only hold memory.
+      sharp.cache(false)
       await peer.tiles.start()
       await peer.submissions.start()
       await peer.statusService.start()
@@ -199,6 +203,7 @@ export class SwarmPeer {
       peer.worker.start()
       peer.discovery.start()
       peer.scaler?.start()
+      peer.stopCollecting = collectWhenIdle(peer.clock, () => peer.submissions.activeJobs > 0 || peer.worker.heldLeases > 0)
       return peer
     } catch (err) {
       await node?.stop()
@@ -232,6 +237,7 @@ export class SwarmPeer {
     this.stopping ??= (async () => {
       // Beside the rest: its hooks need no node, and leases must not wait for them.
       const scaling = this.scaler?.stop()
+      this.stopCollecting?.()
       this.discovery.stop()
       await this.worker.stop(AbortSignal.timeout(2000))
       await this.submissions.stop(AbortSignal.timeout(2000))

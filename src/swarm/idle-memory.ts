@@ -1,0 +1,26 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { repeat, type Clock } from '../clock.ts'
+
+/** How often the peer looks whether it has gone idle after work. */
+const CHECK_MS = 1000
+
+/**
+ * A full garbage collection once the peer goes idle after work. Tiles and
+ * whole images churn through large buffers that V8 counts as external
+ * memory; with the limit grown for them (tuneHeapForTiles), a peer that goes
+ * quiet after a job would hold its last job's garbage, hundreds of MB, until
+ * some later job's allocations ran a collection. Returns a function that stops it.
+ */
+export function collectWhenIdle (clock: Clock, busy: () => boolean): () => void {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  let worked = false
+  return repeat(clock, CHECK_MS, () => {
+    if (busy()) worked = true
+    else if (worked) {
+      worked = false
+      gc()
+    }
+  })
+}
