@@ -26,8 +26,7 @@ import { readSwarmKey, writeSwarmKey } from './net/swarm-key.ts'
 import { parseAnnounceAddress, parseListenAddress, parsePeerAddress } from './net/address.ts'
 import type { PeerOptions } from './swarm/peer.ts'
 import { SPREAD_POLICIES, type SpreadPolicy } from './job/spread-policy.ts'
-import { createLog, LOG_FORMATS, LOG_LEVELS } from './logger.ts'
-import type { LogLevel } from './log.ts'
+import { LOG_FORMATS, LOG_LEVELS, type LogLevel } from './log.ts'
 import { createClientNode } from './net/node.ts'
 
 let debug = false
@@ -199,6 +198,8 @@ function peerCommand (compute: PeerCompute): Command {
       if (http !== undefined && !isLoopback(http.host) && httpToken === undefined) {
         throw new InvalidParameterError(`--http ${opts.http} is reachable from other machines: give --http-token <secret>${allowSubmit === undefined ? ' (or --swarm-key, from which a token is derived)' : ''}, or bind to 127.0.0.1`)
       }
+      // Loaded for a peer only, as the swarm's modules: a submit starts without them.
+      const { createLog } = await import('./logger.ts')
       const logger = createLog({ level: opts.logLevel, format: opts.logFormat })
       const log = logger.log
       // Loaded for a peer only: a submit (or --help) starts without the swarm's modules.

@@ -2,9 +2,6 @@ import { pino, stdTimeFunctions, type Logger } from 'pino'
 import pretty from 'pino-pretty'
 import type { Log, LogLevel } from './log.ts'
 
-export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const
-export const LOG_FORMATS = ['text', 'json'] as const
-
 /**
  * A peer's log on stdout: one line each, timestamped, at or above `level`;
  * as text for people, or as JSON (one object a line, with the peer's id) for

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import sharp from 'sharp'
+import { sharpLib } from '../imaging/sharp-lib.ts'
 import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, MAX_TILE_BODY_BYTES, SUBMIT_IDLE_MS } from '../defaults.ts'
 import { JobFailedError, LimitExceededError, ProtocolError, TileswarmError, isUserFacing, oneLine } from '../errors.ts'
 import { toSpecs, type Step } from '../imaging/index.ts'
@@ -65,7 +65,7 @@ async function prepare (request: BatchRequest, sink: BatchSink, emit: (e: BatchE
       continue
     }
     // The header only; one sharp cannot read goes whole, and its peer says why.
-    const meta = await sharp(item.input).metadata().catch(() => undefined)
+    const meta = await sharpLib()(item.input).metadata().catch(() => undefined)
     const n = meta !== undefined ? meta.width * meta.height : 0
     pixels.set(item, n)
     // Large in pixels, or in raw bytes (16-bit, alpha): too much for one peer's task.

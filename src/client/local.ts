@@ -1,4 +1,4 @@
-import sharp from 'sharp'
+import { sharpLib } from '../imaging/sharp-lib.ts'
 import { DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES } from '../defaults.ts'
 import { decodeImage, describePipeline, encodeImage, formatName, runPipeline } from '../imaging/index.ts'
 import { OutputFile, readInput } from './files.ts'
@@ -27,7 +27,7 @@ export interface LocalResult {
  */
 export async function runLocal (request: JobRequest, options: LocalOptions = {}): Promise<LocalResult> {
   const started = performance.now()
-  if (options.threads !== undefined) sharp.concurrency(options.threads)
+  if (options.threads !== undefined) sharpLib().concurrency(options.threads)
   const output = await OutputFile.create(request.output)
   try {
     const bytes = await readInput(request.input, options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES)

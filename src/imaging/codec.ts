@@ -1,4 +1,5 @@
-import sharp, { type Metadata, type Sharp } from 'sharp'
+import { sharpLib } from './sharp-lib.ts'
+import type { Metadata, Sharp } from 'sharp'
 import { InvalidImageError, LimitExceededError, oneLine } from '../errors.ts'
 import { createRaw, joinAlpha, samples, splitAlpha, withSamples, type Channels, type Depth, type PixelFormat, type RawImage } from './raw.ts'
 import { greyToRgb } from './operations/sharp-pass.ts'
@@ -58,7 +59,7 @@ async function planDecode (bytes: Uint8Array, options: DecodeOptions): Promise<D
   let meta: Metadata
   try {
     // limitInputPixels is off here only because we check the header's numbers ourselves, with a clearer message.
-    meta = await sharp(bytes, { limitInputPixels: false, failOn: 'error' }).metadata()
+    meta = await sharpLib()(bytes, { limitInputPixels: false, failOn: 'error' }).metadata()
   } catch (err) {
     throw decodeError(err)
   }
@@ -92,7 +93,7 @@ async function planDecode (bytes: Uint8Array, options: DecodeOptions): Promise<D
 
 /** An input file as every path reads it: first frame, upright, strict about errors. */
 function openInput (bytes: Uint8Array, maxPixels: number): Sharp {
-  return sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', autoOrient: true, pages: 1 })
+  return sharpLib()(bytes, { limitInputPixels: maxPixels, failOn: 'error', autoOrient: true, pages: 1 })
 }
 
 async function decodeWith (bytes: Uint8Array, plan: DecodePlan): Promise<RawImage> {
@@ -220,7 +221,7 @@ export async function encodeImage (image: RawImage, options: EncodeOptions): Pro
   if (source.channels === 2 && format !== 'png') source = greyAlphaToRgba(source)
   const grey = source.channels <= 2
   const wideIn = source.depth === 16
-  let pipeline: Sharp = sharp(samples(source), { raw: { width: source.width, height: source.height, channels: source.channels } })
+  let pipeline: Sharp = sharpLib()(samples(source), { raw: { width: source.width, height: source.height, channels: source.channels } })
   const wideOut = wideIn && hold.depth16
   if (!hold.alpha && (source.channels === 2 || source.channels === 4)) pipeline = pipeline.flatten({ background: '#ffffff' })
   pipeline = pipeline.toColourspace(grey ? (wideOut ? 'grey16' : 'b-w') : (wideOut ? 'rgb16' : 'srgb'))

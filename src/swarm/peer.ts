@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os'
-import sharp from 'sharp'
+import { sharpLib } from '../imaging/sharp-lib.ts'
 import { systemClock, type Clock } from '../clock.ts'
 import type { HostedJob, JobOutcome } from '../job/host.ts'
 import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_ANNOUNCE_MS, DEFAULT_HELLO_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS } from '../defaults.ts'
@@ -193,9 +193,9 @@ export class SwarmPeer {
       node = await createSwarmNode({ privateKey, listen: options.listen, announce: options.announce, heartbeatMs: options.heartbeatMs, dialTimeoutMs: options.dialTimeoutMs, connectionGater: options.connectionGater, swarmKey: options.swarmKey })
       const peer = new SwarmPeer(node, options, unlock)
       // One slot is one tile at a time on one libvips thread: slots are how a peer uses its cores.
-      sharp.concurrency(1)
+      sharpLib().concurrency(1)
       // No pass is ever repeated on the same pixels: libvips' cache of operations would only hold memory.
-      sharp.cache(false)
+      sharpLib().cache(false)
       await peer.tiles.start()
       await peer.submissions.start()
       await peer.statusService.start()

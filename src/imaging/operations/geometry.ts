@@ -1,4 +1,4 @@
-import sharp from 'sharp'
+import { sharpLib } from '../sharp-lib.ts'
 import { InvalidParameterError } from '../../errors.ts'
 import { gatedPass } from '../gate.ts'
 import type { Operation } from '../operation.ts'
@@ -156,7 +156,7 @@ export const resize: Operation = {
       const input = viaRgba ? greyAlphaToRgba(image) : image
       const wide = image.depth === 16
       const colour = input.channels <= 2 ? (wide ? 'grey16' : 'b-w') : (wide ? 'rgb16' : 'srgb')
-      const { data, info } = await gatedPass(async () => await sharp(samples(input), { raw: { width: input.width, height: input.height, channels: input.channels } })
+      const { data, info } = await gatedPass(async () => await sharpLib()(samples(input), { raw: { width: input.width, height: input.height, channels: input.channels } })
         // Both sides, always: the tiles were planned from this size. (sharp's own resize({ width }) rounds the
         // other side its own way, and comes a pixel short where it is k + 0.5: so it is not asked for.)
         .resize({ ...size, fit: 'fill', kernel: p.kernel as typeof KERNELS[number] })

@@ -1,4 +1,5 @@
-import sharp, { type Sharp } from 'sharp'
+import { sharpLib } from '../sharp-lib.ts'
+import type { Sharp } from 'sharp'
 import { gatedPass } from '../gate.ts'
 import { allocRawUnsafe, samples, withSamples, type RawImage } from '../raw.ts'
 
@@ -8,7 +9,7 @@ import { allocRawUnsafe, samples, withSamples, type RawImage } from '../raw.ts'
  * (a 1-channel raw image otherwise comes back with 3, 16-bit with 8).
  */
 export async function sharpPass (image: RawImage, build: (s: Sharp) => Sharp, outChannels: 1 | 3 = image.channels as 1 | 3): Promise<RawImage> {
-  const input = sharp(samples(image), { raw: { width: image.width, height: image.height, channels: image.channels } })
+  const input = sharpLib()(samples(image), { raw: { width: image.width, height: image.height, channels: image.channels } })
   const wide = image.depth === 16
   const space = outChannels === 1 ? (wide ? 'grey16' : 'b-w') : (wide ? 'rgb16' : 'srgb')
   const { data, info } = await gatedPass(async () => await build(input)
