@@ -265,6 +265,9 @@ export class JobHost implements Hosted {
         () => { if (!this.over.signal.aborted) coordinator.cancel(new ClientGoneError('the client went away')) })
       const output = await this.coordinateTiles(coordinator)
       const tilesAt = this.c.clock.now()
+      // Every tile is in: the input goes before the encode (its memory, not the output's, is what the encode can have).
+      pixels.release()
+      input.release()
       const { total } = coordinator.progress
       const progress = { type: 'progress', done: total, total, workers: coordinator.tilesByPeer.size } as const
       this.report({ ...progress, phase: 'encoding' })

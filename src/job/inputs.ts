@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { InvalidImageError, LimitExceededError, PeerBusyError } from '../errors.ts'
 import { sizeText } from '../units.ts'
-import { decodeImage, formatName, rawByteLength, type PixelFormat, type RawImage } from '../imaging/index.ts'
+import { decodeImage, formatName, freeBuffer, rawByteLength, type PixelFormat, type RawImage } from '../imaging/index.ts'
 
 /** What a job's input must decode to: what its coordinator read in the header. */
 export interface InputShape {
@@ -82,6 +82,8 @@ export class InputStore extends EventTarget {
         released = true
         if (--held.holds === 0 && this.entries.get(sha256) === held) {
           this.entries.delete(sha256)
+          // Nobody can reach the pixels now: their memory goes at once, not at some later collection.
+          void held.decoded?.then(image => { freeBuffer(image.data) }, () => {})
           this.dispatchEvent(new Event('released'))
         }
       },
