@@ -1,6 +1,5 @@
 import { createRaw, extract, processFile, processTile, samples, withSamples, type PixelFormat, type RawImage, type Tile, type TileWork, semaphore } from '../src/imaging/index.ts'
 import type { ImageProcessor, TileProcessor } from '../src/worker/worker.ts'
-import type { InputDecoder } from '../src/job/inputs.ts'
 
 /** mulberry32: a small seeded PRNG, so a scenario with --seed repeats. */
 export function prng (seed: number): () => number {
@@ -56,8 +55,6 @@ export function noiseImage (width: number, height: number, format: PixelFormat, 
 
 /** A host's compute in the emulated scaling benchmark, calibrated on this machine from the real operation. */
 export interface ComputeModel {
-  /** What decoding the job's input takes one thread here. */
-  decodeMs: number
   /** What the operation takes one thread here, per output pixel of a tile. */
   nsPerPixel: number
   slots: number
@@ -68,18 +65,15 @@ export interface ComputeModel {
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 /**
- * Compute that takes the time the model says and no CPU, so 16 hosts fit on
- * two cores: the decode gives an image of the right shape (zero pages, never
- * touched), a tile gives a crop of the real patch. Everything else a peer
- * does (the network, the coordinator's own work) stays real.
+ * A tile's compute that takes the time the model says and no CPU, so 16
+ * hosts fit on two cores: a tile gives a crop of the real patch. Everything
+ * else a peer does stays real: the network, and the coordinator's own work
+ * (its one decode of the input, cutting and sending the tiles' pixels,
+ * placing the results, the encode).
  */
-export function modelledCompute (model: ComputeModel): { decodeInput: InputDecoder, process: TileProcessor } {
+export function modelledCompute (model: ComputeModel): { process: TileProcessor } {
   const pool = semaphore(model.slots)
   return {
-    decodeInput: async (_file, shape) => {
-      await sleep(model.decodeMs)
-      return createRaw(shape.width, shape.height, shape.format)
-    },
     process: async (_pixels, tile, work) => {
       if (work.plan.phases.length > 1) throw new Error('the cost model covers one-phase jobs: a summary is not a crop of a patch')
       const { width, height } = tile.core

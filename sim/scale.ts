@@ -1,16 +1,19 @@
 /**
  * npm run bench:scale: does the swarm scale? N emulated hosts (network
  * namespaces on one bridge, each link shaped with tc), the real peer program
- * on each (sim/scale-peer.ts) with its compute replaced by a cost model
+ * on each (sim/scale-peer.ts) with its tiles' compute replaced by a cost model
  * calibrated here from the real operation, so 16 hosts fit on two cores. The
- * coordinator does all its real work: it reads the header, hashes and serves
- * the file, places every tile, encodes and sends the result. Prints the
- * speedup over one peer, the coordinator's serial seconds and the bytes on its
- * link per job; writes them to bench.json under "scale". Needs root and
- * iproute2; removes everything it made, on any exit, and stops by itself.
+ * coordinator does all its real work: it decodes the input (once, for the
+ * swarm), cuts and sends every tile's pixels, places every result, encodes
+ * and sends the output. Prints the speedup over one peer, the work efficiency
+ * (the CPU of every process, client included, plus the modelled compute, over
+ * sharp's own pipeline at one thread), the coordinator's CPU per tile and the
+ * hosts that keeps busy, its serial seconds and the bytes on its link per
+ * job; writes them to bench.json under "scale". Needs root and iproute2;
+ * removes everything it made, on any exit, and stops by itself.
  */
 import { Command } from 'commander'
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
@@ -18,7 +21,8 @@ import { join, resolve } from 'node:path'
 import sharp from 'sharp'
 import { integerOption } from '../src/cli-args.ts'
 import { decodeImage, extract, parseOps, pipelineRadius, planJob, planTiles, processTile, resolvePipeline, type RawImage } from '../src/imaging/index.ts'
-import { REPO, startPeerProcess, type PeerProcess } from './processes.ts'
+import { PEER_JS, REPO, startPeerProcess, type PeerProcess } from './processes.ts'
+import { cpuSince, processCpu, timedRun } from './bench/measure.ts'
 
 const opts = new Command('bench:scale')
   .description('the speedup curve of emulated hosts against one peer')
@@ -78,9 +82,9 @@ try {
   await sharp(resolve(REPO, 'sim/samples/saw.jpg'), { limitInputPixels: false }).resize(width, height, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(input)
   const file = await readFile(input)
   sharp.concurrency(1)
-  const decodeStart = performance.now()
   const { image } = await decodeImage(file, { maxPixels: width * height })
-  const decodeMs = performance.now() - decodeStart
+  // The anchor: sharp's own pipeline at one thread, in its own process (median and blur have one).
+  const anchor = JSON.parse((await timedRun([NODE, resolve(REPO, 'sim/bench/native.ts'), opts.ops, input, join(dir, 'anchor.jpg'), '1'])).stdout) as { cpuS: number }
   const steps = resolvePipeline(parseOps(opts.ops))
   const plan = planJob(steps, { width, height, format: image })
   if (plan.prelude.length > 0 || plan.phases.length > 1) throw new Error(`--ops ${opts.ops}: the cost model covers one-phase tiled pipelines, not geometry or whole-image steps`)
@@ -99,8 +103,8 @@ try {
   const patchFile = join(dir, 'patch.raw')
   await writeFile(patchFile, patch!.data)
   const modelFile = join(dir, 'model.json')
-  await writeFile(modelFile, JSON.stringify({ decodeMs, nsPerPixel, slots: opts.slots, patch: { file: patchFile, width: patch!.width, height: patch!.height, channels: patch!.channels, depth: patch!.depth } }))
-  say(`model: decode ${(decodeMs / 1000).toFixed(2)} s, ${opts.ops} ${nsPerPixel.toFixed(0)} ns/pixel (${(nsPerPixel * width * height / 1e9).toFixed(1)} s for the image on one thread); input ${(file.length / 1e6).toFixed(1)} MB, raw ${(image.data.length / 1e6).toFixed(0)} MB`)
+  await writeFile(modelFile, JSON.stringify({ nsPerPixel, slots: opts.slots, patch: { file: patchFile, width: patch!.width, height: patch!.height, channels: patch!.channels, depth: patch!.depth } }))
+  say(`model: sharp's own pipeline ${anchor.cpuS.toFixed(1)} s of CPU at one thread; ${opts.ops} ${nsPerPixel.toFixed(0)} ns/pixel (${(nsPerPixel * width * height / 1e9).toFixed(1)} s for the image on one thread); input ${(file.length / 1e6).toFixed(1)} MB, raw ${(image.data.length / 1e6).toFixed(0)} MB`)
   const rawBytes = image.data.length
 
   // The hosts: one bridge, a veth each, both ends shaped (half the latency on each, so host to host is --delay-ms).
@@ -137,15 +141,7 @@ try {
     return read('rx_bytes') + read('tx_bytes')
   }
 
-  /** CPU seconds a process has used (user and system), from /proc. */
-  const cpuSeconds = (p: PeerProcess): number => {
-    try {
-      const fields = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-      return (Number(fields[11]) + Number(fields[12])) / 100
-    } catch {
-      return 0
-    }
-  }
+
 
   const startHost = async (i: number, bootstrap?: string): Promise<PeerProcess> => {
     const p = await startPeerProcess(`host ${i}`, ['--listen', `/ip4/${SUBNET}.${i}/tcp/4001`, '--data-dir', join(dir, `data${i}`), '--slots', String(opts.slots), '--tile-size', String(opts.tileSize), '--spread', 'always', '--lease-ms', '60000', '--result-cache-mb', '0', '--max-pixels', String(width * height), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])], {
@@ -168,18 +164,18 @@ try {
     }
   }
 
-  const submit = async (to: string, out: string): Promise<number> => {
-    const started = performance.now()
-    await new Promise<void>((resolvePromise, reject) => {
-      const child = spawn(NODE, [resolve(REPO, 'dist/peer.js'), 'submit', '--peer', to, '--ops', opts.ops, '-i', input, '-o', out, '--json'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: opts.limitS * 1000 })
-      let err = ''
-      child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-      child.on('exit', code => { code === 0 ? resolvePromise() : reject(new Error(`submit exited with ${code}: ${err.trim().split('\n').slice(-3).join(' ')}\ncoordinator:\n${peers[0]?.lines.slice(-8).join('\n') ?? ''}`)) })
-    })
-    return (performance.now() - started) / 1000
+  /** A job from a fresh client process (outside the hosts, on the bridge): its wall time, its CPU, its done event. */
+  const submit = async (to: string, out: string): Promise<{ wallS: number, cpuS: number, done: { tilesByPeer: Record<string, number>, verify?: { extra: number } } }> => {
+    try {
+      const t = await timedRun([NODE, PEER_JS, 'submit', '--peer', to, '--ops', opts.ops, '-i', input, '-o', out, '--json'], { timeoutMs: opts.limitS * 1000 })
+      const done = t.stdout.trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>).find(e => e.event === 'done')
+      return { wallS: t.wallS, cpuS: t.cpuS, done: done as { tilesByPeer: Record<string, number>, verify?: { extra: number } } }
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\ncoordinator:\n${peers[0]?.lines.slice(-8).join('\n') ?? ''}`)
+    }
   }
 
-  type Row = { hosts: number, wallS: number, tilesS: number, cpuS: { coordinator: number, all: number }, speedup: number, efficiency: number, serial: { headerS: number, encodeS: number, sendS: number }, linkBytes: number, linkPerInputPlusOutput: number, linkPerRaw: number, tilesByPeer: number }
+  type Row = { hosts: number, wallS: number, tilesS: number, cpuS: { coordinator: number, all: number, client: number, modelled: number }, workEfficiency: number, coordinatorMsPerTile: number, hostsKeptBusy: number, speedup: number, efficiency: number, serial: { headerS: number, encodeS: number, sendS: number }, linkBytes: number, linkPerInputPlusOutput: number, linkPerRaw: number, tilesByPeer: number }
   const rows: Row[] = []
   let one: number | undefined
   for (const n of hostCounts) {
@@ -190,17 +186,26 @@ try {
     for (let rep = 0; rep < opts.reps; rep++) {
       const out = join(dir, `out-${n}-${rep}.jpg`)
       const before = linkBytes()
-      const cpuBefore = peers.map(cpuSeconds)
+      const cpuBefore = peers.map(p => processCpu(p.child.pid!))
       const seen = first.lines.length
-      const wallS = await submit(first.addr, out)
+      const job = await submit(first.addr, out)
+      const { wallS } = job
       const bytes = linkBytes() - before
-      const cpu = peers.map((p, i) => cpuSeconds(p) - cpuBefore[i]!)
+      const used = peers.map((p, i) => cpuSince(cpuBefore[i]!, p.child.pid!))
+      const cpu = used.map(u => u.all)
+      // The tiles' compute, modelled (slept, not spent): what it would have cost, checks' extra computations included.
+      const tileCount = Object.values(job.done.tilesByPeer).reduce((a, b) => a + b, 0)
+      const modelled = width * height * nsPerPixel / 1e9 * (1 + (job.done.verify?.extra ?? 0) / Math.max(1, tileCount))
+      const all = cpu.reduce((a, b) => a + b, 0) + job.cpuS + modelled
+      // The coordinator's own JavaScript per tile (its worker's tiles are modelled): grants, pixels out and in, placing.
+      const perTileS = used[0]!.threads.main / Math.max(1, tileCount)
+      const tileComputeS = opts.tileSize * opts.tileSize * nsPerPixel / 1e9
       const done = await newLine(first, seen, /: done in /, 10_000)
       const part = (name: string): number => Number(done.match(new RegExp(`${name} ([0-9.]+) s`))?.[1] ?? NaN)
       const outBytes = (await readFile(out)).length
       const workers = (done.match(/tiles by peer: ([^;]*)/)?.[1] ?? '').split(',').filter(s => s.trim() !== '').length
-      runs.push({ hosts: n, wallS, serial: { headerS: part('header and digest'), encodeS: part('encode'), sendS: part('send') }, tilesS: part('tiles'), cpuS: { coordinator: cpu[0]!, all: cpu.reduce((a, b) => a + b, 0) }, linkBytes: bytes, linkPerInputPlusOutput: bytes / (file.length + outBytes), linkPerRaw: bytes / rawBytes, tilesByPeer: workers })
-      say(`${n} host${n > 1 ? 's' : ''}, job ${rep + 1}: ${wallS.toFixed(2)} s, ${workers} peers did tiles, coordinator's link ${(bytes / 1e6).toFixed(0)} MB, CPU ${cpu[0]!.toFixed(1)} s coordinator, ${cpu.reduce((a, b) => a + b, 0).toFixed(1)} s all hosts; ${done.replace(/^\S+ job \S+ /, '').replace(/; tiles by peer.*/, '')}`)
+      runs.push({ hosts: n, wallS, serial: { headerS: part('header and digest'), encodeS: part('encode'), sendS: part('send') }, tilesS: part('tiles'), cpuS: { coordinator: cpu[0]!, all, client: job.cpuS, modelled }, workEfficiency: all / anchor.cpuS, coordinatorMsPerTile: perTileS * 1000, hostsKeptBusy: Math.floor(tileComputeS / perTileS), linkBytes: bytes, linkPerInputPlusOutput: bytes / (file.length + outBytes), linkPerRaw: bytes / rawBytes, tilesByPeer: workers })
+      say(`${n} host${n > 1 ? 's' : ''}, job ${rep + 1}: ${wallS.toFixed(2)} s, ${workers} peers did tiles, coordinator's link ${(bytes / 1e6).toFixed(0)} MB, CPU ${cpu[0]!.toFixed(1)} s coordinator, ${all.toFixed(1)} s in all with the client and ${modelled.toFixed(1)} s modelled (work efficiency ${(all / anchor.cpuS).toFixed(2)}), coordinator ${(perTileS * 1000).toFixed(1)} ms a tile (${Math.floor(tileComputeS / perTileS)} hosts kept busy); ${done.replace(/^\S+ job \S+ /, '').replace(/; tiles by peer.*/, '')}`)
     }
     await stopPeers()
     const run = [...runs].sort((a, b) => a.wallS - b.wallS)[Math.floor(runs.length / 2)]!
@@ -211,13 +216,13 @@ try {
 
   // Hosts share this machine's cores: where their CPU over the wall time nears the core count, the curve measures this machine, not the swarm.
   const cores = availableParallelism()
-  const table = ['hosts   wall s  speedup  efficiency  serial s (header+encode+send)  link MB  link/(in+out)  link/raw  coord CPU s  all CPU s / wall']
+  const table = ['hosts   wall s  speedup  efficiency  work efficiency  coord ms/tile  hosts kept busy  serial s (header+encode+send)  link MB  link/(in+out)  link/raw  coord CPU s  all CPU s / wall']
   for (const r of rows) {
-    table.push(`${String(r.hosts).padStart(5)}  ${r.wallS.toFixed(2).padStart(7)}  ${r.speedup.toFixed(2).padStart(7)}  ${r.efficiency.toFixed(2).padStart(10)}  ${(r.serial.headerS + r.serial.encodeS + r.serial.sendS).toFixed(2).padStart(29)}  ${(r.linkBytes / 1e6).toFixed(0).padStart(7)}  ${r.linkPerInputPlusOutput.toFixed(2).padStart(13)}  ${r.linkPerRaw.toFixed(2).padStart(8)}  ${r.cpuS.coordinator.toFixed(1).padStart(11)}  ${(r.cpuS.all / r.wallS).toFixed(2).padStart(6)}${r.cpuS.all / r.wallS > 0.8 * cores ? ' (CPU-bound here)' : ''}`)
+    table.push(`${String(r.hosts).padStart(5)}  ${r.wallS.toFixed(2).padStart(7)}  ${r.speedup.toFixed(2).padStart(7)}  ${r.efficiency.toFixed(2).padStart(10)}  ${r.workEfficiency.toFixed(2).padStart(15)}  ${r.coordinatorMsPerTile.toFixed(1).padStart(13)}  ${String(r.hostsKeptBusy).padStart(15)}  ${(r.serial.headerS + r.serial.encodeS + r.serial.sendS).toFixed(2).padStart(29)}  ${(r.linkBytes / 1e6).toFixed(0).padStart(7)}  ${r.linkPerInputPlusOutput.toFixed(2).padStart(13)}  ${r.linkPerRaw.toFixed(2).padStart(8)}  ${r.cpuS.coordinator.toFixed(1).padStart(11)}  ${((r.cpuS.all - r.cpuS.modelled) / r.wallS).toFixed(2).padStart(6)}${(r.cpuS.all - r.cpuS.modelled) / r.wallS > 0.8 * cores ? ' (CPU-bound here)' : ''}`)
   }
   process.stdout.write(`${width}x${height} ${opts.ops}, links ${opts.rate} ${shape === netem ? `${opts.delayMs} ms` : 'no added latency'}, ${opts.slots} slot(s) per host; speedup against one host\n${table.join('\n')}\n`)
   const existing = existsSync(opts.out) ? JSON.parse(readFileSync(opts.out, 'utf8')) as Record<string, unknown> : {}
-  existing.scale = { when: new Date().toISOString(), image: { width, height, inputBytes: file.length, rawBytes }, ops: opts.ops, link: { rate: opts.rate, delayMs: shape === netem ? Number(opts.delayMs) : 0, shaper: shape[1] }, slots: opts.slots, tileSize: opts.tileSize, model: { decodeMs, nsPerPixel }, rows }
+  existing.scale = { when: new Date().toISOString(), image: { width, height, inputBytes: file.length, rawBytes }, ops: opts.ops, link: { rate: opts.rate, delayMs: shape === netem ? Number(opts.delayMs) : 0, shaper: shape[1] }, slots: opts.slots, tileSize: opts.tileSize, model: { nsPerPixel }, anchorCpuS: anchor.cpuS, rows }
   await writeFile(opts.out, JSON.stringify(existing, null, 2) + '\n')
   say(`wrote ${opts.out}`)
 } finally {
