@@ -48,9 +48,9 @@ export class TilePixels implements TilePixelSource {
     if (to === 'memory') return { body: tile === image ? Buffer.from(tile.data) : tile.data }
     const checksum = tileChecksum(tile.data)
     const packed = to === 'compressed' ? packPixels(tile.data) : { body: tile.data }
-    if (packed.body !== tile.data) freeBuffer(tile.data)
     this.sent.raw += tile.data.length
     this.sent.wire += packed.body.length
+    if (packed.body !== tile.data) freeBuffer(tile.data)
     return { ...packed, checksum }
   }
 
