@@ -30,7 +30,9 @@ const peers: PeerProcess[] = []
 try {
   await mkdir(OUT_DIR, { recursive: true })
   console.log('starting 3 peers on 127.0.0.1 (one slot each)...')
-  const common = ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', '1', '--tile-size', '256']
+  // Three peers on one machine share its cores: spreading a 6 MP job among them rarely pays, and --spread auto
+  // would run it as one pipeline. The demo shows the swarm's tiles, so its peers tile every job.
+  const common = ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', '1', '--tile-size', '256', '--spread', 'always']
   peers.push(await startPeerProcess('peer-1', [...common, '--data-dir', join(dataRoot, 'peer-1')]))
   for (const name of ['peer-2', 'peer-3']) {
     peers.push(await startPeerProcess(name, [...common, '--data-dir', join(dataRoot, name), '--bootstrap', peers[0]!.addr]))

@@ -154,7 +154,7 @@ function peerCommand (compute: PeerCompute): Command {
     .option('--data-dir <dir>', 'keeps the identity key, so a restarted peer keeps its peer id', join(homedir(), '.tileswarm'))
     .option('--slots <n>', 'libvips threads this peer computes with (it holds up to four tiles per slot, so the next is ready)', integerOption('--slots', 1, 1024), availableParallelism())
     .option('--tile-size <px>', 'tile edge for jobs coordinated here (default: chosen per job from its image and the swarm\'s slots, about a megapixel, 256 to 1024 px)', integerOption('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE))
-    .addOption(new Option('--spread <when>', 'auto: a job is tiled across the swarm only where the cost model says that finishes it a fifth sooner or more, else it runs as one pipeline here (as submit --local would); always: every job is tiled across the swarm (as with --scale-out, whose peers are on their way)').choices(SPREAD_POLICIES).default('auto'))
+    .addOption(new Option('--spread <when>', 'auto: a job is tiled across the swarm only where the cost model says that finishes it a tenth sooner or more, else it runs as one pipeline here (as submit --local would); always: every job is tiled across the swarm (as with --scale-out, whose peers are on their way)').choices(SPREAD_POLICIES).default('auto'))
     .option('--lease-ms <ms>', 'a tile not delivered or renewed this long after its grant goes to another peer', integerOption('--lease-ms', 100, 3_600_000), DEFAULT_LEASE_MS)
     .option('--max-pixels <n>', 'refuse submitted images with more pixels', integerOption('--max-pixels'), DEFAULT_MAX_PIXELS)
     .option('--max-upload-bytes <n>', 'refuse larger submitted files', integerOption('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)

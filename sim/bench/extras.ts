@@ -32,7 +32,8 @@ export async function breakdown (input: string, ops: Array<{ op: string, ops: st
     const profiles = join(dir, `profiles-${op}`)
     await mkdir(profiles, { recursive: true })
     const env = { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profiles}` }
-    const swarm = await Swarm.start(`prof-${op}`, 2, dir, env)
+    // From the sources, not the bundle: a profile then names each frame's module.
+    const swarm = await Swarm.start(`prof-${op}`, 2, dir, env, resolve(REPO, 'src/peer.ts'))
     let job: JobRun
     try {
       job = await swarm.run(input, pipeline, join(dir, `prof.${ext}`))

@@ -18,15 +18,17 @@ interface Profile {
   timeDeltas: number[]
 }
 
-/** Kinds of work, tried in order on a sample's frames from the leaf up: the first that matches a frame names the sample. */
+/** Kinds of work: a sample goes to the kind of its nearest frame (from the leaf up) that one matches, the first in this order. */
 const KINDS: Array<[string, RegExp]> = [
   ['idle', /^\(idle\)/],
   ['garbage collection', /^\(garbage collector\)/],
-  ['module loading and compiling', /node:internal\/(modules|bootstrap)|compileSourceTextModule|compileFunction|wrapSafe|^\(program\) |amaro/],
+  ['module loading and compiling', /node:internal\/(modules|bootstrap)|compileSourceTextModule|compileFunction|wrapSafe|amaro|^dlopen /],
   ['zstd (compress, inflate)', /^processChunkSync |packPixels|unpackPixels/],
   ['checksums and digests', /^crc32 |tileChecksum|inputDigest|resultDigest|createHash|node:internal\/crypto\/hash/],
   ['Noise encryption', /libp2p-noise|noise-crypto|node:internal\/crypto\/(cipher|keys)|chaCha20/],
-  ['streams (yamux, framing, sockets)', /libp2p-yamux|it-length-prefixed|uint8arraylist|it-pushable|it-pipe|protocol\/framing|writeBuffer|onStreamRead|node:net|stream_base/],
+  ['streams (yamux, framing, sockets)', /libp2p-yamux|it-length-prefixed|uint8arraylist|it-pushable|it-pipe|protocol\/framing|^writeBuffer |^writev|onStreamRead|node:net|stream_base|node:buffer/],
+  ['libp2p (connections, identify, peer store)', /@libp2p\/|\/libp2p\/dist|multiformats|@multiformats/],
+  ['cost model calibration (first use of a pipeline)', /job\/costs/],
   ['tile cut and placement', /imaging\/raw|placeTile|tileInput|extract |blit /],
   ['sharp calls (the JavaScript side)', /sharp\/dist/],
   ['gossip and discovery', /gossipsub|pubsub|swarm\/(gossip|discovery)/],
@@ -34,8 +36,9 @@ const KINDS: Array<[string, RegExp]> = [
 ]
 
 function kindOf (stack: ProfileNode[]): string {
-  for (const [kind, pattern] of KINDS) {
-    for (const node of stack) if (pattern.test(`${node.callFrame.functionName} ${node.callFrame.url}`)) return kind
+  for (const node of stack) {
+    const frame = `${node.callFrame.functionName} ${node.callFrame.url}`
+    for (const [kind, pattern] of KINDS) if (pattern.test(frame)) return kind
   }
   return 'other JavaScript'
 }

@@ -22,30 +22,35 @@ export interface JobRun {
 export class Swarm {
   readonly name: string
   readonly peers: PeerProcess[]
+  /** The program the peers and clients run: the bundled CLI, or (profiled) its sources, whose profiles name their modules. */
+  private readonly script: string
+  private readonly env: NodeJS.ProcessEnv | undefined
 
-  private constructor (name: string, peers: PeerProcess[]) {
+  private constructor (name: string, peers: PeerProcess[], script: string, env?: NodeJS.ProcessEnv) {
     this.name = name
     this.peers = peers
+    this.script = script
+    this.env = env
   }
 
-  /** `n` peers of one slot each, bootstrapped to the first; results not kept (each rep computes its job). */
-  static async start (name: string, n: number, dir: string, env?: NodeJS.ProcessEnv): Promise<Swarm> {
+  /** `n` peers of one slot each, bootstrapped to the first; results not kept (each rep computes its job). `env` goes to the clients too. */
+  static async start (name: string, n: number, dir: string, env?: NodeJS.ProcessEnv, script = PEER_JS): Promise<Swarm> {
     const peers: PeerProcess[] = []
     const args = (i: number): string[] => ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', '1', '--result-cache-mb', '0', '--data-dir', join(dir, `${name}-${i}`), ...(i > 0 ? ['--bootstrap', peers[0]!.addr] : [])]
     try {
-      for (let i = 0; i < n; i++) peers.push(await startPeerProcess(`${name} ${i}`, args(i), { ...(env !== undefined ? { env } : {}) }))
+      for (let i = 0; i < n; i++) peers.push(await startPeerProcess(`${name} ${i}`, args(i), { script, ...(env !== undefined ? { env } : {}) }))
       await Promise.all(peers.slice(1).map(async p => await p.waitFor(/peer joined/, 15_000)))
     } catch (err) {
       await Promise.all(peers.map(async p => await p.stop()))
       throw err
     }
-    return new Swarm(name, peers)
+    return new Swarm(name, peers, script, env)
   }
 
   /** One job through the first peer, by a fresh client process. */
   async run (input: string, ops: string, output: string, extra: string[] = []): Promise<JobRun> {
     const before = this.peers.map(p => processCpu(p.child.pid!))
-    const timed = await timedRun([process.execPath, PEER_JS, 'submit', '--peer', this.peers[0]!.addr, '--ops', ops, '-i', input, '-o', output, '--json', ...extra])
+    const timed = await timedRun([process.execPath, this.script, 'submit', '--peer', this.peers[0]!.addr, '--ops', ops, '-i', input, '-o', output, '--json', ...extra], { ...(this.env !== undefined ? { env: this.env } : {}) })
     const peers = this.peers.map((p, i) => cpuSince(before[i]!, p.child.pid!))
     const done = timed.stdout.trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>).find(e => e.event === 'done')
     if (done === undefined) throw new Error(`no done event from submit: ${timed.stderr}`)

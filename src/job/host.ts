@@ -6,7 +6,7 @@ import { COLLECT_WINDOW_MS, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULAT
 import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import { encodeImage, freeBuffer, pipelineRadius, planJob, processFile, readImageHeader, tileCount, toSpecs, type ImageHeader, type OutputFormat, type ProcessedFile, type RawImage, type Step } from '../imaging/index.ts'
 import type { CostModel } from './costs.ts'
-import { autoTileSize, decideSpread, type SpreadPolicy } from './spread.ts'
+import { autoTileSize, decideSpread, swarmShape, type SpreadPolicy, type SwarmView } from './spread.ts'
 import { MAX_HOLDERS, MAX_PEERS_TOLD, MAX_PLACED_TOLD } from '../protocol/constants.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
@@ -23,8 +23,8 @@ export interface JobHostComponents {
   peerId: string
   /** What jobs cost here, per pixel: whether a job is worth spreading is weighed from it. */
   costs: CostModel
-  /** This peer's slots, and the swarm's (this peer's and its connected peers'). */
-  slots: () => { here: number, total: number }
+  /** This peer's slots and cores, and its connected peers' slots (and whether they are on this machine). */
+  swarm: () => SwarmView
   spread: SpreadPolicy
   /** Peers of the swarm connected now: none, and a job runs on this peer alone (the client is told). */
   connectedPeers: () => number
@@ -196,8 +196,8 @@ export class JobHost implements Hosted {
       if (plan.largestPixels > this.limits.maxPixels) {
         throw new LimitExceededError(`${[...new Set(plan.prelude.map(s => s.operation.name))].join(', ')} would make an image of ${(plan.largestPixels / 1e6).toFixed(1)} MP: over this peer's limit of ${(this.limits.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
       }
-      const slots = this.c.slots()
-      const tileSize = this.spec.tileSize ?? autoTileSize(plan.width, plan.height, slots.total)
+      const view = this.c.swarm()
+      const tileSize = this.spec.tileSize ?? autoTileSize(plan.width, plan.height, view.here + view.peers.reduce((n, p) => n + p.slots, 0))
       const tiles = tileCount(plan.width, plan.height, tileSize)
       if (tiles > this.limits.maxTiles) {
         throw new LimitExceededError(`${tiles} tiles of ${tileSize} px is over this peer's limit of ${this.limits.maxTiles} (--max-tiles); use a larger tile size`)
@@ -207,7 +207,7 @@ export class JobHost implements Hosted {
       if (this.limits.inputMemoryBytes !== undefined) this.c.inputs.checkRoom(sha256, shape, this.limits.inputMemoryBytes)
       // Held (and counted against --input-memory-mb) whichever way it runs.
       input = this.c.inputs.hold(sha256, upload, shape)
-      const spread = await decideSpread(this.c.costs, { plan, inputPixels: header.width * header.height, container: header.container, format: this.spec.format }, slots, this.c.spread)
+      const spread = await decideSpread(this.c.costs, { plan, inputPixels: header.width * header.height, container: header.container, format: this.spec.format }, swarmShape(view, tiles, this.c.trust, this.spec.verify), this.c.spread)
       this.c.log(`job ${this.jobId}: ${spread.reason}`)
       if (spread.mode === 'whole') {
         accepted = true

@@ -1,26 +1,39 @@
 import { bytesPerPixel, type JobPlan, type OutputFormat } from '../imaging/index.ts'
 import type { CostModel } from './costs.ts'
+import type { TrustRecords, VerifyLevel } from './verify.ts'
 
 import type { SpreadPolicy } from './spread-policy.ts'
 
 export type { SpreadPolicy } from './spread-policy.ts'
 
 /**
- * Moving a pixel between two peers and back, per byte of raw pixels, on the
- * coordinator's main thread: libp2p's streams (yamux, Noise) cost about
- * 5 ns a byte each way here, and a remote tile's pixels go out and its
- * result comes back. Measured with `npm run bench`.
+ * Moving a remote tile's pixels out and its result back, per byte of raw
+ * pixels, at each end: libp2p's streams (yamux, Noise), the checksums, the
+ * cut and the placement. Measured with `npm run bench` (the peers'
+ * JavaScript threads on a 2-peer median: about 24 ns a byte, both ends).
  */
-const SHIP_NS_PER_BYTE = 10
-/** A tile pass costs this much more than the same pixels in one pass (halos, set-up), at the tile sizes chosen here. */
-const TILE_OVERHEAD = 0.05
+const SHIP_NS_PER_BYTE = 12
+/** Tiles' libvips passes took this much more CPU than one pass over the image in `npm run bench` (halos, set-up, caches). */
+const TILE_OVERHEAD = 0.3
 /** A spread job's latency before the second slot starts (a claim, its grant, the session): a few round trips. */
 const SPREAD_LATENCY_NS = 30e6
-/** Spreading must save at least this share of the time: it costs CPU the whole pipeline does not spend. */
-const MIN_GAIN = 0.2
+/** Spreading must save at least this share of the time: a margin for the model's error, as spreading costs CPU one pipeline does not spend. */
+const MIN_GAIN = 0.1
 /** Tiles per slot the tile size aims for: enough to balance peers of unequal speed, and to lose little to a failure. */
 const TILES_PER_SLOT = 4
 export const AUTO_TILE = { min: 256, max: 1024, step: 64 }
+
+/** The swarm a job would be spread over, as its coordinator sees it now. */
+export interface SwarmShape {
+  /** This peer's slots, and the swarm's (this peer's and its connected peers'). */
+  here: number
+  total: number
+  /** Every other peer is on this machine (loopback): they share its cores, and moving pixels takes CPU from the work itself. */
+  colocated: boolean
+  cores: number
+  /** The extra computations spot checks would add, as a share of the job's tiles (other peers' records as they stand). */
+  checkShare: number
+}
 
 export interface SpreadDecision {
   /** One pipeline on this peer, or tiles across the swarm's slots. */
@@ -31,6 +44,21 @@ export interface SpreadDecision {
   slots: number
   /** The reason, for the job's log line. */
   reason: string
+}
+
+/** The peers a coordinator could spread a job over: its own slots, and each connected peer's (on this machine or not). */
+export interface SwarmView {
+  here: number
+  cores: number
+  peers: Array<{ peerId: string, slots: number, local: boolean }>
+}
+
+/** The swarm's shape for a job of `tiles` tiles: its slots, whether it is all on this machine, and what checks would add. */
+export function swarmShape (view: SwarmView, tiles: number, trust: TrustRecords, level: VerifyLevel): SwarmShape {
+  const total = view.here + view.peers.reduce((n, p) => n + p.slots, 0)
+  // Each peer's share of the tiles, by its slots; the checks its record calls for on that many results.
+  const checks = view.peers.reduce((n, p) => n + trust.expectedChecks(p.peerId, level, tiles * p.slots / total), 0)
+  return { here: view.here, total, colocated: view.peers.every(p => p.local), cores: view.cores, checkShare: checks / Math.max(1, tiles) }
 }
 
 /** Tiles of about a megapixel, fewer where the swarm has many slots for the image; a multiple of 64. */
@@ -47,7 +75,7 @@ export function autoTileSize (width: number, height: number, slots: number): num
  * A job that would not finish sooner by a margin runs as one pipeline: more
  * peers never make it slower, and it costs the swarm no CPU for spreading.
  */
-export async function decideSpread (costs: CostModel, job: { plan: JobPlan, inputPixels: number, container: string, format: OutputFormat }, swarm: { here: number, total: number }, policy: SpreadPolicy): Promise<SpreadDecision> {
+export async function decideSpread (costs: Pick<CostModel, 'compute' | 'decode' | 'encode'>, job: { plan: JobPlan, inputPixels: number, container: string, format: OutputFormat }, swarm: SwarmShape, policy: SpreadPolicy): Promise<SpreadDecision> {
   const { plan } = job
   const pixels = plan.width * plan.height
   const compute = await costs.compute(plan.steps, plan.format) * pixels
@@ -55,8 +83,16 @@ export async function decideSpread (costs: CostModel, job: { plan: JobPlan, inpu
   const wholeNs = serial + compute
   const slots = Math.max(1, swarm.total)
   const remoteShare = (slots - Math.min(slots, swarm.here)) / slots
-  const shipNs = SHIP_NS_PER_BYTE * pixels * (bytesPerPixel(plan.format) + bytesPerPixel(plan.outputFormat)) / 2 * remoteShare
-  const tilesNs = serial + Math.max(compute * (1 + TILE_OVERHEAD) / slots, shipNs) + (slots > 1 ? SPREAD_LATENCY_NS : 0)
+  // Each phase of a job in phases computes its tiles again from their pixels, which travel again: at most this many times the work.
+  const phases = plan.phases.length
+  const tiledCompute = compute * phases * (1 + TILE_OVERHEAD) * (1 + swarm.checkShare)
+  const shipNs = SHIP_NS_PER_BYTE * pixels * (bytesPerPixel(plan.format) + bytesPerPixel(plan.outputFormat)) / 2 * remoteShare * phases
+  const spreadNs = swarm.colocated
+    // One machine's cores do it all: the work, and both ends of every pixel's trip.
+    ? (tiledCompute + 2 * shipNs) / Math.min(slots, Math.max(1, swarm.cores))
+    // Machines of their own: the coordinator's moving of pixels runs beside the work.
+    : Math.max(tiledCompute / slots, shipNs)
+  const tilesNs = serial + spreadNs + (slots > 1 ? SPREAD_LATENCY_NS : 0)
   const figures = { wholeS: wholeNs / 1e9, tilesS: tilesNs / 1e9, slots }
   const says = `${figures.tilesS.toFixed(2)} s on ${slots} slot${slots === 1 ? '' : 's'} against ${figures.wholeS.toFixed(2)} s as one pipeline`
   if (policy === 'always') return { mode: 'tiles', ...figures, reason: `spread as this peer is told (--spread always): ${says}` }

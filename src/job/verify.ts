@@ -81,15 +81,32 @@ export class TrustRecords {
    * for `all`, none for `off`.
    */
   share (peer: string, level: VerifyLevel): number {
-    if (level === 'off') return 0
-    if (level === 'all') return 1
     const record = this.peers.get(peer)
-    const agreed = (record?.agreed ?? 0) + (record?.pending ?? 0)
-    if (agreed === 0) return 1
-    return Math.max(level, SECOND_SHARE * 2 ** (-(agreed - 1) / HALVE_EVERY))
+    return shareAt((record?.agreed ?? 0) + (record?.pending ?? 0), level)
+  }
+
+  /** The checks `tiles` more results of `peer` can expect, as its record stands: what spreading a job to it costs in extra computations. */
+  expectedChecks (peer: string, level: VerifyLevel, tiles: number): number {
+    const record = this.peers.get(peer)
+    let agreed = (record?.agreed ?? 0) + (record?.pending ?? 0)
+    let checks = 0
+    for (let i = 0; i < tiles; i++) {
+      const share = shareAt(agreed, level)
+      checks += share
+      agreed += share
+    }
+    return checks
   }
 
   get size (): number { return this.peers.size }
+}
+
+/** The share of a peer's results to check once `agreed` checks of its results have passed (or are under way). */
+function shareAt (agreed: number, level: VerifyLevel): number {
+  if (level === 'off') return 0
+  if (level === 'all') return 1
+  if (agreed === 0) return 1
+  return Math.max(level, SECOND_SHARE * 2 ** (-(agreed - 1) / HALVE_EVERY))
 }
 
 /** What the client hears of verification: tiles whose result a second computation confirmed, disagreements, and peers excluded (with their wrong tiles). */

@@ -23,6 +23,8 @@ import { VERSION } from '../version.ts'
 import { TrustRecords } from '../job/verify.ts'
 import { Scaler } from './scaler.ts'
 import { CostModel } from '../job/costs.ts'
+import type { SwarmView } from '../job/spread.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { collectWhenIdle } from './idle-memory.ts'
 
 export type { PeerOptions } from './options.ts'
@@ -106,7 +108,7 @@ export class SwarmPeer {
       scaler: options.scale?.out !== undefined,
       scaledBy: options.scaledBy,
     })
-    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, costs: this.costs, slots: () => ({ here: slots, total: slots + this.discovery.view().reduce((n, p) => n + (p.connected ? p.slots ?? 1 : 0), 0) }), spread: options.scale?.out !== undefined ? 'always' : options.spread ?? 'auto', connectedPeers: () => this.gossip.swarmPeers(), addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) }, trust: this.trust }, {
+    this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, costs: this.costs, swarm: () => this.swarmView(), spread: options.scale?.out !== undefined ? 'always' : options.spread ?? 'auto', connectedPeers: () => this.gossip.swarmPeers(), addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) }, trust: this.trust }, {
       ...(options.tileSize !== undefined ? { tileSize: options.tileSize } : {}),
       maxJobs: options.maxJobs ?? DEFAULT_MAX_JOBS,
       maxUploadBytes,
@@ -146,6 +148,16 @@ export class SwarmPeer {
       cachedResultBytes: () => this.cache.stats.bytes,
       scaling: () => this.scaler,
     })
+  }
+
+  /** This peer's slots and cores, and each connected peer's slots (1 until its hello says) and whether it is on this machine. */
+  private swarmView (): SwarmView {
+    const peers = this.discovery.view().filter(p => p.connected).map(p => ({
+      peerId: p.peerId,
+      slots: p.slots ?? 1,
+      local: this.node.getConnections(peerIdFromString(p.peerId)).some(c => isLoopback(c.remoteAddr)),
+    }))
+    return { here: this.slots, cores: availableParallelism(), peers }
   }
 
   /** The status, with the figures of jobs elsewhere asked of their coordinators (the dashboard's, and `tileswarm status`'s). */
