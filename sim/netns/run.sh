@@ -94,7 +94,8 @@ for i in 1 2 3 4; do
 done
 
 start_peer() { # i [bootstrap]
-  local i=$1 args=(--listen "/ip4/198.18.0.$1/tcp/4001" --data-dir "$WORK/data$1" --slots 1 --tile-size 128 --lease-ms 60000)
+  # Tiled whatever the cost model says: the test is about the tiles of peers that fail.
+  local i=$1 args=(--listen "/ip4/198.18.0.$1/tcp/4001" --data-dir "$WORK/data$1" --slots 1 --tile-size 128 --lease-ms 60000 --spread always)
   [[ $# -gt 1 ]] && args+=(--bootstrap "$2")
   ip netns exec "${TAG}h$i" "$NODE" dist/peer.js "${args[@]}" >"$WORK/p$i.log" 2>&1 &
   PIDS[$i]=$!
