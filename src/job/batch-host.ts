@@ -9,7 +9,8 @@ import { errorReply, type Wire } from '../protocol/wire.ts'
 import { inputDigest } from './inputs.ts'
 import { shortId } from '../log.ts'
 import { BatchCoordinator, taskKeyOf } from './batch.ts'
-import { ClientGoneError, sec, startAnnouncing, tellPeersMessage, toldKey, type JobHostComponents, type Hosted, type HostedJob, type JobLimits, type JobOutcome } from './host.ts'
+import { sec, tellPeersMessage, toldKey } from './told.ts'
+import { ClientGoneError, startAnnouncing, type JobHostComponents, type Hosted, type HostedJob, type JobLimits, type JobOutcome } from './host.ts'
 
 export interface BatchSpec {
   steps: Step[]

@@ -1,13 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { inputDigest, type InputHold, type InputStore } from './inputs.ts'
 import { TilePixels } from './tile-pixels.ts'
+import { sec, tellPeersMessage, toldKey, verifySummary, verifyTold } from './told.ts'
 import { repeat, type Clock } from '../clock.ts'
 import { COLLECT_WINDOW_MS, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../defaults.ts'
 import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import { encodeImage, freeBuffer, pipelineRadius, planJob, processFile, readImageHeader, tileCount, toSpecs, type ImageHeader, type OutputFormat, type ProcessedFile, type RawImage, type Step } from '../imaging/index.ts'
 import type { CostModel } from './costs.ts'
 import { autoTileSize, decideSpread, swarmShape, type SpreadPolicy, type SwarmView } from './spread.ts'
-import { MAX_HOLDERS, MAX_PEERS_TOLD, MAX_PLACED_TOLD } from '../protocol/constants.ts'
+import { MAX_PLACED_TOLD } from '../protocol/constants.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
 import { errorReply, type Outgoing, type Wire } from '../protocol/wire.ts'
@@ -16,7 +17,7 @@ import { JobCoordinator } from './coordinator.ts'
 import { shortId, type Log } from '../log.ts'
 import type { LeaseTable } from './leases.ts'
 import type { BatchCoordinator } from './batch.ts'
-import { verifyText, type TrustRecords, type VerifyFigures, type VerifyLevel } from './verify.ts'
+import { verifyText, type TrustRecords, type VerifyLevel } from './verify.ts'
 import { sizeText } from '../units.ts'
 
 export interface JobHostComponents {
@@ -469,42 +470,6 @@ export function startAnnouncing (c: JobHostComponents, announceMs: number, job: 
     tick()
   })
   return { announce, soon: () => { if (c.clock.now() - last > minGapMs) announce() }, stop }
-}
-
-/**
- * What a client hears of the swarm: peers where it may resume its job if
- * this one goes, and which of `workers` (peers that delivered results) hold
- * finished work. This peer's own worker's results die with it.
- */
-export async function tellPeersMessage (c: Pick<JobHostComponents, 'swarmPeers' | 'peerId'>, workers: string[]): Promise<Outgoing<Extract<SubmitServerMessage, { type: 'peers' }>>> {
-  const known = (await c.swarmPeers(256)).filter(p => p.peerId !== c.peerId)
-  const peers = known.slice(0, MAX_PEERS_TOLD)
-  peers.sort((a, b) => a.peerId < b.peerId ? -1 : 1)
-  const where = new Map(known.map(p => [p.peerId, p.addrs]))
-  const holders = workers.filter(p => p !== c.peerId).slice(0, MAX_HOLDERS).sort().map(peerId => ({ peerId, addrs: (where.get(peerId) ?? []).slice(0, 4) }))
-  return { type: 'peers', peers, holders }
-}
-
-/** What makes a peers message news: who is there (not their addresses, which churn) and who holds finished work. */
-export function toldKey (message: { peers: Array<{ peerId: string }>, holders: unknown[] }): string {
-  return JSON.stringify([message.peers.map(p => p.peerId), message.holders])
-}
-
-/** What the client is told of the checks, where there are checks to tell of: the excluded peers named, up to a bound. */
-export function verifyTold (figures: VerifyFigures, level: VerifyLevel): { verify?: VerifyFigures } {
-  if (level === 'off' && Object.keys(figures.excluded).length === 0) return {}
-  return { verify: { ...figures, excluded: Object.fromEntries(Object.entries(figures.excluded).slice(0, MAX_PEERS_TOLD)) } }
-}
-
-/** The checks in a line of the job log. */
-export function verifySummary (f: VerifyFigures): string {
-  const excluded = Object.entries(f.excluded)
-  return `${f.checked} tiles checked (${f.extra} extra computations), ${f.disagreements} disagreement${f.disagreements === 1 ? '' : 's'}${f.replaced > 0 ? `, ${f.replaced} tiles replaced` : ''}${f.skipped > 0 ? `, ${f.skipped} taken unchecked (no other peer could check them)` : ''}${excluded.length > 0 ? `; excluded ${excluded.map(([p, n]) => `${shortId(p)} (${n} wrong)`).join(', ')}` : ''}`
-}
-
-/** Milliseconds as seconds, for the job log. */
-export function sec (ms: number): string {
-  return (ms / 1000).toFixed(2)
 }
 
 /** The client hung up: the job is cancelled, not failed. */
