@@ -42,7 +42,9 @@ for (const name of opts.ops ?? []) if (OPS[name] === undefined) throw new Error(
 const wanted = (op: string): boolean => opts.ops?.includes(op) ?? true
 const say = (line: string): void => { process.stderr.write(line + '\n') }
 const node = process.execPath
-const hasOpenCv = (() => { try { execFileSync('python3', ['-c', 'import cv2'], { stdio: 'ignore' }); return true } catch { return false } })()
+/** A Python with OpenCV (Debian's python3-opencv goes with /usr/bin/python3, which may not be the first on the PATH). */
+const openCvPython = ['python3', '/usr/bin/python3'].find(python => { try { execFileSync(python, ['-c', 'import cv2'], { stdio: 'ignore' }); return true } catch { return false } })
+const hasOpenCv = openCvPython !== undefined
 
 interface Row { image: string, op: string, config: string, wallS: number, cpuS: number, reps: number, tiled?: boolean, extra?: number }
 
@@ -87,7 +89,7 @@ try {
         }
         // No sharp equivalent: OpenCV's whole process (imread, Canny, imwrite) where it is installed, else our own --local.
         const t = hasOpenCv
-          ? await timedRun(['python3', '-c', `import cv2; cv2.setNumThreads(${threads}); i = cv2.imread(${JSON.stringify(image.path)}, cv2.IMREAD_GRAYSCALE); cv2.imwrite(${JSON.stringify(join(dir, 'cv.png'))}, cv2.Canny(i, 100, 200))`])
+          ? await timedRun([openCvPython!, '-c', `import cv2; cv2.setNumThreads(${threads}); i = cv2.imread(${JSON.stringify(image.path)}, cv2.IMREAD_GRAYSCALE); cv2.imwrite(${JSON.stringify(join(dir, 'cv.png'))}, cv2.Canny(i, 100, 200))`])
           : await timedRun([node, PEER_JS, 'submit', '--local', '--threads', String(threads), '--ops', ops, '-i', image.path, '-o', join(dir, `anchor.${ext}`)])
         return { wallS: t.wallS, cpuS: t.cpuS }
       }
