@@ -19,14 +19,6 @@ export const MAX_TILE_BODY_BYTES = MAX_TILE_SIZE * MAX_TILE_SIZE * 8
 export const DEFAULT_MAX_LEASES_PER_PEER = 64
 /** How long a claim waits for a tile to come back before it is told to wait; sent to workers in the job info. */
 export const DEFAULT_PARK_MS = 500
-/**
- * Uploads of a job's input file one peer makes at once, the coordinator or a
- * worker that has it: past that, workers are sent to peers that have it, so
- * the file spreads as a tree and the coordinator's link carries it about twice.
- */
-export const INPUT_UPLOADS = 2
-/** A worker waits at most this long for a peer to fetch the input from before the coordinator sends it anyway. */
-export const INPUT_WAIT_MS = 2000
 /** An upload that sends nothing for this long is dropped. */
 export const UPLOAD_IDLE_MS = 30_000
 /** A job with tiles in the pool is re-announced this often, for peers that joined late. */

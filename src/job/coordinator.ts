@@ -125,6 +125,7 @@ export class JobCoordinator {
   readonly finished: Promise<RawImage>
   private readonly inputShape: { width: number, height: number }
   private readonly pixels: TilePixelSource
+  private pixelsReady = false
   private readonly self: string | undefined
   private output: RawImage | undefined
   /** The current summary phase's reduction, fed each summary as it is accepted. */
@@ -189,7 +190,8 @@ export class JobCoordinator {
     this.stopHearing = this.records?.onCaught(peer => { if (this.state === 'running' && !this.excluded.has(peer)) this.exclude(peer) })
     if (this.records !== undefined && this.verifyLevel !== 'off') this.stopSweeping = repeat(this.clock, CHECK_WAIT_MS / 10, () => { this.giveUpChecks() })
     this.scheduler = new LeaseScheduler(this.phaseTable(options.leaseMs, ''), {
-      state: () => this.state === 'cancelled' ? 'cancelled' : this.state === 'done' ? 'done' : this.awaitedHolders !== undefined ? 'hold' : 'open',
+      // No tile is granted before its pixels can be cut: a lease's time would run while the input decodes.
+      state: () => this.state === 'cancelled' ? 'cancelled' : this.state === 'done' ? 'done' : this.awaitedHolders !== undefined || !this.pixelsReady ? 'hold' : 'open',
       preferred: peer => this.affinity.get(peer),
       // A check of a tile goes to a peer that has not computed it.
       refused: (peer, unit) => unit >= this.tiles.length && this.checks.get(this.tileOf(unit))?.votes.some(v => v.peer === peer) === true,
@@ -202,6 +204,8 @@ export class JobCoordinator {
     this.inputFormat = { ...shape.format }
     this.inputShape = { width: shape.width, height: shape.height }
     this.pixels = options.pixels
+    // A decode that fails is its host's to report: it cancels the job.
+    void options.pixels.ready.then(() => { this.pixelsReady = true; this.scheduler.wake() }, () => {})
     this.self = options.self
     this.finished = new Promise((resolve, reject) => { this.resolveFinished = resolve; this.rejectFinished = reject })
     this.finished.catch(() => {})

@@ -5,7 +5,7 @@ import { sec, tellPeersMessage, toldKey, verifySummary, verifyTold } from './tol
 import { repeat, type Clock } from '../clock.ts'
 import { COLLECT_WINDOW_MS, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../defaults.ts'
 import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
-import { encodeImage, freeBuffer, pipelineRadius, planJob, processFile, readImageHeader, tileCount, toSpecs, type ImageHeader, type OutputFormat, type ProcessedFile, type RawImage, type Step } from '../imaging/index.ts'
+import { bytesPerPixel, encodeImage, freeBuffer, pipelineRadius, planJob, processFile, readImageHeader, tileCount, toSpecs, type ImageHeader, type OutputFormat, type ProcessedFile, type RawImage, type Step } from '../imaging/index.ts'
 import type { CostModel } from './costs.ts'
 import { autoTileSize, decideSpread, swarmShape, type SpreadPolicy, type SwarmView } from './spread.ts'
 import { MAX_PLACED_TOLD } from '../protocol/constants.ts'
@@ -205,7 +205,9 @@ export class JobHost implements Hosted {
       }
       // Hashed here: a client's word for it could poison workers' kept results.
       const sha256 = inputDigest(upload)
-      if (this.limits.inputMemoryBytes !== undefined) this.c.inputs.checkRoom(sha256, shape, this.limits.inputMemoryBytes)
+      // A prelude (geometry on the whole image) holds its result too, and one image between while it runs.
+      const preludeBytes = Math.min(plan.prelude.length, 2) * plan.largestPixels * Math.max(bytesPerPixel(header.format), bytesPerPixel(plan.format))
+      if (this.limits.inputMemoryBytes !== undefined) this.c.inputs.checkRoom(sha256, shape, this.limits.inputMemoryBytes, preludeBytes)
       // Held (and counted against --input-memory-mb) whichever way it runs.
       input = this.c.inputs.hold(sha256, upload, shape)
       const spread = await decideSpread(this.c.costs, { plan, inputPixels: header.width * header.height, container: header.container, format: this.spec.format }, swarmShape(view, tiles, this.c.trust, this.spec.verify), this.c.spread)
@@ -241,7 +243,7 @@ export class JobHost implements Hosted {
       // Holders may have lost their way into the swarm with the old coordinator: call on them, so they hear of the job.
       if (plan.phases.length === 1) for (const h of this.spec.holders ?? []) if (h.peerId !== this.c.peerId) void this.c.reach(h)
       this.coordinator = coordinator
-      const notes = [...header.notes, ...planNotes(coordinator)]
+      const notes = [...header.notes, spread.reason, ...planNotes(coordinator)]
       if (this.c.connectedPeers() === 0) notes.push('this peer is connected to no other: it computes every tile itself (is the swarm up, and was this peer started with --bootstrap?)')
       if (this.leaving !== undefined) coordinator.cancel(this.leaving)
       // A file broken past its header fails the job, with the decoder's word.
@@ -324,6 +326,8 @@ export class JobHost implements Hosted {
   private async runWhole (processing: Promise<ProcessedFile>, header: ImageHeader, job: { width: number, height: number, tileSize: number, tiles: number, started: number, note: string }): Promise<void> {
     const { wire } = this
     const { tiles, started } = job
+    // Under way already; if the client goes before it is awaited, its failure is nobody's to report.
+    processing.catch(() => {})
     // The job's own tile geometry all the same: a client that resumes it elsewhere asks for these tiles.
     await wire.send({ type: 'accepted', jobId: this.jobId, width: job.width, height: job.height, tiles, phases: 1, tileSize: job.tileSize, halo: pipelineRadius(this.spec.steps), notes: [...header.notes, job.note] })
     this.report({ type: 'progress', phase: 'tiles', done: 0, total: tiles, workers: 1 })

@@ -11,6 +11,8 @@ export interface TilePixelsOut {
 
 /** Where a job's grants get their tiles' input pixels. */
 export interface TilePixelSource {
+  /** Settles once pixels can be cut (the input decoded, its geometry run): no tile is granted before. */
+  readonly ready: Promise<void>
   /**
    * The pixels of `rect` of the tiled image for a worker: in memory (this
    * peer's own), raw on a link on this machine, or compressed where that saves
@@ -28,34 +30,41 @@ export interface TilePixelSource {
  */
 export class TilePixels implements TilePixelSource {
   /** Settles once the tiled image is ready; a decode or prelude that fails rejects it. */
-  readonly ready: Promise<RawImage>
+  readonly ready: Promise<void>
   private image: RawImage | undefined
+  /** The prelude's output is this job's own (the decoded input may be shared with other jobs here). */
+  private ownsImage = false
   /** Bytes of compressed pixels sent, and the raw bytes they stand for: what compression saved on the links. */
   readonly sent = { raw: 0, wire: 0 }
 
   constructor (decoded: () => Promise<RawImage>, plan: JobPlan) {
     this.ready = (async () => {
-      this.image = await runPrelude(await decoded(), plan)
-      return this.image
+      const input = await decoded()
+      this.image = await runPrelude(input, plan)
+      this.ownsImage = this.image !== input
     })()
     this.ready.catch(() => {})
   }
 
   async haloed (rect: Rect, to: 'memory' | 'raw' | 'compressed'): Promise<TilePixelsOut> {
-    const image = this.image ?? await this.ready
-    const tile = extract(image, rect)
-    // A tile that is the whole image is the image itself: a copy, as the worker frees what it computed from.
-    if (to === 'memory') return { body: tile === image ? Buffer.from(tile.data) : tile.data }
-    const checksum = tileChecksum(tile.data)
-    const packed = to === 'compressed' ? packPixels(tile.data) : { body: tile.data }
-    this.sent.raw += tile.data.length
+    await this.ready
+    const image = this.image
+    if (image === undefined) throw new Error('the job is over: its pixels are gone')
+    const cut = extract(image, rect)
+    // A tile that is the whole image is the image itself: a copy, which the worker, the wire and zstd may free or hold as theirs.
+    const data = cut === image ? Buffer.from(image.data) : cut.data
+    if (to === 'memory') return { body: data }
+    const checksum = tileChecksum(data)
+    const packed = to === 'compressed' ? packPixels(data) : { body: data }
+    this.sent.raw += data.length
     this.sent.wire += packed.body.length
-    if (packed.body !== tile.data) freeBuffer(tile.data)
+    if (packed.body !== data) freeBuffer(data)
     return { ...packed, checksum }
   }
 
-  /** The job is over: the image goes (the input itself goes with its last hold). */
+  /** The job is over, or every tile is in: the image goes (the input itself goes with its last hold). */
   release (): void {
+    if (this.ownsImage) freeBuffer(this.image?.data)
     this.image = undefined
   }
 }

@@ -87,15 +87,17 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
               sentRestart = current.restarts
             }
             const contexts = current.contextsFor(tile.index).filter(c => !c.shared || !sharedSent.has(c.step))
-            for (const c of contexts) if (c.shared) sharedSent.add(c.step)
             let pixels
             try {
               pixels = await current.tilePixels(tile, worker, options.compressPixels === true)
-            } catch {
-              // The input did not decode: the job is failing with the decoder's word.
+            } catch (err) {
+              // The input did not decode (the job is failing with the decoder's word), or the job ended meanwhile.
+              options.log?.(`job ${current.jobId}: no pixels for tile ${tile.index}: ${oneLine((err as Error).message)}`, 'debug')
               current.release(worker, lease.leaseId)
-              return await reply({ type: 'none', rid: msg.rid, reason: 'cancelled' })
+              return await reply({ type: 'none', rid: msg.rid, reason: current.isRunning ? 'wait' : 'cancelled' })
             }
+            // Marked once they go: a grant that failed must not leave a later one without them (one sent twice does no harm).
+            for (const c of contexts) if (c.shared) sharedSent.add(c.step)
             const body = contexts.length > 0 ? Buffer.concat([...contexts.map(c => c.data), pixels.body]) : pixels.body
             await reply({ type: 'grant', rid: msg.rid, phase: outcome.grant.phase, tile: tile.index, leaseId: lease.leaseId, leaseMs: current.leases.leaseMs, core: tile.core, haloed: tile.haloed, contexts: contexts.map(c => ({ step: c.step, bytes: c.data.length, shared: c.shared })), pixels: { bytes: pixels.body.length, ...(pixels.encoding !== undefined ? { encoding: pixels.encoding } : {}), ...(pixels.checksum !== undefined ? { checksum: pixels.checksum } : {}) }, ...(current.restarts > 0 ? { restart: current.restarts } : {}) }, body)
           })

@@ -31,8 +31,12 @@ export class TileService {
   private readonly jobs = new Map<string, JobCoordinator | BatchCoordinator>()
   private readonly idleTimeoutMs: number
   private readonly dialTimeoutMs: number
-  constructor (components: TileServiceComponents, options: { leaseMs: number, dialTimeoutMs?: number }) {
+  /** A worker's side carries grants (a haloed tile's pixels and contexts) and a batch's files. */
+  private readonly maxClientBodyBytes: number
+
+  constructor (components: TileServiceComponents, options: { leaseMs: number, dialTimeoutMs?: number, maxUploadBytes: number }) {
     this.c = components
+    this.maxClientBodyBytes = Math.max(2 * MAX_TILE_BODY_BYTES, options.maxUploadBytes)
     this.idleTimeoutMs = Math.max(60_000, 3 * options.leaseMs)
     this.dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
   }
@@ -79,7 +83,6 @@ export class TileService {
     if (ref.addrs.length > 0) await this.c.node.peerStore.merge(id, { multiaddrs: ref.addrs.map(a => multiaddr(a)) })
     const stream: Stream = await openStream(this.c.node, id, TILE_PROTOCOL, { signal: AbortSignal.timeout(this.dialTimeoutMs) })
     const loopback = this.c.node.getConnections(id).some(c => isLoopbackAddr(c.remoteAddr))
-    // A grant carries a haloed tile's pixels (and contexts): past a result's bound by its halo.
-    return { channel: this.c.openChannel(stream, { maxBodyBytes: 2 * MAX_TILE_BODY_BYTES }, 'tile-client'), compress: !loopback }
+    return { channel: this.c.openChannel(stream, { maxBodyBytes: this.maxClientBodyBytes }, 'tile-client'), compress: !loopback }
   }
 }

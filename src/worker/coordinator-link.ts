@@ -189,7 +189,9 @@ export class CoordinatorLink {
       core.x + core.width <= haloed.x + haloed.width && core.y + core.height <= haloed.y + haloed.height &&
       haloed.x + haloed.width <= plan.width && haloed.y + haloed.height <= plan.height
     const phase = plan.phases[grant.phase]
-    if (!inside || grant.tile >= info.tiles || phase === undefined) throw new ProtocolError(`grant for tile ${grant.tile} of phase ${grant.phase} does not fit the job`)
+    // A tile is at most the job's tile size, grown by the phase's halo: what the pixels inflate to is bounded before a byte is inflated.
+    const sized = phase !== undefined && core.width <= info.tileSize && core.height <= info.tileSize && haloed.width <= core.width + 2 * phase.halo && haloed.height <= core.height + 2 * phase.halo
+    if (!inside || !sized || grant.tile >= info.tiles) throw new ProtocolError(`grant for tile ${grant.tile} of phase ${grant.phase} does not fit the job`)
     const contexts = new Map<number, Uint8Array>()
     const restart = grant.restart ?? 0
     // The job's phases started over: shared contexts of the earlier start are stale (the new ones come with this grant).

@@ -7,3 +7,8 @@ export function inputOf (image: RawImage, steps: readonly Step[]): Pick<JobOptio
   const shape = { width: image.width, height: image.height, format: { channels: image.channels, depth: image.depth } }
   return { shape, pixels: new TilePixels(async () => image, planJob(steps, shape)) }
 }
+
+/** Until a new coordinator's pixels can be cut (no tile is granted before): the decode here is a value at hand, ready on the next turn. */
+export async function pixelsReady (): Promise<void> {
+  await new Promise(resolve => setImmediate(resolve))
+}

@@ -1,9 +1,10 @@
 import test from 'ava'
 import { JobCoordinator, tileChecksum } from '../../src/job/coordinator.ts'
-import { inputOf } from '../helpers/job-input.ts'
+import { inputOf, pixelsReady } from '../helpers/job-input.ts'
 import { unpackPixels } from '../../src/protocol/pixels.ts'
+import { TilePixels } from '../../src/job/tile-pixels.ts'
 import { manualClock } from '../helpers/clock.ts'
-import { extract, processTile, parseOps, resolvePipeline, runPipeline, TileMemo, type RawImage } from '../../src/imaging/index.ts'
+import { extract, planJob, processTile, parseOps, resolvePipeline, runPipeline, TileMemo, type RawImage } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
 
 test('a grant brings its tile\'s haloed pixels (raw in memory for this peer\'s own worker, compressed for a link); a lost tile is granted again', async t => {
@@ -14,6 +15,7 @@ test('a grant brings its tile\'s haloed pixels (raw in memory for this peer\'s o
   const reference = await runPipeline(source, steps)
   const clock = manualClock()
   const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), self: 'me', ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock })
+  await pixelsReady()
 
   // A worker that will vanish takes a tile in the last row.
   const passed: string[] = []
@@ -56,6 +58,7 @@ test('a resumed job: nothing is computed until its holders have joined; what the
   const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
   const clock = manualClock()
   const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock, collect: { holders: ['h1', 'h2'], windowMs: 3000 } })
+  await pixelsReady()
   const recovered: number[] = []
   job.on('recovered', tiles => { recovered.push(tiles) })
   const early = job.claim('w')
@@ -78,6 +81,7 @@ test('a resumed job whose holder never comes: the window passes, and its tiles a
   const steps = resolvePipeline(parseOps('invert'))
   const clock = manualClock()
   const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), ...inputOf(noiseImage(40, 20, { channels: 1, depth: 8 }, 3), steps), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 60_000, collect: { holders: ['gone'], windowMs: 3000 } })
+  await pixelsReady()
   const claim = job.claim('w')
   let granted = false
   void claim.then(o => { granted = o.kind === 'grant' })
@@ -93,6 +97,7 @@ test('offers from a holder complete the job without any computing', async t => {
   const source = noiseImage(64, 40, { channels: 3, depth: 8 }, 4)
   const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
   const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock: manualClock(), collect: { holders: ['h'], windowMs: 3000 } })
+  await pixelsReady()
   const recovered: Array<[number, number]> = []
   job.on('recovered', (tiles, total) => { recovered.push([tiles, total]) })
   const all = Uint8Array.of(0b1111)
@@ -112,6 +117,7 @@ test('phases: summaries are checked and reduced, then the next phase is granted 
   const source = noiseImage(90, 70, { channels: 3, depth: 8 }, 8)
   const reference = await runPipeline(source, steps)
   const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock: manualClock() })
+  await pixelsReady()
   t.is(job.info().phases, 3)
   const phases: number[] = []
   job.on('phase', phase => phases.push(phase))
@@ -146,6 +152,7 @@ test('phases: a peer is offered the tiles it summarised first (its worker kept t
   const steps = resolvePipeline(parseOps('canny'))
   const source = noiseImage(96, 64, { channels: 1, depth: 8 }, 3)
   const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock: manualClock() })
+  await pixelsReady()
   const by = new Map<number, string>()
   const finish = async (peer: string): Promise<{ tile: number, phase: number } | undefined> => {
     const outcome = await job.claim(peer)
@@ -180,4 +187,26 @@ test('the tile memo keeps what fits, oldest out first, and gives each value once
   memo.put('huge', new Uint8Array(11))
   t.is(memo.take('huge'), undefined, 'larger than the whole memo: not kept')
   t.is(memo.take('c')?.length, 4)
+})
+
+test('no tile is granted before its pixels can be cut: a claim waits for the decode, and its lease starts after', async t => {
+  const steps = resolvePipeline(parseOps('invert'))
+  const source = noiseImage(64, 32, { channels: 3, depth: 8 }, 4)
+  const clock = manualClock()
+  const { promise: decoded, resolve: decode } = Promise.withResolvers<typeof source>()
+  const shape = { width: 64, height: 32, format: { channels: 3 as const, depth: 8 as const } }
+  const pixels = new TilePixels(async () => await decoded, planJob(steps, shape))
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), shape, pixels, steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 60_000 })
+  let outcome: Awaited<ReturnType<typeof job.claim>> | undefined
+  void job.claim('w').then(o => { outcome = o })
+  await pixelsReady()
+  t.is(outcome, undefined, 'parked while the input decodes')
+  t.is(job.leases.stats.granted, 0)
+  clock.advance(5000)
+  decode(source)
+  await pixelsReady()
+  t.is(outcome?.kind, 'grant')
+  const lease = (outcome as Extract<typeof outcome, { kind: 'grant' }>).grant.lease
+  clock.advance(999)
+  t.true(job.renew('w', lease.leaseId), 'the lease runs from the grant, not from the claim')
 })

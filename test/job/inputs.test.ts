@@ -1,6 +1,6 @@
 import test from 'ava'
 import { InvalidImageError } from '../../src/errors.ts'
-import { createRaw, extract, parseOps, planJob, resolvePipeline, runPipeline, type RawImage } from '../../src/imaging/index.ts'
+import { createRaw, extract, freeBuffer, parseOps, planJob, resolvePipeline, runPipeline, type RawImage } from '../../src/imaging/index.ts'
 import { inputDigest, InputStore, type InputDecoder } from '../../src/job/inputs.ts'
 import { TilePixels } from '../../src/job/tile-pixels.ts'
 import { unpackPixels } from '../../src/protocol/pixels.ts'
@@ -75,9 +75,15 @@ test('a job\'s tiles are cut from its prelude\'s output, run once: in memory for
   t.true(unpackPixels(Buffer.from(remote.body), remote.encoding, want.length).equals(want))
   t.is(decodes, 1, 'decoded (and rotated) once for every grant')
   t.deepEqual(pixels.sent, { raw: 2 * want.length, wire: want.length + remote.body.length })
-  // The whole image as one tile is a copy: the worker frees what it computed from.
-  const whole = await pixels.haloed({ x: 0, y: 0, width: 60, height: 90 }, 'memory')
-  t.not(whole.body.buffer, (await pixels.ready).data.buffer)
+  // The whole image as one tile is a copy, whichever way it goes: the worker, the wire and zstd free what they were given.
+  const all = { x: 0, y: 0, width: 60, height: 90 }
+  for (const to of ['compressed', 'raw', 'memory'] as const) {
+    const whole = await pixels.haloed(all, to)
+    freeBuffer(Buffer.from(whole.body.buffer, whole.body.byteOffset, whole.body.byteLength))
+  }
+  t.true(Buffer.from((await pixels.haloed(rect, 'memory')).body).equals(want), 'every later grant still cut from the image')
+  pixels.release()
+  await t.throwsAsync(pixels.haloed(rect, 'raw'), { message: /the job is over/ })
 
   const failing = new TilePixels(async () => { throw new InvalidImageError('image is truncated') }, plan)
   await t.throwsAsync(failing.ready, { message: 'image is truncated' })

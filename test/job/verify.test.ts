@@ -1,7 +1,7 @@
 import test from 'ava'
 import { JobCoordinator, tileChecksum, type ClaimOutcome } from '../../src/job/coordinator.ts'
 import { MAX_VOTES, parseVerifyLevel, TrustRecords, type VerifyLevel } from '../../src/job/verify.ts'
-import { inputOf } from '../helpers/job-input.ts'
+import { inputOf, pixelsReady } from '../helpers/job-input.ts'
 import { manualClock } from '../helpers/clock.ts'
 import { extract, parseOps, processTile, resolvePipeline, runPipeline, type RawImage } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
@@ -19,6 +19,7 @@ async function job (level: VerifyLevel, records = new TrustRecords(), draws: () 
   const reference = await runPipeline({ ...source, data: Buffer.from(source.data) }, steps)
   const clock = manualClock()
   const coordinator = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), self: SELF, ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 10, verify: { level, records, random: draws } })
+  await pixelsReady()
   const excluded: string[] = []
   coordinator.on('excluded', peer => { excluded.push(peer) })
   /** The right pixels of a tile, or with one bit flipped. */
@@ -163,6 +164,7 @@ test('a liar caught after one of its summaries was reduced on its word: the phas
   // The liar's first summary is not checked (taken on its word); its second is.
   const draws = [0.9, 0]
   const coordinator = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), self: SELF, ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 10, verify: { level: 0.01, records, random: () => draws.shift() ?? 1 } })
+  await pixelsReady()
   t.is(coordinator.plan.phases.length, 2)
   const restarts: Array<number | undefined> = []
   coordinator.on('excluded', (_peer, why) => { restarts.push(why.restartPhase) })
@@ -240,6 +242,7 @@ test('phases that start over after the next began: a worker\'s session gets the 
   let checkNext = false
   const draw = (): number => { const d = checkNext ? 0 : 1; checkNext = false; return d }
   const coordinator = new JobCoordinator({ jobId: 'j', jobKey: 'a'.repeat(64), self: SELF, ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock, parkMs: 10, verify: { level: 0.01, records, random: draw } })
+  await pixelsReady()
   const restarts: Array<number | undefined> = []
   coordinator.on('excluded', (_peer, why) => { restarts.push(why.restartPhase) })
   /** A peer that talks to the coordinator directly; `lie` changes what it computed. */
