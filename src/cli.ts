@@ -5,7 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { integerOption, verifyOption } from './cli-args.ts'
 import { VERSION } from './version.ts'
 import { didYouMean } from './suggest.ts'
-import { DEFAULT_SCALE_COOLDOWN_S, DEFAULT_SCALE_HOOK_TIMEOUT_S, DEFAULT_SCALE_IN_AFTER_S, DEFAULT_SCALE_MAX, DEFAULT_SCALE_OUT_AFTER_S, DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
+import { DEFAULT_SCALE_COOLDOWN_S, DEFAULT_SCALE_HOOK_TIMEOUT_S, DEFAULT_SCALE_IN_AFTER_S, DEFAULT_SCALE_MAX, DEFAULT_SCALE_OUT_AFTER_S, DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
 import { describeOperations } from './imaging/index.ts'
 import { runLocal } from './client/local.ts'
 import { removePartials, stopWriting } from './client/files.ts'
@@ -25,7 +25,7 @@ import { loadOrCreateKey } from './net/identity.ts'
 import { readSwarmKey, writeSwarmKey } from './net/swarm-key.ts'
 import { parseAnnounceAddress, parseListenAddress, parsePeerAddress } from './net/address.ts'
 import type { PeerOptions } from './swarm/peer.ts'
-import { SPREAD_POLICIES, type SpreadPolicy } from './job/spread-policy.ts'
+import { coordinatingOptions, coordinatingSettings, coordinatingSummary, type CoordinatingFlags } from './cli/coordinating.ts'
 import { LOG_FORMATS, LOG_LEVELS, type LogLevel } from './log.ts'
 import { createClientNode } from './net/node.ts'
 
@@ -104,7 +104,7 @@ async function allowList (ids: string[] | undefined, file: string | undefined): 
   return new Set(all)
 }
 
-interface PeerCliOptions {
+interface PeerCliOptions extends CoordinatingFlags {
   swarmKey?: string
   allowSubmit?: string[]
   allowSubmitFile?: string
@@ -112,13 +112,6 @@ interface PeerCliOptions {
   bootstrap?: string[]
   dataDir: string
   slots: number
-  tileSize?: number
-  spread: SpreadPolicy
-  leaseMs: number
-  maxPixels: number
-  maxUploadBytes: number
-  maxJobs: number
-  maxTiles: number
   resultCacheMb: number
   inputMemoryMb: number
   resultCacheS: number
@@ -142,7 +135,7 @@ interface PeerCliOptions {
 export type PeerCompute = Pick<PeerOptions, 'decodeInput' | 'process'>
 
 function peerCommand (compute: PeerCompute): Command {
-  const command: Command = new Command('peer')
+  const command: Command = coordinatingOptions(new Command('peer')
     .description('run a peer (the default): work on the swarm\'s tiles and coordinate jobs submitted here')
     .option('--listen <multiaddr>', 'address to listen on; repeatable (default /ip4/0.0.0.0/tcp/4001; /tcp/0 picks a free port)', collectList)
     .option('--bootstrap <multiaddr>', 'a peer of the swarm to join through (with its /p2p/<id>, so the right peer is checked); repeatable', collectList)
@@ -152,14 +145,7 @@ function peerCommand (compute: PeerCompute): Command {
     .addOption(new Option('--log-level <level>', 'least important log lines shown').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--log-format <format>', 'log lines as text, or as JSON objects (one a line) for a log collector').choices(LOG_FORMATS).default('text'))
     .option('--data-dir <dir>', 'keeps the identity key, so a restarted peer keeps its peer id', join(homedir(), '.tileswarm'))
-    .option('--slots <n>', 'libvips threads this peer computes with (it holds up to four tiles per slot, so the next is ready)', integerOption('--slots', 1, 1024), availableParallelism())
-    .option('--tile-size <px>', 'tile edge for jobs coordinated here (default: chosen per job from its image and the swarm\'s slots, about a megapixel, 256 to 1024 px)', integerOption('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE))
-    .addOption(new Option('--spread <when>', 'auto: a job is tiled across the swarm only where the cost model says that finishes it a tenth sooner or more, else it runs as one pipeline here (as submit --local would); always: every job is tiled across the swarm (as with --scale-out, whose peers are on their way)').choices(SPREAD_POLICIES).default('auto'))
-    .option('--lease-ms <ms>', 'a tile not delivered or renewed this long after its grant goes to another peer', integerOption('--lease-ms', 100, 3_600_000), DEFAULT_LEASE_MS)
-    .option('--max-pixels <n>', 'refuse submitted images with more pixels', integerOption('--max-pixels'), DEFAULT_MAX_PIXELS)
-    .option('--max-upload-bytes <n>', 'refuse larger submitted files', integerOption('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)
-    .option('--max-jobs <n>', 'jobs coordinated here at once', integerOption('--max-jobs', 1, 1000), DEFAULT_MAX_JOBS)
-    .option('--max-tiles <n>', 'tiles in one job coordinated here', integerOption('--max-tiles', 1, 10_000_000), DEFAULT_MAX_TILES)
+    .option('--slots <n>', 'libvips threads this peer computes with (it holds up to four tiles per slot, so the next is ready)', integerOption('--slots', 1, 1024), availableParallelism()))
     .option('--result-cache-mb <n>', 'tile results kept for other coordinators\' jobs, so a job that loses its coordinator need not compute them again', integerOption('--result-cache-mb', 0, 1_000_000), DEFAULT_RESULT_CACHE_BYTES / 1024 / 1024)
     .option('--input-memory-mb <n>', 'decoded inputs of the jobs this peer coordinates, at most (each is a whole raw image, decoded once for the whole swarm); a job past it is refused as busy, and its client tries another peer', integerOption('--input-memory-mb', 1, 10_000_000), DEFAULT_INPUT_MEMORY_BYTES / 1024 / 1024)
     .option('--result-cache-s <s>', 'how long such results are kept', integerOption('--result-cache-s', 0, 86_400), DEFAULT_RESULT_CACHE_MS / 1000)
@@ -210,13 +196,7 @@ function peerCommand (compute: PeerCompute): Command {
         announce: opts.announce,
         dataDir: opts.dataDir,
         slots: opts.slots,
-        ...(opts.tileSize !== undefined ? { tileSize: opts.tileSize } : {}),
-        spread: opts.spread,
-        leaseMs: opts.leaseMs,
-        maxPixels: opts.maxPixels,
-        maxUploadBytes: opts.maxUploadBytes,
-        maxJobs: opts.maxJobs,
-        maxTiles: opts.maxTiles,
+        ...coordinatingSettings(opts),
         resultCacheBytes: opts.resultCacheMb * 1024 * 1024,
         inputMemoryBytes: opts.inputMemoryMb * 1024 * 1024,
         resultCacheMs: opts.resultCacheS * 1000,
@@ -278,7 +258,7 @@ function peerCommand (compute: PeerCompute): Command {
         const url = web.url.replace(/^http:\/\/(0\.0\.0\.0|\[::\])/, `http://${Object.values(networkInterfaces()).flat().find(i => i !== undefined && i.family === 'IPv4' && !i.internal)?.address ?? '127.0.0.1'}`)
         process.stdout.write(`web page on ${url}${token} (dashboard: ${url}dashboard, metrics: ${url}metrics${asks})\n`)
       }
-      log(`peer ${peer.peerId} (${shortId(peer.peerId)} in logs) up: ${opts.slots} slot${opts.slots === 1 ? '' : 's'} (libuv pool of ${process.env.UV_THREADPOOL_SIZE ?? 4}), tiles of ${opts.tileSize !== undefined ? `${opts.tileSize} px` : 'a size chosen per job'}, spread ${opts.spread}, leases of ${opts.leaseMs} ms${swarmKey !== undefined ? ', private swarm' : ''}${allowSubmit !== undefined ? `, ${allowSubmit.size} peers may submit` : ''}`)
+      log(`peer ${peer.peerId} (${shortId(peer.peerId)} in logs) up: ${opts.slots} slot${opts.slots === 1 ? '' : 's'} (libuv pool of ${process.env.UV_THREADPOOL_SIZE ?? 4}), ${coordinatingSummary(opts)}${swarmKey !== undefined ? ', private swarm' : ''}${allowSubmit !== undefined ? `, ${allowSubmit.size} peers may submit` : ''}`)
       if (peer.scaler !== undefined) log(`scaling:${opts.scaleOut !== undefined ? ` out (${opts.scaleOut}) when the backlog would take over ${opts.scaleOutAfter} s to drain, up to ${opts.scaleMax} peer${opts.scaleMax === 1 ? '' : 's'}${peer.scaler.acting ? '' : '; another peer with a scale-out hook and a lower id decides while it is here'};` : ''}${opts.scaleIn !== undefined ? ` in (${opts.scaleIn}) after ${opts.scaleInAfter} s without a backlog;` : ''} ${opts.scaleCooldown} s between hooks`)
     })
   return fromEnvironment(command)
