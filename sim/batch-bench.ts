@@ -16,6 +16,7 @@ import { submitBatch, type BatchEvent } from '../src/client/batch.ts'
 import { planBatch } from '../src/client/batch-plan.ts'
 import { OPTIMISE_CODING_MAX_PIXELS, parseOps, resolvePipeline } from '../src/imaging/index.ts'
 import { REPO, startPeerProcess, type PeerProcess } from './processes.ts'
+import { median, processCpu } from './bench/measure.ts'
 
 const opts = new Command('bench:batch')
   .description('a batch of photos through the swarm against a sharp loop, in one run')
@@ -27,15 +28,11 @@ const opts = new Command('bench:batch')
   .opts<{ count: number, reps: number, sigma: number, out: string }>()
 
 const say = (line: string): void => { process.stderr.write(line + '\n') }
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = Math.floor(s.length / 2); return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2 }
-
 /** A process's CPU seconds (user + system) and the bytes it read and wrote (its sockets, for a peer). */
 function usage (pid: number): { cpuS: number, ioBytes: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  const ticks = Number(stat[11]) + Number(stat[12])
   const io = readFileSync(`/proc/${pid}/io`, 'utf8')
   const field = (key: string): number => Number(io.match(new RegExp(`^${key}: (\\d+)`, 'm'))?.[1] ?? 0)
-  return { cpuS: ticks / 100, ioBytes: field('rchar') + field('wchar') }
+  return { cpuS: processCpu(pid).all, ioBytes: field('rchar') + field('wchar') }
 }
 
 /** Photos of 2 to 12 MP, made once from the samples (kept between runs in the temp folder). */

@@ -11,8 +11,6 @@ import { repeat } from '../clock.ts'
 import { CHECK_WAIT_MS, MAX_VOTES, resultDigest, secureRandom, type TrustRecords, type VerifyFigures, type VerifyLevel } from './verify.ts'
 import type { JobInfo } from '../protocol/messages.ts'
 
-export { tileChecksum }
-
 export interface JobOptions {
   jobId: string
   /** The job's content identity (input, pipeline, tile geometry): workers keep results under it. */

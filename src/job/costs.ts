@@ -1,15 +1,5 @@
 import { createRaw, describePipeline, runPipeline, samples, withSamples, type OutputFormat, type PixelFormat, type RawImage, type Step } from '../imaging/index.ts'
 
-/** Nanoseconds per pixel at one thread: what a job's parts cost this peer. */
-export interface JobCosts {
-  /** Decoding the input, per input pixel. */
-  decode: number
-  /** The tiled steps, per pixel of the tiled image. */
-  compute: number
-  /** Encoding the output, per output pixel. */
-  encode: number
-}
-
 /**
  * Priors for decoding and encoding, per pixel at one thread, measured here
  * (sharp 0.35, photos of 6 to 100 MP); each peer's own jobs then move them.

@@ -7,7 +7,7 @@ import { COLLECT_WINDOW_MS, DEFAULT_ANNOUNCE_MS, PROGRESS_HEARTBEAT_MS, SPECULAT
 import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
 import { bytesPerPixel, encodeImage, freeBuffer, pipelineRadius, planJob, processFile, readImageHeader, tileCount, toSpecs, type ImageHeader, type OutputFormat, type ProcessedFile, type RawImage, type Step } from '../imaging/index.ts'
 import type { CostModel } from './costs.ts'
-import { autoTileSize, decideSpread, swarmShape, type SpreadPolicy, type SwarmView } from './spread.ts'
+import { autoTileSize, decideSpread, swarmShape, swarmSlots, type SpreadPolicy, type SwarmView } from './spread.ts'
 import { MAX_PLACED_TOLD } from '../protocol/constants.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { JobsTopicMessage, SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
@@ -198,7 +198,7 @@ export class JobHost implements Hosted {
         throw new LimitExceededError(`${[...new Set(plan.prelude.map(s => s.operation.name))].join(', ')} would make an image of ${(plan.largestPixels / 1e6).toFixed(1)} MP: over this peer's limit of ${(this.limits.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
       }
       const view = this.c.swarm()
-      const tileSize = this.spec.tileSize ?? autoTileSize(plan.width, plan.height, view.here + view.peers.reduce((n, p) => n + p.slots, 0))
+      const tileSize = this.spec.tileSize ?? autoTileSize(plan.width, plan.height, swarmSlots(view))
       const tiles = tileCount(plan.width, plan.height, tileSize)
       if (tiles > this.limits.maxTiles) {
         throw new LimitExceededError(`${tiles} tiles of ${tileSize} px is over this peer's limit of ${this.limits.maxTiles} (--max-tiles); use a larger tile size`)

@@ -97,7 +97,6 @@ export class InputStore extends EventTarget {
    * for good; one that does not fit now, as busy: another peer may have room.
    */
   checkRoom (sha256: string, shape: InputShape, budget: number, besides = 0): void {
-    if (this.entries.has(sha256) && besides === 0) return
     const needs = (this.entries.has(sha256) ? 0 : rawByteLength(shape.width, shape.height, shape.format)) + besides
     if (needs > budget) throw new LimitExceededError(`its input decodes to ${sizeText(needs)}, over this peer's --input-memory-mb of ${sizeText(budget)}`)
     if (this.decodedBytes + needs > budget) throw new PeerBusyError(`its input would take ${sizeText(needs)} decoded, and other jobs' inputs hold ${sizeText(this.decodedBytes)} of this peer's ${sizeText(budget)} (--input-memory-mb); try again later or submit to another peer`)

@@ -53,9 +53,14 @@ export interface SwarmView {
   peers: Array<{ peerId: string, slots: number, local: boolean }>
 }
 
+/** Every slot the view names: this peer's and its connected peers'. */
+export function swarmSlots (view: SwarmView): number {
+  return view.here + view.peers.reduce((n, p) => n + p.slots, 0)
+}
+
 /** The swarm's shape for a job of `tiles` tiles: its slots, whether it is all on this machine, and what checks would add. */
 export function swarmShape (view: SwarmView, tiles: number, trust: TrustRecords, level: VerifyLevel): SwarmShape {
-  const total = view.here + view.peers.reduce((n, p) => n + p.slots, 0)
+  const total = swarmSlots(view)
   // Each peer's share of the tiles, by its slots; the checks its record calls for on that many results.
   const checks = view.peers.reduce((n, p) => n + trust.expectedChecks(p.peerId, level, tiles * p.slots / total), 0)
   return { here: view.here, total, colocated: view.peers.every(p => p.local), cores: view.cores, checkShare: checks / Math.max(1, tiles) }

@@ -5,7 +5,7 @@ import type { HostedJob, JobOutcome } from '../job/host.ts'
 import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_ANNOUNCE_MS, DEFAULT_HELLO_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS } from '../defaults.ts'
 import { loadOrCreateKey, lockDataDir } from '../net/identity.ts'
 import { createSwarmNode, type SwarmNode } from '../net/node.ts'
-import { isLoopbackAddr as isLoopback } from '../net/address.ts'
+import { isLoopbackAddr } from '../net/address.ts'
 import { MAX_ADDRS } from '../protocol/constants.ts'
 import { ResultCache } from '../worker/result-cache.ts'
 import { decodeInput, InputStore } from '../job/inputs.ts'
@@ -130,7 +130,7 @@ export class SwarmPeer {
         jobs: () => [...this.submissions.jobs(), ...this.swarmJobs.backlog(options.announceMs ?? DEFAULT_ANNOUNCE_MS)],
         peers: () => this.discovery.view(),
         // Peers a hook starts may be on other machines: an address off loopback if there is one.
-        bootstrap: () => { const addrs = this.addrs(); return addrs.find(a => !isLoopback(a)) ?? addrs[0] },
+        bootstrap: () => { const addrs = this.addrs(); return addrs.find(a => !isLoopbackAddr(a)) ?? addrs[0] },
       }, options.scale)
       : undefined
     this.jobDetail = new JobDetail({ node, clock, log })
@@ -155,7 +155,7 @@ export class SwarmPeer {
     const peers = this.discovery.view().filter(p => p.connected).map(p => ({
       peerId: p.peerId,
       slots: p.slots ?? 1,
-      local: this.node.getConnections(peerIdFromString(p.peerId)).some(c => isLoopback(c.remoteAddr)),
+      local: this.node.getConnections(peerIdFromString(p.peerId)).some(c => isLoopbackAddr(c.remoteAddr)),
     }))
     return { here: this.slots, cores: availableParallelism(), peers }
   }
@@ -237,7 +237,7 @@ export class SwarmPeer {
       return port !== undefined && port !== '0' ? [`/ip4/127.0.0.1/tcp/${port}/p2p/${this.peerId}`] : []
     })
     const addrs = this.addrs()
-    return [...new Set([...addrs.filter(isLoopback), ...fromListen, ...addrs.filter(a => !isLoopback(a))])]
+    return [...new Set([...addrs.filter(isLoopbackAddr), ...fromListen, ...addrs.filter(a => !isLoopbackAddr(a))])]
   }
 
   addrs (): string[] {

@@ -1,7 +1,7 @@
 import test from 'ava'
 import sharp from 'sharp'
 import { BatchCoordinator, taskKeyOf, type BatchTask } from '../../src/job/batch.ts'
-import { tileChecksum } from '../../src/job/coordinator.ts'
+import { tileChecksum } from '../../src/protocol/checksum.ts'
 import { parseOps, resolvePipeline } from '../../src/imaging/index.ts'
 import { manualClock } from '../helpers/clock.ts'
 

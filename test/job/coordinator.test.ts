@@ -1,10 +1,11 @@
 import test from 'ava'
-import { JobCoordinator, tileChecksum } from '../../src/job/coordinator.ts'
+import { JobCoordinator } from '../../src/job/coordinator.ts'
+import { tileChecksum } from '../../src/protocol/checksum.ts'
 import { inputOf, pixelsReady } from '../helpers/job-input.ts'
 import { unpackPixels } from '../../src/protocol/pixels.ts'
 import { TilePixels } from '../../src/job/tile-pixels.ts'
 import { manualClock } from '../helpers/clock.ts'
-import { extract, planJob, processTile, parseOps, resolvePipeline, runPipeline, TileMemo, type RawImage } from '../../src/imaging/index.ts'
+import { extract, planJob, processTile, parseOps, resolvePipeline, runPipeline, TileMemo } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
 
 test('a grant brings its tile\'s haloed pixels (raw in memory for this peer\'s own worker, compressed for a link); a lost tile is granted again', async t => {
