@@ -1,4 +1,4 @@
-import { NetworkError } from '../src/errors.ts'
+import { NetworkError } from '../src/common/errors.ts'
 import { FramedChannel, type Channel, type Duplex, type Message, type ReceiveOptions } from '../src/protocol/framing.ts'
 import type { ChannelUse, OpenChannel } from '../src/swarm/channels.ts'
 

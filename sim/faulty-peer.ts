@@ -1,5 +1,5 @@
 /**
- * The real peer program (src/cli.ts, as dist/peer.js runs it) with faults
+ * The real peer program (src/cli/program.ts, as dist/peer.js runs it) with faults
  * injected into its worker's tile compute, for trying the swarm's defences
  * on real processes:
  *
@@ -12,8 +12,8 @@
  *   (a cost model: slow compute without the CPU, so many such peers fit on
  *   one machine).
  */
-import { main } from '../src/cli.ts'
-import { tuneHeapForTiles } from '../src/runtime.ts'
+import { main } from '../src/cli/program.ts'
+import { tuneHeapForTiles } from '../src/common/runtime.ts'
 import { processTile } from '../src/imaging/index.ts'
 import type { TileProcessor } from '../src/worker/worker.ts'
 import { lyingProcessor, type Lies } from './liar.ts'

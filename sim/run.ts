@@ -6,7 +6,7 @@
  * placed exactly once, no dead peer's lease outliving its deadline.
  */
 import { Command } from 'commander'
-import { integerOption, verifyOption } from '../src/cli-args.ts'
+import { integerOption, verifyOption } from '../src/cli/args.ts'
 import { DEFAULT_VERIFY_FLOOR, verifyText, type VerifyFigures, type VerifyLevel } from '../src/job/verify.ts'
 import { InvalidArgumentError } from 'commander'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -20,7 +20,7 @@ import { planBatch } from '../src/client/batch-plan.ts'
 import { submitToSwarm } from '../src/client/submit.ts'
 import { Cluster } from './cluster.ts'
 import { wireTraffic } from './faults.ts'
-import { tuneHeapForTiles } from '../src/runtime.ts'
+import { tuneHeapForTiles } from '../src/common/runtime.ts'
 import { noiseImage, prng } from './model.ts'
 import { SCENARIOS } from './scenarios.ts'
 

@@ -1,11 +1,11 @@
 /**
- * The real peer program (src/cli.ts, as dist/peer.js runs it) on an emulated
+ * The real peer program (src/cli/program.ts, as dist/peer.js runs it) on an emulated
  * host of `npm run bench:scale`, its compute (decoding, tiles) replaced by
  * the cost model in the JSON file $TILESWARM_MODEL, written by sim/scale.ts.
  */
 import { readFileSync } from 'node:fs'
-import { tuneHeapForTiles } from '../src/runtime.ts'
-import { main } from '../src/cli.ts'
+import { tuneHeapForTiles } from '../src/common/runtime.ts'
+import { main } from '../src/cli/program.ts'
 import { modelledCompute, type ComputeModel } from './model.ts'
 
 const path = process.env.TILESWARM_MODEL

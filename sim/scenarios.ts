@@ -1,6 +1,6 @@
 import type { SwarmPeer } from '../src/swarm/peer.ts'
 import type { Cluster } from './cluster.ts'
-import { shortId } from '../src/log.ts'
+import { shortId } from '../src/common/log.ts'
 
 export interface ScenarioContext {
   cluster: Cluster

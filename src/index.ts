@@ -3,8 +3,8 @@
  * them, to a swarm, with progress events, and get the result; or process
  * one here, the reference the swarm is held to.
  */
-import { DEFAULT_QUALITY } from './defaults.ts'
-import { InvalidParameterError } from './errors.ts'
+import { DEFAULT_QUALITY } from './common/defaults.ts'
+import { InvalidParameterError } from './common/errors.ts'
 import { formatFromPath, parseOps, resolvePipeline, type OutputFormat } from './imaging/index.ts'
 import { submitToSwarm, type SubmitOutcome, type SwarmSubmitOptions } from './client/submit.ts'
 
@@ -12,7 +12,7 @@ export { submitBatch, runLocalBatch, BATCH_INCOMPLETE_EXIT, type BatchEvent, typ
 export { planBatch, type BatchPlan, type BatchItem } from './client/batch-plan.ts'
 export { runLocal, type LocalResult } from './client/local.ts'
 export { parseOps, resolvePipeline, describeOperations, OUTPUT_FORMATS, type OutputFormat, type Step } from './imaging/index.ts'
-export { TileswarmError } from './errors.ts'
+export { TileswarmError } from './common/errors.ts'
 export type { SubmitEvent, SubmitOutcome, SwarmSubmitOptions } from './client/submit.ts'
 
 export interface SubmitOptions extends Omit<SwarmSubmitOptions, 'node'> {

@@ -22,7 +22,7 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
 // Compiled modules are kept on disk (in the temp dir), so a second start skips most of the parsing.
 const { enableCompileCache } = await import('node:module')
 enableCompileCache?.()
-const { tuneHeapForTiles } = await import('./runtime.ts')
+const { tuneHeapForTiles } = await import('./common/runtime.ts')
 tuneHeapForTiles()
-const { main } = await import('./cli.ts')
+const { main } = await import('./cli/program.ts')
 await main(process.argv)

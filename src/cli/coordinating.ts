@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander'
-import { integerOption } from '../cli-args.ts'
-import { DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, MAX_TILE_SIZE, MIN_TILE_SIZE } from '../defaults.ts'
+import { integerOption } from './args.ts'
+import { DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, MAX_TILE_SIZE, MIN_TILE_SIZE } from '../common/defaults.ts'
 import { SPREAD_POLICIES, type SpreadPolicy } from '../job/spread-policy.ts'
 import type { PeerOptions } from '../swarm/options.ts'
 

@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { glob, mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { Zip, ZipPassThrough } from 'fflate'
-import { InvalidParameterError, OutputError } from '../errors.ts'
+import { InvalidParameterError, OutputError } from '../common/errors.ts'
 import { formatFromPath, type OutputFormat } from '../imaging/index.ts'
 import { OutputFile, createPartial, trackPartial } from './files.ts'
 

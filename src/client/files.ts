@@ -1,7 +1,7 @@
 import { existsSync, rmSync } from 'node:fs'
 import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { InvalidImageError, LimitExceededError, OutputError } from '../errors.ts'
+import { InvalidImageError, LimitExceededError, OutputError } from '../common/errors.ts'
 
 function why (err: unknown, path: string): string {
   const code = (err as NodeJS.ErrnoException).code

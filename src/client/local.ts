@@ -1,5 +1,5 @@
 import { sharpLib } from '../imaging/sharp-lib.ts'
-import { DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES } from '../defaults.ts'
+import { DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES } from '../common/defaults.ts'
 import { decodeImage, describePipeline, encodeImage, formatName, runPipeline } from '../imaging/index.ts'
 import { OutputFile, readInput } from './files.ts'
 import type { JobRequest } from './options.ts'

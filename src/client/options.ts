@@ -1,5 +1,5 @@
-import { InvalidParameterError, OutputError } from '../errors.ts'
-import { DEFAULT_QUALITY } from '../defaults.ts'
+import { InvalidParameterError, OutputError } from '../common/errors.ts'
+import { DEFAULT_QUALITY } from '../common/defaults.ts'
 import { formatFromPath, OUTPUT_FORMATS, parseOps, resolvePipeline, type OpSpec, type OutputFormat, type Step } from '../imaging/index.ts'
 
 /** What a submission asks for, from whichever flags the user prefers. */

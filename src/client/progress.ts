@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress'
-import { sizeText } from '../units.ts'
+import { sizeText } from '../common/units.ts'
 import type { SubmitEvent } from './submit.ts'
 import type { BatchEvent } from './batch.ts'
 import type { VerifyFigures } from '../job/verify.ts'

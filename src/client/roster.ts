@@ -1,6 +1,6 @@
 import type { Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { JobFailedError, NetworkError, PeerBusyError, oneLine } from '../errors.ts'
+import { JobFailedError, NetworkError, PeerBusyError, oneLine } from '../common/errors.ts'
 import { isLoopbackAddr, parsePeerAddress } from '../net/address.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { createClientNode } from '../net/node.ts'

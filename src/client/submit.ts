@@ -1,6 +1,6 @@
 import type { PrivateKey } from '@libp2p/interface'
-import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, SUBMIT_IDLE_MS } from '../defaults.ts'
-import { JobFailedError, LimitExceededError, NetworkError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, SUBMIT_IDLE_MS } from '../common/defaults.ts'
+import { JobFailedError, LimitExceededError, NetworkError, ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
 import { toSpecs } from '../imaging/index.ts'
 import { createClientNode } from '../net/node.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'

@@ -1,4 +1,4 @@
-import { InvalidParameterError } from '../errors.ts'
+import { InvalidParameterError } from '../common/errors.ts'
 import type { GridInfo, Reducer, StepContext, TileMemo } from './operation.ts'
 import { applyStep, isGlobal, pipelineFormat, pipelineRadius, runPipeline, stepFormat, summariseStep, type Borders, type Step } from './pipeline.ts'
 import { createRaw, extract, freeBuffer, growRect, hasAlpha, type Channels, type PixelFormat, type RawImage, type Rect } from './raw.ts'

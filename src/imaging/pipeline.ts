@@ -1,4 +1,4 @@
-import { InvalidParameterError } from '../errors.ts'
+import { InvalidParameterError } from '../common/errors.ts'
 import type { Operation, StepPlace } from './operation.ts'
 import { validateParams, type Params } from './params.ts'
 import { joinAlpha, padReplicate, freeBuffer, splitAlpha, extract, type PixelFormat, type RawImage, type Channels, type Rect, type Sides } from './raw.ts'

@@ -1,4 +1,4 @@
-import { UnknownOperationError } from '../errors.ts'
+import { UnknownOperationError } from '../common/errors.ts'
 import type { Operation } from './operation.ts'
 import { colourOperations } from './operations/colour.ts'
 import { edgeOperations } from './operations/edge.ts'
@@ -7,7 +7,7 @@ import { canny } from './operations/canny.ts'
 import { levelOperations } from './operations/levels.ts'
 import { geometryOperations } from './operations/geometry.ts'
 import { paramUsage } from './params.ts'
-import { didYouMean } from '../suggest.ts'
+import { didYouMean } from '../common/suggest.ts'
 
 /** Every operation, grouped by family in the order --list-ops prints them. */
 export const OPERATIONS: readonly Operation[] = [...filterOperations, canny, ...edgeOperations, ...colourOperations, ...levelOperations, ...geometryOperations]

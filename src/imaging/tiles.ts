@@ -2,7 +2,7 @@ import { blit, extract, growRect, type RawImage, type Rect } from './raw.ts'
 import { withPassGate, type Gate } from './gate.ts'
 import type { Step } from './pipeline.ts'
 import { TileMemo, type StepContext } from './operation.ts'
-import { TILE_MEMO_BYTES } from '../defaults.ts'
+import { TILE_MEMO_BYTES } from '../common/defaults.ts'
 import { checkSummary, contextsOfTile, createPlanOutput, phaseReducer, planJob, runPhaseTile, runPrelude, type JobPlan, type TileWork } from './phases.ts'
 
 /** A tile: the pixels it owns in the output (core) and what it reads (haloed). */

@@ -1,4 +1,4 @@
-import { InvalidImageError, LimitExceededError } from '../errors.ts'
+import { InvalidImageError, LimitExceededError } from '../common/errors.ts'
 import { decodeImage, encodeImage, readImageHeader, wholeImagePipeline, type EncodeOptions } from './codec.ts'
 import { planJob } from './phases.ts'
 import { bytesPerPixel } from './raw.ts'

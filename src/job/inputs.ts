@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
-import { InvalidImageError, LimitExceededError, PeerBusyError } from '../errors.ts'
-import { sizeText } from '../units.ts'
+import { InvalidImageError, LimitExceededError, PeerBusyError } from '../common/errors.ts'
+import { sizeText } from '../common/units.ts'
 import { decodeImage, formatName, freeBuffer, rawByteLength, type PixelFormat, type RawImage } from '../imaging/index.ts'
 
 /** What a job's input must decode to: what its coordinator read in the header. */

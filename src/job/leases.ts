@@ -4,7 +4,7 @@
  * A result is accepted from anyone who ever held a lease on that tile, as long
  * as the tile is not done: a late result is still the right pixels.
  */
-import { DEFAULT_MAX_LEASES_PER_PEER } from '../defaults.ts'
+import { DEFAULT_MAX_LEASES_PER_PEER } from '../common/defaults.ts'
 
 /** work: a tile to compute; copy: a second copy of a straggler's tile (speculation); offer: a finished result a worker holds, to hand over. */
 export type LeaseKind = 'work' | 'copy' | 'offer'

@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.ts'
+import type { Clock } from '../common/clock.ts'
 import type { Lease, LeaseTable, SpeculationPolicy } from './leases.ts'
 
 /** What a claim comes to: a lease now or once one comes back, or why not. */

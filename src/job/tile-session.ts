@@ -1,4 +1,4 @@
-import { ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
 import { freeBuffer } from '../imaging/index.ts'
 import type { Channel } from '../protocol/framing.ts'
 import type { TileClientMessage, TileServerMessage } from '../protocol/messages.ts'
@@ -7,7 +7,7 @@ import { unpackPixels } from '../protocol/pixels.ts'
 import { MAX_HELD_OUTPUTS } from '../protocol/constants.ts'
 import type { JobCoordinator, ResultOutcome } from './coordinator.ts'
 import { BatchCoordinator } from './batch.ts'
-import { shortId, type Log } from '../log.ts'
+import { shortId, type Log } from '../common/log.ts'
 
 export interface TileSessionOptions {
   /** Silence from a worker for this long ends its session (and its leases). */

@@ -2,7 +2,7 @@
 import { MAX_HOLDERS, MAX_PEERS_TOLD } from '../protocol/constants.ts'
 import type { SubmitServerMessage } from '../protocol/messages.ts'
 import type { Outgoing } from '../protocol/wire.ts'
-import { shortId } from '../log.ts'
+import { shortId } from '../common/log.ts'
 import type { JobHostComponents } from './host.ts'
 import type { VerifyFigures, VerifyLevel } from './verify.ts'
 

@@ -1,5 +1,5 @@
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { InvalidParameterError } from '../errors.ts'
+import { InvalidParameterError } from '../common/errors.ts'
 
 /** A peer's address from the command line (`--peer`, `--bootstrap`), or a one-line error naming the flag. */
 export function parsePeerAddress (text: string, flag: string, example = '/ip4/10.0.0.5/tcp/4001/p2p/12D3Koo...'): Multiaddr {

@@ -2,7 +2,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from 'libp2p'
-import { WrongPeerError } from '../errors.ts'
+import { WrongPeerError } from '../common/errors.ts'
 
 function expectedPeer (target: Multiaddr | PeerId): PeerId | undefined {
   if (!('getPeerId' in target)) return target

@@ -2,7 +2,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import type { PrivateKey } from '@libp2p/interface'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { TileswarmError } from '../errors.ts'
+import { TileswarmError } from '../common/errors.ts'
 
 export class DataDirError extends TileswarmError {
   static override readonly name = 'DataDirError'

@@ -1,6 +1,6 @@
 import { generateKey } from '@libp2p/pnet'
 import { readFile, writeFile } from 'node:fs/promises'
-import { TileswarmError } from '../errors.ts'
+import { TileswarmError } from '../common/errors.ts'
 
 export class SwarmKeyError extends TileswarmError {
   static override readonly name = 'SwarmKeyError'

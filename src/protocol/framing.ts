@@ -2,7 +2,7 @@ import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { pushable } from 'it-pushable'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { LimitExceededError, NetworkError, ProtocolError } from '../errors.ts'
+import { LimitExceededError, NetworkError, ProtocolError } from '../common/errors.ts'
 import { BODY_CHUNK_BYTES, DRAIN_IDLE_MS, MAX_FRAME_BYTES, MAX_HEADER_BYTES } from './constants.ts'
 
 /**

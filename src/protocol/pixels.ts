@@ -1,5 +1,5 @@
 import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib'
-import { ProtocolError } from '../errors.ts'
+import { ProtocolError } from '../common/errors.ts'
 
 export type PixelEncoding = 'zstd'
 

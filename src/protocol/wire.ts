@@ -1,5 +1,5 @@
 import type { z } from 'zod'
-import { ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
 import type { Channel, ReceiveOptions } from './framing.ts'
 import { StatusRequest, StatusServerMessage, SubmitClientMessage, SubmitServerMessage, TileClientMessage, TileServerMessage, type ErrorMessage } from './messages.ts'
 

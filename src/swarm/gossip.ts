@@ -1,12 +1,12 @@
 import { TopicValidatorResult } from '@libp2p/interface'
 import type { SwarmNode } from '../net/node.ts'
-import { oneLine } from '../errors.ts'
+import { oneLine } from '../common/errors.ts'
 import { JOBS_TOPIC, PEERS_TOPIC, TOPICS } from '../protocol/constants.ts'
 import { encodeGossip, judgeGossip } from '../protocol/gossip.ts'
 import type { JobsTopicMessage, PeerHello } from '../protocol/messages.ts'
-import { shortId, type Log } from '../log.ts'
-import type { Clock } from '../clock.ts'
-import { GOSSIP_BURST, GOSSIP_PER_SECOND } from '../defaults.ts'
+import { shortId, type Log } from '../common/log.ts'
+import type { Clock } from '../common/clock.ts'
+import { GOSSIP_BURST, GOSSIP_PER_SECOND } from '../common/defaults.ts'
 
 export interface GossipHandlers {
   job: (message: JobsTopicMessage) => void

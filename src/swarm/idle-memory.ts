@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { repeat, type Clock } from '../clock.ts'
+import { repeat, type Clock } from '../common/clock.ts'
 
 /** How often the peer looks whether it has gone idle after work. */
 const CHECK_MS = 1000

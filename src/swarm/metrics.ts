@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { VERSION } from '../version.ts'
+import { VERSION } from '../common/version.ts'
 import type { HostedJob, JobOutcome } from '../job/host.ts'
 import type { JobTotals } from './submit-service.ts'
 import type { Scaler } from './scaler.ts'

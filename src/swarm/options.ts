@@ -1,14 +1,14 @@
 import type { PrivateKey } from '@libp2p/interface'
 import type { NodeOptions } from '../net/node.ts'
-import type { Clock } from '../clock.ts'
+import type { Clock } from '../common/clock.ts'
 import type { ImageProcessor, TileProcessor } from '../worker/worker.ts'
 import type { InputDecoder } from '../job/inputs.ts'
 import type { SpreadPolicy } from '../job/spread-policy.ts'
 import type { OpenChannel } from './channels.ts'
-import type { Log } from '../log.ts'
+import type { Log } from '../common/log.ts'
 import type { ScaleOptions } from './scaler.ts'
 
-/** What a peer is started with: its flags, and the components a test or the simulator may swap. Defaults: src/defaults.ts. */
+/** What a peer is started with: its flags, and the components a test or the simulator may swap. Defaults: src/common/defaults.ts. */
 export interface PeerOptions {
   listen: string[]
   bootstrap: string[]

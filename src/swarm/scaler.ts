@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
-import { repeat, type Clock } from '../clock.ts'
-import { oneLine } from '../errors.ts'
-import { shortId, type Log } from '../log.ts'
+import { repeat, type Clock } from '../common/clock.ts'
+import { oneLine } from '../common/errors.ts'
+import { shortId, type Log } from '../common/log.ts'
 import type { PeerView, ScalingView } from '../protocol/messages.ts'
 
 /** How a peer adds machines when work waits, and stops them when the swarm is idle (--scale-*). */

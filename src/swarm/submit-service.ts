@@ -1,7 +1,7 @@
 import type { Connection, Stream } from '@libp2p/interface'
-import { whenAborted, type Clock } from '../clock.ts'
-import { MAX_TILE_SIZE, MIN_TILE_SIZE, UPLOAD_IDLE_MS } from '../defaults.ts'
-import { LimitExceededError, PeerBusyError, PeerLeavingError, ProtocolError, SubmitRefusedError, TileswarmError, oneLine } from '../errors.ts'
+import { whenAborted, type Clock } from '../common/clock.ts'
+import { MAX_TILE_SIZE, MIN_TILE_SIZE, UPLOAD_IDLE_MS } from '../common/defaults.ts'
+import { LimitExceededError, PeerBusyError, PeerLeavingError, ProtocolError, SubmitRefusedError, TileswarmError, oneLine } from '../common/errors.ts'
 import { resolvePipeline, type OutputFormat } from '../imaging/index.ts'
 import { JobHost, type Hosted, type HostedJob, type JobHostComponents, type JobLimits, type JobOutcome } from '../job/host.ts'
 import { BatchHost } from '../job/batch-host.ts'
@@ -10,7 +10,7 @@ import type { SwarmNode } from '../net/node.ts'
 import { SUBMIT_PROTOCOL } from '../protocol/constants.ts'
 import { errorReply, submitServerWire } from '../protocol/wire.ts'
 import type { OpenChannel } from './channels.ts'
-import { shortId } from '../log.ts'
+import { shortId } from '../common/log.ts'
 
 export interface SubmitServiceComponents extends JobHostComponents {
   node: SwarmNode

@@ -1,7 +1,7 @@
 import type { PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { DEFAULT_DIAL_TIMEOUT_MS, MAX_TILE_BODY_BYTES } from '../defaults.ts'
+import { DEFAULT_DIAL_TIMEOUT_MS, MAX_TILE_BODY_BYTES } from '../common/defaults.ts'
 import type { JobCoordinator } from '../job/coordinator.ts'
 import type { BatchCoordinator } from '../job/batch.ts'
 import { serveTileSession } from '../job/tile-session.ts'
@@ -12,7 +12,7 @@ import { TILE_PROTOCOL } from '../protocol/constants.ts'
 import { memoryChannelPair, type Channel } from '../protocol/framing.ts'
 import type { JobRef } from '../worker/worker.ts'
 import type { OpenChannel } from './channels.ts'
-import type { Log } from '../log.ts'
+import type { Log } from '../common/log.ts'
 
 export interface TileServiceComponents {
   node: SwarmNode

@@ -3,14 +3,14 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import type { Libp2p } from 'libp2p'
-import { DEFAULT_QUALITY } from '../defaults.ts'
-import { InvalidImageError, InvalidParameterError, PeerBusyError, TileswarmError, oneLine } from '../errors.ts'
+import { DEFAULT_QUALITY } from '../common/defaults.ts'
+import { InvalidImageError, InvalidParameterError, PeerBusyError, TileswarmError, oneLine } from '../common/errors.ts'
 import { formatFromPath, parseOps, readImageHeader, resolvePipeline, type OutputFormat, type Step } from '../imaging/index.ts'
 import { submitToSwarm, type SubmitEvent } from '../client/submit.ts'
 import type { VerifyLevel } from '../job/verify.ts'
 import { submitBatch, type BatchEvent, type BatchSummary } from '../client/batch.ts'
 import { planBatch } from '../client/batch-plan.ts'
-import type { Log } from '../log.ts'
+import type { Log } from '../common/log.ts'
 
 /** Jobs the page sent, kept for their results this long after they end, and no more than this many. */
 const KEEP_MS = 60 * 60_000

@@ -11,13 +11,13 @@ import { getCookie, setCookie } from 'hono/cookie'
 import { secureHeaders } from 'hono/secure-headers'
 import { streamSSE } from 'hono/streaming'
 import type { Libp2p } from 'libp2p'
-import { InvalidParameterError, LimitExceededError, NetworkError, PeerBusyError, TileswarmError, oneLine } from '../errors.ts'
+import { InvalidParameterError, LimitExceededError, NetworkError, PeerBusyError, TileswarmError, oneLine } from '../common/errors.ts'
 import { OPERATIONS, OUTPUT_FORMATS, type OutputFormat } from '../imaging/index.ts'
-import type { Log } from '../log.ts'
+import type { Log } from '../common/log.ts'
 import { createClientNode } from '../net/node.ts'
 import type { SwarmPeer } from '../swarm/peer.ts'
 import { describeJob, WebJobs, type Sequenced, type Upload } from './jobs.ts'
-import { DEFAULT_QUALITY } from '../defaults.ts'
+import { DEFAULT_QUALITY } from '../common/defaults.ts'
 
 export interface WebServerOptions {
   /** host:port; port 0 picks a free one. */

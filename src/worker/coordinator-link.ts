@@ -1,4 +1,4 @@
-import { JobFailedError, NetworkError, ProtocolError } from '../errors.ts'
+import { JobFailedError, NetworkError, ProtocolError } from '../common/errors.ts'
 import { bytesPerPixel, planJob, resolvePipeline, type JobPlan, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import { unpackPixels, type PixelEncoding } from '../protocol/pixels.ts'
 import { tileChecksum } from '../protocol/checksum.ts'

@@ -1,6 +1,6 @@
-import { systemClock, repeat, whenAborted, type Clock } from '../clock.ts'
-import { MAX_TILE_BODY_BYTES, OFFERS_IN_FLIGHT, TILE_MEMO_BYTES, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../defaults.ts'
-import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../errors.ts'
+import { systemClock, repeat, whenAborted, type Clock } from '../common/clock.ts'
+import { MAX_TILE_BODY_BYTES, OFFERS_IN_FLIGHT, TILE_MEMO_BYTES, WORKER_REQUEST_TIMEOUT_MS, WORKER_RETRY_MS } from '../common/defaults.ts'
+import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
 import { processFile, processTile, type ProcessedFile, type Step, freeBuffer, semaphore, TileMemo, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
 import { tileChecksum } from '../protocol/checksum.ts'
 import type { Channel } from '../protocol/framing.ts'
@@ -8,7 +8,7 @@ import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
 import { MAX_HELD_OUTPUTS } from '../protocol/constants.ts'
 import { CoordinatorLink, type ClaimReply, type GrantedWork, type JobRef } from './coordinator-link.ts'
 import type { ResultCache } from './result-cache.ts'
-import { shortId, type Log } from '../log.ts'
+import { shortId, type Log } from '../common/log.ts'
 
 export type { JobRef } from './coordinator-link.ts'
 

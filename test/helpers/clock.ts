@@ -1,4 +1,4 @@
-import type { Clock } from '../../src/clock.ts'
+import type { Clock } from '../../src/common/clock.ts'
 
 /** Time that moves only when the test says so. */
 export function manualClock (): Clock & { advance: (ms: number) => void } {

@@ -1,5 +1,5 @@
 import test from 'ava'
-import { InvalidImageError } from '../../src/errors.ts'
+import { InvalidImageError } from '../../src/common/errors.ts'
 import { createRaw, extract, freeBuffer, parseOps, planJob, resolvePipeline, runPipeline, type RawImage } from '../../src/imaging/index.ts'
 import { inputDigest, InputStore, type InputDecoder } from '../../src/job/inputs.ts'
 import { TilePixels } from '../../src/job/tile-pixels.ts'

@@ -1,5 +1,5 @@
 import test from 'ava'
-import type { Clock } from '../../src/clock.ts'
+import type { Clock } from '../../src/common/clock.ts'
 import { ResultCache } from '../../src/worker/result-cache.ts'
 
 function clockAt (): Clock & { now: () => number, set: (ms: number) => void } {

@@ -1,4 +1,4 @@
-import { InvalidParameterError } from '../../errors.ts'
+import { InvalidParameterError } from '../../common/errors.ts'
 import type { GridInfo, Operation, Reducer, StepPlace } from '../operation.ts'
 import type { Params } from '../params.ts'
 import { allocRawUnsafe, bytesOf, createRaw, growRect, maxSample, samples, u32Words, withSamples, type RawImage, type Rect } from '../raw.ts'

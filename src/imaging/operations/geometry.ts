@@ -1,5 +1,5 @@
 import { sharpLib } from '../sharp-lib.ts'
-import { InvalidParameterError } from '../../errors.ts'
+import { InvalidParameterError } from '../../common/errors.ts'
 import { gatedPass } from '../gate.ts'
 import type { Operation } from '../operation.ts'
 import type { Params } from '../params.ts'

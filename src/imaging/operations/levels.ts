@@ -1,4 +1,4 @@
-import { InvalidParameterError } from '../../errors.ts'
+import { InvalidParameterError } from '../../common/errors.ts'
 import type { GlobalStep, GridInfo, Operation, Reducer, StepPlace } from '../operation.ts'
 import type { Params } from '../params.ts'
 import { allocRawUnsafe, bytesOf, maxSample, samples, u16Words, u32Words, withSamples, type Depth, type RawImage, type Rect } from '../raw.ts'

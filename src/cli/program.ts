@@ -2,32 +2,32 @@ import type { EventEmitter } from 'node:events'
 import { availableParallelism, homedir, networkInterfaces } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import { integerOption, verifyOption } from './cli-args.ts'
-import { VERSION } from './version.ts'
-import { didYouMean } from './suggest.ts'
-import { DEFAULT_SCALE_COOLDOWN_S, DEFAULT_SCALE_HOOK_TIMEOUT_S, DEFAULT_SCALE_IN_AFTER_S, DEFAULT_SCALE_MAX, DEFAULT_SCALE_OUT_AFTER_S, DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, MAX_TILE_SIZE, MIN_TILE_SIZE } from './defaults.ts'
-import { describeOperations } from './imaging/index.ts'
-import { runLocal } from './client/local.ts'
-import { removePartials, stopWriting } from './client/files.ts'
-import { parseQuality, pipelineFromFlags, requestFromFlags, type SubmitFlags } from './client/options.ts'
-import { batchReporter, progressReporter, verifyResultText } from './client/progress.ts'
-import { DEFAULT_VERIFY_FLOOR, type VerifyLevel } from './job/verify.ts'
-import { BATCH_INCOMPLETE_EXIT, DEFAULT_TILE_ABOVE_MP, runLocalBatch, submitBatch, type BatchEvent } from './client/batch.ts'
-import { isBatchInput, planBatch } from './client/batch-plan.ts'
-import { formatFromPath, OUTPUT_FORMATS, type OutputFormat } from './imaging/index.ts'
+import { integerOption, verifyOption } from './args.ts'
+import { VERSION } from '../common/version.ts'
+import { didYouMean } from '../common/suggest.ts'
+import { DEFAULT_SCALE_COOLDOWN_S, DEFAULT_SCALE_HOOK_TIMEOUT_S, DEFAULT_SCALE_IN_AFTER_S, DEFAULT_SCALE_MAX, DEFAULT_SCALE_OUT_AFTER_S, DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, MAX_TILE_SIZE, MIN_TILE_SIZE } from '../common/defaults.ts'
+import { describeOperations } from '../imaging/index.ts'
+import { runLocal } from '../client/local.ts'
+import { removePartials, stopWriting } from '../client/files.ts'
+import { parseQuality, pipelineFromFlags, requestFromFlags, type SubmitFlags } from '../client/options.ts'
+import { batchReporter, progressReporter, verifyResultText } from '../client/progress.ts'
+import { DEFAULT_VERIFY_FLOOR, type VerifyLevel } from '../job/verify.ts'
+import { BATCH_INCOMPLETE_EXIT, DEFAULT_TILE_ABOVE_MP, runLocalBatch, submitBatch, type BatchEvent } from '../client/batch.ts'
+import { isBatchInput, planBatch } from '../client/batch-plan.ts'
+import { formatFromPath, OUTPUT_FORMATS, type OutputFormat } from '../imaging/index.ts'
 import { stat } from 'node:fs/promises'
-import { submitToSwarm, type SwarmSubmitOptions } from './client/submit.ts'
+import { submitToSwarm, type SwarmSubmitOptions } from '../client/submit.ts'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { readFile } from 'node:fs/promises'
-import { InvalidParameterError, isUserFacing, oneLine } from './errors.ts'
-import { shortId } from './log.ts'
-import { loadOrCreateKey } from './net/identity.ts'
-import { readSwarmKey, writeSwarmKey } from './net/swarm-key.ts'
-import { parseAnnounceAddress, parseListenAddress, parsePeerAddress } from './net/address.ts'
-import type { PeerOptions } from './swarm/peer.ts'
-import { coordinatingOptions, coordinatingSettings, coordinatingSummary, type CoordinatingFlags } from './cli/coordinating.ts'
-import { LOG_FORMATS, LOG_LEVELS, type LogLevel } from './log.ts'
-import { createClientNode } from './net/node.ts'
+import { InvalidParameterError, isUserFacing, oneLine } from '../common/errors.ts'
+import { shortId } from '../common/log.ts'
+import { loadOrCreateKey } from '../net/identity.ts'
+import { readSwarmKey, writeSwarmKey } from '../net/swarm-key.ts'
+import { parseAnnounceAddress, parseListenAddress, parsePeerAddress } from '../net/address.ts'
+import type { PeerOptions } from '../swarm/peer.ts'
+import { coordinatingOptions, coordinatingSettings, coordinatingSummary, type CoordinatingFlags } from './coordinating.ts'
+import { LOG_FORMATS, LOG_LEVELS, type LogLevel } from '../common/log.ts'
+import { createClientNode } from '../net/node.ts'
 
 let debug = false
 /** What a batch says when it is interrupted. */
@@ -173,7 +173,7 @@ function peerCommand (compute: PeerCompute): Command {
           throw new InvalidParameterError(`--scaled-by takes a peer id (12D3KooW...), not '${opts.scaledBy}'`)
         }
       }
-      const { parseHttpAddress, isLoopback, tokenFromSwarmKey, checkToken, startWebServer } = await import('./web/server.ts')
+      const { parseHttpAddress, isLoopback, tokenFromSwarmKey, checkToken, startWebServer } = await import('../web/server.ts')
       const http = parseHttpAddress(opts.http)
       if (opts.httpToken !== undefined) checkToken(opts.httpToken)
       const swarmKey = opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined
@@ -185,11 +185,11 @@ function peerCommand (compute: PeerCompute): Command {
         throw new InvalidParameterError(`--http ${opts.http} is reachable from other machines: give --http-token <secret>${allowSubmit === undefined ? ' (or --swarm-key, from which a token is derived)' : ''}, or bind to 127.0.0.1`)
       }
       // Loaded for a peer only, as the swarm's modules: a submit starts without them.
-      const { createLog } = await import('./logger.ts')
+      const { createLog } = await import('../common/logger.ts')
       const logger = createLog({ level: opts.logLevel, format: opts.logFormat })
       const log = logger.log
       // Loaded for a peer only: a submit (or --help) starts without the swarm's modules.
-      const { SwarmPeer } = await import('./swarm/peer.ts')
+      const { SwarmPeer } = await import('../swarm/peer.ts')
       const peer = await SwarmPeer.start({
         listen: opts.listen ?? ['/ip4/0.0.0.0/tcp/4001'],
         bootstrap: opts.bootstrap ?? [],
@@ -444,7 +444,7 @@ export function buildProgram (compute: PeerCompute = {}): Command {
       debug = opts.debug === true
       json = opts.json === true
       for (const addr of opts.peer) parsePeerAddress(addr, '--peer')
-      const { fetchStatus, formatStatus } = await import('./swarm/status.ts')
+      const { fetchStatus, formatStatus } = await import('../swarm/status.ts')
       const swarmKey = opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined
       const node = await createClientNode({ dialTimeoutMs: opts.connectTimeoutMs, swarmKey })
       try {
@@ -468,7 +468,7 @@ export function buildProgram (compute: PeerCompute = {}): Command {
     .description('print the web page\'s token that peers of a private swarm derive from its key (when they serve the page beyond loopback without --http-token)')
     .requiredOption('--swarm-key <file>', 'the swarm\'s key')
     .action(async (opts: { swarmKey: string }) => {
-      const { tokenFromSwarmKey } = await import('./web/server.ts')
+      const { tokenFromSwarmKey } = await import('../web/server.ts')
       process.stdout.write(`${tokenFromSwarmKey(await readSwarmKey(opts.swarmKey))}\n`)
     }))
   program.addCommand(new Command('keygen')
