@@ -15,7 +15,7 @@
 import { main } from '../src/cli/program.ts'
 import { tuneHeapForTiles } from '../src/common/runtime.ts'
 import { processTile } from '../src/imaging/index.ts'
-import type { TileProcessor } from '../src/worker/worker.ts'
+import type { TileProcessor } from '../src/worker/tile-lane.ts'
 import { lyingProcessor, type Lies } from './liar.ts'
 
 const share = Number(process.env.TILESWARM_LIE_SHARE ?? '0')

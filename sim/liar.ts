@@ -1,5 +1,5 @@
 import { processTile } from '../src/imaging/index.ts'
-import type { TileProcessor } from '../src/worker/worker.ts'
+import type { TileProcessor } from '../src/worker/tile-lane.ts'
 
 /** What a lying worker did: tiles it computed, and those it sent back wrong. */
 export interface Lies {

@@ -1,5 +1,6 @@
 import { createRaw, extract, processFile, processTile, samples, withSamples, type PixelFormat, type RawImage, type Tile, type TileWork, semaphore } from '../src/imaging/index.ts'
-import type { ImageProcessor, TileProcessor } from '../src/worker/worker.ts'
+import type { ImageProcessor } from '../src/worker/batch-lane.ts'
+import type { TileProcessor } from '../src/worker/tile-lane.ts'
 
 /** mulberry32: a small seeded PRNG, so a scenario with --seed repeats. */
 export function prng (seed: number): () => number {

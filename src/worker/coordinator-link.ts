@@ -5,9 +5,8 @@ import { tileChecksum } from '../protocol/checksum.ts'
 import type { Channel } from '../protocol/framing.ts'
 import type { BatchInfo, Grant, JobInfo, TileClientMessage, TileServerMessage } from '../protocol/messages.ts'
 import type { OutputFormat } from '../imaging/index.ts'
-import { PROTOCOL_VERSION } from '../protocol/constants.ts'
+import { MAX_ERROR_CHARS, PROTOCOL_VERSION } from '../protocol/constants.ts'
 import { tileWorkerWire, type Outgoing, type Wire } from '../protocol/wire.ts'
-
 
 export interface JobRef {
   jobId: string
@@ -45,6 +44,39 @@ export type ClaimReply = { kind: 'grant', work: GrantedWork } | { kind: 'task', 
 
 type Reply = { message: TileServerMessage, body?: Buffer }
 
+export interface CoordinatorLinkOptions {
+  /** How long a request waits for its answer once it has left. */
+  requestTimeoutMs: number
+  /** Results are worth compressing on this link (it leaves this machine). */
+  compress?: boolean
+}
+
+/** A tile's result: `checksum` is of the raw pixels; `body` is them, or them compressed (`encoding`). */
+export interface TileResult {
+  phase: number
+  tile: number
+  leaseId: string
+  checksum: string
+  body: Uint8Array
+  encoding?: PixelEncoding
+}
+
+/** A batch's image: its encoded output and its size, `kept` from an earlier coordinator. */
+export interface ImageOutput {
+  slot: number
+  leaseId: string
+  checksum: string
+  body: Uint8Array
+  size: { width: number, height: number }
+  kept: boolean
+}
+
+/** What a worker says when it cannot compute: of one unit (`tile`, a batch's slot), which another peer may do instead (`handOn`). */
+export interface FailureReport {
+  tile?: number
+  handOn?: boolean
+}
+
 /**
  * A worker's link to one job's coordinator over one stream: requests carry a
  * rid, and a reader loop hands each reply to its request.
@@ -71,11 +103,11 @@ export class CoordinatorLink {
   /** Results are worth compressing on this link (it leaves this machine). */
   readonly compress: boolean
 
-  constructor (channel: Channel, ref: JobRef, requestTimeoutMs: number, compress = false) {
+  constructor (channel: Channel, ref: JobRef, options: CoordinatorLinkOptions) {
     this.wire = tileWorkerWire(channel)
     this.ref = ref
-    this.compress = compress
-    this.requestTimeoutMs = requestTimeoutMs
+    this.compress = options.compress ?? false
+    this.requestTimeoutMs = options.requestTimeoutMs
     void this.readLoop()
   }
 
@@ -107,7 +139,8 @@ export class CoordinatorLink {
     this.wire.channel.abort(err)
   }
 
-  private async request (message: Outgoing<TileClientMessage>, body?: Uint8Array, timeoutMs = this.requestTimeoutMs): Promise<Reply> {
+  private async request (message: Outgoing<TileClientMessage>, options: { body?: Uint8Array, timeoutMs?: number } = {}): Promise<Reply> {
+    const { body, timeoutMs = this.requestTimeoutMs } = options
     if (this.failure !== undefined) throw this.failure
     const rid = message.rid
     let entry!: { resolve: (r: Reply) => void, reject: (e: Error) => void, timer?: NodeJS.Timeout }
@@ -147,7 +180,7 @@ export class CoordinatorLink {
    * (`held`, a bitmap); the answer's bitmap says which of those to offer.
    */
   async join (held?: Uint8Array): Promise<{ info?: JobInfo, reserved?: Buffer }> {
-    const { message, body } = await this.request({ type: 'join', v: PROTOCOL_VERSION, rid: this.nextRid(), jobId: this.ref.jobId }, held)
+    const { message, body } = await this.request({ type: 'join', v: PROTOCOL_VERSION, rid: this.nextRid(), jobId: this.ref.jobId }, { body: held })
     if (message.type === 'batch' && message.jobId === this.ref.jobId) {
       this.batch = message
       this.steps = resolvePipeline(message.ops)
@@ -164,14 +197,14 @@ export class CoordinatorLink {
 
   /** A result this worker held from an earlier coordinator of the job. */
   async offer (tile: number, checksum: string, pixels: Uint8Array): Promise<'accepted' | 'duplicate' | 'rejected'> {
-    const { message } = await this.request({ type: 'offer', rid: this.nextRid(), tile, checksum }, pixels)
+    const { message } = await this.request({ type: 'offer', rid: this.nextRid(), tile, checksum }, { body: pixels })
     if (message.type !== 'ack') throw new ProtocolError(`expected an ack, got ${message.type}`)
     return message.status
   }
 
   /** The coordinator may hold a claim for the job's park time before it answers. */
   async claim (): Promise<ClaimReply> {
-    const { message, body } = await this.request({ type: 'claim', rid: this.nextRid() }, undefined, (this.batch ?? this.info).parkMs + this.requestTimeoutMs)
+    const { message, body } = await this.request({ type: 'claim', rid: this.nextRid() }, { timeoutMs: (this.batch ?? this.info).parkMs + this.requestTimeoutMs })
     if (message.type === 'none') return { kind: 'none', reason: message.reason }
     if (message.type === 'task' && this.batch !== undefined) {
       if (body === undefined || message.tile >= this.batch.images) throw new ProtocolError(`task ${message.tile} does not fit the batch`)
@@ -226,16 +259,14 @@ export class CoordinatorLink {
     return { leaseId: grant.leaseId, leaseMs: grant.leaseMs, tile: { index: grant.tile, core, haloed }, phase: grant.phase, contexts, restart, pixels: { width: haloed.width, height: haloed.height, ...plan.format, data } }
   }
 
-  /** `checksum` is of the raw pixels; `body` is them, or them compressed (`encoding`). */
-  async result (phase: number, tile: number, leaseId: string, checksum: string, body: Uint8Array, encoding?: PixelEncoding): Promise<'accepted' | 'duplicate' | 'rejected'> {
-    const { message } = await this.request({ type: 'result', rid: this.nextRid(), phase, tile, leaseId, checksum, ...(encoding !== undefined ? { encoding } : {}) }, body)
+  async result ({ phase, tile, leaseId, checksum, body, encoding }: TileResult): Promise<'accepted' | 'duplicate' | 'rejected'> {
+    const { message } = await this.request({ type: 'result', rid: this.nextRid(), phase, tile, leaseId, checksum, ...(encoding !== undefined ? { encoding } : {}) }, { body })
     if (message.type !== 'ack') throw new ProtocolError(`expected an ack, got ${message.type}`)
     return message.status
   }
 
-  /** A batch's image: its encoded output and its size, `kept` from an earlier coordinator. */
-  async output (slot: number, leaseId: string, checksum: string, body: Uint8Array, size: { width: number, height: number }, kept: boolean): Promise<'accepted' | 'duplicate' | 'rejected'> {
-    const { message } = await this.request({ type: 'result', rid: this.nextRid(), phase: 0, tile: slot, leaseId, checksum, ...size, ...(kept ? { kept } : {}) }, body)
+  async output ({ slot, leaseId, checksum, body, size, kept }: ImageOutput): Promise<'accepted' | 'duplicate' | 'rejected'> {
+    const { message } = await this.request({ type: 'result', rid: this.nextRid(), phase: 0, tile: slot, leaseId, checksum, ...size, ...(kept ? { kept } : {}) }, { body })
     if (message.type !== 'ack') throw new ProtocolError(`expected an ack, got ${message.type}`)
     return message.status
   }
@@ -256,8 +287,8 @@ export class CoordinatorLink {
   }
 
   /** This worker cannot compute the job: said, not answered. */
-  async reportFailure (message: string, tile?: number, handOn = false): Promise<void> {
-    if (this.failure === undefined) await this.wire.send({ type: 'fail', rid: this.nextRid(), message: message.slice(0, 500), ...(tile !== undefined ? { tile } : {}), ...(handOn ? { handOn } : {}) })
+  async reportFailure (message: string, { tile, handOn = false }: FailureReport = {}): Promise<void> {
+    if (this.failure === undefined) await this.wire.send({ type: 'fail', rid: this.nextRid(), message: message.slice(0, MAX_ERROR_CHARS), ...(tile !== undefined ? { tile } : {}), ...(handOn ? { handOn } : {}) })
   }
 
   async close (): Promise<void> {

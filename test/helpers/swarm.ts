@@ -7,7 +7,7 @@ import { requestFromFlags } from '../../src/client/options.ts'
 import { submitToSwarm } from '../../src/client/submit.ts'
 import type { JobCoordinator } from '../../src/job/coordinator.ts'
 import type { SwarmPeer } from '../../src/swarm/peer.ts'
-import type { TileProcessor } from '../../src/worker/worker.ts'
+import type { TileProcessor } from '../../src/worker/tile-lane.ts'
 import { noiseImage } from './images.ts'
 import { Cluster, type ClusterOptions } from '../../sim/cluster.ts'
 

@@ -261,7 +261,7 @@ test('phases that start over after the next began: a worker\'s session gets the 
   // w works as a real worker does: over a tile session, its link keeping the shared contexts it was sent.
   const [served, mine] = memoryChannelPair()
   const session = serveTileSession(served, 'w', id => id === 'j' ? coordinator : undefined, { idleTimeoutMs: 60_000 })
-  const link = new CoordinatorLink(mine, { jobId: 'j', coordinator: SELF, addrs: [], jobKey: 'a'.repeat(64) }, 10_000)
+  const link = new CoordinatorLink(mine, { jobId: 'j', coordinator: SELF, addrs: [], jobKey: 'a'.repeat(64) }, { requestTimeoutMs: 10_000 })
   await link.join()
   const viaLink = async (): Promise<number | undefined> => {
     const reply = await link.claim()
@@ -269,7 +269,7 @@ test('phases that start over after the next began: a worker\'s session gets the 
     const { work } = reply
     const out = await processTile(extract(source, work.tile.haloed), work.tile, { plan: link.plan, phase: work.phase, contexts: work.contexts })
     const data = out instanceof Uint8Array ? out : out.data
-    t.is(await link.result(work.phase, work.tile.index, work.leaseId, tileChecksum(data), data), 'accepted')
+    t.is(await link.result({ phase: work.phase, tile: work.tile.index, leaseId: work.leaseId, checksum: tileChecksum(data), body: data }), 'accepted')
     return work.tile.index
   }
   // A histogram that still counts every pixel once, its darkest pixels moved to white: a very different table.

@@ -2,7 +2,7 @@ import test from 'ava'
 import type { JobCoordinator } from '../../src/job/coordinator.ts'
 import { noisePng, slowProcessor, swarmVersusLocal, withCluster } from '../helpers/swarm.ts'
 import { fixture } from '../helpers/fixtures.ts'
-import type { TileProcessor } from '../../src/worker/worker.ts'
+import type { TileProcessor } from '../../src/worker/tile-lane.ts'
 
 const serial = test.serial
 

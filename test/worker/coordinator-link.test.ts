@@ -20,7 +20,7 @@ async function linked (grant: (rid: number) => { header: Record<string, unknown>
       }
     }
   })()
-  const link = new CoordinatorLink(mine, { jobId: 'j', coordinator: 'c', addrs: [] }, 5000)
+  const link = new CoordinatorLink(mine, { jobId: 'j', coordinator: 'c', addrs: [] }, { requestTimeoutMs: 5000 })
   await link.join()
   return link
 }

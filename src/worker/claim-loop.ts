@@ -1,0 +1,55 @@
+import type { Clock } from '../common/clock.ts'
+import type { Gate } from '../imaging/index.ts'
+import type { ClaimReply, CoordinatorLink, JobRef } from './coordinator-link.ts'
+import type { LeaseKeeper } from './lease-keeper.ts'
+import type { ResultCache } from './result-cache.ts'
+
+/** Why a lane left its job: the coordinator's word, or the worker is stopping. */
+export type LaneEnd = 'done' | 'wait' | 'cancelled' | 'excluded' | 'stopped'
+
+/** What became of one unit: the coordinator's ack, or nothing sent. */
+export type UnitStatus = 'accepted' | 'duplicate' | 'rejected' | undefined
+
+export type Granted = Exclude<ClaimReply, { kind: 'none' }>
+
+/** What every lane shares with its worker. */
+export interface LaneContext {
+  clock: Clock
+  keeper: LeaseKeeper
+  /** Aborted when the worker stops: no unit starts after it, no result goes (its lease went back already). */
+  signal: AbortSignal
+  /** Bounds the passes under way at once. */
+  gate: Gate
+  /** This peer: a result for its own coordinator needs no keeping. */
+  peerId: string
+  /** Results kept for a later coordinator of the same job. */
+  cache?: ResultCache | undefined
+  /** A unit this lane did was accepted by its coordinator; `ms`: its time in this worker (compute and send). */
+  onAccepted: (ref: JobRef, kind: 'tile' | 'image', ms: number) => void
+}
+
+/**
+ * One lane on one job until it has nothing for us: claim a unit, prefetch
+ * the next while `unit` does this one (unless `prefetch` is off), count
+ * what was accepted.
+ */
+export async function claimLoop (link: CoordinatorLink, lane: LaneContext, unit: (reply: Granted) => Promise<UnitStatus>, options: { prefetch: boolean }): Promise<LaneEnd> {
+  const { keeper, clock, signal } = lane
+  let next: Promise<ClaimReply> | undefined = keeper.claim(link)
+  try {
+    while (next !== undefined) {
+      const reply: ClaimReply = await next
+      next = undefined
+      if (reply.kind === 'none') return reply.reason
+      if (signal.aborted) return 'stopped'
+      if (options.prefetch) next = keeper.claim(link)
+      const began = clock.now()
+      const status = await unit(reply)
+      if (!options.prefetch && !signal.aborted) next = keeper.claim(link)
+      if (status === 'accepted') lane.onAccepted(link.ref, reply.kind === 'task' ? 'image' : 'tile', clock.now() - began)
+    }
+    return 'stopped'
+  } finally {
+    keeper.giveBack(link, next)
+  }
+}
