@@ -71,9 +71,11 @@ export interface ImageOutput {
   kept: boolean
 }
 
-/** What a worker says when it cannot compute: of one unit (`tile`, a batch's slot), which another peer may do instead (`handOn`). */
+/** Which unit a failure is of, and who may do it instead. */
 export interface FailureReport {
+  /** A batch's slot: the failure is this image's alone, not the whole job's. */
   tile?: number
+  /** The failure is this peer's own (its limits, its memory): another peer may do the unit. */
   handOn?: boolean
 }
 
