@@ -6,11 +6,11 @@ import { tileChecksum } from '../protocol/checksum.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
 import { MAX_HELD_OUTPUTS } from '../protocol/constants.ts'
-import { CoordinatorLink, type ClaimReply, type GrantedWork, type JobRef } from './coordinator-link.ts'
+import { CoordinatorLink, type ClaimReply, type GrantedWork } from './coordinator-link.ts'
+import type { JobRef } from '../protocol/job-ref.ts'
 import type { ResultCache } from './result-cache.ts'
 import { shortId, type Log } from '../common/log.ts'
 
-export type { JobRef } from './coordinator-link.ts'
 
 /**
  * Computes a tile's core (or its phase's summary) from its haloed pixels, its
