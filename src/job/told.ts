@@ -3,7 +3,7 @@ import { MAX_HOLDERS, MAX_PEERS_TOLD } from '../protocol/constants.ts'
 import type { SubmitServerMessage } from '../protocol/messages.ts'
 import type { Outgoing } from '../protocol/wire.ts'
 import { shortId } from '../common/log.ts'
-import type { JobHostComponents } from './host.ts'
+import type { JobHostComponents } from './hosted.ts'
 import type { VerifyFigures, VerifyLevel } from './verify.ts'
 
 /**

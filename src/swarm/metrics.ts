@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { VERSION } from '../common/version.ts'
-import type { HostedJob, JobOutcome } from '../job/host.ts'
+import type { HostedJob, JobOutcome } from '../job/hosted.ts'
 import type { JobTotals } from './submit-service.ts'
 import type { Scaler } from './scaler.ts'
 

@@ -10,7 +10,7 @@ import { isLoopbackAddr } from '../net/address.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { TILE_PROTOCOL } from '../protocol/constants.ts'
 import { memoryChannelPair, type Channel } from '../protocol/framing.ts'
-import type { JobRef } from '../worker/coordinator-link.ts'
+import type { JobRef } from '../protocol/job-ref.ts'
 import type { OpenChannel } from './channels.ts'
 import type { Log } from '../common/log.ts'
 

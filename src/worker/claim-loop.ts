@@ -1,6 +1,7 @@
 import type { Clock } from '../common/clock.ts'
 import type { Gate } from '../imaging/index.ts'
-import type { ClaimReply, CoordinatorLink, JobRef } from './coordinator-link.ts'
+import type { ClaimReply, CoordinatorLink } from './coordinator-link.ts'
+import type { JobRef } from '../protocol/job-ref.ts'
 import type { LeaseKeeper } from './lease-keeper.ts'
 import type { ResultCache } from './result-cache.ts'
 

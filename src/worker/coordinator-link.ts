@@ -7,14 +7,8 @@ import type { BatchInfo, Grant, JobInfo, TileClientMessage, TileServerMessage } 
 import type { OutputFormat } from '../imaging/index.ts'
 import { MAX_ERROR_CHARS, PROTOCOL_VERSION } from '../protocol/constants.ts'
 import { tileWorkerWire, type Outgoing, type Wire } from '../protocol/wire.ts'
+import type { JobRef } from '../protocol/job-ref.ts'
 
-export interface JobRef {
-  jobId: string
-  coordinator: string
-  addrs: string[]
-  /** The job's content identity, under which this worker may hold results from an earlier coordinator. */
-  jobKey?: string
-}
 
 export interface GrantedWork {
   leaseId: string

@@ -5,7 +5,8 @@ import { TileMemo } from '../imaging/index.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { MAX_HELD_OUTPUTS } from '../protocol/constants.ts'
 import { admitTiledJob, type WorkerLimits } from './admission.ts'
-import { CoordinatorLink, type JobRef } from './coordinator-link.ts'
+import { CoordinatorLink } from './coordinator-link.ts'
+import type { JobRef } from '../protocol/job-ref.ts'
 import type { ResultCache } from './result-cache.ts'
 
 /** A worker's hold on a tiled job: its link to the coordinator (each grant brings its tile's pixels). */

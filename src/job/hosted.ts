@@ -1,0 +1,80 @@
+import type { Clock } from '../common/clock.ts'
+import type { Log } from '../common/log.ts'
+import type { JobRef } from '../protocol/job-ref.ts'
+import type { JobsTopicMessage } from '../protocol/messages.ts'
+import type { BatchCoordinator } from './batch.ts'
+import type { JobCoordinator } from './coordinator.ts'
+import type { CostModel } from './costs.ts'
+import type { InputStore } from './inputs.ts'
+import type { SpreadPolicy, SwarmView } from './spread.ts'
+import type { TrustRecords } from './verify.ts'
+
+/** What a peer gives the jobs it coordinates, tiled jobs and batches alike. */
+export interface JobHostComponents {
+  peerId: string
+  /** What jobs cost here, per pixel: whether a job is worth spreading is weighed from it. */
+  costs: CostModel
+  /** This peer's slots and cores, and its connected peers' slots (and whether they are on this machine). */
+  swarm: () => SwarmView
+  spread: SpreadPolicy
+  /** Peers of the swarm connected now: none, and a job runs on this peer alone (the client is told). */
+  connectedPeers: () => number
+  clock: Clock
+  log: Log
+  publish: (message: JobsTopicMessage) => Promise<void>
+  /** This peer's addresses, for announcements: workers dial the coordinator directly. */
+  addrs: () => string[]
+  tiles: { register: (job: JobCoordinator | BatchCoordinator) => void, unregister: (jobId: string) => void }
+  worker: { addJob: (ref: JobRef) => void, jobFinished: (jobId: string) => void }
+  /** Input files by digest, and their decoded pixels: the job's input is decoded here, once, and its tiles cut from it. */
+  inputs: InputStore
+  /** Gets 'job' (detail: the JobCoordinator) when a job starts here, 'batch' (the BatchCoordinator) when a batch does. */
+  events: EventTarget
+  /** Peers this one knows, with their addresses: where a client may resume if this peer goes. */
+  swarmPeers: (limit: number) => Promise<Array<{ peerId: string, addrs: string[] }>>
+  /** Connects to a peer (a holder of a resumed job's tiles, so it hears of the job); failures are its own business. */
+  reach: (peer: { peerId: string, addrs: string[] }) => Promise<void>
+  /** What this peer has seen of others' results in the jobs it coordinated: who is checked how much, who was caught. */
+  trust: TrustRecords
+}
+
+export interface JobLimits {
+  maxPixels: number
+  maxTiles: number
+  leaseMs: number
+  parkMs?: number
+  announceMs?: number
+  /** Decoded inputs of the jobs coordinated here, at most: a job past it is refused, and its client tries another peer. */
+  inputMemoryBytes?: number
+}
+
+export type JobOutcome = 'done' | 'failed' | 'cancelled'
+
+/** A job coordinated here, as `tileswarm status`, the dashboard and the metrics see it. */
+export interface HostedJob {
+  jobId: string
+  kind: 'tiles' | 'batch'
+  /** The submitting client's peer id. */
+  client: string
+  startedAt: number
+  /** Where it is: decoding, tiles (or a batch's images), encoding, sending. */
+  phase: string
+  /** Units (tiles of every phase, or images) finished, of all. */
+  done: number
+  total: number
+  byPeer: Record<string, number>
+  /** Units waiting for a peer to take them now (not under lease). */
+  pending: number
+  leases: { granted: number, expired: number, released: number }
+  bytesIn: number
+  bytesOut: number
+  /** Tiles settled by a second computation, votes lost, computations past one a tile, peers excluded. */
+  verify: { checked: number, disagreements: number, extra: number, excluded: number }
+}
+
+/** What a job coordinated here is doing now: none yet while its upload is read. */
+export interface Hosted {
+  readonly jobId: string
+  status: () => HostedJob
+  leave: (reason: Error) => void
+}
