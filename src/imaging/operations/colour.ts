@@ -1,6 +1,6 @@
 import type { Operation } from '../operation.ts'
 import { maxSample } from '../raw.ts'
-import { toGrey } from './edge.ts'
+import { toGrey } from './luma.ts'
 import { applyLut, greyToRgb, sharpPass } from './sharp-pass.ts'
 
 const pointRadius = (): number => 0

@@ -2,8 +2,7 @@ import { InvalidParameterError } from '../../common/errors.ts'
 import type { GlobalStep, GridInfo, Operation, Reducer, StepPlace } from '../operation.ts'
 import type { Params } from '../params.ts'
 import { allocRawUnsafe, bytesOf, maxSample, samples, u16Words, u32Words, withSamples, type Depth, type RawImage, type Rect } from '../raw.ts'
-import { bt601 } from './canny.ts'
-import { toGrey } from './edge.ts'
+import { bt601, toGrey } from './luma.ts'
 import { applyLut } from './sharp-pass.ts'
 
 /**
