@@ -1,9 +1,9 @@
 import { TILE_MEMO_BYTES } from '../common/defaults.ts'
-import { withPassGate, type Gate } from './gate.ts'
-import { TileMemo, type StepContext } from './operation.ts'
+import { withPassGate, type Gate } from './pixels/gate.ts'
+import { TileMemo, type StepContext } from './operations/operation.ts'
 import { checkSummary, contextsOfTile, createPlanOutput, phaseReducer, planJob, runPhaseTile, runPrelude, type JobPlan, type TileWork } from './phases.ts'
 import type { Step } from './pipeline.ts'
-import type { RawImage } from './raw.ts'
+import type { RawImage } from './pixels/raw.ts'
 import { placeTile, planTiles, tileInput, type Tile } from './tiles.ts'
 
 /** Tiles computed in this process: one tile (a worker's grant), or a whole job phase by phase (what the swarm does, without the network). */

@@ -1,4 +1,4 @@
-import { blit, extract, growRect, type RawImage, type Rect } from './raw.ts'
+import { blit, extract, growRect, type RawImage, type Rect } from './pixels/raw.ts'
 
 /**
  * The tile grid: which pixels each tile owns and which it reads. What a tile

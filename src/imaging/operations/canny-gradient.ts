@@ -1,5 +1,5 @@
-import type { StepPlace } from '../operation.ts'
-import { maxSample, samples, type RawImage, type Rect } from '../raw.ts'
+import type { StepPlace } from './operation.ts'
+import { maxSample, samples, type RawImage, type Rect } from '../pixels/raw.ts'
 
 /**
  * Canny's per-pixel half, as cv::Canny computes it: Sobel 3x3, L1 or L2

@@ -1,6 +1,6 @@
-import type { GridInfo, Reducer } from '../operation.ts'
-import type { Params } from '../params.ts'
-import { bytesOf, growRect, u32Words, type Rect } from '../raw.ts'
+import type { GridInfo, Reducer } from './operation.ts'
+import type { Params } from './params.ts'
+import { bytesOf, growRect, u32Words, type Rect } from '../pixels/raw.ts'
 import { NONE } from './canny-gradient.ts'
 
 /**

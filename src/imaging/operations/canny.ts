@@ -1,12 +1,12 @@
 import { InvalidParameterError } from '../../common/errors.ts'
-import type { GridInfo, Operation, StepPlace } from '../operation.ts'
-import type { Params } from '../params.ts'
-import { bytesOf, createRaw, maxSample, samples, u32Words, withSamples, type RawImage, type Rect } from '../raw.ts'
+import type { GridInfo, Operation, StepPlace } from './operation.ts'
+import type { Params } from './params.ts'
+import { bytesOf, createRaw, maxSample, samples, u32Words, withSamples, type RawImage, type Rect } from '../pixels/raw.ts'
 import { classify, STRONG, WEAK, type CannyThresholds } from './canny-gradient.ts'
 import { bandDepth, bandIndex, bandSize, components, reducer } from './canny-hysteresis.ts'
 import { gaussianRadius } from './filter.ts'
 import { bt601Image } from './luma.ts'
-import { sharpPass } from './sharp-pass.ts'
+import { sharpPass } from '../pixels/sharp-pass.ts'
 
 /**
  * Canny as OpenCV computes it (cv::Canny): Sobel 3x3 on the BT.601 luma,

@@ -1,5 +1,5 @@
-import type { Operation } from '../operation.ts'
-import { createRaw, maxSample, freeBuffer, samples, type RawImage, withSamples } from '../raw.ts'
+import type { Operation } from './operation.ts'
+import { createRaw, maxSample, freeBuffer, samples, type RawImage, withSamples } from '../pixels/raw.ts'
 import { toGrey } from './luma.ts'
 
 /**

@@ -1,5 +1,5 @@
-import { allocRawUnsafe, samples, withSamples, type RawImage } from '../raw.ts'
-import { sharpPass } from './sharp-pass.ts'
+import { allocRawUnsafe, samples, withSamples, type RawImage } from '../pixels/raw.ts'
+import { sharpPass } from '../pixels/sharp-pass.ts'
 
 /**
  * The two greys the operations use. `toGrey` is sharp's greyscale
