@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { sharpLib } from '../imaging/sharp-lib.ts'
+import { sharpLib } from '../imaging/pixels/sharp-lib.ts'
 import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, MAX_TILE_BODY_BYTES, SUBMIT_IDLE_MS } from '../common/defaults.ts'
 import { JobFailedError, LimitExceededError, ProtocolError, TileswarmError, isUserFacing, oneLine } from '../common/errors.ts'
 import { toSpecs, type Step } from '../imaging/index.ts'

@@ -1,4 +1,4 @@
-import { sharpLib } from '../imaging/sharp-lib.ts'
+import { sharpLib } from '../imaging/pixels/sharp-lib.ts'
 import { DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES } from '../common/defaults.ts'
 import { decodeImage, describePipeline, encodeImage, formatName, runPipeline } from '../imaging/index.ts'
 import { OutputFile, readInput } from './files.ts'

@@ -1,8 +1,8 @@
-import { sharpLib } from './sharp-lib.ts'
+import { sharpLib } from './pixels/sharp-lib.ts'
 import type { Metadata, Sharp } from 'sharp'
 import { InvalidImageError, LimitExceededError, oneLine } from '../common/errors.ts'
-import { createRaw, joinAlpha, samples, splitAlpha, withSamples, type Channels, type Depth, type PixelFormat, type RawImage } from './raw.ts'
-import { greyToRgb } from './operations/sharp-pass.ts'
+import { createRaw, joinAlpha, samples, splitAlpha, withSamples, type Channels, type Depth, type PixelFormat, type RawImage } from './pixels/raw.ts'
+import { greyToRgb } from './pixels/sharp-pass.ts'
 import { DEFAULT_MAX_PIXELS, DEFAULT_QUALITY } from '../common/defaults.ts'
 import type { Step } from './pipeline.ts'
 

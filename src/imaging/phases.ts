@@ -1,7 +1,7 @@
 import { InvalidParameterError } from '../common/errors.ts'
-import type { GridInfo, Reducer, StepContext, TileMemo } from './operation.ts'
+import type { GridInfo, Reducer, StepContext, TileMemo } from './operations/operation.ts'
 import { applyStep, isGlobal, pipelineFormat, pipelineRadius, runPipeline, stepFormat, summariseStep, type Borders, type Step } from './pipeline.ts'
-import { createRaw, extract, freeBuffer, growRect, hasAlpha, type Channels, type PixelFormat, type RawImage, type Rect } from './raw.ts'
+import { createRaw, extract, freeBuffer, growRect, hasAlpha, type Channels, type PixelFormat, type RawImage, type Rect } from './pixels/raw.ts'
 import type { Tile } from './tiles.ts'
 
 /**
@@ -21,8 +21,8 @@ export interface PhasePlan {
 
 /**
  * How a job runs. Geometry steps change the grid, so they and any step
- * before them run first on the whole image (each worker does it once per job,
- * from the input it decoded); the steps after are tiled, one phase per global
+ * before them run first on the whole image (the coordinator does it once per
+ * job, on the input it decoded); the steps after are tiled, one phase per global
  * step and a last one for the pixels.
  */
 export interface JobPlan {

@@ -1,8 +1,8 @@
 import { InvalidParameterError } from '../common/errors.ts'
-import type { Operation, StepPlace } from './operation.ts'
-import { validateParams, type Params } from './params.ts'
-import { joinAlpha, padReplicate, freeBuffer, splitAlpha, extract, type PixelFormat, type RawImage, type Channels, type Rect, type Sides } from './raw.ts'
-import { getOperation } from './registry.ts'
+import type { Operation, StepPlace } from './operations/operation.ts'
+import { validateParams, type Params } from './operations/params.ts'
+import { joinAlpha, padReplicate, freeBuffer, splitAlpha, extract, type PixelFormat, type RawImage, type Channels, type Rect, type Sides } from './pixels/raw.ts'
+import { getOperation } from './operations/registry.ts'
 
 /** One step as it is written by users and sent on the wire. */
 export interface OpSpec {

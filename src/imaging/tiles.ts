@@ -1,9 +1,10 @@
-import { blit, extract, growRect, type RawImage, type Rect } from './raw.ts'
-import { withPassGate, type Gate } from './gate.ts'
-import type { Step } from './pipeline.ts'
-import { TileMemo, type StepContext } from './operation.ts'
-import { TILE_MEMO_BYTES } from '../common/defaults.ts'
-import { checkSummary, contextsOfTile, createPlanOutput, phaseReducer, planJob, runPhaseTile, runPrelude, type JobPlan, type TileWork } from './phases.ts'
+import { blit, extract, growRect, type RawImage, type Rect } from './pixels/raw.ts'
+
+/**
+ * The tile grid: which pixels each tile owns and which it reads. What a tile
+ * computes is the job's phases' (phases.ts); running tiles here, without the
+ * network, is tile-runner.ts.
+ */
 
 /** A tile: the pixels it owns in the output (core) and what it reads (haloed). */
 export interface Tile {
@@ -37,55 +38,6 @@ export function tileInput (image: RawImage, tile: Tile): RawImage {
   return extract(image, tile.haloed)
 }
 
-/**
- * A tile's work from its haloed pixels: the core's pixels, or its phase's
- * summary. Plain steps mean a one-phase job of those steps.
- */
-export async function processTile (haloedPixels: RawImage, tile: Tile, steps: readonly Step[], options?: { gate?: Gate }): Promise<RawImage>
-export async function processTile (haloedPixels: RawImage, tile: Tile, work: TileWork, options?: { gate?: Gate }): Promise<RawImage | Uint8Array>
-export async function processTile (haloedPixels: RawImage, tile: Tile, work: TileWork | readonly Step[], options: { gate?: Gate } = {}): Promise<RawImage | Uint8Array> {
-  const w = isTileWork(work) ? work : { plan: localPlan(work, tile, haloedPixels), phase: 0, contexts: new Map<number, Uint8Array>() }
-  return await withPassGate(options.gate, async () => await runPhaseTile(haloedPixels, tile, w))
-}
-
-/** Plain steps: local ones only, so the tile's own extent stands in for the image's. */
-function localPlan (steps: readonly Step[], tile: Tile, pixels: RawImage): JobPlan {
-  const plan = planJob(steps, { width: tile.haloed.x + tile.haloed.width, height: tile.haloed.y + tile.haloed.height, format: pixels })
-  if (plan.prelude.length > 0 || plan.phases.length > 1) throw new Error('internal: a tile of plain steps takes no geometry or global steps: pass its TileWork')
-  return plan
-}
-
-function isTileWork (work: TileWork | readonly Step[]): work is TileWork {
-  return !Array.isArray(work)
-}
-
 export function placeTile (output: RawImage, tile: Tile, core: RawImage): void {
   blit(output, core, tile.core.x, tile.core.y)
-}
-
-/** Tiled processing in one process, phase by phase: what the swarm does, without the network. */
-export async function runTiled (image: RawImage, steps: readonly Step[], tileSize: number): Promise<RawImage> {
-  const plan = planJob(steps, { width: image.width, height: image.height, format: image })
-  const input = await runPrelude(image, plan)
-  const contexts = new Map<number, StepContext>()
-  const memo = new TileMemo(TILE_MEMO_BYTES)
-  let output: RawImage | undefined
-  for (const phase of plan.phases) {
-    const tiles = planTiles(plan.width, plan.height, tileSize, phase.halo)
-    const results = []
-    for (const tile of tiles) results.push(await runPhaseTile(tileInput(input, tile), tile, { plan, phase: phase.index, contexts: contextsOfTile(contexts, tile.index), memo }))
-    if (phase.summarises !== undefined) {
-      const reducer = phaseReducer(plan, phase.index, tiles.map(t => t.core))
-      for (const [i, summary] of (results as Uint8Array[]).entries()) {
-        const wrong = checkSummary(plan, phase.index, tiles[i]!.core, summary)
-        if (wrong !== undefined) throw new Error(`internal: tile ${i}: ${wrong}`)
-        reducer.add(i, summary)
-      }
-      contexts.set(phase.end, reducer.finish())
-    } else {
-      output = createPlanOutput(plan)
-      for (const [i, tile] of tiles.entries()) placeTile(output, tile, results[i] as RawImage)
-    }
-  }
-  return output!
 }

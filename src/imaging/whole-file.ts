@@ -1,7 +1,7 @@
 import { InvalidImageError, LimitExceededError } from '../common/errors.ts'
 import { decodeImage, encodeImage, readImageHeader, wholeImagePipeline, type EncodeOptions } from './codec.ts'
 import { planJob } from './phases.ts'
-import { bytesPerPixel } from './raw.ts'
+import { bytesPerPixel } from './pixels/raw.ts'
 import { runPipeline, type Step } from './pipeline.ts'
 
 /** An image file processed whole: what a batch's task is. */

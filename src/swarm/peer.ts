@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os'
-import { sharpLib } from '../imaging/sharp-lib.ts'
+import { sharpLib } from '../imaging/pixels/sharp-lib.ts'
 import { systemClock, type Clock } from '../common/clock.ts'
 import type { HostedJob, JobOutcome } from '../job/hosted.ts'
 import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_ANNOUNCE_MS, DEFAULT_HELLO_MS, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS } from '../common/defaults.ts'

@@ -1,7 +1,7 @@
 import test from 'ava'
 import { processTile, planTiles, resolvePipeline, parseOps, semaphore, type Gate } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
-import { extract } from '../../src/imaging/raw.ts'
+import { extract } from '../../src/imaging/pixels/raw.ts'
 
 test('a semaphore holds at most its permits at once, and serves waiters in order', async t => {
   const gate = semaphore(2)

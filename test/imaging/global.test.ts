@@ -3,7 +3,7 @@ import sharp, { type Sharp } from 'sharp'
 import { readFile } from 'node:fs/promises'
 import { createRaw, decodeImage, parseOps, resolvePipeline, runPipeline, runTiled, samples, withSamples, type RawImage } from '../../src/imaging/index.ts'
 import { firstDifference, noiseImage, sameImage } from '../helpers/images.ts'
-import { bandIndex } from '../../src/imaging/operations/canny.ts'
+import { bandIndex } from '../../src/imaging/operations/canny-hysteresis.ts'
 import { fixture } from '../helpers/fixtures.ts'
 
 const run = async (image: RawImage, ops: string): Promise<RawImage> => await runPipeline(image, resolvePipeline(parseOps(ops)))

@@ -1,7 +1,7 @@
-import type { Operation } from '../operation.ts'
-import { maxSample } from '../raw.ts'
-import { toGrey } from './edge.ts'
-import { applyLut, greyToRgb, sharpPass } from './sharp-pass.ts'
+import type { Operation } from './operation.ts'
+import { maxSample } from '../pixels/raw.ts'
+import { toGrey } from './luma.ts'
+import { applyLut, greyToRgb, sharpPass } from '../pixels/sharp-pass.ts'
 
 const pointRadius = (): number => 0
 const sameChannels = (c: 1 | 3): 1 | 3 => c

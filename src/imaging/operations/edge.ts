@@ -1,11 +1,6 @@
-import type { Operation } from '../operation.ts'
-import { createRaw, maxSample, freeBuffer, samples, type RawImage, withSamples } from '../raw.ts'
-import { sharpPass } from './sharp-pass.ts'
-
-/** Luminance, as sharp's greyscale computes it; the edge maps work on it. */
-export async function toGrey (image: RawImage): Promise<RawImage> {
-  return image.channels === 1 ? image : await sharpPass(image, s => s.greyscale(), 1)
-}
+import type { Operation } from './operation.ts'
+import { createRaw, maxSample, freeBuffer, samples, type RawImage, withSamples } from '../pixels/raw.ts'
+import { toGrey } from './luma.ts'
 
 /**
  * 3x3 gradient magnitude sqrt(gx^2 + gy^2) / norm * scale, clamped. gx uses

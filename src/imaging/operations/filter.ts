@@ -1,7 +1,7 @@
-import type { Operation } from '../operation.ts'
-import type { Params } from '../params.ts'
-import { createRaw, samples, type RawImage, withSamples } from '../raw.ts'
-import { sharpPass } from './sharp-pass.ts'
+import type { Operation } from './operation.ts'
+import type { Params } from './params.ts'
+import { createRaw, samples, type RawImage, withSamples } from '../pixels/raw.ts'
+import { sharpPass } from '../pixels/sharp-pass.ts'
 
 /**
  * libvips truncates a gaussian mask where it falls below `minAmplitude` of its

@@ -1,9 +1,9 @@
-import { sharpLib } from '../sharp-lib.ts'
+import { sharpLib } from '../pixels/sharp-lib.ts'
 import { InvalidParameterError } from '../../common/errors.ts'
-import { gatedPass } from '../gate.ts'
-import type { Operation } from '../operation.ts'
-import type { Params } from '../params.ts'
-import { allocRawUnsafe, extract, freeBuffer, samples, withSamples, type Channels, type RawImage } from '../raw.ts'
+import { gatedPass } from '../pixels/gate.ts'
+import type { Operation } from './operation.ts'
+import type { Params } from './params.ts'
+import { allocRawUnsafe, extract, freeBuffer, samples, withSamples, type Channels, type RawImage } from '../pixels/raw.ts'
 
 /**
  * Steps that move pixels or change the image's size. They run on the whole

@@ -1,10 +1,9 @@
 import { InvalidParameterError } from '../../common/errors.ts'
-import type { GlobalStep, GridInfo, Operation, Reducer, StepPlace } from '../operation.ts'
-import type { Params } from '../params.ts'
-import { allocRawUnsafe, bytesOf, maxSample, samples, u16Words, u32Words, withSamples, type Depth, type RawImage, type Rect } from '../raw.ts'
-import { bt601 } from './canny.ts'
-import { toGrey } from './edge.ts'
-import { applyLut } from './sharp-pass.ts'
+import type { GlobalStep, GridInfo, Operation, Reducer, StepPlace } from './operation.ts'
+import type { Params } from './params.ts'
+import { allocRawUnsafe, bytesOf, maxSample, samples, u16Words, u32Words, withSamples, type Depth, type RawImage, type Rect } from '../pixels/raw.ts'
+import { bt601, toGrey } from './luma.ts'
+import { applyLut } from '../pixels/sharp-pass.ts'
 
 /**
  * Operations driven by the whole image's histogram. Phase one: each tile

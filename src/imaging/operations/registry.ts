@@ -1,13 +1,13 @@
-import { UnknownOperationError } from '../common/errors.ts'
+import { UnknownOperationError } from '../../common/errors.ts'
 import type { Operation } from './operation.ts'
-import { colourOperations } from './operations/colour.ts'
-import { edgeOperations } from './operations/edge.ts'
-import { filterOperations } from './operations/filter.ts'
-import { canny } from './operations/canny.ts'
-import { levelOperations } from './operations/levels.ts'
-import { geometryOperations } from './operations/geometry.ts'
+import { colourOperations } from './colour.ts'
+import { edgeOperations } from './edge.ts'
+import { filterOperations } from './filter.ts'
+import { canny } from './canny.ts'
+import { levelOperations } from './levels.ts'
+import { geometryOperations } from './geometry.ts'
 import { paramUsage } from './params.ts'
-import { didYouMean } from '../common/suggest.ts'
+import { didYouMean } from '../../common/suggest.ts'
 
 /** Every operation, grouped by family in the order --list-ops prints them. */
 export const OPERATIONS: readonly Operation[] = [...filterOperations, canny, ...edgeOperations, ...colourOperations, ...levelOperations, ...geometryOperations]

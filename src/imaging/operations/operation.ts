@@ -1,6 +1,6 @@
 import type { ParamSpec, Params } from './params.ts'
 import type { Sharp } from 'sharp'
-import type { PixelFormat, RawImage, Rect } from './raw.ts'
+import type { PixelFormat, RawImage, Rect } from '../pixels/raw.ts'
 
 export type Family = 'filter' | 'edge' | 'colour' | 'geometry'
 

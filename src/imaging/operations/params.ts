@@ -1,5 +1,5 @@
-import { InvalidParameterError } from '../common/errors.ts'
-import { didYouMean } from '../common/suggest.ts'
+import { InvalidParameterError } from '../../common/errors.ts'
+import { didYouMean } from '../../common/suggest.ts'
 
 /**
  * Declarative operation parameters: one description serves validation,

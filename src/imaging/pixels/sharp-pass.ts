@@ -1,7 +1,7 @@
-import { sharpLib } from '../sharp-lib.ts'
+import { sharpLib } from './sharp-lib.ts'
 import type { Sharp } from 'sharp'
-import { gatedPass } from '../gate.ts'
-import { allocRawUnsafe, samples, withSamples, type RawImage } from '../raw.ts'
+import { gatedPass } from './gate.ts'
+import { allocRawUnsafe, samples, withSamples, type RawImage } from './raw.ts'
 
 /**
  * One sharp pipeline over raw pixels. sharp orders operations itself, so each
