@@ -2,7 +2,7 @@
 # An example scale hook for Google Compute Engine, with the same contract as
 # deploy/local-peers.sh: not run by the tests (they cannot reach a cloud).
 # Adapt the machine type, image, zone and network to yours; the AWS and Azure
-# CLIs follow the same pattern (see README, "Scaling out").
+# CLIs follow the same pattern (see docs/operating.md, "Scaling out").
 #
 #   tileswarm --scale-out "deploy/gcloud-peers.sh up" --scale-in "deploy/gcloud-peers.sh down" \
 #     --announce /ip4/<this machine's address>/tcp/4001

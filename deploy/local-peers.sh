@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A scale hook that starts and stops tileswarm peers as processes on this
 # machine: what the tests use, and the pattern for a real hook, which creates
-# and deletes machines instead (see README, "Scaling out").
+# and deletes machines instead (see docs/operating.md, "Scaling out").
 #
 #   tileswarm --scale-out "deploy/local-peers.sh up" --scale-in "deploy/local-peers.sh down"
 #

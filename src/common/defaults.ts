@@ -1,6 +1,6 @@
 /**
  * Every default and limit a peer or client starts with, in one place, units
- * in the names. Flags override the user-facing ones; the README lists them.
+ * in the names. Flags override the user-facing ones; docs/operating.md lists them.
  */
 
 // Jobs a peer coordinates.

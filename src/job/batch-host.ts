@@ -88,7 +88,7 @@ export class BatchHost implements Hosted {
       leases: { granted: s.granted, expired: s.expired, released: s.released },
       bytesIn: this.tally.bytesIn,
       bytesOut: this.tally.bytesOut,
-      // A batch's images are not checked: see the README's "Trust".
+      // A batch's images are not checked: see docs/design.md, "Trust".
       verify: { checked: 0, disagreements: 0, extra: 0, excluded: 0 },
     }
   }
