@@ -1,79 +1,18 @@
 import { tileChecksum } from '../protocol/checksum.ts'
 import { planJob, toSpecs, type JobPlan, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
-import type { InputShape } from './inputs.ts'
 import type { TilePixelSource, TilePixelsOut } from './tile-pixels.ts'
 import { systemClock, type Clock } from '../common/clock.ts'
 import { DEFAULT_PARK_MS, OFFER_HOLD_MS } from '../common/defaults.ts'
 import { JobFailedError } from '../common/errors.ts'
-import { LeaseTable, type Lease, type LeaseStats, type SpeculationPolicy } from './leases.ts'
+import { LeaseTable, type LeaseStats } from './leases.ts'
 import type { VerifyFigures } from './verify.ts'
 import type { JobInfo } from '../protocol/messages.ts'
 import { FailurePolicy } from './failure-policy.ts'
 import { Listeners } from './listeners.ts'
 import { JobPhases, type TileContext } from './phases.ts'
-import { SpotChecker, type CheckedJob, type Exclusion, type SpotCheckOptions } from './spot-checks.ts'
+import { SpotChecker, type CheckedJob } from './spot-checks.ts'
+import type { ClaimOutcome, JobEvents, JobOptions } from './tiled-job.ts'
 import { UnitCoordinator, type ResultOutcome } from './unit-coordinator.ts'
-
-export interface JobOptions {
-  jobId: string
-  /** The job's content identity (input, pipeline, tile geometry): workers keep results under it. */
-  jobKey: string
-  /** This peer: its own worker's results are trusted, and it takes its tiles' pixels in memory. */
-  self?: string
-  /** What the input decodes to. */
-  shape: InputShape
-  /** The tiles' input pixels, which go out with their grants. */
-  pixels: TilePixelSource
-  steps: Step[]
-  tileSize: number
-  leaseMs: number
-  clock?: Clock
-  /** How long a claim waits for a tile to come back before it is told to wait. */
-  parkMs?: number
-  /** When to grant a second copy of a straggler's tile; never, if unset. */
-  speculation?: SpeculationPolicy
-  /**
-   * A resumed job: these peers hold tiles an earlier coordinator finished.
-   * No tile is handed out to compute until each has joined (and offered what
-   * it holds) or the window has passed, so none is computed twice. The
-   * coordinator's own worker is a holder too, and counts among them.
-   */
-  collect?: { holders: string[], windowMs: number }
-  /**
-   * Spot checks: how much is computed twice, and this peer's record of the
-   * others (kept for its lifetime). `random` picks the results checked. None if unset.
-   */
-  verify?: SpotCheckOptions
-}
-
-export interface GrantedTile {
-  lease: Lease
-  tile: Tile
-  phase: number
-}
-
-export type ClaimOutcome = { kind: 'grant', grant: GrantedTile } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' } | { kind: 'excluded' }
-
-export interface JobEvents {
-  progress: (done: number, total: number) => void
-  /** A tile's result was accepted: its pixels placed in the output, or its summary taken (once per tile and phase, ever). */
-  placed: (tile: number, peer: string) => void
-  /** Tiles went back to the pool and no claim was waiting: tell the swarm. */
-  tilesReturned: (count: number) => void
-  /** A resumed job has collected what its holders offered: this many tiles of the total. */
-  recovered: (tiles: number, total: number) => void
-  /** A summary phase is reduced; phase `phase` (0-based) of `phases` starts. */
-  phase: (phase: number, phases: number, reduceMs: number) => void
-  /** A check settled a tile, or found a disagreement: the figures changed. */
-  verified: (figures: VerifyFigures) => void
-  /**
-   * A peer's result lost a vote (or it was caught before, in another job):
-   * it gets no more of this job, and what it delivered on its word alone is
-   * done again: `redo` tiles, or every phase from `restartPhase` (its
-   * summaries went into a reduction).
-   */
-  excluded: (peer: string, why: Exclusion) => void
-}
 
 /**
  * The coordinator of one job: owns the lease tables and the output, and hands
@@ -98,7 +37,6 @@ export class JobCoordinator {
   private readonly checker: SpotChecker
   private readonly failures: FailurePolicy
   private readonly events = new Listeners<JobEvents>()
-  private readonly pastStats: LeaseStats[] = []
   private resolveFinished!: (image: RawImage) => void
   private rejectFinished!: (err: Error) => void
   private recoveryReported: boolean
@@ -143,15 +81,15 @@ export class JobCoordinator {
       get tileCount () { return job.phases.tiles.length },
       get summarising () { return job.phases.summarising },
       get leases () { return job.leases },
-      wake: () => { this.units.wake() },
-      take: (tile, body, options) => { this.phases.take(tile, body, options) },
-      credit: (tile, peer) => { this.phases.credit(tile, peer) },
-      fail: reason => { this.cancel(reason) },
-      peerGone: peer => { this.peerGone(peer) },
-      restartFrom: phase => { this.restartFrom(phase) },
-      settled: () => { this.phaseDoneYet() },
-      verified: figures => { this.events.emit('verified', figures) },
-      excluded: (peer, why) => { this.events.emit('excluded', peer, why) },
+      wake: () => { job.units.wake() },
+      take: (tile, body, options) => { job.phases.take(tile, body, options) },
+      credit: (tile, peer) => { job.phases.credit(tile, peer) },
+      fail: reason => { job.cancel(reason) },
+      peerGone: peer => { job.peerGone(peer) },
+      restartFrom: phase => { job.restartFrom(phase) },
+      settled: () => { job.phaseDoneYet() },
+      verified: figures => { job.events.emit('verified', figures) },
+      excluded: (peer, why) => { job.events.emit('excluded', peer, why) },
     }
   }
 
@@ -175,11 +113,7 @@ export class JobCoordinator {
   get progress (): { done: number, total: number } { return this.phases.progress }
 
   /** Lease counts over every phase so far. */
-  get stats (): LeaseStats {
-    const total = { ...this.leases.stats }
-    for (const past of this.pastStats) for (const key of Object.keys(total) as Array<keyof LeaseStats>) total[key] += past[key]
-    return total
-  }
+  get stats (): LeaseStats { return this.phases.statsWith(this.leases.stats) }
 
   on<E extends keyof JobEvents>(event: E, listener: JobEvents[E]): void {
     this.events.on(event, listener)
@@ -349,8 +283,7 @@ export class JobCoordinator {
       this.cancel(err instanceof Error ? err : new Error(String(err)))
       return
     }
-    this.pastStats.push(this.leases.stats)
-    this.phases.enter(build, affinity)
+    this.phases.enter(build, { affinity, pastStats: this.leases.stats })
     this.checker.newPhase()
     const { restarts } = this.phases
     this.units.leases = this.phaseTable(this.leases.leaseMs, restarts > 0 ? `p${phase}.r${restarts}.` : `p${phase}.`)

@@ -1,4 +1,5 @@
 import { bytesPerPixel, checkSummary, contextsOfTile, createPlanOutput, maxSummaryBytes, phaseReducer, placeTile, planTiles, type JobPlan, type PixelFormat, type RawImage, type Reducer, type StepContext, type Tile } from '../imaging/index.ts'
+import type { LeaseStats } from './leases.ts'
 
 /** A global step's context for one tile: its own, or the one every tile shares. */
 export interface TileContext {
@@ -42,6 +43,8 @@ export class JobPhases {
   private creditedTo: string[] = []
   /** This phase's tiles offered first to each peer (taken from the end). */
   affinity = new Map<string, number[]>()
+  /** The lease counts of the phases before this one (of each start). */
+  private readonly pastStats: LeaseStats[] = []
 
   constructor (plan: JobPlan, tileSize: number) {
     this.plan = plan
@@ -61,6 +64,13 @@ export class JobPhases {
   /** Units done and in all, over every phase. */
   get progress (): { done: number, total: number } {
     return { done: this.phase * this.tiles.length + this.tilesDone, total: this.plan.phases.length * this.tiles.length }
+  }
+
+  /** Lease counts over every phase so far, the current one's `current`. */
+  statsWith (current: LeaseStats): LeaseStats {
+    const total = { ...current }
+    for (const past of this.pastStats) for (const key of Object.keys(total) as Array<keyof LeaseStats>) total[key] += past[key]
+    return total
   }
 
   /** A tile's result in raw bytes (0 for a tile that does not exist); a summary's, at most. */
@@ -145,10 +155,11 @@ export class JobPhases {
     return { phase, tiles, reducer }
   }
 
-  /** Switches to a phase built aside. */
-  enter (build: PhaseBuild, affinity: Map<string, number[]>): void {
+  /** Switches to a phase built aside; `pastStats`: the lease counts of the one it ends. */
+  enter (build: PhaseBuild, options: { affinity: Map<string, number[]>, pastStats: LeaseStats }): void {
+    this.pastStats.push(options.pastStats)
     this.reducer = build.reducer
-    this.affinity = affinity
+    this.affinity = options.affinity
     this.summarisedBy = []
     this.phase = build.phase
     this.tiles = build.tiles
