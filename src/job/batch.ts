@@ -152,7 +152,7 @@ export class BatchCoordinator {
     this.sessions.delete(peer)
     // Its reservations go back to the pool at once.
     this.reserved.delete(peer)
-    for (const lease of this.leases.activeLeases()) if (lease.peer === peer && lease.kind === 'offer') this.units.release(peer, lease.leaseId)
+    for (const leaseId of this.units.reservationsOf(peer)) this.units.release(peer, leaseId)
     // Images every peer still here has refused: nobody is left to take them on.
     if (this.isRunning) for (const [slot, h] of [...this.handOns]) if (this.everyoneRefused(h.peers)) this.fail(slot, `no peer here could take it on: ${h.message}`)
   }

@@ -151,7 +151,7 @@ export class JobCoordinator {
 
   /** The reservations a peer holds now (what one of its sessions must give back if it ends). */
   reservedLeases (peer: string): string[] {
-    return this.leases.activeLeases().filter(l => l.peer === peer && l.kind === 'offer').map(l => l.leaseId)
+    return this.units.reservationsOf(peer)
   }
 
   /** A result held from an earlier coordinator, for a tile reserved for this peer. */

@@ -95,6 +95,11 @@ export class UnitCoordinator {
     this.collected?.()
   }
 
+  /** The reservations `peer` holds now, by lease id: units it said it holds, to hand over. */
+  reservationsOf (peer: string): string[] {
+    return this.leases.activeLeases().filter(l => l.peer === peer && l.kind === 'offer').map(l => l.leaseId)
+  }
+
   /** A lease now, or once a unit comes back (bounded by parkMs). */
   async claim (peer: string): Promise<LeaseOutcome> {
     return await this.scheduler.claim(peer)
