@@ -46,6 +46,7 @@ export class UnitCoordinator {
   private awaitedHolders: Set<string> | undefined
   private collectWindowMs: number | undefined
   private collectTimer: unknown
+  private readonly collected: (() => void) | undefined
 
   constructor (table: LeaseTable, parts: UnitParts, options: UnitCoordinatorOptions) {
     this.clock = options.clock
@@ -61,8 +62,6 @@ export class UnitCoordinator {
       this.collectWindowMs = options.collect.windowMs
     }
   }
-
-  private readonly collected: (() => void) | undefined
 
   get state (): UnitState { return this.current }
   get isRunning (): boolean { return this.current === 'running' }
