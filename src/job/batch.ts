@@ -4,10 +4,11 @@ import { DEFAULT_PARK_MS, OFFER_HOLD_MS } from '../common/defaults.ts'
 import { JobFailedError } from '../common/errors.ts'
 import { toSpecs, type OutputFormat, type Step } from '../imaging/index.ts'
 import type { BatchInfo } from '../protocol/messages.ts'
-import type { ResultOutcome } from './coordinator.ts'
 import { tileChecksum } from '../protocol/checksum.ts'
+import { FailurePolicy } from './failure-policy.ts'
 import { LeaseTable, type Lease, type LeaseStats, type SpeculationPolicy } from './leases.ts'
-import { LeaseScheduler } from './scheduler.ts'
+import { Listeners } from './listeners.ts'
+import { UnitCoordinator, type ResultOutcome } from './unit-coordinator.ts'
 
 /** One image of a batch, uploaded and not yet done: a worker gets its file and returns the encoded output. */
 export interface BatchTask {
@@ -47,6 +48,13 @@ export interface BatchOptions {
 
 export type TaskClaim = { kind: 'task', lease: Lease, task: BatchTask } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' }
 
+/** An image's encoded output as a worker returns it; `kept`: it had it from an earlier coordinator. */
+export interface ImageOutput {
+  width: number
+  height: number
+  kept?: boolean
+}
+
 export interface BatchEvents {
   /** An image's output is in (first valid result wins; once per image, ever). */
   image: (task: BatchTask, output: { data: Buffer, width: number, height: number }, peer: string, recovered: boolean) => void
@@ -55,9 +63,6 @@ export interface BatchEvents {
   /** Images went back to the pool and no claim was waiting: tell the swarm. */
   returned: (pending: number) => void
 }
-
-/** Other peers that must fail an image (or one of them twice) before it fails. */
-const FAILING_PEERS = 2
 
 /** Peers that may hand an image on (past their limits, out of memory) before nobody is thought able to do it. */
 const MAX_HAND_ONS = 3
@@ -75,13 +80,11 @@ export class BatchCoordinator {
   readonly images: number
   readonly imagesByPeer = new Map<string, number>()
   private readonly self: string
-  private readonly clock: Clock
-  private readonly parkMs: number
-  private readonly scheduler: LeaseScheduler
+  private readonly units: UnitCoordinator
   /** By slot in the lease table; dropped once done. */
   private readonly tasks: Array<BatchTask | undefined> = []
   /** Who failed each slot's image, and how often. */
-  private readonly failures = new Map<number, Map<string, number>>()
+  private readonly failures = new Map<number, FailurePolicy>()
   /** Which peers handed each slot's image on, how often in all, and why last. */
   private readonly handOns = new Map<number, { peers: Set<string>, times: number, message: string }>()
   /** Peers with a session on this batch now. */
@@ -89,11 +92,7 @@ export class BatchCoordinator {
   /** Who holds each output (by task key), as they said; and the images reserved for each, to grant them first. */
   private readonly heldBy = new Map<string, Set<string>>()
   private readonly reserved = new Map<string, number[]>()
-  /** Holders of a resumed batch not yet heard from; undefined once collection is over. */
-  private awaitedHolders: Set<string> | undefined
-  private collectTimer: unknown
-  private readonly listeners: { [E in keyof BatchEvents]: Array<BatchEvents[E]> } = { image: [], failed: [], returned: [] }
-  private state: 'running' | 'done' | 'cancelled' = 'running'
+  private readonly events = new Listeners<BatchEvents>()
   /** Bytes of the files held, for the upload window. */
   heldBytes = 0
   /** Images added and not yet done or failed. */
@@ -105,29 +104,11 @@ export class BatchCoordinator {
     this.steps = options.steps
     this.quality = options.quality
     this.images = options.images
-    this.clock = options.clock ?? systemClock
-    this.parkMs = options.parkMs ?? DEFAULT_PARK_MS
-    this.scheduler = new LeaseScheduler(new LeaseTable(options.images, options.leaseMs, undefined, 't', 0), {
-      state: () => this.state !== 'running' ? this.state : this.awaitedHolders !== undefined ? 'hold' : 'open',
+    this.units = new UnitCoordinator(new LeaseTable(options.images, options.leaseMs, { idPrefix: 't', opened: 0 }), {
       // A peer that could not take an image on does not get it again.
       refused: (peer, slot) => this.handOns.get(slot)?.peers.has(peer) === true,
-      returned: pending => { for (const l of this.listeners.returned) l(pending) },
-    }, { clock: this.clock, parkMs: this.parkMs, ...(options.speculation !== undefined ? { speculation: options.speculation } : {}) })
-    if (options.collect !== undefined) {
-      this.awaitedHolders = new Set(options.collect.holders)
-      this.collectWindowMs = options.collect.windowMs
-    }
-  }
-
-  /** The collect window runs from the first image: only then does the swarm hear of the batch. */
-  private collectWindowMs: number | undefined
-
-  /** Every holder has said what it holds, or the window passed: images go out. */
-  private endCollection (): void {
-    if (this.awaitedHolders === undefined) return
-    this.awaitedHolders = undefined
-    this.clock.clearTimeout(this.collectTimer)
-    this.scheduler.wake()
+      returned: pending => { this.events.emit('returned', pending) },
+    }, { clock: options.clock ?? systemClock, parkMs: options.parkMs ?? DEFAULT_PARK_MS, ...(options.speculation !== undefined ? { speculation: options.speculation } : {}), ...(options.collect !== undefined ? { collect: options.collect } : {}) })
   }
 
   /** A worker holds these outputs (task keys): the images they belong to are reserved for it, now or as they are uploaded. */
@@ -138,24 +119,24 @@ export class BatchCoordinator {
       this.heldBy.set(key, holders)
     }
     for (const [slot, task] of this.tasks.entries()) if (task !== undefined && this.heldBy.get(task.key)?.has(peer) === true) this.reserve(slot, peer)
-    if (this.awaitedHolders?.delete(peer) === true && this.awaitedHolders.size === 0) this.endCollection()
-    this.scheduler.wake()
+    this.units.heardFrom(peer)
+    this.units.wake()
   }
 
   /** An image kept by `peer` waits for it (for a while: a holder that never claims gives it back by expiry). */
   private reserve (slot: number, peer: string): void {
-    if (this.leases.reserve(slot, peer, this.clock.now(), OFFER_HOLD_MS) === undefined) return
+    if (this.leases.reserve(slot, peer, this.units.clock.now(), OFFER_HOLD_MS) === undefined) return
     const mine = this.reserved.get(peer) ?? []
     if (!mine.includes(slot)) mine.push(slot)
     this.reserved.set(peer, mine)
-    this.scheduler.scheduleExpiry()
+    this.units.scheduleExpiry()
   }
 
   on<E extends keyof BatchEvents>(event: E, listener: BatchEvents[E]): void {
-    this.listeners[event].push(listener)
+    this.events.on(event, listener)
   }
 
-  get isRunning (): boolean { return this.state === 'running' }
+  get isRunning (): boolean { return this.units.isRunning }
 
   /** Peers working on the batch now (a session open). */
   get workers (): number { return this.sessions.size }
@@ -171,20 +152,21 @@ export class BatchCoordinator {
     this.sessions.delete(peer)
     // Its reservations go back to the pool at once.
     this.reserved.delete(peer)
-    for (const lease of this.leases.activeLeases()) if (lease.peer === peer && lease.kind === 'offer') this.scheduler.release(peer, lease.leaseId)
+    for (const leaseId of this.units.reservationsOf(peer)) this.units.release(peer, leaseId)
     // Images every peer still here has refused: nobody is left to take them on.
-    if (this.state === 'running') for (const [slot, h] of [...this.handOns]) if (this.everyoneRefused(h.peers)) this.fail(slot, `no peer here could take it on: ${h.message}`)
+    if (this.isRunning) for (const [slot, h] of [...this.handOns]) if (this.everyoneRefused(h.peers)) this.fail(slot, `no peer here could take it on: ${h.message}`)
   }
 
   private everyoneRefused (refusing: Set<string>): boolean {
     return [...this.sessions.keys()].every(p => refusing.has(p))
   }
-  get leases (): LeaseTable { return this.scheduler.leases }
+
+  get leases (): LeaseTable { return this.units.leases }
   get stats (): LeaseStats { return this.leases.stats }
 
   /** What a worker needs to know once per session. */
   info (): Omit<BatchInfo, 'type' | 'rid'> {
-    return { jobId: this.jobId, ops: toSpecs(this.steps), quality: this.quality, leaseMs: this.leases.leaseMs, parkMs: this.parkMs, images: this.images }
+    return { jobId: this.jobId, ops: toSpecs(this.steps), quality: this.quality, leaseMs: this.leases.leaseMs, parkMs: this.units.parkMs, images: this.images }
   }
 
   /** An uploaded image becomes a task: claims waiting get it first. */
@@ -193,50 +175,45 @@ export class BatchCoordinator {
     this.tasks[slot] = task
     this.heldBytes += task.file.length
     this.heldImages++
-    if (this.collectWindowMs !== undefined) {
-      this.collectTimer = this.clock.setTimeout(() => { this.endCollection() }, this.collectWindowMs)
-      this.collectWindowMs = undefined
-    }
+    // The collect window runs from the first image: only then does the swarm hear of the batch.
+    this.units.startCollectWindow()
     const holder = [...this.heldBy.get(task.key) ?? []].find(p => this.sessions.has(p))
     if (holder !== undefined) this.reserve(slot, holder)
-    this.scheduler.wake()
+    this.units.wake()
   }
 
   async claim (peer: string): Promise<TaskClaim> {
     // What this peer kept comes first: it sends it without computing.
     const mine = this.reserved.get(peer)
-    while (mine !== undefined && mine.length > 0 && this.state === 'running') {
+    while (mine !== undefined && mine.length > 0 && this.isRunning) {
       const slot = mine.shift()!
       const lease = this.leases.leaseOf(slot, peer, 'offer')
       const task = this.tasks[slot]
       // Its deadline runs from now, as any grant's.
-      if (lease !== undefined && task !== undefined && this.scheduler.renew(peer, lease.leaseId)) return { kind: 'task', lease, task }
+      if (lease !== undefined && task !== undefined && this.units.renew(peer, lease.leaseId)) return { kind: 'task', lease, task }
     }
-    const outcome = await this.scheduler.claim(peer)
+    const outcome = await this.units.claim(peer)
     if (outcome.kind !== 'lease') return outcome
     const task = this.tasks[outcome.lease.tile]
     // The batch was cancelled (its files dropped) between the grant and this continuation: nothing to send.
     if (task === undefined) {
-      this.scheduler.release(peer, outcome.lease.leaseId)
-      return { kind: this.state === 'running' ? 'wait' : 'cancelled' }
+      this.units.release(peer, outcome.lease.leaseId)
+      return { kind: this.isRunning ? 'wait' : 'cancelled' }
     }
     return { kind: 'task', lease: outcome.lease, task }
   }
 
-  /** A worker's output for an image; `kept`: it had it from an earlier coordinator. */
-  result (peer: string, slot: number, leaseId: string, checksum: string, body: Buffer, size: { width: number, height: number }, kept = false): ResultOutcome {
-    if (this.state !== 'running') return { status: 'duplicate', reason: `batch is ${this.state}` }
-    const check = this.leases.check(slot, leaseId, peer)
-    if (check === 'duplicate') {
-      this.leases.complete(slot, leaseId, peer, this.clock.now())
-      return { status: 'duplicate' }
-    }
-    if (check === 'unknown') return { status: 'rejected', reason: `no lease ${leaseId} on image ${slot} for this peer` }
+  /** A worker's encoded output for an image. */
+  result (peer: string, slot: number, leaseId: string, checksum: string, body: Buffer, output: ImageOutput): ResultOutcome {
+    if (!this.isRunning) return { status: 'duplicate', reason: `batch is ${this.units.state}` }
+    const leased = this.units.checkLease(slot, leaseId, peer, `image ${slot}`)
+    if (leased !== undefined) return leased
     if (body.length === 0 || tileChecksum(body) !== checksum) return { status: 'rejected', reason: `image ${slot}'s output is empty or fails its checksum` }
-    this.leases.complete(slot, leaseId, peer, this.clock.now(), !kept)
+    const kept = output.kept === true
+    this.leases.complete(slot, leaseId, peer, this.units.clock.now(), !kept)
     const task = this.resolve(slot)!
     this.imagesByPeer.set(peer, (this.imagesByPeer.get(peer) ?? 0) + 1)
-    for (const l of this.listeners.image) l(task, { data: body, ...size }, peer, kept)
+    this.events.emit('image', task, { data: body, width: output.width, height: output.height }, peer, kept)
     return { status: 'accepted' }
   }
 
@@ -253,38 +230,41 @@ export class BatchCoordinator {
   }
 
   /**
-   * A worker could not process an image. The computation is the same on
-   * every peer, so this peer's own worker failing it fails it; another's may
-   * be its own trouble, so two others must (or one, twice). Otherwise the
-   * image goes back to the pool for another peer.
+   * A worker could not process an image (`handOn`: it could not take it on,
+   * past its limits or memory). Unless the image fails now (see failsNow),
+   * it goes back to the pool for another peer.
    */
-  failed (peer: string, slot: number, message: string, handOn = false): void {
+  failed (peer: string, slot: number, message: string, options: { handOn?: boolean } = {}): void {
     const task = this.tasks[slot]
     // Only a peer that holds the image may say so: no other can fail it.
     const lease = this.leases.leaseOf(slot, peer, 'work') ?? this.leases.leaseOf(slot, peer, 'copy') ?? this.leases.leaseOf(slot, peer, 'offer')
-    if (this.state !== 'running' || task === undefined || lease === undefined) return
-    let fails: boolean
-    if (handOn) {
-      // Past that peer's limits or memory: another may manage, and this one is not given it again. It fails once three peers, or every peer here, could not.
-      const h = this.handOns.get(slot) ?? { peers: new Set<string>(), times: 0, message }
-      this.handOns.set(slot, h)
-      h.peers.add(peer)
-      h.times++
-      h.message = message
-      fails = h.peers.size >= MAX_HAND_ONS || this.everyoneRefused(h.peers) || h.times >= MAX_HAND_ONS * MAX_HAND_ONS
-      if (fails) message = `${h.peers.size === 1 ? 'no peer' : `none of ${h.peers.size} peers`} could take it on: ${message}`
-    } else {
-      const byPeer = this.failures.get(slot) ?? new Map<string, number>()
-      this.failures.set(slot, byPeer)
-      byPeer.set(peer, (byPeer.get(peer) ?? 0) + 1)
-      const others = [...byPeer.keys()].filter(p => p !== this.self)
-      fails = byPeer.has(this.self) || others.length >= FAILING_PEERS || (byPeer.get(peer) ?? 0) >= 2
-    }
-    if (!fails) {
-      this.scheduler.release(peer, lease.leaseId)
+    if (!this.isRunning || task === undefined || lease === undefined) return
+    const why = this.failsNow(peer, slot, message, options.handOn === true)
+    if (why === undefined) {
+      this.units.release(peer, lease.leaseId)
       return
     }
-    this.fail(slot, message)
+    this.fail(slot, why)
+  }
+
+  /**
+   * Why the image fails now, or undefined. Handed on: another peer may
+   * manage, and this one is not given it again; it fails once three peers,
+   * or every peer here, could not. Failed: the failure policy decides.
+   */
+  private failsNow (peer: string, slot: number, message: string, handOn: boolean): string | undefined {
+    if (!handOn) {
+      const policy = this.failures.get(slot) ?? new FailurePolicy({ self: this.self, twiceFails: true })
+      this.failures.set(slot, policy)
+      return policy.failed(peer) ? message : undefined
+    }
+    const h = this.handOns.get(slot) ?? { peers: new Set<string>(), times: 0, message }
+    this.handOns.set(slot, h)
+    h.peers.add(peer)
+    h.times++
+    h.message = message
+    const fails = h.peers.size >= MAX_HAND_ONS || this.everyoneRefused(h.peers) || h.times >= MAX_HAND_ONS * MAX_HAND_ONS
+    return fails ? `${h.peers.size === 1 ? 'no peer' : `none of ${h.peers.size} peers`} could take it on: ${message}` : undefined
   }
 
   /** The image is over, without an output. */
@@ -293,34 +273,29 @@ export class BatchCoordinator {
     if (task === undefined) return
     this.leases.abandon(slot)
     this.resolve(slot)
-    for (const l of this.listeners.failed) l(task, new JobFailedError(message))
+    this.events.emit('failed', task, new JobFailedError(message))
   }
 
   renew (peer: string, leaseId: string): boolean {
-    return this.scheduler.renew(peer, leaseId)
+    return this.units.renew(peer, leaseId)
   }
 
   release (peer: string, leaseId: string): boolean {
-    return this.scheduler.release(peer, leaseId)
+    return this.units.release(peer, leaseId)
   }
 
   peerGone (peer: string): number {
-    return this.scheduler.peerGone(peer)
+    return this.units.peerGone(peer)
   }
 
   /** Every image is in or failed: claims hear that it is done. */
   finish (): void {
-    if (this.state !== 'running') return
-    this.state = 'done'
-    this.clock.clearTimeout(this.collectTimer)
-    this.scheduler.settle()
+    this.units.end('done')
   }
 
   cancel (): void {
-    if (this.state !== 'running') return
-    this.state = 'cancelled'
+    if (!this.isRunning) return
     this.tasks.length = 0
-    this.clock.clearTimeout(this.collectTimer)
-    this.scheduler.settle()
+    this.units.end('cancelled')
   }
 }

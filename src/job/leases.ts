@@ -44,6 +44,15 @@ export interface SpeculationPolicy {
   minSamples: number
 }
 
+export interface LeaseTableOptions {
+  /** A claim flood from one peer must not starve the others: past this many, a peer waits. */
+  maxLeasesPerPeer?: number
+  /** Starts every lease id: a job's phases each have a table, and a lease of one is never taken for another's. */
+  idPrefix?: string
+  /** Tiles that exist from the start (all, unless a batch's images or a phase's checks come later). */
+  opened?: number
+}
+
 /** Recent tile times kept for the median: enough to be typical, cheap to sort. */
 const DURATION_SAMPLES = 255
 
@@ -76,12 +85,12 @@ export class LeaseTable {
   /** Starts every lease id: a job's phases each have a table, and a lease of one is never taken for another's. */
   private readonly idPrefix: string
 
-  constructor (tileCount: number, leaseMs: number, maxLeasesPerPeer = DEFAULT_MAX_LEASES_PER_PEER, idPrefix = '', opened = tileCount) {
-    this.idPrefix = idPrefix
-    this.opened = opened
+  constructor (tileCount: number, leaseMs: number, options: LeaseTableOptions = {}) {
+    this.idPrefix = options.idPrefix ?? ''
+    this.opened = options.opened ?? tileCount
     this.tileCount = tileCount
     this.leaseMs = leaseMs
-    this.maxLeasesPerPeer = maxLeasesPerPeer
+    this.maxLeasesPerPeer = options.maxLeasesPerPeer ?? DEFAULT_MAX_LEASES_PER_PEER
     this.done = new Uint8Array(tileCount)
     this.onTile = new Uint8Array(tileCount)
     this.everLeased = new Uint8Array(tileCount)
@@ -97,10 +106,10 @@ export class LeaseTable {
   get allOpenDone (): boolean { return this.doneCount === this.opened }
 
   /** The next tile comes into existence (a batch's image, uploaded; a check of a tile): its index. `first`: claimed before fresh ones. */
-  open (first = false): number {
+  open (options: { first?: boolean } = {}): number {
     if (this.opened >= this.tileCount) throw new RangeError(`all ${this.tileCount} tiles are open`)
     const unit = this.opened++
-    if (first) this.returned.push(unit)
+    if (options.first === true) this.returned.push(unit)
     return unit
   }
 

@@ -1,4 +1,4 @@
-import type { JobOptions } from '../../src/job/coordinator.ts'
+import type { JobOptions } from '../../src/job/tiled-job.ts'
 import { TilePixels } from '../../src/job/tile-pixels.ts'
 import { planJob, type RawImage, type Step } from '../../src/imaging/index.ts'
 

@@ -146,16 +146,16 @@ test('only a peer that holds an image can fail it; one handed on by three peers 
   batch.failed('y', held.slot, 'a peer that holds nothing')
   batch.failed('y', held.slot, 'a peer that holds nothing')
   t.deepEqual(failed, [], 'a failure from a peer without the image is ignored')
-  batch.failed('x', held.slot, 'over --max-pixels', true)
+  batch.failed('x', held.slot, 'over --max-pixels', { handOn: true })
   t.deepEqual(failed, [])
   const again = batch.claim('x')
   clock.advance(200)
   t.is((await again).kind, 'wait', 'a peer that could not take an image on is not given it again')
   const second = await granted(batch, 'y')
   t.is(second.slot, held.slot, 'handed on: another peer gets it')
-  batch.failed('y', second.slot, 'out of memory', true)
+  batch.failed('y', second.slot, 'out of memory', { handOn: true })
   const third = await granted(batch, 'z')
-  batch.failed('z', third.slot, 'out of memory', true)
+  batch.failed('z', third.slot, 'out of memory', { handOn: true })
   t.deepEqual(failed, [0])
   t.is(batch.heldImages, 0)
 
@@ -166,7 +166,7 @@ test('only a peer that holds an image can fail it; one handed on by three peers 
   let reason = ''
   alone.batch.on('failed', (_task, err) => { reason = err.message })
   const mine = await granted(alone.batch, 'me')
-  alone.batch.failed('me', mine.slot, 'over --max-pixels', true)
+  alone.batch.failed('me', mine.slot, 'over --max-pixels', { handOn: true })
   t.deepEqual(alone.failed, [5])
   t.is(reason, 'no peer could take it on: over --max-pixels')
   alone.batch.left('me')
@@ -186,7 +186,7 @@ test('a resumed batch grants nothing until its holders have said what they kept,
   const h = await granted(batch, 'h')
   t.is(h.task.index, 1)
   const png = await output()
-  t.is(batch.result('h', h.slot, h.leaseId, tileChecksum(png), png, size, true).status, 'accepted')
+  t.is(batch.result('h', h.slot, h.leaseId, tileChecksum(png), png, { ...size, kept: true }).status, 'accepted')
   t.is(batch.stats.recovered, 1)
 
   // Holders that never say: the window ends the wait.

@@ -46,7 +46,7 @@ test('a peer that goes away returns everything it holds at once', t => {
 })
 
 test('a claim flood from one peer stops at its cap; others still get tiles', t => {
-  const table = new LeaseTable(100, 1000, 5)
+  const table = new LeaseTable(100, 1000, { maxLeasesPerPeer: 5 })
   for (let i = 0; i < 5; i++) t.truthy(table.claim('greedy', 0))
   t.is(table.claim('greedy', 0), undefined)
   t.truthy(table.claim('fair', 0))
@@ -59,7 +59,7 @@ test('property: every tile completes exactly once under any schedule', t => {
     fc.integer({ min: 1, max: 40 }),
     fc.array(fc.record({ kind: fc.constantFrom('claim', 'expire', 'release', 'gone', 'deliver', 'deliverLate'), peer: fc.constantFrom('a', 'b', 'c'), pick: fc.nat(), dt: fc.integer({ min: 0, max: 700 }) }), { maxLength: 300 }),
     (tiles, ops) => {
-      const table = new LeaseTable(tiles, 1000, 8)
+      const table = new LeaseTable(tiles, 1000, { maxLeasesPerPeer: 8 })
       const held: Array<{ tile: number, leaseId: string, peer: string }> = []
       const everHeld: typeof held = []
       const doneBy = new Map<number, number>()

@@ -1,5 +1,6 @@
 import test from 'ava'
-import { JobCoordinator, type ClaimOutcome } from '../../src/job/coordinator.ts'
+import { JobCoordinator } from '../../src/job/coordinator.ts'
+import type { ClaimOutcome } from '../../src/job/tiled-job.ts'
 import { tileChecksum } from '../../src/protocol/checksum.ts'
 import { MAX_VOTES, parseVerifyLevel, TrustRecords, type VerifyLevel } from '../../src/job/verify.ts'
 import { inputOf, pixelsReady } from '../helpers/job-input.ts'
