@@ -70,6 +70,11 @@ export class JobFailedError extends TileswarmError {
   static override readonly name = 'JobFailedError'
 }
 
+/** A job's client hung up: the job is cancelled, not failed. */
+export class ClientGoneError extends TileswarmError {
+  static override readonly name = 'ClientGoneError'
+}
+
 /** Errors that are the user's to fix and need no stack trace. */
 export function isUserFacing (err: unknown): err is TileswarmError {
   return err instanceof TileswarmError

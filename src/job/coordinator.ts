@@ -13,6 +13,7 @@ import { JobPhases, type TileContext } from './job-phases.ts'
 import { SpotChecker, type CheckedJob } from './spot-checks.ts'
 import type { ClaimOutcome, JobEvents, JobOptions } from './tiled-job.ts'
 import { UnitCoordinator, type ResultOutcome } from './unit-coordinator.ts'
+import { hasTile, tileBitmap } from '../protocol/tile-set.ts'
 
 /**
  * The coordinator of one job: owns the lease tables and the output, and hands
@@ -133,20 +134,18 @@ export class JobCoordinator {
    * to offer; the returned bitmap says which.
    */
   join (peer: string, held?: Uint8Array): Uint8Array | undefined {
-    let reserved: Uint8Array | undefined
+    const reserved: number[] = []
     // Only a one-phase job's results are kept by workers: a phase's results mean nothing to another phase. A liar's are not wanted.
     if (held !== undefined && this.isRunning && !this.checker.excludes(peer) && this.phase === 0 && this.plan.phases.length === 1) {
       const now = this.units.clock.now()
       for (let tile = 0; tile < Math.min(this.tiles.length, held.length * 8); tile++) {
-        if ((held[tile >> 3]! & (1 << (tile & 7))) === 0) continue
-        if (this.leases.reserve(tile, peer, now, Math.max(this.leases.leaseMs, OFFER_HOLD_MS)) === undefined) continue
-        reserved ??= new Uint8Array(Math.ceil(this.tiles.length / 8))
-        reserved[tile >> 3]! |= 1 << (tile & 7)
+        if (!hasTile(held, tile)) continue
+        if (this.leases.reserve(tile, peer, now, Math.max(this.leases.leaseMs, OFFER_HOLD_MS)) !== undefined) reserved.push(tile)
       }
-      if (reserved !== undefined) this.units.scheduleExpiry()
+      if (reserved.length > 0) this.units.scheduleExpiry()
     }
     this.units.heardFrom(peer)
-    return reserved
+    return reserved.length > 0 ? tileBitmap(reserved, Math.ceil(this.tiles.length / 8)) : undefined
   }
 
   /** The reservations a peer holds now (what one of its sessions must give back if it ends). */

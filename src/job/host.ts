@@ -8,7 +8,7 @@ import { ClientProgress } from './client-progress.ts'
 import { JobCoordinator } from './coordinator.ts'
 import { HostedRun, type SubmitWire } from './hosted-run.ts'
 import type { Hosted, HostedJob, JobHostComponents, JobLimits, JobOutcome } from './hosted.ts'
-import { admitTiledJob, type AdmittedJob } from './job-admission.ts'
+import { takeInTiledJob, type AdmittedJob } from './job-admission.ts'
 import { decideSpread, swarmShape } from './spread.ts'
 import { TilePixels } from './tile-pixels.ts'
 import { TileProgress } from './tile-progress.ts'
@@ -97,7 +97,7 @@ export class JobHost implements Hosted {
     return await this.hosted.run(wire, async () => {
       // Heard from while it reads and hashes: silence means a lost coordinator.
       progress.report({ type: 'progress', phase: 'decoding', done: 0, total: 0, workers: 0 })
-      const job = admitted = await admitTiledJob(upload, this.spec, this.limits, this.c)
+      const job = admitted = await takeInTiledJob(upload, this.spec, this.limits, this.c)
       const { header, plan } = job
       const spread = await decideSpread(this.c.costs, { plan, inputPixels: header.width * header.height, container: header.container, format: this.spec.format }, swarmShape(job.view, job.tiles, this.c.trust, this.spec.verify), this.c.spread)
       this.c.log(`job ${this.jobId}: ${spread.reason}`)

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
+import { ClientGoneError, LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
 import { shortId } from '../common/log.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
@@ -10,11 +10,6 @@ import type { JobHostComponents, JobOutcome } from './hosted.ts'
 import { tellPeersMessage, toldKey } from './told.ts'
 
 export type SubmitWire = Wire<SubmitServerMessage, SubmitClientMessage>
-
-/** The client hung up: the job is cancelled, not failed. */
-export class ClientGoneError extends TileswarmError {
-  static override readonly name = 'ClientGoneError'
-}
 
 /** What the shell needs of a job's coordinator, once there is one. */
 export interface HostedWork {

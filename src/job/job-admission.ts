@@ -22,7 +22,7 @@ export interface AdmittedJob {
  * within --max-pixels and --max-tiles, its decoded input within
  * --input-memory-mb. Nothing is held for a job that is refused.
  */
-export async function admitTiledJob (upload: Buffer, spec: { steps: Step[], tileSize?: number }, limits: JobLimits, c: Pick<JobHostComponents, 'swarm' | 'inputs'>): Promise<AdmittedJob> {
+export async function takeInTiledJob (upload: Buffer, spec: { steps: Step[], tileSize?: number }, limits: JobLimits, c: Pick<JobHostComponents, 'swarm' | 'inputs'>): Promise<AdmittedJob> {
   const header = await readImageHeader(upload, { maxPixels: limits.maxPixels })
   const shape = { width: header.width, height: header.height, format: header.format }
   // Planned before anything is held for it: a crop outside the image, or a resize past the limits, is refused.

@@ -8,6 +8,7 @@ import { admitTiledJob, type WorkerLimits } from './admission.ts'
 import { CoordinatorLink } from './coordinator-link.ts'
 import type { JobRef } from '../protocol/job-ref.ts'
 import type { ResultCache } from './result-cache.ts'
+import { tilesIn } from '../protocol/tile-set.ts'
 
 /** A worker's hold on a tiled job: its link to the coordinator (each grant brings its tile's pixels). */
 export interface TileSession {
@@ -72,13 +73,6 @@ async function joinTiled (link: CoordinatorLink, reserved: Uint8Array | undefine
   options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${shortId(ref.coordinator)})`)
   if (reserved !== undefined && options.cache !== undefined) await offerHeld(link, reserved, options.cache, options)
   return { kind: 'tiles', link, memos: { restart: 0, memo: new TileMemo(TILE_MEMO_BYTES) } }
-}
-
-/** The tiles a bitmap names. */
-function tilesIn (bitmap: Uint8Array): number[] {
-  const tiles: number[] = []
-  for (let tile = 0; tile < bitmap.length * 8; tile++) if ((bitmap[tile >> 3]! & (1 << (tile & 7))) !== 0) tiles.push(tile)
-  return tiles
 }
 
 /** Hands the job's new coordinator the results it reserved for us. */

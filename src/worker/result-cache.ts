@@ -1,3 +1,4 @@
+import { tileBitmap } from '../protocol/tile-set.ts'
 import type { Clock } from '../common/clock.ts'
 
 interface Held {
@@ -53,9 +54,7 @@ export class ResultCache {
     const tiles: number[] = []
     for (const h of this.held.values()) if (h.jobKey === jobKey) tiles.push(h.tile)
     if (tiles.length === 0) return undefined
-    const bitmap = new Uint8Array((Math.max(...tiles) >> 3) + 1)
-    for (const t of tiles) bitmap[t >> 3]! |= 1 << (t & 7)
-    return bitmap
+    return tileBitmap(tiles)
   }
 
   /** Whole images' outputs held (by their task key), newest first, at most `limit`: what a batch's new coordinator reserves for this peer. */

@@ -1,10 +1,9 @@
-import type { Operation } from './operation.ts'
+import { sameChannels, type Operation } from './operation.ts'
 import { maxSample } from '../pixels/raw.ts'
 import { toGrey } from './luma.ts'
 import { applyLut, greyToRgb, sharpPass } from '../pixels/sharp-pass.ts'
 
 const pointRadius = (): number => 0
-const sameChannels = (c: 1 | 3): 1 | 3 => c
 const toRgb = (): 1 | 3 => 3
 
 const factor = (name: string, def: number, description: string) =>

@@ -1,4 +1,4 @@
-import type { Operation } from './operation.ts'
+import { sameChannels, type Operation } from './operation.ts'
 import type { Params } from './params.ts'
 import { createRaw, samples, type RawImage, withSamples } from '../pixels/raw.ts'
 import { sharpPass } from '../pixels/sharp-pass.ts'
@@ -20,7 +20,6 @@ const BLUR_MIN_AMPLITUDE = 0.2
 const SHARPEN_MIN_AMPLITUDE = 0.1
 
 const sizeRadius = (p: Params): number => Math.floor((p.size as number) / 2)
-const sameChannels = (c: 1 | 3): 1 | 3 => c
 
 /**
  * Gaussian blur. The default sigma matches the prototype's 5x5 OpenCV kernel.

@@ -1,7 +1,7 @@
 import { sharpLib } from '../pixels/sharp-lib.ts'
 import { InvalidParameterError } from '../../common/errors.ts'
 import { gatedPass } from '../pixels/gate.ts'
-import type { Operation } from './operation.ts'
+import { sameChannels, type Operation } from './operation.ts'
 import type { Params } from './params.ts'
 import { allocRawUnsafe, extract, freeBuffer, samples, withSamples, type Channels, type RawImage } from '../pixels/raw.ts'
 
@@ -11,7 +11,6 @@ import { allocRawUnsafe, extract, freeBuffer, samples, withSamples, type Channel
  * and the tiles are cut from what they give.
  */
 
-const sameChannels = (c: 1 | 3): 1 | 3 => c
 const noRadius = (): number => 0
 const wholeOnly = async (): Promise<RawImage> => { throw new Error('internal: a geometry step runs on the whole image') }
 

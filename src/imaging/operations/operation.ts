@@ -10,6 +10,9 @@ export type AlphaPolicy =
   | 'filter' // spatial filters: alpha is filtered like a grey channel
   | 'drop' // the result has no alpha (edge maps)
 
+/** `colourOut` for an operation that keeps the channels it is given. */
+export const sameChannels = (channels: 1 | 3): 1 | 3 => channels
+
 export interface Operation {
   name: string
   aliases?: string[]
