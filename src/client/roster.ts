@@ -4,7 +4,7 @@ import { JobFailedError, NetworkError, PeerBusyError, oneLine } from '../common/
 import { isLoopbackAddr, parsePeerAddress } from '../net/address.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { createClientNode } from '../net/node.ts'
-import { probe } from '../net/probe.ts'
+import { explainDialFailure } from '../net/probe.ts'
 import { MAX_HOLDERS, SUBMIT_PROTOCOL } from '../protocol/constants.ts'
 import type { SubmitServerMessage } from '../protocol/messages.ts'
 
@@ -55,24 +55,6 @@ export type RosterEvent =
   | { event: 'passed', peer: string, reason: string }
   | { event: 'lost', coordinator: string, reason: string }
 
-
-/** Why a dial failed, in words a user can act on: a plain look at the address says what is there. */
-export async function explainDialFailure (address: Multiaddr, err: Error, options: { swarmKey?: Uint8Array, dialTimeoutMs: number }): Promise<string> {
-  if (err.name === 'WrongPeerError') return err.message
-  const keyHint = options.swarmKey === undefined ? 'the swarm is private: pass its --swarm-key' : 'check that --swarm-key is the swarm\'s key'
-  const seen = await probe(address, Math.min(2000, options.dialTimeoutMs))
-  switch (seen.kind) {
-    case 'unreachable': return `nothing answers there (${seen.code})`
-    case 'private-swarm': return `a private swarm's peer answers there, and the handshake failed: ${keyHint}`
-    case 'libp2p': return options.swarmKey === undefined
-      ? `a libp2p peer answers there, but the connection failed: ${oneLine(err.message)}`
-      : 'the peer there runs an open swarm: drop --swarm-key'
-    case 'other': return `something other than a tileswarm peer answers there (it said '${seen.said}')`
-    case 'silent': return err.name === 'TimeoutError' || /abort/i.test(err.message)
-      ? `no answer within ${options.dialTimeoutMs / 1000} s: something accepts connections there but does not speak (${keyHint}, or check the address)`
-      : `something accepts connections there but does not speak libp2p (${oneLine(err.message)})`
-  }
-}
 
 /**
  * The peers a client may submit to: the entry points the user gave, then

@@ -10,7 +10,7 @@ import { submitClientWire } from '../protocol/wire.ts'
 import { OutputFile, readInput } from './files.ts'
 import type { JobRequest } from './options.ts'
 import { Ended, PeerRoster, refusal, type Candidate } from './roster.ts'
-import type { VerifyFigures, VerifyLevel } from '../job/verify.ts'
+import type { VerifyFigures, VerifyLevel } from '../protocol/verify-level.ts'
 
 export type SubmitEvent =
   | { event: 'connected', peer: string, client: string }

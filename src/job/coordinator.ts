@@ -8,7 +8,8 @@ import { JobFailedError } from '../common/errors.ts'
 import { LeaseTable, type Lease, type LeaseStats, type SpeculationPolicy } from './leases.ts'
 import { LeaseScheduler } from './scheduler.ts'
 import { repeat } from '../common/clock.ts'
-import { CHECK_WAIT_MS, MAX_VOTES, resultDigest, secureRandom, type TrustRecords, type VerifyFigures, type VerifyLevel } from './verify.ts'
+import { CHECK_WAIT_MS, MAX_VOTES, resultDigest, secureRandom, type TrustRecords } from './verify.ts'
+import type { VerifyFigures, VerifyLevel } from '../protocol/verify-level.ts'
 import type { JobInfo } from '../protocol/messages.ts'
 
 export interface JobOptions {

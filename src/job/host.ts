@@ -17,7 +17,8 @@ import { JobCoordinator } from './coordinator.ts'
 import { shortId, type Log } from '../common/log.ts'
 import type { LeaseTable } from './leases.ts'
 import type { BatchCoordinator } from './batch.ts'
-import { verifyText, type TrustRecords, type VerifyLevel } from './verify.ts'
+import type { TrustRecords } from './verify.ts'
+import { verifyText, type VerifyLevel } from '../protocol/verify-level.ts'
 import { sizeText } from '../common/units.ts'
 
 export interface JobHostComponents {

@@ -5,7 +5,7 @@ import { LimitExceededError, PeerBusyError, PeerLeavingError, ProtocolError, Sub
 import { resolvePipeline, type OutputFormat } from '../imaging/index.ts'
 import { JobHost, type Hosted, type HostedJob, type JobHostComponents, type JobLimits, type JobOutcome } from '../job/host.ts'
 import { BatchHost } from '../job/batch-host.ts'
-import { DEFAULT_VERIFY_FLOOR } from '../job/verify.ts'
+import { DEFAULT_VERIFY_FLOOR } from '../protocol/verify-level.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { SUBMIT_PROTOCOL } from '../protocol/constants.ts'
 import { errorReply, submitServerWire } from '../protocol/wire.ts'

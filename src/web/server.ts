@@ -1,4 +1,4 @@
-import { parseVerifyLevel, type VerifyLevel } from '../job/verify.ts'
+import { parseVerifyLevel, type VerifyLevel } from '../protocol/verify-level.ts'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
@@ -224,9 +224,9 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
     const verify = field('verify')
     let verifyLevel: VerifyLevel | undefined
     try {
-      verifyLevel = verify !== undefined && verify !== '' ? parseVerifyLevel(verify) : undefined
+      verifyLevel = verify !== undefined && verify !== '' ? parseVerifyLevel(verify, { param: 'verify' }) : undefined
     } catch (err) {
-      return refuse(c, 400, 'InvalidParameterError', (err as Error).message.replace('--verify', 'verify'))
+      return refuse(c, 400, 'InvalidParameterError', (err as Error).message)
     }
     const job = await jobs.start({
       ops: field('ops') ?? '',
