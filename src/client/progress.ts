@@ -1,7 +1,7 @@
 import cliProgress from 'cli-progress'
 import { sizeText } from '../common/units.ts'
 import type { SubmitEvent } from './submit.ts'
-import type { BatchEvent } from './batch.ts'
+import type { BatchEvent } from './batch-events.ts'
 import type { VerifyFigures } from '../protocol/verify-level.ts'
 
 const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`

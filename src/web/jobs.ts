@@ -8,7 +8,8 @@ import { InvalidImageError, InvalidParameterError, PeerBusyError, TileswarmError
 import { formatFromPath, parseOps, readImageHeader, resolvePipeline, type OutputFormat, type Step } from '../imaging/index.ts'
 import { submitToSwarm, type SubmitEvent } from '../client/submit.ts'
 import type { VerifyLevel } from '../protocol/verify-level.ts'
-import { submitBatch, type BatchEvent, type BatchSummary } from '../client/batch.ts'
+import { submitBatch } from '../client/batch.ts'
+import type { BatchEvent, BatchSummary } from '../client/batch-events.ts'
 import { planBatch } from '../client/batch-plan.ts'
 import type { Log } from '../common/log.ts'
 
