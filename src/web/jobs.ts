@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import type { Libp2p } from 'libp2p'
-import { DEFAULT_QUALITY } from '../common/defaults.ts'
+import { DEFAULT_QUALITY, WEB_JOB_KEEP_MS, WEB_JOB_MAX_EVENTS, WEB_JOB_SWEEP_MS, WEB_JOBS_KEPT, WEB_MAX_RUNNING_JOBS } from '../common/defaults.ts'
 import { InvalidImageError, InvalidParameterError, PeerBusyError, TileswarmError, oneLine } from '../common/errors.ts'
 import { formatFromPath, parseOps, readImageHeader, resolvePipeline, type OutputFormat, type Step } from '../imaging/index.ts'
 import { submitToSwarm, type SubmitEvent } from '../client/submit.ts'
@@ -11,15 +11,8 @@ import type { VerifyLevel } from '../protocol/verify-level.ts'
 import { submitBatch } from '../client/batch.ts'
 import type { BatchEvent, BatchSummary } from '../client/batch-events.ts'
 import { planBatch } from '../client/batch-plan.ts'
+import { checkQuality } from '../client/options.ts'
 import type { Log } from '../common/log.ts'
-
-/** Jobs the page sent, kept for their results this long after they end, and no more than this many. */
-const KEEP_MS = 60 * 60_000
-const KEEP_JOBS = 32
-/** Events a job keeps for a page that opens its progress late (a tile map's worth). */
-const MAX_EVENTS = 20_000
-/** Page jobs running at once on one peer: the swarm's --max-jobs holds the rest of the line. */
-const MAX_RUNNING = 8
 
 const EXTENSION: Record<string, string> = { jpeg: '.jpg', png: '.png', webp: '.webp', tiff: '.tif', heif: '.heif', gif: '.gif' }
 /** Extensions that name each container: a file's own is kept when it is one of its container's. */
@@ -63,7 +56,7 @@ export interface WebJob {
   createdAt: number
   endedAt?: number
   events: Sequenced[]
-  /** Events numbered so far (past MAX_EVENTS they are sent live but not kept). */
+  /** Events numbered so far (past WEB_JOB_MAX_EVENTS they are sent live but not kept). */
   seq: number
   listeners: Set<(event: Sequenced) => void>
   /** Where the result is kept until the job is dropped. */
@@ -111,7 +104,7 @@ export class WebJobs {
   /** Uploads being checked, not yet jobs. */
   private starting = 0
   /** Results an hour old go even when no new job comes to make room. */
-  private readonly sweeper = setInterval(() => { this.evict(0) }, 5 * 60_000).unref()
+  private readonly sweeper = setInterval(() => { this.evict(0) }, WEB_JOB_SWEEP_MS).unref()
 
   constructor (options: { entry: () => string[], client: () => Promise<Libp2p>, log: Log, maxPixels: number, tileAboveMp?: number }) {
     this.entry = options.entry
@@ -130,7 +123,7 @@ export class WebJobs {
     if (request.files.length === 0) throw new InvalidParameterError('no image was uploaded: choose one or more files')
     // Counted from here, before the header reads: uploads checked at once cannot all slip under the limit.
     const running = [...this.jobs.values()].filter(j => j.state === 'running').length + this.starting
-    if (running >= MAX_RUNNING) throw new PeerBusyError(`this peer's web page has ${running} jobs running, its limit; try again when one is done`)
+    if (running >= WEB_MAX_RUNNING_JOBS) throw new PeerBusyError(`this peer's web page has ${running} jobs running, its limit; try again when one is done`)
     this.starting++
     try {
       return this.begin(request, await this.check(request))
@@ -142,8 +135,7 @@ export class WebJobs {
   /** The pipeline and the images, checked; each file's container format, in order. */
   private async check (request: WebJobRequest): Promise<Checked> {
     const steps = resolvePipeline(parseOps(request.ops))
-    const quality = request.quality ?? DEFAULT_QUALITY
-    if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new InvalidParameterError(`Expected integer between 1 and 100 for quality but received ${String(request.quality)}`)
+    const quality = checkQuality(request.quality ?? DEFAULT_QUALITY, 'quality')
     const containers: string[] = []
     for (const f of request.files) {
       const header = await readImageHeader(f.data).catch((err: unknown) => {
@@ -185,7 +177,7 @@ export class WebJobs {
 
   private emit (job: WebJob, event: WebEvent): void {
     const e = { seq: job.seq++, event }
-    if (job.events.length < MAX_EVENTS) job.events.push(e)
+    if (job.events.length < WEB_JOB_MAX_EVENTS) job.events.push(e)
     for (const l of job.listeners) l(e)
   }
 
@@ -264,13 +256,13 @@ export class WebJobs {
     return dir
   }
 
-  /** Jobs ended over an hour ago go, and the oldest ended ones past KEEP_JOBS (with room for `coming` more). */
+  /** Jobs ended over an hour ago go, and the oldest ended ones past WEB_JOBS_KEPT (with room for `coming` more). */
   private evict (coming: number): void {
     const now = Date.now()
     const ended = [...this.jobs.values()].filter(j => j.endedAt !== undefined)
-    const over = Math.max(0, this.jobs.size + coming - KEEP_JOBS)
+    const over = Math.max(0, this.jobs.size + coming - WEB_JOBS_KEPT)
     ended.forEach((job, i) => {
-      if (i < over || now - job.endedAt! > KEEP_MS) this.drop(job)
+      if (i < over || now - job.endedAt! > WEB_JOB_KEEP_MS) this.drop(job)
     })
   }
 
