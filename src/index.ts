@@ -12,7 +12,8 @@ export { submitBatch, runLocalBatch, BATCH_INCOMPLETE_EXIT } from './client/batc
 export type { BatchEvent, BatchSummary, BatchRequest } from './client/batch-events.ts'
 export { planBatch, type BatchPlan, type BatchItem } from './client/batch-plan.ts'
 export { runLocal, type LocalResult } from './client/local.ts'
-export { parseOps, resolvePipeline, describeOperations, OUTPUT_FORMATS, type OutputFormat, type Step } from './imaging/index.ts'
+export { parseOps, resolvePipeline, describeOperations, type OutputFormat, type Step } from './imaging/index.ts'
+export { OUTPUT_FORMATS } from './protocol/constants.ts'
 export { TileswarmError } from './common/errors.ts'
 export type { SubmitEvent, SubmitOutcome, SwarmSubmitOptions } from './client/submit.ts'
 

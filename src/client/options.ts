@@ -1,7 +1,7 @@
 import { InvalidParameterError, OutputError } from '../common/errors.ts'
 import { DEFAULT_QUALITY } from '../common/defaults.ts'
-import { expected, formatFromPath, OUTPUT_FORMATS, parseOps, resolvePipeline, type OpSpec, type OutputFormat, type Step } from '../imaging/index.ts'
-import { MAX_QUALITY, MIN_QUALITY } from '../protocol/constants.ts'
+import { expected, formatFromPath, parseOps, resolvePipeline, type OpSpec, type OutputFormat, type Step } from '../imaging/index.ts'
+import { MAX_QUALITY, MIN_QUALITY, OUTPUT_FORMATS } from '../protocol/constants.ts'
 
 /** What a submission asks for, from whichever flags the user prefers. */
 export interface JobRequest {
