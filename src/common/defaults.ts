@@ -116,5 +116,7 @@ export const WEB_MAX_RUNNING_JOBS = 8
 /** Uploads read at once (each held whole in memory while it is checked), and files in one upload (a bigger folder goes by the CLI). */
 export const WEB_MAX_UPLOADS = 4
 export const WEB_MAX_FILES = 10_000
+/** An upload's name, as the page shows it and a batch's folder holds it, at most. */
+export const WEB_MAX_NAME_CHARS = 100
 /** Room for the multipart wrapping around an upload's files. */
 export const WEB_MULTIPART_SLACK_BYTES = 64 * 1024

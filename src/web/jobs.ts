@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { basename, join } from 'node:path'
+import { join } from 'node:path'
 import type { Libp2p } from 'libp2p'
 import { DEFAULT_QUALITY, WEB_JOB_KEEP_MS, WEB_JOB_MAX_EVENTS, WEB_JOB_SWEEP_MS, WEB_JOBS_KEPT, WEB_MAX_RUNNING_JOBS } from '../common/defaults.ts'
 import { InvalidImageError, InvalidParameterError, PeerBusyError, TileswarmError, oneLine } from '../common/errors.ts'
@@ -13,17 +13,7 @@ import type { BatchEvent, BatchSummary } from '../client/batch-events.ts'
 import { planBatch } from '../client/batch-plan.ts'
 import { checkQuality } from '../client/options.ts'
 import type { Log } from '../common/log.ts'
-
-const EXTENSION: Record<string, string> = { jpeg: '.jpg', png: '.png', webp: '.webp', tiff: '.tif', heif: '.heif', gif: '.gif' }
-/** Extensions that name each container: a file's own is kept when it is one of its container's. */
-const EXTENSIONS: Record<string, string[]> = { jpeg: ['.jpg', '.jpeg', '.jpe'], png: ['.png'], webp: ['.webp'], tiff: ['.tif', '.tiff'], heif: ['.heif', '.heic', '.avif'], gif: ['.gif'] }
-
-/** The extension an upload is written with: its own if it names what the file is, else the container's. */
-function extensionFor (name: string, container: string): string {
-  const own = /\.[A-Za-z0-9]+$/.exec(name)?.[0].toLowerCase()
-  return own !== undefined && (EXTENSIONS[container] ?? []).includes(own) ? own : EXTENSION[container] ?? '.png'
-}
-const CONTENT_TYPE: Record<OutputFormat, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', tiff: 'image/tiff', avif: 'image/avif' }
+import { CONTENT_TYPE, EXTENSION, nameOnly, safeStem, shownByName, uploadNames } from './names.ts'
 
 export interface Upload {
   name: string
@@ -78,13 +68,6 @@ export function describeJob (job: WebJob): Record<string, unknown> {
     ...(job.result !== undefined ? { result: { type: job.result.type, filename: job.result.filename, bytes: job.result.bytes } } : {}),
     ...(job.error !== undefined ? { error: job.error } : {}),
   }
-}
-
-/** A name as the user gave it, made safe to show and to write in a folder of ours: no path, no hidden file, no odd characters. */
-export function safeStem (name: string): string {
-  const base = name.split(/[/\\]/).pop() ?? ''
-  const stem = base.replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._ -]+/g, '_').replace(/^[.\s]+/, '').slice(0, 100).trim()
-  return stem === '' ? 'image' : stem
 }
 
 /**
@@ -204,22 +187,7 @@ export class WebJobs {
   private async runBatch (job: WebJob, steps: Step[], files: Upload[], containers: string[], format: OutputFormat | undefined, { quality, verify }: Checked): Promise<void> {
     const dir = await this.folder()
     job.dir = dir
-    const inputs: string[] = []
-    // Unique by name alone (outputs are named by it, whatever their format): cat.jpg and cat.jpeg become cat and cat-2.
-    const taken = new Set<string>()
-    const again = new Map<string, number>()
-    for (const [i, f] of files.entries()) {
-      const stem = safeStem(f.name)
-      let unique = stem
-      // Counted per name, so a thousand alike cost a thousand steps, not a million.
-      while (taken.has(unique.toLowerCase())) {
-        const n = (again.get(stem.toLowerCase()) ?? 1) + 1
-        again.set(stem.toLowerCase(), n)
-        unique = `${stem}-${n}`
-      }
-      taken.add(unique.toLowerCase())
-      inputs.push(join(dir, 'in', `${unique}${extensionFor(f.name, containers[i]!)}`))
-    }
+    const inputs = uploadNames(files, containers).map(name => join(dir, 'in', name))
     await mkdir(join(dir, 'in'))
     for (const [i, path] of inputs.entries()) {
       await writeFile(path, files[i]!.data, { flag: 'wx' })
@@ -227,22 +195,12 @@ export class WebJobs {
       files[i]!.data = Buffer.alloc(0)
     }
     const zip = join(dir, 'outputs.zip')
-    // The page hears of each image by its name, not where this peer keeps it.
-    const named = (path: string): string => basename(path.replace(/^.*\.zip:/, ''))
-    const shown = (e: BatchEvent): BatchEvent => {
-      const out: Record<string, unknown> = { ...e }
-      if ('input' in e) out.input = named(e.input)
-      if ('output' in e) out.output = named(e.output)
-      if (e.event === 'batch-done') out.failures = e.failures.map(f => ({ ...f, input: named(f.input) }))
-      if (e.event === 'batch') out.leftOut = e.leftOut.map(named)
-      return out as BatchEvent
-    }
     const run = async (): Promise<BatchSummary> => {
       const plan = await planBatch(inputs, zip, { recursive: false, ...(format !== undefined ? { format } : {}) })
-      return await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(verify !== undefined ? { verify } : {}), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shown(e)) } })
+      return await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(verify !== undefined ? { verify } : {}), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shownByName(e)) } })
     }
     const summary = await run().finally(async () => { await rm(join(dir, 'in'), { recursive: true, force: true }) })
-    if (summary.done === 0) throw new InvalidImageError(`no image could be processed: ${summary.failures.map(f => `${named(f.input)}: ${f.message}`).join('; ')}`)
+    if (summary.done === 0) throw new InvalidImageError(`no image could be processed: ${summary.failures.map(f => `${nameOnly(f.input)}: ${f.message}`).join('; ')}`)
     job.result = { type: 'application/zip', filename: `tileswarm-${job.id}.zip`, bytes: (await stat(zip)).size, path: zip }
   }
 

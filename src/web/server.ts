@@ -7,7 +7,7 @@ import type { Libp2p } from 'libp2p'
 import { DEFAULT_QUALITY } from '../common/defaults.ts'
 import { InvalidParameterError, LimitExceededError, NetworkError, PeerBusyError, TileswarmError } from '../common/errors.ts'
 import type { Log } from '../common/log.ts'
-import { OPERATIONS } from '../imaging/index.ts'
+import { expected, OPERATIONS } from '../imaging/index.ts'
 import { OUTPUT_FORMATS } from '../protocol/constants.ts'
 import { createClientNode } from '../net/node.ts'
 import type { SwarmPeer } from '../swarm/peer.ts'
@@ -46,7 +46,7 @@ export function parseHttpAddress (text: string): { host: string, port: number } 
   if (text === 'off') return undefined
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text)
   const port = m !== null ? Number(m[2]) : NaN
-  if (m === null || port > 65535) throw new InvalidParameterError(`Expected host:port (like 127.0.0.1:8080, or 0.0.0.0:8080 for other machines) or off for --http but received '${text}'`)
+  if (m === null || port > 65535) throw expected('host:port (like 127.0.0.1:8080, or 0.0.0.0:8080 for other machines) or off', '--http', text)
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port }
 }
 
