@@ -65,7 +65,7 @@ export async function explainDialFailure (address: Multiaddr, err: Error, option
       ? `a libp2p peer answers there, but the connection failed: ${oneLine(err.message)}`
       : 'the peer there runs an open swarm: drop --swarm-key'
     case 'other': return `something other than a tileswarm peer answers there (it said '${seen.said}')`
-    case 'silent': return err.name === 'TimeoutError' || /abort/i.test(err.message)
+    case 'silent': return err.name === 'TimeoutError' || err.name === 'AbortError'
       ? `no answer within ${options.dialTimeoutMs / 1000} s: something accepts connections there but does not speak (${keyHint}, or check the address)`
       : `something accepts connections there but does not speak libp2p (${oneLine(err.message)})`
   }
