@@ -2,10 +2,9 @@ import cliProgress from 'cli-progress'
 import { PLAIN_PROGRESS_LINE_MS, RATE_SHOWN_AFTER_MS } from '../common/defaults.ts'
 import { sizeText } from '../common/units.ts'
 import type { SubmitEvent } from './submit.ts'
-import type { BatchEvent } from './batch-events.ts'
 import type { VerifyFigures } from '../protocol/verify-level.ts'
 
-const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`
+export const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`
 
 /** Time left from the rate so far: '--' until there is a rate worth trusting (a tile in, a second gone). */
 export function estimate (done: number, total: number, elapsedMs: number): string {
@@ -14,7 +13,7 @@ export function estimate (done: number, total: number, elapsedMs: number): strin
   return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`
 }
 
-type Mode = 'json' | 'tty' | 'plain'
+export type Mode = 'json' | 'tty' | 'plain'
 
 /**
  * How submit shows a job: a bar on a terminal, plain lines otherwise, JSON
@@ -112,83 +111,4 @@ export function checksText (v: VerifyFigures): string {
 export function verifyResultText (v: VerifyFigures, tiles: number): string {
   const excluded = Object.entries(v.excluded)
   return `verified ${plural(v.checked, 'tile')} by a second computation (${v.extra} extra, ${tiles > 0 ? (v.extra / tiles * 100).toFixed(1) : '0'}% more work)${v.disagreements > 0 ? `, ${plural(v.disagreements, 'disagreement')}` : ''}${v.skipped > 0 ? `, ${plural(v.skipped, 'tile')} taken unchecked (no other peer could check them)` : ''}${excluded.length > 0 ? `; excluded ${excluded.map(([p, n]) => `${p} (${n} wrong)`).join(', ')}` : ''}`
-}
-
-/** A few paths, and how many more. */
-function named (paths: string[]): string {
-  return `${paths.slice(0, 3).join(', ')}${paths.length > 3 ? `, and ${paths.length - 3} more` : ''}`
-}
-
-/** Images a second and megapixels a second, from the counts so far. */
-function rates (done: number, megapixels: number, elapsedMs: number): { images: string, mp: string } {
-  if (elapsedMs < RATE_SHOWN_AFTER_MS || done === 0) return { images: '--', mp: '--' }
-  return { images: (done / elapsedMs * 1000).toFixed(2), mp: (megapixels / elapsedMs * 1000).toFixed(1) }
-}
-
-/**
- * How submit shows a batch: a bar of images on a terminal (failures printed
- * above it as they happen), a line a second otherwise, JSON lines with
- * --json (one event per image). All but JSON go to stderr.
- */
-export function batchReporter (mode: Mode, write: (line: string) => void = line => { process.stderr.write(line + '\n') }, now: () => number = () => performance.now()): (event: BatchEvent) => void {
-  if (mode === 'json') return event => { process.stdout.write(JSON.stringify(event) + '\n') }
-  let bars: cliProgress.MultiBar | undefined
-  let bar: cliProgress.SingleBar | undefined
-  let started = now()
-  let lastPlain = -Infinity
-  let tiledNote = ''
-  const say = (line: string): void => { if (bars !== undefined) bars.log(line + '\n'); else write(line) }
-  return event => {
-    switch (event.event) {
-      case 'batch':
-        write(`batch of ${plural(event.images, 'image')}${event.skipped > 0 ? ` (${event.skipped} skipped: their outputs exist)` : ''}${event.tiled > 0 ? `; ${event.tiled} over the --tile-above-mp size go tiled, one job each` : ''}`)
-        if (event.leftOut.length > 0) write(`left out: ${plural(event.leftOut.length, 'file')} not images or hidden (${named(event.leftOut)})`)
-        if (event.folders.length > 0) write(`left out: ${plural(event.folders.length, 'subfolder')} (${named(event.folders)}): -r takes them in`)
-        started = now()
-        if (mode === 'tty' && event.images > 0) {
-          bars = new cliProgress.MultiBar({ format: 'images {bar} {value}/{total} | {rate} img/s | {mp} MP/s | ETA {left} | {peers}{tiles}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
-          bar = bars.create(event.images, 0, { rate: '--', mp: '--', left: '--', peers: 'waiting for peers', tiles: '' })
-        }
-        break
-      case 'connected':
-        say(`connected to ${event.peer} as ${event.client}`)
-        break
-      case 'note':
-        say(`note: ${event.message}`)
-        break
-      case 'image-failed':
-        say(`failed: ${event.input}: ${event.message}`)
-        break
-      case 'passed':
-        say(`${event.peer} cannot take the batch (${event.reason}); trying another peer`)
-        break
-      case 'lost':
-        say(`coordinator ${event.coordinator} lost (${event.reason})`)
-        break
-      case 'resumed':
-        say(`resuming the ${plural(event.images, 'image')} not yet back on ${event.on}`)
-        break
-      case 'tiles':
-        tiledNote = ` | ${event.input}: tile ${event.done}/${event.total}`
-        bar?.update({ tiles: tiledNote })
-        break
-      case 'batch-progress': {
-        const elapsed = now() - started
-        const settled = event.done + event.failed
-        const r = rates(event.done, event.megapixels, elapsed)
-        const peers = event.workers === 0 ? 'waiting for peers' : plural(event.workers, 'peer')
-        if (bar !== undefined) bar.update(settled, { rate: r.images, mp: r.mp, left: estimate(settled, event.total, elapsed), peers, tiles: tiledNote })
-        else if (settled === event.total || now() - lastPlain > PLAIN_PROGRESS_LINE_MS) {
-          lastPlain = now()
-          write(`images ${settled}/${event.total}${event.failed > 0 ? ` (${event.failed} failed)` : ''} | ${r.images} img/s | ${r.mp} MP/s | ETA ${estimate(settled, event.total, elapsed)} | ${peers}`)
-        }
-        break
-      }
-      case 'batch-done':
-        bars?.stop()
-        bars = undefined
-        bar = undefined
-        break
-    }
-  }
 }
