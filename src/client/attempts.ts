@@ -95,7 +95,7 @@ export class PeerTries {
       return await talk(attempt)
     } catch (err) {
       attempt.wire.channel.abort(err as Error)
-      throw lostOrUnreachable(err, attempt.admitted, candidate.label)
+      throw lostOrUnreachable(err, attempt)
     } finally {
       await settle?.()
     }
@@ -112,11 +112,11 @@ function uncheckedNote (label: string): string {
 }
 
 /** The stream broke, went silent or spoke nonsense: the work goes elsewhere (resumed, if the peer had admitted it). Anything else stands. */
-function lostOrUnreachable (err: unknown, admitted: boolean, label: string): unknown {
+function lostOrUnreachable (err: unknown, attempt: Attempt): unknown {
   if (err instanceof TryEndedError || err instanceof JobFailedError) return err
   // WrongPeerError too: a NetworkError by class, not by name.
   if (err instanceof NetworkError || err instanceof ProtocolError) {
-    return new TryEndedError(admitted ? { kind: 'lost', reason: oneLine(err.message) } : { kind: 'unreachable', error: new NetworkError(`cannot submit to ${label}: ${oneLine(err.message)}`) })
+    return new TryEndedError(attempt.admitted ? { kind: 'lost', reason: oneLine(err.message) } : { kind: 'unreachable', error: new NetworkError(`cannot submit to ${attempt.candidate.label}: ${oneLine(err.message)}`) })
   }
   return err
 }

@@ -107,7 +107,7 @@ class WholeImagesTry {
           await attempt.wire.channel.close().catch(() => {})
           return
         case 'error':
-          throw refusal(msg.name, msg.message, attempt.admitted)
+          throw refusal(msg, { accepted: attempt.admitted })
         default:
           throw new ProtocolError(`the coordinator sent '${msg.type}' in a batch`)
       }

@@ -18,11 +18,12 @@ export type ClientNode = Awaited<ReturnType<typeof createClientNode>>
  */
 const PASS_ON = new Set(['PeerBusyError', 'PeerLeavingError', 'SubmitRefusedError', 'LimitExceededError', 'InternalError'])
 
-/** A peer's error reply: a TryEndedError (try another peer) or the job's own failure. */
-export function refusal (name: string, reason: string, accepted: boolean): TryEndedError | JobFailedError {
-  if (!PASS_ON.has(name)) return new JobFailedError(reason)
-  if (accepted) return new TryEndedError({ kind: 'lost', reason })
-  return new TryEndedError(name === 'PeerBusyError' ? { kind: 'busy', reason } : { kind: 'refused', reason })
+/** A peer's error reply: a TryEndedError (try another peer; lost, if it had `accepted` the work) or the job's own failure. */
+export function refusal (reply: { name: string, message: string }, options: { accepted: boolean }): TryEndedError | JobFailedError {
+  const reason = reply.message
+  if (!PASS_ON.has(reply.name)) return new JobFailedError(reason)
+  if (options.accepted) return new TryEndedError({ kind: 'lost', reason })
+  return new TryEndedError(reply.name === 'PeerBusyError' ? { kind: 'busy', reason } : { kind: 'refused', reason })
 }
 
 export interface Candidate {

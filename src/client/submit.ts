@@ -147,7 +147,7 @@ class ImageJob {
       ...(resume !== undefined ? { resume } : {}),
     })
     const admission = (await receive()).message
-    if (admission.type === 'error') throw refusal(admission.name, admission.message, false)
+    if (admission.type === 'error') throw refusal(admission, { accepted: false })
     if (admission.type !== 'ready') throw new ProtocolError(`expected the peer to admit the job, got ${admission.type}`)
     attempt.admitted = true
     await attempt.wire.send({ type: 'upload' }, this.bytes)
@@ -174,7 +174,7 @@ class ImageJob {
           this.emit({ event: 'recovered', tiles: msg.tiles, total: msg.total })
           break
         case 'error':
-          throw refusal(msg.name, msg.message, accepted)
+          throw refusal(msg, { accepted })
         case 'result':
           return await this.result(attempt.wire, msg, body)
         default:
