@@ -7,7 +7,7 @@
  */
 import { Command } from 'commander'
 import { integerOption, verifyOption } from '../src/cli/args.ts'
-import { DEFAULT_VERIFY_FLOOR, verifyText, type VerifyFigures, type VerifyLevel } from '../src/job/verify.ts'
+import { DEFAULT_VERIFY_FLOOR, verifyText, type VerifyFigures, type VerifyLevel } from '../src/protocol/verify-level.ts'
 import { InvalidArgumentError } from 'commander'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'

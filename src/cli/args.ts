@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander'
-import { parseVerifyLevel, type VerifyLevel } from '../job/verify.ts'
+import { parseVerifyLevel, type VerifyLevel } from '../protocol/verify-level.ts'
 
 /** A commander parser for an integer flag, with sharp's message shape. */
 export function integerOption (name: string, min = 1, max = Number.MAX_SAFE_INTEGER) {

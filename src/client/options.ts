@@ -1,6 +1,7 @@
 import { InvalidParameterError, OutputError } from '../common/errors.ts'
 import { DEFAULT_QUALITY } from '../common/defaults.ts'
-import { formatFromPath, OUTPUT_FORMATS, parseOps, resolvePipeline, type OpSpec, type OutputFormat, type Step } from '../imaging/index.ts'
+import { expected, formatFromPath, parseOps, resolvePipeline, type OpSpec, type OutputFormat, type Step } from '../imaging/index.ts'
+import { MAX_QUALITY, MIN_QUALITY, OUTPUT_FORMATS } from '../protocol/constants.ts'
 
 /** What a submission asks for, from whichever flags the user prefers. */
 export interface JobRequest {
@@ -36,10 +37,15 @@ export function pipelineFromFlags (flags: SubmitFlags): Step[] {
   return resolvePipeline(specs)
 }
 
+/** `--quality`: the default if not given. */
 export function parseQuality (text: string | undefined): number {
-  if (text === undefined) return DEFAULT_QUALITY
-  const q = Number(text)
-  if (!Number.isInteger(q) || q < 1 || q > 100) throw new InvalidParameterError(`Expected integer between 1 and 100 for --quality but received '${text}'`)
+  return text === undefined ? DEFAULT_QUALITY : checkQuality(text, '--quality')
+}
+
+/** An encoder quality, given as text (a flag) or a number (the web page's form), under the name `param`. */
+export function checkQuality (value: string | number, param: string): number {
+  const q = Number(value)
+  if (!Number.isInteger(q) || q < MIN_QUALITY || q > MAX_QUALITY) throw expected(`integer between ${MIN_QUALITY} and ${MAX_QUALITY}`, param, value)
   return q
 }
 

@@ -1,102 +1,103 @@
 import cliProgress from 'cli-progress'
+import { PLAIN_PROGRESS_LINE_MS, RATE_SHOWN_AFTER_MS } from '../common/defaults.ts'
 import { sizeText } from '../common/units.ts'
 import type { SubmitEvent } from './submit.ts'
-import type { BatchEvent } from './batch.ts'
-import type { VerifyFigures } from '../job/verify.ts'
+import type { VerifyFigures } from '../protocol/verify-level.ts'
 
-const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`
-
+export const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`
 
 /** Time left from the rate so far: '--' until there is a rate worth trusting (a tile in, a second gone). */
 export function estimate (done: number, total: number, elapsedMs: number): string {
-  if (done === 0 || elapsedMs < 1000 || done >= total) return '--'
+  if (done === 0 || elapsedMs < RATE_SHOWN_AFTER_MS || done >= total) return '--'
   const s = Math.round((total - done) * elapsedMs / done / 1000)
   return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`
 }
+
+export type Mode = 'json' | 'tty' | 'plain'
 
 /**
  * How submit shows a job: a bar on a terminal, plain lines otherwise, JSON
  * lines with --json. Everything but JSON goes to stderr; stdout gets the result line.
  */
-export function progressReporter (mode: 'json' | 'tty' | 'plain', write: (line: string) => void = line => { process.stderr.write(line + '\n') }, now: () => number = () => performance.now()): (event: SubmitEvent) => void {
+export function progressReporter (mode: Mode, write: (line: string) => void = line => { process.stderr.write(line + '\n') }, now: () => number = () => performance.now()): (event: SubmitEvent) => void {
   if (mode === 'json') return event => { process.stdout.write(JSON.stringify(event) + '\n') }
-  let bar: cliProgress.SingleBar | undefined
-  let lastPlain = -Infinity
-  let lastDone = -1
-  let started = 0
-  let lastReceivingLine = -Infinity
-  const stopBar = (): void => {
-    bar?.stop()
-    bar = undefined
+  const view = new JobProgress(mode === 'tty', write, now)
+  return event => { view.show(event) }
+}
+
+/** Events said once the tiles are in, or of a coordinator left behind: the bar goes first. */
+const ENDS_THE_BAR = new Set<SubmitEvent['event']>(['encoding', 'receiving', 'passed', 'lost', 'done'])
+
+/** One job's events as a person reads them: a line each, and the tiles as a bar or a line now and then. */
+class JobProgress {
+  private readonly tty: boolean
+  private readonly write: (line: string) => void
+  private readonly now: () => number
+  private bar: cliProgress.SingleBar | undefined
+  private lastPlain = -Infinity
+  private lastDone = -1
+  private started = 0
+  private lastReceivingLine = -Infinity
+
+  constructor (tty: boolean, write: (line: string) => void, now: () => number) {
+    this.tty = tty
+    this.write = write
+    this.now = now
   }
-  return event => {
+
+  show (event: SubmitEvent): void {
+    if (ENDS_THE_BAR.has(event.event)) this.stopBar()
     switch (event.event) {
-      case 'connected':
-        write(`connected to ${event.peer} as ${event.client}`)
-        break
-      case 'note':
-        write(`note: ${event.message}`)
-        break
-      case 'uploaded':
-        write(`uploaded ${sizeText(event.bytes)}`)
-        break
-      case 'accepted':
-        for (const note of event.notes) write(`note: ${note}`)
-        write(`job ${event.jobId}: ${event.width}x${event.height} in ${plural(event.tiles, 'tile')} of ${event.tileSize} px (halo ${event.halo})${event.phases > 1 ? `, ${event.phases} phases` : ''}`)
-        started = now()
-        if (mode === 'tty') {
-          bar = new cliProgress.SingleBar({
-            format: 'tiles {bar} {value}/{total} | {rate} tiles/s | ETA {left} | {peers}{checks}',
-            stream: process.stderr,
-            hideCursor: true,
-          }, cliProgress.Presets.shades_classic)
-          // Progress counts the tiles of every phase.
-          bar.start(event.tiles * event.phases, 0, { rate: '--', left: '--', peers: 'waiting for peers', checks: '' })
-        }
-        break
-      case 'progress': {
-        const elapsed = now() - started
-        if (bar !== undefined) {
-          bar.update(event.done, { rate: elapsed >= 1000 ? (event.done / elapsed * 1000).toFixed(1) : '--', left: estimate(event.done, event.total, elapsed), peers: event.workers === 0 ? 'waiting for peers' : plural(event.workers, 'peer'), checks: event.verify !== undefined ? ` | ${checksText(event.verify)}` : '' })
-        } else if (event.done !== lastDone && (now() - lastPlain > 1000 || event.done === event.total)) {
-          lastPlain = now()
-          write(`progress ${event.done}/${event.total} tiles (${plural(event.workers, 'peer')}, ETA ${estimate(event.done, event.total, elapsed)}${event.verify !== undefined ? `, ${checksText(event.verify)}` : ''})`)
-        }
-        lastDone = event.done
-        break
-      }
-      case 'encoding':
-        stopBar()
-        write('all tiles in; the coordinator is encoding the result')
-        break
-      case 'receiving':
-        stopBar()
-        if (event.received === event.total || now() - lastReceivingLine > 1000) {
-          lastReceivingLine = now()
-          write(`receiving the result: ${sizeText(event.received)} of ${sizeText(event.total)}`)
-        }
-        break
-      case 'passed':
-        stopBar()
-        write(`${event.peer} cannot take the job (${event.reason}); trying another peer`)
-        break
-      case 'lost':
-        stopBar()
-        write(`coordinator ${event.coordinator} lost (${event.reason})`)
-        break
-      case 'resumed':
-        write(`resuming the job on ${event.on}`)
-        break
-      case 'recovered':
-        write(`${event.tiles} of ${event.total} tiles recovered from the peers that finished them; the rest are computed again`)
-        break
-      case 'excluded':
-        write(`excluded peer ${event.peer}: ${event.wrong > 0 ? 'its result lost a vote against other peers\'' : 'caught giving wrong results in an earlier job'}; what it delivered is computed again`)
-        break
-      case 'done':
-        stopBar()
-        break
+      case 'connected': return this.write(`connected to ${event.peer} as ${event.client}`)
+      case 'note': return this.write(`note: ${event.message}`)
+      case 'uploaded': return this.write(`uploaded ${sizeText(event.bytes)}`)
+      case 'accepted': return this.accepted(event)
+      case 'progress': return this.progress(event)
+      case 'encoding': return this.write('all tiles in; the coordinator is encoding the result')
+      case 'receiving': return this.receiving(event)
+      case 'passed': return this.write(`${event.peer} cannot take the job (${event.reason}); trying another peer`)
+      case 'lost': return this.write(`coordinator ${event.coordinator} lost (${event.reason})`)
+      case 'resumed': return this.write(`resuming the job on ${event.on}`)
+      case 'recovered': return this.write(`${event.tiles} of ${event.total} tiles recovered from the peers that finished them; the rest are computed again`)
+      case 'excluded': return this.write(`excluded peer ${event.peer}: ${event.wrong > 0 ? 'its result lost a vote against other peers\'' : 'caught giving wrong results in an earlier job'}; what it delivered is computed again`)
+      case 'done': return
     }
+  }
+
+  private accepted (event: Extract<SubmitEvent, { event: 'accepted' }>): void {
+    for (const note of event.notes) this.write(`note: ${note}`)
+    this.write(`job ${event.jobId}: ${event.width}x${event.height} in ${plural(event.tiles, 'tile')} of ${event.tileSize} px (halo ${event.halo})${event.phases > 1 ? `, ${event.phases} phases` : ''}`)
+    this.started = this.now()
+    if (!this.tty) return
+    this.bar = new cliProgress.SingleBar({
+      format: 'tiles {bar} {value}/{total} | {rate} tiles/s | ETA {left} | {peers}{checks}',
+      stream: process.stderr,
+      hideCursor: true,
+    }, cliProgress.Presets.shades_classic)
+    // Progress counts the tiles of every phase.
+    this.bar.start(event.tiles * event.phases, 0, { rate: '--', left: '--', peers: 'waiting for peers', checks: '' })
+  }
+
+  private progress (event: Extract<SubmitEvent, { event: 'progress' }>): void {
+    const elapsed = this.now() - this.started
+    if (this.bar !== undefined) {
+      this.bar.update(event.done, { rate: elapsed >= RATE_SHOWN_AFTER_MS ? (event.done / elapsed * 1000).toFixed(1) : '--', left: estimate(event.done, event.total, elapsed), peers: event.workers === 0 ? 'waiting for peers' : plural(event.workers, 'peer'), checks: event.verify !== undefined ? ` | ${checksText(event.verify)}` : '' })
+    } else if (event.done !== this.lastDone && (this.now() - this.lastPlain > PLAIN_PROGRESS_LINE_MS || event.done === event.total)) {
+      this.lastPlain = this.now()
+      this.write(`progress ${event.done}/${event.total} tiles (${plural(event.workers, 'peer')}, ETA ${estimate(event.done, event.total, elapsed)}${event.verify !== undefined ? `, ${checksText(event.verify)}` : ''})`)
+    }
+    this.lastDone = event.done
+  }
+
+  private receiving (event: Extract<SubmitEvent, { event: 'receiving' }>): void {
+    if (event.received !== event.total && this.now() - this.lastReceivingLine <= PLAIN_PROGRESS_LINE_MS) return
+    this.lastReceivingLine = this.now()
+    this.write(`receiving the result: ${sizeText(event.received)} of ${sizeText(event.total)}`)
+  }
+
+  private stopBar (): void {
+    this.bar?.stop()
+    this.bar = undefined
   }
 }
 
@@ -110,83 +111,4 @@ export function checksText (v: VerifyFigures): string {
 export function verifyResultText (v: VerifyFigures, tiles: number): string {
   const excluded = Object.entries(v.excluded)
   return `verified ${plural(v.checked, 'tile')} by a second computation (${v.extra} extra, ${tiles > 0 ? (v.extra / tiles * 100).toFixed(1) : '0'}% more work)${v.disagreements > 0 ? `, ${plural(v.disagreements, 'disagreement')}` : ''}${v.skipped > 0 ? `, ${plural(v.skipped, 'tile')} taken unchecked (no other peer could check them)` : ''}${excluded.length > 0 ? `; excluded ${excluded.map(([p, n]) => `${p} (${n} wrong)`).join(', ')}` : ''}`
-}
-
-/** A few paths, and how many more. */
-function named (paths: string[]): string {
-  return `${paths.slice(0, 3).join(', ')}${paths.length > 3 ? `, and ${paths.length - 3} more` : ''}`
-}
-
-/** Images a second and megapixels a second, from the counts so far. */
-function rates (done: number, megapixels: number, elapsedMs: number): { images: string, mp: string } {
-  if (elapsedMs < 1000 || done === 0) return { images: '--', mp: '--' }
-  return { images: (done / elapsedMs * 1000).toFixed(2), mp: (megapixels / elapsedMs * 1000).toFixed(1) }
-}
-
-/**
- * How submit shows a batch: a bar of images on a terminal (failures printed
- * above it as they happen), a line a second otherwise, JSON lines with
- * --json (one event per image). All but JSON go to stderr.
- */
-export function batchReporter (mode: 'json' | 'tty' | 'plain', write: (line: string) => void = line => { process.stderr.write(line + '\n') }, now: () => number = () => performance.now()): (event: BatchEvent) => void {
-  if (mode === 'json') return event => { process.stdout.write(JSON.stringify(event) + '\n') }
-  let bars: cliProgress.MultiBar | undefined
-  let bar: cliProgress.SingleBar | undefined
-  let started = now()
-  let lastPlain = -Infinity
-  let tiledNote = ''
-  const say = (line: string): void => { if (bars !== undefined) bars.log(line + '\n'); else write(line) }
-  return event => {
-    switch (event.event) {
-      case 'batch':
-        write(`batch of ${plural(event.images, 'image')}${event.skipped > 0 ? ` (${event.skipped} skipped: their outputs exist)` : ''}${event.tiled > 0 ? `; ${event.tiled} over the --tile-above-mp size go tiled, one job each` : ''}`)
-        if (event.leftOut.length > 0) write(`left out: ${plural(event.leftOut.length, 'file')} not images or hidden (${named(event.leftOut)})`)
-        if (event.folders.length > 0) write(`left out: ${plural(event.folders.length, 'subfolder')} (${named(event.folders)}): -r takes them in`)
-        started = now()
-        if (mode === 'tty' && event.images > 0) {
-          bars = new cliProgress.MultiBar({ format: 'images {bar} {value}/{total} | {rate} img/s | {mp} MP/s | ETA {left} | {peers}{tiles}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
-          bar = bars.create(event.images, 0, { rate: '--', mp: '--', left: '--', peers: 'waiting for peers', tiles: '' })
-        }
-        break
-      case 'connected':
-        say(`connected to ${event.peer} as ${event.client}`)
-        break
-      case 'note':
-        say(`note: ${event.message}`)
-        break
-      case 'image-failed':
-        say(`failed: ${event.input}: ${event.message}`)
-        break
-      case 'passed':
-        say(`${event.peer} cannot take the batch (${event.reason}); trying another peer`)
-        break
-      case 'lost':
-        say(`coordinator ${event.coordinator} lost (${event.reason})`)
-        break
-      case 'resumed':
-        say(`resuming the ${plural(event.images, 'image')} not yet back on ${event.on}`)
-        break
-      case 'tiles':
-        tiledNote = ` | ${event.input}: tile ${event.done}/${event.total}`
-        bar?.update({ tiles: tiledNote })
-        break
-      case 'batch-progress': {
-        const elapsed = now() - started
-        const settled = event.done + event.failed
-        const r = rates(event.done, event.megapixels, elapsed)
-        const peers = event.workers === 0 ? 'waiting for peers' : plural(event.workers, 'peer')
-        if (bar !== undefined) bar.update(settled, { rate: r.images, mp: r.mp, left: estimate(settled, event.total, elapsed), peers, tiles: tiledNote })
-        else if (settled === event.total || now() - lastPlain > 1000) {
-          lastPlain = now()
-          write(`images ${settled}/${event.total}${event.failed > 0 ? ` (${event.failed} failed)` : ''} | ${r.images} img/s | ${r.mp} MP/s | ETA ${estimate(settled, event.total, elapsed)} | ${peers}`)
-        }
-        break
-      }
-      case 'batch-done':
-        bars?.stop()
-        bars = undefined
-        bar = undefined
-        break
-    }
-  }
 }

@@ -1,33 +1,15 @@
 import type { Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { JobFailedError, NetworkError, PeerBusyError, oneLine } from '../common/errors.ts'
+import { BUSY_ROUND_STEP_MS, DEFAULT_BUSY_ROUNDS } from '../common/defaults.ts'
+import { JobFailedError, NetworkError, PeerBusyError, TryEndedError, oneLine, type TryEnding } from '../common/errors.ts'
 import { isLoopbackAddr, parsePeerAddress } from '../net/address.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { createClientNode } from '../net/node.ts'
-import { probe } from '../net/probe.ts'
+import { explainDialFailure } from '../net/probe.ts'
 import { MAX_HOLDERS, SUBMIT_PROTOCOL } from '../protocol/constants.ts'
 import type { SubmitServerMessage } from '../protocol/messages.ts'
 
-type ClientNode = Awaited<ReturnType<typeof createClientNode>>
-
-/** How one try on one peer ended, if not with the result. */
-export type Ending =
-  /** Not reached, or gone before it admitted the job. */
-  | { kind: 'unreachable', error: NetworkError }
-  /** Full for now (--max-jobs): worth asking again later. */
-  | { kind: 'busy', reason: string }
-  /** Will not take it: leaving, or this peer's own rules (--allow-submit, its limits), or it failed there. */
-  | { kind: 'refused', reason: string }
-  /** Gone after admitting it: the job resumes elsewhere. */
-  | { kind: 'lost', reason: string }
-
-export class Ended extends Error {
-  readonly ending: Ending
-  constructor (ending: Ending) {
-    super(ending.kind)
-    this.ending = ending
-  }
-}
+export type ClientNode = Awaited<ReturnType<typeof createClientNode>>
 
 /**
  * Refusals that mean "not here, try another peer", not "this job cannot be
@@ -36,11 +18,12 @@ export class Ended extends Error {
  */
 const PASS_ON = new Set(['PeerBusyError', 'PeerLeavingError', 'SubmitRefusedError', 'LimitExceededError', 'InternalError'])
 
-/** A peer's error reply: an Ended (try another peer) or the job's own failure. */
-export function refusal (name: string, reason: string, accepted: boolean): Ended | JobFailedError {
-  if (!PASS_ON.has(name)) return new JobFailedError(reason)
-  if (accepted) return new Ended({ kind: 'lost', reason })
-  return new Ended(name === 'PeerBusyError' ? { kind: 'busy', reason } : { kind: 'refused', reason })
+/** A peer's error reply: a TryEndedError (try another peer; lost, if it had `accepted` the work) or the job's own failure. */
+export function refusal (reply: { name: string, message: string }, options: { accepted: boolean }): TryEndedError | JobFailedError {
+  const reason = reply.message
+  if (!PASS_ON.has(reply.name)) return new JobFailedError(reason)
+  if (options.accepted) return new TryEndedError({ kind: 'lost', reason })
+  return new TryEndedError(reply.name === 'PeerBusyError' ? { kind: 'busy', reason } : { kind: 'refused', reason })
 }
 
 export interface Candidate {
@@ -55,25 +38,6 @@ export type RosterEvent =
   | { event: 'passed', peer: string, reason: string }
   | { event: 'lost', coordinator: string, reason: string }
 
-
-/** Why a dial failed, in words a user can act on: a plain look at the address says what is there. */
-export async function explainDialFailure (address: Multiaddr, err: Error, options: { swarmKey?: Uint8Array, dialTimeoutMs: number }): Promise<string> {
-  if (err.name === 'WrongPeerError') return err.message
-  const keyHint = options.swarmKey === undefined ? 'the swarm is private: pass its --swarm-key' : 'check that --swarm-key is the swarm\'s key'
-  const seen = await probe(address, Math.min(2000, options.dialTimeoutMs))
-  switch (seen.kind) {
-    case 'unreachable': return `nothing answers there (${seen.code})`
-    case 'private-swarm': return `a private swarm's peer answers there, and the handshake failed: ${keyHint}`
-    case 'libp2p': return options.swarmKey === undefined
-      ? `a libp2p peer answers there, but the connection failed: ${oneLine(err.message)}`
-      : 'the peer there runs an open swarm: drop --swarm-key'
-    case 'other': return `something other than a tileswarm peer answers there (it said '${seen.said}')`
-    case 'silent': return err.name === 'TimeoutError' || /abort/i.test(err.message)
-      ? `no answer within ${options.dialTimeoutMs / 1000} s: something accepts connections there but does not speak (${keyHint}, or check the address)`
-      : `something accepts connections there but does not speak libp2p (${oneLine(err.message)})`
-  }
-}
-
 /**
  * The peers a client may submit to: the entry points the user gave, then
  * those coordinators told of (holders of finished work first). It says which
@@ -83,7 +47,7 @@ export async function explainDialFailure (address: Multiaddr, err: Error, option
 export class PeerRoster {
   private readonly entries: Candidate[]
   private readonly learned = new Map<string, Candidate>()
-  private readonly tried = new Map<string, { kind: Ending['kind'], reason: string }>()
+  private readonly tried = new Map<string, { kind: TryEnding['kind'], reason: string }>()
   /** Who holds finished work of this job, from every coordinator it has had: what a resumed job collects. */
   readonly holders = new Map<string, { peerId: string, addrs: string[] }>()
   /** The coordinator lost last, as the user knows it, and its peer id: the job resumes from it. */
@@ -96,7 +60,7 @@ export class PeerRoster {
   /** Entry points on loopback: a local swarm, where peers' loopback addresses are the ones to use. */
   private readonly local: boolean
 
-  constructor (peers: string[], busyRounds = 3) {
+  constructor (peers: string[], busyRounds = DEFAULT_BUSY_ROUNDS) {
     this.entries = peers.map(text => ({ label: text, addrs: [parsePeerAddress(text, '--peer')] }))
     if (this.entries.length === 0) throw new NetworkError('no peer to submit to: give --peer')
     this.local = this.entries.every(e => isLoopbackAddr(e.addrs[0]!))
@@ -142,7 +106,7 @@ export class PeerRoster {
       if (busy.length > 0 && this.busyRound < this.busyRounds) {
         this.busyRound++
         for (const [key] of busy) this.tried.delete(key)
-        await new Promise(resolve => setTimeout(resolve, 1000 * this.busyRound))
+        await new Promise(resolve => setTimeout(resolve, BUSY_ROUND_STEP_MS * this.busyRound))
         continue
       }
       if (this.lastLoss !== undefined) throw new NetworkError(`${this.lastLoss}, and no other peer could take the job over: the job is lost; submit it again`)
@@ -156,7 +120,7 @@ export class PeerRoster {
   }
 
   /** A try ended without the result: kept, and told. */
-  ended (candidate: Candidate, ending: Ending, emit: (event: RosterEvent) => void): void {
+  ended (candidate: Candidate, ending: TryEnding, emit: (event: RosterEvent) => void): void {
     this.tried.set(this.keyOf(candidate), { kind: ending.kind, reason: ending.kind === 'unreachable' ? oneLine(ending.error.message) : ending.reason })
     if (ending.kind === 'unreachable') {
       this.firstUnreachable ??= ending.error
@@ -171,7 +135,7 @@ export class PeerRoster {
     }
   }
 
-  /** A submit stream to the candidate, by the first of its addresses that answers; an Ended (unreachable) if none does. */
+  /** A submit stream to the candidate, by the first of its addresses that answers; a TryEndedError (unreachable) if none does. */
   async open (node: ClientNode, candidate: Candidate, options: { dialTimeoutMs: number, swarmKey?: Uint8Array }): Promise<Stream> {
     let dialError: Error | undefined
     for (const addr of candidate.addrs) {
@@ -186,6 +150,6 @@ export class PeerRoster {
         dialError ??= err as Error
       }
     }
-    throw new Ended({ kind: 'unreachable', error: new NetworkError(`cannot reach ${candidate.label}: ${await explainDialFailure(candidate.addrs[0]!, dialError!, options)}`) })
+    throw new TryEndedError({ kind: 'unreachable', error: new NetworkError(`cannot reach ${candidate.label}: ${await explainDialFailure(candidate.addrs[0]!, dialError!, options)}`) })
   }
 }

@@ -88,3 +88,35 @@ export const DEFAULT_SCALE_IN_AFTER_S = 300
 export const DEFAULT_SCALE_MAX = 4
 export const DEFAULT_SCALE_COOLDOWN_S = 60
 export const DEFAULT_SCALE_HOOK_TIMEOUT_S = 120
+
+// The client.
+/** The largest body a client takes from a coordinator: a result image, or a batch's output. */
+export const SUBMIT_MAX_BODY_BYTES = 4 * 1024 * 1024 * 1024
+/** Rounds of waiting for a busy swarm (every peer full) before a client gives up; each waits this much longer than the last. */
+export const DEFAULT_BUSY_ROUNDS = 3
+export const BUSY_ROUND_STEP_MS = 1000
+/** A failed dial's address is looked at with a plain connection for this long at most, reading this many bytes. */
+export const PROBE_TIMEOUT_MS = 2000
+export const PROBE_READ_BYTES = 4096
+/** Progress the client tells: a result's download at most this often; plain lines (no terminal) at most this often. */
+export const RECEIVING_EVENT_MS = 200
+export const PLAIN_PROGRESS_LINE_MS = 1000
+/** Rates and times left are shown once this much time has passed (before, they are noise). */
+export const RATE_SHOWN_AFTER_MS = 1000
+
+// The web page.
+/** Jobs the page sent are kept for their results this long after they end, and no more than this many; ended ones are swept this often. */
+export const WEB_JOB_KEEP_MS = 60 * 60_000
+export const WEB_JOBS_KEPT = 32
+export const WEB_JOB_SWEEP_MS = 5 * 60_000
+/** Events a page job keeps for a page that opens its progress late (a tile map's worth). */
+export const WEB_JOB_MAX_EVENTS = 20_000
+/** Page jobs running at once on one peer: the swarm's --max-jobs holds the rest of the line. */
+export const WEB_MAX_RUNNING_JOBS = 8
+/** Uploads read at once (each held whole in memory while it is checked), and files in one upload (a bigger folder goes by the CLI). */
+export const WEB_MAX_UPLOADS = 4
+export const WEB_MAX_FILES = 10_000
+/** An upload's name, as the page shows it and a batch's folder holds it, at most. */
+export const WEB_MAX_NAME_CHARS = 100
+/** Room for the multipart wrapping around an upload's files. */
+export const WEB_MULTIPART_SLACK_BYTES = 64 * 1024

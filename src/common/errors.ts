@@ -75,6 +75,28 @@ export class ClientGoneError extends TileswarmError {
   static override readonly name = 'ClientGoneError'
 }
 
+/** How one try of a client's work on one peer ended, if not with the result. */
+export type TryEnding =
+  /** Not reached, or gone before it admitted the job. */
+  | { kind: 'unreachable', error: NetworkError }
+  /** Full for now (--max-jobs): worth asking again later. */
+  | { kind: 'busy', reason: string }
+  /** Will not take it: leaving, or this peer's own rules (--allow-submit, its limits), or it failed there. */
+  | { kind: 'refused', reason: string }
+  /** Gone after admitting it: the job resumes elsewhere. */
+  | { kind: 'lost', reason: string }
+
+/** A client's try on one peer is over without the result: the client tries the next peer. Never reaches the user. */
+export class TryEndedError extends Error {
+  static override readonly name = 'TryEndedError'
+  readonly ending: TryEnding
+  constructor (ending: TryEnding) {
+    super(ending.kind)
+    this.name = TryEndedError.name
+    this.ending = ending
+  }
+}
+
 /** Errors that are the user's to fix and need no stack trace. */
 export function isUserFacing (err: unknown): err is TileswarmError {
   return err instanceof TileswarmError

@@ -4,10 +4,10 @@ import { InvalidImageError, LimitExceededError, oneLine } from '../common/errors
 import { createRaw, joinAlpha, samples, splitAlpha, withSamples, type Channels, type Depth, type PixelFormat, type RawImage } from './pixels/raw.ts'
 import { greyToRgb } from './pixels/sharp-pass.ts'
 import { DEFAULT_MAX_PIXELS, DEFAULT_QUALITY } from '../common/defaults.ts'
+import { OUTPUT_FORMATS } from '../protocol/constants.ts'
 import type { Step } from './pipeline.ts'
 
 export const INPUT_FORMATS = ['jpeg', 'png', 'webp', 'tiff', 'avif', 'heif', 'gif'] as const
-export const OUTPUT_FORMATS = ['jpeg', 'png', 'webp', 'tiff', 'avif'] as const
 export type OutputFormat = typeof OUTPUT_FORMATS[number]
 
 export interface DecodeOptions {

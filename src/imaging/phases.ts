@@ -1,4 +1,5 @@
 import { InvalidParameterError } from '../common/errors.ts'
+import { MAX_IMAGE_SIDE_PX } from '../protocol/constants.ts'
 import type { GridInfo, Reducer, StepContext, TileMemo } from './operations/operation.ts'
 import { applyStep, isGlobal, pipelineFormat, pipelineRadius, runPipeline, stepFormat, summariseStep, type Borders, type Step } from './pipeline.ts'
 import { createRaw, extract, freeBuffer, growRect, hasAlpha, type Channels, type PixelFormat, type RawImage, type Rect } from './pixels/raw.ts'
@@ -39,9 +40,6 @@ export interface JobPlan {
   largestPixels: number
 }
 
-/** The longest side an image of a job may have (what the wire carries). */
-const MAX_SIDE = 1 << 20
-
 export interface ImageShape {
   width: number
   height: number
@@ -58,7 +56,7 @@ export function planJob (steps: readonly Step[], input: ImageShape): JobPlan {
   for (const step of prelude) {
     if (step.operation.geometry !== undefined) ({ width, height } = step.operation.geometry.size(width, height, step.params))
     format = stepFormat(format, step)
-    if (width > MAX_SIDE || height > MAX_SIDE) throw new InvalidParameterError(`${step.operation.name} would make the image ${width}x${height}: its sides are limited to ${MAX_SIDE} pixels`)
+    if (width > MAX_IMAGE_SIDE_PX || height > MAX_IMAGE_SIDE_PX) throw new InvalidParameterError(`${step.operation.name} would make the image ${width}x${height}: its sides are limited to ${MAX_IMAGE_SIDE_PX} pixels`)
     largestPixels = Math.max(largestPixels, width * height)
   }
   const phases: PhasePlan[] = []

@@ -1,4 +1,5 @@
 import { InvalidParameterError } from '../common/errors.ts'
+import { MAX_PIPELINE_STEPS } from '../protocol/constants.ts'
 import type { Operation, StepPlace } from './operations/operation.ts'
 import { validateParams, type Params } from './operations/params.ts'
 import { joinAlpha, padReplicate, freeBuffer, splitAlpha, extract, type PixelFormat, type RawImage, type Channels, type Rect, type Sides } from './pixels/raw.ts'
@@ -14,8 +15,6 @@ export interface Step {
   operation: Operation
   params: Params
 }
-
-export const MAX_PIPELINE_STEPS = 16
 
 /**
  * Parses "blur:sigma=2,sobel" into steps. Commas inside [...] belong to a

@@ -13,7 +13,7 @@ import { decideSpread, swarmShape } from './spread.ts'
 import { TilePixels } from './tile-pixels.ts'
 import { TileProgress } from './tile-progress.ts'
 import { sec, verifySummary, verifyTold } from './told.ts'
-import { verifyText, type VerifyLevel } from './verify.ts'
+import { verifyText, type VerifyLevel } from '../protocol/verify-level.ts'
 
 /** What the client asked for, checked. */
 export interface JobSpec {

@@ -1,7 +1,8 @@
 import { repeat, type Clock } from '../common/clock.ts'
 import { JobFailedError } from '../common/errors.ts'
 import type { LeaseTable } from './leases.ts'
-import { CHECK_WAIT_MS, MAX_VOTES, resultDigest, secureRandom, type TrustRecords, type VerifyFigures, type VerifyLevel } from './verify.ts'
+import { CHECK_WAIT_MS, MAX_VOTES, resultDigest, secureRandom, type TrustRecords } from './verify.ts'
+import type { VerifyFigures, VerifyLevel } from '../protocol/verify-level.ts'
 
 /** Why a peer was excluded: the tile that caught it (none if caught in another job), the tiles redone, or the phase started over. */
 export interface Exclusion {

@@ -1,6 +1,7 @@
 import { bytesPerPixel, type JobPlan, type OutputFormat } from '../imaging/index.ts'
 import type { CostModel } from './costs.ts'
-import type { TrustRecords, VerifyLevel } from './verify.ts'
+import type { TrustRecords } from './verify.ts'
+import type { VerifyLevel } from '../protocol/verify-level.ts'
 
 import type { SpreadPolicy } from './spread-policy.ts'
 

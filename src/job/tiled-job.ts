@@ -4,7 +4,7 @@ import type { InputShape } from './inputs.ts'
 import type { Lease, SpeculationPolicy } from './leases.ts'
 import type { Exclusion, SpotCheckOptions } from './spot-checks.ts'
 import type { TilePixelSource } from './tile-pixels.ts'
-import type { VerifyFigures } from './verify.ts'
+import type { VerifyFigures } from '../protocol/verify-level.ts'
 
 // What a tiled job (see JobCoordinator) is given, what its claims come to, and what it tells.
 

@@ -4,7 +4,7 @@ import type { SubmitServerMessage } from '../protocol/messages.ts'
 import type { Outgoing } from '../protocol/wire.ts'
 import { shortId } from '../common/log.ts'
 import type { JobHostComponents } from './hosted.ts'
-import type { VerifyFigures, VerifyLevel } from './verify.ts'
+import type { VerifyFigures, VerifyLevel } from '../protocol/verify-level.ts'
 
 /**
  * What a client hears of the swarm: peers where it may resume its job if

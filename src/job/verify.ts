@@ -1,14 +1,5 @@
 import { createHash, randomInt } from 'node:crypto'
-
-/**
- * How much of a job's work is computed twice: `off`; a share (the floor of
- * the adaptive share, 0 to 1); or `all`. The coordinator's own worker is
- * never checked: the coordinator encodes the output, so it is trusted anyway.
- */
-export type VerifyLevel = 'off' | 'all' | number
-
-/** The default floor: a peer with a long clean record has this share of its tiles checked. */
-export const DEFAULT_VERIFY_FLOOR = 0.02
+import type { VerifyLevel } from '../protocol/verify-level.ts'
 
 /** A check no peer has taken this long (and at least two leases) is given up: no other peer can compute it. */
 export const CHECK_WAIT_MS = 10_000
@@ -20,18 +11,6 @@ export const MAX_VOTES = 4
 const HALVE_EVERY = 4
 /** A peer's share once its first check has passed. */
 const SECOND_SHARE = 0.5
-
-/** `--verify`'s value: a share, `all` or `off`. */
-export function parseVerifyLevel (text: string): VerifyLevel {
-  if (text === 'off' || text === 'all') return text
-  const share = Number(text)
-  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text) || share > 1) throw new RangeError(`--verify takes a share of tiles from 0 to 1, 'all' or 'off', not '${text}'`)
-  return share
-}
-
-export function verifyText (level: VerifyLevel): string {
-  return level === 'off' ? 'off' : level === 'all' ? 'every tile twice' : `spot checks (floor ${(level * 100).toFixed(level * 100 < 1 ? 1 : 0)}%)`
-}
 
 export interface PeerRecord {
   /** Checks its results passed. */
@@ -107,19 +86,6 @@ function shareAt (agreed: number, level: VerifyLevel): number {
   if (level === 'all') return 1
   if (agreed === 0) return 1
   return Math.max(level, SECOND_SHARE * 2 ** (-(agreed - 1) / HALVE_EVERY))
-}
-
-/** What the client hears of verification: tiles whose result a second computation confirmed, disagreements, and peers excluded (with their wrong tiles). */
-export interface VerifyFigures {
-  checked: number
-  disagreements: number
-  /** Computations past one a tile: checks, tie-breaks, and a liar's tiles redone. */
-  extra: number
-  /** Tiles whose placed pixels were replaced by the settled result. */
-  replaced: number
-  /** Checks given up: no peer that had not computed the tile took it (none was left, or none could take the job); the tile is taken on its word. */
-  skipped: number
-  excluded: Record<string, number>
 }
 
 /** A cryptographic digest: a liar that knows the right bytes could match a CRC with wrong ones. */

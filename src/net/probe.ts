@@ -1,5 +1,7 @@
 import { connect } from 'node:net'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { PROBE_READ_BYTES, PROBE_TIMEOUT_MS } from '../common/defaults.ts'
+import { oneLine } from '../common/errors.ts'
 
 /** What answers at an address, as far as a few bytes tell. */
 export type ProbeResult =
@@ -45,8 +47,26 @@ export async function probe (address: Multiaddr, timeoutMs: number): Promise<Pro
     }
     const timer = setTimeout(() => { judge(true) }, timeoutMs)
     socket.on('connect', () => { socket.write(MULTISTREAM) })
-    socket.on('data', data => { got = Buffer.concat([got, data]).subarray(0, 4096); judge(false) })
+    socket.on('data', data => { got = Buffer.concat([got, data]).subarray(0, PROBE_READ_BYTES); judge(false) })
     socket.on('end', () => { judge(true) })
     socket.on('error', (err: NodeJS.ErrnoException) => { if (got.length > 0) judge(true); else finish({ kind: 'unreachable', code: err.code ?? err.message }) })
   })
+}
+
+/** Why a dial failed, in words a user can act on: a plain look at the address says what is there. */
+export async function explainDialFailure (address: Multiaddr, err: Error, options: { swarmKey?: Uint8Array, dialTimeoutMs: number }): Promise<string> {
+  if (err.name === 'WrongPeerError') return err.message
+  const keyHint = options.swarmKey === undefined ? 'the swarm is private: pass its --swarm-key' : 'check that --swarm-key is the swarm\'s key'
+  const seen = await probe(address, Math.min(PROBE_TIMEOUT_MS, options.dialTimeoutMs))
+  switch (seen.kind) {
+    case 'unreachable': return `nothing answers there (${seen.code})`
+    case 'private-swarm': return `a private swarm's peer answers there, and the handshake failed: ${keyHint}`
+    case 'libp2p': return options.swarmKey === undefined
+      ? `a libp2p peer answers there, but the connection failed: ${oneLine(err.message)}`
+      : 'the peer there runs an open swarm: drop --swarm-key'
+    case 'other': return `something other than a tileswarm peer answers there (it said '${seen.said}')`
+    case 'silent': return err.name === 'TimeoutError' || err.name === 'AbortError'
+      ? `no answer within ${options.dialTimeoutMs / 1000} s: something accepts connections there but does not speak (${keyHint}, or check the address)`
+      : `something accepts connections there but does not speak libp2p (${oneLine(err.message)})`
+  }
 }

@@ -23,6 +23,15 @@ export const MAX_ADDRS = 16
 export const MAX_PEERS_TOLD = 32
 export const MAX_HOLDERS = 64
 export const MAX_ERROR_CHARS = 500
+/** Operations in one pipeline, at most. */
+export const MAX_PIPELINE_STEPS = 16
+/** The longest side an image of a job may have, in pixels. */
+export const MAX_IMAGE_SIDE_PX = 1 << 20
+/** The formats a job's result may be encoded as. */
+export const OUTPUT_FORMATS = ['jpeg', 'png', 'webp', 'tiff', 'avif'] as const
+/** An encoder's quality, as a job asks for it. */
+export const MIN_QUALITY = 1
+export const MAX_QUALITY = 100
 /** Whole images' outputs a batch's worker says it holds, at most. */
 export const MAX_HELD_OUTPUTS = 4096
 /** Tiles one progress message names as placed, with who computed them (the tile map); more go in the next. At 10 digits each, well inside a header's 64 KiB. */

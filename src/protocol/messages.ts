@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MAX_ADDRS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_PEERS_TOLD, MAX_PLACED_TOLD, PROTOCOL_VERSION } from './constants.ts'
+import { MAX_ADDRS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_IMAGE_SIDE_PX, MAX_PEERS_TOLD, MAX_PIPELINE_STEPS, MAX_PLACED_TOLD, MAX_QUALITY, MIN_QUALITY, OUTPUT_FORMATS, PROTOCOL_VERSION } from './constants.ts'
 
 /**
  * Every message on every topic and protocol, as a schema. Nothing is acted on
@@ -7,17 +7,18 @@ import { MAX_ADDRS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_PEERS_TOLD, MAX_PLACED_TOL
  */
 const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/)
 const count = z.number().int().min(0).max(1e9)
-const dim = z.number().int().min(1).max(1 << 20)
+const dim = z.number().int().min(1).max(MAX_IMAGE_SIDE_PX)
 const rect = z.object({ x: count, y: count, width: dim, height: dim }).strict()
 const bodyBytes = z.number().int().min(0).max(2 ** 40)
 const rid = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const peerId = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/)
 const multiaddr = z.string().min(1).max(512)
 const opSpec = z.object({ op: z.string().min(1).max(64), params: z.record(z.string().max(64), z.unknown()).optional() }).strict()
-const ops = z.array(opSpec).min(1).max(16)
+const ops = z.array(opSpec).min(1).max(MAX_PIPELINE_STEPS)
 const pixelFormat = z.object({ channels: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]), depth: z.union([z.literal(8), z.literal(16)]) }).strict()
 const errorText = z.string().max(MAX_ERROR_CHARS)
-const outputFormat = z.enum(['jpeg', 'png', 'webp', 'tiff', 'avif'])
+const outputFormat = z.enum(OUTPUT_FORMATS)
+const quality = z.number().int().min(MIN_QUALITY).max(MAX_QUALITY)
 /** A job's content identity: sha-256 of its input, pipeline and tile geometry. */
 const jobKey = z.string().regex(/^[0-9a-f]{64}$/)
 const peerRef = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS) }).strict()
@@ -55,7 +56,7 @@ const verifyFigures = z.object({
   excluded: z.record(peerId, count).refine(r => Object.keys(r).length <= MAX_PEERS_TOLD, `at most ${MAX_PEERS_TOLD} peers excluded are named`),
 }).strict()
 export const SubmitMessage = z.object({
-  type: z.literal('submit'), v, ops, format: outputFormat, quality: z.number().int().min(1).max(100), bytes: bodyBytes, tileSize: dim.optional(), verify: verifyLevel.optional(), resume: resume.optional(),
+  type: z.literal('submit'), v, ops, format: outputFormat, quality, bytes: bodyBytes, tileSize: dim.optional(), verify: verifyLevel.optional(), resume: resume.optional(),
 }).strict()
 export const UploadMessage = z.object({ type: z.literal('upload'), bodyBytes }).strict()
 /**
@@ -63,7 +64,7 @@ export const UploadMessage = z.object({ type: z.literal('upload'), bodyBytes }).
  * processes and encodes it whole); the coordinator asks for images as it has
  * room (`send`), and sends each result as it comes in.
  */
-export const BatchMessage = z.object({ type: z.literal('batch'), v, ops, quality: z.number().int().min(1).max(100), images: z.number().int().min(1).max(1_000_000), resume: resume.optional() }).strict()
+export const BatchMessage = z.object({ type: z.literal('batch'), v, ops, quality, images: z.number().int().min(1).max(1_000_000), resume: resume.optional() }).strict()
 /** One image of the batch (the body is its file), numbered by the client from 0; its output format is its own. */
 export const BatchImage = z.object({ type: z.literal('image'), index: count, format: outputFormat, bodyBytes }).strict()
 export const SubmitClientMessage = z.discriminatedUnion('type', [SubmitMessage, UploadMessage, BatchMessage, BatchImage])
@@ -125,7 +126,7 @@ export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, Clai
 /** Its body, if any, is a bitmap of the tiles reserved for this worker to offer. */
 export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, jobKey, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count, phases: count, bodyBytes: bodyBytes.optional() }).strict()
 /** A batch's session: whole images come as tasks, each with its file. */
-export const BatchInfo = z.object({ type: z.literal('batch'), rid, jobId: id, ops, quality: z.number().int().min(1).max(100), leaseMs: count, parkMs: count, images: count }).strict()
+export const BatchInfo = z.object({ type: z.literal('batch'), rid, jobId: id, ops, quality, leaseMs: count, parkMs: count, images: count }).strict()
 /**
  * One image of a batch under lease: the body is its file; the result is the
  * encoded output. `key` names the output (input digest, pipeline, format,
@@ -143,7 +144,7 @@ export const Task = z.object({ type: z.literal('task'), rid, tile: count, leaseI
 const stepContext = z.object({ step: count, bytes: bodyBytes, shared: z.boolean() }).strict()
 const tilePixels = z.object({ bytes: bodyBytes, encoding: z.literal('zstd').optional(), checksum: z.string().regex(/^[0-9a-f]{8}$/).optional() }).strict()
 /** `restart`: how often the job's phases started over (a liar's summaries were reduced): what a worker kept of an earlier start (shared contexts, tiles' memos) is stale. */
-export const Grant = z.object({ type: z.literal('grant'), rid, phase: count, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect, contexts: z.array(stepContext).max(16), pixels: tilePixels, restart: count.optional(), bodyBytes: bodyBytes.optional() }).strict()
+export const Grant = z.object({ type: z.literal('grant'), rid, phase: count, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect, contexts: z.array(stepContext).max(MAX_PIPELINE_STEPS), pixels: tilePixels, restart: count.optional(), bodyBytes: bodyBytes.optional() }).strict()
 /** `excluded`: this peer's results lost a vote: it gets nothing more of the job (however often it is announced). */
 export const NoTile = z.object({ type: z.literal('none'), rid, reason: z.enum(['done', 'wait', 'cancelled', 'excluded']) }).strict()
 export const ResultAck = z.object({ type: z.literal('ack'), rid, tile: count, status: z.enum(['accepted', 'duplicate', 'rejected']), reason: errorText.optional() }).strict()

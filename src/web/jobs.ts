@@ -1,35 +1,19 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { basename, join } from 'node:path'
+import { join } from 'node:path'
 import type { Libp2p } from 'libp2p'
-import { DEFAULT_QUALITY } from '../common/defaults.ts'
+import { DEFAULT_QUALITY, WEB_JOB_KEEP_MS, WEB_JOB_MAX_EVENTS, WEB_JOB_SWEEP_MS, WEB_JOBS_KEPT, WEB_MAX_RUNNING_JOBS } from '../common/defaults.ts'
 import { InvalidImageError, InvalidParameterError, PeerBusyError, TileswarmError, oneLine } from '../common/errors.ts'
 import { formatFromPath, parseOps, readImageHeader, resolvePipeline, type OutputFormat, type Step } from '../imaging/index.ts'
 import { submitToSwarm, type SubmitEvent } from '../client/submit.ts'
-import type { VerifyLevel } from '../job/verify.ts'
-import { submitBatch, type BatchEvent, type BatchSummary } from '../client/batch.ts'
+import type { VerifyLevel } from '../protocol/verify-level.ts'
+import { submitBatch } from '../client/batch.ts'
+import type { BatchEvent, BatchSummary } from '../client/batch-events.ts'
 import { planBatch } from '../client/batch-plan.ts'
+import { checkQuality } from '../client/options.ts'
 import type { Log } from '../common/log.ts'
-
-/** Jobs the page sent, kept for their results this long after they end, and no more than this many. */
-const KEEP_MS = 60 * 60_000
-const KEEP_JOBS = 32
-/** Events a job keeps for a page that opens its progress late (a tile map's worth). */
-const MAX_EVENTS = 20_000
-/** Page jobs running at once on one peer: the swarm's --max-jobs holds the rest of the line. */
-const MAX_RUNNING = 8
-
-const EXTENSION: Record<string, string> = { jpeg: '.jpg', png: '.png', webp: '.webp', tiff: '.tif', heif: '.heif', gif: '.gif' }
-/** Extensions that name each container: a file's own is kept when it is one of its container's. */
-const EXTENSIONS: Record<string, string[]> = { jpeg: ['.jpg', '.jpeg', '.jpe'], png: ['.png'], webp: ['.webp'], tiff: ['.tif', '.tiff'], heif: ['.heif', '.heic', '.avif'], gif: ['.gif'] }
-
-/** The extension an upload is written with: its own if it names what the file is, else the container's. */
-function extensionFor (name: string, container: string): string {
-  const own = /\.[A-Za-z0-9]+$/.exec(name)?.[0].toLowerCase()
-  return own !== undefined && (EXTENSIONS[container] ?? []).includes(own) ? own : EXTENSION[container] ?? '.png'
-}
-const CONTENT_TYPE: Record<OutputFormat, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', tiff: 'image/tiff', avif: 'image/avif' }
+import { CONTENT_TYPE, EXTENSION, nameOnly, safeStem, shownByName, uploadNames } from './names.ts'
 
 export interface Upload {
   name: string
@@ -62,7 +46,7 @@ export interface WebJob {
   createdAt: number
   endedAt?: number
   events: Sequenced[]
-  /** Events numbered so far (past MAX_EVENTS they are sent live but not kept). */
+  /** Events numbered so far (past WEB_JOB_MAX_EVENTS they are sent live but not kept). */
   seq: number
   listeners: Set<(event: Sequenced) => void>
   /** Where the result is kept until the job is dropped. */
@@ -86,13 +70,6 @@ export function describeJob (job: WebJob): Record<string, unknown> {
   }
 }
 
-/** A name as the user gave it, made safe to show and to write in a folder of ours: no path, no hidden file, no odd characters. */
-export function safeStem (name: string): string {
-  const base = name.split(/[/\\]/).pop() ?? ''
-  const stem = base.replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._ -]+/g, '_').replace(/^[.\s]+/, '').slice(0, 100).trim()
-  return stem === '' ? 'image' : stem
-}
-
 /**
  * The jobs submitted through the web page: each goes to the swarm as the
  * library sends it (one image tiled, several as a batch), through one client
@@ -110,7 +87,7 @@ export class WebJobs {
   /** Uploads being checked, not yet jobs. */
   private starting = 0
   /** Results an hour old go even when no new job comes to make room. */
-  private readonly sweeper = setInterval(() => { this.evict(0) }, 5 * 60_000).unref()
+  private readonly sweeper = setInterval(() => { this.evict(0) }, WEB_JOB_SWEEP_MS).unref()
 
   constructor (options: { entry: () => string[], client: () => Promise<Libp2p>, log: Log, maxPixels: number, tileAboveMp?: number }) {
     this.entry = options.entry
@@ -129,7 +106,7 @@ export class WebJobs {
     if (request.files.length === 0) throw new InvalidParameterError('no image was uploaded: choose one or more files')
     // Counted from here, before the header reads: uploads checked at once cannot all slip under the limit.
     const running = [...this.jobs.values()].filter(j => j.state === 'running').length + this.starting
-    if (running >= MAX_RUNNING) throw new PeerBusyError(`this peer's web page has ${running} jobs running, its limit; try again when one is done`)
+    if (running >= WEB_MAX_RUNNING_JOBS) throw new PeerBusyError(`this peer's web page has ${running} jobs running, its limit; try again when one is done`)
     this.starting++
     try {
       return this.begin(request, await this.check(request))
@@ -141,8 +118,7 @@ export class WebJobs {
   /** The pipeline and the images, checked; each file's container format, in order. */
   private async check (request: WebJobRequest): Promise<Checked> {
     const steps = resolvePipeline(parseOps(request.ops))
-    const quality = request.quality ?? DEFAULT_QUALITY
-    if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new InvalidParameterError(`Expected integer between 1 and 100 for quality but received ${String(request.quality)}`)
+    const quality = checkQuality(request.quality ?? DEFAULT_QUALITY, 'quality')
     const containers: string[] = []
     for (const f of request.files) {
       const header = await readImageHeader(f.data).catch((err: unknown) => {
@@ -184,7 +160,7 @@ export class WebJobs {
 
   private emit (job: WebJob, event: WebEvent): void {
     const e = { seq: job.seq++, event }
-    if (job.events.length < MAX_EVENTS) job.events.push(e)
+    if (job.events.length < WEB_JOB_MAX_EVENTS) job.events.push(e)
     for (const l of job.listeners) l(e)
   }
 
@@ -211,22 +187,7 @@ export class WebJobs {
   private async runBatch (job: WebJob, steps: Step[], files: Upload[], containers: string[], format: OutputFormat | undefined, { quality, verify }: Checked): Promise<void> {
     const dir = await this.folder()
     job.dir = dir
-    const inputs: string[] = []
-    // Unique by name alone (outputs are named by it, whatever their format): cat.jpg and cat.jpeg become cat and cat-2.
-    const taken = new Set<string>()
-    const again = new Map<string, number>()
-    for (const [i, f] of files.entries()) {
-      const stem = safeStem(f.name)
-      let unique = stem
-      // Counted per name, so a thousand alike cost a thousand steps, not a million.
-      while (taken.has(unique.toLowerCase())) {
-        const n = (again.get(stem.toLowerCase()) ?? 1) + 1
-        again.set(stem.toLowerCase(), n)
-        unique = `${stem}-${n}`
-      }
-      taken.add(unique.toLowerCase())
-      inputs.push(join(dir, 'in', `${unique}${extensionFor(f.name, containers[i]!)}`))
-    }
+    const inputs = uploadNames(files, containers).map(name => join(dir, 'in', name))
     await mkdir(join(dir, 'in'))
     for (const [i, path] of inputs.entries()) {
       await writeFile(path, files[i]!.data, { flag: 'wx' })
@@ -234,22 +195,12 @@ export class WebJobs {
       files[i]!.data = Buffer.alloc(0)
     }
     const zip = join(dir, 'outputs.zip')
-    // The page hears of each image by its name, not where this peer keeps it.
-    const named = (path: string): string => basename(path.replace(/^.*\.zip:/, ''))
-    const shown = (e: BatchEvent): BatchEvent => {
-      const out: Record<string, unknown> = { ...e }
-      if ('input' in e) out.input = named(e.input)
-      if ('output' in e) out.output = named(e.output)
-      if (e.event === 'batch-done') out.failures = e.failures.map(f => ({ ...f, input: named(f.input) }))
-      if (e.event === 'batch') out.leftOut = e.leftOut.map(named)
-      return out as BatchEvent
-    }
     const run = async (): Promise<BatchSummary> => {
       const plan = await planBatch(inputs, zip, { recursive: false, ...(format !== undefined ? { format } : {}) })
-      return await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(verify !== undefined ? { verify } : {}), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shown(e)) } })
+      return await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(verify !== undefined ? { verify } : {}), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shownByName(e)) } })
     }
     const summary = await run().finally(async () => { await rm(join(dir, 'in'), { recursive: true, force: true }) })
-    if (summary.done === 0) throw new InvalidImageError(`no image could be processed: ${summary.failures.map(f => `${named(f.input)}: ${f.message}`).join('; ')}`)
+    if (summary.done === 0) throw new InvalidImageError(`no image could be processed: ${summary.failures.map(f => `${nameOnly(f.input)}: ${f.message}`).join('; ')}`)
     job.result = { type: 'application/zip', filename: `tileswarm-${job.id}.zip`, bytes: (await stat(zip)).size, path: zip }
   }
 
@@ -263,13 +214,13 @@ export class WebJobs {
     return dir
   }
 
-  /** Jobs ended over an hour ago go, and the oldest ended ones past KEEP_JOBS (with room for `coming` more). */
+  /** Jobs ended over an hour ago go, and the oldest ended ones past WEB_JOBS_KEPT (with room for `coming` more). */
   private evict (coming: number): void {
     const now = Date.now()
     const ended = [...this.jobs.values()].filter(j => j.endedAt !== undefined)
-    const over = Math.max(0, this.jobs.size + coming - KEEP_JOBS)
+    const over = Math.max(0, this.jobs.size + coming - WEB_JOBS_KEPT)
     ended.forEach((job, i) => {
-      if (i < over || now - job.endedAt! > KEEP_MS) this.drop(job)
+      if (i < over || now - job.endedAt! > WEB_JOB_KEEP_MS) this.drop(job)
     })
   }
 

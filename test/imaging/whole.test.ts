@@ -1,7 +1,8 @@
 import test from 'ava'
 import { readFile } from 'node:fs/promises'
 import sharp from 'sharp'
-import { decodeImage, encodeImage, OUTPUT_FORMATS, parseOps, readImageHeader, resolvePipeline, runPipeline, wholeImagePipeline } from '../../src/imaging/index.ts'
+import { OUTPUT_FORMATS } from '../../src/protocol/constants.ts'
+import { decodeImage, encodeImage, parseOps, readImageHeader, resolvePipeline, runPipeline, wholeImagePipeline } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
 import { fixture, fixtureNames } from '../helpers/fixtures.ts'
 

@@ -5,7 +5,7 @@ import { processTile } from '../../src/imaging/index.ts'
 import { runLocal } from '../../src/client/local.ts'
 import { requestFromFlags } from '../../src/client/options.ts'
 import { submitToSwarm, type SubmitEvent } from '../../src/client/submit.ts'
-import type { VerifyLevel } from '../../src/job/verify.ts'
+import type { VerifyLevel } from '../../src/protocol/verify-level.ts'
 import { noisePng, trackPlacements, withWatchedCluster } from '../helpers/swarm.ts'
 
 /**
