@@ -18,3 +18,17 @@ export function verifyOption (value: string): VerifyLevel {
     throw new InvalidArgumentError((err as Error).message)
   }
 }
+
+/** A repeatable flag: each adds one value. */
+export const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
+
+/** Repeatable addresses and ids: each flag adds one, an environment variable may list several (comma or space between). */
+export const collectList = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(/[\s,]+/).filter(a => a !== '')]
+
+/** A flag that takes one value: given twice, it is refused rather than the first silently dropped. */
+export function once (flag: string) {
+  return (value: string, previous: unknown): string => {
+    if (previous !== undefined) throw new InvalidArgumentError(`${flag} given twice ('${String(previous)}' and '${value}'); give it once`)
+    return value
+  }
+}
