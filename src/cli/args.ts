@@ -1,4 +1,5 @@
-import { InvalidArgumentError } from 'commander'
+import { InvalidArgumentError, Option } from 'commander'
+import { DEFAULT_DIAL_TIMEOUT_MS } from '../common/defaults.ts'
 import { parseVerifyLevel, type VerifyLevel } from '../job/verify.ts'
 
 /** A commander parser for an integer flag, with sharp's message shape. */
@@ -31,4 +32,9 @@ export function once (flag: string) {
     if (previous !== undefined) throw new InvalidArgumentError(`${flag} given twice ('${String(previous)}' and '${value}'); give it once`)
     return value
   }
+}
+
+/** `--connect-timeout-ms`, as submit and status take it. */
+export function connectTimeoutOption (): Option {
+  return new Option('--connect-timeout-ms <ms>', 'give up on an unreachable peer after this long').argParser(integerOption('--connect-timeout-ms', 100, 600_000)).default(DEFAULT_DIAL_TIMEOUT_MS)
 }

@@ -1,9 +1,8 @@
 import { Command } from 'commander'
-import { DEFAULT_DIAL_TIMEOUT_MS } from '../common/defaults.ts'
 import { parsePeerAddress } from '../net/address.ts'
 import { createClientNode } from '../net/node.ts'
 import { readSwarmKey } from '../net/swarm-key.ts'
-import { collectList, integerOption } from './args.ts'
+import { collectList, connectTimeoutOption } from './args.ts'
 import type { CliContext } from './context.ts'
 import { fromEnvironment } from './env-options.ts'
 
@@ -22,7 +21,7 @@ export function statusCommand (context: CliContext): Command {
     .requiredOption('--peer <multiaddr>', 'the peer to ask (any of its addresses, with /p2p/<id>); repeat it, and the first that answers is asked', collectList)
     .option('--json', 'the status as one JSON object')
     .option('--swarm-key <file>', 'the private swarm\'s key')
-    .option('--connect-timeout-ms <ms>', 'give up on an unreachable peer after this long', integerOption('--connect-timeout-ms', 100, 600_000), DEFAULT_DIAL_TIMEOUT_MS)
+    .addOption(connectTimeoutOption())
     .option('--debug', 'stack traces on errors')
     .action(async (flags: StatusFlags) => {
       context.reporting.debug = flags.debug === true

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { type Command, Option } from 'commander'
-import { collect, collectList, integerOption, once, verifyOption } from './args.ts'
-import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_QUALITY, MAX_SLOTS, MAX_TILE_SIZE, MIN_TILE_SIZE } from '../common/defaults.ts'
+import { collect, collectList, connectTimeoutOption, integerOption, once, verifyOption } from './args.ts'
+import { DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_QUALITY, MAX_SLOTS, MAX_TILE_SIZE, MIN_TILE_SIZE } from '../common/defaults.ts'
 import { DEFAULT_TILE_ABOVE_MP } from '../client/batch.ts'
 import type { SubmitFlags } from '../client/options.ts'
 import type { SwarmSubmitOptions } from '../client/submit.ts'
@@ -57,7 +57,7 @@ export function withSubmitFlags (command: Command): Command {
     .option('--threads <n>', 'libvips threads for --local', integerOption('--threads', 1, MAX_SLOTS), availableParallelism())
     .option('--tile-size <px>', 'tile edge (default: the coordinating peer\'s)', (value: string, previous: unknown) => integerOption('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE)(once('--tile-size')(value, previous)))
     .option('--verify <share|all|off>', `catch wrong tiles from faulty or lying peers: a share of each peer's tiles is computed again by another and compared; a peer's first always, then fewer as its checks pass, never under this share (default ${DEFAULT_VERIFY_FLOOR}; 0: only new peers'); all: every tile of other peers twice (the coordinator trusts its own); off: none. Tiled jobs only: a batch's whole images are not checked`, (value: string, previous: unknown) => verifyOption(once('--verify')(value, previous)))
-    .option('--connect-timeout-ms <ms>', 'give up on an unreachable peer after this long', integerOption('--connect-timeout-ms', 100, 600_000), DEFAULT_DIAL_TIMEOUT_MS)
+    .addOption(connectTimeoutOption())
     .option('--swarm-key <file>', 'the private swarm\'s key', once('--swarm-key'))
     .option('--data-dir <dir>', 'keep this client\'s identity there, for peers that use --allow-submit (tileswarm id)', once('--data-dir'))
     .option('--list-ops', 'print every operation with its parameters, and exit')
