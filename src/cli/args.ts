@@ -1,4 +1,5 @@
-import { InvalidArgumentError } from 'commander'
+import { InvalidArgumentError, Option } from 'commander'
+import { DEFAULT_DIAL_TIMEOUT_MS } from '../common/defaults.ts'
 import { parseVerifyLevel, type VerifyLevel } from '../protocol/verify-level.ts'
 
 /** A commander parser for an integer flag, with sharp's message shape. */
@@ -17,4 +18,23 @@ export function verifyOption (value: string): VerifyLevel {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message)
   }
+}
+
+/** A repeatable flag: each adds one value. */
+export const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
+
+/** Repeatable addresses and ids: each flag adds one, an environment variable may list several (comma or space between). */
+export const collectList = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(/[\s,]+/).filter(a => a !== '')]
+
+/** A flag that takes one value: given twice, it is refused rather than the first silently dropped. */
+export function once (flag: string) {
+  return (value: string, previous: unknown): string => {
+    if (previous !== undefined) throw new InvalidArgumentError(`${flag} given twice ('${String(previous)}' and '${value}'); give it once`)
+    return value
+  }
+}
+
+/** `--connect-timeout-ms`, as submit and status take it. */
+export function connectTimeoutOption (): Option {
+  return new Option('--connect-timeout-ms <ms>', 'give up on an unreachable peer after this long').argParser(integerOption('--connect-timeout-ms', 100, 600_000)).default(DEFAULT_DIAL_TIMEOUT_MS)
 }

@@ -51,6 +51,10 @@ export const DEFAULT_QUALITY = 90
 
 // The network.
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
+/** Where a peer listens unless told (--listen). */
+export const DEFAULT_LISTEN_ADDRESS = '/ip4/0.0.0.0/tcp/4001'
+/** Where a peer serves its web page unless told (--http): loopback, so no token is needed. */
+export const DEFAULT_HTTP_ADDRESS = '127.0.0.1:8080'
 /** A peer says hello this often (jittered 0.5x to 1.5x), so peers learn of each other. */
 export const DEFAULT_HELLO_MS = 5000
 /** Connections a peer seeks through hellos (bootstrap and job traffic add their own). */
@@ -73,6 +77,10 @@ export const REDIAL_MAX_MS = 30_000
 export const MAX_KNOWN_PEERS = 64
 
 // The worker.
+/** Slots a peer may compute with (--slots), and libvips threads for --local (--threads). */
+export const MAX_SLOTS = 1024
+/** libuv's pool where UV_THREADPOOL_SIZE is not set. */
+export const LIBUV_DEFAULT_THREADS = 4
 /** A request to a coordinator unanswered this long ends the session. */
 export const WORKER_REQUEST_TIMEOUT_MS = 10_000
 /** After a 'wait', a lane tries the job again this much later (or when it is re-announced). */
