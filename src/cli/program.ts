@@ -23,7 +23,7 @@ import { InvalidParameterError, isUserFacing, oneLine } from '../common/errors.t
 import { shortId } from '../common/log.ts'
 import { loadOrCreateKey } from '../net/identity.ts'
 import { readSwarmKey, writeSwarmKey } from '../net/swarm-key.ts'
-import { parseAnnounceAddress, parseListenAddress, parsePeerAddress } from '../net/address.ts'
+import { isLoopback, parseAnnounceAddress, parseListenAddress, parsePeerAddress } from '../net/address.ts'
 import type { PeerOptions } from '../swarm/peer.ts'
 import { coordinatingOptions, coordinatingSettings, coordinatingSummary, type CoordinatingFlags } from './coordinating.ts'
 import { LOG_FORMATS, LOG_LEVELS, type LogLevel } from '../common/log.ts'
@@ -173,7 +173,7 @@ function peerCommand (compute: PeerCompute): Command {
           throw new InvalidParameterError(`--scaled-by takes a peer id (12D3KooW...), not '${opts.scaledBy}'`)
         }
       }
-      const { parseHttpAddress, isLoopback, tokenFromSwarmKey, checkToken, startWebServer } = await import('../web/server.ts')
+      const { parseHttpAddress, tokenFromSwarmKey, checkToken, startWebServer } = await import('../web/server.ts')
       const http = parseHttpAddress(opts.http)
       if (opts.httpToken !== undefined) checkToken(opts.httpToken)
       const swarmKey = opts.swarmKey !== undefined ? await readSwarmKey(opts.swarmKey) : undefined

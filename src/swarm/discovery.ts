@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import type { IdentifyResult, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -5,11 +6,13 @@ import { repeat, type Clock } from '../common/clock.ts'
 import { ALONE_WARN_MS, DEFAULT_DIAL_TIMEOUT_MS, DISCOVERY_TARGET_PEERS, PEER_FORGET_MS, MAX_KNOWN_PEERS, REDIAL_FIRST_MS, REDIAL_MAX_MS } from '../common/defaults.ts'
 import { oneLine } from '../common/errors.ts'
 import { shortId, type Log } from '../common/log.ts'
-import { parsePeerAddress } from '../net/address.ts'
+import { isLoopback, parsePeerAddress } from '../net/address.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { MAX_ADDRS, PROTOCOL_VERSION, TILE_PROTOCOL } from '../protocol/constants.ts'
 import type { PeerHello, PeerView } from '../protocol/messages.ts'
+import type { Startable } from '../common/startable.ts'
+import type { SwarmView } from '../job/spread.ts'
 
 export interface DiscoveryComponents {
   node: SwarmNode
@@ -45,6 +48,9 @@ export interface DiscoveryOptions {
   scaledBy?: string
 }
 
+/** How often, at most, a peer looks whether a peer it keeps trying to reach is due a dial. */
+const TICK_MS = 1000
+
 /** A peer this one keeps trying to reach while it is cut off: a bootstrap address, or a peer it heard from. */
 interface Target {
   bootstrap: boolean
@@ -68,7 +74,7 @@ interface Target {
  * and when it loses its bootstrap peers (or every peer) it dials them again
  * with a backoff, saying when it is alone and when it is back.
  */
-export class Discovery {
+export class Discovery implements Startable {
   private readonly c: DiscoveryComponents
   private readonly options: Required<Omit<DiscoveryOptions, 'scaler' | 'scaledBy'>> & Pick<DiscoveryOptions, 'scaler' | 'scaledBy'>
   private readonly targets: Target[] = []
@@ -135,7 +141,7 @@ export class Discovery {
     this.tick()
   }
 
-  start (): void {
+  async start (): Promise<void> {
     const { node, log } = this.c
     node.addEventListener('peer:identify', this.onIdentify)
     node.addEventListener('peer:disconnect', this.onDisconnect)
@@ -144,12 +150,12 @@ export class Discovery {
     }
     if (this.targets.length === 0) log('no --bootstrap given: this peer starts a swarm; others join it with --bootstrap <one of its addresses>')
     this.startedAt = this.c.clock.now()
-    this.stopTicking = repeat(this.c.clock, Math.min(1000, this.options.redialFirstMs), () => { this.tick() })
+    this.stopTicking = repeat(this.c.clock, Math.min(TICK_MS, this.options.redialFirstMs), () => { this.tick() })
     this.tick()
     this.scheduleHello()
   }
 
-  stop (): void {
+  async stop (): Promise<void> {
     this.stopped = true
     this.stopTicking?.()
     this.c.clock.clearTimeout(this.helloTimer)
@@ -282,6 +288,16 @@ export class Discovery {
       })
     }
     return out.sort((a, b) => Number(b.connected) - Number(a.connected) || a.lastSeenS - b.lastSeenS || a.peerId.localeCompare(b.peerId))
+  }
+
+  /** The swarm as a job's spread weighs it: this peer's slots and cores, each connected peer's slots (1 until its hello says) and whether it is on this machine. */
+  swarmView (): SwarmView {
+    const peers = this.view().filter(p => p.connected).map(p => ({
+      peerId: p.peerId,
+      slots: p.slots ?? 1,
+      local: this.c.node.getConnections(peerIdFromString(p.peerId)).some(c => isLoopback(c.remoteAddr)),
+    }))
+    return { here: this.options.slots, cores: availableParallelism(), peers }
   }
 
   /** Connects to a peer named by someone else (a client resuming a job), if not connected already. */

@@ -1,7 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { VERSION } from '../common/version.ts'
 import type { HostedJob, JobOutcome } from '../job/host.ts'
-import type { JobTotals } from './submit-service.ts'
+import type { Startable } from '../common/startable.ts'
+import type { JobEnded, JobTotals } from './submit-service.ts'
 import type { Scaler } from './scaler.ts'
 
 /** What a peer's metrics read when Prometheus scrapes: every value is the peer's own count, read then. */
@@ -20,9 +21,11 @@ export interface MetricSources {
 /**
  * A peer's Prometheus metrics (`/metrics`), in a registry of its own, so
  * peers in one process (the tests, the simulator) do not share counters.
+ * Started, it counts the jobs that end (the peer's 'ended' events).
  */
-export class PeerMetrics {
+export class PeerMetrics implements Startable {
   readonly registry = new Registry()
+  private readonly events: EventTarget | undefined
   private readonly unitsComputed: Counter<'kind'>
   private readonly unitSeconds: Histogram<'kind'>
   private readonly jobsEnded: Counter<'kind' | 'outcome'>
@@ -30,7 +33,8 @@ export class PeerMetrics {
   private sources: MetricSources | undefined
   private processMetrics = false
 
-  constructor () {
+  constructor (components: { events?: EventTarget } = {}) {
+    this.events = components.events
     const registers = [this.registry]
     new Gauge({ name: 'tileswarm_info', help: 'This peer\'s version', labelNames: ['version'], registers }).set({ version: VERSION }, 1)
     this.unitsComputed = new Counter({ name: 'tileswarm_worker_units_total', help: 'Tiles and batch images this peer\'s worker computed and its coordinators accepted', labelNames: ['kind'], registers })
@@ -85,6 +89,19 @@ export class PeerMetrics {
         }
       },
     })
+  }
+
+  private readonly onEnded = (evt: Event): void => {
+    const { job, outcome, ms } = (evt as CustomEvent<JobEnded>).detail
+    this.ended(job, outcome, ms)
+  }
+
+  async start (): Promise<void> {
+    this.events?.addEventListener('ended', this.onEnded)
+  }
+
+  async stop (): Promise<void> {
+    this.events?.removeEventListener('ended', this.onEnded)
   }
 
   /** The process's own (CPU, memory, event loop): once per process, by whoever serves /metrics. */

@@ -15,6 +15,7 @@ import { InvalidParameterError, LimitExceededError, NetworkError, PeerBusyError,
 import { OPERATIONS, OUTPUT_FORMATS, type OutputFormat } from '../imaging/index.ts'
 import type { Log } from '../common/log.ts'
 import { createClientNode } from '../net/node.ts'
+import { isLoopback } from '../net/address.ts'
 import type { SwarmPeer } from '../swarm/peer.ts'
 import { describeJob, WebJobs, type Sequenced, type Upload } from './jobs.ts'
 import { DEFAULT_QUALITY } from '../common/defaults.ts'
@@ -72,10 +73,6 @@ export function parseHttpAddress (text: string): { host: string, port: number } 
   const port = m !== null ? Number(m[2]) : NaN
   if (m === null || port > 65535) throw new InvalidParameterError(`Expected host:port (like 127.0.0.1:8080, or 0.0.0.0:8080 for other machines) or off for --http but received '${text}'`)
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port }
-}
-
-export function isLoopback (host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }
 
 /** A token for the web page that every peer of a private swarm can work out from its key, so operators need not hand one out. */
