@@ -168,6 +168,11 @@ export const JobView = z.object({
   jobId: id, kind: z.enum(['tiles', 'batch']), coordinator: peerId, here: z.boolean(), phase: z.string().max(32), done: count, total: count, ageS: count,
   byPeer: z.record(peerId, count).optional(), leases: leaseCounts.optional(), client: peerId.optional(), lastHeardS: count.optional(),
 }).strict()
+/**
+ * Another peer as one sees it: whether it is connected now, seconds since it
+ * was last heard from (0: connected), and what its last hello said (slots,
+ * uptime and work done as of now; unknown until its first).
+ */
 export const PeerView = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), connected: z.boolean(), slots: count.optional(), upS: count.optional(), done: count.optional(), scaler: z.boolean().optional(), scaledBy: peerId.optional(), lastSeenS: count }).strict()
 /** A scaling decision: what the backlog was, what was asked of the hook, and how that went. */
 const ScaleDecision = z.object({

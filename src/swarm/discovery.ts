@@ -26,13 +26,6 @@ export interface DiscoveryComponents {
   publish: (hello: PeerHello) => Promise<void>
 }
 
-/**
- * Another peer as this one sees it: whether it is connected now, seconds
- * since it was last heard from (0: connected), and what its last hello
- * said (slots, uptime and work done as of now; unknown until its first).
- */
-export type { PeerView }
-
 export interface DiscoveryOptions {
   bootstrap: string[]
   slots: number
@@ -90,6 +83,8 @@ export class Discovery implements Startable {
   private startedAt = 0
   private warnedAlone = false
   private stopped = false
+  /** Aborted on stop: a dial under way ends with the peer's stop, not at its timeout. */
+  private readonly stopping = new AbortController()
   private helloTimer: unknown
   private stopTicking: (() => void) | undefined
 
@@ -157,10 +152,15 @@ export class Discovery implements Startable {
 
   async stop (): Promise<void> {
     this.stopped = true
+    this.stopping.abort()
     this.stopTicking?.()
     this.c.clock.clearTimeout(this.helloTimer)
     this.c.node.removeEventListener('peer:identify', this.onIdentify)
     this.c.node.removeEventListener('peer:disconnect', this.onDisconnect)
+  }
+
+  private dialSignal (): AbortSignal {
+    return AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.options.dialTimeoutMs)])
   }
 
   private connected (target: Target): boolean {
@@ -190,7 +190,7 @@ export class Discovery implements Startable {
   private async dial (target: Target): Promise<void> {
     target.dialing = true
     try {
-      const connection = await dialPeer(this.c.node, target.dial, { signal: AbortSignal.timeout(this.options.dialTimeoutMs) })
+      const connection = await dialPeer(this.c.node, target.dial, { signal: this.dialSignal() })
       // An address without /p2p/ is whoever answers there now (a peer restarted with a new key included).
       if (target.bootstrap && 'getPeerId' in target.dial && target.dial.getPeerId() === null) target.peerId = connection.remotePeer.toString()
       target.peerId ??= connection.remotePeer.toString()
@@ -232,9 +232,9 @@ export class Discovery implements Startable {
     if (node.getConnections().length + this.discoveryDials >= DISCOVERY_TARGET_PEERS) return
     this.discoveryDials++
     try {
-      await dialPeer(node, id, { signal: AbortSignal.timeout(this.options.dialTimeoutMs) })
+      await dialPeer(node, id, { signal: this.dialSignal() })
     } catch (err) {
-      this.c.log(`could not reach ${shortId(msg.peerId)}: ${oneLine((err as Error).message)}`, 'debug')
+      if (!this.stopped) this.c.log(`could not reach ${shortId(msg.peerId)}: ${oneLine((err as Error).message)}`, 'debug')
     } finally {
       this.discoveryDials--
     }
@@ -305,8 +305,8 @@ export class Discovery implements Startable {
     const id = peerIdFromString(peer.peerId)
     if (this.stopped || this.c.node.getConnections(id).length > 0) return
     await this.c.node.peerStore.merge(id, { multiaddrs: peer.addrs.map(a => multiaddr(a)) }).catch(() => {})
-    await dialPeer(this.c.node, id, { signal: AbortSignal.timeout(this.options.dialTimeoutMs) }).catch((err: Error) => {
-      this.c.log(`could not reach ${shortId(peer.peerId)}: ${oneLine(err.message)}`, 'warn')
+    await dialPeer(this.c.node, id, { signal: this.dialSignal() }).catch((err: Error) => {
+      if (!this.stopped) this.c.log(`could not reach ${shortId(peer.peerId)}: ${oneLine(err.message)}`, 'warn')
     })
   }
 

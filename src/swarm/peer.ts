@@ -6,7 +6,7 @@ import { loadOrCreateKey, lockDataDir } from '../net/identity.ts'
 import { createSwarmNode, type SwarmNode } from '../net/node.ts'
 import { isLoopback, localAddrs } from '../net/address.ts'
 import { MAX_ADDRS } from '../protocol/constants.ts'
-import type { JobsTopicMessage } from '../protocol/messages.ts'
+import type { JobsTopicMessage, SwarmStatus } from '../protocol/messages.ts'
 import { ResultCache } from '../worker/result-cache.ts'
 import { decodeInput, InputStore } from '../job/inputs.ts'
 import { TrustRecords } from '../job/verify.ts'
@@ -16,14 +16,12 @@ import { Discovery } from './discovery.ts'
 import { GossipService } from './gossip.ts'
 import { IdleCollector } from './idle-memory.ts'
 import { PeerMetrics } from './metrics.ts'
-import { discoveryOptions, sharedSettings, submitOptions, type PeerOptions } from './options.ts'
+import { discoveryOptions, sharedSettings, submitOptions, type PeerOptions, type SharedSettings } from './options.ts'
 import { peerStatus } from './peer-status.ts'
 import { Scaler } from './scaler.ts'
-import { JobDetail, StatusService, SwarmJobs, type SwarmStatus } from './status.ts'
+import { JobDetail, StatusService, SwarmJobs } from './status.ts'
 import { SubmitService } from './submit-service.ts'
 import { TileService } from './tile-service.ts'
-
-export type { PeerOptions } from './options.ts'
 
 /**
  * A tileswarm peer, wired: a libp2p node; gossip; discovery; the tile
@@ -67,7 +65,7 @@ export class SwarmPeer {
     this.unlock = unlock
     const peerId = node.peerId.toString()
     const shared = sharedSettings(options)
-    const { log, clock, openChannel, slots, leaseMs, maxUploadBytes, maxPixels, announceMs } = shared
+    const { log, clock, openChannel, slots, leaseMs, maxUploadBytes, maxPixels } = shared
     this.clock = clock
     this.slots = slots
     this.listen = options.listen
@@ -85,18 +83,7 @@ export class SwarmPeer {
     // With a scale-out hook, whose peers are on their way, every job is spread.
     const spread = options.scale?.out !== undefined ? 'always' : options.spread ?? 'auto'
     this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, costs: this.costs, swarm: () => this.discovery.swarmView(), spread, connectedPeers: () => this.gossip.swarmPeers(), addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) }, trust: this.trust }, submitOptions(options, shared))
-    this.scaler = options.scale !== undefined && (options.scale.out !== undefined || options.scale.in !== undefined)
-      ? new Scaler({
-        peerId,
-        clock,
-        log,
-        slots,
-        jobs: () => [...this.submissions.jobs(), ...this.swarmJobs.backlog(announceMs)],
-        peers: () => this.discovery.view(),
-        // Peers a hook starts may be on other machines: an address off loopback if there is one.
-        bootstrap: () => { const addrs = this.addrs(); return addrs.find(a => !isLoopback(a)) ?? addrs[0] },
-      }, options.scale)
-      : undefined
+    this.scaler = this.scalerFor(options, shared)
     this.jobDetail = new JobDetail({ node, clock, log })
     this.statusService = new StatusService({ node, openChannel, log, snapshot: async detail => detail ? await this.detailedStatus() : this.status() })
     this.metrics.watch({
@@ -108,11 +95,31 @@ export class SwarmPeer {
       cachedResultBytes: () => this.cache.stats.bytes,
       scaling: () => this.scaler,
     })
-    this.parts = [
+    this.parts = this.inOrder(clock)
+  }
+
+  /** With --scale-out or --scale-in. */
+  private scalerFor (options: PeerOptions, { clock, log, slots, announceMs }: SharedSettings): Scaler | undefined {
+    if (options.scale === undefined || (options.scale.out === undefined && options.scale.in === undefined)) return undefined
+    return new Scaler({
+      peerId: this.peerId,
+      clock,
+      log,
+      slots,
+      jobs: () => [...this.submissions.jobs(), ...this.swarmJobs.backlog(announceMs)],
+      peers: () => this.discovery.view(),
+      // Peers a hook starts may be on other machines: an address off loopback if there is one.
+      bootstrap: () => { const addrs = this.addrs(); return addrs.find(a => !isLoopback(a)) ?? addrs[0] },
+    }, options.scale)
+  }
+
+  /** The parts, in the order they start; they stop in the reverse. */
+  private inOrder (clock: Clock): Startable[] {
+    return [
       // First: it stops deciding before anything stops (beforeStop), and its hooks, which need no node, are waited for last.
       ...(this.scaler !== undefined ? [this.scaler] : []),
       // libp2p's, started when created (createSwarmNode): its start is then nothing.
-      { start: async () => { await node.start() }, stop: async () => { await node.stop() } },
+      { start: async () => { await this.node.start() }, stop: async () => { await this.node.stop() } },
       this.tiles,
       this.gossip,
       this.statusService,
@@ -139,20 +146,8 @@ export class SwarmPeer {
 
   /** The swarm as this peer sees it: itself, its peers, the jobs it coordinates and those others announce. */
   status (): SwarmStatus {
-    return peerStatus({
-      peerId: this.peerId,
-      clock: this.clock,
-      startedAt: this.startedAt,
-      slots: this.slots,
-      addrs: () => this.addrs(),
-      done: () => this.worker.computed,
-      heldLeases: () => this.worker.heldLeases,
-      activeJobs: () => this.submissions.activeJobs,
-      hosted: () => this.submissions.jobs(),
-      announced: () => this.swarmJobs.view(),
-      peers: () => this.discovery.view(),
-      scaling: () => this.scaler?.view(),
-    })
+    const { peerId, clock, startedAt, slots, worker, submissions, swarmJobs, discovery, scaler } = this
+    return peerStatus({ peerId, addrs: this.addrs(), slots, clock, startedAt, worker, submissions, swarmJobs, discovery, scaler })
   }
 
   static async start (options: PeerOptions): Promise<SwarmPeer> {

@@ -16,8 +16,6 @@ import { errorReply, parseOrRefuse, statusClientWire, statusServerWire } from '.
 import type { OpenChannel } from './channels.ts'
 import type { Startable } from '../common/startable.ts'
 
-export type { SwarmStatus, JobView } from '../protocol/messages.ts'
-
 /** A job another peer announced, not heard of again for this long (nor said finished), is dropped from the view. */
 const JOB_FORGET_MS = 5 * 60_000
 /** The status of a swarm of a thousand peers, with their addresses, is well under this. */
