@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import { InvalidParameterError } from '../common/errors.ts'
 import type { Log } from '../common/log.ts'
 import { readSwarmKey } from '../net/swarm-key.ts'
+import { isLoopback } from '../net/address.ts'
 import type { SwarmPeer } from '../swarm/peer.ts'
 import type { WebServer } from '../web/server.ts'
 import { readAllowList } from './allow-list.ts'
@@ -43,7 +44,7 @@ async function readAccess (flags: PeerFlags, web: WebModule): Promise<PeerAccess
   if (flags.httpToken !== undefined) web.checkToken(flags.httpToken)
   const swarmKey = flags.swarmKey !== undefined ? await readSwarmKey(flags.swarmKey) : undefined
   const allowSubmit = await readAllowList(flags.allowSubmit, flags.allowSubmitFile)
-  const offLoopback = http !== undefined && !web.isLoopback(http.host)
+  const offLoopback = http !== undefined && !isLoopback(http.host)
   // Derived from the swarm key, a token is every peer's: not enough where submitting is narrowed to --allow-submit.
   const derived = flags.httpToken === undefined && offLoopback && swarmKey !== undefined && allowSubmit === undefined
   const httpToken = flags.httpToken ?? (derived ? web.tokenFromSwarmKey(swarmKey) : undefined)

@@ -2,7 +2,7 @@ import type { Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { BUSY_ROUND_STEP_MS, DEFAULT_BUSY_ROUNDS } from '../common/defaults.ts'
 import { JobFailedError, NetworkError, PeerBusyError, TryEndedError, oneLine, type TryEnding } from '../common/errors.ts'
-import { isLoopbackAddr, parsePeerAddress } from '../net/address.ts'
+import { isLoopback, parsePeerAddress } from '../net/address.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { createClientNode } from '../net/node.ts'
 import { explainDialFailure } from '../net/probe.ts'
@@ -63,7 +63,7 @@ export class PeerRoster {
   constructor (peers: string[], busyRounds = DEFAULT_BUSY_ROUNDS) {
     this.entries = peers.map(text => ({ label: text, addrs: [parsePeerAddress(text, '--peer')] }))
     if (this.entries.length === 0) throw new NetworkError('no peer to submit to: give --peer')
-    this.local = this.entries.every(e => isLoopbackAddr(e.addrs[0]!))
+    this.local = this.entries.every(e => isLoopback(e.addrs[0]!))
     this.busyRounds = busyRounds
   }
 
@@ -80,7 +80,7 @@ export class PeerRoster {
   heard (msg: Extract<SubmitServerMessage, { type: 'peers' }>): void {
     for (const h of msg.holders) this.holders.set(h.peerId, h)
     for (const p of msg.peers) {
-      const addrs = p.addrs.map(a => parsePeerAddress(a, 'a peer the coordinator told of')).filter(a => isLoopbackAddr(a) === this.local)
+      const addrs = p.addrs.map(a => parsePeerAddress(a, 'a peer the coordinator told of')).filter(a => isLoopback(a) === this.local)
       if (addrs.length > 0) this.learned.set(p.peerId, { label: addrs[0]!.toString(), addrs, peerId: p.peerId })
     }
   }

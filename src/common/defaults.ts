@@ -75,6 +75,22 @@ export const REDIAL_FIRST_MS = 1000
 export const REDIAL_MAX_MS = 30_000
 /** Peers learned from hellos that a peer remembers, to re-dial when it is cut off. */
 export const MAX_KNOWN_PEERS = 64
+/** Senders whose gossip allowance a peer keeps (the oldest goes past it). */
+export const MAX_GOSSIP_SENDERS = 4096
+/** gossipsub's heartbeat, which fills the mesh: tests and the simulator set a shorter one. */
+export const DEFAULT_HEARTBEAT_MS = 1000
+/** Connections being set up (handshakes not yet done) a peer accepts at once. */
+export const MAX_INCOMING_PENDING_CONNECTIONS = 64
+/** Streams one connection may have open at once, per protocol: a worker's lanes and offers; a client's submissions; status requests. */
+export const MAX_INBOUND_TILE_STREAMS = 256
+export const MAX_INBOUND_SUBMIT_STREAMS = 8
+export const MAX_INBOUND_STATUS_STREAMS = 4
+/** A status request not read within this long of its stream opening is dropped. */
+export const STATUS_REQUEST_WAIT_MS = 10_000
+/** A tile session with nothing said for this long (or three leases, if longer) is ended. */
+export const MIN_TILE_SESSION_IDLE_MS = 60_000
+/** A stopping peer waits this long at most for its coordinators to take its leases back, and again for its jobs to end and tell their clients. */
+export const STOP_WAIT_MS = 2000
 
 // The worker.
 /** Slots a peer may compute with (--slots), and libvips threads for --local (--threads). */

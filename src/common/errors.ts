@@ -35,6 +35,16 @@ export class OutputError extends TileswarmError {
   static override readonly name = 'OutputError'
 }
 
+/** The peer's data dir cannot hold its key, or another peer uses it. */
+export class DataDirError extends TileswarmError {
+  static override readonly name = 'DataDirError'
+}
+
+/** A private swarm's key file that cannot be read or written, or is not a key. */
+export class SwarmKeyError extends TileswarmError {
+  static override readonly name = 'SwarmKeyError'
+}
+
 /** A peer or protocol failure: unreachable, refused, timed out, malformed. */
 export class NetworkError extends TileswarmError {
   static override readonly name: string = 'NetworkError'

@@ -32,7 +32,25 @@ export function parseAnnounceAddress (text: string): Multiaddr {
   return addr
 }
 
-/** A multiaddr on this machine only. */
-export function isLoopbackAddr (addr: { toString: () => string }): boolean {
-  return /^\/(ip4\/127\.|ip6\/::1\/)/.test(addr.toString())
+/**
+ * On this machine only: a host (`127.0.0.1`, `::1`, `localhost`, as --http
+ * takes it) or a multiaddr (`/ip4/127.0.0.1/tcp/4001`).
+ */
+export function isLoopback (address: string | Multiaddr): boolean {
+  const text = address.toString()
+  const host = text.startsWith('/') ? /^\/ip[46]\/([^/]+)/.exec(text)?.[1] : text
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host ?? '')
+}
+
+/**
+ * Where a process on this machine reaches a peer (the web page's jobs):
+ * loopback first, from its listening ports too, as announced addresses
+ * (--announce) may not route from here.
+ */
+export function localAddrs (addrs: string[], listen: string[], peerId: string): string[] {
+  const fromListen = listen.flatMap(l => {
+    const m = /^\/ip4\/([^/]+)\/tcp\/(\d+)$/.exec(l)
+    return m !== null && (m[1] === '0.0.0.0' || isLoopback(m[1]!)) && m[2] !== '0' ? [`/ip4/127.0.0.1/tcp/${m[2]}/p2p/${peerId}`] : []
+  })
+  return [...new Set([...addrs.filter(a => isLoopback(a)), ...fromListen, ...addrs.filter(a => !isLoopback(a))])]
 }

@@ -2,11 +2,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import type { PrivateKey } from '@libp2p/interface'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { TileswarmError } from '../common/errors.ts'
-
-export class DataDirError extends TileswarmError {
-  static override readonly name = 'DataDirError'
-}
+import { DataDirError } from '../common/errors.ts'
 
 /** The peer's key lives in its data dir, so a restarted peer keeps its peer id. */
 export async function loadOrCreateKey (dataDir: string): Promise<PrivateKey> {

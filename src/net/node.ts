@@ -6,7 +6,7 @@ import { identify } from '@libp2p/identify'
 import type { PrivateKey, PubSub } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p, type Libp2pInit } from 'libp2p'
-import { DEFAULT_DIAL_TIMEOUT_MS } from '../common/defaults.ts'
+import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_HEARTBEAT_MS, MAX_INCOMING_PENDING_CONNECTIONS } from '../common/defaults.ts'
 import { NetworkError } from '../common/errors.ts'
 import { noiseCrypto } from './noise-crypto.ts'
 import { MAX_GOSSIP_BYTES, TOPICS } from '../protocol/constants.ts'
@@ -86,7 +86,7 @@ async function createNode (options: NodeOptions): Promise<SwarmNode> {
     connectionManager: {
       allow: ['/ip4/127.0.0.1', '/ip6/::1'],
       dialTimeout: options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
-      maxIncomingPendingConnections: 64,
+      maxIncomingPendingConnections: MAX_INCOMING_PENDING_CONNECTIONS,
     },
     services: {
       identify: identify(),
@@ -95,7 +95,7 @@ async function createNode (options: NodeOptions): Promise<SwarmNode> {
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
         allowedTopics: TOPICS,
-        heartbeatInterval: options.heartbeatMs ?? 1000,
+        heartbeatInterval: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
         // A message arrives once from each mesh peer; without this every copy is signature-checked, which cost each of 16 peers more CPU than its work.
         fastMsgIdFn: gossipCopyId,
         maxInboundDataLength: MAX_GOSSIP_BYTES * 4,

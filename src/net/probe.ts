@@ -15,6 +15,8 @@ export type ProbeResult =
 const MULTISTREAM = Buffer.concat([Buffer.from([19]), Buffer.from('/multistream/1.0.0\n')])
 /** A pre-shared-key (pnet) peer opens with its 24-byte nonce, before anything else. */
 const PNET_NONCE_BYTES = 24
+/** Enough of what answers to judge it, and of what it said to show. */
+const SAID_CHARS = 80
 
 /**
  * After a libp2p handshake failed, looks at what is at the address with a
@@ -41,7 +43,7 @@ export async function probe (address: Multiaddr, timeoutMs: number): Promise<Pro
       if (got.length >= MULTISTREAM.length && got.subarray(0, MULTISTREAM.length).equals(MULTISTREAM)) return finish({ kind: 'libp2p' })
       const text = got.toString('latin1')
       const printable = /^[\x09\x0a\x0d\x20-\x7e]+$/.test(text)
-      if (got.length > 0 && printable && (final || text.includes('\n'))) return finish({ kind: 'other', said: text.split(/\r?\n/)[0]!.slice(0, 80) })
+      if (got.length > 0 && printable && (final || text.includes('\n'))) return finish({ kind: 'other', said: text.split(/\r?\n/)[0]!.slice(0, SAID_CHARS) })
       if (got.length >= PNET_NONCE_BYTES && !printable) return finish({ kind: 'private-swarm' })
       if (final) finish(got.length === 0 ? { kind: 'silent' } : { kind: 'other', said: `${got.length} bytes of binary` })
     }

@@ -1,10 +1,6 @@
 import { generateKey } from '@libp2p/pnet'
 import { readFile, writeFile } from 'node:fs/promises'
-import { TileswarmError } from '../common/errors.ts'
-
-export class SwarmKeyError extends TileswarmError {
-  static override readonly name = 'SwarmKeyError'
-}
+import { SwarmKeyError } from '../common/errors.ts'
 
 /** The go-ipfs swarm.key format that libp2p's pnet reads: three lines, 32 bytes in base16. */
 const KEY_FORMAT = /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-fA-F]{64}\n?$/

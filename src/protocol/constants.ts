@@ -36,3 +36,9 @@ export const MAX_QUALITY = 100
 export const MAX_HELD_OUTPUTS = 4096
 /** Tiles one progress message names as placed, with who computed them (the tile map); more go in the next. At 10 digits each, well inside a header's 64 KiB. */
 export const MAX_PLACED_TOLD = 4096
+/** Peers and jobs a status names, at most, and peers a scaling view names as started by its hook. */
+export const MAX_STATUS_PEERS = 1024
+export const MAX_STATUS_JOBS = 1024
+/** Scaling decisions a status keeps, newest first, and the peers one names. */
+export const MAX_SCALE_DECISIONS = 20
+export const MAX_DECISION_PEERS = 64

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MAX_ADDRS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_IMAGE_SIDE_PX, MAX_PEERS_TOLD, MAX_PIPELINE_STEPS, MAX_PLACED_TOLD, MAX_QUALITY, MIN_QUALITY, OUTPUT_FORMATS, PROTOCOL_VERSION } from './constants.ts'
+import { MAX_ADDRS, MAX_DECISION_PEERS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_IMAGE_SIDE_PX, MAX_PEERS_TOLD, MAX_PIPELINE_STEPS, MAX_PLACED_TOLD, MAX_QUALITY, MAX_SCALE_DECISIONS, MAX_STATUS_JOBS, MAX_STATUS_PEERS, MIN_QUALITY, OUTPUT_FORMATS, PROTOCOL_VERSION } from './constants.ts'
 
 /**
  * Every message on every topic and protocol, as a schema. Nothing is acted on
@@ -169,21 +169,26 @@ export const JobView = z.object({
   jobId: id, kind: z.enum(['tiles', 'batch']), coordinator: peerId, here: z.boolean(), phase: z.string().max(32), done: count, total: count, ageS: count,
   byPeer: z.record(peerId, count).optional(), leases: leaseCounts.optional(), client: peerId.optional(), lastHeardS: count.optional(),
 }).strict()
+/**
+ * Another peer as one sees it: whether it is connected now, seconds since it
+ * was last heard from (0: connected), and what its last hello said (slots,
+ * uptime and work done as of now; unknown until its first).
+ */
 export const PeerView = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), connected: z.boolean(), slots: count.optional(), upS: count.optional(), done: count.optional(), scaler: z.boolean().optional(), scaledBy: peerId.optional(), lastSeenS: count }).strict()
 /** A scaling decision: what the backlog was, what was asked of the hook, and how that went. */
 const ScaleDecision = z.object({
-  ageS: count, direction: z.enum(['out', 'in']), count, peers: z.array(peerId).max(64).optional(), reason: errorText, outcome: z.enum(['running', 'done', 'failed', 'timed out']), message: errorText.optional(),
+  ageS: count, direction: z.enum(['out', 'in']), count, peers: z.array(peerId).max(MAX_DECISION_PEERS).optional(), reason: errorText, outcome: z.enum(['running', 'done', 'failed', 'timed out']), message: errorText.optional(),
 }).strict()
 /** A peer with scale hooks: the backlog it sees (units, rate, drain time, slots), whether it is the one that acts, the peers its hook started, its recent decisions. */
 export const ScalingView = z.object({
   acting: z.boolean(), out: z.boolean(), in: z.boolean(), boundS: count, backlog: count, ratePerS: z.number().min(0).max(1e9).optional(), drainS: z.number().min(0).max(1e12).optional(), slots: count,
-  scaledPeers: z.array(peerId).max(1024), decisions: z.array(ScaleDecision).max(20),
+  scaledPeers: z.array(peerId).max(MAX_STATUS_PEERS), decisions: z.array(ScaleDecision).max(MAX_SCALE_DECISIONS),
 }).strict()
 export type ScalingView = z.infer<typeof ScalingView>
 export type PeerView = z.infer<typeof PeerView>
 export const SwarmStatus = z.object({
   v, peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), version: z.string().max(32), slots: count, upS: count, done: count, heldLeases: count, activeJobs: count,
-  peers: z.array(PeerView).max(1024), jobs: z.array(JobView).max(1024), scaling: ScalingView.optional(),
+  peers: z.array(PeerView).max(MAX_STATUS_PEERS), jobs: z.array(JobView).max(MAX_STATUS_JOBS), scaling: ScalingView.optional(),
 }).strict()
 export type StatusRequest = z.infer<typeof StatusRequest>
 export type StatusServerMessage = z.infer<typeof StatusServerMessage>

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import type { IdentifyResult, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -5,11 +6,13 @@ import { repeat, type Clock } from '../common/clock.ts'
 import { ALONE_WARN_MS, DEFAULT_DIAL_TIMEOUT_MS, DISCOVERY_TARGET_PEERS, PEER_FORGET_MS, MAX_KNOWN_PEERS, REDIAL_FIRST_MS, REDIAL_MAX_MS } from '../common/defaults.ts'
 import { oneLine } from '../common/errors.ts'
 import { shortId, type Log } from '../common/log.ts'
-import { parsePeerAddress } from '../net/address.ts'
+import { isLoopback, parsePeerAddress } from '../net/address.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { MAX_ADDRS, PROTOCOL_VERSION, TILE_PROTOCOL } from '../protocol/constants.ts'
 import type { PeerHello, PeerView } from '../protocol/messages.ts'
+import type { Startable } from '../common/startable.ts'
+import type { SwarmView } from '../job/spread.ts'
 
 export interface DiscoveryComponents {
   node: SwarmNode
@@ -22,13 +25,6 @@ export interface DiscoveryComponents {
   done: () => number
   publish: (hello: PeerHello) => Promise<void>
 }
-
-/**
- * Another peer as this one sees it: whether it is connected now, seconds
- * since it was last heard from (0: connected), and what its last hello
- * said (slots, uptime and work done as of now; unknown until its first).
- */
-export type { PeerView }
 
 export interface DiscoveryOptions {
   bootstrap: string[]
@@ -44,6 +40,9 @@ export interface DiscoveryOptions {
   scaler?: boolean
   scaledBy?: string
 }
+
+/** How often, at most, a peer looks whether a peer it keeps trying to reach is due a dial. */
+const TICK_MS = 1000
 
 /** A peer this one keeps trying to reach while it is cut off: a bootstrap address, or a peer it heard from. */
 interface Target {
@@ -68,7 +67,7 @@ interface Target {
  * and when it loses its bootstrap peers (or every peer) it dials them again
  * with a backoff, saying when it is alone and when it is back.
  */
-export class Discovery {
+export class Discovery implements Startable {
   private readonly c: DiscoveryComponents
   private readonly options: Required<Omit<DiscoveryOptions, 'scaler' | 'scaledBy'>> & Pick<DiscoveryOptions, 'scaler' | 'scaledBy'>
   private readonly targets: Target[] = []
@@ -84,6 +83,8 @@ export class Discovery {
   private startedAt = 0
   private warnedAlone = false
   private stopped = false
+  /** Aborted on stop: a dial under way ends with the peer's stop, not at its timeout. */
+  private readonly stopping = new AbortController()
   private helloTimer: unknown
   private stopTicking: (() => void) | undefined
 
@@ -135,7 +136,7 @@ export class Discovery {
     this.tick()
   }
 
-  start (): void {
+  async start (): Promise<void> {
     const { node, log } = this.c
     node.addEventListener('peer:identify', this.onIdentify)
     node.addEventListener('peer:disconnect', this.onDisconnect)
@@ -144,17 +145,22 @@ export class Discovery {
     }
     if (this.targets.length === 0) log('no --bootstrap given: this peer starts a swarm; others join it with --bootstrap <one of its addresses>')
     this.startedAt = this.c.clock.now()
-    this.stopTicking = repeat(this.c.clock, Math.min(1000, this.options.redialFirstMs), () => { this.tick() })
+    this.stopTicking = repeat(this.c.clock, Math.min(TICK_MS, this.options.redialFirstMs), () => { this.tick() })
     this.tick()
     this.scheduleHello()
   }
 
-  stop (): void {
+  async stop (): Promise<void> {
     this.stopped = true
+    this.stopping.abort()
     this.stopTicking?.()
     this.c.clock.clearTimeout(this.helloTimer)
     this.c.node.removeEventListener('peer:identify', this.onIdentify)
     this.c.node.removeEventListener('peer:disconnect', this.onDisconnect)
+  }
+
+  private dialSignal (): AbortSignal {
+    return AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.options.dialTimeoutMs)])
   }
 
   private connected (target: Target): boolean {
@@ -184,7 +190,7 @@ export class Discovery {
   private async dial (target: Target): Promise<void> {
     target.dialing = true
     try {
-      const connection = await dialPeer(this.c.node, target.dial, { signal: AbortSignal.timeout(this.options.dialTimeoutMs) })
+      const connection = await dialPeer(this.c.node, target.dial, { signal: this.dialSignal() })
       // An address without /p2p/ is whoever answers there now (a peer restarted with a new key included).
       if (target.bootstrap && 'getPeerId' in target.dial && target.dial.getPeerId() === null) target.peerId = connection.remotePeer.toString()
       target.peerId ??= connection.remotePeer.toString()
@@ -226,9 +232,9 @@ export class Discovery {
     if (node.getConnections().length + this.discoveryDials >= DISCOVERY_TARGET_PEERS) return
     this.discoveryDials++
     try {
-      await dialPeer(node, id, { signal: AbortSignal.timeout(this.options.dialTimeoutMs) })
+      await dialPeer(node, id, { signal: this.dialSignal() })
     } catch (err) {
-      this.c.log(`could not reach ${shortId(msg.peerId)}: ${oneLine((err as Error).message)}`, 'debug')
+      if (!this.stopped) this.c.log(`could not reach ${shortId(msg.peerId)}: ${oneLine((err as Error).message)}`, 'debug')
     } finally {
       this.discoveryDials--
     }
@@ -284,13 +290,23 @@ export class Discovery {
     return out.sort((a, b) => Number(b.connected) - Number(a.connected) || a.lastSeenS - b.lastSeenS || a.peerId.localeCompare(b.peerId))
   }
 
+  /** The swarm as a job's spread weighs it: this peer's slots and cores, each connected peer's slots (1 until its hello says) and whether it is on this machine. */
+  swarmView (): SwarmView {
+    const peers = this.view().filter(p => p.connected).map(p => ({
+      peerId: p.peerId,
+      slots: p.slots ?? 1,
+      local: this.c.node.getConnections(peerIdFromString(p.peerId)).some(c => isLoopback(c.remoteAddr)),
+    }))
+    return { here: this.options.slots, cores: availableParallelism(), peers }
+  }
+
   /** Connects to a peer named by someone else (a client resuming a job), if not connected already. */
   async reach (peer: { peerId: string, addrs: string[] }): Promise<void> {
     const id = peerIdFromString(peer.peerId)
     if (this.stopped || this.c.node.getConnections(id).length > 0) return
     await this.c.node.peerStore.merge(id, { multiaddrs: peer.addrs.map(a => multiaddr(a)) }).catch(() => {})
-    await dialPeer(this.c.node, id, { signal: AbortSignal.timeout(this.options.dialTimeoutMs) }).catch((err: Error) => {
-      this.c.log(`could not reach ${shortId(peer.peerId)}: ${oneLine(err.message)}`, 'warn')
+    await dialPeer(this.c.node, id, { signal: this.dialSignal() }).catch((err: Error) => {
+      if (!this.stopped) this.c.log(`could not reach ${shortId(peer.peerId)}: ${oneLine(err.message)}`, 'warn')
     })
   }
 

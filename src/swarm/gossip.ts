@@ -6,7 +6,8 @@ import { encodeGossip, judgeGossip } from '../protocol/gossip.ts'
 import type { JobsTopicMessage, PeerHello } from '../protocol/messages.ts'
 import { shortId, type Log } from '../common/log.ts'
 import type { Clock } from '../common/clock.ts'
-import { GOSSIP_BURST, GOSSIP_PER_SECOND } from '../common/defaults.ts'
+import type { Startable } from '../common/startable.ts'
+import { GOSSIP_BURST, GOSSIP_PER_SECOND, MAX_GOSSIP_SENDERS } from '../common/defaults.ts'
 
 export interface GossipHandlers {
   job: (message: JobsTopicMessage) => void
@@ -17,7 +18,7 @@ export interface GossipHandlers {
  * The swarm's two topics: every message is judged once, by the validator,
  * before a handler sees it; publishing picks the topic from the message.
  */
-export class GossipService {
+export class GossipService implements Startable {
   private readonly node: SwarmNode
   private readonly log: Log
   private readonly handlers: GossipHandlers
@@ -44,7 +45,7 @@ export class GossipService {
     a.tokens = Math.min(GOSSIP_BURST, a.tokens + (now - a.at) / 1000 * GOSSIP_PER_SECOND)
     a.at = now
     this.allowance.set(from, a)
-    if (this.allowance.size > 4096) this.allowance.delete(this.allowance.keys().next().value!)
+    if (this.allowance.size > MAX_GOSSIP_SENDERS) this.allowance.delete(this.allowance.keys().next().value!)
     if (a.tokens >= 1) {
       // Calm again (its whole allowance back): a later flood is named again.
       if (a.tokens >= GOSSIP_BURST) a.told = false
@@ -65,7 +66,7 @@ export class GossipService {
     else this.handlers.hello(message.msg)
   }
 
-  start (): void {
+  async start (): Promise<void> {
     const pubsub = this.node.services.pubsub
     for (const topic of TOPICS) {
       pubsub.topicValidators.set(topic, (_peer, message) => {
@@ -94,7 +95,7 @@ export class GossipService {
     }
   }
 
-  stop (): void {
+  async stop (): Promise<void> {
     this.stopped = true
     this.node.services.pubsub.removeEventListener('message', this.onMessage)
   }

@@ -1,13 +1,17 @@
+import { availableParallelism } from 'node:os'
 import type { PrivateKey } from '@libp2p/interface'
 import type { NodeOptions } from '../net/node.ts'
-import type { Clock } from '../common/clock.ts'
+import { systemClock, type Clock } from '../common/clock.ts'
+import { DEFAULT_ANNOUNCE_MS, DEFAULT_HELLO_MS, DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_LEASE_MS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES } from '../common/defaults.ts'
 import type { ImageProcessor } from '../worker/batch-lane.ts'
 import type { TileProcessor } from '../worker/tile-lane.ts'
 import type { InputDecoder } from '../job/inputs.ts'
 import type { SpreadPolicy } from '../job/spread-policy.ts'
-import type { OpenChannel } from './channels.ts'
+import { framedChannel, type OpenChannel } from './channels.ts'
 import type { Log } from '../common/log.ts'
 import type { ScaleOptions } from './scaler.ts'
+import type { DiscoveryOptions } from './discovery.ts'
+import type { SubmitServiceOptions } from './submit-service.ts'
 
 /** What a peer is started with: its flags, and the components a test or the simulator may swap. Defaults: src/common/defaults.ts. */
 export interface PeerOptions {
@@ -61,4 +65,52 @@ export interface PeerOptions {
   spread?: SpreadPolicy
   openChannel?: OpenChannel
   connectionGater?: NodeOptions['connectionGater']
+}
+
+export interface SharedSettings { log: Log, clock: Clock, openChannel: OpenChannel, slots: number, leaseMs: number, maxUploadBytes: number, maxPixels: number, announceMs: number }
+
+/** The settings more than one of a peer's parts reads, defaults filled in. */
+export function sharedSettings (options: PeerOptions): SharedSettings {
+  return {
+    log: options.log ?? (() => {}),
+    clock: options.clock ?? systemClock,
+    openChannel: options.openChannel ?? framedChannel,
+    slots: options.slots ?? availableParallelism(),
+    leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
+    maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
+    maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
+    announceMs: options.announceMs ?? DEFAULT_ANNOUNCE_MS,
+  }
+}
+
+/** How the peer finds the swarm and stays in it. */
+export function discoveryOptions (options: PeerOptions, shared: SharedSettings): DiscoveryOptions {
+  return {
+    bootstrap: options.bootstrap,
+    slots: shared.slots,
+    helloMs: options.helloMs ?? DEFAULT_HELLO_MS,
+    dialTimeoutMs: options.dialTimeoutMs,
+    redialFirstMs: options.redialFirstMs,
+    redialMaxMs: options.redialMaxMs,
+    aloneWarnMs: options.aloneWarnMs,
+    scaler: options.scale?.out !== undefined,
+    scaledBy: options.scaledBy,
+  }
+}
+
+/** What the peer takes on as a coordinator. */
+export function submitOptions (options: PeerOptions, shared: SharedSettings): SubmitServiceOptions {
+  return {
+    ...(options.tileSize !== undefined ? { tileSize: options.tileSize } : {}),
+    maxJobs: options.maxJobs ?? DEFAULT_MAX_JOBS,
+    maxUploadBytes: shared.maxUploadBytes,
+    maxPixels: shared.maxPixels,
+    maxTiles: options.maxTiles ?? DEFAULT_MAX_TILES,
+    inputMemoryBytes: options.inputMemoryBytes ?? DEFAULT_INPUT_MEMORY_BYTES,
+    leaseMs: shared.leaseMs,
+    parkMs: options.parkMs,
+    announceMs: shared.announceMs,
+    allowSubmit: options.allowSubmit,
+    uploadIdleMs: options.uploadIdleMs,
+  }
 }

@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process'
 import { repeat, type Clock } from '../common/clock.ts'
-import { oneLine } from '../common/errors.ts'
 import { shortId, type Log } from '../common/log.ts'
+import { MAX_DECISION_PEERS, MAX_SCALE_DECISIONS, MAX_STATUS_PEERS } from '../protocol/constants.ts'
 import type { PeerView, ScalingView } from '../protocol/messages.ts'
+import type { Startable } from '../common/startable.ts'
+import { runHook } from './scale-hook.ts'
 
 /** How a peer adds machines when work waits, and stops them when the swarm is idle (--scale-*). */
 export interface ScaleOptions {
@@ -44,9 +45,9 @@ export const SCALE_CHECK_MS = 1000
 const RATE_WINDOW_MS = 10_000
 /** A started peer not in the swarm this long after is said to be missing (once), and no longer counted as on its way. */
 const JOIN_WAIT_MS = 120_000
-const MAX_DECISIONS = 20
-/** What a hook said, kept for the log and the dashboard. */
-const HOOK_OUTPUT_CHARS = 400
+/** The drain time must stay over the bound a third of it, within these, before peers are added. */
+const SUSTAIN_MIN_MS = 2000
+const SUSTAIN_MAX_MS = 10_000
 /** A peer that is stopping waits this long at most for a hook under way, and for its scale-in. */
 const STOP_HOOK_MS = 30_000
 /** A peer id in a hook's output: the peers it says it started. */
@@ -67,7 +68,7 @@ type Decision = ScalingView['decisions'][number] & { at: number }
  * (joined or not). The peers a hook started are the ids it printed. A hook
  * runs alone, bounded in time; every decision is logged and kept.
  */
-export class Scaler {
+export class Scaler implements Startable {
   private readonly c: ScalerComponents
   private readonly options: ScaleOptions
   private stopTimer: (() => void) | undefined
@@ -81,6 +82,7 @@ export class Scaler {
   private idleSince: number | undefined
   private quietUntil = -Infinity
   private hook: { done: Promise<void>, kill: () => void } | undefined
+  private windingDown: Promise<void> | undefined
   /** Peers this one's hook started (the ids it printed), and when; said missing once if they never join. */
   private readonly started = new Map<string, { at: number, missing: boolean }>()
   /** Peers a hook said it started without naming them: counted against --scale-max, never stopped from here. */
@@ -94,8 +96,14 @@ export class Scaler {
     this.options = options
   }
 
-  start (): void {
+  async start (): Promise<void> {
     this.stopTimer = repeat(this.c.clock, SCALE_CHECK_MS, () => { this.tick() })
+  }
+
+  /** Stops deciding, and begins to wind down (see `stop`) beside the rest of the peer's stop: leases must not wait for hooks. */
+  beforeStop (): void {
+    this.stopTimer?.()
+    this.windingDown ??= this.windDown()
   }
 
   /**
@@ -104,7 +112,11 @@ export class Scaler {
    * is stopped: nobody else would (a machine left running costs money).
    */
   async stop (): Promise<void> {
-    this.stopTimer?.()
+    this.beforeStop()
+    await this.windingDown
+  }
+
+  private async windDown (): Promise<void> {
     const bound = Math.min(this.options.hookTimeoutMs, STOP_HOOK_MS)
     await this.settled(bound)
     if (this.hook !== undefined) {
@@ -155,7 +167,7 @@ export class Scaler {
       ...(ratePerS !== undefined ? { ratePerS: round(ratePerS) } : {}),
       ...(drainS !== undefined ? { drainS: round(drainS) } : {}),
       slots,
-      scaledPeers: this.ours().slice(0, 1024),
+      scaledPeers: this.ours().slice(0, MAX_STATUS_PEERS),
       decisions: this.decisions.map(({ at, ...d }) => ({ ...d, ageS: Math.round((now - at) / 1000) })),
     }
   }
@@ -200,7 +212,7 @@ export class Scaler {
 
   /** How long the drain time must stay over the bound: a third of it, 2 s at least, 10 s at most. */
   private get sustainMs (): number {
-    return Math.min(10_000, Math.max(2000, this.options.outAfterMs / 3))
+    return Math.min(SUSTAIN_MAX_MS, Math.max(SUSTAIN_MIN_MS, this.options.outAfterMs / 3))
   }
 
   private tick (): void {
@@ -266,9 +278,9 @@ export class Scaler {
   /** Runs a hook alone and bounded; what came of it is logged and kept, and the next decision waits out the cool-down. */
   private run (direction: 'out' | 'in', count: number, peers: string[], reason: string, vars: Record<string, string>, timeoutMs = this.options.hookTimeoutMs): void {
     const command = direction === 'out' ? this.options.out! : this.options.in!
-    const decision: Decision = { at: this.c.clock.now(), ageS: 0, direction, count, ...(peers.length > 0 ? { peers: peers.slice(0, 64) } : {}), reason, outcome: 'running' }
+    const decision: Decision = { at: this.c.clock.now(), ageS: 0, direction, count, ...(peers.length > 0 ? { peers: peers.slice(0, MAX_DECISION_PEERS) } : {}), reason, outcome: 'running' }
     this.decisions.unshift(decision)
-    this.decisions.length = Math.min(this.decisions.length, MAX_DECISIONS)
+    this.decisions.length = Math.min(this.decisions.length, MAX_SCALE_DECISIONS)
     this.overSince = undefined
     this.idleSince = undefined
     this.c.log(`scale-${direction}: ${reason}: ${direction === 'out' ? `asking for ${count} more peer${count === 1 ? '' : 's'}` : `stopping ${peers.map(shortId).join(', ')}`} (${command})`)
@@ -312,59 +324,4 @@ export class Scaler {
 
 function round (n: number): number {
   return Math.round(n * 10) / 10
-}
-
-/** The last lines someone would look at: the end of what it said, kept whole. */
-function lastWords (output: string): string {
-  const lines = output.split('\n').map(l => l.trim()).filter(l => l !== '')
-  const said = lines.slice(-3).join('; ')
-  return said.length > HOOK_OUTPUT_CHARS ? `...${said.slice(-HOOK_OUTPUT_CHARS)}` : said
-}
-
-/**
- * `sh -c command` with these variables, killed (its whole process group)
- * past `timeoutMs` or on `kill`. Its output up to its exit comes back, and
- * its last lines as the message. Peers it starts must leave its process
- * group (setsid), or a timeout takes them too.
- */
-function runHook (command: string, env: Record<string, string>, timeoutMs: number, clock: Clock): { done: Promise<{ outcome: 'done' | 'failed' | 'timed out', message: string, output: string, ms: number }>, kill: () => void } {
-  const started = clock.now()
-  let killed = false
-  let kill = (): void => {}
-  const done = new Promise<{ outcome: 'done' | 'failed' | 'timed out', message: string, output: string, ms: number }>(resolve => {
-    let output = ''
-    let exited = false
-    // Until it exits: a peer it left running in the background may write to its pipes after.
-    const keep = (chunk: Buffer): void => { if (!exited) output = (output + chunk.toString()).slice(-16 * HOOK_OUTPUT_CHARS) }
-    const child = spawn('/bin/sh', ['-c', command], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-    child.stdout.on('data', keep)
-    child.stderr.on('data', keep)
-    kill = () => {
-      killed = true
-      try { process.kill(-child.pid!, 'SIGKILL') } catch { child.kill('SIGKILL') }
-    }
-    const timer = clock.setTimeout(kill, timeoutMs)
-    child.on('error', err => {
-      clock.clearTimeout(timer)
-      resolve({ outcome: 'failed', message: oneLine(err.message), output, ms: clock.now() - started })
-    })
-    let ended = false
-    const end = (code: number | null, signal: NodeJS.Signals | null): void => {
-      if (ended) return
-      ended = true
-      exited = true
-      clock.clearTimeout(timer)
-      child.stdout.destroy()
-      child.stderr.destroy()
-      const ms = clock.now() - started
-      const said = lastWords(output)
-      if (killed) resolve({ outcome: 'timed out', message: `killed after ${(ms / 1000).toFixed(0)} s${ms >= timeoutMs ? ' (--scale-hook-timeout)' : ' (this peer is stopping)'}${said !== '' ? `; it said: ${said}` : ''}`, output, ms })
-      else if (code === 0) resolve({ outcome: 'done', message: said, output, ms })
-      else resolve({ outcome: 'failed', message: `${code !== null ? `exit status ${code}` : `killed by ${signal}`}${said !== '' ? `: ${said}` : ''}`, output, ms })
-    }
-    // Its last words come with 'close'; a peer it left running in the background may hold its pipes open, so the exit is enough after a second.
-    child.on('close', end)
-    child.on('exit', (code, signal) => { clock.setTimeout(() => { end(code, signal) }, 1000) })
-  })
-  return { done, kill: () => { kill() } }
 }

@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from 'libp2p'
 import type { Clock } from '../common/clock.ts'
-import { DEFAULT_DIAL_TIMEOUT_MS } from '../common/defaults.ts'
+import { DEFAULT_DIAL_TIMEOUT_MS, MAX_INBOUND_STATUS_STREAMS, STATUS_REQUEST_WAIT_MS } from '../common/defaults.ts'
 import { NetworkError, ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
 import { explainDialFailure } from '../net/probe.ts'
 import { shortId, type Log } from '../common/log.ts'
@@ -14,14 +14,16 @@ import { FramedChannel } from '../protocol/framing.ts'
 import { SwarmStatus, type JobView, type JobsTopicMessage } from '../protocol/messages.ts'
 import { errorReply, parseOrRefuse, statusClientWire, statusServerWire } from '../protocol/wire.ts'
 import type { OpenChannel } from './channels.ts'
-
-export type { SwarmStatus, JobView } from '../protocol/messages.ts'
+import type { Startable } from '../common/startable.ts'
 
 /** A job another peer announced, not heard of again for this long (nor said finished), is dropped from the view. */
 const JOB_FORGET_MS = 5 * 60_000
 /** The status of a swarm of a thousand peers, with their addresses, is well under this. */
 const MAX_STATUS_BYTES = 4 * 1024 * 1024
 const MAX_JOBS_SEEN = 1000
+/** An announced job silent this long is likely over (its 'finished' lost); one not re-announced for this many announcements has nothing waiting. */
+const JOB_SILENT_MS = 60_000
+const ANNOUNCEMENTS_MISSED = 3
 
 /**
  * Jobs other peers coordinate, as their announcements on the jobs topic tell
@@ -54,8 +56,7 @@ export class SwarmJobs {
    */
   backlog (announceMs: number): Array<{ jobId: string, done: number, total: number, pending: number }> {
     const now = this.clock.now()
-    // One silent for a minute is likely over (its 'finished' lost): not counted.
-    return [...this.jobs.entries()].filter(([, { at }]) => now - at <= 60_000).map(([jobId, { msg, at }]) => ({ jobId, done: msg.done, total: msg.tiles, pending: now - at <= 3 * announceMs ? msg.pending : 0 }))
+    return [...this.jobs.entries()].filter(([, { at }]) => now - at <= JOB_SILENT_MS).map(([jobId, { msg, at }]) => ({ jobId, done: msg.done, total: msg.tiles, pending: now - at <= ANNOUNCEMENTS_MISSED * announceMs ? msg.pending : 0 }))
   }
 
   view (): JobView[] {
@@ -73,7 +74,7 @@ export class SwarmJobs {
 }
 
 /** The status protocol's peer end: whoever may connect (the swarm key decides) may ask. */
-export class StatusService {
+export class StatusService implements Startable {
   private readonly node: Libp2p
   private readonly openChannel: OpenChannel
   private readonly snapshot: (detail: boolean) => Promise<SwarmStatus>
@@ -87,7 +88,7 @@ export class StatusService {
   }
 
   async start (): Promise<void> {
-    await this.node.handle(STATUS_PROTOCOL, ({ stream, connection }) => { void this.serve(stream, connection.remotePeer.toString()) }, { maxInboundStreams: 4 })
+    await this.node.handle(STATUS_PROTOCOL, ({ stream, connection }) => { void this.serve(stream, connection.remotePeer.toString()) }, { maxInboundStreams: MAX_INBOUND_STATUS_STREAMS })
   }
 
   async stop (): Promise<void> {
@@ -97,7 +98,7 @@ export class StatusService {
   private async serve (stream: Stream, peer: string): Promise<void> {
     const wire = statusServerWire(this.openChannel(stream, { maxBodyBytes: 0 }, 'status-server'), peer)
     try {
-      const { message } = await wire.receive({ timeoutMs: 10_000 })
+      const { message } = await wire.receive({ timeoutMs: STATUS_REQUEST_WAIT_MS })
       await wire.send({ type: 'status' }, Buffer.from(JSON.stringify(await this.snapshot(message.detail === true))))
       await wire.channel.close()
     } catch (err) {

@@ -1,6 +1,6 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { whenAborted, type Clock } from '../common/clock.ts'
-import { MAX_TILE_SIZE, MIN_TILE_SIZE, UPLOAD_IDLE_MS } from '../common/defaults.ts'
+import { MAX_INBOUND_SUBMIT_STREAMS, MAX_TILE_SIZE, MIN_TILE_SIZE, STOP_WAIT_MS, UPLOAD_IDLE_MS } from '../common/defaults.ts'
 import { LimitExceededError, PeerBusyError, PeerLeavingError, ProtocolError, SubmitRefusedError, TileswarmError, oneLine } from '../common/errors.ts'
 import { resolvePipeline, type OutputFormat } from '../imaging/index.ts'
 import { JobHost } from '../job/host.ts'
@@ -12,6 +12,7 @@ import { SUBMIT_PROTOCOL } from '../protocol/constants.ts'
 import { errorReply, submitServerWire } from '../protocol/wire.ts'
 import type { OpenChannel } from './channels.ts'
 import { shortId } from '../common/log.ts'
+import type { Startable } from '../common/startable.ts'
 
 export interface SubmitServiceComponents extends JobHostComponents {
   node: SwarmNode
@@ -35,7 +36,7 @@ export interface SubmitServiceOptions extends JobLimits {
  * moment it is admitted, through upload and decoding, to its end, so a full
  * peer refuses before it reads a byte of the image.
  */
-export class SubmitService {
+export class SubmitService implements Startable {
   private readonly c: SubmitServiceComponents
   private readonly options: SubmitServiceOptions
   /** Submissions admitted and not yet over, uploading or running. */
@@ -66,11 +67,11 @@ export class SubmitService {
   }
 
   async start (): Promise<void> {
-    await this.c.node.handle(SUBMIT_PROTOCOL, ({ stream, connection }) => { void this.handle(stream, connection) }, { maxInboundStreams: 8 })
+    await this.c.node.handle(SUBMIT_PROTOCOL, ({ stream, connection }) => { void this.handle(stream, connection) }, { maxInboundStreams: MAX_INBOUND_SUBMIT_STREAMS })
   }
 
   /** Refuses new submissions; the jobs here end and their clients are told why (bounded by `signal`). */
-  async stop (signal: AbortSignal): Promise<void> {
+  async stop (signal = AbortSignal.timeout(STOP_WAIT_MS)): Promise<void> {
     this.stopping = true
     await this.c.node.unhandle(SUBMIT_PROTOCOL).catch(() => {})
     const leaving = new PeerLeavingError('the coordinating peer is shutting down')
@@ -88,7 +89,7 @@ export class SubmitService {
       this.hosts.delete(host)
       const job = host.status()
       add(this.ended, job)
-      this.c.events.dispatchEvent(new CustomEvent('ended', { detail: { job, outcome, ms: this.c.clock.now() - job.startedAt } }))
+      this.c.events.dispatchEvent(new CustomEvent<JobEnded>('ended', { detail: { job, outcome, ms: this.c.clock.now() - job.startedAt } }))
     }
   }
 
@@ -136,6 +137,9 @@ export class SubmitService {
     }
   }
 }
+
+/** The 'ended' event's detail: a job coordinated here ended, how, and how long after it was admitted. */
+export interface JobEnded { job: HostedJob, outcome: JobOutcome, ms: number }
 
 /** Units, leases, bytes and checks of jobs coordinated here. */
 export interface JobTotals { units: number, granted: number, expired: number, released: number, bytesIn: number, bytesOut: number, checked: number, disagreements: number, extra: number, excluded: number }

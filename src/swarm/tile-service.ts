@@ -1,18 +1,19 @@
 import type { PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { DEFAULT_DIAL_TIMEOUT_MS, MAX_TILE_BODY_BYTES } from '../common/defaults.ts'
+import { DEFAULT_DIAL_TIMEOUT_MS, MAX_INBOUND_TILE_STREAMS, MAX_TILE_BODY_BYTES, MIN_TILE_SESSION_IDLE_MS } from '../common/defaults.ts'
 import type { JobCoordinator } from '../job/coordinator.ts'
 import type { BatchCoordinator } from '../job/batch.ts'
 import { serveTileSession } from '../job/tile-session.ts'
 import { openStream } from '../net/dial.ts'
-import { isLoopbackAddr } from '../net/address.ts'
+import { isLoopback } from '../net/address.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { TILE_PROTOCOL } from '../protocol/constants.ts'
 import { memoryChannelPair, type Channel } from '../protocol/framing.ts'
 import type { JobRef } from '../protocol/job-ref.ts'
 import type { OpenChannel } from './channels.ts'
 import type { Log } from '../common/log.ts'
+import type { Startable } from '../common/startable.ts'
 
 export interface TileServiceComponents {
   node: SwarmNode
@@ -26,7 +27,7 @@ export interface TileServiceComponents {
  * coordinated here, and opens this peer's worker's sessions with any
  * coordinator (its own in memory, without framing or copies).
  */
-export class TileService {
+export class TileService implements Startable {
   private readonly c: TileServiceComponents
   private readonly jobs = new Map<string, JobCoordinator | BatchCoordinator>()
   private readonly idleTimeoutMs: number
@@ -37,7 +38,7 @@ export class TileService {
   constructor (components: TileServiceComponents, options: { leaseMs: number, dialTimeoutMs?: number, maxUploadBytes: number }) {
     this.c = components
     this.maxClientBodyBytes = Math.max(2 * MAX_TILE_BODY_BYTES, options.maxUploadBytes)
-    this.idleTimeoutMs = Math.max(60_000, 3 * options.leaseMs)
+    this.idleTimeoutMs = Math.max(MIN_TILE_SESSION_IDLE_MS, 3 * options.leaseMs)
     this.dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
   }
 
@@ -48,8 +49,8 @@ export class TileService {
 
   async start (): Promise<void> {
     await this.c.node.handle(TILE_PROTOCOL, ({ stream, connection }) => {
-      this.serve(this.c.openChannel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES }, 'tile-server'), connection.remotePeer.toString(), !isLoopbackAddr(connection.remoteAddr))
-    }, { maxInboundStreams: 256 })
+      this.serve(this.c.openChannel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES }, 'tile-server'), connection.remotePeer.toString(), !isLoopback(connection.remoteAddr))
+    }, { maxInboundStreams: MAX_INBOUND_TILE_STREAMS })
     this.c.node.addEventListener('peer:disconnect', this.onDisconnect)
   }
 
@@ -82,7 +83,7 @@ export class TileService {
     const id = peerIdFromString(ref.coordinator)
     if (ref.addrs.length > 0) await this.c.node.peerStore.merge(id, { multiaddrs: ref.addrs.map(a => multiaddr(a)) })
     const stream: Stream = await openStream(this.c.node, id, TILE_PROTOCOL, { signal: AbortSignal.timeout(this.dialTimeoutMs) })
-    const loopback = this.c.node.getConnections(id).some(c => isLoopbackAddr(c.remoteAddr))
+    const loopback = this.c.node.getConnections(id).some(c => isLoopback(c.remoteAddr))
     return { channel: this.c.openChannel(stream, { maxBodyBytes: this.maxClientBodyBytes }, 'tile-client'), compress: !loopback }
   }
 }

@@ -10,6 +10,7 @@ import type { Log } from '../common/log.ts'
 import { expected, OPERATIONS } from '../imaging/index.ts'
 import { OUTPUT_FORMATS } from '../protocol/constants.ts'
 import { createClientNode } from '../net/node.ts'
+import { isLoopback } from '../net/address.ts'
 import type { SwarmPeer } from '../swarm/peer.ts'
 import { sameSite, tokenGate } from './access.ts'
 import { jobRoutes } from './job-routes.ts'
@@ -48,10 +49,6 @@ export function parseHttpAddress (text: string): { host: string, port: number } 
   const port = m !== null ? Number(m[2]) : NaN
   if (m === null || port > 65535) throw expected('host:port (like 127.0.0.1:8080, or 0.0.0.0:8080 for other machines) or off', '--http', text)
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port }
-}
-
-export function isLoopback (host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }
 
 /** A token for the web page that every peer of a private swarm can work out from its key, so operators need not hand one out. */

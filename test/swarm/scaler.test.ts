@@ -61,7 +61,7 @@ async function scaler (options: Partial<ScaleOptions> = {}, peers: PeerView[] = 
     dropEnv: ['TILESWARM_DATA_DIR'],
     ...options,
   })
-  scale.start()
+  await scale.start()
   /** `seconds` of the job going at `rate` units a second; each second the scaler looks (and a hook it runs is waited for, unless `wait` is false). */
   const run = async (seconds: number, rate: number, wait = true): Promise<void> => {
     for (let s = 0; s < seconds; s++) {
