@@ -8,7 +8,7 @@ export function keygenCommand (): Command {
     .requiredOption('--out <file>', 'where to write it (mode 600)')
     .option('--force', 'replace an existing file')
     .action(async (flags: { out: string, force?: boolean }) => {
-      await writeSwarmKey(flags.out, flags.force === true)
+      await writeSwarmKey(flags.out, { replace: flags.force === true })
       process.stdout.write(`wrote a swarm key to ${flags.out}; start every peer and submit with --swarm-key ${flags.out}\n`)
     })
 }

@@ -10,6 +10,7 @@ import { sec } from './told.ts'
 import type { Hosted, HostedJob, JobHostComponents, JobLimits, JobOutcome } from './hosted.ts'
 import { HostedRun, type SubmitWire } from './hosted-run.ts'
 import { startAnnouncing, type Announcing } from './announcing.ts'
+import { MAX_ERROR_CHARS } from '../protocol/constants.ts'
 
 export interface BatchSpec {
   steps: Step[]
@@ -205,7 +206,7 @@ export class BatchHost implements Hosted {
   private imageFailed (index: number, err: Error): void {
     this.tally.failed++
     this.c.log(`batch ${this.jobId}: image ${index} failed: ${oneLine(err.message)}`, 'warn')
-    this.send({ type: 'image-failed', index, name: err instanceof TileswarmError ? err.name : 'InternalError', message: oneLine(err.message).slice(0, 500) })
+    this.send({ type: 'image-failed', index, name: err instanceof TileswarmError ? err.name : 'InternalError', message: oneLine(err.message).slice(0, MAX_ERROR_CHARS) })
     this.oneResolved()
   }
 
