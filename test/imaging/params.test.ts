@@ -100,6 +100,6 @@ test('--list-ops text names every operation, its parameters and the Canny note',
     for (const p of op.params) t.true(text.includes(`${p.name}=`), `${op.name}.${p.name}`)
   }
   t.regex(text, /edge_detection is canny with the prototype's thresholds \(100\/200\)/)
-  t.regex(text, /resize[^\n]*\n\s+\[runs on the whole image, once per worker/)
+  t.regex(text, /resize[^\n]*\n\s+\[runs on the whole image, once, on the job's coordinator/)
   t.regex(text, /canny[^\n]*\n\s+\[takes a phase of its own/)
 })

@@ -33,7 +33,7 @@ const FAMILY_TITLES: Record<Operation['family'], string> = { filter: 'filtering'
 
 /** How a step runs, where that is not simply tile by tile. */
 function howItRuns (op: Operation): string | undefined {
-  if (op.geometry !== undefined) return 'runs on the whole image, once per worker, with any step before it; the steps after it are tiled'
+  if (op.geometry !== undefined) return 'runs on the whole image, once, on the job\'s coordinator, with any step before it; the steps after it are tiled'
   // Before a geometry step, any step runs in the whole-image prelude instead.
   if (op.global !== undefined) return op.name === 'threshold' ? 'level=auto takes a phase of its own: tiles report histograms, then apply the level (unless a geometry step comes later)' : 'takes a phase of its own: tiles report what the whole image decides, then apply it (unless a geometry step comes later)'
   return undefined
