@@ -21,12 +21,12 @@ export interface SwarmConnectOptions {
   node?: ClientNode
 }
 
-export type SubmitWire = ReturnType<typeof submitClientWire>
+export type SubmitClientWire = ReturnType<typeof submitClientWire>
 
 /** One try on one peer: its wire, and whether the peer has taken the work on (lost after that, the work resumes elsewhere). */
 export interface Attempt {
   candidate: Candidate
-  wire: SubmitWire
+  wire: SubmitClientWire
   admitted: boolean
 }
 

@@ -5,7 +5,7 @@ import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } 
 import { Zip, ZipPassThrough } from 'fflate'
 import { InvalidParameterError, OutputError } from '../common/errors.ts'
 import { formatFromPath, type OutputFormat } from '../imaging/index.ts'
-import { OutputFile, createPartial, trackPartial } from './files.ts'
+import { OutputFile, createPartial, forgetPartial } from './files.ts'
 
 /** Files a folder or a glob contributes: what sharp reads, by extension. */
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.avif', '.gif', '.heic', '.heif'])
@@ -253,14 +253,14 @@ class ZipSink implements BatchSink {
     await this.ended
     if (this.failure !== undefined) throw new OutputError(`cannot write ${this.path}: ${this.failure.message}`)
     await rename(this.partial, this.path)
-    trackPartial(this.partial, false)
+    forgetPartial(this.partial)
   }
 
   async discard (): Promise<void> {
     this.zip.terminate()
     this.stream.destroy()
     await rm(this.partial, { force: true })
-    trackPartial(this.partial, false)
+    forgetPartial(this.partial)
   }
 
   describe (output: string): string { return `${this.path}:${output}` }

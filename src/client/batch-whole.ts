@@ -4,7 +4,7 @@ import { LimitExceededError, ProtocolError, TileswarmError } from '../common/err
 import { toSpecs } from '../imaging/index.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { SubmitServerMessage } from '../protocol/messages.ts'
-import type { Attempt, PeerTries, SubmitWire } from './attempts.ts'
+import type { Attempt, PeerTries, SubmitClientWire } from './attempts.ts'
 import type { BatchEvent, BatchRequest } from './batch-events.ts'
 import type { BatchItem, BatchSink } from './batch-plan.ts'
 import type { Tally } from './batch-tally.ts'
@@ -115,14 +115,14 @@ class WholeImagesTry {
   }
 
   /** The next `count` images go up, in order, after those already going. */
-  private send (wire: SubmitWire, count: number): void {
+  private send (wire: SubmitClientWire, count: number): void {
     const from = this.sent
     this.sent = Math.min(this.items.length, this.sent + count)
     for (let i = from; i < this.sent; i++) this.uploading = this.uploading.then(async () => { await this.upload(wire, this.items[i]!, i) })
     this.uploading.catch(() => {})
   }
 
-  private async upload (wire: SubmitWire, item: BatchItem, index: number): Promise<void> {
+  private async upload (wire: SubmitClientWire, item: BatchItem, index: number): Promise<void> {
     let file: Buffer
     try {
       const size = (await stat(item.input)).size

@@ -19,10 +19,9 @@ function why (err: unknown, path: string): string {
 /** Partial files still open, removed if the process is interrupted. */
 const partials = new Set<string>()
 
-/** A partial file this process writes (`true`) or is done with: removed if the process is interrupted. */
-export function trackPartial (path: string, open: boolean): void {
-  if (open) partials.add(path)
-  else partials.delete(path)
+/** A partial file this process is done with (moved into place or removed): an interrupt leaves it be. */
+export function forgetPartial (path: string): void {
+  partials.delete(path)
 }
 
 export { createPartial }

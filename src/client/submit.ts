@@ -4,7 +4,7 @@ import { toSpecs } from '../imaging/index.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { SubmitResult, SubmitServerMessage } from '../protocol/messages.ts'
 import type { VerifyFigures, VerifyLevel } from '../protocol/verify-level.ts'
-import { PeerTries, type Attempt, type SubmitWire, type SwarmConnectOptions } from './attempts.ts'
+import { PeerTries, type Attempt, type SubmitClientWire, type SwarmConnectOptions } from './attempts.ts'
 import { OutputFile, readInput } from './files.ts'
 import type { JobRequest } from './options.ts'
 import { refusal, type Candidate, type PeerRoster } from './roster.ts'
@@ -80,7 +80,7 @@ async function readUpload (input: string | Uint8Array, maxUploadBytes: number): 
 }
 
 type ServerMessage<T extends SubmitServerMessage['type']> = Extract<SubmitServerMessage, { type: T }>
-type Receive = () => ReturnType<SubmitWire['receive']>
+type Receive = () => ReturnType<SubmitClientWire['receive']>
 
 /**
  * One image's job as the client owns it over its tries: what it sends, and
@@ -120,7 +120,7 @@ class ImageJob {
   }
 
   /** The coordinator's next message, within the idle time; a result's download told as it comes, a few times a second. */
-  private receiver (wire: SubmitWire): Receive {
+  private receiver (wire: SubmitClientWire): Receive {
     let lastReceiving = 0
     return async () => await wire.receive({
       timeoutMs: this.options.idleTimeoutMs ?? SUBMIT_IDLE_MS,
@@ -195,7 +195,7 @@ class ImageJob {
     else if (msg.phase === 'encoding') this.emit({ event: 'encoding' })
   }
 
-  private async result (wire: SubmitWire, msg: ServerMessage<'result'>, body: Buffer | undefined): Promise<SubmitOutcome> {
+  private async result (wire: SubmitClientWire, msg: ServerMessage<'result'>, body: Buffer | undefined): Promise<SubmitOutcome> {
     if (body === undefined || body.length === 0) throw new ProtocolError('the coordinator sent an empty result')
     await this.output?.commit(body)
     await wire.channel.close().catch(() => {})

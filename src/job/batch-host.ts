@@ -8,7 +8,7 @@ import { shortId } from '../common/log.ts'
 import { BatchCoordinator, taskKeyOf, type BatchTask } from './batch.ts'
 import { sec } from './told.ts'
 import type { Hosted, HostedJob, JobHostComponents, JobLimits, JobOutcome } from './hosted.ts'
-import { HostedRun, type SubmitWire } from './hosted-run.ts'
+import { HostedRun, type SubmitServerWire } from './hosted-run.ts'
 import { startAnnouncing, type Announcing } from './announcing.ts'
 import { MAX_ERROR_CHARS } from '../protocol/constants.ts'
 
@@ -48,7 +48,7 @@ export class BatchHost implements Hosted {
   /** Settles when every image is done or failed; rejects when the batch ends early. */
   private readonly allResolved = Promise.withResolvers<void>()
   private announcing: Announcing | undefined
-  private wire!: SubmitWire
+  private wire!: SubmitServerWire
 
   constructor (components: JobHostComponents, limits: JobLimits & { maxUploadBytes: number }, spec: BatchSpec, client: string) {
     this.c = components
@@ -98,7 +98,7 @@ export class BatchHost implements Hosted {
     this.hosted.leave(reason)
   }
 
-  async run (wire: SubmitWire): Promise<JobOutcome> {
+  async run (wire: SubmitServerWire): Promise<JobOutcome> {
     this.wire = wire
     const { batch } = this
     // Taken on as it starts: its images fail alone, and an error from here on is the batch's.
@@ -164,7 +164,7 @@ export class BatchHost implements Hosted {
     this.c.log(`batch ${this.jobId}: done in ${sec(ms)} s: ${tally.resolved - tally.failed} images, ${tally.failed} failed (${(spec.images / Math.max(ms / 1000, 1e-3)).toFixed(2)} images/s); ${(tally.bytesIn / 1e6).toFixed(1)} MB in, ${(tally.bytesOut / 1e6).toFixed(1)} MB out; by peer: ${[...batch.imagesByPeer].map(([p, n]) => `${shortId(p)}: ${n}`).join(', ')}; leases expired ${s.expired}, released ${s.released}; ${s.speculated} straggling images copied${this.recovered > 0 ? `; ${this.recovered} kept by peers from an earlier coordinator` : ''}`)
   }
 
-  private send (message: Parameters<SubmitWire['send']>[0], body?: Uint8Array, sent?: () => void): void {
+  private send (message: Parameters<SubmitServerWire['send']>[0], body?: Uint8Array, sent?: () => void): void {
     const { wire } = this
     this.sending = this.sending.then(async () => { await wire.send(message, body) }).catch(() => {}).finally(sent)
   }

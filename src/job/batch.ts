@@ -49,7 +49,7 @@ export interface BatchOptions {
 export type TaskClaim = { kind: 'task', lease: Lease, task: BatchTask } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' }
 
 /** An image's encoded output as a worker returns it; `kept`: it had it from an earlier coordinator. */
-export interface ImageOutput {
+export interface ImageOutputInfo {
   width: number
   height: number
   kept?: boolean
@@ -204,7 +204,7 @@ export class BatchCoordinator {
   }
 
   /** A worker's encoded output for an image. */
-  result (peer: string, slot: number, leaseId: string, checksum: string, body: Buffer, output: ImageOutput): ResultOutcome {
+  result (peer: string, slot: number, leaseId: string, checksum: string, body: Buffer, output: ImageOutputInfo): ResultOutcome {
     if (!this.isRunning) return { status: 'duplicate', reason: `batch is ${this.units.state}` }
     const leased = this.units.checkLease(slot, leaseId, peer, `image ${slot}`)
     if (leased !== undefined) return leased

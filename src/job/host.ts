@@ -6,7 +6,7 @@ import { encodeImage, freeBuffer, pipelineRadius, processFile, toSpecs, type Out
 import { startAnnouncing } from './announcing.ts'
 import { ClientProgress } from './client-progress.ts'
 import { JobCoordinator } from './coordinator.ts'
-import { HostedRun, type SubmitWire } from './hosted-run.ts'
+import { HostedRun, type SubmitServerWire } from './hosted-run.ts'
 import type { Hosted, HostedJob, JobHostComponents, JobLimits, JobOutcome } from './hosted.ts'
 import { takeInTiledJob, type AdmittedJob } from './job-admission.ts'
 import { decideSpread, swarmShape } from './spread.ts'
@@ -49,7 +49,7 @@ export class JobHost implements Hosted {
   private readonly spec: JobSpec
   private coordinator: JobCoordinator | undefined
   private readonly progress: ClientProgress
-  private wire!: SubmitWire
+  private wire!: SubmitServerWire
 
   constructor (components: JobHostComponents, limits: JobLimits, spec: JobSpec, client: string) {
     this.c = components
@@ -88,7 +88,7 @@ export class JobHost implements Hosted {
   }
 
   /** Runs the job to its end; whatever happens, the client is told. */
-  async run (wire: SubmitWire, upload: Buffer): Promise<JobOutcome> {
+  async run (wire: SubmitServerWire, upload: Buffer): Promise<JobOutcome> {
     this.wire = wire
     this.bytesIn = upload.length
     const { progress } = this

@@ -9,7 +9,7 @@ import type { JobCoordinator } from './coordinator.ts'
 import type { JobHostComponents, JobOutcome } from './hosted.ts'
 import { tellPeersMessage, toldKey } from './told.ts'
 
-export type SubmitWire = Wire<SubmitServerMessage, SubmitClientMessage>
+export type SubmitServerWire = Wire<SubmitServerMessage, SubmitClientMessage>
 
 /** What the shell needs of a job's coordinator, once there is one. */
 export interface HostedWork {
@@ -42,7 +42,7 @@ export class HostedRun {
   /** What the job log calls it. */
   private readonly noun: 'job' | 'batch'
   private work: HostedWork | undefined
-  private wire: SubmitWire | undefined
+  private wire: SubmitServerWire | undefined
   /** The last peers message sent (its toldKey). */
   private told = ''
 
@@ -76,7 +76,7 @@ export class HostedRun {
    * client is told. `drain` waits for what the job still has to send before
    * an error; `cleanup` stops the job's own timers and frees what it holds.
    */
-  async run (wire: SubmitWire, body: () => Promise<void>, end: { cleanup: () => void, drain?: () => Promise<void> }): Promise<JobOutcome> {
+  async run (wire: SubmitServerWire, body: () => Promise<void>, end: { cleanup: () => void, drain?: () => Promise<void> }): Promise<JobOutcome> {
     this.wire = wire
     let outcome: JobOutcome = 'failed'
     try {
@@ -125,7 +125,7 @@ export class HostedRun {
     await wire.send(message).catch(() => {})
   }
 
-  private async fail (wire: SubmitWire, e: Error, drain: (() => Promise<void>) | undefined): Promise<JobOutcome> {
+  private async fail (wire: SubmitServerWire, e: Error, drain: (() => Promise<void>) | undefined): Promise<JobOutcome> {
     this.work?.cancel(e)
     // Leaving: the client resumes the job elsewhere, so it hears who is there.
     if (e === this.leaving) await this.tellPeers({ always: true })

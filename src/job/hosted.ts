@@ -6,7 +6,8 @@ import type { BatchCoordinator } from './batch.ts'
 import type { JobCoordinator } from './coordinator.ts'
 import type { CostModel } from './costs.ts'
 import type { InputStore } from './inputs.ts'
-import type { SpreadPolicy, SwarmView } from './spread.ts'
+import type { SwarmView } from './spread.ts'
+import type { SpreadPolicy } from './spread-policy.ts'
 import type { TrustRecords } from './verify.ts'
 
 /** What a peer gives the jobs it coordinates, tiled jobs and batches alike. */

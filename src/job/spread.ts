@@ -5,7 +5,6 @@ import type { VerifyLevel } from '../protocol/verify-level.ts'
 
 import type { SpreadPolicy } from './spread-policy.ts'
 
-export type { SpreadPolicy } from './spread-policy.ts'
 
 /**
  * Moving a remote tile's pixels out and its result back, per byte of raw

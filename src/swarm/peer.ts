@@ -1,6 +1,6 @@
 import { sharpLib } from '../imaging/pixels/sharp-lib.ts'
 import type { Clock } from '../common/clock.ts'
-import { DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, STOP_WAIT_MS } from '../common/defaults.ts'
+import { DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS } from '../common/defaults.ts'
 import { startAll, stopAll, type Startable } from '../common/startable.ts'
 import { loadOrCreateKey, lockDataDir } from '../net/identity.ts'
 import { createSwarmNode, type SwarmNode } from '../net/node.ts'
@@ -125,7 +125,7 @@ export class SwarmPeer {
       this.statusService,
       this.metrics,
       this.submissions,
-      { start: async () => { this.worker.start() }, stop: async () => { await this.worker.stop(AbortSignal.timeout(STOP_WAIT_MS)) } },
+      this.worker,
       this.discovery,
       new IdleCollector({ clock, busy: () => this.submissions.activeJobs > 0 || this.worker.heldLeases > 0 }),
     ]

@@ -49,7 +49,7 @@ export class TileService implements Startable {
 
   async start (): Promise<void> {
     await this.c.node.handle(TILE_PROTOCOL, ({ stream, connection }) => {
-      this.serve(this.c.openChannel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES }, 'tile-server'), connection.remotePeer.toString(), !isLoopback(connection.remoteAddr))
+      this.serve(this.c.openChannel(stream, { maxBodyBytes: MAX_TILE_BODY_BYTES }, 'tile-server'), connection.remotePeer.toString(), { compress: !isLoopback(connection.remoteAddr) })
     }, { maxInboundStreams: MAX_INBOUND_TILE_STREAMS })
     this.c.node.addEventListener('peer:disconnect', this.onDisconnect)
   }
@@ -69,15 +69,15 @@ export class TileService implements Startable {
   }
 
   /** `compress`: the worker's link leaves this machine, where zstd saves more time on the wire than it costs (on loopback it does not). */
-  private serve (channel: Channel, worker: string, compress: boolean): void {
-    void serveTileSession(channel, worker, id => this.jobs.get(id), { idleTimeoutMs: this.idleTimeoutMs, compressPixels: compress, log: this.c.log })
+  private serve (channel: Channel, worker: string, link: { compress: boolean }): void {
+    void serveTileSession(channel, worker, id => this.jobs.get(id), { idleTimeoutMs: this.idleTimeoutMs, compressPixels: link.compress, log: this.c.log })
   }
 
   /** A session with a job's coordinator, for this peer's worker; `compress`: its results are worth compressing (off this machine). */
   async connect (ref: JobRef): Promise<{ channel: Channel, compress: boolean }> {
     if (ref.coordinator === this.c.peerId) {
       const [mine, theirs] = memoryChannelPair()
-      this.serve(theirs, this.c.peerId, false)
+      this.serve(theirs, this.c.peerId, { compress: false })
       return { channel: mine, compress: false }
     }
     const id = peerIdFromString(ref.coordinator)

@@ -1,5 +1,6 @@
 import { systemClock, whenAborted, type Clock } from '../common/clock.ts'
-import { WORKER_RETRY_MS } from '../common/defaults.ts'
+import { STOP_WAIT_MS, WORKER_RETRY_MS } from '../common/defaults.ts'
+import type { Startable } from '../common/startable.ts'
 import { LimitExceededError, oneLine } from '../common/errors.ts'
 import { semaphore } from '../imaging/index.ts'
 import type { Log } from '../common/log.ts'
@@ -63,9 +64,6 @@ const LEFT_JOBS_REMEMBERED = 4096
 /** A lane with no job to try looks again at least this often. */
 const IDLE_LOOK_MS = 1000
 
-/** How long `stop` waits by default for coordinators to answer the leases handed back. */
-const STOP_WAIT_MS = 2000
-
 /**
  * The worker in every peer: it owns the table of jobs it knows and runs
  * lanes over them, each claiming a tile (or a batch's image), prefetching the
@@ -73,7 +71,7 @@ const STOP_WAIT_MS = 2000
  * under way at once. Its lease keeper renews leases on long tiles and, on
  * stop, hands every lease back at once.
  */
-export class Worker {
+export class Worker implements Startable {
   private readonly options: WorkerOptions
   private readonly clock: Clock
   private readonly jobs = new Map<string, JobEntry>()
@@ -110,7 +108,7 @@ export class Worker {
 
   get heldLeases (): number { return this.keeper.size }
 
-  start (): void {
+  async start (): Promise<void> {
     for (let i = 0; i < LANES_PER_SLOT * this.options.slots; i++) this.lanes.push(this.runLane())
     this.keeper.start()
   }

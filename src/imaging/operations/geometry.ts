@@ -1,5 +1,6 @@
 import { sharpLib } from '../pixels/sharp-lib.ts'
 import { InvalidParameterError } from '../../common/errors.ts'
+import { MAX_IMAGE_SIDE_PX } from '../../protocol/constants.ts'
 import { gatedPass } from '../pixels/gate.ts'
 import { sameChannels, type Operation } from './operation.ts'
 import type { Params } from './params.ts'
@@ -85,7 +86,7 @@ function cropRect (width: number, height: number, p: Params): { x: number, y: nu
   return { x, y, width: w, height: h }
 }
 
-const position = (name: string, description: string) => ({ name, kind: 'number' as const, min: 0, max: 1 << 20, default: 0, integer: true, description })
+const position = (name: string, description: string) => ({ name, kind: 'number' as const, min: 0, max: MAX_IMAGE_SIDE_PX, default: 0, integer: true, description })
 
 export const crop: Operation = {
   name: 'crop',
@@ -136,8 +137,8 @@ export const resize: Operation = {
   summary: 'resizes with sharp\'s resize (libvips reduce/affine): to a width, a height (the other keeps the aspect ratio), both (stretched), or a scale',
   example: 'resize:width=800:kernel=lanczos3',
   params: [
-    { name: 'width', kind: 'number', min: 0, max: 1 << 20, default: 0, integer: true, description: 'output width; 0: from the height or scale' },
-    { name: 'height', kind: 'number', min: 0, max: 1 << 20, default: 0, integer: true, description: 'output height; 0: from the width or scale' },
+    { name: 'width', kind: 'number', min: 0, max: MAX_IMAGE_SIDE_PX, default: 0, integer: true, description: 'output width; 0: from the height or scale' },
+    { name: 'height', kind: 'number', min: 0, max: MAX_IMAGE_SIDE_PX, default: 0, integer: true, description: 'output height; 0: from the width or scale' },
     { name: 'scale', kind: 'number', min: 0, max: 16, default: 0, description: 'factor for both sides; 0: use width/height' },
     { name: 'kernel', kind: 'choice', choices: KERNELS, default: 'lanczos3', description: 'interpolation kernel' },
   ],
