@@ -14,5 +14,5 @@ export function jobsCommand (context: CliContext): Command {
       const status = await withConnection(flags, listJobs)
       const out = flags.json === true ? JSON.stringify({ peerId: status.peerId, running: status.jobs, finished: status.finished ?? [] }, null, 2) : formatJobs(status)
       process.stdout.write(out + '\n')
-    }), ['peer', 'swarm-key', 'data-dir'])
+    }), ['peer', 'swarm-key'])
 }

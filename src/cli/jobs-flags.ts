@@ -13,6 +13,7 @@ export interface JobsFlags {
   peer: string[]
   json?: boolean
   swarmKey?: string
+  /** cancel's: the identity that submitted the job. */
   dataDir?: string
   connectTimeoutMs: number
   debug?: boolean
@@ -24,7 +25,6 @@ export function withJobsFlags (command: Command): Command {
     .requiredOption('--peer <multiaddr>', 'the peer to ask (any of its addresses, with /p2p/<id>); repeat it, and the first that answers is asked', collectList)
     .option('--json', 'machine-readable output')
     .option('--swarm-key <file>', 'the private swarm\'s key', once('--swarm-key'))
-    .option('--data-dir <dir>', 'this client\'s identity (as submit --data-dir keeps it): the submitter of a job may cancel it', once('--data-dir'))
     .addOption(connectTimeoutOption())
     .option('--debug', 'stack traces on errors')
 }

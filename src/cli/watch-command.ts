@@ -16,5 +16,5 @@ export function watchCommand (context: CliContext): Command {
       const onEvent = progressReporter(flags.json === true ? 'json' : process.stderr.isTTY ? 'tty' : 'plain')
       const ended = await withConnection(flags, async c => await watchJob(c, jobId, { clock: systemClock, onEvent }))
       if (flags.json !== true) process.stdout.write(`job ${jobId}: ${ended.outcome} in ${(ended.ms / 1000).toFixed(2)} s\n`)
-    }), ['peer', 'swarm-key', 'data-dir'])
+    }), ['peer', 'swarm-key'])
 }
