@@ -3,6 +3,8 @@ import { sizeText } from '../common/units.ts'
 import type { SwarmStatus } from '../protocol/messages.ts'
 import { ago, table } from '../swarm/status.ts'
 
+const input = (j: { inputName?: string, inputBytes?: number }): string => [j.inputName, j.inputBytes !== undefined ? sizeText(j.inputBytes) : undefined].filter(x => x !== undefined).join(' ') || '?'
+
 const percent = (done: number, total: number): string => `${done}/${total}${total > 0 ? ` (${Math.floor(100 * done / total)}%)` : ''}`
 
 /** `tileswarm jobs` as a person reads it: the swarm's running jobs, then those ended on the peer asked in the last hour. */
@@ -15,7 +17,7 @@ export function formatJobs (s: SwarmStatus): string {
       j.kind,
       j.client !== undefined ? shortId(j.client) : '?',
       j.here ? 'here' : shortId(j.coordinator),
-      j.inputBytes !== undefined ? sizeText(j.inputBytes) : '?',
+      input(j),
       j.ops?.join(',') ?? '?',
       percent(j.done, j.total),
       ago(j.ageS),
@@ -29,7 +31,7 @@ export function formatJobs (s: SwarmStatus): string {
       j.jobId,
       j.kind,
       shortId(j.client),
-      j.inputBytes !== undefined ? sizeText(j.inputBytes) : '?',
+      input(j),
       j.ops?.join(',') ?? '?',
       j.outcome,
       percent(j.done, j.total),

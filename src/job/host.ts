@@ -19,6 +19,8 @@ import { verifyText, type VerifyLevel } from '../protocol/verify-level.ts'
 /** What the client asked for, checked. */
 export interface JobSpec {
   steps: Step[]
+  /** The input file's name, for job lists. */
+  name?: string
   /** Chosen per job (autoTileSize) when unset. */
   tileSize?: number
   format: OutputFormat
@@ -71,6 +73,7 @@ export class JobHost implements Hosted {
       kind: 'tiles',
       client: this.hosted.client,
       ops: this.spec.steps.map(s => s.operation.name),
+      ...(this.spec.name !== undefined ? { name: this.spec.name } : {}),
       startedAt: this.hosted.startedAt,
       phase: last?.phase ?? 'decoding',
       done: last?.done ?? 0,

@@ -60,6 +60,8 @@ export interface HostedJob {
   client: string
   /** The pipeline's operations, by name. */
   ops: string[]
+  /** The input file's name, if the client said it. */
+  name?: string
   startedAt: number
   /** Where it is: decoding, tiles (or a batch's images), encoding, sending. */
   phase: string

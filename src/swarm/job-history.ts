@@ -37,6 +37,7 @@ export class JobHistory {
       total: job.total,
       ops: job.ops,
       inputBytes: job.bytesIn,
+      ...(job.name !== undefined ? { inputName: job.name } : {}),
     })).reverse()
   }
 }

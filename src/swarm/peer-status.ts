@@ -40,6 +40,7 @@ export function peerStatus (s: StatusSources): SwarmStatus {
     client: j.client,
     ops: j.ops,
     inputBytes: j.bytesIn,
+    ...(j.name !== undefined ? { inputName: j.name } : {}),
   }))
   return {
     v: PROTOCOL_VERSION,

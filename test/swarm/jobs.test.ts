@@ -49,6 +49,7 @@ test.serial('jobs lists a running job with its submitter, input and operations; 
     t.is(job!.client, submitter.peerId.toString())
     t.deepEqual(job!.ops, ['blur'])
     t.true(job!.inputBytes! > 0)
+    t.is(job!.inputName, 'noise-320x240-3-8-1.png', 'the input file\'s name, without its folder')
     t.regex(formatJobs(listed), new RegExp(`${job!.jobId}\\s+tiles\\s+${submitter.peerId.toString().slice(-8)}`))
 
     // Another identity is refused, in one line naming who may.

@@ -11,7 +11,7 @@ import { heldAfter, noisePng, tempDir } from '../helpers/swarm.ts'
 
 const TOKEN = 'operator-token-0123456789abcdef'
 
-interface SwarmJobs { running: Array<{ jobId: string, here: boolean, client?: string, ops?: string[], cancellable: boolean }>, finished: Array<{ jobId: string, outcome: string }> }
+interface SwarmJobs { running: Array<{ jobId: string, here: boolean, client?: string, ops?: string[], inputName?: string, cancellable: boolean }>, finished: Array<{ jobId: string, outcome: string }> }
 
 async function until (check: () => boolean | Promise<boolean>, what: string): Promise<void> {
   const started = performance.now()
@@ -45,6 +45,7 @@ test.serial('the dashboard\'s jobs: running ones with who may cancel them, the l
     const theirs = listed.running.find(j => !j.here)!
     t.is(mine.client, client.peerId.toString())
     t.deepEqual(mine.ops, ['blur'])
+    t.is(mine.inputName, 'noise-256x192-3-8-1.png')
     t.true(mine.cancellable, 'the operator of this page may cancel what this peer coordinates')
     t.false(theirs.cancellable, 'a page with no token cannot show another peer it is the operator')
 

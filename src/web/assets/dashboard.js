@@ -36,7 +36,7 @@ function render (s, swarmJobs) {
       el('td', {}, j.leases !== undefined ? j.leases.expired : '-'),
       el('td', {}, ...Object.entries(j.byPeer ?? {}).map(([p, n]) => el('span', { title: p, style: { color: colourOf(p), marginRight: '8px' } }, `${shortId(p)}: ${n}`))),
       j.client !== undefined ? peerCell(j.client) : el('td', {}, '?'),
-      el('td', {}, j.inputBytes !== undefined ? bytes(j.inputBytes) : '?'),
+      el('td', {}, inputText(j)),
       el('td', {}, (j.ops ?? []).join(', ')),
       el('td', {}, j.cancellable ? cancelButton(j.jobId) : ''))
   }))
@@ -45,7 +45,7 @@ function render (s, swarmJobs) {
     el('td', {}, f.jobId),
     el('td', {}, f.kind),
     peerCell(f.client),
-    el('td', {}, f.inputBytes !== undefined ? bytes(f.inputBytes) : '?'),
+    el('td', {}, inputText(f)),
     el('td', {}, (f.ops ?? []).join(', ')),
     el('td', { class: f.outcome === 'done' ? '' : 'error' }, f.outcome),
     el('td', {}, `${f.done}/${f.total}`),
@@ -53,6 +53,8 @@ function render (s, swarmJobs) {
     el('td', {}, `${seconds(f.endedS)} ago`))))
   scaling(s.scaling)
 }
+
+const inputText = j => [j.inputName, j.inputBytes !== undefined ? bytes(j.inputBytes) : undefined].filter(x => x !== undefined).join(' ') || '?'
 
 /** The operator's Cancel: the job's coordinator ends it (this peer's, or another asked with this page's token). */
 function cancelButton (jobId) {
