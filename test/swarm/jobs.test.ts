@@ -1,9 +1,13 @@
 import test from 'ava'
-import { access } from 'node:fs/promises'
+import { access, mkdir, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Cluster } from '../../sim/cluster.ts'
 import { cancelJob, listJobs, watchJob, type JobsConnection } from '../../src/client/jobs.ts'
 import { formatJobs } from '../../src/client/jobs-format.ts'
+import { submitBatch } from '../../src/client/batch.ts'
+import { planBatch } from '../../src/client/batch-plan.ts'
+import { parseOps, processFile, resolvePipeline } from '../../src/imaging/index.ts'
+import type { ImageProcessor } from '../../src/worker/batch-lane.ts'
 import { requestFromFlags } from '../../src/client/options.ts'
 import type { WatchEvent } from '../../src/client/progress.ts'
 import { submitToSwarm } from '../../src/client/submit.ts'
@@ -114,6 +118,41 @@ test.serial('watch follows a job that ends well to its end', async t => {
     t.is(ended.outcome, 'done')
     t.like(events.at(-1), { event: 'ended', outcome: 'done' })
     t.true(events.some(e => e.event === 'progress'))
+  } finally {
+    release()
+    await client.stop()
+    await cluster.stop()
+  }
+})
+
+test.serial('a batch cancelled by its submitter: its coordinator ends it, every lease freed within a second, the client stops with one line; what was written stays', async t => {
+  const { promise: released, resolve: release } = Promise.withResolvers<void>()
+  // Two images go through; the rest wait until the test ends.
+  let started = 0
+  const processImage: ImageProcessor = async (file, steps, options) => {
+    if (++started > 2) await released
+    return await processFile(file, steps, options)
+  }
+  const cluster = await Cluster.start(2, { processImage, leaseMs: 5000 })
+  const client = await createClientNode()
+  try {
+    const [coordinator] = cluster.peers as [SwarmPeer]
+    const dir = await tempDir()
+    const root = join(dir, 'in')
+    await mkdir(root)
+    for (let i = 0; i < 6; i++) await noisePng(root, 64, 48, { channels: 3, depth: 8 }, i + 1)
+    const out = join(dir, 'out')
+    const batch = submitBatch({ plan: await planBatch([root], out, { recursive: false }), steps: resolvePipeline(parseOps('invert')), quality: 90, skipExisting: false }, { peer: coordinator.addrs()[0]!, node: client })
+    batch.catch(() => {})
+    await within(() => held(cluster.peers) > 0 && started > 2, 20_000, 'the batch under way, leases held')
+    const listed = await listJobs({ node: client, peer: coordinator.addrs()[0]! })
+    const job = listed.jobs.find(j => j.kind === 'batch')!
+    t.is(job.client, client.peerId.toString())
+    await cancelJob({ node: client, peer: coordinator.addrs()[0]! }, job.jobId)
+    await within(() => held(cluster.peers) === 0, 1000, 'every lease of the cancelled batch freed')
+    await t.throwsAsync(batch, { instanceOf: JobCancelledError, message: /cancelled by its submitter/ })
+    t.true((await readdir(out).catch(() => [])).length <= 2, 'no image after the cancel is written')
+    t.like((await listJobs({ node: client, peer: coordinator.addrs()[0]! })).finished?.find(f => f.jobId === job.jobId), { kind: 'batch', outcome: 'cancelled' })
   } finally {
     release()
     await client.stop()
