@@ -64,7 +64,10 @@ export class SubmitService implements Startable {
     const host = [...this.hosts.keys()].find(h => h.jobId === jobId)
     if (host === undefined) throw new UnknownJobError(`no job ${jobId} runs on this peer (it ended, or another peer coordinates it: tileswarm jobs lists them)`)
     const submitter = host.status().client
-    if (!by.operator && by.peer !== submitter) throw new CancelRefusedError(`job ${jobId} may be cancelled only by its submitter (${shortId(submitter)}) or this peer's operator (--http-token); you are ${shortId(by.peer)}`)
+    if (!by.operator && by.peer !== submitter) {
+      this.c.log(`job ${jobId}: a cancel from ${shortId(by.peer)} refused (neither its submitter nor the operator)`)
+      throw new CancelRefusedError(`job ${jobId} may be cancelled only by its submitter (${shortId(submitter)}) or this peer's operator (--http-token); you are ${shortId(by.peer)}`)
+    }
     this.c.log(`job ${jobId}: cancelled by ${by.operator ? 'the operator' : `its submitter ${shortId(by.peer)}`}`)
     host.cancel(new JobCancelledError(`job ${jobId} was cancelled by ${by.operator ? 'the operator' : 'its submitter'}`))
   }
