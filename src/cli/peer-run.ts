@@ -27,7 +27,7 @@ export async function runPeer (flags: PeerFlags, command: Command, context: CliC
   const log = logger.log
   // Loaded for a peer only: a submit (or --help) starts without the swarm's modules.
   const { SwarmPeer } = await import('../swarm/peer.ts')
-  const peer = await SwarmPeer.start({ ...options, swarmKey: access.swarmKey, allowSubmit: access.allowSubmit, log, ...context.compute })
+  const peer = await SwarmPeer.start({ ...options, swarmKey: access.swarmKey, allowSubmit: access.allowSubmit, ...(access.httpToken !== undefined ? { operatorToken: access.httpToken } : {}), log, ...context.compute })
   logger.setPeer(peer.peerId)
   const page = await startPage({ flags, access, peer, log, web, httpGiven: command.getOptionValueSource('http') !== 'default' })
   stopOnSignals(peer, page, log, context.reporting)

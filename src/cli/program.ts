@@ -3,13 +3,16 @@ import { InvalidParameterError } from '../common/errors.ts'
 import { VERSION } from '../common/version.ts'
 import { COMMAND_NAMES, DEFAULT_COMMAND, type CommandName } from './commands.ts'
 import type { CliContext, PeerCompute } from './context.ts'
+import { cancelCommand } from './cancel-command.ts'
 import { httpTokenCommand } from './http-token-command.ts'
 import { idCommand } from './id-command.ts'
+import { jobsCommand } from './jobs-command.ts'
 import { keygenCommand } from './keygen-command.ts'
 import { peerCommand } from './peer-command.ts'
 import { fail } from './report.ts'
 import { statusCommand } from './status-command.ts'
 import { submitCommand } from './submit-command.ts'
+import { watchCommand } from './watch-command.ts'
 import { fromVariable, misuse, plainUsageError } from './usage.ts'
 
 /** Each command's builder, one for every name in COMMAND_NAMES. */
@@ -17,6 +20,9 @@ const BUILDERS: Record<CommandName, (context: CliContext) => Command> = {
   peer: peerCommand,
   submit: submitCommand,
   status: statusCommand,
+  jobs: jobsCommand,
+  watch: watchCommand,
+  cancel: cancelCommand,
   'http-token': httpTokenCommand,
   keygen: keygenCommand,
   id: idCommand,

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { DEFAULT_MAX_UPLOAD_BYTES, MAX_TILE_BODY_BYTES } from '../common/defaults.ts'
-import { JobFailedError, TileswarmError, isUserFacing } from '../common/errors.ts'
+import { JobCancelledError, JobFailedError, TileswarmError, isUserFacing } from '../common/errors.ts'
 import { sharpLib } from '../imaging/pixels/sharp-lib.ts'
 import { PeerTries } from './attempts.ts'
 import type { BatchEvent, BatchRequest, BatchSummary } from './batch-events.ts'
@@ -107,7 +107,8 @@ async function sendTiled (tries: PeerTries, batch: { request: BatchRequest, sink
       emit({ event: 'image', input: item.input, output: sink.describe(item.output), width: done.width, height: done.height, bytes: done.bytes, by: Object.keys(done.tilesByPeer)[0] ?? '', recovered: false })
       counts.ok(batch.pixels.get(item) ?? 0, Object.keys(done.tilesByPeer))
     } catch (err) {
-      // One image that cannot be done; a swarm that cannot be reached ends the batch.
+      // One image that cannot be done; a swarm that cannot be reached, or a cancel, ends the batch.
+      if (err instanceof JobCancelledError) throw err
       if (!(err instanceof JobFailedError) && !(err instanceof TileswarmError && ['InvalidImageError', 'LimitExceededError'].includes(err.name))) throw err
       counts.failed(item.input, err)
     }

@@ -15,18 +15,24 @@ export function estimate (done: number, total: number, elapsedMs: number): strin
 
 export type Mode = 'json' | 'tty' | 'plain'
 
+/** What `tileswarm watch` says of a job it follows: found, its progress (as submit's), its end. */
+export type WatchEvent =
+  | { event: 'watching', jobId: string, kind: 'tiles' | 'batch', coordinator: string, done: number, total: number }
+  | Extract<SubmitEvent, { event: 'progress' }>
+  | { event: 'ended', jobId: string, outcome: 'done' | 'failed' | 'cancelled', ms: number }
+
 /**
  * How submit shows a job: a bar on a terminal, plain lines otherwise, JSON
  * lines with --json. Everything but JSON goes to stderr; stdout gets the result line.
  */
-export function progressReporter (mode: Mode, write: (line: string) => void = line => { process.stderr.write(line + '\n') }, now: () => number = () => performance.now()): (event: SubmitEvent) => void {
+export function progressReporter (mode: Mode, write: (line: string) => void = line => { process.stderr.write(line + '\n') }, now: () => number = () => performance.now()): (event: SubmitEvent | WatchEvent) => void {
   if (mode === 'json') return event => { process.stdout.write(JSON.stringify(event) + '\n') }
   const view = new JobProgress(mode === 'tty', write, now)
   return event => { view.show(event) }
 }
 
 /** Events said once the tiles are in, or of a coordinator left behind: the bar goes first. */
-const ENDS_THE_BAR = new Set<SubmitEvent['event']>(['encoding', 'receiving', 'passed', 'lost', 'done'])
+const ENDS_THE_BAR = new Set<(SubmitEvent | WatchEvent)['event']>(['encoding', 'receiving', 'passed', 'lost', 'done', 'ended'])
 
 /** One job's events as a person reads them: a line each, and the tiles as a bar or a line now and then. */
 class JobProgress {
@@ -45,7 +51,7 @@ class JobProgress {
     this.now = now
   }
 
-  show (event: SubmitEvent): void {
+  show (event: SubmitEvent | WatchEvent): void {
     if (ENDS_THE_BAR.has(event.event)) this.stopBar()
     switch (event.event) {
       case 'connected': return this.write(`connected to ${event.peer} as ${event.client}`)
@@ -61,26 +67,39 @@ class JobProgress {
       case 'recovered': return this.write(`${event.tiles} of ${event.total} tiles recovered from the peers that finished them; the rest are computed again`)
       case 'excluded': return this.write(`excluded peer ${event.peer}: ${event.wrong > 0 ? 'its result lost a vote against other peers\'' : 'caught giving wrong results in an earlier job'}; what it delivered is computed again`)
       case 'done': return
+      case 'watching': return this.watching(event)
+      case 'ended': return this.write(`job ${event.jobId}: ${event.outcome} after ${(event.ms / 1000).toFixed(1)} s`)
     }
+  }
+
+  /** A job followed from elsewhere: its bar starts where the job is. */
+  private watching (event: Extract<WatchEvent, { event: 'watching' }>): void {
+    this.write(`job ${event.jobId}: ${event.kind === 'batch' ? 'a batch' : 'a tiled job'} coordinated by ${event.coordinator}, ${event.done}/${event.total} done`)
+    this.startBar(event.total, event.done, event.kind === 'batch' ? 'images' : 'tiles')
   }
 
   private accepted (event: Extract<SubmitEvent, { event: 'accepted' }>): void {
     for (const note of event.notes) this.write(`note: ${note}`)
     this.write(`job ${event.jobId}: ${event.width}x${event.height} in ${plural(event.tiles, 'tile')} of ${event.tileSize} px (halo ${event.halo})${event.phases > 1 ? `, ${event.phases} phases` : ''}`)
+    // Progress counts the tiles of every phase.
+    this.startBar(event.tiles * event.phases, 0, 'tiles')
+  }
+
+  private startBar (total: number, done: number, units: string): void {
     this.started = this.now()
     if (!this.tty) return
     this.bar = new cliProgress.SingleBar({
-      format: 'tiles {bar} {value}/{total} | {rate} tiles/s | ETA {left} | {peers}{checks}',
+      format: `${units} {bar} {value}/{total} | {rate} ${units}/s | ETA {left} | {peers}{checks}`,
       stream: process.stderr,
       hideCursor: true,
     }, cliProgress.Presets.shades_classic)
-    // Progress counts the tiles of every phase.
-    this.bar.start(event.tiles * event.phases, 0, { rate: '--', left: '--', peers: 'waiting for peers', checks: '' })
+    this.bar.start(total, done, { rate: '--', left: '--', peers: 'waiting for peers', checks: '' })
   }
 
   private progress (event: Extract<SubmitEvent, { event: 'progress' }>): void {
     const elapsed = this.now() - this.started
     if (this.bar !== undefined) {
+      if (event.total !== this.bar.getTotal()) this.bar.setTotal(event.total)
       this.bar.update(event.done, { rate: elapsed >= RATE_SHOWN_AFTER_MS ? (event.done / elapsed * 1000).toFixed(1) : '--', left: estimate(event.done, event.total, elapsed), peers: event.workers === 0 ? 'waiting for peers' : plural(event.workers, 'peer'), checks: event.verify !== undefined ? ` | ${checksText(event.verify)}` : '' })
     } else if (event.done !== this.lastDone && (this.now() - this.lastPlain > PLAIN_PROGRESS_LINE_MS || event.done === event.total)) {
       this.lastPlain = this.now()

@@ -1,7 +1,7 @@
 import type { Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { BUSY_ROUND_STEP_MS, DEFAULT_BUSY_ROUNDS } from '../common/defaults.ts'
-import { JobFailedError, NetworkError, PeerBusyError, TryEndedError, oneLine, type TryEnding } from '../common/errors.ts'
+import { JobCancelledError, JobFailedError, NetworkError, PeerBusyError, TryEndedError, oneLine, type TryEnding } from '../common/errors.ts'
 import { isLoopback, parsePeerAddress } from '../net/address.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { createClientNode } from '../net/node.ts'
@@ -21,6 +21,8 @@ const PASS_ON = new Set(['PeerBusyError', 'PeerLeavingError', 'SubmitRefusedErro
 /** A peer's error reply: a TryEndedError (try another peer; lost, if it had `accepted` the work) or the job's own failure. */
 export function refusal (reply: { name: string, message: string }, options: { accepted: boolean }): TryEndedError | JobFailedError {
   const reason = reply.message
+  // Cancelled by its submitter or the operator: over, not to be tried elsewhere.
+  if (reply.name === JobCancelledError.name) return new JobCancelledError(reason)
   if (!PASS_ON.has(reply.name)) return new JobFailedError(reason)
   if (options.accepted) return new TryEndedError({ kind: 'lost', reason })
   return new TryEndedError(reply.name === 'PeerBusyError' ? { kind: 'busy', reason } : { kind: 'refused', reason })

@@ -1,7 +1,8 @@
+import { basename } from 'node:path'
 import { DEFAULT_MAX_UPLOAD_BYTES, RECEIVING_EVENT_MS, SUBMIT_IDLE_MS } from '../common/defaults.ts'
 import { LimitExceededError, ProtocolError } from '../common/errors.ts'
 import { toSpecs } from '../imaging/index.ts'
-import { PROTOCOL_VERSION } from '../protocol/constants.ts'
+import { MAX_INPUT_NAME_CHARS, PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { SubmitResult, SubmitServerMessage } from '../protocol/messages.ts'
 import type { VerifyFigures, VerifyLevel } from '../protocol/verify-level.ts'
 import { PeerTries, type Attempt, type SubmitClientWire, type SwarmConnectOptions } from './attempts.ts'
@@ -46,7 +47,8 @@ export interface SwarmSubmitOptions extends SwarmConnectOptions {
 }
 
 /** One image to send: a file, or its bytes; written to `output` if one is given. */
-export type SubmitRequest = JobRequest | (Omit<JobRequest, 'input' | 'output'> & { input: string | Uint8Array, output?: string })
+/** `name`: what job lists call an input given as bytes (a file's input is named by its path). */
+export type SubmitRequest = JobRequest | (Omit<JobRequest, 'input' | 'output'> & { input: string | Uint8Array, output?: string, name?: string })
 
 /**
  * Sends a job to a peer, follows its progress, writes the result. The
@@ -145,6 +147,7 @@ class ImageJob {
       ...(this.tileSize !== undefined ? { tileSize: this.tileSize } : {}),
       ...(this.options.verify !== undefined ? { verify: this.options.verify } : {}),
       ...(resume !== undefined ? { resume } : {}),
+      ...inputNameOf(this.request),
     })
     const admission = (await receive()).message
     if (admission.type === 'error') throw refusal(admission, { accepted: false })
@@ -213,4 +216,12 @@ class ImageJob {
       this.emit({ event: 'excluded', peer, wrong })
     }
   }
+}
+
+/** The input's file name for job lists, if it has one that fits the wire. */
+function inputNameOf (request: SubmitRequest): { name?: string } {
+  const name = typeof request.input === 'string' ? basename(request.input) : 'name' in request ? request.name : undefined
+  if (name === undefined) return {}
+  const shown = name.replace(/[\x00-\x1f\x7f/\\]/g, '_').slice(0, MAX_INPUT_NAME_CHARS)
+  return shown.length > 0 ? { name: shown } : {}
 }

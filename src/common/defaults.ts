@@ -127,6 +127,12 @@ export const RECEIVING_EVENT_MS = 200
 export const PLAIN_PROGRESS_LINE_MS = 1000
 /** Rates and times left are shown once this much time has passed (before, they are noise). */
 export const RATE_SHOWN_AFTER_MS = 1000
+/** `tileswarm watch` asks the job's coordinator how it goes this often (its status view is cheap). */
+export const WATCH_POLL_MS = 500
+
+// Jobs listed and cancelled.
+/** Jobs ended on a peer are listed (`tileswarm jobs`, the dashboard) this long after they end. */
+export const FINISHED_JOBS_KEPT_MS = 60 * 60_000
 
 // The web page.
 /** Jobs the page sent are kept for their results this long after they end, and no more than this many; ended ones are swept this often. */

@@ -77,7 +77,22 @@ export class SubmitRefusedError extends TileswarmError {
 
 /** The job failed at its coordinator; the message is the coordinator's. */
 export class JobFailedError extends TileswarmError {
-  static override readonly name = 'JobFailedError'
+  static override readonly name: string = 'JobFailedError'
+}
+
+/** The job was cancelled (`tileswarm cancel`, the dashboard) by its submitter or the operator: it wrote nothing. */
+export class JobCancelledError extends JobFailedError {
+  static override readonly name = 'JobCancelledError'
+}
+
+/** A cancel asked by someone who may not: neither the job's submitter nor the coordinator's operator (its page's token). */
+export class CancelRefusedError extends TileswarmError {
+  static override readonly name = 'CancelRefusedError'
+}
+
+/** No job by that id is known where it was asked for. */
+export class UnknownJobError extends TileswarmError {
+  static override readonly name = 'UnknownJobError'
 }
 
 /** A job's client hung up: the job is cancelled, not failed. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { repeat } from '../common/clock.ts'
 import { BATCH_WINDOW_BYTES, BATCH_WINDOW_IMAGES, COLLECT_WINDOW_MS, PROGRESS_HEARTBEAT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES, UPLOAD_IDLE_MS } from '../common/defaults.ts'
-import { InvalidImageError, ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
+import { InvalidImageError, type JobCancelledError, ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
 import type { OutputFormat, Step } from '../imaging/index.ts'
 import { inputDigest } from './inputs.ts'
 import { shortId } from '../common/log.ts'
@@ -80,6 +80,7 @@ export class BatchHost implements Hosted {
       jobId: this.jobId,
       kind: 'batch',
       client: this.hosted.client,
+      ops: this.spec.steps.map(s => s.operation.name),
       startedAt: this.hosted.startedAt,
       phase: 'images',
       done: this.tally.resolved,
@@ -96,6 +97,10 @@ export class BatchHost implements Hosted {
 
   leave (reason: Error): void {
     this.hosted.leave(reason)
+  }
+
+  cancel (reason: JobCancelledError): void {
+    this.hosted.cancel(reason)
   }
 
   async run (wire: SubmitServerWire): Promise<JobOutcome> {

@@ -4,6 +4,7 @@ import { shortId } from '../common/log.ts'
 import { sizeText } from '../common/units.ts'
 import { encodeImage, freeBuffer, pipelineRadius, processFile, toSpecs, type OutputFormat, type ProcessedFile, type RawImage, type Step } from '../imaging/index.ts'
 import { startAnnouncing } from './announcing.ts'
+import type { JobCancelledError } from '../common/errors.ts'
 import { ClientProgress } from './client-progress.ts'
 import { JobCoordinator } from './coordinator.ts'
 import { HostedRun, type SubmitServerWire } from './hosted-run.ts'
@@ -18,6 +19,8 @@ import { verifyText, type VerifyLevel } from '../protocol/verify-level.ts'
 /** What the client asked for, checked. */
 export interface JobSpec {
   steps: Step[]
+  /** The input file's name, for job lists. */
+  name?: string
   /** Chosen per job (autoTileSize) when unset. */
   tileSize?: number
   format: OutputFormat
@@ -69,6 +72,8 @@ export class JobHost implements Hosted {
       jobId: this.jobId,
       kind: 'tiles',
       client: this.hosted.client,
+      ops: this.spec.steps.map(s => s.operation.name),
+      ...(this.spec.name !== undefined ? { name: this.spec.name } : {}),
       startedAt: this.hosted.startedAt,
       phase: last?.phase ?? 'decoding',
       done: last?.done ?? 0,
@@ -85,6 +90,10 @@ export class JobHost implements Hosted {
   /** This peer is leaving: the job ends, and the client is told why. */
   leave (reason: Error): void {
     this.hosted.leave(reason)
+  }
+
+  cancel (reason: JobCancelledError): void {
+    this.hosted.cancel(reason)
   }
 
   /** Runs the job to its end; whatever happens, the client is told. */
@@ -127,7 +136,8 @@ export class JobHost implements Hosted {
     this.progress.report({ type: 'progress', phase: 'tiles', done: 0, total: tiles, workers: 1 })
     const processed = await processing
     const encoded = processed.data
-    if (this.hosted.leaving !== undefined) throw this.hosted.leaving
+    const interrupted = this.hosted.interrupted
+    if (interrupted !== undefined) throw interrupted
     this.progress.report({ type: 'progress', phase: 'sending', done: tiles, total: tiles, workers: 1 })
     const processedAt = this.c.clock.now()
     await wire.send({ type: 'result', width: processed.width, height: processed.height, tilesByPeer: { [this.c.peerId]: tiles }, leases: { granted: 0, expired: 0, released: 0, duplicates: 0, speculated: 0, recovered: 0 } }, encoded)

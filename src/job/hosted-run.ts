@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { ClientGoneError, LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
+import { ClientGoneError, JobCancelledError, LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
 import { shortId } from '../common/log.ts'
 import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 import type { SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
@@ -36,6 +36,8 @@ export class HostedRun {
   readonly over = new AbortController()
   /** Why this peer is leaving, once it is: the job ends with it. */
   leaving: Error | undefined
+  /** Who cancelled the job, once someone has: it ends with that. */
+  private cancelled: JobCancelledError | undefined
   /** Taken on: a failure before it is a refusal. */
   accepted = false
   private readonly c: ShellComponents
@@ -59,10 +61,20 @@ export class HostedRun {
     this.work?.cancel(reason)
   }
 
-  /** The job's coordinator is made: this peer leaving ends it, and the swarm hears when the job ends. */
+  /** Its submitter or the operator cancelled it: the job ends now, its leases released, and its client hears why. */
+  cancel (reason: JobCancelledError): void {
+    this.cancelled ??= reason
+    this.work?.cancel(reason)
+  }
+
+  /** Why the job must end before its time (this peer leaving, or a cancel), if it must. */
+  get interrupted (): Error | undefined { return this.leaving ?? this.cancelled }
+
+  /** The job's coordinator is made: this peer leaving (or a cancel) ends it, and the swarm hears when the job ends. */
   adopt (work: HostedWork): void {
     this.work = work
-    if (this.leaving !== undefined) work.cancel(this.leaving)
+    const reason = this.interrupted
+    if (reason !== undefined) work.cancel(reason)
   }
 
   /** Workers may reach the job's coordinator now; the peer's events hear of it. */
@@ -80,7 +92,7 @@ export class HostedRun {
     this.wire = wire
     let outcome: JobOutcome = 'failed'
     try {
-      if (this.leaving !== undefined) throw this.leaving
+      if (this.interrupted !== undefined) throw this.interrupted
       await body()
       outcome = 'done'
     } catch (err) {
@@ -129,7 +141,7 @@ export class HostedRun {
     this.work?.cancel(e)
     // Leaving: the client resumes the job elsewhere, so it hears who is there.
     if (e === this.leaving) await this.tellPeers({ always: true })
-    const outcome = e instanceof ClientGoneError || e === this.leaving ? 'cancelled' : 'failed'
+    const outcome = e instanceof ClientGoneError || e instanceof JobCancelledError || e === this.leaving ? 'cancelled' : 'failed'
     const which = `${this.noun} ${this.jobId} from ${shortId(this.client)}`
     if (!(e instanceof TileswarmError)) this.c.log(`${which}: failed: ${e.stack ?? e.message}`, 'error')
     else this.c.log(`${which}: ${outcome === 'cancelled' ? 'cancelled' : this.accepted ? 'failed' : 'refused'}: ${oneLine(e.message)}`, outcome === 'failed' && this.accepted ? 'warn' : 'info')

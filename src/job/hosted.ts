@@ -1,4 +1,5 @@
 import type { Clock } from '../common/clock.ts'
+import type { JobCancelledError } from '../common/errors.ts'
 import type { Log } from '../common/log.ts'
 import type { JobRef } from '../protocol/job-ref.ts'
 import type { JobsTopicMessage } from '../protocol/messages.ts'
@@ -57,6 +58,10 @@ export interface HostedJob {
   kind: 'tiles' | 'batch'
   /** The submitting client's peer id. */
   client: string
+  /** The pipeline's operations, by name. */
+  ops: string[]
+  /** The input file's name, if the client said it. */
+  name?: string
   startedAt: number
   /** Where it is: decoding, tiles (or a batch's images), encoding, sending. */
   phase: string
@@ -78,4 +83,6 @@ export interface Hosted {
   readonly jobId: string
   status: () => HostedJob
   leave: (reason: Error) => void
+  /** Its submitter or the operator ends it: its leases are released, its client told, nothing written. */
+  cancel: (reason: JobCancelledError) => void
 }

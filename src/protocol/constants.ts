@@ -39,6 +39,12 @@ export const MAX_PLACED_TOLD = 4096
 /** Peers and jobs a status names, at most, and peers a scaling view names as started by its hook. */
 export const MAX_STATUS_PEERS = 1024
 export const MAX_STATUS_JOBS = 1024
+/** Jobs ended on a peer that its status names (the last hour's, newest first), at most. */
+export const MAX_FINISHED_JOBS = 256
+/** An operator's token on the wire (a page's token is 16 to a few dozen characters). */
+export const MAX_TOKEN_CHARS = 256
+/** An input file's name as a job carries it (for lists only), at most. */
+export const MAX_INPUT_NAME_CHARS = 255
 /** Scaling decisions a status keeps, newest first, and the peers one names. */
 export const MAX_SCALE_DECISIONS = 20
 export const MAX_DECISION_PEERS = 64

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MAX_ADDRS, MAX_DECISION_PEERS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_IMAGE_SIDE_PX, MAX_PEERS_TOLD, MAX_PIPELINE_STEPS, MAX_PLACED_TOLD, MAX_QUALITY, MAX_SCALE_DECISIONS, MAX_STATUS_JOBS, MAX_STATUS_PEERS, MIN_QUALITY, OUTPUT_FORMATS, PROTOCOL_VERSION } from './constants.ts'
+import { MAX_ADDRS, MAX_DECISION_PEERS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_IMAGE_SIDE_PX, MAX_PEERS_TOLD, MAX_PIPELINE_STEPS, MAX_PLACED_TOLD, MAX_QUALITY, MAX_SCALE_DECISIONS, MAX_FINISHED_JOBS, MAX_INPUT_NAME_CHARS, MAX_STATUS_JOBS, MAX_STATUS_PEERS, MAX_TOKEN_CHARS, MIN_QUALITY, OUTPUT_FORMATS, PROTOCOL_VERSION } from './constants.ts'
 
 /**
  * Every message on every topic and protocol, as a schema. Nothing is acted on
@@ -23,6 +23,8 @@ const quality = z.number().int().min(MIN_QUALITY).max(MAX_QUALITY)
 const jobKey = z.string().regex(/^[0-9a-f]{64}$/)
 const peerRef = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS) }).strict()
 const v = z.literal(PROTOCOL_VERSION)
+/** An input file's name, shown in job lists: printable, no path. */
+const inputName = z.string().min(1).max(MAX_INPUT_NAME_CHARS).regex(/^[^\x00-\x1f\x7f/\\]+$/)
 
 // Gossip: metadata only.
 export const JobAnnouncement = z.object({
@@ -55,8 +57,9 @@ const verifyFigures = z.object({
   checked: count, disagreements: count, extra: count, replaced: count, skipped: count,
   excluded: z.record(peerId, count).refine(r => Object.keys(r).length <= MAX_PEERS_TOLD, `at most ${MAX_PEERS_TOLD} peers excluded are named`),
 }).strict()
+/** `name`: the input file's name, for job lists (`tileswarm jobs`, the dashboard). */
 export const SubmitMessage = z.object({
-  type: z.literal('submit'), v, ops, format: outputFormat, quality, bytes: bodyBytes, tileSize: dim.optional(), verify: verifyLevel.optional(), resume: resume.optional(),
+  type: z.literal('submit'), v, ops, format: outputFormat, quality, bytes: bodyBytes, tileSize: dim.optional(), verify: verifyLevel.optional(), resume: resume.optional(), name: inputName.optional(),
 }).strict()
 export const UploadMessage = z.object({ type: z.literal('upload'), bodyBytes }).strict()
 /**
@@ -161,13 +164,24 @@ export type Task = z.infer<typeof Task>
 // Status protocol: one request, one answer: the swarm as the peer sees it (the body, JSON).
 /** `detail`: jobs elsewhere with their coordinators' own figures (the peer asks them; they are not asked for detail in turn). */
 export const StatusRequest = z.object({ type: z.literal('status'), v, detail: z.boolean().optional() }).strict()
+/** Ends a job this peer coordinates: allowed to the connection that submitted it, or with the operator's token (its web page's). */
+export const CancelRequest = z.object({ type: z.literal('cancel'), v, jobId: id, token: z.string().min(1).max(MAX_TOKEN_CHARS).optional() }).strict()
+export const StatusClientMessage = z.discriminatedUnion('type', [StatusRequest, CancelRequest])
 export const StatusReply = z.object({ type: z.literal('status'), bodyBytes }).strict()
-export const StatusServerMessage = z.discriminatedUnion('type', [StatusReply, ErrorMessage])
+/** The job is cancelled: its leases are released and its client told. */
+export const CancelReply = z.object({ type: z.literal('cancelled'), jobId: id }).strict()
+export const StatusServerMessage = z.discriminatedUnion('type', [StatusReply, CancelReply, ErrorMessage])
 const leaseCounts = z.object({ granted: count, expired: count, released: count }).strict()
 /** A job as a peer sees it: one it coordinates (`here`, with its leases), or one another peer announced. */
 export const JobView = z.object({
   jobId: id, kind: z.enum(['tiles', 'batch']), coordinator: peerId, here: z.boolean(), phase: z.string().max(32), done: count, total: count, ageS: count,
   byPeer: z.record(peerId, count).optional(), leases: leaseCounts.optional(), client: peerId.optional(), lastHeardS: count.optional(),
+  ops: z.array(z.string().max(64)).max(MAX_PIPELINE_STEPS).optional(), inputBytes: bodyBytes.optional(), inputName: inputName.optional(), coordinatorAddrs: z.array(multiaddr).max(MAX_ADDRS).optional(),
+}).strict()
+/** A job that ended on the peer that coordinated it, in the last hour: how, and how long it ran. */
+export const FinishedJobView = z.object({
+  jobId: id, kind: z.enum(['tiles', 'batch']), client: peerId, outcome: z.enum(['done', 'failed', 'cancelled']), ms: count, endedS: count, done: count, total: count,
+  ops: z.array(z.string().max(64)).max(MAX_PIPELINE_STEPS).optional(), inputBytes: bodyBytes.optional(), inputName: inputName.optional(),
 }).strict()
 /**
  * Another peer as one sees it: whether it is connected now, seconds since it
@@ -189,8 +203,11 @@ export type PeerView = z.infer<typeof PeerView>
 export const SwarmStatus = z.object({
   v, peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), version: z.string().max(32), slots: count, upS: count, done: count, heldLeases: count, activeJobs: count,
   peers: z.array(PeerView).max(MAX_STATUS_PEERS), jobs: z.array(JobView).max(MAX_STATUS_JOBS), scaling: ScalingView.optional(),
+  finished: z.array(FinishedJobView).max(MAX_FINISHED_JOBS).optional(),
 }).strict()
 export type StatusRequest = z.infer<typeof StatusRequest>
+export type StatusClientMessage = z.infer<typeof StatusClientMessage>
+export type FinishedJobView = z.infer<typeof FinishedJobView>
 export type StatusServerMessage = z.infer<typeof StatusServerMessage>
 export type JobView = z.infer<typeof JobView>
 export type SwarmStatus = z.infer<typeof SwarmStatus>

@@ -1,7 +1,7 @@
 import type { z } from 'zod'
 import { ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
 import type { Channel, ReceiveOptions } from './framing.ts'
-import { StatusRequest, StatusServerMessage, SubmitClientMessage, SubmitServerMessage, TileClientMessage, TileServerMessage, type ErrorMessage } from './messages.ts'
+import { StatusClientMessage, StatusServerMessage, SubmitClientMessage, SubmitServerMessage, TileClientMessage, TileServerMessage, type ErrorMessage } from './messages.ts'
 
 /** What a sender writes: the schema's type, less the body length that framing adds. */
 export type Outgoing<T> = T extends unknown ? Omit<T, 'bodyBytes'> : never
@@ -49,5 +49,5 @@ export const submitServerWire = (channel: Channel): Wire<SubmitServerMessage, Su
 export const tileWorkerWire = (channel: Channel): Wire<TileClientMessage, TileServerMessage> => wire(channel, TileServerMessage, 'the coordinator')
 export const tileCoordinatorWire = (channel: Channel, worker: string): Wire<TileServerMessage, TileClientMessage> => wire(channel, TileClientMessage, `worker ${worker}`)
 /** The status protocol, seen from who asks and from the peer. */
-export const statusClientWire = (channel: Channel, from: string): Wire<StatusRequest, StatusServerMessage> => wire(channel, StatusServerMessage, from)
-export const statusServerWire = (channel: Channel, peer: string): Wire<StatusServerMessage, StatusRequest> => wire(channel, StatusRequest, `peer ${peer}`)
+export const statusClientWire = (channel: Channel, from: string): Wire<StatusClientMessage, StatusServerMessage> => wire(channel, StatusServerMessage, from)
+export const statusServerWire = (channel: Channel, peer: string): Wire<StatusServerMessage, StatusClientMessage> => wire(channel, StatusClientMessage, `peer ${peer}`)

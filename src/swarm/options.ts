@@ -48,6 +48,8 @@ export interface PeerOptions {
   swarmKey?: Uint8Array
   /** Peer ids allowed to submit jobs here; everyone in the swarm when unset. */
   allowSubmit?: Set<string>
+  /** The operator's token (the web page's, --http-token): whoever gives it may cancel any job coordinated here. */
+  operatorToken?: string
   /** Hooks that add peers when work waits and stop them when the swarm is idle. */
   scale?: ScaleOptions
   /** The peer whose scale-out hook started this one (said in hellos, so that peer's scale-in may stop this one). */

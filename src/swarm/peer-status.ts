@@ -17,7 +17,7 @@ export interface StatusSources {
   /** When the peer started, on `clock`. */
   startedAt: number
   worker: Pick<Worker, 'computed' | 'heldLeases'>
-  submissions: Pick<SubmitService, 'activeJobs' | 'jobs'>
+  submissions: Pick<SubmitService, 'activeJobs' | 'jobs' | 'history'>
   swarmJobs: Pick<SwarmJobs, 'view'>
   discovery: Pick<Discovery, 'view'>
   scaler: Pick<Scaler, 'view'> | undefined
@@ -38,6 +38,9 @@ export function peerStatus (s: StatusSources): SwarmStatus {
     byPeer: j.byPeer,
     leases: j.leases,
     client: j.client,
+    ops: j.ops,
+    inputBytes: j.bytesIn,
+    ...(j.name !== undefined ? { inputName: j.name } : {}),
   }))
   return {
     v: PROTOCOL_VERSION,
@@ -51,6 +54,7 @@ export function peerStatus (s: StatusSources): SwarmStatus {
     activeJobs: s.submissions.activeJobs,
     peers: s.discovery.view().slice(0, MAX_STATUS_PEERS),
     jobs: [...here, ...s.swarmJobs.view()].slice(0, MAX_STATUS_JOBS),
+    finished: s.submissions.history.view(),
     ...(s.scaler !== undefined ? { scaling: s.scaler.view() } : {}),
   }
 }

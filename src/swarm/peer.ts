@@ -85,7 +85,7 @@ export class SwarmPeer {
     this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, costs: this.costs, swarm: () => this.discovery.swarmView(), spread, connectedPeers: () => this.gossip.swarmPeers(), addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) }, trust: this.trust }, submitOptions(options, shared))
     this.scaler = this.scalerFor(options, shared)
     this.jobDetail = new JobDetail({ node, clock, log })
-    this.statusService = new StatusService({ node, openChannel, log, snapshot: async detail => detail ? await this.detailedStatus() : this.status() })
+    this.statusService = new StatusService({ node, openChannel, log, snapshot: async detail => detail ? await this.detailedStatus() : this.status(), cancel: (jobId, by) => { this.submissions.cancel(jobId, by) }, ...(options.operatorToken !== undefined ? { operatorToken: options.operatorToken } : {}) })
     this.metrics.watch({
       totals: () => this.submissions.totals(),
       peersConnected: () => this.gossip.swarmPeers(),

@@ -1,10 +1,11 @@
+import { timingSafeEqual } from 'node:crypto'
 import type { PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from 'libp2p'
 import type { Clock } from '../common/clock.ts'
 import { DEFAULT_DIAL_TIMEOUT_MS, MAX_INBOUND_STATUS_STREAMS, STATUS_REQUEST_WAIT_MS } from '../common/defaults.ts'
-import { NetworkError, ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
+import { CancelRefusedError, NetworkError, ProtocolError, TileswarmError, UnknownJobError, oneLine } from '../common/errors.ts'
 import { explainDialFailure } from '../net/probe.ts'
 import { shortId, type Log } from '../common/log.ts'
 import { openStream } from '../net/dial.ts'
@@ -67,23 +68,41 @@ export class SwarmJobs {
         this.jobs.delete(jobId)
         continue
       }
-      out.push({ jobId, kind: msg.kind, coordinator: msg.coordinator, here: false, phase: msg.kind === 'batch' ? 'images' : 'tiles', done: msg.done, total: msg.tiles, ageS: Math.round((now - firstAt) / 1000), lastHeardS: Math.round((now - at) / 1000) })
+      out.push({ jobId, kind: msg.kind, coordinator: msg.coordinator, here: false, phase: msg.kind === 'batch' ? 'images' : 'tiles', done: msg.done, total: msg.tiles, ageS: Math.round((now - firstAt) / 1000), lastHeardS: Math.round((now - at) / 1000), coordinatorAddrs: msg.addrs })
     }
     return out
   }
 }
 
-/** The status protocol's peer end: whoever may connect (the swarm key decides) may ask. */
+/** Who asks to cancel a job: the peer on the other end, and whether it gave the operator's token. */
+export interface CancelBy { peer: string, operator: boolean }
+
+export interface StatusServiceComponents {
+  node: Libp2p
+  openChannel: OpenChannel
+  log: Log
+  snapshot: (detail: boolean) => Promise<SwarmStatus>
+  /** Ends a job coordinated here, or throws why not (unknown, not allowed). */
+  cancel: (jobId: string, by: CancelBy) => void
+  /** The operator's token (the web page's): whoever gives it may cancel any job coordinated here. None: only submitters may. */
+  operatorToken?: string
+}
+
+/** The status protocol's peer end: whoever may connect (the swarm key decides) may ask; cancels are for submitters and the operator. */
 export class StatusService implements Startable {
   private readonly node: Libp2p
   private readonly openChannel: OpenChannel
   private readonly snapshot: (detail: boolean) => Promise<SwarmStatus>
+  private readonly cancel: (jobId: string, by: CancelBy) => void
+  private readonly operatorToken: string | undefined
   private readonly log: Log
 
-  constructor (components: { node: Libp2p, openChannel: OpenChannel, log: Log, snapshot: (detail: boolean) => Promise<SwarmStatus> }) {
+  constructor (components: StatusServiceComponents) {
     this.node = components.node
     this.openChannel = components.openChannel
     this.snapshot = components.snapshot
+    this.cancel = components.cancel
+    this.operatorToken = components.operatorToken
     this.log = components.log
   }
 
@@ -99,7 +118,12 @@ export class StatusService implements Startable {
     const wire = statusServerWire(this.openChannel(stream, { maxBodyBytes: 0 }, 'status-server'), peer)
     try {
       const { message } = await wire.receive({ timeoutMs: STATUS_REQUEST_WAIT_MS })
-      await wire.send({ type: 'status' }, Buffer.from(JSON.stringify(await this.snapshot(message.detail === true))))
+      if (message.type === 'cancel') {
+        this.cancel(message.jobId, { peer, operator: sameSecret(message.token, this.operatorToken) })
+        await wire.send({ type: 'cancelled', jobId: message.jobId })
+      } else {
+        await wire.send({ type: 'status' }, Buffer.from(JSON.stringify(await this.snapshot(message.detail === true))))
+      }
       await wire.channel.close()
     } catch (err) {
       if (!(err instanceof TileswarmError)) this.log(`status for ${shortId(peer)} failed: ${oneLine((err as Error).message)}`, 'debug')
@@ -107,6 +131,43 @@ export class StatusService implements Startable {
       await wire.channel.close().catch(() => {})
     }
   }
+}
+
+function sameSecret (given: string | undefined, token: string | undefined): boolean {
+  if (given === undefined || token === undefined) return false
+  const a = Buffer.from(given)
+  const b = Buffer.from(token)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+/**
+ * Asks the peer at `address` (its coordinator) to cancel a job: as this
+ * node's identity (the submitter's, if it submitted the job), or as the
+ * operator with `token`. Throws the peer's refusal as it came.
+ */
+export async function requestCancel (node: Libp2p, address: string, jobId: string, options: { token?: string, dialTimeoutMs?: number, swarmKey?: Uint8Array } = {}): Promise<void> {
+  const target = parsePeerAddress(address, '--peer')
+  const timeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
+  const wire = await statusWire(node, target, `the peer at ${address}`, timeoutMs, async err => {
+    throw new NetworkError(`cannot reach ${address}: ${await explainDialFailure(target, err, { swarmKey: options.swarmKey, dialTimeoutMs: timeoutMs })}`)
+  })
+  try {
+    await wire.send({ type: 'cancel', v: PROTOCOL_VERSION, jobId, ...(options.token !== undefined ? { token: options.token } : {}) })
+    const { message } = await wire.receive({ timeoutMs })
+    if (message.type === 'error') throw remoteError(message)
+    if (message.type !== 'cancelled') throw new ProtocolError(`the peer at ${address} answered a cancel with '${message.type}'`)
+    await wire.channel.close().catch(() => {})
+  } catch (err) {
+    wire.channel.abort(err instanceof Error ? err : new Error(String(err)))
+    throw err
+  }
+}
+
+/** A refusal as the peer named it, so a caller can branch on its class. */
+function remoteError (message: { name: string, message: string }): TileswarmError {
+  if (message.name === CancelRefusedError.name) return new CancelRefusedError(message.message)
+  if (message.name === UnknownJobError.name) return new UnknownJobError(message.message)
+  return new ProtocolError(message.message)
 }
 
 /** Asks the peer at `address` how it sees the swarm; `detail`: with its coordinators' figures for jobs elsewhere. */
@@ -120,16 +181,12 @@ export async function fetchStatus (node: Libp2p, address: string, options: { dia
 
 /** One status request on a stream of its own. */
 async function askStatus (node: Libp2p, target: Multiaddr | PeerId, who: string, timeoutMs: number, detail: boolean, unreachable: (err: Error) => Promise<never>): Promise<SwarmStatus> {
-  const stream = await openStream(node, target, STATUS_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) }).catch(async (err: Error) => {
-    // Answered, but not on this protocol: a peer of another version.
-    if (err.name === 'UnsupportedProtocolError') throw new NetworkError(`${who} does not speak ${STATUS_PROTOCOL} (another version of tileswarm?)`)
-    return await unreachable(err)
-  })
-  const wire = statusClientWire(new FramedChannel(stream, { maxBodyBytes: MAX_STATUS_BYTES }), who)
+  const wire = await statusWire(node, target, who, timeoutMs, unreachable)
   try {
     await wire.send({ type: 'status', v: PROTOCOL_VERSION, ...(detail ? { detail } : {}) })
     const { message, body } = await wire.receive({ timeoutMs })
     if (message.type === 'error') throw new ProtocolError(message.message)
+    if (message.type !== 'status') throw new ProtocolError(`${who} answered a status request with '${message.type}'`)
     let parsed: unknown
     try {
       parsed = JSON.parse((body ?? Buffer.alloc(0)).toString('utf8'))
@@ -142,6 +199,16 @@ async function askStatus (node: Libp2p, target: Multiaddr | PeerId, who: string,
     wire.channel.abort(err instanceof Error ? err : new Error(String(err)))
     throw err
   }
+}
+
+/** A stream of the status protocol to `target`. */
+async function statusWire (node: Libp2p, target: Multiaddr | PeerId, who: string, timeoutMs: number, unreachable: (err: Error) => Promise<never>): Promise<ReturnType<typeof statusClientWire>> {
+  const stream = await openStream(node, target, STATUS_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) }).catch(async (err: Error) => {
+    // Answered, but not on this protocol: a peer of another version.
+    if (err.name === 'UnsupportedProtocolError') throw new NetworkError(`${who} does not speak ${STATUS_PROTOCOL} (another version of tileswarm?)`)
+    return await unreachable(err)
+  })
+  return statusClientWire(new FramedChannel(stream, { maxBodyBytes: MAX_STATUS_BYTES }), who)
 }
 
 /** Coordinators asked for the figures of their jobs, at most, per view; a coordinator's answer serves for this long. */
@@ -187,14 +254,14 @@ export class JobDetail {
       ...status,
       jobs: status.jobs.map(j => {
         const full = j.here ? undefined : theirs.get(j.jobId)
-        return full === undefined ? j : { ...full, here: false, lastHeardS: 0 }
+        return full === undefined ? j : { ...full, here: false, lastHeardS: 0, ...(j.coordinatorAddrs !== undefined ? { coordinatorAddrs: j.coordinatorAddrs } : {}) }
       }),
     }
   }
 }
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`
-const ago = (s: number): string => s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`
+export const ago = (s: number): string => s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`
 
 /** The status as a person reads it: the peer, its peers, the jobs. */
 export function formatStatus (s: SwarmStatus): string {
@@ -233,7 +300,7 @@ export function formatStatus (s: SwarmStatus): string {
   return lines.join('\n')
 }
 
-function table (head: string[], rows: string[][]): string[] {
+export function table (head: string[], rows: string[][]): string[] {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i]!.length)))
   const line = (cells: string[]): string => '  ' + cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i]!)).join('  ')
   return [line(head), ...rows.map(line)]

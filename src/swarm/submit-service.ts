@@ -1,7 +1,7 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { whenAborted, type Clock } from '../common/clock.ts'
 import { MAX_INBOUND_SUBMIT_STREAMS, MAX_TILE_SIZE, MIN_TILE_SIZE, STOP_WAIT_MS, UPLOAD_IDLE_MS } from '../common/defaults.ts'
-import { LimitExceededError, PeerBusyError, PeerLeavingError, ProtocolError, SubmitRefusedError, TileswarmError, oneLine } from '../common/errors.ts'
+import { CancelRefusedError, JobCancelledError, LimitExceededError, PeerBusyError, PeerLeavingError, ProtocolError, SubmitRefusedError, TileswarmError, UnknownJobError, oneLine } from '../common/errors.ts'
 import { resolvePipeline, type OutputFormat } from '../imaging/index.ts'
 import { JobHost } from '../job/host.ts'
 import type { Hosted, HostedJob, JobHostComponents, JobLimits, JobOutcome } from '../job/hosted.ts'
@@ -9,6 +9,7 @@ import { BatchHost } from '../job/batch-host.ts'
 import { DEFAULT_VERIFY_FLOOR } from '../protocol/verify-level.ts'
 import type { SwarmNode } from '../net/node.ts'
 import { SUBMIT_PROTOCOL } from '../protocol/constants.ts'
+import { JobHistory } from './job-history.ts'
 import { errorReply, submitServerWire } from '../protocol/wire.ts'
 import type { OpenChannel } from './channels.ts'
 import { shortId } from '../common/log.ts'
@@ -45,10 +46,30 @@ export class SubmitService implements Startable {
   /** What jobs that ended here did, summed: with the running ones', the peer's counters. */
   private readonly ended: JobTotals = { units: 0, granted: 0, expired: 0, released: 0, bytesIn: 0, bytesOut: 0, checked: 0, disagreements: 0, extra: 0, excluded: 0 }
   private stopping = false
+  /** Jobs that ended here in the last hour. */
+  readonly history: JobHistory
 
   constructor (components: SubmitServiceComponents, options: SubmitServiceOptions) {
     this.c = components
     this.options = options
+    this.history = new JobHistory({ clock: components.clock })
+  }
+
+  /**
+   * Ends a job coordinated here, for its submitter (the peer that submitted
+   * it) or the operator; anyone else is refused. Its leases are released at
+   * once, its workers hear it is over, its client that it was cancelled.
+   */
+  cancel (jobId: string, by: { peer: string, operator: boolean }): void {
+    const host = [...this.hosts.keys()].find(h => h.jobId === jobId)
+    if (host === undefined) throw new UnknownJobError(`no job ${jobId} runs on this peer (it ended, or another peer coordinates it: tileswarm jobs lists them)`)
+    const submitter = host.status().client
+    if (!by.operator && by.peer !== submitter) {
+      this.c.log(`job ${jobId}: a cancel from ${shortId(by.peer)} refused (neither its submitter nor the operator)`)
+      throw new CancelRefusedError(`job ${jobId} may be cancelled only by its submitter (${shortId(submitter)}) or this peer's operator (--http-token); you are ${shortId(by.peer)}`)
+    }
+    this.c.log(`job ${jobId}: cancelled by ${by.operator ? 'the operator' : `its submitter ${shortId(by.peer)}`}`)
+    host.cancel(new JobCancelledError(`job ${jobId} was cancelled by ${by.operator ? 'the operator' : 'its submitter'}`))
   }
 
   /** Jobs this peer is taking on or coordinating now. */
@@ -89,6 +110,7 @@ export class SubmitService implements Startable {
       this.hosts.delete(host)
       const job = host.status()
       add(this.ended, job)
+      this.history.add(job, outcome, this.c.clock.now() - job.startedAt)
       this.c.events.dispatchEvent(new CustomEvent<JobEnded>('ended', { detail: { job, outcome, ms: this.c.clock.now() - job.startedAt } }))
     }
   }
@@ -123,7 +145,7 @@ export class SubmitService implements Startable {
       if (upload.type !== 'upload') throw new ProtocolError(`expected the upload, got ${upload.type}`)
       if ((body?.length ?? 0) !== request.bytes) throw new ProtocolError(`the upload is ${body?.length ?? 0} bytes, the submission said ${request.bytes}`)
       if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
-      const host = new JobHost(this.c, this.options, { steps, ...(tileSize !== undefined ? { tileSize } : {}), format: request.format as OutputFormat, quality: request.quality, verify: request.verify ?? DEFAULT_VERIFY_FLOOR, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, client)
+      const host = new JobHost(this.c, this.options, { steps, ...(tileSize !== undefined ? { tileSize } : {}), format: request.format as OutputFormat, quality: request.quality, verify: request.verify ?? DEFAULT_VERIFY_FLOOR, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}), ...(request.name !== undefined ? { name: request.name } : {}) }, client)
       await this.hold(host, host.run(wire, body ?? Buffer.alloc(0)))
     } catch (err) {
       // Refused before a job was taken on; a job's own end is its host's to report.

@@ -175,7 +175,7 @@ export class WebJobs {
 
   private async runImage (job: WebJob, file: Upload, container: string, format: OutputFormat | undefined, { steps, quality, verify }: Checked): Promise<void> {
     const out = format ?? formatFromPath(`x${EXTENSION[container] ?? '.png'}`) ?? 'png'
-    const done = await submitToSwarm({ steps, input: file.data, format: out, quality }, { peer: this.entry(), node: await this.client(), maxUploadBytes: file.data.length, ...(verify !== undefined ? { verify } : {}), onEvent: e => { this.emit(job, e) } })
+    const done = await submitToSwarm({ steps, input: file.data, name: safeStem(file.name), format: out, quality }, { peer: this.entry(), node: await this.client(), maxUploadBytes: file.data.length, ...(verify !== undefined ? { verify } : {}), onEvent: e => { this.emit(job, e) } })
     // Kept on disk, not in memory, for the hour it may be fetched.
     job.dir = await this.folder()
     const path = join(job.dir, 'result')

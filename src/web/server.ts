@@ -17,6 +17,7 @@ import { jobRoutes } from './job-routes.ts'
 import { WebJobs } from './jobs.ts'
 import { Pages } from './pages.ts'
 import { refuse } from './refuse.ts'
+import { swarmJobRoutes } from './swarm-job-routes.ts'
 
 export interface WebServerOptions {
   /** host:port; port 0 picks a free one. */
@@ -104,6 +105,7 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   app.get('/dashboard', pages.page('dashboard.html'))
   peerRoutes(app, { peer, canSubmit, maxUploadBytes: options.maxUploadBytes })
   jobRoutes(app, { jobs, canSubmit, maxUploadBytes: options.maxUploadBytes })
+  swarmJobRoutes(app, { peer, token: options.token, client: async () => await client.node(), ...(options.swarmKey !== undefined ? { swarmKey: options.swarmKey } : {}) })
   app.notFound(c => refuse(c, 404, 'NotFound', 'no such page'))
   app.onError((err, c) => {
     if (err instanceof TileswarmError) return refuse(c, err instanceof LimitExceededError ? 413 : err instanceof NetworkError || err instanceof PeerBusyError ? 503 : 400, err.name, err.message)

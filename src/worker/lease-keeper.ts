@@ -36,6 +36,11 @@ export class LeaseKeeper {
     this.stopRenewing = repeat(this.clock, RENEW_CHECK_MS, () => { this.renewDue() })
   }
 
+  /** The job is over (done, cancelled, its coordinator gone): its leases are nothing to renew or hand back. */
+  forgetJob (jobId: string): void {
+    for (const [leaseId, lease] of this.held) if (lease.link.ref.jobId === jobId) this.held.delete(leaseId)
+  }
+
   /** A claim whose grant is held (renewed, handed back on stop) from the moment it arrives. */
   claim (link: CoordinatorLink): Promise<ClaimReply> {
     const reply = link.claim().then(r => {

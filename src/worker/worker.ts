@@ -132,6 +132,8 @@ export class Worker implements Startable {
   }
 
   jobFinished (jobId: string): void {
+    // Its leases go now, not when a tile under way ends: a cancelled job holds nothing of this peer's.
+    this.keeper.forgetJob(jobId)
     const entry = this.jobs.get(jobId)
     if (entry !== undefined) entry.finished = true
     this.maybeClose(jobId)

@@ -13,7 +13,7 @@ test('the program has the listed commands, in their order, the first the default
 })
 
 test('a misspelt command is met with the listed ones', t => {
-  t.is(misuse(program(), ['stauts']), 'unknown command \'stauts\' (did you mean \'status\'?); commands: peer, submit, status, http-token, keygen, id')
+  t.is(misuse(program(), ['stauts']), 'unknown command \'stauts\' (did you mean \'status\'?); commands: peer, submit, status, jobs, watch, cancel, http-token, keygen, id')
   t.is(misuse(program(), ['--ops', 'blur']), '--ops is an option of submit, not of a peer: run \'tileswarm submit --ops blur\'')
   t.is(misuse(program(), ['submit', '--ops', 'blur']), undefined)
 })

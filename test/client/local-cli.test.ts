@@ -146,7 +146,7 @@ test('common mistakes get a hint, in one line', async t => {
   const dir = await tmp()
   const img = fixture('low-contrast.jpg')
   const cases: Array<[string[], RegExp]> = [
-    [['sumbit', '--task', 'invert'], /^tileswarm: unknown command 'sumbit' \(did you mean 'submit'\?\); commands: peer, submit, status, http-token, keygen, id$/],
+    [['sumbit', '--task', 'invert'], /^tileswarm: unknown command 'sumbit' \(did you mean 'submit'\?\); commands: peer, submit, status, jobs, watch, cancel, http-token, keygen, id$/],
     [['--task', 'invert', '-i', img], /^tileswarm: --task is an option of submit, not of a peer: run 'tileswarm submit --task invert -i /],
     // Two inputs are a batch: it goes to a folder or a zip.
     [['submit', '--local', '--task', 'invert', '-i', img, '--image_path', img, '-o', join(dir, 'o.png')], /a batch of images goes to a folder or a \.zip, not to .*o\.png/],

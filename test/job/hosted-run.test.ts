@@ -1,5 +1,5 @@
 import test from 'ava'
-import { JobFailedError, PeerLeavingError } from '../../src/common/errors.ts'
+import { JobCancelledError, JobFailedError, PeerLeavingError } from '../../src/common/errors.ts'
 import { memoryChannelPair, type Channel } from '../../src/protocol/framing.ts'
 import { MAX_PLACED_TOLD, PROTOCOL_VERSION } from '../../src/protocol/constants.ts'
 import type { JobsTopicMessage } from '../../src/protocol/messages.ts'
@@ -78,6 +78,24 @@ test('this peer leaving: the work is cancelled with its reason, the client hears
   t.deepEqual(messages[0], { type: 'peers', peers: [{ peerId: 'other', addrs: ['/ip4/10.0.0.2/tcp/1'] }], holders: [{ peerId: 'other', addrs: ['/ip4/10.0.0.2/tcp/1'] }] })
   t.like(messages[1], { type: 'error', name: 'PeerLeavingError' })
   t.regex(logs[0]!, /^batch .* from .*: cancelled: the coordinating peer is shutting down$/)
+  t.like(published[0], { type: 'finished', outcome: 'cancelled' })
+})
+
+test('a cancel (its submitter or the operator): the work ends with it, cancelled, the client told why and the swarm that it is over; one before the coordinator is made ends it as it is made', async t => {
+  const { hosted, wire, client, logs, published } = shell()
+  const reason = new JobCancelledError('job x was cancelled by its submitter')
+  const cancelled: Error[] = []
+  const outcome = await hosted.run(wire, async () => {
+    const { promise, reject } = Promise.withResolvers<void>()
+    hosted.cancel(reason)
+    hosted.adopt({ cancel: err => { cancelled.push(err); reject(err) }, holders: () => [] })
+    hosted.accepted = true
+    await promise
+  }, { cleanup: () => {} })
+  t.is(outcome, 'cancelled')
+  t.is(cancelled[0], reason)
+  t.like((await heard(client)).at(-1), { type: 'error', name: 'JobCancelledError', message: 'job x was cancelled by its submitter' })
+  t.regex(logs[0]!, /: cancelled: job x was cancelled by its submitter$/)
   t.like(published[0], { type: 'finished', outcome: 'cancelled' })
 })
 

@@ -1,4 +1,4 @@
-import { colourOf, el, errorOf, seconds, shortId } from './common.js'
+import { bytes, colourOf, el, errorOf, seconds, shortId } from './common.js'
 
 const $ = id => document.getElementById(id)
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`
@@ -7,7 +7,7 @@ function peerCell (id) {
   return el('td', { title: id }, el('span', { style: { color: colourOf(id) } }, '■ '), shortId(id))
 }
 
-function render (s) {
+function render (s, swarmJobs) {
   const connected = s.peers.filter(p => p.connected).length
   $('self').className = ''
   $('self').replaceChildren(
@@ -24,7 +24,7 @@ function render (s) {
     el('td', {}, p.connected ? 'now' : `${seconds(p.lastSeenS)} ago`),
     el('td', { class: 'addrs' }, p.addrs.join('\n')))))
   $('jobs-title').textContent = `Jobs (${s.jobs.filter(j => j.here).length} here, ${s.jobs.filter(j => !j.here).length} elsewhere)`
-  $('jobs').replaceChildren(...s.jobs.map(j => {
+  $('jobs').replaceChildren(...swarmJobs.running.map(j => {
     const pct = j.total > 0 ? Math.floor(100 * j.done / j.total) : 0
     return el('tr', {},
       el('td', {}, j.jobId),
@@ -34,9 +34,37 @@ function render (s) {
       el('td', {}, el('span', { class: 'bar' }, el('b', { style: { width: `${pct}%` } })), `${j.done}/${j.total}`),
       el('td', {}, seconds(j.ageS)),
       el('td', {}, j.leases !== undefined ? j.leases.expired : '-'),
-      el('td', {}, ...Object.entries(j.byPeer ?? {}).map(([p, n]) => el('span', { title: p, style: { color: colourOf(p), marginRight: '8px' } }, `${shortId(p)}: ${n}`))))
+      el('td', {}, ...Object.entries(j.byPeer ?? {}).map(([p, n]) => el('span', { title: p, style: { color: colourOf(p), marginRight: '8px' } }, `${shortId(p)}: ${n}`))),
+      j.client !== undefined ? peerCell(j.client) : el('td', {}, '?'),
+      el('td', {}, inputText(j)),
+      el('td', {}, (j.ops ?? []).join(', ')),
+      el('td', {}, j.cancellable ? cancelButton(j.jobId) : ''))
   }))
+  $('finished-title').textContent = `Ended here in the last hour (${swarmJobs.finished.length})`
+  $('finished').replaceChildren(...swarmJobs.finished.map(f => el('tr', {},
+    el('td', {}, f.jobId),
+    el('td', {}, f.kind),
+    peerCell(f.client),
+    el('td', {}, inputText(f)),
+    el('td', {}, (f.ops ?? []).join(', ')),
+    el('td', { class: f.outcome === 'done' ? '' : 'error' }, f.outcome),
+    el('td', {}, `${f.done}/${f.total}`),
+    el('td', {}, seconds(f.ms / 1000)),
+    el('td', {}, `${seconds(f.endedS)} ago`))))
   scaling(s.scaling)
+}
+
+const inputText = j => [j.inputName, j.inputBytes !== undefined ? bytes(j.inputBytes) : undefined].filter(x => x !== undefined).join(' ') || '?'
+
+/** The operator's Cancel: the job's coordinator ends it (this peer's, or another asked with this page's token). */
+function cancelButton (jobId) {
+  const button = el('button', { class: 'plain', 'data-job': jobId }, 'Cancel')
+  button.addEventListener('click', async () => {
+    button.disabled = true
+    const response = await fetch(`/api/swarm-jobs/${encodeURIComponent(jobId)}/cancel`, { method: 'POST' })
+    $('cancel-error').textContent = response.ok ? '' : `cannot cancel ${jobId}: ${await errorOf(response)}`
+  })
+  return button
 }
 
 /** A peer with --scale-out or --scale-in: the backlog it sees, whether it decides for the swarm, and what it decided. */
@@ -57,9 +85,10 @@ function scaling (sc) {
 
 async function poll () {
   try {
-    const response = await fetch('/api/status')
+    const [response, jobs] = await Promise.all([fetch('/api/status'), fetch('/api/swarm-jobs')])
     if (!response.ok) throw new Error(await errorOf(response))
-    render(await response.json())
+    if (!jobs.ok) throw new Error(await errorOf(jobs))
+    render(await response.json(), await jobs.json())
     $('error').textContent = ''
   } catch (err) {
     $('error').textContent = `cannot reach this peer: ${err.message}`
