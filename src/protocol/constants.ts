@@ -42,3 +42,9 @@ export const MAX_STATUS_JOBS = 1024
 /** Scaling decisions a status keeps, newest first, and the peers one names. */
 export const MAX_SCALE_DECISIONS = 20
 export const MAX_DECISION_PEERS = 64
+/** A job's priority, as its submitter asks and its announcements carry it; normal unless said. */
+export const PRIORITIES = ['high', 'normal', 'low'] as const
+export type Priority = typeof PRIORITIES[number]
+export const DEFAULT_PRIORITY: Priority = 'normal'
+/** Each worker shares its lanes between jobs (and submitters) in these proportions. */
+export const PRIORITY_WEIGHT: Readonly<Record<Priority, number>> = { high: 4, normal: 2, low: 1 }
