@@ -1,12 +1,12 @@
 import { DEFAULT_MAX_UPLOAD_BYTES, RECEIVING_EVENT_MS, SUBMIT_IDLE_MS } from '../common/defaults.ts'
 import { LimitExceededError, ProtocolError } from '../common/errors.ts'
 import { toSpecs } from '../imaging/index.ts'
-import { PROTOCOL_VERSION } from '../protocol/constants.ts'
+import { DEFAULT_PRIORITY, PROTOCOL_VERSION, type Priority } from '../protocol/constants.ts'
 import type { SubmitResult, SubmitServerMessage } from '../protocol/messages.ts'
 import type { VerifyFigures, VerifyLevel } from '../protocol/verify-level.ts'
 import { PeerTries, type Attempt, type SubmitClientWire, type SwarmConnectOptions } from './attempts.ts'
 import { OutputFile, readInput } from './files.ts'
-import type { JobRequest } from './options.ts'
+import { checkPriority, type JobRequest } from './options.ts'
 import { refusal, type Candidate, type PeerRoster } from './roster.ts'
 
 export type SubmitEvent =
@@ -39,6 +39,8 @@ export interface SwarmSubmitOptions extends SwarmConnectOptions {
   tileSize?: number
   /** How much is computed twice to catch wrong results (the coordinator's default, spot checks, if unset). */
   verify?: VerifyLevel
+  /** How the swarm's workers weigh the job against others: high, normal (the default) or low; a peer may refuse high (--allow-priority). */
+  priority?: Priority
   /** Silence from the coordinator for this long and the job goes elsewhere (it reports at least every 5 s). */
   idleTimeoutMs?: number
   maxUploadBytes?: number
@@ -56,6 +58,7 @@ export type SubmitRequest = JobRequest | (Omit<JobRequest, 'input' | 'output'> &
  * peers that hold them. It gives up only when no peer is left.
  */
 export async function submitToSwarm (request: SubmitRequest, options: SwarmSubmitOptions): Promise<SubmitOutcome> {
+  if (options.priority !== undefined) checkPriority(options.priority, 'priority')
   const started = performance.now()
   const emit = options.onEvent ?? (() => {})
   const tries = new PeerTries(options)
@@ -145,6 +148,8 @@ class ImageJob {
       ...(this.tileSize !== undefined ? { tileSize: this.tileSize } : {}),
       ...(this.options.verify !== undefined ? { verify: this.options.verify } : {}),
       ...(resume !== undefined ? { resume } : {}),
+      // Normal is unsaid: a peer of an older version takes the job as it is.
+      ...(this.options.priority !== undefined && this.options.priority !== DEFAULT_PRIORITY ? { priority: this.options.priority } : {}),
     })
     const admission = (await receive()).message
     if (admission.type === 'error') throw refusal(admission, { accepted: false })

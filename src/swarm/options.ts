@@ -48,6 +48,8 @@ export interface PeerOptions {
   swarmKey?: Uint8Array
   /** Peer ids allowed to submit jobs here; everyone in the swarm when unset. */
   allowSubmit?: Set<string>
+  /** Who may submit high-priority jobs here: all, these peer ids, or (unset) those on allowSubmit (nobody without it). */
+  allowPriority?: Set<string> | 'all'
   /** Hooks that add peers when work waits and stop them when the swarm is idle. */
   scale?: ScaleOptions
   /** The peer whose scale-out hook started this one (said in hellos, so that peer's scale-in may stop this one). */
@@ -111,6 +113,7 @@ export function submitOptions (options: PeerOptions, shared: SharedSettings): Su
     parkMs: options.parkMs,
     announceMs: shared.announceMs,
     allowSubmit: options.allowSubmit,
+    ...(options.allowPriority !== undefined ? { allowPriority: options.allowPriority } : {}),
     uploadIdleMs: options.uploadIdleMs,
   }
 }
