@@ -52,7 +52,7 @@ export function checkQuality (value: string | number, param: string): number {
 /** A job's priority as a flag, a form field or a library option gives it. */
 export function checkPriority (value: unknown, param: string): Priority {
   if (typeof value === 'string' && (PRIORITIES as readonly string[]).includes(value)) return value as Priority
-  throw expected(PRIORITIES.join(', '), param, String(value))
+  throw new InvalidParameterError(`Expected ${PRIORITIES.join(', ')} for ${param} but received '${String(value)}'`)
 }
 
 export function requestFromFlags (flags: SubmitFlags): JobRequest {

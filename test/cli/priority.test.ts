@@ -34,7 +34,7 @@ test('submit --priority: high, normal or low, unset by default; it goes to the s
 })
 
 test('submit --priority refuses what is not one, and being given twice', t => {
-  t.regex(refusal(withSubmitFlags, ['--priority', 'urgent']), /Expected high, normal, low for --priority but received 'urgent'/)
+  t.regex(refusal(withSubmitFlags, ['--priority', 'urgent']), /Expected high, normal, low for --priority but received 'urgent'$/)
   t.regex(refusal(withSubmitFlags, ['--priority', 'HIGH']), /--priority/)
   t.regex(refusal(withSubmitFlags, ['--priority', 'high', '--priority', 'low']), /--priority given twice/)
 })

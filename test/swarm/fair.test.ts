@@ -36,11 +36,11 @@ async function once (track: ReturnType<typeof placements>, when: () => boolean):
   await new Promise<void>(resolve => { track.onPlaced(() => { if (when()) resolve() }) })
 }
 
-async function submitNoise (peer: SwarmPeer, dir: string, size: { width: number, height: number, seed: number }, options: Partial<SwarmSubmitOptions> = {}): Promise<{ out: string, input: string }> {
+async function submitNoise (peer: SwarmPeer, dir: string, size: { width: number, height: number, seed: number }, options: Partial<SwarmSubmitOptions> = {}): Promise<{ out: string, input: string, released: number }> {
   const input = await noisePng(dir, size.width, size.height, undefined, size.seed)
   const out = join(dir, `out-${size.seed}.png`)
-  await submitToSwarm(requestFromFlags({ ops: 'blur:1', imagePath: input, out }), { peer: peer.addrs()[0]!, tileSize: 32, ...options })
-  return { out, input }
+  const done = await submitToSwarm(requestFromFlags({ ops: 'blur:1', imagePath: input, out }), { peer: peer.addrs()[0]!, tileSize: 32, ...options })
+  return { out, input, released: done.leases.released }
 }
 
 const count = (order: number[], job: number, upTo = order.length): number => order.slice(0, upTo).filter(j => j === job).length
@@ -65,7 +65,8 @@ serial('two equal jobs from two clients on two coordinators, the second a little
     t.log(`when the first ended: ${doneA} and ${doneB} of ${total} tiles; since the second started, ${doneA - headStart} and ${doneB} (a lag of ${(100 * lag / total).toFixed(0)}%)`)
     // Job after job, the second would have none of its tiles; shared, it lags by a unit a lane, and the lanes' units while it is announced and joined.
     t.true(lag <= 0.15 * total, `lag ${lag} of ${total}`)
-    const [first] = await Promise.all([a, b])
+    const [first, second] = await Promise.all([a, b])
+    t.log(`grants given back by lanes that moved: ${first.released} and ${second.released} of ${total} tiles each`)
     await runLocal(requestFromFlags({ ops: 'blur:1', imagePath: first.input, out: join(dir, 'local.png') }))
     t.true((await readFile(first.out)).equals(await readFile(join(dir, 'local.png'))), 'output exact')
   })

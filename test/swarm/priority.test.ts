@@ -71,5 +71,5 @@ serial('announcements carry the submitter and the priority to other peers\' work
 
 test('a priority that is not one is refused before anything is sent', async t => {
   const err = await t.throwsAsync(submitToSwarm(requestFromFlags({ ops: 'invert', imagePath: 'nowhere.png', out: 'nowhere-out.png' }), { peer: '/ip4/127.0.0.1/tcp/1', priority: 'urgent' as Priority }))
-  t.regex(err!.message, /^Expected high, normal, low for priority but received 'urgent'/)
+  t.regex(err!.message, /^Expected high, normal, low for priority but received 'urgent'$/)
 })

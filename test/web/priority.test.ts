@@ -25,7 +25,7 @@ test.serial('the page\'s priority field: its jobs are the page\'s in the shares 
       }
       const bad = await post({ priority: 'urgent' })
       t.is(bad.status, 400)
-      t.regex(String(bad.body.message), /^Expected high, normal, low for priority but received 'urgent'/)
+      t.regex(String(bad.body.message), /^Expected high, normal, low for priority but received 'urgent'$/)
 
       const ended = new Promise<JobEnded['job']>(resolve => { peer.events.addEventListener('ended', evt => { resolve((evt as CustomEvent<JobEnded>).detail.job) }, { once: true }) })
       t.is((await post({ priority: 'low' })).status, 202)
