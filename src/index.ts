@@ -13,7 +13,7 @@ export type { BatchEvent, BatchSummary, BatchRequest } from './client/batch-even
 export { planBatch, type BatchPlan, type BatchItem } from './client/batch-plan.ts'
 export { runLocal, type LocalResult } from './client/local.ts'
 export { parseOps, resolvePipeline, describeOperations, type OutputFormat, type Step } from './imaging/index.ts'
-export { OUTPUT_FORMATS } from './protocol/constants.ts'
+export { OUTPUT_FORMATS, PRIORITIES, type Priority } from './protocol/constants.ts'
 export { TileswarmError } from './common/errors.ts'
 export type { SubmitEvent, SubmitOutcome, SwarmSubmitOptions } from './client/submit.ts'
 

@@ -19,3 +19,20 @@ export async function readAllowList (ids: string[] | undefined, file: string | u
   }
   return new Set(all)
 }
+
+/** --allow-priority: `all`, or peer ids, each checked; undefined where it is not given (then --allow-submit's peers may use high). */
+export function readPriorityList (values: string[] | undefined): Set<string> | 'all' | undefined {
+  if (values === undefined) return undefined
+  if (values.includes('all')) {
+    if (values.length > 1) throw new InvalidParameterError(`--allow-priority all lets everyone use --priority high: give it alone, not with peer ids (${values.filter(v => v !== 'all').join(', ')})`)
+    return 'all'
+  }
+  for (const id of values) {
+    try {
+      peerIdFromString(id)
+    } catch {
+      throw new InvalidParameterError(`Expected a peer id or all for --allow-priority but received '${id}'`)
+    }
+  }
+  return new Set(values)
+}

@@ -1,6 +1,8 @@
 import { InvalidArgumentError, Option } from 'commander'
 import { DEFAULT_DIAL_TIMEOUT_MS } from '../common/defaults.ts'
 import { parseVerifyLevel, type VerifyLevel } from '../protocol/verify-level.ts'
+import type { Priority } from '../protocol/constants.ts'
+import { checkPriority } from '../client/options.ts'
 
 /** A commander parser for an integer flag, with sharp's message shape. */
 export function integerOption (name: string, min = 1, max = Number.MAX_SAFE_INTEGER) {
@@ -15,6 +17,15 @@ export function integerOption (name: string, min = 1, max = Number.MAX_SAFE_INTE
 export function verifyOption (value: string): VerifyLevel {
   try {
     return parseVerifyLevel(value)
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message)
+  }
+}
+
+/** `--priority`: high, normal or low. */
+export function priorityOption (value: string): Priority {
+  try {
+    return checkPriority(value, '--priority')
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message)
   }

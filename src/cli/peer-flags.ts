@@ -16,6 +16,7 @@ export interface PeerFlags extends CoordinatingFlags {
   swarmKey?: string
   allowSubmit?: string[]
   allowSubmitFile?: string
+  allowPriority?: string[]
   listen?: string[]
   bootstrap?: string[]
   dataDir: string
@@ -60,6 +61,7 @@ export function withPeerFlags (command: Command): Command {
     .option('--swarm-key <file>', 'make the swarm private: only peers and clients with this key can connect (tileswarm keygen)')
     .option('--allow-submit <peer id>', 'only these peer ids may submit jobs here; repeatable (default: anyone in the swarm)', collectList)
     .option('--allow-submit-file <file>', 'as --allow-submit, one peer id per line (# comments)')
+    .option('--allow-priority <peer id|all>', 'who may submit --priority high jobs here: these peer ids (repeatable), or all; a high job from anyone else is refused (default: the peers --allow-submit names; nobody without it)', collectList)
     .option('--scale-out <command>', 'a shell command that adds peers when work waits: run when the swarm\'s backlog would take longer than --scale-out-after to drain, with TILESWARM_SCALE_COUNT (peers wanted), TILESWARM_BOOTSTRAP (this peer), TILESWARM_SCALED_BY (its id) and TILESWARM_SWARM_KEY (the key file, if any) set; e.g. "deploy/local-peers.sh up". Of the peers with one, the lowest id acts')
     .option('--scale-in <command>', 'a shell command that stops peers the scale-out hook started, once the swarm has had no backlog for --scale-in-after: TILESWARM_SCALE_PEERS names them (peer ids, space-separated); e.g. "deploy/local-peers.sh down"')
     .option('--scale-out-after <s>', 'scale out when the backlog would take longer than this to drain with the slots at hand (and has for a third of it)', integerOption('--scale-out-after', 1, DAY_S), DEFAULT_SCALE_OUT_AFTER_S)

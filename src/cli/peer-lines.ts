@@ -11,6 +11,7 @@ export interface PeerAccess {
   serve: boolean
   swarmKey: Uint8Array | undefined
   allowSubmit: Set<string> | undefined
+  allowPriority: Set<string> | 'all' | undefined
   httpToken: string | undefined
   /** The token is the one derived from the swarm key. */
   derived: boolean

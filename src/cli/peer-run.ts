@@ -5,7 +5,7 @@ import { readSwarmKey } from '../net/swarm-key.ts'
 import { isLoopback } from '../net/address.ts'
 import type { SwarmPeer } from '../swarm/peer.ts'
 import type { WebServer } from '../web/server.ts'
-import { readAllowList } from './allow-list.ts'
+import { readAllowList, readPriorityList } from './allow-list.ts'
 import type { CliContext } from './context.ts'
 import { flagVariables } from './env-options.ts'
 import type { PeerFlags } from './peer-flags.ts'
@@ -27,7 +27,7 @@ export async function runPeer (flags: PeerFlags, command: Command, context: CliC
   const log = logger.log
   // Loaded for a peer only: a submit (or --help) starts without the swarm's modules.
   const { SwarmPeer } = await import('../swarm/peer.ts')
-  const peer = await SwarmPeer.start({ ...options, swarmKey: access.swarmKey, allowSubmit: access.allowSubmit, ...(access.httpToken !== undefined ? { operatorToken: access.httpToken } : {}), log, ...context.compute })
+  const peer = await SwarmPeer.start({ ...options, swarmKey: access.swarmKey, allowSubmit: access.allowSubmit, ...(access.httpToken !== undefined ? { operatorToken: access.httpToken } : {}), ...(access.allowPriority !== undefined ? { allowPriority: access.allowPriority } : {}), log, ...context.compute })
   logger.setPeer(peer.peerId)
   const page = await startPage({ flags, access, peer, log, web, httpGiven: command.getOptionValueSource('http') !== 'default' })
   stopOnSignals(peer, page, log, context.reporting)
@@ -44,6 +44,7 @@ async function readAccess (flags: PeerFlags, web: WebModule): Promise<PeerAccess
   if (flags.httpToken !== undefined) web.checkToken(flags.httpToken)
   const swarmKey = flags.swarmKey !== undefined ? await readSwarmKey(flags.swarmKey) : undefined
   const allowSubmit = await readAllowList(flags.allowSubmit, flags.allowSubmitFile)
+  const allowPriority = readPriorityList(flags.allowPriority)
   const offLoopback = http !== undefined && !isLoopback(http.host)
   // Derived from the swarm key, a token is every peer's: not enough where submitting is narrowed to --allow-submit.
   const derived = flags.httpToken === undefined && offLoopback && swarmKey !== undefined && allowSubmit === undefined
@@ -51,7 +52,7 @@ async function readAccess (flags: PeerFlags, web: WebModule): Promise<PeerAccess
   if (offLoopback && httpToken === undefined) {
     throw new InvalidParameterError(`--http ${flags.http} is reachable from other machines: give --http-token <secret>${allowSubmit === undefined ? ' (or --swarm-key, from which a token is derived)' : ''}, or bind to 127.0.0.1`)
   }
-  return { serve: http !== undefined, swarmKey, allowSubmit, httpToken, derived }
+  return { serve: http !== undefined, swarmKey, allowSubmit, allowPriority, httpToken, derived }
 }
 
 interface PageStart {

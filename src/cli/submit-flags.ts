@@ -1,12 +1,12 @@
 import { availableParallelism } from 'node:os'
 import { type Command, Option } from 'commander'
-import { collect, collectList, connectTimeoutOption, integerOption, once, verifyOption } from './args.ts'
+import { collect, collectList, connectTimeoutOption, integerOption, once, priorityOption, verifyOption } from './args.ts'
 import { DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_QUALITY, MAX_SLOTS, MAX_TILE_SIZE, MIN_TILE_SIZE } from '../common/defaults.ts'
 import { DEFAULT_TILE_ABOVE_MP } from '../client/batch.ts'
 import type { SubmitFlags } from '../client/options.ts'
 import type { SwarmSubmitOptions } from '../client/submit.ts'
 import type { OutputFormat } from '../imaging/index.ts'
-import { OUTPUT_FORMATS } from '../protocol/constants.ts'
+import { OUTPUT_FORMATS, type Priority } from '../protocol/constants.ts'
 import { DEFAULT_VERIFY_FLOOR, type VerifyLevel } from '../protocol/verify-level.ts'
 import { loadOrCreateKey } from '../net/identity.ts'
 import { readSwarmKey } from '../net/swarm-key.ts'
@@ -27,6 +27,7 @@ export interface SubmitCliFlags extends Omit<SubmitFlags, 'imagePath'> {
   threads: number
   tileSize?: number
   verify?: VerifyLevel
+  priority?: Priority
   connectTimeoutMs: number
   swarmKey?: string
   dataDir?: string
@@ -58,6 +59,7 @@ export function withSubmitFlags (command: Command): Command {
     .option('--threads <n>', 'libvips threads for --local', integerOption('--threads', 1, MAX_SLOTS), availableParallelism())
     .option('--tile-size <px>', 'tile edge (default: the coordinating peer\'s)', (value: string, previous: unknown) => integerOption('--tile-size', MIN_TILE_SIZE, MAX_TILE_SIZE)(once('--tile-size')(value, previous)))
     .option('--verify <share|all|off>', `catch wrong tiles from faulty or lying peers: a share of each peer's tiles is computed again by another and compared; a peer's first always, then fewer as its checks pass, never under this share (default ${DEFAULT_VERIFY_FLOOR}; 0: only new peers'); all: every tile of other peers twice (the coordinator trusts its own); off: none. Tiled jobs only: a batch's whole images are not checked`, (value: string, previous: unknown) => verifyOption(once('--verify')(value, previous)))
+    .option('--priority <high|normal|low>', 'how the swarm\'s workers weigh this job against others running: shares of 4:2:1 (default normal); a peer refuses high unless its operator allows you (--allow-priority)', (value: string, previous: unknown) => priorityOption(once('--priority')(value, previous)))
     .addOption(connectTimeoutOption())
     .option('--swarm-key <file>', 'the private swarm\'s key', once('--swarm-key'))
     .option('--data-dir <dir>', 'keep this client\'s identity there, for peers that use --allow-submit (tileswarm id)', once('--data-dir'))
@@ -74,6 +76,7 @@ export async function swarmOptions (flags: SubmitCliFlags, peer: string[]): Prom
     privateKey: flags.dataDir !== undefined ? await loadOrCreateKey(flags.dataDir) : undefined,
     tileSize: flags.tileSize,
     ...(flags.verify !== undefined ? { verify: flags.verify } : {}),
+    ...(flags.priority !== undefined ? { priority: flags.priority } : {}),
     dialTimeoutMs: flags.connectTimeoutMs,
     maxUploadBytes: flags.maxUploadBytes,
   }

@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { SUBMIT_IDLE_MS } from '../common/defaults.ts'
 import { LimitExceededError, ProtocolError, TileswarmError } from '../common/errors.ts'
 import { toSpecs } from '../imaging/index.ts'
-import { PROTOCOL_VERSION } from '../protocol/constants.ts'
+import { DEFAULT_PRIORITY, PROTOCOL_VERSION, type Priority } from '../protocol/constants.ts'
 import type { SubmitServerMessage } from '../protocol/messages.ts'
 import type { Attempt, PeerTries, SubmitClientWire } from './attempts.ts'
 import type { BatchEvent, BatchRequest } from './batch-events.ts'
@@ -19,6 +19,8 @@ export interface WholeImagesContext {
   pixels: Map<BatchItem, number>
   maxUploadBytes: number
   idleTimeoutMs?: number
+  /** Normal if unsaid (and then not sent, for peers of an older version). */
+  priority?: Priority
   emit: (event: BatchEvent) => void
 }
 
@@ -71,7 +73,7 @@ class WholeImagesTry {
       const resume = tries.roster.resume
       if (resume !== undefined) emit({ event: 'resumed', coordinator: tries.roster.resumeFrom!, on: candidate.label, images: this.items.length })
       else emit({ event: 'connected', peer: candidate.label, client: tries.node.peerId.toString() })
-      await attempt.wire.send({ type: 'batch', v: PROTOCOL_VERSION, ops: toSpecs(request.steps), quality: request.quality, images: this.items.length, ...(resume !== undefined ? { resume } : {}) })
+      await attempt.wire.send({ type: 'batch', v: PROTOCOL_VERSION, ops: toSpecs(request.steps), quality: request.quality, images: this.items.length, ...(resume !== undefined ? { resume } : {}), ...(this.context.priority !== undefined && this.context.priority !== DEFAULT_PRIORITY ? { priority: this.context.priority } : {}) })
       await this.follow(attempt, tries.roster)
     }, async () => { await this.uploading.catch(() => {}) })
   }

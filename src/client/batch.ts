@@ -11,6 +11,7 @@ import { Tally } from './batch-tally.ts'
 import { sendWholeImages } from './batch-whole.ts'
 import { runLocal } from './local.ts'
 import { submitToSwarm, type SwarmSubmitOptions } from './submit.ts'
+import { checkPriority } from './options.ts'
 
 /** Exit status of a batch in which some images failed (the others are written). */
 export const BATCH_INCOMPLETE_EXIT = 3
@@ -56,6 +57,7 @@ async function prepare (request: BatchRequest, sink: BatchSink, emit: (e: BatchE
  * yet back resume on another peer. A bad image fails alone.
  */
 export async function submitBatch (request: BatchRequest, options: BatchSubmitOptions): Promise<BatchSummary> {
+  if (options.priority !== undefined) checkPriority(options.priority, 'priority')
   const started = performance.now()
   const emit = options.onBatchEvent ?? (() => {})
   const tries = new PeerTries(options)
@@ -68,7 +70,7 @@ export async function submitBatch (request: BatchRequest, options: BatchSubmitOp
     const { whole, tiled, skipped, pixels } = await prepare(request, sink, emit, options.tileAboveMp ?? DEFAULT_TILE_ABOVE_MP)
     const counts = new Tally(whole.length + tiled.length, emit)
     tally = counts
-    await sendWholeImages(tries, { request, sink, counts, pixels, maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, idleTimeoutMs: options.idleTimeoutMs, emit }, whole)
+    await sendWholeImages(tries, { request, sink, counts, pixels, maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, idleTimeoutMs: options.idleTimeoutMs, ...(options.priority !== undefined ? { priority: options.priority } : {}), emit }, whole)
     await sendTiled(tries, { request, sink, counts, pixels, emit, options }, tiled)
     await sink.close()
     closed = true

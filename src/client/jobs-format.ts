@@ -5,6 +5,13 @@ import { ago, table } from '../swarm/status.ts'
 
 const input = (j: { inputName?: string, inputBytes?: number }): string => [j.inputName, j.inputBytes !== undefined ? sizeText(j.inputBytes) : undefined].filter(x => x !== undefined).join(' ') || '?'
 
+/** Who submitted it: the client's peer id, or the web page of a peer. */
+const submitterText = (j: { client?: string, submitter?: string }): string => {
+  const who = j.submitter ?? j.client
+  if (who === undefined) return '?'
+  return who.startsWith('web:') ? `web page of ${shortId(who.slice(4))}` : shortId(who)
+}
+
 const percent = (done: number, total: number): string => `${done}/${total}${total > 0 ? ` (${Math.floor(100 * done / total)}%)` : ''}`
 
 /** `tileswarm jobs` as a person reads it: the swarm's running jobs, then those ended on the peer asked in the last hour. */
@@ -12,10 +19,11 @@ export function formatJobs (s: SwarmStatus): string {
   const lines: string[] = []
   lines.push(`running: ${s.jobs.length} (as peer ${shortId(s.peerId)} knows them)`)
   if (s.jobs.length > 0) {
-    lines.push(...table(['JOB', 'KIND', 'SUBMITTER', 'COORDINATOR', 'INPUT', 'OPERATIONS', 'DONE', 'AGE'], s.jobs.map(j => [
+    lines.push(...table(['JOB', 'KIND', 'SUBMITTER', 'PRIORITY', 'COORDINATOR', 'INPUT', 'OPERATIONS', 'DONE', 'AGE'], s.jobs.map(j => [
       j.jobId,
       j.kind,
-      j.client !== undefined ? shortId(j.client) : '?',
+      submitterText(j),
+      j.priority ?? '?',
       j.here ? 'here' : shortId(j.coordinator),
       input(j),
       j.ops?.join(',') ?? '?',

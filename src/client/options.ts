@@ -1,7 +1,7 @@
 import { InvalidParameterError, OutputError } from '../common/errors.ts'
 import { DEFAULT_QUALITY } from '../common/defaults.ts'
 import { expected, formatFromPath, parseOps, resolvePipeline, type OpSpec, type OutputFormat, type Step } from '../imaging/index.ts'
-import { MAX_QUALITY, MIN_QUALITY, OUTPUT_FORMATS } from '../protocol/constants.ts'
+import { MAX_QUALITY, MIN_QUALITY, OUTPUT_FORMATS, PRIORITIES, type Priority } from '../protocol/constants.ts'
 
 /** What a submission asks for, from whichever flags the user prefers. */
 export interface JobRequest {
@@ -47,6 +47,12 @@ export function checkQuality (value: string | number, param: string): number {
   const q = Number(value)
   if (!Number.isInteger(q) || q < MIN_QUALITY || q > MAX_QUALITY) throw expected(`integer between ${MIN_QUALITY} and ${MAX_QUALITY}`, param, value)
   return q
+}
+
+/** A job's priority as a flag, a form field or a library option gives it. */
+export function checkPriority (value: unknown, param: string): Priority {
+  if (typeof value === 'string' && (PRIORITIES as readonly string[]).includes(value)) return value as Priority
+  throw new InvalidParameterError(`Expected ${PRIORITIES.join(', ')} for ${param} but received '${String(value)}'`)
 }
 
 export function requestFromFlags (flags: SubmitFlags): JobRequest {

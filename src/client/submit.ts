@@ -2,12 +2,12 @@ import { basename } from 'node:path'
 import { DEFAULT_MAX_UPLOAD_BYTES, RECEIVING_EVENT_MS, SUBMIT_IDLE_MS } from '../common/defaults.ts'
 import { LimitExceededError, ProtocolError } from '../common/errors.ts'
 import { toSpecs } from '../imaging/index.ts'
-import { MAX_INPUT_NAME_CHARS, PROTOCOL_VERSION } from '../protocol/constants.ts'
+import { DEFAULT_PRIORITY, MAX_INPUT_NAME_CHARS, PROTOCOL_VERSION, type Priority } from '../protocol/constants.ts'
 import type { SubmitResult, SubmitServerMessage } from '../protocol/messages.ts'
 import type { VerifyFigures, VerifyLevel } from '../protocol/verify-level.ts'
 import { PeerTries, type Attempt, type SubmitClientWire, type SwarmConnectOptions } from './attempts.ts'
 import { OutputFile, readInput } from './files.ts'
-import type { JobRequest } from './options.ts'
+import { checkPriority, type JobRequest } from './options.ts'
 import { refusal, type Candidate, type PeerRoster } from './roster.ts'
 
 export type SubmitEvent =
@@ -40,6 +40,8 @@ export interface SwarmSubmitOptions extends SwarmConnectOptions {
   tileSize?: number
   /** How much is computed twice to catch wrong results (the coordinator's default, spot checks, if unset). */
   verify?: VerifyLevel
+  /** How the swarm's workers weigh the job against others: high, normal (the default) or low; a peer may refuse high (--allow-priority). */
+  priority?: Priority
   /** Silence from the coordinator for this long and the job goes elsewhere (it reports at least every 5 s). */
   idleTimeoutMs?: number
   maxUploadBytes?: number
@@ -58,6 +60,7 @@ export type SubmitRequest = JobRequest | (Omit<JobRequest, 'input' | 'output'> &
  * peers that hold them. It gives up only when no peer is left.
  */
 export async function submitToSwarm (request: SubmitRequest, options: SwarmSubmitOptions): Promise<SubmitOutcome> {
+  if (options.priority !== undefined) checkPriority(options.priority, 'priority')
   const started = performance.now()
   const emit = options.onEvent ?? (() => {})
   const tries = new PeerTries(options)
@@ -148,6 +151,8 @@ class ImageJob {
       ...(this.options.verify !== undefined ? { verify: this.options.verify } : {}),
       ...(resume !== undefined ? { resume } : {}),
       ...inputNameOf(this.request),
+      // Normal is unsaid: a peer of an older version takes the job as it is.
+      ...(this.options.priority !== undefined && this.options.priority !== DEFAULT_PRIORITY ? { priority: this.options.priority } : {}),
     })
     const admission = (await receive()).message
     if (admission.type === 'error') throw refusal(admission, { accepted: false })

@@ -1,6 +1,6 @@
 import { repeat } from '../common/clock.ts'
 import { DEFAULT_ANNOUNCE_MS } from '../common/defaults.ts'
-import { PROTOCOL_VERSION } from '../protocol/constants.ts'
+import { PROTOCOL_VERSION, type Priority } from '../protocol/constants.ts'
 import type { JobHostComponents } from './hosted.ts'
 import type { LeaseTable } from './leases.ts'
 
@@ -9,6 +9,9 @@ export interface Announced {
   jobId: string
   jobKey: string
   kind: 'tiles' | 'batch'
+  /** Whose it is, and how urgent: workers share their lanes by these. */
+  submitter: string
+  priority: Priority
   units: () => number
   /** Units finished (of the current phase's). */
   done: () => number
@@ -37,8 +40,9 @@ export function startAnnouncing (c: Pick<JobHostComponents, 'clock' | 'publish' 
     if (!job.running()) return
     last = c.clock.now()
     const leases = job.leases()
-    void c.publish({ type: 'announce', v: PROTOCOL_VERSION, jobId: job.jobId, jobKey: job.jobKey, kind: job.kind, coordinator: c.peerId, addrs: c.addrs(), tiles: job.units(), pending: leases.pendingCount, done: job.done(), leaseMs: leases.leaseMs })
-    c.worker.addJob({ jobId: job.jobId, coordinator: c.peerId, addrs: [], jobKey: job.jobKey })
+    const { jobId, jobKey, submitter, priority } = job
+    void c.publish({ type: 'announce', v: PROTOCOL_VERSION, jobId, jobKey, kind: job.kind, coordinator: c.peerId, addrs: c.addrs(), tiles: job.units(), pending: leases.pendingCount, done: job.done(), leaseMs: leases.leaseMs, submitter, priority })
+    c.worker.addJob({ jobId, coordinator: c.peerId, addrs: [], jobKey, submitter, priority })
   }
   const stop = repeat(c.clock, announceMs, () => {
     if (job.leases().pendingCount > 0) announce()

@@ -7,7 +7,7 @@ import { inputDigest } from './inputs.ts'
 import { shortId } from '../common/log.ts'
 import { BatchCoordinator, taskKeyOf, type BatchTask } from './batch.ts'
 import { sec } from './told.ts'
-import type { Hosted, HostedJob, JobHostComponents, JobLimits, JobOutcome } from './hosted.ts'
+import type { Hosted, HostedJob, JobHostComponents, JobLimits, JobOutcome, Submission } from './hosted.ts'
 import { HostedRun, type SubmitServerWire } from './hosted-run.ts'
 import { startAnnouncing, type Announcing } from './announcing.ts'
 import { MAX_ERROR_CHARS } from '../protocol/constants.ts'
@@ -50,11 +50,11 @@ export class BatchHost implements Hosted {
   private announcing: Announcing | undefined
   private wire!: SubmitServerWire
 
-  constructor (components: JobHostComponents, limits: JobLimits & { maxUploadBytes: number }, spec: BatchSpec, client: string) {
+  constructor (components: JobHostComponents, limits: JobLimits & { maxUploadBytes: number }, spec: BatchSpec, from: Submission) {
     this.c = components
     this.limits = limits
     this.spec = spec
-    this.hosted = new HostedRun(components, { client, noun: 'batch' })
+    this.hosted = new HostedRun(components, { ...from, noun: 'batch' })
     this.lastUploadAt = components.clock.now()
     this.allResolved.promise.catch(() => {})
     this.batch = new BatchCoordinator({
@@ -81,6 +81,8 @@ export class BatchHost implements Hosted {
       kind: 'batch',
       client: this.hosted.client,
       ops: this.spec.steps.map(s => s.operation.name),
+      submitter: this.hosted.submitter,
+      priority: this.hosted.priority,
       startedAt: this.hosted.startedAt,
       phase: 'images',
       done: this.tally.resolved,
@@ -140,6 +142,8 @@ export class BatchHost implements Hosted {
     batch.on('failed', (task, err) => { this.imageFailed(task.index, err) })
     const announcing = startAnnouncing(this.c, {
       jobId: this.jobId,
+      submitter: this.hosted.submitter,
+      priority: this.hosted.priority,
       jobKey: createHash('sha256').update(`batch\n${this.jobId}`).digest('hex'),
       kind: 'batch',
       units: () => this.spec.images,

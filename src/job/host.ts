@@ -8,7 +8,7 @@ import type { JobCancelledError } from '../common/errors.ts'
 import { ClientProgress } from './client-progress.ts'
 import { JobCoordinator } from './coordinator.ts'
 import { HostedRun, type SubmitServerWire } from './hosted-run.ts'
-import type { Hosted, HostedJob, JobHostComponents, JobLimits, JobOutcome } from './hosted.ts'
+import type { Hosted, HostedJob, JobHostComponents, JobLimits, JobOutcome, Submission } from './hosted.ts'
 import { takeInTiledJob, type AdmittedJob } from './job-admission.ts'
 import { decideSpread, swarmShape } from './spread.ts'
 import { TilePixels } from './tile-pixels.ts'
@@ -54,11 +54,11 @@ export class JobHost implements Hosted {
   private readonly progress: ClientProgress
   private wire!: SubmitServerWire
 
-  constructor (components: JobHostComponents, limits: JobLimits, spec: JobSpec, client: string) {
+  constructor (components: JobHostComponents, limits: JobLimits, spec: JobSpec, from: Submission) {
     this.c = components
     this.limits = limits
     this.spec = spec
-    this.hosted = new HostedRun(components, { client, noun: 'job' })
+    this.hosted = new HostedRun(components, { ...from, noun: 'job' })
     this.progress = new ClientProgress(components.clock, message => { void this.wire.send(message).catch(() => {}) })
   }
 
@@ -74,6 +74,8 @@ export class JobHost implements Hosted {
       client: this.hosted.client,
       ops: this.spec.steps.map(s => s.operation.name),
       ...(this.spec.name !== undefined ? { name: this.spec.name } : {}),
+      submitter: this.hosted.submitter,
+      priority: this.hosted.priority,
       startedAt: this.hosted.startedAt,
       phase: last?.phase ?? 'decoding',
       done: last?.done ?? 0,
@@ -227,6 +229,8 @@ export class JobHost implements Hosted {
     })
     const announcing = startAnnouncing(this.c, {
       jobId: this.jobId,
+      submitter: this.hosted.submitter,
+      priority: this.hosted.priority,
       jobKey: coordinator.jobKey,
       kind: 'tiles',
       units: () => coordinator.tiles.length,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { ClientGoneError, JobCancelledError, LimitExceededError, ProtocolError, TileswarmError, oneLine } from '../common/errors.ts'
 import { shortId } from '../common/log.ts'
-import { PROTOCOL_VERSION } from '../protocol/constants.ts'
+import { DEFAULT_PRIORITY, PROTOCOL_VERSION, type Priority } from '../protocol/constants.ts'
 import type { SubmitClientMessage, SubmitServerMessage } from '../protocol/messages.ts'
 import { errorReply, type Wire } from '../protocol/wire.ts'
 import type { BatchCoordinator } from './batch.ts'
@@ -32,6 +32,9 @@ export class HostedRun {
   readonly startedAt: number
   /** The submitting client's peer id. */
   readonly client: string
+  /** Whose the job is in the workers' shares (the client's, unless said), and its priority. */
+  readonly submitter: string
+  readonly priority: Priority
   /** Aborted when the job is over: ends the wait on the client. */
   readonly over = new AbortController()
   /** Why this peer is leaving, once it is: the job ends with it. */
@@ -48,9 +51,11 @@ export class HostedRun {
   /** The last peers message sent (its toldKey). */
   private told = ''
 
-  constructor (components: ShellComponents, options: { client: string, noun: 'job' | 'batch' }) {
+  constructor (components: ShellComponents, options: { client: string, submitter?: string, priority?: Priority, noun: 'job' | 'batch' }) {
     this.c = components
     this.client = options.client
+    this.submitter = options.submitter ?? options.client
+    this.priority = options.priority ?? DEFAULT_PRIORITY
     this.noun = options.noun
     this.startedAt = components.clock.now()
   }

@@ -3,6 +3,7 @@ import type { JobCancelledError } from '../common/errors.ts'
 import type { Log } from '../common/log.ts'
 import type { JobRef } from '../protocol/job-ref.ts'
 import type { JobsTopicMessage } from '../protocol/messages.ts'
+import type { Priority } from '../protocol/constants.ts'
 import type { BatchCoordinator } from './batch.ts'
 import type { JobCoordinator } from './coordinator.ts'
 import type { CostModel } from './costs.ts'
@@ -52,6 +53,15 @@ export interface JobLimits {
 
 export type JobOutcome = 'done' | 'failed' | 'cancelled'
 
+/** Who sent a job here and how urgent it is: workers share their lanes by submitter, then by job, each weighted by priority. */
+export interface Submission {
+  /** The submitting client's peer id (the connection's). */
+  client: string
+  /** Whose the job is in the shares: the client, or `web:` and this peer for the web page's jobs. */
+  submitter: string
+  priority: Priority
+}
+
 /** A job coordinated here, as `tileswarm status`, the dashboard and the metrics see it. */
 export interface HostedJob {
   jobId: string
@@ -62,6 +72,9 @@ export interface HostedJob {
   ops: string[]
   /** The input file's name, if the client said it. */
   name?: string
+  /** Whose it is in the shares, and its priority. */
+  submitter: string
+  priority: Priority
   startedAt: number
   /** Where it is: decoding, tiles (or a batch's images), encoding, sending. */
   phase: string

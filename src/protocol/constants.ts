@@ -1,6 +1,6 @@
 /** Protocol ids, topics and wire limits: one place, units in the names. */
-/** The one version of every message, protocol id and topic: peers of another version do not talk. */
-export const PROTOCOL_VERSION = 8
+/** The one version of every message, protocol id and topic: peers of another version do not talk. 9: jobs carry their submitter and priority, and can be listed, followed and cancelled. */
+export const PROTOCOL_VERSION = 9
 export const SUBMIT_PROTOCOL = `/tileswarm/submit/${PROTOCOL_VERSION}.0.0`
 export const TILE_PROTOCOL = `/tileswarm/tile/${PROTOCOL_VERSION}.0.0`
 export const JOBS_TOPIC = `tileswarm/jobs/${PROTOCOL_VERSION}`
@@ -48,3 +48,9 @@ export const MAX_INPUT_NAME_CHARS = 255
 /** Scaling decisions a status keeps, newest first, and the peers one names. */
 export const MAX_SCALE_DECISIONS = 20
 export const MAX_DECISION_PEERS = 64
+/** A job's priority, as its submitter asks and its announcements carry it; normal unless said. */
+export const PRIORITIES = ['high', 'normal', 'low'] as const
+export type Priority = typeof PRIORITIES[number]
+export const DEFAULT_PRIORITY: Priority = 'normal'
+/** Each worker shares its lanes between jobs (and submitters) in these proportions. */
+export const PRIORITY_WEIGHT: Readonly<Record<Priority, number>> = { high: 4, normal: 2, low: 1 }

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MAX_ADDRS, MAX_DECISION_PEERS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_IMAGE_SIDE_PX, MAX_PEERS_TOLD, MAX_PIPELINE_STEPS, MAX_PLACED_TOLD, MAX_QUALITY, MAX_SCALE_DECISIONS, MAX_FINISHED_JOBS, MAX_INPUT_NAME_CHARS, MAX_STATUS_JOBS, MAX_STATUS_PEERS, MAX_TOKEN_CHARS, MIN_QUALITY, OUTPUT_FORMATS, PROTOCOL_VERSION } from './constants.ts'
+import { MAX_ADDRS, MAX_DECISION_PEERS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_IMAGE_SIDE_PX, MAX_PEERS_TOLD, MAX_PIPELINE_STEPS, MAX_PLACED_TOLD, MAX_QUALITY, MAX_SCALE_DECISIONS, MAX_FINISHED_JOBS, MAX_INPUT_NAME_CHARS, MAX_STATUS_JOBS, MAX_STATUS_PEERS, MAX_TOKEN_CHARS, MIN_QUALITY, OUTPUT_FORMATS, PRIORITIES, PROTOCOL_VERSION } from './constants.ts'
 
 /**
  * Every message on every topic and protocol, as a schema. Nothing is acted on
@@ -25,10 +25,15 @@ const peerRef = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS) }).s
 const v = z.literal(PROTOCOL_VERSION)
 /** An input file's name, shown in job lists: printable, no path. */
 const inputName = z.string().min(1).max(MAX_INPUT_NAME_CHARS).regex(/^[^\x00-\x1f\x7f/\\]+$/)
+const priority = z.enum(PRIORITIES)
+/** Who submitted a job: the client's peer id, or `web:` and the peer whose web page took it. */
+const submitter = z.string().max(132).regex(/^(web:)?[1-9A-HJ-NP-Za-km-z]{10,128}$/)
 
 // Gossip: metadata only.
+/** `submitter` and `priority`: how workers share their lanes between this job and others (one unnamed submitter, normal, if unsaid). */
 export const JobAnnouncement = z.object({
   type: z.literal('announce'), v, jobId: id, jobKey, kind: z.enum(['tiles', 'batch']), coordinator: peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), tiles: count, pending: count, done: count, leaseMs: count,
+  submitter: submitter.optional(), priority: priority.optional(),
 }).strict()
 export const JobFinished = z.object({ type: z.literal('finished'), v, jobId: id, coordinator: peerId, outcome: z.enum(['done', 'failed', 'cancelled']) }).strict()
 /**
@@ -57,9 +62,9 @@ const verifyFigures = z.object({
   checked: count, disagreements: count, extra: count, replaced: count, skipped: count,
   excluded: z.record(peerId, count).refine(r => Object.keys(r).length <= MAX_PEERS_TOLD, `at most ${MAX_PEERS_TOLD} peers excluded are named`),
 }).strict()
-/** `name`: the input file's name, for job lists (`tileswarm jobs`, the dashboard). */
+/** `name`: the input file's name, for job lists (`tileswarm jobs`, the dashboard). `priority`: normal if unsaid (a client sends it only when it is not, so older peers take normal jobs). */
 export const SubmitMessage = z.object({
-  type: z.literal('submit'), v, ops, format: outputFormat, quality, bytes: bodyBytes, tileSize: dim.optional(), verify: verifyLevel.optional(), resume: resume.optional(), name: inputName.optional(),
+  type: z.literal('submit'), v, ops, format: outputFormat, quality, bytes: bodyBytes, tileSize: dim.optional(), verify: verifyLevel.optional(), resume: resume.optional(), name: inputName.optional(), priority: priority.optional(),
 }).strict()
 export const UploadMessage = z.object({ type: z.literal('upload'), bodyBytes }).strict()
 /**
@@ -67,7 +72,7 @@ export const UploadMessage = z.object({ type: z.literal('upload'), bodyBytes }).
  * processes and encodes it whole); the coordinator asks for images as it has
  * room (`send`), and sends each result as it comes in.
  */
-export const BatchMessage = z.object({ type: z.literal('batch'), v, ops, quality, images: z.number().int().min(1).max(1_000_000), resume: resume.optional() }).strict()
+export const BatchMessage = z.object({ type: z.literal('batch'), v, ops, quality, images: z.number().int().min(1).max(1_000_000), resume: resume.optional(), priority: priority.optional() }).strict()
 /** One image of the batch (the body is its file), numbered by the client from 0; its output format is its own. */
 export const BatchImage = z.object({ type: z.literal('image'), index: count, format: outputFormat, bodyBytes }).strict()
 export const SubmitClientMessage = z.discriminatedUnion('type', [SubmitMessage, UploadMessage, BatchMessage, BatchImage])
@@ -177,6 +182,7 @@ export const JobView = z.object({
   jobId: id, kind: z.enum(['tiles', 'batch']), coordinator: peerId, here: z.boolean(), phase: z.string().max(32), done: count, total: count, ageS: count,
   byPeer: z.record(peerId, count).optional(), leases: leaseCounts.optional(), client: peerId.optional(), lastHeardS: count.optional(),
   ops: z.array(z.string().max(64)).max(MAX_PIPELINE_STEPS).optional(), inputBytes: bodyBytes.optional(), inputName: inputName.optional(), coordinatorAddrs: z.array(multiaddr).max(MAX_ADDRS).optional(),
+  submitter: submitter.optional(), priority: priority.optional(),
 }).strict()
 /** A job that ended on the peer that coordinated it, in the last hour: how, and how long it ran. */
 export const FinishedJobView = z.object({

@@ -50,6 +50,8 @@ export interface PeerOptions {
   allowSubmit?: Set<string>
   /** The operator's token (the web page's, --http-token): whoever gives it may cancel any job coordinated here. */
   operatorToken?: string
+  /** Who may submit high-priority jobs here: all, these peer ids, or (unset) those on allowSubmit (nobody without it). */
+  allowPriority?: Set<string> | 'all'
   /** Hooks that add peers when work waits and stop them when the swarm is idle. */
   scale?: ScaleOptions
   /** The peer whose scale-out hook started this one (said in hellos, so that peer's scale-in may stop this one). */
@@ -113,6 +115,7 @@ export function submitOptions (options: PeerOptions, shared: SharedSettings): Su
     parkMs: options.parkMs,
     announceMs: shared.announceMs,
     allowSubmit: options.allowSubmit,
+    ...(options.allowPriority !== undefined ? { allowPriority: options.allowPriority } : {}),
     uploadIdleMs: options.uploadIdleMs,
   }
 }

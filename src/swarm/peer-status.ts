@@ -38,6 +38,8 @@ export function peerStatus (s: StatusSources): SwarmStatus {
     byPeer: j.byPeer,
     leases: j.leases,
     client: j.client,
+    submitter: j.submitter,
+    priority: j.priority,
     ops: j.ops,
     inputBytes: j.bytesIn,
     ...(j.name !== undefined ? { inputName: j.name } : {}),

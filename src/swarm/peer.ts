@@ -136,7 +136,7 @@ export class SwarmPeer {
     if (msg.coordinator === this.peerId) return
     this.swarmJobs.heard(msg)
     if (msg.type === 'finished') this.worker.jobFinished(msg.jobId)
-    else if (msg.pending > 0) this.worker.addJob({ jobId: msg.jobId, coordinator: msg.coordinator, addrs: msg.addrs, jobKey: msg.jobKey })
+    else if (msg.pending > 0) this.worker.addJob({ jobId: msg.jobId, coordinator: msg.coordinator, addrs: msg.addrs, jobKey: msg.jobKey, ...(msg.submitter !== undefined ? { submitter: msg.submitter } : {}), ...(msg.priority !== undefined ? { priority: msg.priority } : {}) })
   }
 
   /** The status, with the figures of jobs elsewhere asked of their coordinators (the dashboard's, and `tileswarm status`'s). */

@@ -68,7 +68,7 @@ export class SwarmJobs {
         this.jobs.delete(jobId)
         continue
       }
-      out.push({ jobId, kind: msg.kind, coordinator: msg.coordinator, here: false, phase: msg.kind === 'batch' ? 'images' : 'tiles', done: msg.done, total: msg.tiles, ageS: Math.round((now - firstAt) / 1000), lastHeardS: Math.round((now - at) / 1000), coordinatorAddrs: msg.addrs })
+      out.push({ jobId, kind: msg.kind, coordinator: msg.coordinator, here: false, phase: msg.kind === 'batch' ? 'images' : 'tiles', done: msg.done, total: msg.tiles, ageS: Math.round((now - firstAt) / 1000), lastHeardS: Math.round((now - at) / 1000), coordinatorAddrs: msg.addrs, ...(msg.submitter !== undefined ? { submitter: msg.submitter } : {}), ...(msg.priority !== undefined ? { priority: msg.priority } : {}) })
     }
     return out
   }

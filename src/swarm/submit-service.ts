@@ -4,11 +4,11 @@ import { MAX_INBOUND_SUBMIT_STREAMS, MAX_TILE_SIZE, MIN_TILE_SIZE, STOP_WAIT_MS,
 import { CancelRefusedError, JobCancelledError, LimitExceededError, PeerBusyError, PeerLeavingError, ProtocolError, SubmitRefusedError, TileswarmError, UnknownJobError, oneLine } from '../common/errors.ts'
 import { resolvePipeline, type OutputFormat } from '../imaging/index.ts'
 import { JobHost } from '../job/host.ts'
-import type { Hosted, HostedJob, JobHostComponents, JobLimits, JobOutcome } from '../job/hosted.ts'
+import type { Hosted, HostedJob, JobHostComponents, JobLimits, JobOutcome, Submission } from '../job/hosted.ts'
 import { BatchHost } from '../job/batch-host.ts'
 import { DEFAULT_VERIFY_FLOOR } from '../protocol/verify-level.ts'
 import type { SwarmNode } from '../net/node.ts'
-import { SUBMIT_PROTOCOL } from '../protocol/constants.ts'
+import { DEFAULT_PRIORITY, SUBMIT_PROTOCOL, type Priority } from '../protocol/constants.ts'
 import { JobHistory } from './job-history.ts'
 import { errorReply, submitServerWire } from '../protocol/wire.ts'
 import type { OpenChannel } from './channels.ts'
@@ -28,6 +28,8 @@ export interface SubmitServiceOptions extends JobLimits {
   maxUploadBytes: number
   /** Peer ids allowed to submit jobs here; everyone in the swarm when unset. */
   allowSubmit?: Set<string>
+  /** Who may submit high-priority jobs here: everyone who may submit, these peer ids, or (unset) those on allowSubmit, if it is set (nobody if not). */
+  allowPriority?: Set<string> | 'all'
   uploadIdleMs?: number
 }
 
@@ -48,6 +50,8 @@ export class SubmitService implements Startable {
   private stopping = false
   /** Jobs that ended here in the last hour. */
   readonly history: JobHistory
+  /** This peer's web page's client nodes: their jobs are the page's (`web:` and this peer's id). */
+  private readonly pageClients = new Set<string>()
 
   constructor (components: SubmitServiceComponents, options: SubmitServiceOptions) {
     this.c = components
@@ -85,6 +89,11 @@ export class SubmitService implements Startable {
     const t = { ...this.ended }
     for (const job of this.jobs()) add(t, job)
     return t
+  }
+
+  /** Jobs from this client node are the web page's. */
+  pageClient (peerId: string): void {
+    this.pageClients.add(peerId)
   }
 
   async start (): Promise<void> {
@@ -131,11 +140,13 @@ export class SubmitService implements Startable {
       const { message: request } = await wire.receive(idle)
       if (request.type === 'batch') {
         if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
-        const host = new BatchHost(this.c, this.options, { steps: resolvePipeline(request.ops), quality: request.quality, images: request.images, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, client)
+        const from = this.submission(client, request.priority)
+        const host = new BatchHost(this.c, this.options, { steps: resolvePipeline(request.ops), quality: request.quality, images: request.images, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, from)
         await this.hold(host, host.run(wire))
         return
       }
       if (request.type !== 'submit') throw new ProtocolError(`expected a submission, got ${request.type}`)
+      const from = this.submission(client, request.priority)
       const steps = resolvePipeline(request.ops)
       const tileSize = request.tileSize ?? this.options.tileSize
       if (tileSize !== undefined && (tileSize < MIN_TILE_SIZE || tileSize > MAX_TILE_SIZE)) throw new LimitExceededError(`Expected integer between ${MIN_TILE_SIZE} and ${MAX_TILE_SIZE} for tile size but received ${tileSize}`)
@@ -145,7 +156,7 @@ export class SubmitService implements Startable {
       if (upload.type !== 'upload') throw new ProtocolError(`expected the upload, got ${upload.type}`)
       if ((body?.length ?? 0) !== request.bytes) throw new ProtocolError(`the upload is ${body?.length ?? 0} bytes, the submission said ${request.bytes}`)
       if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
-      const host = new JobHost(this.c, this.options, { steps, ...(tileSize !== undefined ? { tileSize } : {}), format: request.format as OutputFormat, quality: request.quality, verify: request.verify ?? DEFAULT_VERIFY_FLOOR, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}), ...(request.name !== undefined ? { name: request.name } : {}) }, client)
+      const host = new JobHost(this.c, this.options, { steps, ...(tileSize !== undefined ? { tileSize } : {}), format: request.format as OutputFormat, quality: request.quality, verify: request.verify ?? DEFAULT_VERIFY_FLOOR, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}), ...(request.name !== undefined ? { name: request.name } : {}) }, from)
       await this.hold(host, host.run(wire, body ?? Buffer.alloc(0)))
     } catch (err) {
       // Refused before a job was taken on; a job's own end is its host's to report.
@@ -157,6 +168,20 @@ export class SubmitService implements Startable {
     } finally {
       if (admitted) this.admitted--
     }
+  }
+
+  /** Whose the job is and its priority; a high one from a client not allowed it is refused, not quietly made normal. */
+  private submission (client: string, priority: Priority = DEFAULT_PRIORITY): Submission {
+    if (priority === 'high' && !this.mayUseHigh(client)) {
+      throw new SubmitRefusedError(`peer ${client} may not submit high-priority jobs to this peer (not on its --allow-priority${this.options.allowPriority === undefined ? ', nor, without it, on --allow-submit' : ''}); submit with --priority normal, or ask its operator to add your peer id to --allow-priority`)
+    }
+    return { client, submitter: this.pageClients.has(client) ? `web:${this.c.peerId}` : client, priority }
+  }
+
+  private mayUseHigh (client: string): boolean {
+    const { allowPriority, allowSubmit } = this.options
+    if (allowPriority === 'all') return true
+    return (allowPriority ?? allowSubmit)?.has(client) ?? false
   }
 }
 

@@ -5,7 +5,8 @@ import { bodyLimit } from 'hono/body-limit'
 import { streamSSE } from 'hono/streaming'
 import { WEB_MAX_FILES, WEB_MAX_UPLOADS, WEB_MULTIPART_SLACK_BYTES } from '../common/defaults.ts'
 import type { OutputFormat } from '../imaging/index.ts'
-import { OUTPUT_FORMATS } from '../protocol/constants.ts'
+import { OUTPUT_FORMATS, type Priority } from '../protocol/constants.ts'
+import { checkPriority } from '../client/options.ts'
 import { parseVerifyLevel, type VerifyLevel } from '../protocol/verify-level.ts'
 import { describeJob, type Sequenced, type Upload, type WebJob, type WebJobs } from './jobs.ts'
 import { refuse } from './refuse.ts'
@@ -73,11 +74,19 @@ async function upload (c: Context, jobs: WebJobs, maxUploadBytes: number, tooLar
   } catch (err) {
     return refuse(c, 400, 'InvalidParameterError', (err as Error).message)
   }
+  const priority = field('priority')
+  let level: Priority | undefined
+  try {
+    level = priority !== undefined && priority !== '' ? checkPriority(priority, 'priority') : undefined
+  } catch (err) {
+    return refuse(c, 400, 'InvalidParameterError', (err as Error).message)
+  }
   const job = await jobs.start({
     ops: field('ops') ?? '',
     ...(format !== undefined && format !== '' ? { format: format as OutputFormat } : {}),
     ...(quality !== undefined && quality !== '' ? { quality: Number(quality) } : {}),
     ...(verifyLevel !== undefined ? { verify: verifyLevel } : {}),
+    ...(level !== undefined ? { priority: level } : {}),
     files: uploads,
   })
   return c.json(describeJob(job), 202)

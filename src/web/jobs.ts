@@ -8,6 +8,7 @@ import { InvalidImageError, InvalidParameterError, PeerBusyError, TileswarmError
 import { formatFromPath, parseOps, readImageHeader, resolvePipeline, type OutputFormat, type Step } from '../imaging/index.ts'
 import { submitToSwarm, type SubmitEvent } from '../client/submit.ts'
 import type { VerifyLevel } from '../protocol/verify-level.ts'
+import type { Priority } from '../protocol/constants.ts'
 import { submitBatch } from '../client/batch.ts'
 import type { BatchEvent, BatchSummary } from '../client/batch-events.ts'
 import { planBatch } from '../client/batch-plan.ts'
@@ -26,11 +27,13 @@ export interface WebJobRequest {
   quality?: number
   /** How much of a tiled job is computed twice (the coordinator's default if unset). */
   verify?: VerifyLevel
+  /** How the swarm weighs it (normal if unset); this peer refuses high unless its operator allows the page (--allow-priority all, or --allow-submit). */
+  priority?: Priority
   files: Upload[]
 }
 
-/** A request checked: its pipeline, quality and checks, and each file's container format, in order. */
-interface Checked { steps: Step[], quality: number, verify?: VerifyLevel, containers: string[] }
+/** A request checked: its pipeline, quality, checks and priority, and each file's container format, in order. */
+interface Checked { steps: Step[], quality: number, verify?: VerifyLevel, priority?: Priority, containers: string[] }
 
 type WebEvent = SubmitEvent | BatchEvent | { event: 'failed', name: string, message: string } | { event: 'ended', state: 'done' | 'failed' }
 /** An event and its number in the job's stream: a page that reconnects says the last it had. */
@@ -127,7 +130,7 @@ export class WebJobs {
       if (header.width * header.height > this.maxPixels) throw new InvalidImageError(`${safeStem(f.name)}: ${header.width}x${header.height} is over this peer's limit of ${(this.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
       containers.push(header.container)
     }
-    return { steps, quality, containers, ...(request.verify !== undefined ? { verify: request.verify } : {}) }
+    return { steps, quality, containers, ...(request.verify !== undefined ? { verify: request.verify } : {}), ...(request.priority !== undefined ? { priority: request.priority } : {}) }
   }
 
   private begin (request: WebJobRequest, checked: Checked): WebJob {
@@ -173,9 +176,9 @@ export class WebJobs {
     this.log(`web job ${job.id} (${job.title}, ${job.ops}): ${state}${job.error !== undefined ? `: ${job.error.message}` : ''}`)
   }
 
-  private async runImage (job: WebJob, file: Upload, container: string, format: OutputFormat | undefined, { steps, quality, verify }: Checked): Promise<void> {
+  private async runImage (job: WebJob, file: Upload, container: string, format: OutputFormat | undefined, { steps, quality, verify, priority }: Checked): Promise<void> {
     const out = format ?? formatFromPath(`x${EXTENSION[container] ?? '.png'}`) ?? 'png'
-    const done = await submitToSwarm({ steps, input: file.data, name: safeStem(file.name), format: out, quality }, { peer: this.entry(), node: await this.client(), maxUploadBytes: file.data.length, ...(verify !== undefined ? { verify } : {}), onEvent: e => { this.emit(job, e) } })
+    const done = await submitToSwarm({ steps, input: file.data, name: safeStem(file.name), format: out, quality }, { peer: this.entry(), node: await this.client(), maxUploadBytes: file.data.length, ...(verify !== undefined ? { verify } : {}), ...(priority !== undefined ? { priority } : {}), onEvent: e => { this.emit(job, e) } })
     // Kept on disk, not in memory, for the hour it may be fetched.
     job.dir = await this.folder()
     const path = join(job.dir, 'result')
@@ -184,7 +187,7 @@ export class WebJobs {
   }
 
   /** Several images: written to a folder of the job's own under their safe names, sent as one batch, the outputs zipped. */
-  private async runBatch (job: WebJob, steps: Step[], files: Upload[], containers: string[], format: OutputFormat | undefined, { quality, verify }: Checked): Promise<void> {
+  private async runBatch (job: WebJob, steps: Step[], files: Upload[], containers: string[], format: OutputFormat | undefined, { quality, verify, priority }: Checked): Promise<void> {
     const dir = await this.folder()
     job.dir = dir
     const inputs = uploadNames(files, containers).map(name => join(dir, 'in', name))
@@ -197,7 +200,7 @@ export class WebJobs {
     const zip = join(dir, 'outputs.zip')
     const run = async (): Promise<BatchSummary> => {
       const plan = await planBatch(inputs, zip, { recursive: false, ...(format !== undefined ? { format } : {}) })
-      return await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(verify !== undefined ? { verify } : {}), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shownByName(e)) } })
+      return await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(verify !== undefined ? { verify } : {}), ...(priority !== undefined ? { priority } : {}), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shownByName(e)) } })
     }
     const summary = await run().finally(async () => { await rm(join(dir, 'in'), { recursive: true, force: true }) })
     if (summary.done === 0) throw new InvalidImageError(`no image could be processed: ${summary.failures.map(f => `${nameOnly(f.input)}: ${f.message}`).join('; ')}`)

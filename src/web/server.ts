@@ -81,7 +81,7 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   if (options.token !== undefined) checkToken(options.token)
   const canSubmit = options.canSubmit ?? true
   const pages = await Pages.load()
-  const client = new PageClient({ swarmKey: options.swarmKey, allowSubmit: canSubmit ? options.allowSubmit : undefined })
+  const client = new PageClient({ swarmKey: options.swarmKey, allowSubmit: canSubmit ? options.allowSubmit : undefined, made: id => { peer.submissions.pageClient(id) } })
   // The page's jobs go in at this peer, which coordinates them, as for a submit sent to it.
   const jobs = new WebJobs({ entry: () => peer.localAddrs(), client: async () => await client.node(), log: options.log, maxPixels: options.maxPixels })
   peer.metrics.addProcessMetrics()
@@ -141,12 +141,19 @@ function peerRoutes (app: Hono, options: { peer: SwarmPeer, canSubmit: boolean, 
   }))
 }
 
+interface PageClientOptions {
+  swarmKey?: Uint8Array | undefined
+  allowSubmit?: Set<string> | undefined
+  /** The node is made: the peer hears its id, so its jobs count as the page's (one submitter in the shares). */
+  made: (peerId: string) => void
+}
+
 /** The page's client node, made at its first job: its jobs go to the swarm from it. */
 class PageClient {
-  private readonly options: { swarmKey?: Uint8Array, allowSubmit?: Set<string> }
+  private readonly options: PageClientOptions
   private client: Promise<Libp2p> | undefined
 
-  constructor (options: { swarmKey?: Uint8Array, allowSubmit?: Set<string> }) {
+  constructor (options: PageClientOptions) {
     this.options = options
   }
 
@@ -154,6 +161,7 @@ class PageClient {
     this.client ??= createClientNode({ swarmKey: this.options.swarmKey }).then(node => {
       // The page's uploads are let in by the HTTP token, not by peer id (and only where the page may submit).
       this.options.allowSubmit?.add(node.peerId.toString())
+      this.options.made(node.peerId.toString())
       return node
     })
     return await this.client

@@ -5,8 +5,8 @@ import type { JobRef } from '../protocol/job-ref.ts'
 import type { LeaseKeeper } from './lease-keeper.ts'
 import type { ResultCache } from './result-cache.ts'
 
-/** Why a lane left its job: the coordinator's word, or the worker is stopping. */
-export type LaneEnd = 'done' | 'wait' | 'cancelled' | 'excluded' | 'stopped'
+/** Why a lane left its job: the coordinator's word, the worker is stopping, or another job is owed its share ('yield'). */
+export type LaneEnd = 'done' | 'wait' | 'cancelled' | 'excluded' | 'stopped' | 'yield'
 
 /** What became of one unit: the coordinator's ack, or nothing sent. */
 export type UnitStatus = 'accepted' | 'duplicate' | 'rejected' | undefined
@@ -27,12 +27,15 @@ export interface LaneContext {
   cache?: ResultCache | undefined
   /** A unit this lane did was accepted by its coordinator; `ms`: its time in this worker (compute and send). */
   onAccepted: (ref: JobRef, kind: 'tile' | 'image', ms: number) => void
+  /** A unit of the job took `ms` here, accepted or not (its share is charged); whether the lane does another of it, or goes where the shares say. */
+  stay: (ref: JobRef, ms: number) => boolean
 }
 
 /**
- * One lane on one job until it has nothing for us: claim a unit, prefetch
- * the next while `unit` does this one (unless `prefetch` is off), count
- * what was accepted.
+ * One lane on one job until it has nothing for us, or another job is owed
+ * the lane (then a prefetched grant goes back): claim a unit, prefetch the
+ * next while `unit` does this one (unless `prefetch` is off), count what was
+ * accepted.
  */
 export async function claimLoop (link: CoordinatorLink, lane: LaneContext, unit: (reply: Granted) => Promise<UnitStatus>, options: { prefetch: boolean }): Promise<LaneEnd> {
   const { keeper, clock, signal } = lane
@@ -46,8 +49,11 @@ export async function claimLoop (link: CoordinatorLink, lane: LaneContext, unit:
       if (options.prefetch) next = keeper.claim(link)
       const began = clock.now()
       const status = await unit(reply)
-      if (!options.prefetch && !signal.aborted) next = keeper.claim(link)
-      if (status === 'accepted') lane.onAccepted(link.ref, reply.kind === 'task' ? 'image' : 'tile', clock.now() - began)
+      const ms = clock.now() - began
+      if (status === 'accepted') lane.onAccepted(link.ref, reply.kind === 'task' ? 'image' : 'tile', ms)
+      if (signal.aborted) continue
+      if (!lane.stay(link.ref, ms)) return 'yield'
+      if (!options.prefetch) next = keeper.claim(link)
     }
     return 'stopped'
   } finally {

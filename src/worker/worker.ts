@@ -8,6 +8,8 @@ import type { WorkerLimits } from './admission.ts'
 import { batchLane, gatedImageProcessor, type BatchLaneContext, type ImageProcessor } from './batch-lane.ts'
 import type { LaneEnd } from './claim-loop.ts'
 import type { JobRef } from '../protocol/job-ref.ts'
+import { DEFAULT_PRIORITY, PRIORITY_WEIGHT } from '../protocol/constants.ts'
+import { FairShare } from './fair-share.ts'
 import { endSession, openSession, type JobSession, type SessionOptions } from './job-session.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
 import type { ResultCache } from './result-cache.ts'
@@ -61,6 +63,9 @@ const LANES_PER_SLOT = 2
 /** Jobs left for good that are remembered: the most recent few thousand. */
 const LEFT_JOBS_REMEMBERED = 4096
 
+/** The submitter of jobs announced without one (an older coordinator's): they share as one. */
+const UNNAMED_SUBMITTER = ''
+
 /** A lane with no job to try looks again at least this often. */
 const IDLE_LOOK_MS = 1000
 
@@ -68,13 +73,17 @@ const IDLE_LOOK_MS = 1000
  * The worker in every peer: it owns the table of jobs it knows and runs
  * lanes over them, each claiming a tile (or a batch's image), prefetching the
  * next while computing, and streaming results back; `slots` bounds the passes
- * under way at once. Its lease keeper renews leases on long tiles and, on
+ * under way at once. After each unit a lane may move to another job: the
+ * fair share (first between submitters, then between their jobs, by
+ * priority) says which is owed it. Sessions stay open while their jobs run,
+ * so a move costs no decode. Its lease keeper renews leases on long tiles and, on
  * stop, hands every lease back at once.
  */
 export class Worker implements Startable {
   private readonly options: WorkerOptions
   private readonly clock: Clock
   private readonly jobs = new Map<string, JobEntry>()
+  private readonly share = new FairShare()
   /** Jobs this peer has left for good (past its limits, or excluded by their coordinator): announcements of them are ignored. */
   private readonly left = new Set<string>()
   private readonly keeper: LeaseKeeper
@@ -101,6 +110,7 @@ export class Worker implements Startable {
       process: options.process ?? gatedTileProcessor,
       processImage: options.processImage ?? gatedImageProcessor,
       onAccepted: (ref, kind, ms) => { this.accepted(ref, kind, ms) },
+      stay: (ref, ms) => this.stay(ref.jobId, ms),
     }
   }
 
@@ -119,6 +129,7 @@ export class Worker implements Startable {
     const entry = this.jobs.get(ref.jobId)
     if (entry === undefined) this.jobs.set(ref.jobId, { ref, retryAt: 0, lanes: 0, finished: false, failures: 0, accepted: 0 })
     else if (!entry.finished) entry.retryAt = 0
+    this.share.add({ jobId: ref.jobId, submitter: ref.submitter ?? UNNAMED_SUBMITTER, weight: PRIORITY_WEIGHT[ref.priority ?? DEFAULT_PRIORITY] })
     this.wake()
   }
 
@@ -146,6 +157,7 @@ export class Worker implements Startable {
     this.wake()
     await this.keeper.stop(signal)
     const sessions = [...this.jobs.values()].map(e => e.session).filter(s => s !== undefined)
+    for (const jobId of this.jobs.keys()) this.share.drop(jobId)
     this.jobs.clear()
     // A session still joining is not waited for past the signal; it ends when it is done.
     await Promise.race([Promise.allSettled(sessions.map(async s => { await endSession(await s) })), whenAborted(signal)])
@@ -167,7 +179,7 @@ export class Worker implements Startable {
   private maybeClose (jobId: string): void {
     const entry = this.jobs.get(jobId)
     if (entry === undefined || !entry.finished || entry.lanes > 0) return
-    this.jobs.delete(jobId)
+    this.forget(jobId)
     if (entry.session !== undefined && !this.stopped) {
       const kept = this.options.cache?.stats
       this.options.log?.(`job ${jobId}: finished here (${entry.accepted} ${entry.batch === true ? 'images' : 'tiles'} from this peer)${kept !== undefined ? `; this peer keeps ${kept.tiles} results of its jobs (${(kept.bytes / 1024 / 1024).toFixed(1)} MB) for later coordinators` : ''}`)
@@ -175,12 +187,35 @@ export class Worker implements Startable {
     void entry.session?.then(endSession, () => {})
   }
 
-  private pick (): JobEntry | undefined {
+  /** Out of the table and the shares. */
+  private forget (jobId: string): void {
+    this.jobs.delete(jobId)
+    this.share.drop(jobId)
+  }
+
+  /** The jobs a lane could take now, with the lanes on each; `on`: the lane's own, which it could go on with. */
+  private candidates (on?: string): Array<{ jobId: string, lanes: number }> {
     const now = this.clock.now()
-    for (const entry of this.jobs.values()) {
-      if (!entry.finished && entry.retryAt <= now) return entry
-    }
-    return undefined
+    return [...this.jobs.values()].filter(e => !e.finished && (e.retryAt <= now || e.ref.jobId === on)).map(e => ({ jobId: e.ref.jobId, lanes: e.lanes }))
+  }
+
+  /** The job owed a free lane. */
+  private pick (): JobEntry | undefined {
+    const jobId = this.share.choose(this.candidates())
+    return jobId !== undefined ? this.jobs.get(jobId) : undefined
+  }
+
+  /** A unit of `jobId` is done here: charged to its share; the lane stays unless another job is owed it (it goes back to pick one). */
+  private stay (jobId: string, ms: number): boolean {
+    this.share.charge(jobId, ms)
+    const owed = this.share.choose(this.candidates(jobId), jobId)
+    return owed === undefined || owed === jobId
+  }
+
+  /** The job has nothing for this peer until `retryAt`: no share builds up meanwhile. */
+  private retryLater (entry: JobEntry, afterMs: number): void {
+    entry.retryAt = this.clock.now() + afterMs
+    this.share.idle(entry.ref.jobId)
   }
 
   /** Until a job may be tried again, one is announced, or the worker stops. */
@@ -225,7 +260,7 @@ export class Worker implements Startable {
       this.leave(entry.ref.jobId)
     }
     if (reason === 'done' || reason === 'cancelled' || reason === 'excluded') entry.finished = true
-    else entry.retryAt = this.clock.now() + WORKER_RETRY_MS
+    else if (reason !== 'yield') this.retryLater(entry, WORKER_RETRY_MS)
   }
 
   /** The session is over for every lane: its link closes; the job is left, or retried with a backoff. */
@@ -242,9 +277,9 @@ export class Worker implements Startable {
     }
     // After a few lost in a row the job is dropped until its coordinator announces it again.
     entry.failures++
-    entry.retryAt = this.clock.now() + WORKER_RETRY_MS * entry.failures
+    this.retryLater(entry, WORKER_RETRY_MS * entry.failures)
     if (entry.failures >= MAX_LINK_FAILURES && this.jobs.get(entry.ref.jobId) === entry && !entry.finished) {
-      this.jobs.delete(entry.ref.jobId)
+      this.forget(entry.ref.jobId)
       if (!this.stopped) this.options.log?.(`job ${entry.ref.jobId}: left it: ${oneLine((err as Error).message)}`, 'warn')
     }
   }

@@ -9,7 +9,7 @@ import { manualClock } from '../helpers/clock.ts'
 const CLIENT = '12D3KooWQ2EbFm7vKxd3y1Q2EbFm7vKxd3y1Q2EbFm7vKxd3'
 
 function job (jobId: string): HostedJob {
-  return { jobId, kind: 'tiles', client: CLIENT, ops: ['blur'], startedAt: 0, phase: 'tiles', done: 3, total: 10, byPeer: {}, pending: 0, leases: { granted: 3, expired: 0, released: 0 }, bytesIn: 1234, bytesOut: 0, verify: { checked: 0, disagreements: 0, extra: 0, excluded: 0 } }
+  return { jobId, kind: 'tiles', client: CLIENT, submitter: CLIENT, priority: 'normal', ops: ['blur'], startedAt: 0, phase: 'tiles', done: 3, total: 10, byPeer: {}, pending: 0, leases: { granted: 3, expired: 0, released: 0 }, bytesIn: 1234, bytesOut: 0, verify: { checked: 0, disagreements: 0, extra: 0, excluded: 0 } }
 }
 
 test('the jobs ended on a peer: newest first, with outcome and time, kept an hour and no more than a status names', t => {

@@ -84,6 +84,7 @@ async function submit () {
   if ($('format').value !== '') form.append('format', $('format').value)
   form.append('quality', $('quality').value)
   if ($('verify').value !== '') form.append('verify', $('verify').value)
+  if ($('priority').value !== '') form.append('priority', $('priority').value)
   for (const f of chosen) form.append('file', f, f.name)
   $('submit').disabled = true
   try {

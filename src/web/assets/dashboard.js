@@ -35,7 +35,8 @@ function render (s, swarmJobs) {
       el('td', {}, seconds(j.ageS)),
       el('td', {}, j.leases !== undefined ? j.leases.expired : '-'),
       el('td', {}, ...Object.entries(j.byPeer ?? {}).map(([p, n]) => el('span', { title: p, style: { color: colourOf(p), marginRight: '8px' } }, `${shortId(p)}: ${n}`))),
-      j.client !== undefined ? peerCell(j.client) : el('td', {}, '?'),
+      submitterCell(j),
+      el('td', {}, j.priority ?? '?'),
       el('td', {}, inputText(j)),
       el('td', {}, (j.ops ?? []).join(', ')),
       el('td', {}, j.cancellable ? cancelButton(j.jobId) : ''))
@@ -52,6 +53,13 @@ function render (s, swarmJobs) {
     el('td', {}, seconds(f.ms / 1000)),
     el('td', {}, `${seconds(f.endedS)} ago`))))
   scaling(s.scaling)
+}
+
+/** The client that submitted it, or a peer's web page (`web:` and its id). */
+const submitterCell = j => {
+  const who = j.submitter ?? j.client
+  if (who === undefined) return el('td', {}, '?')
+  return who.startsWith('web:') ? el('td', { title: who }, `web page of ${shortId(who.slice(4))}`) : peerCell(who)
 }
 
 const inputText = j => [j.inputName, j.inputBytes !== undefined ? bytes(j.inputBytes) : undefined].filter(x => x !== undefined).join(' ') || '?'
