@@ -23,21 +23,26 @@ import { wireTraffic } from './faults.ts'
 import { tuneHeapForTiles } from '../src/common/runtime.ts'
 import { noiseImage, prng } from './model.ts'
 import { SCENARIOS } from './scenarios.ts'
+import { runShared } from './shared.ts'
 
+
+/** Several jobs at once, with its own runner: not one job under faults like SCENARIOS. */
+const SHARED = 'shared'
 
 const program = new Command('sim')
-  .description('run one job on many in-process peers with injected faults')
-  .option('--peers <n>', 'peers, the coordinator included', integerOption('--peers', 1, 128), 8)
-  .option('--tiles <n>', 'about this many tiles (the image is sized to fit)', integerOption('--tiles', 1, 50_000), 1000)
-  .option('--scenario <name>', `one of: ${Object.keys(SCENARIOS).join(', ')}`, 'baseline')
+  .description('run one job on many in-process peers with injected faults (or, with --scenario shared, several submitters\' jobs at once)')
+  .option('--peers <n>', 'peers, the coordinator included (shared: 16 by default)', integerOption('--peers', 1, 128), 8)
+  .option('--tiles <n>', 'about this many tiles (the image is sized to fit; shared: the big job\'s, 2000 by default)', integerOption('--tiles', 1, 50_000), 1000)
+  .option('--scenario <name>', `one of: ${[...Object.keys(SCENARIOS), SHARED].join(', ')}`, 'baseline')
   .option('--seed <n>', 'seeds the image and every random choice', integerOption('--seed', 0, 2 ** 31), 1)
   .option('--tile-size <px>', 'tile edge', integerOption('--tile-size', 16, 1024), 32)
   .option('--lease-ms <ms>', 'lease length', integerOption('--lease-ms', 100, 60_000), 1000)
-  .option('--ns-per-pixel <ns>', 'simulated compute per output pixel', integerOption('--ns-per-pixel', 0, 1e7), 2000)
+  .option('--ns-per-pixel <ns>', 'simulated compute per output pixel (shared: 20000 by default)', integerOption('--ns-per-pixel', 0, 1e7), 2000)
   .option('--ops <pipeline>', 'the real (cheap) pipeline each tile runs', 'invert')
-  .option('--images <n>', 'a batch of this many small images (each a whole-image task) instead of one tiled job', integerOption('--images', 0, 10_000), 0)
+  .option('--images <n>', 'a batch of this many small images (each a whole-image task) instead of one tiled job (shared: the batch\'s, 40 by default; 0 for none)', integerOption('--images', 0, 10_000), 0)
   .option('--verify <share|all|off>', `spot checks, as submit --verify (default ${DEFAULT_VERIFY_FLOOR})`, verifyOption, DEFAULT_VERIFY_FLOOR as VerifyLevel)
   .option('--lie-share <share>', 'the liar scenario: the share of its tiles the liar sends back wrong', shareOption, 1)
+  .option('--alone-runs <n>', 'shared: each job runs alone this many times first, its time alone their median', integerOption('--alone-runs', 1, 9), 3)
   .option('--time-limit-s <s>', 'the run fails if the job is not done by then', integerOption('--time-limit-s', 1, 3600), 180)
   .option('--json', 'print the summary as JSON')
   .option('--log', 'print every peer\'s log lines to stderr')
@@ -46,13 +51,31 @@ const program = new Command('sim')
 // In-process peers get the tuning the peer binary has.
 tuneHeapForTiles()
 
+/** --log: each peer's lines to stderr, named p0, p1, ... */
+function logLines (): () => (line: string) => void {
+  let peerNo = 0
+  return () => { const name = `p${peerNo++}`; return line => { process.stderr.write(`${(performance.now() / 1000).toFixed(3)} ${name} ${line}\n`) } }
+}
+
 function shareOption (value: string): number {
   const n = Number(value)
   if (value.trim() === '' || !(n >= 0 && n <= 1)) throw new InvalidArgumentError(`a share from 0 to 1, not '${value}'`)
   return n
 }
 
-const opts = program.opts<{ images: number, peers: number, tiles: number, scenario: string, seed: number, tileSize: number, leaseMs: number, nsPerPixel: number, ops: string, verify: VerifyLevel, lieShare: number, timeLimitS: number, json?: boolean, log?: boolean }>()
+const opts = program.opts<{ images: number, peers: number, tiles: number, scenario: string, seed: number, tileSize: number, leaseMs: number, nsPerPixel: number, ops: string, verify: VerifyLevel, lieShare: number, timeLimitS: number, aloneRuns: number, json?: boolean, log?: boolean }>()
+if (opts.scenario === SHARED) {
+  // Its own defaults where a flag was not given: a swarm of 16, a big job, a batch, compute that outweighs the overheads.
+  const given = (name: string): boolean => program.getOptionValueSource(name) !== 'default'
+  process.exit(await runShared({
+    ...opts,
+    peers: given('peers') ? opts.peers : 16,
+    tiles: given('tiles') ? opts.tiles : 2000,
+    images: given('images') ? opts.images : 40,
+    nsPerPixel: given('nsPerPixel') ? opts.nsPerPixel : 20_000,
+    ...(opts.log === true ? { logFor: logLines() } : {}),
+  }))
+}
 const scenario = SCENARIOS[opts.scenario]
 if (scenario === undefined) program.error(`unknown scenario '${opts.scenario}'; one of: ${Object.keys(SCENARIOS).join(', ')}`)
 if (scenario.tilesOnly === true && opts.images > 0) program.error(`the ${opts.scenario} scenario is for tiled jobs: a batch's whole images are not checked`)
@@ -93,10 +116,7 @@ if (batchMode) {
 }
 
 const random = prng(opts.seed)
-let peerNo = 0
-const peerLog = opts.log === true
-  ? (): ((line: string) => void) => { const name = `p${peerNo++}`; return line => { process.stderr.write(`${(performance.now() / 1000).toFixed(3)} ${name} ${line}\n`) } }
-  : undefined
+const peerLog = opts.log === true ? logLines() : undefined
 // Hellos every 60 s: in one process, 64 peers' discovery (every hello checked by
 // every peer, up to 8 new connections each) would cost more CPU than the job.
 const cluster = await Cluster.start(opts.peers, { ...(peerLog !== undefined ? { logFor: peerLog } : {}), tileSize: opts.tileSize, leaseMs: opts.leaseMs, nsPerPixel: opts.nsPerPixel, heartbeatMs: 200, announceMs: 500, helloMs: 60_000 })

@@ -67,3 +67,30 @@ test.serial('sim refuses an unknown scenario', async t => {
   t.not(code, 0)
   t.regex(stderr, /unknown scenario 'meteor'; one of: baseline, crash/)
 })
+
+// Today's worker is not fair yet: this checks the figures are computed and the outputs exact, not fairness targets.
+test.serial('sim shared (8 peers, 3 submitters, 6 jobs): every output exact; each job\'s slowdown and the fairness index computed', async t => {
+  const { code, summary, stderr } = await sim(['--scenario', 'shared', '--peers', '8', '--tiles', '300', '--images', '20', '--alone-runs', '1', '--seed', '7', '--lease-ms', '500', '--time-limit-s', '90'])
+  t.is(code, 0, stderr)
+  t.is(summary?.invariants, 'ok', JSON.stringify(summary))
+  t.is(summary.peers, 8)
+  t.is(summary.jobs.length, 6)
+  t.deepEqual([...new Set(summary.jobs.map((j: { submitter: string }) => j.submitter))], ['ana', 'ben', 'cleo'])
+  t.deepEqual(summary.jobs.at(-1).size, { kind: 'batch', images: 20 })
+  for (const j of summary.jobs) {
+    t.true(j.aloneS > 0 && j.sharedS > 0, JSON.stringify(j))
+    t.true(Math.abs(j.slowdown / (j.sharedS / j.aloneS) - 1) < 0.02, JSON.stringify(j))
+  }
+  t.true(summary.fairness.windows > 0, JSON.stringify(summary.fairness))
+  // Jain's index of n values lies in [1/n, 1].
+  t.true(summary.fairness.index >= 1 / 6 && summary.fairness.index <= 1, JSON.stringify(summary.fairness))
+  t.true(summary.fairness.worst <= summary.fairness.index)
+  t.true(summary.slowdownFairness >= 1 / 6 && summary.slowdownFairness <= 1)
+  t.true(summary.utilisation > 0 && summary.utilisation <= 1)
+})
+
+test.serial('sim shared past its time limit stops by itself and fails', async t => {
+  const { code, stderr } = await sim(['--scenario', 'shared', '--peers', '4', '--tiles', '2000', '--time-limit-s', '1'])
+  t.is(code, 1)
+  t.regex(stderr, /FAILED: not done within the time limit of 1 s/)
+})

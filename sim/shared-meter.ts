@@ -1,0 +1,48 @@
+import type { JobCoordinator } from '../src/job/coordinator.ts'
+import type { BatchCoordinator } from '../src/job/batch.ts'
+import type { Cluster } from './cluster.ts'
+import type { WorkDone } from './shared-fairness.ts'
+
+/**
+ * The compute each job got, as its coordinator accepts it: a tile's core
+ * pixels (or a batch image's) times the cost model's ns per pixel, stamped
+ * when it came in. Results a worker kept from an earlier coordinator are not
+ * compute, and are counted apart.
+ */
+export class ComputeMeter {
+  readonly work: WorkDone[] = []
+  /** Batch images that came from a worker's cache, by job id. */
+  readonly kept = new Map<string, number>()
+  private readonly nsPerPixel: number
+
+  constructor (cluster: Cluster, nsPerPixel: number) {
+    this.nsPerPixel = nsPerPixel
+    for (const peer of cluster.peers) {
+      peer.events.addEventListener('job', evt => { this.tiled((evt as CustomEvent<JobCoordinator>).detail) })
+      peer.events.addEventListener('batch', evt => { this.batch((evt as CustomEvent<BatchCoordinator>).detail) })
+    }
+  }
+
+  /** Work done for `jobId`, its times from `originMs` (a performance.now()). */
+  of (jobId: string, originMs: number): WorkDone[] {
+    return this.work.filter(w => w.job === jobId).map(w => ({ ...w, atMs: w.atMs - originMs }))
+  }
+
+  private tiled (job: JobCoordinator): void {
+    job.on('placed', tile => {
+      const core = job.tiles[tile]?.core
+      if (core !== undefined) this.add(job.jobId, core.width * core.height)
+    })
+  }
+
+  private batch (job: BatchCoordinator): void {
+    job.on('image', (_task, output, _peer, recovered) => {
+      if (recovered) this.kept.set(job.jobId, (this.kept.get(job.jobId) ?? 0) + 1)
+      else this.add(job.jobId, output.width * output.height)
+    })
+  }
+
+  private add (job: string, pixels: number): void {
+    this.work.push({ job, atMs: performance.now(), ms: pixels * this.nsPerPixel / 1e6 })
+  }
+}
