@@ -1,3 +1,5 @@
+import { InvalidParameterError } from '../src/common/errors.ts'
+
 /**
  * The `shared` scenario's figures, pure: each running job's entitled share of
  * the swarm, the share it got over windows of time, and Jain's fairness
@@ -30,7 +32,7 @@ export interface WorkDone {
  * 1/n when one has everything; undefined for no values or all zero.
  */
 export function jain (xs: readonly number[]): number | undefined {
-  if (xs.some(x => !Number.isFinite(x) || x < 0)) throw new RangeError(`Jain's index takes finite values >= 0, not [${xs.join(', ')}]`)
+  if (xs.some(x => !Number.isFinite(x) || x < 0)) throw new InvalidParameterError(`Jain's index takes finite values >= 0, not [${xs.join(', ')}]`)
   const sum = xs.reduce((a, b) => a + b, 0)
   const squares = xs.reduce((a, b) => a + b * b, 0)
   return squares === 0 ? undefined : sum * sum / (xs.length * squares)
@@ -73,7 +75,7 @@ export interface WindowedFairness {
  * it divided by its entitlement (1 for all when the swarm is fair).
  */
 export function windowedFairness (spans: readonly JobSpan[], work: readonly WorkDone[], windowMs: number): WindowedFairness {
-  if (!(windowMs > 0)) throw new RangeError(`a window of ${windowMs} ms`)
+  if (!(windowMs > 0)) throw new InvalidParameterError(`a window of ${windowMs} ms`)
   const shares = new Map<string, { got: number, entitled: number, windows: number }>()
   const indexes: number[] = []
   if (spans.length === 0) return { windowMs, windows: 0, shares }

@@ -57,8 +57,6 @@ export interface JobInput {
   spec: SharedJobSpec
   path: string
   references: Map<string, Buffer>
-  /** The job's modelled compute alone, in pixel-ns units: core pixels times ns per pixel / 1e6 = ms. */
-  pixels: number
 }
 
 /** Writes a job's input under `dir`, from noise seeded by `seed` (a different seed per run, so no result is cached from another). */
@@ -72,19 +70,17 @@ export async function prepareInput (spec: SharedJobSpec, dir: string, options: {
     const path = join(dir, 'input.png')
     await writeFile(path, await encodeImage(image, { format: 'png' }))
     references.set('out.png', await encodeImage(await runPipeline({ ...image, data: Buffer.from(image.data) }, options.steps), { format: 'png' }))
-    return { spec, path, references, pixels: image.width * image.height }
+    return { spec, path, references }
   }
   const path = join(dir, 'photos')
   await mkdir(path)
-  let pixels = 0
   for (let i = 0; i < spec.size.images; i++) {
     const one = noiseImage(48 + (i * 37) % 113, 40 + (i * 53) % 97, { channels: 3, depth: 8 }, options.seed * 7919 + i + 1)
     const name = `img-${String(i).padStart(5, '0')}.png`
     await writeFile(join(path, name), await encodeImage(one, { format: 'png' }))
     references.set(name, await encodeImage(await runPipeline(one, options.steps), { format: 'png' }))
-    pixels += one.width * one.height
   }
-  return { spec, path, references, pixels }
+  return { spec, path, references }
 }
 
 export interface JobRun {

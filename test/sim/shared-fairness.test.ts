@@ -1,4 +1,5 @@
 import test from 'ava'
+import { InvalidParameterError } from '../../src/common/errors.ts'
 import { entitlements, jain, windowedFairness, type JobSpan, type WorkDone } from '../../sim/shared-fairness.ts'
 
 test('jain: 1 when every share is equal, 1/n when one has everything, undefined for nothing', t => {
@@ -10,9 +11,9 @@ test('jain: 1 when every share is equal, 1/n when one has everything, undefined 
 })
 
 test('jain refuses negative or non-finite values', t => {
-  t.throws(() => jain([1, -1]), { instanceOf: RangeError })
-  t.throws(() => jain([1, Number.NaN]), { instanceOf: RangeError })
-  t.throws(() => jain([Number.POSITIVE_INFINITY]), { instanceOf: RangeError })
+  t.throws(() => jain([1, -1]), { instanceOf: InvalidParameterError })
+  t.throws(() => jain([1, Number.NaN]), { instanceOf: InvalidParameterError })
+  t.throws(() => jain([Number.POSITIVE_INFINITY]), { instanceOf: InvalidParameterError })
 })
 
 test('entitlements: submitters first, then a submitter\'s jobs, weighted 4:2:1 by priority', t => {
@@ -47,5 +48,5 @@ test('windowedFairness: no two jobs together, no index; a window of no length is
   t.is(apart.windows, 0)
   t.is(apart.index, undefined)
   t.is(windowedFairness([], [], 100).windows, 0)
-  t.throws(() => windowedFairness(spans, [], 0), { instanceOf: RangeError })
+  t.throws(() => windowedFairness(spans, [], 0), { instanceOf: InvalidParameterError })
 })
