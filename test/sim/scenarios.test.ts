@@ -70,7 +70,7 @@ test.serial('sim refuses an unknown scenario', async t => {
 
 // Today's worker is not fair yet: this checks the figures are computed and the outputs exact, not fairness targets.
 test.serial('sim shared (8 peers, 3 submitters, 6 jobs): every output exact; each job\'s slowdown and the fairness index computed', async t => {
-  const { code, summary, stderr } = await sim(['--scenario', 'shared', '--peers', '8', '--tiles', '300', '--images', '20', '--alone-runs', '1', '--seed', '7', '--lease-ms', '500', '--time-limit-s', '90'])
+  const { code, summary, stderr } = await sim(['--scenario', 'shared', '--peers', '8', '--tiles', '300', '--tile-size', '32', '--images', '20', '--alone-runs', '1', '--seed', '7', '--lease-ms', '500', '--time-limit-s', '90'])
   t.is(code, 0, stderr)
   t.is(summary?.invariants, 'ok', JSON.stringify(summary))
   t.is(summary.peers, 8)
