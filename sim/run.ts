@@ -43,6 +43,7 @@ const program = new Command('sim')
   .option('--verify <share|all|off>', `spot checks, as submit --verify (default ${DEFAULT_VERIFY_FLOOR})`, verifyOption, DEFAULT_VERIFY_FLOOR as VerifyLevel)
   .option('--lie-share <share>', 'the liar scenario: the share of its tiles the liar sends back wrong', shareOption, 1)
   .option('--alone-runs <n>', 'shared: each job runs alone this many times first, its time alone their median', integerOption('--alone-runs', 1, 9), 3)
+  .option('--priorities <job=level,...>', 'shared: these jobs\' priorities (high, normal, low), e.g. batch=high,small-1=low; the rest normal')
   .option('--time-limit-s <s>', 'the run fails if the job is not done by then', integerOption('--time-limit-s', 1, 3600), 180)
   .option('--json', 'print the summary as JSON')
   .option('--log', 'print every peer\'s log lines to stderr')
@@ -63,11 +64,11 @@ function shareOption (value: string): number {
   return n
 }
 
-const opts = program.opts<{ images: number, peers: number, tiles: number, scenario: string, seed: number, tileSize: number, leaseMs: number, nsPerPixel: number, ops: string, verify: VerifyLevel, lieShare: number, timeLimitS: number, aloneRuns: number, json?: boolean, log?: boolean }>()
+const opts = program.opts<{ images: number, peers: number, tiles: number, scenario: string, seed: number, tileSize: number, leaseMs: number, nsPerPixel: number, ops: string, verify: VerifyLevel, lieShare: number, timeLimitS: number, aloneRuns: number, priorities?: string, json?: boolean, log?: boolean }>()
 if (opts.scenario === SHARED) {
   // Its own defaults where a flag was not given: a swarm of 16, a big job, a batch; tiles large enough, and their modelled compute long enough, that the one process's event loop is not what sets the pace.
   const given = (name: string): boolean => program.getOptionValueSource(name) !== 'default'
-  process.exit(await runShared({
+  const code = await runShared({
     ...opts,
     peers: given('peers') ? opts.peers : 16,
     tiles: given('tiles') ? opts.tiles : 600,
@@ -75,7 +76,8 @@ if (opts.scenario === SHARED) {
     images: given('images') ? opts.images : 40,
     nsPerPixel: given('nsPerPixel') ? opts.nsPerPixel : 20_000,
     ...(opts.log === true ? { logFor: logLines() } : {}),
-  }))
+  }).catch((err: Error) => { if (err.name === 'InvalidParameterError') program.error(err.message); throw err })
+  process.exit(code)
 }
 const scenario = SCENARIOS[opts.scenario]
 if (scenario === undefined) program.error(`unknown scenario '${opts.scenario}'; one of: ${Object.keys(SCENARIOS).join(', ')}`)

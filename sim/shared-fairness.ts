@@ -1,15 +1,11 @@
 import { InvalidParameterError } from '../src/common/errors.ts'
+import { DEFAULT_PRIORITY, PRIORITY_WEIGHT, type Priority } from '../src/protocol/constants.ts'
 
 /**
  * The `shared` scenario's figures, pure: each running job's entitled share of
  * the swarm, the share it got over windows of time, and Jain's fairness
  * index of the two.
  */
-
-export type Priority = 'high' | 'normal' | 'low'
-
-/** The issue's default weights, high:normal:low = 4:2:1. */
-export const PRIORITY_WEIGHTS: Readonly<Record<Priority, number>> = { high: 4, normal: 2, low: 1 }
 
 /** A job's time in the swarm, ms from the run's start. */
 export interface JobSpan {
@@ -38,12 +34,13 @@ export function jain (xs: readonly number[]): number | undefined {
   return squares === 0 ? undefined : sum * sum / (xs.length * squares)
 }
 
-const weightOf = (job: Pick<JobSpan, 'priority'>): number => PRIORITY_WEIGHTS[job.priority ?? 'normal']
+const weightOf = (job: Pick<JobSpan, 'priority'>): number => PRIORITY_WEIGHT[job.priority ?? DEFAULT_PRIORITY]
 
 /**
  * What each running job is entitled to: the swarm split first between the
- * submitters (each weighted by its highest-priority running job), then a
- * submitter's part between its jobs by their weights. Sums to 1.
+ * submitters (each weighted by its highest-priority running job, as the
+ * worker's FairShare weighs it), then a submitter's part between its jobs by
+ * their weights. Sums to 1.
  */
 export function entitlements (running: ReadonlyArray<Pick<JobSpan, 'job' | 'submitter' | 'priority'>>): Map<string, number> {
   const bySubmitter = new Map<string, Array<Pick<JobSpan, 'job' | 'priority'>>>()

@@ -13,16 +13,14 @@ import { submitBatch } from '../src/client/batch.ts'
 import { planBatch } from '../src/client/batch-plan.ts'
 import { submitToSwarm } from '../src/client/submit.ts'
 import { noiseImage } from './model.ts'
-import type { Priority } from './shared-fairness.ts'
+import { InvalidParameterError } from '../src/common/errors.ts'
+import type { Priority } from '../src/protocol/constants.ts'
+import { checkPriority } from '../src/client/options.ts'
 
 /** A tiled image of about `tiles` tiles, or a batch of `images` small whole images. */
 export type JobSize = { kind: 'tiled', tiles: number } | { kind: 'batch', images: number }
 
-/**
- * One job of the mix. `submitter` names a client identity (one key each);
- * `priority` is kept for when submit takes one (the client's API does not
- * yet: see `submitOptions`).
- */
+/** One job of the mix. `submitter` names a client identity (one key each); `priority` goes with its submit. */
 export interface SharedJobSpec {
   name: string
   submitter: string
@@ -42,6 +40,21 @@ export function defaultMix (options: { tiles: number, images: number }): SharedJ
   for (let i = 0; i < 4; i++) mix.push({ name: `small-${i + 1}`, submitter: 'ben', arriveAt: 0.15 + 0.15 * i, size: { kind: 'tiled', tiles: small } })
   if (options.images > 0) mix.push({ name: 'batch', submitter: 'cleo', arriveAt: 0.25, size: { kind: 'batch', images: options.images } })
   return mix
+}
+
+/**
+ * `--priorities batch=high,small-1=low`: the mix with these jobs' priorities
+ * set (the others normal).
+ */
+export function withPriorities (mix: SharedJobSpec[], text: string): SharedJobSpec[] {
+  const given = new Map<string, Priority>()
+  for (const item of text.split(',').map(s => s.trim()).filter(s => s !== '')) {
+    const [name, level, ...rest] = item.split('=')
+    if (name === undefined || level === undefined || rest.length > 0) throw new InvalidParameterError(`Expected job=priority in --priorities but received '${item}'`)
+    if (!mix.some(j => j.name === name)) throw new InvalidParameterError(`--priorities names '${name}', not a job of the mix (${mix.map(j => j.name).join(', ')})`)
+    given.set(name, checkPriority(level, `--priorities ${name}`))
+  }
+  return mix.map(j => given.has(j.name) ? { ...j, priority: given.get(j.name)! } : j)
 }
 
 /** A submitter's identity, the same for every run with this seed. */
@@ -103,12 +116,9 @@ export interface RunContext {
   out: string
 }
 
-/**
- * The submitter's part of the client's options. Only the identity today:
- * once submit takes a priority, `spec.priority` goes here too.
- */
-function submitOptions (ctx: RunContext): { peer: string, privateKey: PrivateKey, idleTimeoutMs: number } {
-  return { peer: ctx.peer, privateKey: ctx.key, idleTimeoutMs: ctx.idleTimeoutMs }
+/** The submitter's part of the client's options: its identity, and the job's priority if it has one. */
+function submitOptions (spec: SharedJobSpec, ctx: RunContext): { peer: string, privateKey: PrivateKey, idleTimeoutMs: number, priority?: Priority } {
+  return { peer: ctx.peer, privateKey: ctx.key, idleTimeoutMs: ctx.idleTimeoutMs, ...(spec.priority !== undefined ? { priority: spec.priority } : {}) }
 }
 
 /** Sends one job as its submitter would, times it from the call to the last output, and checks every output. */
@@ -121,7 +131,7 @@ export async function runJob (input: JobInput, ctx: RunContext): Promise<JobRun>
     if (input.spec.size.kind === 'tiled') {
       const output = join(ctx.out, 'out.png')
       await submitToSwarm({ steps: ctx.steps, input: input.path, output, format: 'png', quality: 90 }, {
-        ...submitOptions(ctx),
+        ...submitOptions(input.spec, ctx),
         tileSize: ctx.tileSize,
         verify: ctx.verify,
         onEvent: e => { if (e.event === 'accepted') jobId = e.jobId },
@@ -129,7 +139,7 @@ export async function runJob (input: JobInput, ctx: RunContext): Promise<JobRun>
     } else {
       const written = new Map<string, number>()
       const batch = await submitBatch({ plan: await planBatch([input.path], ctx.out, { recursive: false }), steps: ctx.steps, quality: 90, skipExisting: false }, {
-        ...submitOptions(ctx),
+        ...submitOptions(input.spec, ctx),
         onBatchEvent: e => {
           if (e.event === 'started') jobId = e.jobId
           if (e.event === 'image') written.set(e.input, (written.get(e.input) ?? 0) + 1)

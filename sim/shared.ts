@@ -13,7 +13,7 @@ import type { VerifyLevel } from '../src/protocol/verify-level.ts'
 import { Cluster } from './cluster.ts'
 import { prng } from './model.ts'
 import { jain, windowedFairness, type JobSpan, type WorkDone } from './shared-fairness.ts'
-import { defaultMix, prepareInput, runJob, submitterKey, type JobInput, type JobRun, type RunContext, type SharedJobSpec } from './shared-jobs.ts'
+import { defaultMix, prepareInput, runJob, submitterKey, withPriorities, type JobInput, type JobRun, type RunContext, type SharedJobSpec } from './shared-jobs.ts'
 import { ComputeMeter } from './shared-meter.ts'
 
 export interface SharedOptions {
@@ -31,6 +31,8 @@ export interface SharedOptions {
   timeLimitS: number
   /** Each job runs alone this many times first; its time alone is their median. */
   aloneRuns: number
+  /** `batch=high,small-1=low`: jobs of the mix given a priority (the rest normal). */
+  priorities?: string
   json?: boolean
   logFor?: () => (line: string) => void
 }
@@ -54,7 +56,7 @@ export async function runShared (opts: SharedOptions): Promise<number> {
     process.exit(1)
   }, opts.timeLimitS * 1000)
   limit.unref()
-  const mix = defaultMix({ tiles: opts.tiles, images: opts.images })
+  const mix = withPriorities(defaultMix({ tiles: opts.tiles, images: opts.images }), opts.priorities ?? '')
   const steps = resolvePipeline(parseOps(opts.ops))
   const submitters = [...new Set(mix.map(j => j.submitter))]
   log(`scenario shared: ${submitters.length} submitters, ${mix.length} jobs of mixed sizes arriving over time; each runs alone first, then all together`)
@@ -66,7 +68,7 @@ export async function runShared (opts: SharedOptions): Promise<number> {
   // One small job per submitter first, untimed: its entry peer's first job pays for connections the others then share.
   const warmUp = await inputs(0, submitters.map(s => ({ name: `warm-up-${s}`, submitter: s, arriveAt: 0, size: { kind: 'tiled', tiles: 16 } })))
   const together = await inputs(opts.aloneRuns + 1, mix)
-  const cluster = await Cluster.start(opts.peers, { ...(opts.logFor !== undefined ? { logFor: opts.logFor } : {}), tileSize: opts.tileSize, leaseMs: opts.leaseMs, nsPerPixel: opts.nsPerPixel, heartbeatMs: 200, announceMs: 500, helloMs: 60_000 })
+  const cluster = await Cluster.start(opts.peers, { ...(opts.logFor !== undefined ? { logFor: opts.logFor } : {}), tileSize: opts.tileSize, leaseMs: opts.leaseMs, nsPerPixel: opts.nsPerPixel, heartbeatMs: 200, announceMs: 500, helloMs: 60_000, allowPriority: 'all' })
   cluster.seed(prng(opts.seed))
   const meter = new ComputeMeter(cluster, opts.nsPerPixel)
   const keys = new Map(await Promise.all(submitters.map(async s => [s, await submitterKey(s, opts.seed)] as const)))

@@ -70,13 +70,14 @@ test.serial('sim refuses an unknown scenario', async t => {
 
 // Today's worker is not fair yet: this checks the figures are computed and the outputs exact, not fairness targets.
 test.serial('sim shared (8 peers, 3 submitters, 6 jobs): every output exact; each job\'s slowdown and the fairness index computed', async t => {
-  const { code, summary, stderr } = await sim(['--scenario', 'shared', '--peers', '8', '--tiles', '300', '--tile-size', '32', '--images', '20', '--alone-runs', '1', '--seed', '7', '--lease-ms', '500', '--time-limit-s', '90'])
+  const { code, summary, stderr } = await sim(['--scenario', 'shared', '--peers', '8', '--tiles', '300', '--tile-size', '32', '--images', '20', '--alone-runs', '1', '--priorities', 'batch=high', '--seed', '7', '--lease-ms', '500', '--time-limit-s', '90'])
   t.is(code, 0, stderr)
   t.is(summary?.invariants, 'ok', JSON.stringify(summary))
   t.is(summary.peers, 8)
   t.is(summary.jobs.length, 6)
   t.deepEqual([...new Set(summary.jobs.map((j: { submitter: string }) => j.submitter))], ['ana', 'ben', 'cleo'])
   t.deepEqual(summary.jobs.at(-1).size, { kind: 'batch', images: 20 })
+  t.deepEqual(summary.jobs.map((j: { priority: string }) => j.priority), ['normal', 'normal', 'normal', 'normal', 'normal', 'high'])
   for (const j of summary.jobs) {
     t.true(j.aloneS > 0 && j.sharedS > 0, JSON.stringify(j))
     t.true(Math.abs(j.slowdown / (j.sharedS / j.aloneS) - 1) < 0.02, JSON.stringify(j))
@@ -93,4 +94,10 @@ test.serial('sim shared past its time limit stops by itself and fails', async t 
   const { code, stderr } = await sim(['--scenario', 'shared', '--peers', '4', '--tiles', '2000', '--time-limit-s', '1'])
   t.is(code, 1)
   t.regex(stderr, /FAILED: not done within the time limit of 1 s/)
+})
+
+test.serial('sim shared refuses a bad --priorities with one line', async t => {
+  const { code, stderr } = await sim(['--scenario', 'shared', '--priorities', 'batch=urgent'])
+  t.not(code, 0)
+  t.regex(stderr, /Expected high, normal, low for --priorities batch but received 'urgent'/)
 })
