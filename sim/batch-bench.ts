@@ -18,6 +18,7 @@ import { planBatch } from '../src/client/batch-plan.ts'
 import { OPTIMISE_CODING_MAX_PIXELS, parseOps, resolvePipeline } from '../src/imaging/index.ts'
 import { REPO, startPeerProcess, type PeerProcess } from './processes.ts'
 import { median, processCpu } from './bench/measure.ts'
+import { photos } from './bench/photos.ts'
 
 const opts = new Command('bench:batch')
   .description('a batch of photos through the swarm against a sharp loop, in one run')
@@ -37,34 +38,10 @@ function usage (pid: number): { cpuS: number, ioBytes: number } {
 }
 
 /** Photos of 2 to 12 MP, made once from the samples (kept between runs in the temp folder). */
-async function photos (count: number): Promise<string> {
-  const dir = join(tmpdir(), `tileswarm-batch-photos-v1-${count}`)
-  const have = await readdir(dir).catch(() => [])
-  if (have.length === count) return dir
-  await rm(dir, { recursive: true, force: true })
-  await mkdir(dir, { recursive: true })
-  const sources = [resolve(REPO, 'sim/samples/saw.jpg'), ...['flowers.jpeg', '4.webp', 'Landscape_5.jpg', 'low-contrast.jpg'].map(n => resolve(REPO, 'sim/samples/photos', n))]
-  say(`making ${count} photos of 2-12 MP in ${dir} (once)`)
-  let next = 0
-  const make = async (): Promise<void> => {
-    for (let i = next++; i < count; i = next++) {
-      const source = sources[i % sources.length]!
-      const meta = await sharp(source).rotate().toBuffer({ resolveWithObject: true }).then(r => r.info)
-      // Megapixels spread over 2-12 by a fixed stride: every run gets the same folder.
-      const mp = 2 + 10 * (((i * 7919) % 1000) / 1000)
-      const width = Math.round(Math.sqrt(mp * 1e6 * meta.width / meta.height))
-      const height = Math.round(mp * 1e6 / width)
-      await sharp(source).rotate().resize(width, height, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(join(dir, `photo-${String(i).padStart(4, '0')}.jpg`))
-    }
-  }
-  await Promise.all([make(), make()])
-  return dir
-}
-
 const work = join(tmpdir(), `tileswarm-batch-bench-${process.pid}`)
 const peers: PeerProcess[] = []
 try {
-  const folder = await photos(opts.count)
+  const folder = await photos(opts.count, say)
   const files = (await readdir(folder)).sort().map(f => join(folder, f))
   let pixels = 0
   let inputBytes = 0

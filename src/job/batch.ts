@@ -1,3 +1,4 @@
+import type { ClaimOptions } from './scheduler.ts'
 import { createHash } from 'node:crypto'
 import { systemClock, type Clock } from '../common/clock.ts'
 import { DEFAULT_PARK_MS, OFFER_HOLD_MS } from '../common/defaults.ts'
@@ -182,7 +183,7 @@ export class BatchCoordinator {
     this.units.wake()
   }
 
-  async claim (peer: string): Promise<TaskClaim> {
+  async claim (peer: string, options: ClaimOptions = {}): Promise<TaskClaim> {
     // What this peer kept comes first: it sends it without computing.
     const mine = this.reserved.get(peer)
     while (mine !== undefined && mine.length > 0 && this.isRunning) {
@@ -192,7 +193,7 @@ export class BatchCoordinator {
       // Its deadline runs from now, as any grant's.
       if (lease !== undefined && task !== undefined && this.units.renew(peer, lease.leaseId)) return { kind: 'task', lease, task }
     }
-    const outcome = await this.units.claim(peer)
+    const outcome = await this.units.claim(peer, options)
     if (outcome.kind !== 'lease') return outcome
     const task = this.tasks[outcome.lease.tile]
     // The batch was cancelled (its files dropped) between the grant and this continuation: nothing to send.

@@ -1,3 +1,4 @@
+import type { ClaimOptions } from './scheduler.ts'
 import { tileChecksum } from '../protocol/checksum.ts'
 import { planJob, toSpecs, type JobPlan, type PixelFormat, type RawImage, type Step, type Tile } from '../imaging/index.ts'
 import type { TilePixelSource, TilePixelsOut } from './tile-pixels.ts'
@@ -188,9 +189,9 @@ export class JobCoordinator {
   }
 
   /** A tile under lease now, or once one comes back (bounded by parkMs). A peer caught lying gets none. */
-  async claim (peer: string): Promise<ClaimOutcome> {
+  async claim (peer: string, options: ClaimOptions = {}): Promise<ClaimOutcome> {
     if (this.checker.excludes(peer)) return { kind: 'excluded' }
-    const outcome = await this.units.claim(peer)
+    const outcome = await this.units.claim(peer, options)
     if (outcome.kind !== 'lease') return outcome
     const { lease } = outcome
     return { kind: 'grant', grant: { lease, tile: this.tiles[this.checker.tileOf(lease.tile)]!, phase: this.phase } }

@@ -24,6 +24,9 @@ interface Parked {
   timer: unknown
 }
 
+/** `park: false`: the claimant has other work; no unit free now is answered at once. */
+export interface ClaimOptions { park?: boolean }
+
 /**
  * The one scheduler of every unit of work (a tile of a phase, a whole image
  * of a batch): claims are granted from a LeaseTable, or parked until a unit
@@ -48,10 +51,11 @@ export class LeaseScheduler {
     this.speculation = options.speculation
   }
 
-  /** A lease now, or once a unit comes back (bounded by parkMs). */
-  async claim (peer: string): Promise<LeaseOutcome> {
+  /** A lease now, or once a unit comes back (bounded by parkMs; at once, `wait`, if not `park`). */
+  async claim (peer: string, options: ClaimOptions = {}): Promise<LeaseOutcome> {
     const now = this.tryClaim(peer)
     if (now !== undefined) return now
+    if (options.park === false) return { kind: 'wait' }
     return await new Promise(resolve => {
       const entry: Parked = {
         peer,

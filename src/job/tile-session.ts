@@ -132,7 +132,7 @@ function track (s: Session, reply: Promise<void>): void {
 async function serveJobRequest (job: JobCoordinator, msg: TileClientMessage, body: Buffer | undefined, s: JobSession): Promise<void> {
   switch (msg.type) {
     case 'claim':
-      track(s, job.claim(s.worker).then(async outcome => { await grant(job, msg.rid, outcome, s) }))
+      track(s, job.claim(s.worker, { park: msg.park !== false }).then(async outcome => { await grant(job, msg.rid, outcome, s) }))
       return
     case 'result':
     case 'offer':
@@ -219,7 +219,7 @@ async function serveBatchRequest (batch: BatchCoordinator, msg: TileClientMessag
   const { worker, reply } = s
   switch (msg.type) {
     case 'claim':
-      track(s, batch.claim(worker).then(async outcome => {
+      track(s, batch.claim(worker, { park: msg.park !== false }).then(async outcome => {
         if (outcome.kind !== 'task') return await reply({ type: 'none', rid: msg.rid, reason: outcome.kind })
         const { lease, task } = outcome
         if (s.isClosed()) return void batch.release(worker, lease.leaseId)

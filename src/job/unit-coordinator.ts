@@ -1,6 +1,6 @@
 import type { Clock } from '../common/clock.ts'
 import type { LeaseTable, SpeculationPolicy } from './leases.ts'
-import { LeaseScheduler, type LeaseOutcome, type ScheduledJob } from './scheduler.ts'
+import { LeaseScheduler, type ClaimOptions, type LeaseOutcome, type ScheduledJob } from './scheduler.ts'
 
 export type UnitState = 'running' | 'done' | 'cancelled'
 
@@ -99,9 +99,9 @@ export class UnitCoordinator {
     return this.leases.activeLeases().filter(l => l.peer === peer && l.kind === 'offer').map(l => l.leaseId)
   }
 
-  /** A lease now, or once a unit comes back (bounded by parkMs). */
-  async claim (peer: string): Promise<LeaseOutcome> {
-    return await this.scheduler.claim(peer)
+  /** A lease now, or once a unit comes back (bounded by parkMs; at once if not `park`). */
+  async claim (peer: string, options: ClaimOptions = {}): Promise<LeaseOutcome> {
+    return await this.scheduler.claim(peer, options)
   }
 
   renew (peer: string, leaseId: string): boolean {

@@ -111,7 +111,8 @@ export type ErrorMessage = z.infer<typeof ErrorMessage>
 // carries a rid; replies echo it (claims may be answered late).
 /** A join's body, if any, is a bitmap of the tiles whose results the worker holds from an earlier coordinator of the same job. */
 export const JoinRequest = z.object({ type: z.literal('join'), v, rid, jobId: id, bodyBytes: bodyBytes.optional() }).strict()
-export const ClaimRequest = z.object({ type: z.literal('claim'), rid }).strict()
+/** `park: false`: answered at once (none, wait) when no unit is free, not held for the job's park time: the worker has other jobs to go to. */
+export const ClaimRequest = z.object({ type: z.literal('claim'), rid, park: z.boolean().optional() }).strict()
 /** The checksum is of the raw pixels; the body may be zstd-compressed (`encoding`). */
 /** A batch's image: the body is its encoded output (`width` by `height`), `kept` from an earlier coordinator of the batch. */
 export const ResultRequest = z.object({ type: z.literal('result'), rid, phase: count, tile: count, leaseId: id, checksum: z.string().regex(/^[0-9a-f]{8}$/), encoding: z.literal('zstd').optional(), kept: z.boolean().optional(), width: dim.optional(), height: dim.optional(), bodyBytes }).strict()

@@ -29,6 +29,8 @@ export interface LaneContext {
   onAccepted: (ref: JobRef, kind: 'tile' | 'image', ms: number) => void
   /** A unit of the job took `ms` here, accepted or not (its share is charged); whether the lane does another of it, or goes where the shares say. */
   stay: (ref: JobRef, ms: number) => boolean
+  /** Whether a claim on this job may wait at its coordinator for a unit to come back: not while another job could use the lane. */
+  mayPark: (ref: JobRef) => boolean
 }
 
 /**
@@ -39,21 +41,21 @@ export interface LaneContext {
  */
 export async function claimLoop (link: CoordinatorLink, lane: LaneContext, unit: (reply: Granted) => Promise<UnitStatus>, options: { prefetch: boolean }): Promise<LaneEnd> {
   const { keeper, clock, signal } = lane
-  let next: Promise<ClaimReply> | undefined = keeper.claim(link)
+  let next: Promise<ClaimReply> | undefined = keeper.claim(link, { park: lane.mayPark(link.ref) })
   try {
     while (next !== undefined) {
       const reply: ClaimReply = await next
       next = undefined
       if (reply.kind === 'none') return reply.reason
       if (signal.aborted) return 'stopped'
-      if (options.prefetch) next = keeper.claim(link)
+      if (options.prefetch) next = keeper.claim(link, { park: lane.mayPark(link.ref) })
       const began = clock.now()
       const status = await unit(reply)
       const ms = clock.now() - began
       if (status === 'accepted') lane.onAccepted(link.ref, reply.kind === 'task' ? 'image' : 'tile', ms)
       if (signal.aborted) continue
       if (!lane.stay(link.ref, ms)) return 'yield'
-      if (!options.prefetch) next = keeper.claim(link)
+      if (!options.prefetch) next = keeper.claim(link, { park: lane.mayPark(link.ref) })
     }
     return 'stopped'
   } finally {

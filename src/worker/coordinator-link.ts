@@ -198,9 +198,9 @@ export class CoordinatorLink {
     return message.status
   }
 
-  /** The coordinator may hold a claim for the job's park time before it answers. */
-  async claim (): Promise<ClaimReply> {
-    const { message, body } = await this.request({ type: 'claim', rid: this.nextRid() }, { timeoutMs: (this.batch ?? this.info).parkMs + this.requestTimeoutMs })
+  /** The coordinator may hold a claim for the job's park time before it answers; not if `park` is false (this worker has other jobs). */
+  async claim (options: { park?: boolean } = {}): Promise<ClaimReply> {
+    const { message, body } = await this.request({ type: 'claim', rid: this.nextRid(), ...(options.park === false ? { park: false } : {}) }, { timeoutMs: (this.batch ?? this.info).parkMs + this.requestTimeoutMs })
     if (message.type === 'none') return { kind: 'none', reason: message.reason }
     if (message.type === 'task' && this.batch !== undefined) {
       if (body === undefined || message.tile >= this.batch.images) throw new ProtocolError(`task ${message.tile} does not fit the batch`)

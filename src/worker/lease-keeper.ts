@@ -42,8 +42,8 @@ export class LeaseKeeper {
   }
 
   /** A claim whose grant is held (renewed, handed back on stop) from the moment it arrives. */
-  claim (link: CoordinatorLink): Promise<ClaimReply> {
-    const reply = link.claim().then(r => {
+  claim (link: CoordinatorLink, options: { park?: boolean } = {}): Promise<ClaimReply> {
+    const reply = link.claim(options).then(r => {
       const lease = leaseOf(r)
       if (lease !== undefined) this.held.set(lease.leaseId, { link, leaseMs: lease.leaseMs, renewedAt: this.clock.now() })
       return r

@@ -111,6 +111,7 @@ export class Worker implements Startable {
       processImage: options.processImage ?? gatedImageProcessor,
       onAccepted: (ref, kind, ms) => { this.accepted(ref, kind, ms) },
       stay: (ref, ms) => this.stay(ref.jobId, ms),
+      mayPark: ref => this.candidates(ref.jobId).every(c => c.jobId === ref.jobId),
     }
   }
 

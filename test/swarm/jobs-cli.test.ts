@@ -32,7 +32,7 @@ test.serial('the CLI: jobs lists a job submitted from another terminal, cancel i
     t.deepEqual(job.ops, ['blur'])
     const text = await runCli(['jobs', '--peer', ask], { timeoutMs: 20_000 })
     t.regex(text.stdout, new RegExp(`^running: 1 `))
-    t.regex(text.stdout, new RegExp(`${job.jobId}\\s+tiles\\s+${job.client!.slice(-8)}\\s+${coordinator.peerId.slice(-8)}`))
+    t.regex(text.stdout, new RegExp(`${job.jobId}\\s+tiles\\s+${job.client!.slice(-8)}\\s+normal\\s+${coordinator.peerId.slice(-8)}`))
 
     const stranger = await runCli(['cancel', job.jobId, '--peer', ask, '--data-dir', join(dir, 'stranger')], { timeoutMs: 20_000 })
     t.is(stranger.code, 1)
