@@ -6,7 +6,7 @@ import { report, withConnection, withJobsFlags, type JobsFlags } from './jobs-fl
 /** `tileswarm jobs`: the swarm's running jobs as one peer knows them, and those ended there in the last hour. */
 export function jobsCommand (context: CliContext): Command {
   return fromEnvironment(withJobsFlags(new Command('jobs')
-    .description('the swarm\'s running jobs as one peer knows them (id, submitter, input, operations, progress, age), and those that ended on that peer in the last hour (outcome, duration)'))
+    .description('the swarm\'s running jobs as one peer knows them (id, submitter, priority, input, operations, progress, age), and those that ended on that peer in the last hour (outcome, duration)'))
     .action(async (flags: JobsFlags) => {
       report(context, flags)
       const { listJobs } = await import('../client/jobs.ts')
