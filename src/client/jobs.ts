@@ -26,6 +26,14 @@ export function findJob (status: SwarmStatus, jobId: string): FoundJob | undefin
   return finished !== undefined ? { finished } : undefined
 }
 
+/** The job running as `status` knows it; one that ended, or is not known (`unknown` says so), refused in one line. */
+export function runningJob (status: SwarmStatus, jobId: string, unknown: string): JobView {
+  const found = findJob(status, jobId)
+  if (found?.finished !== undefined) throw new UnknownJobError(`job ${jobId} has ended already (${found.finished.outcome})`)
+  if (found === undefined) throw new UnknownJobError(unknown)
+  return found.running
+}
+
 /** Where to reach a job's coordinator: the peer asked, if it is; else the addresses its announcements gave, and those the peer asked has of it. */
 export function coordinatorAddresses (status: SwarmStatus, asked: string, coordinator: string): string[] {
   if (coordinator === status.peerId) return [asked]
@@ -46,10 +54,7 @@ export async function listJobs (c: JobsConnection): Promise<SwarmStatus> {
  */
 export async function cancelJob (c: JobsConnection, jobId: string, options: { token?: string } = {}): Promise<{ coordinator: string }> {
   const status = await fetchStatus(c.node, c.peer, dialOptions(c))
-  const found = findJob(status, jobId)
-  if (found?.finished !== undefined) throw new UnknownJobError(`job ${jobId} has ended already (${found.finished.outcome})`)
-  if (found === undefined) throw new UnknownJobError(`no job ${jobId} is known to the peer at ${c.peer} (tileswarm jobs lists those it knows)`)
-  const { coordinator } = found.running
+  const { coordinator } = runningJob(status, jobId, `no job ${jobId} is known to the peer at ${c.peer} (tileswarm jobs lists those it knows)`)
   await onCoordinator(status, c, coordinator, async addr => { await requestCancel(c.node, addr, jobId, { ...dialOptions(c), ...options }) })
   return { coordinator }
 }
@@ -94,12 +99,16 @@ export async function watchJob (c: JobsConnection, jobId: string, options: { clo
 async function onCoordinator<T> (status: SwarmStatus, c: JobsConnection, coordinator: string, ask: (addr: string) => Promise<T>, given?: string[]): Promise<T> {
   const addrs = given ?? coordinatorAddresses(status, c.peer, coordinator)
   if (addrs.length === 0) throw new UnknownJobError(`the job's coordinator ${shortId(coordinator)} is not among the peers the peer at ${c.peer} knows addresses of; ask it directly (--peer)`)
+  return await firstAnswer(addrs, ask)
+}
+
+/** `ask` at each of a coordinator's addresses in turn: the first answer. A refusal is its answer; only an unreachable address is worth trying the next. */
+export async function firstAnswer<T> (addrs: readonly string[], ask: (addr: string) => Promise<T>): Promise<T> {
   let firstError: unknown
   for (const addr of addrs) {
     try {
       return await ask(addr)
     } catch (err) {
-      // A refusal is the coordinator's answer; only an unreachable address is worth trying the next.
       if (err instanceof UnknownJobError || err instanceof CancelRefusedError) throw err
       firstError ??= err
     }

@@ -1,7 +1,7 @@
 import type { Hono } from 'hono'
 import type { Libp2p } from 'libp2p'
 import { CancelRefusedError, UnknownJobError } from '../common/errors.ts'
-import { coordinatorAddresses, findJob } from '../client/jobs.ts'
+import { coordinatorAddresses, firstAnswer, runningJob } from '../client/jobs.ts'
 import { requestCancel } from '../swarm/status.ts'
 import type { SwarmPeer } from '../swarm/peer.ts'
 import { refuse } from './refuse.ts'
@@ -27,11 +27,8 @@ export function swarmJobRoutes (app: Hono, options: { peer: SwarmPeer, token: st
   app.post('/api/swarm-jobs/:id/cancel', async c => {
     const jobId = c.req.param('id')
     const status = peer.status()
-    const found = findJob(status, jobId)
     try {
-      if (found?.finished !== undefined) throw new UnknownJobError(`job ${jobId} has ended already (${found.finished.outcome})`)
-      if (found === undefined) throw new UnknownJobError(`no job ${jobId} is known to this peer`)
-      const { coordinator } = found.running
+      const { coordinator } = runningJob(status, jobId, `no job ${jobId} is known to this peer`)
       if (coordinator === peer.peerId) peer.submissions.cancel(jobId, { peer: peer.peerId, operator: true })
       else await cancelElsewhere(options, coordinatorAddresses(status, '', coordinator), jobId)
       return c.json({ jobId, coordinator, cancelled: true })
@@ -47,15 +44,6 @@ async function cancelElsewhere (options: { token: string | undefined, client: ()
   if (options.token === undefined) throw new CancelRefusedError(`job ${jobId} runs on another peer, and this page has no token to show it; cancel it on its coordinator's page, or with tileswarm cancel`)
   if (addrs.length === 0) throw new UnknownJobError(`job ${jobId}'s coordinator cannot be reached from here: no address of it is known`)
   const node = await options.client()
-  let firstError: unknown
-  for (const addr of addrs) {
-    try {
-      await requestCancel(node, addr, jobId, { token: options.token, ...(options.swarmKey !== undefined ? { swarmKey: options.swarmKey } : {}) })
-      return
-    } catch (err) {
-      if (err instanceof CancelRefusedError || err instanceof UnknownJobError) throw err
-      firstError ??= err
-    }
-  }
-  throw firstError
+  const token = options.token
+  await firstAnswer(addrs, async addr => { await requestCancel(node, addr, jobId, { token, ...(options.swarmKey !== undefined ? { swarmKey: options.swarmKey } : {}) }) })
 }
