@@ -64,7 +64,7 @@ class JobProgress {
       case 'passed': return this.write(`${event.peer} cannot take the job (${event.reason}); trying another peer`)
       case 'lost': return this.write(`coordinator ${event.coordinator} lost (${event.reason})`)
       case 'resumed': return this.write(`resuming the job on ${event.on}`)
-      case 'recovered': return this.write(`${event.tiles} of ${event.total} tiles recovered from the peers that finished them; the rest are computed again`)
+      case 'recovered': return this.write(`${event.phases !== undefined ? `phase ${event.phase! + 1} of ${event.phases}: ` : ''}${event.tiles} of ${event.total} tiles recovered from the peers that finished them; the rest are computed again`)
       case 'excluded': return this.write(`excluded peer ${event.peer}: ${event.wrong > 0 ? 'its result lost a vote against other peers\'' : 'caught giving wrong results in an earlier job'}; what it delivered is computed again`)
       case 'done': return
       case 'watching': return this.watching(event)

@@ -27,8 +27,8 @@ export type SubmitEvent =
   /** The coordinator went away mid-job: the job resumes on another peer. */
   | { event: 'lost', coordinator: string, reason: string }
   | { event: 'resumed', coordinator: string, on: string }
-  /** The resumed job collected this many finished tiles instead of computing them again. */
-  | { event: 'recovered', tiles: number, total: number }
+  /** The resumed job collected this many finished tiles (of `phase` of `phases`, in a job in phases) instead of computing them again. */
+  | { event: 'recovered', tiles: number, total: number, phase?: number, phases?: number }
   | { event: 'done', output: string, bytes: number, width: number, height: number, ms: number, tilesByPeer: Record<string, number>, leases: SubmitResult['leases'], verify?: VerifyFigures }
 
 export type SubmitDone = Extract<SubmitEvent, { event: 'done' }>
@@ -179,7 +179,7 @@ class ImageJob {
           roster.heard(msg)
           break
         case 'recovered':
-          this.emit({ event: 'recovered', tiles: msg.tiles, total: msg.total })
+          this.emit({ event: 'recovered', tiles: msg.tiles, total: msg.total, ...(msg.phase !== undefined && msg.phases !== undefined ? { phase: msg.phase, phases: msg.phases } : {}) })
           break
         case 'error':
           throw refusal(msg, { accepted })

@@ -15,6 +15,8 @@ import { SpotChecker, type CheckedJob } from './spot-checks.ts'
 import type { ClaimOutcome, JobEvents, JobOptions } from './tiled-job.ts'
 import { UnitCoordinator, type ResultOutcome } from './unit-coordinator.ts'
 import { hasTile, tileBitmap } from '../protocol/tile-set.ts'
+import { contextDigest } from '../protocol/checksum.ts'
+import { HeldResults, type ToOffer } from './held-results.ts'
 
 /**
  * The coordinator of one job: owns the lease tables and the output, and hands
@@ -39,6 +41,8 @@ export class JobCoordinator {
   private readonly checker: SpotChecker
   private readonly failures: FailurePolicy
   private readonly events = new Listeners<JobEvents>()
+  /** What the workers of a resumed job kept of its later phases. */
+  private readonly held = new HeldResults()
   private resolveFinished!: (image: RawImage) => void
   private rejectFinished!: (err: Error) => void
   private recoveryReported: boolean
@@ -126,27 +130,35 @@ export class JobCoordinator {
     if (this.recoveryReported || this.units.collecting || this.units.state === 'cancelled') return
     if (this.leases.activeLeases().some(l => l.kind === 'offer')) return
     this.recoveryReported = true
-    this.events.emit('recovered', this.leases.stats.recovered, this.tiles.length)
+    this.events.emit('recovered', this.leases.stats.recovered, this.tiles.length, this.phase)
   }
 
   /**
    * A worker joins. If it holds results of this job from an earlier
-   * coordinator (`held`, a bitmap), the tiles still to do are reserved for it
-   * to offer; the returned bitmap says which.
+   * coordinator (`held`, bitmaps by phase), the tiles of the current phase
+   * still to do are reserved for it to offer (returned), and those of later
+   * phases as each starts.
    */
-  join (peer: string, held?: Uint8Array): Uint8Array | undefined {
+  join (peer: string, held?: Map<number, Uint8Array>): ToOffer | undefined {
     const reserved: number[] = []
-    // Only a one-phase job's results are kept by workers: a phase's results mean nothing to another phase. A liar's are not wanted.
-    if (held !== undefined && this.isRunning && !this.checker.excludes(peer) && this.phase === 0 && this.plan.phases.length === 1) {
+    // A liar's are not wanted.
+    if (held !== undefined && this.isRunning && !this.checker.excludes(peer)) {
       const now = this.units.clock.now()
-      for (let tile = 0; tile < Math.min(this.tiles.length, held.length * 8); tile++) {
-        if (!hasTile(held, tile)) continue
+      const mine = held.get(this.phase) ?? new Uint8Array(0)
+      for (let tile = 0; tile < Math.min(this.tiles.length, mine.length * 8); tile++) {
+        if (!hasTile(mine, tile)) continue
         if (this.leases.reserve(tile, peer, now, Math.max(this.leases.leaseMs, OFFER_HOLD_MS)) !== undefined) reserved.push(tile)
       }
       if (reserved.length > 0) this.units.scheduleExpiry()
+      this.held.joined(peer, held, this.phase)
     }
     this.units.heardFrom(peer)
-    return reserved.length > 0 ? tileBitmap(reserved, Math.ceil(this.tiles.length / 8)) : undefined
+    return reserved.length > 0 ? { phase: this.phase, tiles: tileBitmap(reserved, Math.ceil(this.tiles.length / 8)) } : undefined
+  }
+
+  /** The peer's session is over: it offers nothing more. */
+  left (peer: string): void {
+    this.held.left(peer)
   }
 
   /** The reservations a peer holds now (what one of its sessions must give back if it ends). */
@@ -154,11 +166,18 @@ export class JobCoordinator {
     return this.units.reservationsOf(peer)
   }
 
-  /** A result held from an earlier coordinator, for a tile reserved for this peer. */
-  offer (peer: string, tileIndex: number, checksum: string, body: Uint8Array): ResultOutcome {
+  /**
+   * A result held from an earlier coordinator, for a tile of `phase`
+   * reserved for this peer; a later phase's only if it was computed with the
+   * contexts reduced here (`context`, their digest).
+   */
+  offer (peer: string, tileIndex: number, checksum: string, body: Uint8Array, held: { phase?: number, context?: string } = {}): ResultOutcome {
+    const phase = held.phase ?? 0
+    if (phase !== this.phase) return phase < this.phase ? { status: 'duplicate', reason: `phase ${phase} is over` } : { status: 'rejected', reason: `phase ${phase} has not begun` }
     const lease = this.leases.leaseOf(tileIndex, peer, 'offer')
     if (lease === undefined) return this.leases.isDone(tileIndex) ? { status: 'duplicate' } : { status: 'rejected', reason: `tile ${tileIndex} was not reserved for this peer` }
-    const outcome = this.result(peer, tileIndex, lease.leaseId, checksum, body)
+    const stale = phase > 0 && held.context !== contextDigest(this.contextsFor(tileIndex).map(c => [c.step, c.data] as const))
+    const outcome = stale ? { status: 'rejected' as const, reason: `tile ${tileIndex} of phase ${phase} was computed with other summaries than this job reduced` } : this.result(peer, tileIndex, lease.leaseId, checksum, body, phase)
     // A bad offer frees its tile for computing.
     if (outcome.status === 'rejected') this.release(peer, lease.leaseId)
     this.reportRecovery()
@@ -191,6 +210,8 @@ export class JobCoordinator {
   /** A tile under lease now, or once one comes back (bounded by parkMs). A peer caught lying gets none. */
   async claim (peer: string, options: ClaimOptions = {}): Promise<ClaimOutcome> {
     if (this.checker.excludes(peer)) return { kind: 'excluded' }
+    const offer = this.held.tell(peer, this.phase)
+    if (offer !== undefined) return { kind: 'offers', offer }
     const outcome = await this.units.claim(peer, options)
     if (outcome.kind !== 'lease') return outcome
     const { lease } = outcome
@@ -248,6 +269,8 @@ export class JobCoordinator {
   /** Every tile of the phase and every check of them is done: the next phase, or the output. */
   private phaseDoneYet (): void {
     if (!this.isRunning || !this.leases.allOpenDone || !this.checker.idle) return
+    // What the phase recovered is said before its table goes.
+    this.reportRecovery()
     if (this.phases.isLast) this.finish()
     else this.nextPhase()
   }
@@ -287,9 +310,19 @@ export class JobCoordinator {
     this.checker.newPhase()
     const { restarts } = this.phases
     this.units.leases = this.phaseTable(this.leases.leaseMs, restarts > 0 ? `p${phase}.r${restarts}.` : `p${phase}.`)
+    this.reserveHeld(phase)
     this.units.scheduleExpiry()
     if (reduceMs !== undefined) this.events.emit('phase', phase, this.plan.phases.length, reduceMs)
     this.units.wake()
+  }
+
+  /** A resumed job's phase starts: the tiles its workers kept of it are theirs to offer first. */
+  private reserveHeld (phase: number): void {
+    const now = this.units.clock.now()
+    const holdMs = Math.max(this.leases.leaseMs, OFFER_HOLD_MS)
+    const reserved = this.held.phaseStarts(phase, this.tiles.length, (tile, peer) => !this.checker.excludes(peer) && this.leases.reserve(tile, peer, now, holdMs) !== undefined)
+    // Its offers in (or gone), the client hears how many of the phase's tiles were recovered.
+    if (reserved > 0) this.recoveryReported = false
   }
 
   /** A phase's lease table: its tiles, and room for their checks, tie-breaks and redone tiles. */

@@ -160,13 +160,13 @@ export class JobHost implements Hosted {
     if (this.c.connectedPeers() === 0) notes.push('this peer is connected to no other: it computes every tile itself (is the swarm up, and was this peer started with --bootstrap?)')
     this.hosted.adopt({
       cancel: reason => { coordinator.cancel(reason) },
-      // Only a one-phase job's tiles are kept by the peers that computed them.
-      holders: () => plan.phases.length === 1 ? [...coordinator.tilesByPeer.keys()] : [],
+      // The peers that computed tiles (of any phase) keep them.
+      holders: () => [...coordinator.tilesByPeer.keys()],
     })
     // A file broken past its header fails the job, with the decoder's word.
     pixels.ready.catch((err: unknown) => { coordinator.cancel(err instanceof Error ? err : new Error(String(err))) })
     this.hosted.accepted = true
-    this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tile${coordinator.tiles.length === 1 ? '' : 's'} of ${plan.width}x${plan.height}${plan.phases.length > 1 ? ` in ${plan.phases.length} phases` : ''} for ${shortId(this.hosted.client)}${this.spec.holders !== undefined && plan.phases.length === 1 ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
+    this.c.log(`job ${this.jobId}: coordinating ${coordinator.tiles.length} tile${coordinator.tiles.length === 1 ? '' : 's'} of ${plan.width}x${plan.height}${plan.phases.length > 1 ? ` in ${plan.phases.length} phases` : ''} for ${shortId(this.hosted.client)}${this.spec.holders !== undefined ? `, resumed: collecting finished tiles from ${this.spec.holders.length} peers` : ''}`)
     this.logEvents(coordinator)
     await this.wire.send({ type: 'accepted', jobId: this.jobId, width: plan.width, height: plan.height, tiles: coordinator.tiles.length, phases: plan.phases.length, tileSize: job.tileSize, halo: coordinator.halo, notes })
     // The client hanging up (or speaking out of turn) ends the job.
@@ -195,11 +195,10 @@ export class JobHost implements Hosted {
       clock: this.c.clock,
       speculation: { afterMedians: SPECULATE_AFTER_MEDIANS, maxShare: SPECULATE_MAX_SHARE, minSamples: SPECULATE_MIN_SAMPLES },
       verify: { level: this.spec.verify, records: this.c.trust },
-      // Workers keep only one-phase jobs' results: a job in phases has nothing to collect.
-      ...(holders !== undefined && plan.phases.length === 1 ? { collect: { holders: [...new Set([this.c.peerId, ...holders.map(h => h.peerId)])], windowMs: COLLECT_WINDOW_MS } } : {}),
+      ...(holders !== undefined ? { collect: { holders: [...new Set([this.c.peerId, ...holders.map(h => h.peerId)])], windowMs: COLLECT_WINDOW_MS } } : {}),
     })
     // Holders may have lost their way into the swarm with the old coordinator: call on them, so they hear of the job.
-    if (plan.phases.length === 1) for (const h of holders ?? []) if (h.peerId !== this.c.peerId) void this.c.reach(h)
+    for (const h of holders ?? []) if (h.peerId !== this.c.peerId) void this.c.reach(h)
     this.coordinator = coordinator
     return coordinator
   }
@@ -213,9 +212,10 @@ export class JobHost implements Hosted {
       const wrong = coordinator.verifyFigures.excluded[peer] ?? 0
       this.c.log(`job ${this.jobId}: excluded peer ${peer}: ${why.tile === undefined ? 'its results lost a vote in an earlier job here' : `its result for tile ${why.tile} lost a vote against other peers' (${wrong} wrong)`}${why.restartPhase !== undefined ? `; its summaries were reduced on its word, so phase ${why.restartPhase + 1} on starts over` : why.redo > 0 ? `; the ${why.redo} tiles taken on its word alone are computed again` : ''}`, 'warn')
     })
-    coordinator.on('recovered', (tiles, total) => {
-      this.c.log(`job ${this.jobId}: recovered ${tiles} of ${total} tiles from their holders`)
-      void this.wire.send({ type: 'recovered', tiles, total }).catch(() => {})
+    coordinator.on('recovered', (tiles, total, phase) => {
+      const phases = coordinator.plan.phases.length
+      this.c.log(`job ${this.jobId}: recovered ${tiles} of ${total} tiles${phases > 1 ? ` of phase ${phase + 1}` : ''} from their holders`)
+      void this.wire.send({ type: 'recovered', tiles, total, ...(phases > 1 ? { phase, phases } : {}) }).catch(() => {})
     })
   }
 

@@ -83,7 +83,7 @@ export async function serveTileSession (channel: Channel, worker: string, findJo
   } finally {
     // A session that ends takes its leases with it: the tiles go back at once.
     for (const id of s.granted) job?.release(worker, id)
-    if (job instanceof BatchCoordinator) job.left(worker)
+    job?.left(worker)
     // Ended on purpose (an error reply is on its way): let it reach the worker.
     if (failed) channel.abort(new Error('session over'))
     else await channel.close().catch(() => {})
@@ -102,10 +102,24 @@ async function join (job: Coordinator | undefined, msg: Extract<TileClientMessag
     await s.reply({ type: 'batch', rid: msg.rid, ...job.info() })
     return job
   }
-  const reserved = job.join(s.worker, body)
+  const reserved = job.join(s.worker, heldOf(msg, body))
   for (const id of job.reservedLeases(s.worker)) s.granted.add(id)
-  await s.reply({ type: 'job', rid: msg.rid, ...job.info() }, reserved)
+  await s.reply({ type: 'job', rid: msg.rid, ...job.info(), ...(reserved !== undefined && reserved.phase > 0 ? { phase: reserved.phase } : {}) }, reserved?.tiles)
   return job
+}
+
+/** What a joining worker holds, by phase, as its join lays it out. */
+function heldOf (msg: Extract<TileClientMessage, { type: 'join' }>, body: Buffer | undefined): Map<number, Uint8Array> | undefined {
+  if (body === undefined) return undefined
+  if (msg.held === undefined) return new Map([[0, body]])
+  const held = new Map<number, Uint8Array>()
+  let at = 0
+  for (const { phase, bytes } of msg.held) {
+    if (held.has(phase) || at + bytes > body.length) throw new ProtocolError('a join\'s held tiles do not fit its body')
+    held.set(phase, body.subarray(at, at + bytes))
+    at += bytes
+  }
+  return held
 }
 
 /** Leases are leases, of a tile or of an image: a renewal or a release is answered alike. False if `msg` is neither. */
@@ -146,6 +160,11 @@ async function serveJobRequest (job: JobCoordinator, msg: TileClientMessage, bod
 
 /** A claim's answer: a tile with its contexts and pixels, or why none. */
 async function grant (job: JobCoordinator, rid: number, outcome: ClaimOutcome, s: JobSession): Promise<void> {
+  if (outcome.kind === 'offers') {
+    // Reserved as the phase started: the session's, released with it.
+    for (const id of job.reservedLeases(s.worker)) s.granted.add(id)
+    return await s.reply({ type: 'offers', rid, phase: outcome.offer.phase }, outcome.offer.tiles)
+  }
   if (outcome.kind !== 'grant') return await s.reply({ type: 'none', rid, reason: outcome.kind })
   const { lease, tile } = outcome.grant
   // Granted after the session ended (a parked claim): nobody will do it.
@@ -198,7 +217,7 @@ async function takeResult (job: JobCoordinator, msg: Extract<TileClientMessage, 
     // A summary's size varies: it inflates to at most its bound. A result of another phase is answered without it.
     const phase = msg.type === 'result' ? msg.phase : 0
     if (msg.type === 'result' && msg.encoding !== undefined && phase === job.phase) pixels = unpackPixels(pixels, msg.encoding, job.resultBytes(msg.tile), !job.summarising)
-    outcome = msg.type === 'result' ? job.result(s.worker, msg.tile, msg.leaseId, msg.checksum, pixels, phase) : job.offer(s.worker, msg.tile, msg.checksum, pixels)
+    outcome = msg.type === 'result' ? job.result(s.worker, msg.tile, msg.leaseId, msg.checksum, pixels, phase) : job.offer(s.worker, msg.tile, msg.checksum, pixels, { ...(msg.phase !== undefined ? { phase: msg.phase } : {}), ...(msg.context !== undefined ? { context: msg.context } : {}) })
   } catch (err) {
     // A body that does not inflate to the tile is a bad result, like one that fails its checksum.
     outcome = { status: 'rejected', reason: oneLine((err as Error).message) }

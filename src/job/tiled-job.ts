@@ -1,3 +1,4 @@
+import type { ToOffer } from './held-results.ts'
 import type { Clock } from '../common/clock.ts'
 import type { Step, Tile } from '../imaging/index.ts'
 import type { InputShape } from './inputs.ts'
@@ -46,7 +47,8 @@ export interface GrantedTile {
   phase: number
 }
 
-export type ClaimOutcome = { kind: 'grant', grant: GrantedTile } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' } | { kind: 'excluded' }
+/** `offers`: a resumed job's holder is to offer these tiles it kept before it claims again. */
+export type ClaimOutcome = { kind: 'grant', grant: GrantedTile } | { kind: 'offers', offer: ToOffer } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' } | { kind: 'excluded' }
 
 export interface JobEvents {
   progress: (done: number, total: number) => void
@@ -55,7 +57,7 @@ export interface JobEvents {
   /** Tiles went back to the pool and no claim was waiting: tell the swarm. */
   tilesReturned: (count: number) => void
   /** A resumed job has collected what its holders offered: this many tiles of the total. */
-  recovered: (tiles: number, total: number) => void
+  recovered: (tiles: number, total: number, phase: number) => void
   /** A summary phase is reduced; phase `phase` (0-based) of `phases` starts. */
   phase: (phase: number, phases: number, reduceMs: number) => void
   /** A check settled a tile, or found a disagreement: the figures changed. */

@@ -87,7 +87,8 @@ export const SubmitProgress = z.object({ type: z.literal('progress'), phase: z.e
 /** Who else is in the swarm (where to resume), and who holds finished tiles of this job (what to recover). */
 export const SubmitPeers = z.object({ type: z.literal('peers'), peers: z.array(peerRef).max(MAX_PEERS_TOLD), holders: z.array(holder).max(MAX_HOLDERS) }).strict()
 /** A resumed job collected these finished tiles from their holders instead of computing them again. */
-export const SubmitRecovered = z.object({ type: z.literal('recovered'), tiles: count, total: count }).strict()
+/** Of a job in phases, `phase` (0-based) of `phases`. */
+export const SubmitRecovered = z.object({ type: z.literal('recovered'), tiles: count, total: count, phase: count.optional(), phases: count.optional() }).strict()
 export const SubmitResult = z.object({ type: z.literal('result'), bodyBytes, width: dim, height: dim, tilesByPeer: z.record(peerId, count), leases: z.object({ granted: count, expired: count, released: count, duplicates: count, speculated: count, recovered: count }).strict(), verify: verifyFigures.optional() }).strict()
 export const ErrorMessage = z.object({ type: z.literal('error'), name: z.string().max(64), message: errorText, rid: rid.optional() }).strict()
 /** The batch is taken on. */
@@ -109,8 +110,12 @@ export type ErrorMessage = z.infer<typeof ErrorMessage>
 
 // Tile protocol: a worker's session with one job's coordinator. Every request
 // carries a rid; replies echo it (claims may be answered late).
-/** A join's body, if any, is a bitmap of the tiles whose results the worker holds from an earlier coordinator of the same job. */
-export const JoinRequest = z.object({ type: z.literal('join'), v, rid, jobId: id, bodyBytes: bodyBytes.optional() }).strict()
+/**
+ * A join's body, if any, is what the worker holds of the job from an earlier
+ * coordinator: bitmaps of tiles, one per phase as `held` lays them out (phase
+ * and bytes, in order), or phase 0's alone without `held`.
+ */
+export const JoinRequest = z.object({ type: z.literal('join'), v, rid, jobId: id, held: z.array(z.object({ phase: count, bytes: bodyBytes }).strict()).max(MAX_PIPELINE_STEPS + 1).optional(), bodyBytes: bodyBytes.optional() }).strict()
 /** `park: false`: answered at once (none, wait) when no unit is free, not held for the job's park time: the worker has other jobs to go to. */
 export const ClaimRequest = z.object({ type: z.literal('claim'), rid, park: z.boolean().optional() }).strict()
 /** The checksum is of the raw pixels; the body may be zstd-compressed (`encoding`). */
@@ -119,7 +124,8 @@ export const ResultRequest = z.object({ type: z.literal('result'), rid, phase: c
 export const RenewRequest = z.object({ type: z.literal('renew'), rid, leaseId: id }).strict()
 export const ReleaseRequest = z.object({ type: z.literal('release'), rid, leaseId: id }).strict()
 /** A held result, handed to the job's new coordinator: a tile the job info's body reserved for this worker. */
-export const OfferRequest = z.object({ type: z.literal('offer'), rid, tile: count, checksum: z.string().regex(/^[0-9a-f]{8}$/), bodyBytes }).strict()
+/** `phase`: of a job in phases (0 if absent); `context`: a later phase's result's contexts' digest. */
+export const OfferRequest = z.object({ type: z.literal('offer'), rid, phase: count.optional(), tile: count, checksum: z.string().regex(/^[0-9a-f]{8}$/), context: z.string().regex(/^[0-9a-f]{32}$/).optional(), bodyBytes }).strict()
 /**
  * This worker could not compute the job (its prelude or a tile threw, not the
  * network): the coordinator fails the job when its own worker says so, or two
@@ -132,8 +138,8 @@ export const HeldRequest = z.object({ type: z.literal('held'), rid, bodyBytes: b
 export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, ClaimRequest, ResultRequest, RenewRequest, ReleaseRequest, OfferRequest, FailRequest, HeldRequest])
 
 /** parkMs: how long the coordinator may hold a claim before answering 'wait' (the worker's reply timeout builds on it). */
-/** Its body, if any, is a bitmap of the tiles reserved for this worker to offer. */
-export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, jobKey, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count, phases: count, bodyBytes: bodyBytes.optional() }).strict()
+/** Its body, if any, is a bitmap of the tiles reserved for this worker to offer, of the phase the job is in (`phase`, 0 if absent). */
+export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, jobKey, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count, phases: count, phase: count.optional(), bodyBytes: bodyBytes.optional() }).strict()
 /** A batch's session: whole images come as tasks, each with its file. */
 export const BatchInfo = z.object({ type: z.literal('batch'), rid, jobId: id, ops, quality, leaseMs: count, parkMs: count, images: count }).strict()
 /**
@@ -156,10 +162,12 @@ const tilePixels = z.object({ bytes: bodyBytes, encoding: z.literal('zstd').opti
 export const Grant = z.object({ type: z.literal('grant'), rid, phase: count, tile: count, leaseId: id, leaseMs: count, core: rect, haloed: rect, contexts: z.array(stepContext).max(MAX_PIPELINE_STEPS), pixels: tilePixels, restart: count.optional(), bodyBytes: bodyBytes.optional() }).strict()
 /** `excluded`: this peer's results lost a vote: it gets nothing more of the job (however often it is announced). */
 export const NoTile = z.object({ type: z.literal('none'), rid, reason: z.enum(['done', 'wait', 'cancelled', 'excluded']) }).strict()
+/** A claim's answer in a resumed job's later phase: first offer these tiles held from the earlier coordinator (the body, a bitmap), then claim again. */
+export const OfferFirst = z.object({ type: z.literal('offers'), rid, phase: count, bodyBytes }).strict()
 export const ResultAck = z.object({ type: z.literal('ack'), rid, tile: count, status: z.enum(['accepted', 'duplicate', 'rejected']), reason: errorText.optional() }).strict()
 export const Renewed = z.object({ type: z.literal('renewed'), rid, leaseId: id, ok: z.boolean(), leaseMs: count }).strict()
 export const Released = z.object({ type: z.literal('released'), rid, leaseId: id }).strict()
-export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, BatchInfo, Task, Grant, NoTile, ResultAck, Renewed, Released, ErrorMessage])
+export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, BatchInfo, Task, Grant, NoTile, OfferFirst, ResultAck, Renewed, Released, ErrorMessage])
 export type TileServerMessage = z.infer<typeof TileServerMessage>
 export type TileClientMessage = z.infer<typeof TileClientMessage>
 export type JobInfo = z.infer<typeof JobInfo>

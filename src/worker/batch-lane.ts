@@ -64,6 +64,6 @@ async function computeImage (link: CoordinatorLink, task: GrantedTask, lane: Bat
     return undefined
   }
   const { cache } = lane
-  if (cache !== undefined && link.ref.coordinator !== lane.peerId) cache.put(task.key, 0, output.checksum, output.data, output.size)
+  if (cache !== undefined && link.ref.coordinator !== lane.peerId) cache.put(task.key, 0, output.checksum, output.data, { size: output.size })
   return output
 }

@@ -65,6 +65,12 @@ export interface ImageOutput {
   kept: boolean
 }
 
+/** Tiles of a phase, as a bitmap: those this worker holds, or is to offer. */
+export interface HeldTiles {
+  phase: number
+  tiles: Uint8Array
+}
+
 /** Which unit a failure is of, and who may do it instead. */
 export interface FailureReport {
   /** A batch's slot: the failure is this image's alone, not the whole job's. */
@@ -98,6 +104,8 @@ export class CoordinatorLink {
 
   /** Results are worth compressing on this link (it leaves this machine). */
   readonly compress: boolean
+  /** Offers the held tiles a claim's answer reserved for this worker (set by a session that holds some). */
+  offering: ((reserved: HeldTiles) => Promise<void>) | undefined
 
   constructor (channel: Channel, ref: JobRef, options: CoordinatorLinkOptions) {
     this.wire = tileWorkerWire(channel)
@@ -173,10 +181,14 @@ export class CoordinatorLink {
 
   /**
    * Joins the job, saying which of its tiles' results this worker holds
-   * (`held`, a bitmap); the answer's bitmap says which of those to offer.
+   * (`held`, bitmaps by phase); the answer says which of those of the
+   * current phase to offer (later phases' come as claims' answers).
    */
-  async join (held?: Uint8Array): Promise<{ info?: JobInfo, reserved?: Buffer }> {
-    const { message, body } = await this.request({ type: 'join', v: PROTOCOL_VERSION, rid: this.nextRid(), jobId: this.ref.jobId }, { body: held })
+  async join (held?: Map<number, Uint8Array>): Promise<{ info?: JobInfo, reserved?: HeldTiles }> {
+    const phases = [...held ?? []]
+    const layout = phases.length === 1 && phases[0]![0] === 0 ? {} : { held: phases.map(([phase, bitmap]) => ({ phase, bytes: bitmap.length })) }
+    const body = phases.length > 0 ? Buffer.concat(phases.map(([, bitmap]) => bitmap)) : undefined
+    const { message, body: reply } = await this.request({ type: 'join', v: PROTOCOL_VERSION, rid: this.nextRid(), jobId: this.ref.jobId, ...(body !== undefined ? layout : {}) }, { body })
     if (message.type === 'batch' && message.jobId === this.ref.jobId) {
       this.batch = message
       this.steps = resolvePipeline(message.ops)
@@ -188,19 +200,29 @@ export class CoordinatorLink {
     this.steps = resolvePipeline(message.ops)
     this.plan = planJob(this.steps, { width: message.width, height: message.height, format: message.format })
     if (this.plan.phases.length !== message.phases) throw new ProtocolError(`the job has ${message.phases} phases, and ${this.plan.phases.length} here`)
-    return { info: message, ...(body !== undefined ? { reserved: body } : {}) }
+    return { info: message, ...(reply !== undefined ? { reserved: { phase: message.phase ?? 0, tiles: reply } } : {}) }
   }
 
-  /** A result this worker held from an earlier coordinator of the job. */
-  async offer (tile: number, checksum: string, pixels: Uint8Array): Promise<'accepted' | 'duplicate' | 'rejected'> {
-    const { message } = await this.request({ type: 'offer', rid: this.nextRid(), tile, checksum }, { body: pixels })
+  /** A result this worker held from an earlier coordinator of the job (of `phase`, computed with contexts of digest `context`). */
+  async offer (held: { phase: number, tile: number, checksum: string, context?: string | undefined }, pixels: Uint8Array): Promise<'accepted' | 'duplicate' | 'rejected'> {
+    const { phase, tile, checksum, context } = held
+    const { message } = await this.request({ type: 'offer', rid: this.nextRid(), tile, checksum, ...(phase > 0 ? { phase } : {}), ...(context !== undefined ? { context } : {}) }, { body: pixels })
     if (message.type !== 'ack') throw new ProtocolError(`expected an ack, got ${message.type}`)
     return message.status
   }
 
   /** The coordinator may hold a claim for the job's park time before it answers; not if `park` is false (this worker has other jobs). */
   async claim (options: { park?: boolean } = {}): Promise<ClaimReply> {
-    const { message, body } = await this.request({ type: 'claim', rid: this.nextRid(), ...(options.park === false ? { park: false } : {}) }, { timeoutMs: (this.batch ?? this.info).parkMs + this.requestTimeoutMs })
+    for (;;) {
+      const { message, body } = await this.request({ type: 'claim', rid: this.nextRid(), ...(options.park === false ? { park: false } : {}) }, { timeoutMs: (this.batch ?? this.info).parkMs + this.requestTimeoutMs })
+      if (message.type !== 'offers') return this.claimed(message, body)
+      // A resumed job's phase began with tiles this worker kept: offered before anything is computed.
+      if (this.offering === undefined) throw new ProtocolError('asked to offer held tiles, and none are held')
+      await this.offering({ phase: message.phase, tiles: body ?? Buffer.alloc(0) })
+    }
+  }
+
+  private claimed (message: TileServerMessage, body: Buffer | undefined): ClaimReply {
     if (message.type === 'none') return { kind: 'none', reason: message.reason }
     if (message.type === 'task' && this.batch !== undefined) {
       if (body === undefined || message.tile >= this.batch.images) throw new ProtocolError(`task ${message.tile} does not fit the batch`)

@@ -5,7 +5,7 @@ import { TileMemo } from '../imaging/index.ts'
 import type { Channel } from '../protocol/framing.ts'
 import { MAX_HELD_OUTPUTS } from '../protocol/constants.ts'
 import { admitTiledJob, type WorkerLimits } from './admission.ts'
-import { CoordinatorLink } from './coordinator-link.ts'
+import { CoordinatorLink, type HeldTiles } from './coordinator-link.ts'
 import type { JobRef } from '../protocol/job-ref.ts'
 import type { ResultCache } from './result-cache.ts'
 import { tilesIn } from '../protocol/tile-set.ts'
@@ -48,8 +48,8 @@ export async function openSession (ref: JobRef, options: SessionOptions): Promis
   const link = new CoordinatorLink(channel, ref, { requestTimeoutMs: WORKER_REQUEST_TIMEOUT_MS, compress })
   try {
     const { cache } = options
-    const held = ref.jobKey !== undefined ? cache?.heldTiles(ref.jobKey) : undefined
-    const { reserved } = await link.join(held)
+    const held = ref.jobKey !== undefined ? cache?.heldPhases(ref.jobKey) : undefined
+    const { reserved } = await link.join(held !== undefined && held.size > 0 ? held : undefined)
     if (link.batch !== undefined) return await joinBatch(link, options)
     return await joinTiled(link, reserved, options)
   } catch (err) {
@@ -66,31 +66,38 @@ async function joinBatch (link: CoordinatorLink, options: SessionOptions): Promi
   return { kind: 'batch', link }
 }
 
-async function joinTiled (link: CoordinatorLink, reserved: Uint8Array | undefined, options: SessionOptions): Promise<TileSession> {
+async function joinTiled (link: CoordinatorLink, reserved: HeldTiles | undefined, options: SessionOptions): Promise<TileSession> {
   const { info, plan, ref } = link
   const admission = admitTiledJob({ image: info, cut: plan }, options.limits)
   if (!admission.admitted) throw new LimitExceededError(admission.reason)
   options.log?.(`job ${ref.jobId}: working on it (${info.tiles} tiles, coordinator ${shortId(ref.coordinator)})`)
-  if (reserved !== undefined && options.cache !== undefined) await offerHeld(link, reserved, options.cache, options)
+  const { cache } = options
+  if (cache !== undefined) {
+    // A job in phases: what this worker kept of a later phase is asked for as that phase starts.
+    link.offering = async later => { await offerHeld(link, later, cache, options) }
+    if (reserved !== undefined) await offerHeld(link, reserved, cache, options)
+  }
   return { kind: 'tiles', link, memos: { restart: 0, memo: new TileMemo(TILE_MEMO_BYTES) } }
 }
 
-/** Hands the job's new coordinator the results it reserved for us. */
-async function offerHeld (link: CoordinatorLink, reserved: Uint8Array, cache: ResultCache, options: SessionOptions): Promise<void> {
+/** Hands the job's new coordinator the results of a phase it reserved for us. */
+async function offerHeld (link: CoordinatorLink, reserved: HeldTiles, cache: ResultCache, options: SessionOptions): Promise<void> {
   const local = link.ref.coordinator === options.peerId
-  const tiles = tilesIn(reserved)
+  const { phase } = reserved
+  const tiles = tilesIn(reserved.tiles)
+  const { jobKey } = link.info
   let offered = 0
   // A few in flight at once: one round trip each, one after another, would take a while.
   const send = async (): Promise<void> => {
     for (let tile = tiles.shift(); tile !== undefined; tile = tiles.shift()) {
       // In memory, the coordinator takes the buffer itself.
-      const held = local ? cache.take(link.info.jobKey, tile) : cache.get(link.info.jobKey, tile)
-      if (held !== undefined && await link.offer(tile, held.checksum, held.data) === 'accepted') offered++
+      const held = local ? cache.take(jobKey, tile, phase) : cache.get(jobKey, tile, phase)
+      if (held !== undefined && await link.offer({ phase, tile, checksum: held.checksum, context: held.context }, held.data) === 'accepted') offered++
     }
   }
   await Promise.all(Array.from({ length: OFFERS_IN_FLIGHT }, send))
   cache.stats.offered += offered
-  options.log?.(`job ${link.ref.jobId}: handed over ${offered} tiles finished for an earlier coordinator`)
+  options.log?.(`job ${link.ref.jobId}: handed over ${offered} tiles${link.plan.phases.length > 1 ? ` of phase ${phase + 1}` : ''} finished for an earlier coordinator`)
 }
 
 /** A session is over: its link closes. */

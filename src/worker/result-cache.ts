@@ -3,8 +3,12 @@ import type { Clock } from '../common/clock.ts'
 
 interface Held {
   jobKey: string
+  /** The job's phase the result is of (a summary, or a later phase's tile): 0 for a one-phase job's. */
+  phase: number
   tile: number
   checksum: string
+  /** A later phase's result: the digest of the contexts it was computed with (another reduction makes it worthless). */
+  context?: string
   data: Buffer
   /** A whole image's output: its size, for whoever it goes to. */
   size?: { width: number, height: number }
@@ -19,10 +23,20 @@ export interface ResultCacheStats {
   evicted: number
 }
 
+/** What a result is, beside its bytes: a whole image's size, a phase, the contexts it was computed with. */
+export interface HeldAs {
+  size?: { width: number, height: number }
+  phase?: number
+  context?: string
+}
+
+const keyOf = (jobKey: string, phase: number, tile: number): string => `${jobKey}/${phase}/${tile}`
+
 /**
  * Tile results a worker computed, kept for a while under their job's content
- * identity: if the job's coordinator dies, the next one collects them instead
- * of computing them again. Bounded in bytes and in age; the oldest go first.
+ * identity and phase: if the job's coordinator dies, the next one collects
+ * them instead of computing them again. Bounded in bytes and in age; the
+ * oldest go first.
  */
 export class ResultCache {
   private readonly maxBytes: number
@@ -39,22 +53,28 @@ export class ResultCache {
   }
 
   /** Takes `data`: the cache owns it from now on. */
-  put (jobKey: string, tile: number, checksum: string, data: Buffer, size?: { width: number, height: number }): void {
+  put (jobKey: string, tile: number, checksum: string, data: Buffer, as: HeldAs = {}): void {
     if (data.length > this.maxBytes) return
-    this.delete(`${jobKey}/${tile}`)
-    this.held.set(`${jobKey}/${tile}`, { jobKey, tile, checksum, data, ...(size !== undefined ? { size } : {}), at: this.clock.now() })
+    const phase = as.phase ?? 0
+    const key = keyOf(jobKey, phase, tile)
+    this.delete(key)
+    this.held.set(key, { jobKey, phase, tile, checksum, data, ...(as.size !== undefined ? { size: as.size } : {}), ...(as.context !== undefined ? { context: as.context } : {}), at: this.clock.now() })
     this.stats.bytes += data.length
     this.stats.tiles++
     this.trim()
   }
 
-  /** Which tiles of a job are held, as a bitmap (bit i: tile i); undefined if none. */
-  heldTiles (jobKey: string): Uint8Array | undefined {
+  /** Which tiles of a job's phase are held, as a bitmap (bit i: tile i); undefined if none. */
+  heldTiles (jobKey: string, phase = 0): Uint8Array | undefined {
+    return this.heldPhases(jobKey).get(phase)
+  }
+
+  /** Which tiles of each of a job's phases are held, as bitmaps; phases with none are absent. */
+  heldPhases (jobKey: string): Map<number, Uint8Array> {
     this.trim()
-    const tiles: number[] = []
-    for (const h of this.held.values()) if (h.jobKey === jobKey) tiles.push(h.tile)
-    if (tiles.length === 0) return undefined
-    return tileBitmap(tiles)
+    const tiles = new Map<number, number[]>()
+    for (const h of this.held.values()) if (h.jobKey === jobKey) tiles.set(h.phase, [...tiles.get(h.phase) ?? [], h.tile])
+    return new Map([...tiles].sort(([a], [b]) => a - b).map(([phase, list]) => [phase, tileBitmap(list)]))
   }
 
   /** Whole images' outputs held (by their task key), newest first, at most `limit`: what a batch's new coordinator reserves for this peer. */
@@ -62,21 +82,22 @@ export class ResultCache {
     this.trim()
     const keys: string[] = []
     for (const h of [...this.held.values()].reverse()) {
-      if (h.size === undefined || h.tile !== 0) continue
+      if (h.size === undefined || h.tile !== 0 || h.phase !== 0) continue
       keys.push(h.jobKey)
       if (keys.length >= limit) break
     }
     return keys
   }
 
-  get (jobKey: string, tile: number): { checksum: string, data: Buffer, size?: { width: number, height: number } } | undefined {
-    return this.held.get(`${jobKey}/${tile}`)
+  get (jobKey: string, tile: number, phase = 0): { checksum: string, data: Buffer, size?: { width: number, height: number }, context?: string } | undefined {
+    return this.held.get(keyOf(jobKey, phase, tile))
   }
 
   /** Hands a result over for good (to a coordinator in this process, which takes the buffer). */
-  take (jobKey: string, tile: number): { checksum: string, data: Buffer } | undefined {
-    const h = this.held.get(`${jobKey}/${tile}`)
-    if (h !== undefined) this.delete(`${jobKey}/${tile}`)
+  take (jobKey: string, tile: number, phase = 0): { checksum: string, data: Buffer, context?: string } | undefined {
+    const key = keyOf(jobKey, phase, tile)
+    const h = this.held.get(key)
+    if (h !== undefined) this.delete(key)
     return h
   }
 

@@ -1,7 +1,7 @@
 import { ProtocolError, oneLine } from '../common/errors.ts'
 import { TILE_MEMO_BYTES } from '../common/defaults.ts'
 import { processTile, freeBuffer, TileMemo, type Gate, type RawImage, type Tile, type TileWork } from '../imaging/index.ts'
-import { tileChecksum } from '../protocol/checksum.ts'
+import { contextDigest, tileChecksum } from '../protocol/checksum.ts'
 import { packPixels, type PixelEncoding } from '../protocol/pixels.ts'
 import { claimLoop, type LaneContext, type LaneEnd, type UnitStatus } from './claim-loop.ts'
 import type { CoordinatorLink, GrantedWork } from './coordinator-link.ts'
@@ -63,9 +63,10 @@ async function doTile ({ link, memos }: TileSession, work: GrantedWork, lane: Ti
   // The granted pixels are this tile's alone (an operation may hand them back as its result).
   freeBuffer(pixels.data, [data])
   const checksum = tileChecksum(data)
-  // Kept for a later coordinator if this one dies (one in this process dies with us); a multi-phase job's results mean nothing outside their phase.
-  const keep = lane.cache !== undefined && link.ref.coordinator !== lane.peerId && link.plan.phases.length === 1
-  if (keep) lane.cache!.put(link.info.jobKey, work.tile.index, checksum, data)
+  // Kept for a later coordinator if this one dies (one in this process dies with us): under its phase, and a later
+  // phase's with its contexts' digest, worth something only where the next coordinator reduces the same.
+  const keep = lane.cache !== undefined && link.ref.coordinator !== lane.peerId
+  if (keep) lane.cache!.put(link.info.jobKey, work.tile.index, checksum, data, { phase: work.phase, ...(work.phase > 0 ? { context: contextDigest(work.contexts) } : {}) })
   // Stopping handed the lease back already. A lease lost otherwise (a renewal refused or unanswered)
   // is still worth the send: the coordinator takes a late result for a tile not yet done.
   if (lane.signal.aborted) return undefined

@@ -64,8 +64,8 @@ test('a resumed job: nothing is computed until its holders have joined; what the
   job.on('recovered', tiles => { recovered.push(tiles) })
   const early = job.claim('w')
   // h1 held tile 0 from the last coordinator: it is reserved for h1.
-  const reserved = job.join('h1', Uint8Array.of(0b01))!
-  t.deepEqual([...reserved], [0b01])
+  const reserved = job.join('h1', new Map([[0, Uint8Array.of(0b01)]]))!
+  t.deepEqual({ ...reserved, tiles: [...reserved.tiles] }, { phase: 0, tiles: [0b01] })
   const tile0 = job.tiles[0]!
   const core0 = extract(reference, tile0.core)
   t.is(job.offer('h1', 0, '00000000', core0.data).status, 'rejected', 'a bad checksum is refused')
@@ -102,7 +102,7 @@ test('offers from a holder complete the job without any computing', async t => {
   const recovered: Array<[number, number]> = []
   job.on('recovered', (tiles, total) => { recovered.push([tiles, total]) })
   const all = Uint8Array.of(0b1111)
-  t.deepEqual([...job.join('h', all)!], [0b1111])
+  t.deepEqual([...job.join('h', new Map([[0, all]]))!.tiles], [0b1111])
   for (const tile of job.tiles) {
     const core = extract(reference, tile.core)
     t.is(job.offer('h', tile.index, tileChecksum(core.data), core.data).status, 'accepted')

@@ -148,7 +148,7 @@ test('a peer caught in one job gets no work in the next this peer coordinates; w
   const records = new TrustRecords()
   records.of('liar').wrong = 1
   const next = await job('off', records)
-  t.is(next.coordinator.join('liar', Uint8Array.of(0b1111)), undefined, 'nothing it holds is reserved for it to hand over')
+  t.is(next.coordinator.join('liar', new Map([[0, Uint8Array.of(0b1111)]])), undefined, 'nothing it holds is reserved for it to hand over')
   t.is((await next.claim('liar')).kind, 'excluded')
   t.deepEqual(next.excluded, ['liar'])
   t.deepEqual(next.coordinator.verifyFigures.excluded, { liar: 0 })

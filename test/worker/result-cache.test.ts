@@ -35,3 +35,16 @@ test('bounded in bytes and in age: the oldest go first', t => {
   t.truthy(cache.get(key('b'), 0))
   t.is(new ResultCache({ maxBytes: 0, maxAgeMs: 1000, clock }).heldTiles(key('a')), undefined)
 })
+
+test('a job in phases: each phase\'s tiles kept apart, a later phase\'s with its contexts\' digest', t => {
+  const cache = new ResultCache({ maxBytes: 1000, maxAgeMs: 60_000, clock: clockAt() })
+  cache.put(key('a'), 3, 's3', Buffer.alloc(4))
+  cache.put(key('a'), 3, 't3', Buffer.alloc(4), { phase: 1, context: 'd'.repeat(32) })
+  cache.put(key('a'), 8, 't8', Buffer.alloc(4), { phase: 2, context: 'e'.repeat(32) })
+  t.deepEqual([...cache.heldPhases(key('a'))].map(([phase, bitmap]) => [phase, [...bitmap]]), [[0, [0b1000]], [1, [0b1000]], [2, [0, 1]]])
+  t.is(cache.get(key('a'), 3)?.checksum, 's3')
+  t.like(cache.get(key('a'), 3, 1), { checksum: 't3', context: 'd'.repeat(32) })
+  t.is(cache.take(key('a'), 8, 2)?.context, 'e'.repeat(32))
+  t.is(cache.heldTiles(key('a'), 2), undefined)
+  t.deepEqual(cache.heldOutputs(10), [], 'tiles are not a batch\'s outputs')
+})
