@@ -91,6 +91,8 @@ export const STATUS_REQUEST_WAIT_MS = 10_000
 export const MIN_TILE_SESSION_IDLE_MS = 60_000
 /** A stopping peer waits this long at most for its coordinators to take its leases back, and again for its jobs to end and tell their clients. */
 export const STOP_WAIT_MS = 2000
+/** A coordinator leaving mid-job waits this long at most for the job's next coordinator, to hand it the tiles its own worker finished. */
+export const HAND_OVER_WAIT_MS = 10_000
 
 // The worker.
 /** Slots a peer may compute with (--slots), and libvips threads for --local (--threads). */

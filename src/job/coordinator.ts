@@ -156,6 +156,11 @@ export class JobCoordinator {
     return reserved.length > 0 ? { phase: this.phase, tiles: tileBitmap(reserved, Math.ceil(this.tiles.length / 8)) } : undefined
   }
 
+  /** A one-phase job's tiles in the output that `peer` computed, with their pixels and checksums. */
+  placedBy (peer: string): Array<{ tile: number, checksum: string, data: Buffer }> {
+    return this.phases.placedBy(peer).map(t => ({ ...t, checksum: tileChecksum(t.data) }))
+  }
+
   /** The peer's session is over: it offers nothing more. */
   left (peer: string): void {
     this.held.left(peer)

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { COLLECT_WINDOW_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../common/defaults.ts'
+import { COLLECT_WINDOW_MS, HAND_OVER_WAIT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../common/defaults.ts'
 import { shortId } from '../common/log.ts'
 import { sizeText } from '../common/units.ts'
 import { encodeImage, freeBuffer, pipelineRadius, processFile, toSpecs, type OutputFormat, type ProcessedFile, type RawImage, type Step } from '../imaging/index.ts'
@@ -162,6 +162,7 @@ export class JobHost implements Hosted {
       cancel: reason => { coordinator.cancel(reason) },
       // The peers that computed tiles (of any phase) keep them.
       holders: () => [...coordinator.tilesByPeer.keys()],
+      handOver: () => this.handOver(coordinator),
     })
     // A file broken past its header fails the job, with the decoder's word.
     pixels.ready.catch((err: unknown) => { coordinator.cancel(err instanceof Error ? err : new Error(String(err))) })
@@ -177,6 +178,17 @@ export class JobHost implements Hosted {
     pixels.release()
     input.release()
     await this.deliver(coordinator, output, { readAt, tilesAt, pixelsSent: pixels.sent })
+  }
+
+  /** This peer leaving mid-job: the tiles its own worker finished are kept, for the job's next coordinator; false if there are none to keep, or nobody to take them. */
+  private handOver (coordinator: JobCoordinator): boolean {
+    const { handOver } = this.c.worker
+    if (handOver === undefined || this.c.connectedPeers() === 0) return false
+    const tiles = coordinator.placedBy(this.c.peerId)
+    if (tiles.length === 0) return false
+    handOver.keep(coordinator.jobKey, tiles, HAND_OVER_WAIT_MS)
+    this.c.log(`job ${this.jobId}: leaving; keeping the ${tiles.length} tiles this peer finished for the job's next coordinator (at most ${HAND_OVER_WAIT_MS / 1000} s)`)
+    return true
   }
 
   private startCoordinator (job: AdmittedJob, pixels: TilePixels): JobCoordinator {

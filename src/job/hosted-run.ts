@@ -17,9 +17,11 @@ export interface HostedWork {
   cancel: (reason: Error) => void
   /** Peers that delivered finished work and keep it: a client resuming the job elsewhere names them. */
   holders: () => string[]
+  /** This peer leaving: it keeps what its own worker finished, to hand to the job's next coordinator; true if it does (it is a holder too). */
+  handOver?: () => boolean
 }
 
-type ShellComponents = Pick<JobHostComponents, 'peerId' | 'clock' | 'log' | 'publish' | 'tiles' | 'worker' | 'events' | 'swarmPeers'>
+type ShellComponents = Pick<JobHostComponents, 'peerId' | 'clock' | 'log' | 'publish' | 'tiles' | 'worker' | 'events' | 'swarmPeers' | 'addrs'>
 
 /**
  * The shell every job coordinated here runs in, tiled or a batch: its id,
@@ -132,10 +134,10 @@ export class HostedRun {
   }
 
   /** Who else is there, and who holds the job's finished work, when that changed (or `always`). */
-  async tellPeers (options: { always?: boolean } = {}): Promise<void> {
+  async tellPeers (options: { always?: boolean, withSelf?: boolean } = {}): Promise<void> {
     const { work, wire } = this
     if (work === undefined || wire === undefined) return
-    const message = await tellPeersMessage(this.c, work.holders())
+    const message = await tellPeersMessage(this.c, work.holders(), options.withSelf === true)
     const told = toldKey(message)
     if (told === this.told && options.always !== true) return
     this.told = told
@@ -144,8 +146,8 @@ export class HostedRun {
 
   private async fail (wire: SubmitServerWire, e: Error, drain: (() => Promise<void>) | undefined): Promise<JobOutcome> {
     this.work?.cancel(e)
-    // Leaving: the client resumes the job elsewhere, so it hears who is there.
-    if (e === this.leaving) await this.tellPeers({ always: true })
+    // Leaving: the client resumes the job elsewhere, so it hears who is there, and who holds what (this peer too, if it hands over).
+    if (e === this.leaving) await this.tellPeers({ always: true, withSelf: !wire.channel.isClosed && this.work?.handOver?.() === true })
     const outcome = e instanceof ClientGoneError || e instanceof JobCancelledError || e === this.leaving ? 'cancelled' : 'failed'
     const which = `${this.noun} ${this.jobId} from ${shortId(this.client)}`
     if (!(e instanceof TileswarmError)) this.c.log(`${which}: failed: ${e.stack ?? e.message}`, 'error')

@@ -28,7 +28,12 @@ export interface JobHostComponents {
   /** This peer's addresses, for announcements: workers dial the coordinator directly. */
   addrs: () => string[]
   tiles: { register: (job: JobCoordinator | BatchCoordinator) => void, unregister: (jobId: string) => void }
-  worker: { addJob: (ref: JobRef) => void, jobFinished: (jobId: string) => void }
+  worker: {
+    addJob: (ref: JobRef) => void
+    jobFinished: (jobId: string) => void
+    /** Where a leaving coordinator keeps the tiles its own worker finished, for the job's next coordinator (absent: they go with it). */
+    handOver?: { keep: (jobKey: string, tiles: Array<{ tile: number, checksum: string, data: Buffer }>, waitMs: number) => void, settled: () => Promise<void> } | undefined
+  }
   /** Input files by digest, and their decoded pixels: the job's input is decoded here, once, and its tiles cut from it. */
   inputs: InputStore
   /** Gets 'job' (detail: the JobCoordinator) when a job starts here, 'batch' (the BatchCoordinator) when a batch does. */

@@ -1,4 +1,4 @@
-import { bytesPerPixel, checkSummary, contextsOfTile, createPlanOutput, maxSummaryBytes, phaseReducer, placeTile, planTiles, type JobPlan, type PixelFormat, type RawImage, type Reducer, type StepContext, type Tile } from '../imaging/index.ts'
+import { bytesPerPixel, checkSummary, contextsOfTile, createPlanOutput, extract, maxSummaryBytes, phaseReducer, placeTile, planTiles, type JobPlan, type PixelFormat, type RawImage, type Reducer, type StepContext, type Tile } from '../imaging/index.ts'
 import type { LeaseStats } from './leases.ts'
 
 /** A global step's context for one tile: its own, or the one every tile shares. */
@@ -109,6 +109,14 @@ export class JobPhases {
     }
     this.creditedTo[tile] = peer
     this.tilesByPeer.set(peer, (this.tilesByPeer.get(peer) ?? 0) + 1)
+  }
+
+  /** The tiles of a one-phase job's output whose result is `peer`'s, with their pixels (a copy): what it hands over if it leaves mid-job. */
+  placedBy (peer: string): Array<{ tile: number, data: Buffer }> {
+    if (this.plan.phases.length !== 1 || this.output === undefined) return []
+    const out: Array<{ tile: number, data: Buffer }> = []
+    for (const [tile, by] of this.creditedTo.entries()) if (by === peer) out.push({ tile, data: Buffer.from(extract(this.output, this.tiles[tile]!.core).data) })
+    return out
   }
 
   /** A result into the output (pixels) or the phase's reduction (a summary, which the reducer may keep: unless `owned`, the body's memory is the session's). */

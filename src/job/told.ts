@@ -9,14 +9,15 @@ import type { VerifyFigures, VerifyLevel } from '../protocol/verify-level.ts'
 /**
  * What a client hears of the swarm: peers where it may resume its job if
  * this one goes, and which of `workers` (peers that delivered results) hold
- * finished work. This peer's own worker's results die with it.
+ * finished work. This peer's own worker's results die with it, unless it
+ * stays to hand them over (`withSelf`).
  */
-export async function tellPeersMessage (c: Pick<JobHostComponents, 'swarmPeers' | 'peerId'>, workers: string[]): Promise<Outgoing<Extract<SubmitServerMessage, { type: 'peers' }>>> {
+export async function tellPeersMessage (c: Pick<JobHostComponents, 'swarmPeers' | 'peerId' | 'addrs'>, workers: string[], withSelf = false): Promise<Outgoing<Extract<SubmitServerMessage, { type: 'peers' }>>> {
   const known = (await c.swarmPeers(256)).filter(p => p.peerId !== c.peerId)
   const peers = known.slice(0, MAX_PEERS_TOLD)
   peers.sort((a, b) => a.peerId < b.peerId ? -1 : 1)
-  const where = new Map(known.map(p => [p.peerId, p.addrs]))
-  const holders = workers.filter(p => p !== c.peerId).slice(0, MAX_HOLDERS).sort().map(peerId => ({ peerId, addrs: (where.get(peerId) ?? []).slice(0, 4) }))
+  const where = new Map([...known.map(p => [p.peerId, p.addrs] as const), [c.peerId, c.addrs()]])
+  const holders = workers.filter(p => withSelf || p !== c.peerId).slice(0, MAX_HOLDERS).sort().map(peerId => ({ peerId, addrs: (where.get(peerId) ?? []).slice(0, 4) }))
   return { type: 'peers', peers, holders }
 }
 

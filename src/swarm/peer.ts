@@ -76,7 +76,11 @@ export class SwarmPeer {
     this.cache = new ResultCache({ maxBytes: options.resultCacheBytes ?? DEFAULT_RESULT_CACHE_BYTES, maxAgeMs: options.resultCacheMs ?? DEFAULT_RESULT_CACHE_MS, clock })
     this.worker = new Worker({ peerId, slots, cache: this.cache, limits: { maxPixels }, connect: async ref => await this.tiles.connect(ref), log, clock, process: options.process, processImage: options.processImage, onComputed: (kind, ms) => { this.metrics.computed(kind, ms) } })
     // A coordinator gone: its jobs are dropped at once (their results stay kept).
-    node.addEventListener('peer:disconnect', evt => { this.worker.coordinatorGone(evt.detail.toString()) })
+    node.addEventListener('peer:disconnect', evt => {
+      this.worker.coordinatorGone(evt.detail.toString())
+      // Alone: no next coordinator will come for what this peer hands over.
+      if (node.getConnections().length === 0) this.worker.handOver?.giveUp()
+    })
     this.gossip = new GossipService({ node, log, clock }, { job: msg => { this.heardJob(msg) }, hello: msg => { void this.discovery.hello(msg) } })
     const publish = async (msg: Parameters<GossipService['publish']>[0]): Promise<void> => { await this.gossip.publish(msg) }
     this.discovery = new Discovery({ node, peerId, log, clock, random: options.random ?? Math.random, addrs: () => this.addrs(), done: () => this.worker.computed, publish }, discoveryOptions(options, shared))

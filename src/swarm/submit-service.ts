@@ -107,6 +107,8 @@ export class SubmitService implements Startable {
     const leaving = new PeerLeavingError('the coordinating peer is shutting down')
     for (const host of this.hosts.keys()) host.leave(leaving)
     await Promise.race([Promise.allSettled(this.hosts.values()), whenAborted(signal)])
+    // Jobs ended: what this peer's own worker finished goes to their next coordinators first (each bounded).
+    await this.c.worker.handOver?.settled()
   }
 
   /** A job under way: this peer leaving ends it. When it ends, 'ended' (detail: its status and outcome) goes to the peer's events. */

@@ -10,6 +10,7 @@ import type { LaneEnd } from './claim-loop.ts'
 import type { JobRef } from '../protocol/job-ref.ts'
 import { DEFAULT_PRIORITY, PRIORITY_WEIGHT } from '../protocol/constants.ts'
 import { FairShare } from './fair-share.ts'
+import { HandOver } from './hand-over.ts'
 import { endSession, openSession, type JobSession, type SessionOptions } from './job-session.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
 import type { ResultCache } from './result-cache.ts'
@@ -94,11 +95,14 @@ export class Worker implements Startable {
 
   /** Tiles and images this worker did that their coordinators accepted, since it started. */
   computed = 0
+  /** What this peer hands over of the jobs it coordinated, if it leaves mid-job (with a cache to keep them in). */
+  readonly handOver: HandOver | undefined
 
   constructor (options: WorkerOptions) {
     this.options = options
     this.clock = options.clock ?? systemClock
     this.keeper = new LeaseKeeper({ clock: this.clock })
+    if (options.cache !== undefined) this.handOver = new HandOver({ ...options, cache: options.cache, clock: this.clock })
     this.lane = {
       clock: this.clock,
       keeper: this.keeper,
@@ -126,7 +130,8 @@ export class Worker implements Startable {
 
   /** A job was announced (or re-announced: tiles came back). */
   addJob (ref: JobRef): void {
-    if (this.stopped || this.left.has(ref.jobId)) return
+    // Left already: only to hand a job's next coordinator what this peer finished for the last.
+    if (this.handOver?.heard(ref) === true || this.stopped || this.left.has(ref.jobId)) return
     const entry = this.jobs.get(ref.jobId)
     if (entry === undefined) this.jobs.set(ref.jobId, { ref, retryAt: 0, lanes: 0, finished: false, failures: 0, accepted: 0 })
     else if (!entry.finished) entry.retryAt = 0

@@ -24,6 +24,7 @@ function shell (options: { noun?: 'job' | 'batch' } = {}) {
     worker: { addJob: () => {}, jobFinished: jobId => { finished.push(jobId) } },
     events: new EventTarget(),
     swarmPeers: async () => [{ peerId: 'self', addrs: [] }, { peerId: 'other', addrs: ['/ip4/10.0.0.2/tcp/1'] }],
+    addrs: () => ['/ip4/10.0.0.1/tcp/1'],
   }, { client: 'client-peer-id', noun: options.noun ?? 'job' })
   const [server, client] = memoryChannelPair()
   return { hosted, wire: submitServerWire(server), client, logs, published, finished, unregistered }

@@ -14,14 +14,16 @@ import type { SwarmPeer } from '../../src/swarm/peer.ts'
 import { fixture } from '../helpers/fixtures.ts'
 import { noisePng, slowProcessor, tempDir } from '../helpers/swarm.ts'
 
-/** Strikes the coordinator once half of its job's tiles are in; counts what the other peers had finished by then. */
-function strikeAtHalf (coordinator: SwarmPeer, strike: () => void): { finishedByOthers: () => number } {
+/** Strikes the coordinator once half of its job's tiles are in; counts what the other peers, and all, had finished by then. */
+function strikeAtHalf (coordinator: SwarmPeer, strike: () => void): { finishedByOthers: () => number, finished: () => number } {
   let finishedByOthers = 0
+  let finished = 0
   let struck = false
   coordinator.events.addEventListener('job', evt => {
     const job = (evt as CustomEvent<JobCoordinator>).detail
     job.on('placed', (_tile, by) => {
       if (struck) return
+      finished++
       if (by !== coordinator.peerId) finishedByOthers++
       if (job.leases.completed >= job.tiles.length / 2) {
         struck = true
@@ -29,7 +31,7 @@ function strikeAtHalf (coordinator: SwarmPeer, strike: () => void): { finishedBy
       }
     })
   })
-  return { finishedByOthers: () => finishedByOthers }
+  return { finishedByOthers: () => finishedByOthers, finished: () => finished }
 }
 
 for (const how of ['crashes', 'leaves (SIGTERM)'] as const) {
@@ -37,7 +39,7 @@ for (const how of ['crashes', 'leaves (SIGTERM)'] as const) {
     const cluster = await Cluster.start(3, { process: slowProcessor(4), leaseMs: 2000 })
     try {
       const coordinator = cluster.peers[0]!
-      const { finishedByOthers } = strikeAtHalf(coordinator, () => { void (how === 'crashes' ? cluster.crash(coordinator) : cluster.leave(coordinator)) })
+      const { finishedByOthers, finished } = strikeAtHalf(coordinator, () => { void (how === 'crashes' ? cluster.crash(coordinator) : cluster.leave(coordinator)) })
       const dir = await tempDir()
       const input = await noisePng(dir, 640, 480)
       const events: SubmitEvent[] = []
@@ -52,11 +54,15 @@ for (const how of ['crashes', 'leaves (SIGTERM)'] as const) {
       t.is(done.leases.recovered, recovered!.tiles)
       // Every tile the surviving peers had finished is collected, not computed again.
       t.true(recovered!.tiles >= finishedByOthers(), `recovered ${recovered!.tiles}, finished by others ${finishedByOthers()}`)
-      t.false(Object.keys(done.tilesByPeer).includes(coordinator.peerId))
+      if (how === 'leaves (SIGTERM)') {
+        // Leaving, the coordinator handed over what its own worker had finished too: no tile is computed twice.
+        t.true(recovered!.tiles >= finished(), `recovered ${recovered!.tiles}, finished ${finished()}`)
+        t.is(done.leases.granted - (done.verify?.extra ?? 0), 300 - recovered!.tiles, JSON.stringify(done.leases))
+      } else t.false(Object.keys(done.tilesByPeer).includes(coordinator.peerId))
       // The survivors worked for both coordinators: both jobs' holds on the input go, and with them the file and its pixels.
       const survivors = cluster.live
       await until(() => survivors.every(p => p.inputs.size === 0), survivors.map(p => p.inputs), ['released'], 10_000, 'the survivors to let the input go')
-      t.log(`${how}: recovered ${recovered!.tiles} of 300 tiles (${finishedByOthers()} finished by the survivors before); resumed job granted ${done.leases.granted}`)
+      t.log(`${how}: recovered ${recovered!.tiles} of 300 tiles (${finished()} finished before, ${finishedByOthers()} by the survivors); resumed job granted ${done.leases.granted}`)
     } finally {
       await cluster.stop()
     }
