@@ -6,12 +6,15 @@ import { greyToRgb } from './pixels/sharp-pass.ts'
 import { DEFAULT_MAX_PIXELS, DEFAULT_QUALITY } from '../common/defaults.ts'
 import { OUTPUT_FORMATS } from '../protocol/constants.ts'
 import type { Step } from './pipeline.ts'
+import { hasMetadata, metadataFor, metadataOf, withPngMetadata, type ImageMetadata } from './metadata.ts'
 
 export const INPUT_FORMATS = ['jpeg', 'png', 'webp', 'tiff', 'avif', 'heif', 'gif'] as const
 export type OutputFormat = typeof OUTPUT_FORMATS[number]
 
 export interface DecodeOptions {
   maxPixels?: number
+  /** Drop the input's EXIF, ICC profile and XMP; its pixels are converted to sRGB by its profile, as sharp does. */
+  strip?: boolean
 }
 
 export interface Decoded {
@@ -20,6 +23,8 @@ export interface Decoded {
   format: string
   /** Things the user should know: first frame only, orientation applied, CMYK converted. */
   notes: string[]
+  /** What the output keeps of the input's metadata (nothing when stripped). */
+  metadata: ImageMetadata
 }
 
 function decodeError (err: unknown): InvalidImageError {
@@ -47,6 +52,7 @@ interface DecodePlan {
   maxPixels: number
   /** 8-bit sRGB or grey, no alpha, upright, one frame, no ICC profile: one libvips pipeline reads it as decodeImage does. */
   plain: boolean
+  metadata: ImageMetadata
 }
 
 /**
@@ -88,7 +94,8 @@ async function planDecode (bytes: Uint8Array, options: DecodeOptions): Promise<D
   const readChannels: Channels = grey && !alpha ? 1 : alpha ? 4 : 3
   const space = readChannels === 1 ? (wide ? 'grey16' : 'b-w') : (wide ? 'rgb16' : 'srgb')
   const turned = orientation >= 5
-  return { format, notes, width: turned ? height : width, height: turned ? width : height, orientation, readChannels, space, wide, depth: wide ? 16 : 8, greyAlpha: grey && alpha, maxPixels, plain: !wide && !alpha && orientation <= 1 && pages === 1 && meta.hasProfile !== true && (meta.space === 'srgb' || meta.space === 'b-w') }
+  const metadata = options.strip === true ? {} : metadataOf(meta)
+  return { metadata, format, notes, width: turned ? height : width, height: turned ? width : height, orientation, readChannels, space, wide, depth: wide ? 16 : 8, greyAlpha: grey && alpha, maxPixels, plain: !wide && !alpha && orientation <= 1 && pages === 1 && meta.hasProfile !== true && (meta.space === 'srgb' || meta.space === 'b-w') }
 }
 
 /** An input file as every path reads it: first frame, upright, strict about errors. */
@@ -96,10 +103,20 @@ function openInput (bytes: Uint8Array, maxPixels: number): Sharp {
   return sharpLib()(bytes, { limitInputPixels: maxPixels, failOn: 'error', autoOrient: true, pages: 1 })
 }
 
+/**
+ * The decode's pixels: in the file's own colour space where its profile is
+ * kept (as vips does: the output carries the profile, and shows as before),
+ * else converted to sRGB by it (as sharp does when it strips).
+ */
+function openPixels (bytes: Uint8Array, plan: DecodePlan): Sharp {
+  const input = openInput(bytes, plan.maxPixels)
+  return plan.metadata.icc !== undefined ? input.keepIccProfile() : input
+}
+
 async function decodeWith (bytes: Uint8Array, plan: DecodePlan): Promise<RawImage> {
   let image: RawImage
   try {
-    const { data, info } = await openInput(bytes, plan.maxPixels)
+    const { data, info } = await openPixels(bytes, plan)
       .toColourspace(plan.space)
       .raw({ depth: plan.wide ? 'ushort' : 'uchar' })
       .toBuffer({ resolveWithObject: true })
@@ -114,7 +131,7 @@ async function decodeWith (bytes: Uint8Array, plan: DecodePlan): Promise<RawImag
 /** Decodes once to raw pixels. */
 export async function decodeImage (bytes: Uint8Array, options: DecodeOptions = {}): Promise<Decoded> {
   const plan = await planDecode(bytes, options)
-  return { image: await decodeWith(bytes, plan), format: plan.format, notes: plan.notes }
+  return { image: await decodeWith(bytes, plan), format: plan.format, notes: plan.notes, metadata: plan.metadata }
 }
 
 /** What the header says, before a pixel is decoded: enough to plan tiles. */
@@ -129,12 +146,14 @@ export interface ImageHeader {
   notes: string[]
   /** 8-bit sRGB or grey, no alpha, upright, one frame, no ICC profile (see runWholeImage). */
   plain: boolean
+  /** What the output keeps of the input's metadata (nothing when stripped). */
+  metadata: ImageMetadata
 }
 
 /** Reads the header only: a coordinator plans from it and leaves decoding to the workers. */
 export async function readImageHeader (bytes: Uint8Array, options: DecodeOptions = {}): Promise<ImageHeader> {
   const plan = await planDecode(bytes, options)
-  return { width: plan.width, height: plan.height, format: { channels: plan.greyAlpha ? 2 : plan.readChannels, depth: plan.depth }, container: plan.format, notes: plan.notes, plain: plan.plain }
+  return { width: plan.width, height: plan.height, format: { channels: plan.greyAlpha ? 2 : plan.readChannels, depth: plan.depth }, container: plan.format, notes: plan.notes, plain: plan.plain, metadata: plan.metadata }
 }
 
 function rgbaToGreyAlpha (image: RawImage): RawImage {
@@ -167,6 +186,8 @@ export interface EncodeOptions {
   format: OutputFormat
   /** 1-100 for jpeg, webp, avif (and tiff's jpeg-free deflate ignores it). */
   quality?: number
+  /** The input's metadata, written as far as the format carries it (tiff: no EXIF). */
+  metadata?: ImageMetadata
 }
 
 /**
@@ -204,7 +225,7 @@ export function wholeImagePipeline (bytes: Uint8Array, header: ImageHeader, step
   const step = steps.length === 1 ? steps[0]! : undefined
   const native = step?.operation.native
   // A PNG written from a file keeps the file's density (pHYs), one written from raw pixels has none.
-  if (!header.plain || step === undefined || native === undefined || options.format === 'png') return undefined
+  if (!header.plain || step === undefined || native === undefined || options.format === 'png' || hasMetadata(header.metadata)) return undefined
   const grey = header.format.channels === 1
   if (grey && step.operation.colourOut(1) !== 1) return undefined
   const pipeline = native(openInput(bytes, options.maxPixels), step.params).toColourspace(grey ? 'b-w' : 'srgb')
@@ -221,9 +242,21 @@ export async function encodeImage (image: RawImage, options: EncodeOptions): Pro
   if (source.channels === 2 && format !== 'png') source = greyAlphaToRgba(source)
   const grey = source.channels <= 2
   const wideIn = source.depth === 16
-  let pipeline: Sharp = sharpLib()(samples(source), { raw: { width: source.width, height: source.height, channels: source.channels } })
+  let pipeline = await openRaw(source, options.metadata)
   const wideOut = wideIn && hold.depth16
   if (!hold.alpha && (source.channels === 2 || source.channels === 4)) pipeline = pipeline.flatten({ background: '#ffffff' })
   pipeline = pipeline.toColourspace(grey ? (wideOut ? 'grey16' : 'b-w') : (wideOut ? 'rgb16' : 'srgb'))
   return await encodeWith(pipeline, { format, quality }, source.width * source.height)
+}
+
+/**
+ * Raw pixels as sharp's input; with metadata, through a PNG that carries it
+ * (sharp sets no EXIF or ICC blob on raw pixels), kept as it is at encode.
+ */
+async function openRaw (image: RawImage, metadata: ImageMetadata | undefined): Promise<Sharp> {
+  const raw = sharpLib()(samples(image), { raw: { width: image.width, height: image.height, channels: image.channels } })
+  const kept = metadata === undefined ? {} : metadataFor(metadata, image.channels)
+  if (!hasMetadata(kept)) return raw
+  const png = await raw.png({ compressionLevel: 0, adaptiveFiltering: false }).toBuffer()
+  return sharpLib()(withPngMetadata(png, kept), { limitInputPixels: false }).keepMetadata()
 }

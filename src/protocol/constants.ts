@@ -1,6 +1,6 @@
 /** Protocol ids, topics and wire limits: one place, units in the names. */
-/** The one version of every message, protocol id and topic: peers of another version do not talk. 9: jobs carry their submitter and priority, and can be listed, followed and cancelled. */
-export const PROTOCOL_VERSION = 9
+/** The one version of every message, protocol id and topic: peers of another version do not talk. 9: jobs carry their submitter and priority, and can be listed, followed and cancelled. 10: a submit or batch can ask to strip the input's metadata. */
+export const PROTOCOL_VERSION = 10
 export const SUBMIT_PROTOCOL = `/tileswarm/submit/${PROTOCOL_VERSION}.0.0`
 export const TILE_PROTOCOL = `/tileswarm/tile/${PROTOCOL_VERSION}.0.0`
 export const JOBS_TOPIC = `tileswarm/jobs/${PROTOCOL_VERSION}`

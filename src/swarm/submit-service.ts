@@ -141,7 +141,7 @@ export class SubmitService implements Startable {
       if (request.type === 'batch') {
         if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
         const from = this.submission(client, request.priority)
-        const host = new BatchHost(this.c, this.options, { steps: resolvePipeline(request.ops), quality: request.quality, images: request.images, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, from)
+        const host = new BatchHost(this.c, this.options, { steps: resolvePipeline(request.ops), quality: request.quality, images: request.images, ...(request.strip === true ? { strip: true } : {}), ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, from)
         await this.hold(host, host.run(wire))
         return
       }
@@ -156,7 +156,7 @@ export class SubmitService implements Startable {
       if (upload.type !== 'upload') throw new ProtocolError(`expected the upload, got ${upload.type}`)
       if ((body?.length ?? 0) !== request.bytes) throw new ProtocolError(`the upload is ${body?.length ?? 0} bytes, the submission said ${request.bytes}`)
       if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
-      const host = new JobHost(this.c, this.options, { steps, ...(tileSize !== undefined ? { tileSize } : {}), format: request.format as OutputFormat, quality: request.quality, verify: request.verify ?? DEFAULT_VERIFY_FLOOR, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}), ...(request.name !== undefined ? { name: request.name } : {}) }, from)
+      const host = new JobHost(this.c, this.options, { steps, ...(tileSize !== undefined ? { tileSize } : {}), format: request.format as OutputFormat, quality: request.quality, verify: request.verify ?? DEFAULT_VERIFY_FLOOR, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}), ...(request.name !== undefined ? { name: request.name } : {}), ...(request.strip === true ? { strip: true } : {}) }, from)
       await this.hold(host, host.run(wire, body ?? Buffer.alloc(0)))
     } catch (err) {
       // Refused before a job was taken on; a job's own end is its host's to report.
