@@ -50,7 +50,10 @@ interface DecodePlan {
   depth: Depth
   greyAlpha: boolean
   maxPixels: number
-  /** 8-bit sRGB or grey, no alpha, upright, one frame, no ICC profile: one libvips pipeline reads it as decodeImage does. */
+  /**
+   * 8-bit sRGB or grey, no alpha, upright, one frame, no ICC profile, no metadata kept (a file's EXIF
+   * written by libvips from it has its density, from raw pixels 72 dpi): one libvips pipeline reads it as decodeImage does.
+   */
   plain: boolean
   metadata: ImageMetadata
 }
@@ -95,7 +98,7 @@ async function planDecode (bytes: Uint8Array, options: DecodeOptions): Promise<D
   const space = readChannels === 1 ? (wide ? 'grey16' : 'b-w') : (wide ? 'rgb16' : 'srgb')
   const turned = orientation >= 5
   const metadata = options.strip === true ? {} : metadataOf(meta)
-  return { metadata, format, notes, width: turned ? height : width, height: turned ? width : height, orientation, readChannels, space, wide, depth: wide ? 16 : 8, greyAlpha: grey && alpha, maxPixels, plain: !wide && !alpha && orientation <= 1 && pages === 1 && meta.hasProfile !== true && (meta.space === 'srgb' || meta.space === 'b-w') }
+  return { metadata, format, notes, width: turned ? height : width, height: turned ? width : height, orientation, readChannels, space, wide, depth: wide ? 16 : 8, greyAlpha: grey && alpha, maxPixels, plain: !wide && !alpha && orientation <= 1 && pages === 1 && meta.hasProfile !== true && (meta.space === 'srgb' || meta.space === 'b-w') && !hasMetadata(metadata) }
 }
 
 /** An input file as every path reads it: first frame, upright, strict about errors. */
@@ -144,7 +147,7 @@ export interface ImageHeader {
   /** The container format, as sharp names it. */
   container: string
   notes: string[]
-  /** 8-bit sRGB or grey, no alpha, upright, one frame, no ICC profile (see runWholeImage). */
+  /** 8-bit sRGB or grey, no alpha, upright, one frame, no ICC profile, no metadata kept (see wholeImagePipeline). */
   plain: boolean
   /** What the output keeps of the input's metadata (nothing when stripped). */
   metadata: ImageMetadata
@@ -225,7 +228,7 @@ export function wholeImagePipeline (bytes: Uint8Array, header: ImageHeader, step
   const step = steps.length === 1 ? steps[0]! : undefined
   const native = step?.operation.native
   // A PNG written from a file keeps the file's density (pHYs), one written from raw pixels has none.
-  if (!header.plain || step === undefined || native === undefined || options.format === 'png' || hasMetadata(header.metadata)) return undefined
+  if (!header.plain || step === undefined || native === undefined || options.format === 'png') return undefined
   const grey = header.format.channels === 1
   if (grey && step.operation.colourOut(1) !== 1) return undefined
   const pipeline = native(openInput(bytes, options.maxPixels), step.params).toColourspace(grey ? 'b-w' : 'srgb')
