@@ -48,7 +48,7 @@ export function parseQuality (text: string | undefined): number {
 /** An encoder quality, given as text (a flag) or a number (the web page's form), under the name `param`. */
 export function checkQuality (value: string | number, param: string): number {
   const q = Number(value)
-  if (!Number.isInteger(q) || q < MIN_QUALITY || q > MAX_QUALITY) throw expected(`integer between ${MIN_QUALITY} and ${MAX_QUALITY}`, param, value)
+  if (!Number.isInteger(q) || q < MIN_QUALITY || q > MAX_QUALITY) throw expected(`an integer between ${MIN_QUALITY} and ${MAX_QUALITY}`, param, value)
   return q
 }
 

@@ -149,7 +149,7 @@ export class SubmitService implements Startable {
       const from = this.submission(client, request.priority)
       const steps = resolvePipeline(request.ops)
       const tileSize = request.tileSize ?? this.options.tileSize
-      if (tileSize !== undefined && (tileSize < MIN_TILE_SIZE || tileSize > MAX_TILE_SIZE)) throw new LimitExceededError(`Expected integer between ${MIN_TILE_SIZE} and ${MAX_TILE_SIZE} for tile size but received ${tileSize}`)
+      if (tileSize !== undefined && (tileSize < MIN_TILE_SIZE || tileSize > MAX_TILE_SIZE)) throw new LimitExceededError(`tile size must be an integer between ${MIN_TILE_SIZE} and ${MAX_TILE_SIZE}, got ${tileSize}`)
       if (request.bytes > this.options.maxUploadBytes) throw new LimitExceededError(`an image of ${request.bytes} bytes is over this peer's upload limit of ${this.options.maxUploadBytes} bytes (--max-upload-bytes)`)
       await wire.send({ type: 'ready' })
       const { message: upload, body } = await wire.receive(idle)

@@ -81,7 +81,7 @@ function cropRect (width: number, height: number, p: Params): { x: number, y: nu
   const w = (p.width as number) === 0 ? width - x : p.width as number
   const h = (p.height as number) === 0 ? height - y : p.height as number
   if (x >= width || y >= height || w < 1 || h < 1 || x + w > width || y + h > height) {
-    throw new InvalidParameterError(`Expected a crop inside the image of ${width}x${height} but received left=${x}, top=${y}, width=${String(p.width)}, height=${String(p.height)}`)
+    throw new InvalidParameterError(`crop must lie inside the image of ${width}x${height}, got left=${x}, top=${y}, width=${String(p.width)}, height=${String(p.height)}`)
   }
   return { x, y, width: w, height: h }
 }
@@ -146,12 +146,12 @@ function resizeSize (width: number, height: number, p: Params): { width: number,
   const shrinkOnly = p.shrink_only === 'true'
   let size: { width: number, height: number }
   if (scale > 0) {
-    if (w > 0 || h > 0) throw new InvalidParameterError('Expected a scale or a width and height for resize, not both')
+    if (w > 0 || h > 0) throw new InvalidParameterError('resize takes a scale or a width and height, not both')
     size = { width: Math.round(width * scale), height: Math.round(height * scale) }
   } else if (w > 0 && h > 0) size = fitSize(width, height, w, h, p.fit as Fit, shrinkOnly)
   else if (w > 0) size = { width: w, height: Math.round(height * w / width) }
   else if (h > 0) size = { width: Math.round(width * h / height), height: h }
-  else throw new InvalidParameterError('Expected a width, a height or a scale for resize (e.g. resize:width=800 or resize:scale=0.5)')
+  else throw new InvalidParameterError('resize needs a width, a height or a scale (e.g. resize:width=800 or resize:scale=0.5)')
   // One side or a scale keeps the aspect ratio: not enlarged means not resized at all.
   if (shrinkOnly && !(w > 0 && h > 0) && (size.width > width || size.height > height)) size = { width, height }
   return { width: Math.max(1, size.width), height: Math.max(1, size.height) }
