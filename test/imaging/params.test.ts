@@ -59,7 +59,8 @@ test('parameter errors name the parameter, its range and the value', t => {
     ['rotate:45', /^angle of rotate must be one of 90, 180, 270, got 45$/],
     ['normalise:lower=60:upper=40', /^lower of normalise must be below its upper/],
     ['threshold:level=autox', /^level of threshold must be a number between 0 and 255 or auto, got "autox"$/],
-    ['blur:2:3', /blur takes one parameter \(sigma\) but received 'blur:2:3'/],
+    ['blur:2:3', /^blur takes one parameter \(sigma\), got 'blur:2:3'$/],
+    ['resize:width=2048,height=2048', /^'height=2048' is not an operation: parameters follow ':' \(resize:width=2048:height=2048\), and ',' starts the next step$/],
   ]
   for (const [text, pattern] of cases) {
     const err = t.throws(() => resolvePipeline(parseOps(text)), undefined, text)
