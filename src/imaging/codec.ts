@@ -260,6 +260,8 @@ async function openRaw (image: RawImage, metadata: ImageMetadata | undefined): P
   const raw = sharpLib()(samples(image), { raw: { width: image.width, height: image.height, channels: image.channels } })
   const kept = metadata === undefined ? {} : metadataFor(metadata, image.channels)
   if (!hasMetadata(kept)) return raw
-  const png = await raw.png({ compressionLevel: 0, adaptiveFiltering: false }).toBuffer()
+  // Its own colourspace said, or sharp would write the PNG at 8 bits.
+  const space = image.channels <= 2 ? (image.depth === 16 ? 'grey16' : 'b-w') : (image.depth === 16 ? 'rgb16' : 'srgb')
+  const png = await raw.toColourspace(space).png({ compressionLevel: 0, adaptiveFiltering: false }).toBuffer()
   return sharpLib()(withPngMetadata(png, kept), { limitInputPixels: false }).keepMetadata()
 }

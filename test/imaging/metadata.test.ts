@@ -7,6 +7,7 @@ import { uprightExif } from '../../src/imaging/metadata.ts'
 import { runLocal } from '../../src/client/local.ts'
 import { requestFromFlags } from '../../src/client/options.ts'
 import { fixture } from '../helpers/fixtures.ts'
+import { noiseImage } from '../helpers/images.ts'
 import { tempDir } from '../helpers/swarm.ts'
 
 const PHOTO = fixture('exif-p3-xmp-orientation-6.jpg')
@@ -110,4 +111,29 @@ test('EXIF orientation is set to 1 in either byte order, and an unreadable blob 
     t.is(up.length, b.length)
   }
   t.is(uprightExif(Buffer.from('not exif at all')), undefined)
+})
+
+test('16-bit and alpha outputs carry the metadata with their pixels exact', async t => {
+  const { metadata } = await decodeImage(await readFile(PHOTO))
+  for (const [channels, depth] of [[3, 16], [4, 16], [4, 8], [2, 8], [1, 16]] as const) {
+    const image = noiseImage(23, 17, { channels, depth }, channels * depth)
+    for (const format of ['png', 'tiff'] as const) {
+      if (format === 'tiff' && channels === 2) continue
+      const plain = await decodeImage(await encodeImage(image, { format }), { strip: true })
+      const bytes = await encodeImage(image, { format, metadata })
+      const back = await decodeImage(bytes)
+      t.true(back.image.data.equals(plain.image.data), `${channels}x${depth} ${format}`)
+      t.like(await kept(bytes), { xmp: true, icc: channels <= 2 ? undefined : 'RGB ' }, `${channels}x${depth} ${format}`)
+    }
+  }
+})
+
+test('a PNG or WebP input\'s metadata is kept as a JPEG\'s is', async t => {
+  const source = await readFile(PHOTO)
+  for (const format of ['png', 'webp'] as const) {
+    const input = await sharp(source).resize(160).keepMetadata()[format]().toBuffer()
+    const { image, metadata } = await decodeImage(input)
+    const k = await kept(await encodeImage(image, { format: 'jpeg', metadata }))
+    t.like(k, { exif: true, icc: 'RGB ', xmp: true }, format)
+  }
 })
