@@ -55,3 +55,20 @@ test.serial('a batch\'s images keep their metadata (or drop it with strip), as -
     }
   })
 })
+
+test.serial('a job run whole on its coordinator (not worth spreading) keeps the metadata as --local does', async t => {
+  await withCluster(1, { spread: 'auto' }, async (cluster, dir) => {
+    for (const strip of [false, true]) {
+      const flags = { ops: 'blur:sigma=2', imagePath: PHOTO, ...(strip ? { strip } : {}) }
+      const swarmOut = join(dir, `whole-${strip}.jpg`)
+      const localOut = join(dir, `whole-local-${strip}.jpg`)
+      const events: string[] = []
+      await submitToSwarm(requestFromFlags({ ...flags, out: swarmOut }), { peer: cluster.peers[0]!.addrs()[0]!, onEvent: e => { if (e.event === 'accepted') events.push(...e.notes) } })
+      t.true(events.some(n => n.startsWith('one pipeline here')), events.join('; '))
+      await runLocal(requestFromFlags({ ...flags, out: localOut }))
+      const swarm = await readFile(swarmOut)
+      t.true(swarm.equals(await readFile(localOut)), `strip ${strip}`)
+      t.deepEqual(await carried(swarm), [!strip, !strip, !strip], `strip ${strip}`)
+    }
+  })
+})
