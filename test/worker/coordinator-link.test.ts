@@ -38,7 +38,7 @@ test('a grant brings its haloed pixels, checked against their checksum and their
   if (reply.kind !== 'grant') throw new Error(reply.kind)
   t.like(reply.work.pixels, { width: 33, height: 33, channels: 3, depth: 8 })
   t.true(reply.work.pixels.data.equals(data))
-  t.is(PROTOCOL_VERSION, 9)
+  t.is(PROTOCOL_VERSION, 10)
 })
 
 test('a grant bigger than the job\'s tiles and their halo, or whose pixels fail their checksum, is refused before use', async t => {
