@@ -27,6 +27,8 @@ export interface SubmitOptions extends Omit<SwarmSubmitOptions, 'node'> {
   /** The result's format: by default the output's extension, or PNG. */
   format?: OutputFormat
   quality?: number
+  /** Drop the input's EXIF, ICC profile and XMP, which the output keeps by default. */
+  strip?: boolean
 }
 
 /**
@@ -39,5 +41,5 @@ export async function submit (options: SubmitOptions): Promise<SubmitOutcome> {
   const byPath = options.output !== undefined ? formatFromPath(options.output) : undefined
   if (options.format !== undefined && byPath !== undefined && byPath !== options.format) throw new InvalidParameterError(`format ${options.format} and the output's extension (${options.output}) disagree`)
   const format = options.format ?? byPath ?? 'png'
-  return await submitToSwarm({ steps, input: options.input, ...(options.output !== undefined ? { output: options.output } : {}), format, quality: options.quality ?? DEFAULT_QUALITY }, options)
+  return await submitToSwarm({ steps, input: options.input, ...(options.output !== undefined ? { output: options.output } : {}), format, quality: options.quality ?? DEFAULT_QUALITY, ...(options.strip === true ? { strip: true } : {}) }, options)
 }

@@ -15,7 +15,7 @@ export async function submitBatchCommand (flags: SubmitCliFlags, inputs: string[
   if (formatFromPath(out) !== undefined) throw new InvalidParameterError(`a batch of images goes to a folder or a .zip, not to ${out}`)
   if (flags.skipExisting === true && out.toLowerCase().endsWith('.zip')) throw new InvalidParameterError('--skip-existing needs a folder output: a .zip is written whole at the end')
   const plan = await planBatch(inputs, out, { recursive: flags.recursive === true, ...(flags.format !== undefined ? { format: flags.format } : {}) })
-  const request = { plan, steps, quality: parseQuality(flags.quality), skipExisting: flags.skipExisting === true }
+  const request = { plan, steps, quality: parseQuality(flags.quality), ...(flags.strip === true ? { strip: true } : {}), skipExisting: flags.skipExisting === true }
   const report = batchReporter(flags.json === true ? 'json' : process.stderr.isTTY ? 'tty' : 'plain')
   let written = 0
   let total = plan.items.length

@@ -54,6 +54,7 @@ export function withSubmitFlags (command: Command): Command {
     .option('--tile-above-mp <n>', 'in a batch, images over this many megapixels are tiled across the swarm, one job each; smaller ones go whole to one peer each', integerOption('--tile-above-mp', 1, 100_000), DEFAULT_TILE_ABOVE_MP)
     .addOption(new Option('--output_path <file>', 'same as --out').hideHelp().argParser(once('--output_path')))
     .option('--quality <1-100>', `JPEG/WebP/AVIF quality (default ${DEFAULT_QUALITY})`, once('--quality'))
+    .option('--strip', 'drop the photo\'s EXIF, ICC profile and XMP, which outputs keep by default (a TIFF keeps no EXIF); a photo with a profile is converted to sRGB by it first')
     .option('--max-pixels <n>', 'refuse images with more pixels, before decoding (--local; a peer applies its own)', integerOption('--max-pixels'), DEFAULT_MAX_PIXELS)
     .option('--max-upload-bytes <n>', 'refuse larger input files', integerOption('--max-upload-bytes'), DEFAULT_MAX_UPLOAD_BYTES)
     .option('--threads <n>', 'libvips threads for --local', integerOption('--threads', 1, MAX_SLOTS), availableParallelism())

@@ -33,5 +33,7 @@ export interface BatchRequest {
   plan: BatchPlan
   steps: Step[]
   quality: number
+  /** Drop the inputs' EXIF, ICC profiles and XMP (kept by default). */
+  strip?: boolean
   skipExisting: boolean
 }

@@ -73,7 +73,7 @@ class WholeImagesTry {
       const resume = tries.roster.resume
       if (resume !== undefined) emit({ event: 'resumed', coordinator: tries.roster.resumeFrom!, on: candidate.label, images: this.items.length })
       else emit({ event: 'connected', peer: candidate.label, client: tries.node.peerId.toString() })
-      await attempt.wire.send({ type: 'batch', v: PROTOCOL_VERSION, ops: toSpecs(request.steps), quality: request.quality, images: this.items.length, ...(resume !== undefined ? { resume } : {}), ...(this.context.priority !== undefined && this.context.priority !== DEFAULT_PRIORITY ? { priority: this.context.priority } : {}) })
+      await attempt.wire.send({ type: 'batch', v: PROTOCOL_VERSION, ops: toSpecs(request.steps), quality: request.quality, images: this.items.length, ...(request.strip === true ? { strip: true } : {}), ...(request.strip === true ? { strip: true } : {}), ...(resume !== undefined ? { resume } : {}), ...(this.context.priority !== undefined && this.context.priority !== DEFAULT_PRIORITY ? { priority: this.context.priority } : {}) })
       await this.follow(attempt, tries.roster)
     }, async () => { await this.uploading.catch(() => {}) })
   }

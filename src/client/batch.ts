@@ -98,7 +98,7 @@ async function sendTiled (tries: PeerTries, batch: { request: BatchRequest, sink
       } else {
         await mkdir(dirname(output), { recursive: true })
       }
-      const done = await submitToSwarm({ steps: request.steps, input: item.input, output, format: item.format, quality: request.quality }, {
+      const done = await submitToSwarm({ steps: request.steps, input: item.input, output, format: item.format, quality: request.quality, ...(request.strip === true ? { strip: true } : {}) }, {
         ...batch.options,
         // The peers the batch has learned of too: the one given may be gone by now.
         peer: tries.roster.addresses,
@@ -132,7 +132,7 @@ export async function runLocalBatch (request: BatchRequest, options: { maxPixels
       for (const item of whole) {
         const output = join(scratch, `out-${tally.done + tally.failures.length}`)
         try {
-          const result = await runLocal({ steps: request.steps, input: item.input, output, format: item.format, quality: request.quality }, { maxPixels: options.maxPixels, maxUploadBytes: options.maxUploadBytes, threads: options.threads })
+          const result = await runLocal({ steps: request.steps, input: item.input, output, format: item.format, quality: request.quality, ...(request.strip === true ? { strip: true } : {}) }, { maxPixels: options.maxPixels, maxUploadBytes: options.maxUploadBytes, threads: options.threads })
           const bytes = await readFile(output)
           await sink.write(item.output, bytes)
           emit({ event: 'image', input: item.input, output: sink.describe(item.output), width: result.width, height: result.height, bytes: result.bytes, by: 'local', recovered: false })

@@ -31,11 +31,11 @@ export async function runLocal (request: JobRequest, options: LocalOptions = {})
   const output = await OutputFile.create(request.output)
   try {
     const bytes = await readInput(request.input, options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES)
-    const { image, notes } = await decodeImage(bytes, { maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS })
+    const { image, notes, metadata } = await decodeImage(bytes, { maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS, strip: request.strip === true })
     for (const note of notes) options.log?.(`note: ${note}`)
     options.log?.(`processing ${image.width}x${image.height} ${formatName(image)} with ${describePipeline(request.steps)}`)
     const out = await runPipeline(image, request.steps)
-    const encoded = await encodeImage(out, { format: request.format, quality: request.quality })
+    const encoded = await encodeImage(out, { format: request.format, quality: request.quality, metadata })
     await output.commit(encoded)
     return { width: out.width, height: out.height, bytes: encoded.length, ms: performance.now() - started, notes }
   } finally {

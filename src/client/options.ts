@@ -10,6 +10,8 @@ export interface JobRequest {
   output: string
   format: OutputFormat
   quality: number
+  /** Drop the input's EXIF, ICC profile and XMP (kept by default). */
+  strip?: boolean
 }
 
 export interface SubmitFlags {
@@ -19,6 +21,7 @@ export interface SubmitFlags {
   imagePath?: string
   out?: string
   quality?: string
+  strip?: boolean
 }
 
 /**
@@ -45,7 +48,7 @@ export function parseQuality (text: string | undefined): number {
 /** An encoder quality, given as text (a flag) or a number (the web page's form), under the name `param`. */
 export function checkQuality (value: string | number, param: string): number {
   const q = Number(value)
-  if (!Number.isInteger(q) || q < MIN_QUALITY || q > MAX_QUALITY) throw expected(`integer between ${MIN_QUALITY} and ${MAX_QUALITY}`, param, value)
+  if (!Number.isInteger(q) || q < MIN_QUALITY || q > MAX_QUALITY) throw expected(`an integer between ${MIN_QUALITY} and ${MAX_QUALITY}`, param, value)
   return q
 }
 
@@ -61,5 +64,5 @@ export function requestFromFlags (flags: SubmitFlags): JobRequest {
   if (flags.out === undefined) throw new InvalidParameterError('Expected an output file: --out <file> (or -o); its extension picks the format')
   const format = formatFromPath(flags.out)
   if (format === undefined) throw new OutputError(`cannot tell the output format from '${flags.out}': use one of .jpg, .png, .webp, .tif, .avif (${OUTPUT_FORMATS.join(', ')})`)
-  return { steps, input: flags.imagePath, output: flags.out, format, quality: parseQuality(flags.quality) }
+  return { steps, input: flags.imagePath, output: flags.out, format, quality: parseQuality(flags.quality), ...(flags.strip === true ? { strip: true } : {}) }
 }

@@ -147,6 +147,7 @@ class ImageJob {
       format: this.request.format,
       quality: this.request.quality,
       bytes: this.bytes.length,
+      ...(this.request.strip === true ? { strip: true } : {}),
       ...(this.tileSize !== undefined ? { tileSize: this.tileSize } : {}),
       ...(this.options.verify !== undefined ? { verify: this.options.verify } : {}),
       ...(resume !== undefined ? { resume } : {}),

@@ -6,12 +6,15 @@ import { greyToRgb } from './pixels/sharp-pass.ts'
 import { DEFAULT_MAX_PIXELS, DEFAULT_QUALITY } from '../common/defaults.ts'
 import { OUTPUT_FORMATS } from '../protocol/constants.ts'
 import type { Step } from './pipeline.ts'
+import { hasMetadata, metadataFor, metadataOf, withPngMetadata, type ImageMetadata } from './metadata.ts'
 
 export const INPUT_FORMATS = ['jpeg', 'png', 'webp', 'tiff', 'avif', 'heif', 'gif'] as const
 export type OutputFormat = typeof OUTPUT_FORMATS[number]
 
 export interface DecodeOptions {
   maxPixels?: number
+  /** Drop the input's EXIF, ICC profile and XMP; its pixels are converted to sRGB by its profile, as sharp does. */
+  strip?: boolean
 }
 
 export interface Decoded {
@@ -20,6 +23,8 @@ export interface Decoded {
   format: string
   /** Things the user should know: first frame only, orientation applied, CMYK converted. */
   notes: string[]
+  /** What the output keeps of the input's metadata (nothing when stripped). */
+  metadata: ImageMetadata
 }
 
 function decodeError (err: unknown): InvalidImageError {
@@ -45,8 +50,12 @@ interface DecodePlan {
   depth: Depth
   greyAlpha: boolean
   maxPixels: number
-  /** 8-bit sRGB or grey, no alpha, upright, one frame, no ICC profile: one libvips pipeline reads it as decodeImage does. */
+  /**
+   * 8-bit sRGB or grey, no alpha, upright, one frame, no ICC profile, no metadata kept (a file's EXIF
+   * written by libvips from it has its density, from raw pixels 72 dpi): one libvips pipeline reads it as decodeImage does.
+   */
   plain: boolean
+  metadata: ImageMetadata
 }
 
 /**
@@ -88,7 +97,8 @@ async function planDecode (bytes: Uint8Array, options: DecodeOptions): Promise<D
   const readChannels: Channels = grey && !alpha ? 1 : alpha ? 4 : 3
   const space = readChannels === 1 ? (wide ? 'grey16' : 'b-w') : (wide ? 'rgb16' : 'srgb')
   const turned = orientation >= 5
-  return { format, notes, width: turned ? height : width, height: turned ? width : height, orientation, readChannels, space, wide, depth: wide ? 16 : 8, greyAlpha: grey && alpha, maxPixels, plain: !wide && !alpha && orientation <= 1 && pages === 1 && meta.hasProfile !== true && (meta.space === 'srgb' || meta.space === 'b-w') }
+  const metadata = options.strip === true ? {} : metadataOf(meta)
+  return { metadata, format, notes, width: turned ? height : width, height: turned ? width : height, orientation, readChannels, space, wide, depth: wide ? 16 : 8, greyAlpha: grey && alpha, maxPixels, plain: !wide && !alpha && orientation <= 1 && pages === 1 && meta.hasProfile !== true && (meta.space === 'srgb' || meta.space === 'b-w') && !hasMetadata(metadata) }
 }
 
 /** An input file as every path reads it: first frame, upright, strict about errors. */
@@ -96,10 +106,20 @@ function openInput (bytes: Uint8Array, maxPixels: number): Sharp {
   return sharpLib()(bytes, { limitInputPixels: maxPixels, failOn: 'error', autoOrient: true, pages: 1 })
 }
 
+/**
+ * The decode's pixels: in the file's own colour space where its profile is
+ * kept (as vips does: the output carries the profile, and shows as before),
+ * else converted to sRGB by it (as sharp does when it strips).
+ */
+function openPixels (bytes: Uint8Array, plan: DecodePlan): Sharp {
+  const input = openInput(bytes, plan.maxPixels)
+  return plan.metadata.icc !== undefined ? input.keepIccProfile() : input
+}
+
 async function decodeWith (bytes: Uint8Array, plan: DecodePlan): Promise<RawImage> {
   let image: RawImage
   try {
-    const { data, info } = await openInput(bytes, plan.maxPixels)
+    const { data, info } = await openPixels(bytes, plan)
       .toColourspace(plan.space)
       .raw({ depth: plan.wide ? 'ushort' : 'uchar' })
       .toBuffer({ resolveWithObject: true })
@@ -114,7 +134,7 @@ async function decodeWith (bytes: Uint8Array, plan: DecodePlan): Promise<RawImag
 /** Decodes once to raw pixels. */
 export async function decodeImage (bytes: Uint8Array, options: DecodeOptions = {}): Promise<Decoded> {
   const plan = await planDecode(bytes, options)
-  return { image: await decodeWith(bytes, plan), format: plan.format, notes: plan.notes }
+  return { image: await decodeWith(bytes, plan), format: plan.format, notes: plan.notes, metadata: plan.metadata }
 }
 
 /** What the header says, before a pixel is decoded: enough to plan tiles. */
@@ -127,14 +147,16 @@ export interface ImageHeader {
   /** The container format, as sharp names it. */
   container: string
   notes: string[]
-  /** 8-bit sRGB or grey, no alpha, upright, one frame, no ICC profile (see runWholeImage). */
+  /** 8-bit sRGB or grey, no alpha, upright, one frame, no ICC profile, no metadata kept (see wholeImagePipeline). */
   plain: boolean
+  /** What the output keeps of the input's metadata (nothing when stripped). */
+  metadata: ImageMetadata
 }
 
 /** Reads the header only: a coordinator plans from it and leaves decoding to the workers. */
 export async function readImageHeader (bytes: Uint8Array, options: DecodeOptions = {}): Promise<ImageHeader> {
   const plan = await planDecode(bytes, options)
-  return { width: plan.width, height: plan.height, format: { channels: plan.greyAlpha ? 2 : plan.readChannels, depth: plan.depth }, container: plan.format, notes: plan.notes, plain: plan.plain }
+  return { width: plan.width, height: plan.height, format: { channels: plan.greyAlpha ? 2 : plan.readChannels, depth: plan.depth }, container: plan.format, notes: plan.notes, plain: plan.plain, metadata: plan.metadata }
 }
 
 function rgbaToGreyAlpha (image: RawImage): RawImage {
@@ -167,6 +189,8 @@ export interface EncodeOptions {
   format: OutputFormat
   /** 1-100 for jpeg, webp, avif (and tiff's jpeg-free deflate ignores it). */
   quality?: number
+  /** The input's metadata, written as far as the format carries it (tiff: no EXIF). */
+  metadata?: ImageMetadata
 }
 
 /**
@@ -221,9 +245,23 @@ export async function encodeImage (image: RawImage, options: EncodeOptions): Pro
   if (source.channels === 2 && format !== 'png') source = greyAlphaToRgba(source)
   const grey = source.channels <= 2
   const wideIn = source.depth === 16
-  let pipeline: Sharp = sharpLib()(samples(source), { raw: { width: source.width, height: source.height, channels: source.channels } })
+  let pipeline = await openRaw(source, options.metadata)
   const wideOut = wideIn && hold.depth16
   if (!hold.alpha && (source.channels === 2 || source.channels === 4)) pipeline = pipeline.flatten({ background: '#ffffff' })
   pipeline = pipeline.toColourspace(grey ? (wideOut ? 'grey16' : 'b-w') : (wideOut ? 'rgb16' : 'srgb'))
   return await encodeWith(pipeline, { format, quality }, source.width * source.height)
+}
+
+/**
+ * Raw pixels as sharp's input; with metadata, through a PNG that carries it
+ * (sharp sets no EXIF or ICC blob on raw pixels), kept as it is at encode.
+ */
+async function openRaw (image: RawImage, metadata: ImageMetadata | undefined): Promise<Sharp> {
+  const raw = sharpLib()(samples(image), { raw: { width: image.width, height: image.height, channels: image.channels } })
+  const kept = metadata === undefined ? {} : metadataFor(metadata, image.channels)
+  if (!hasMetadata(kept)) return raw
+  // Its own colourspace said, or sharp would write the PNG at 8 bits.
+  const space = image.channels <= 2 ? (image.depth === 16 ? 'grey16' : 'b-w') : (image.depth === 16 ? 'rgb16' : 'srgb')
+  const png = await raw.toColourspace(space).png({ compressionLevel: 0, adaptiveFiltering: false }).toBuffer()
+  return sharpLib()(withPngMetadata(png, kept), { limitInputPixels: false }).keepMetadata()
 }

@@ -44,6 +44,8 @@ export function parseOps (text: string): OpSpec[] {
 
 function parseStep (text: string): OpSpec {
   const [name, ...parts] = text.split(':')
+  // 'resize:width=2048,height=2048': a comma starts a step, so 'height=2048' came as one.
+  if (name!.includes('=')) throw new InvalidParameterError(`'${name!.trim()}' is not an operation: parameters follow ':' (resize:width=2048:height=2048), and ',' starts the next step`)
   const op = getOperation(name!)
   const params: Record<string, unknown> = {}
   let bare = 0
@@ -52,8 +54,8 @@ function parseStep (text: string): OpSpec {
     if (eq < 0) {
       // Bare values fill the parameters in order: crop:10:20:640:480.
       const next = op.params[bare++]
-      if (op.params.length === 0) throw new InvalidParameterError(`Operation ${op.name} takes no parameters but received '${part}'`)
-      if (next === undefined) throw new InvalidParameterError(`Operation ${op.name} takes ${op.params.length === 1 ? 'one parameter' : `${op.params.length} parameters`} (${op.params.map(p => p.name).join(', ')}) but received '${text}'`)
+      if (op.params.length === 0) throw new InvalidParameterError(`${op.name} takes no parameters, got '${part}'`)
+      if (next === undefined) throw new InvalidParameterError(`${op.name} takes ${op.params.length === 1 ? 'one parameter' : `${op.params.length} parameters`} (${op.params.map(p => p.name).join(', ')}), got '${text}'`)
       params[next.name] = part.trim()
     } else {
       params[part.slice(0, eq).trim()] = part.slice(eq + 1).trim()

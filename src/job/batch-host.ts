@@ -16,6 +16,8 @@ export interface BatchSpec {
   steps: Step[]
   quality: number
   images: number
+  /** Drop the inputs' EXIF, ICC profiles and XMP (kept by default). */
+  strip?: boolean
   /** A batch resumed after its coordinator was lost: these peers may hold outputs it finished. */
   holders?: Array<{ peerId: string, addrs: string[] }>
 }
@@ -63,6 +65,7 @@ export class BatchHost implements Hosted {
       steps: spec.steps,
       quality: spec.quality,
       images: spec.images,
+      ...(spec.strip === true ? { strip: true } : {}),
       leaseMs: limits.leaseMs,
       parkMs: limits.parkMs,
       clock: components.clock,
@@ -239,7 +242,7 @@ export class BatchHost implements Hosted {
    */
   private take (index: number, format: OutputFormat, file: Buffer): void {
     if (file.length === 0) return this.imageFailed(index, new InvalidImageError('the client could not read it'))
-    this.batch.add({ index, file, key: taskKeyOf(inputDigest(file), this.spec.steps, format, this.spec.quality), format })
+    this.batch.add({ index, file, key: taskKeyOf(inputDigest(file), this.spec.steps, format, this.spec.quality, this.spec.strip === true), format })
     // The first images of a batch, and any after a lull: the swarm hears at once.
     if (this.batch.leases.pendingCount === 1) this.announcing?.soon()
   }

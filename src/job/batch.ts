@@ -22,8 +22,8 @@ export interface BatchTask {
 }
 
 /** The output's identity: the same input, pipeline, format and quality give the same bytes, whoever computes them. */
-export function taskKeyOf (inputSha256: string, steps: readonly Step[], format: OutputFormat, quality: number): string {
-  return createHash('sha256').update(`task\n${inputSha256}\n${JSON.stringify(toSpecs([...steps]))}\n${format}\n${quality}`).digest('hex')
+export function taskKeyOf (inputSha256: string, steps: readonly Step[], format: OutputFormat, quality: number, strip: boolean): string {
+  return createHash('sha256').update(`task\n${inputSha256}\n${JSON.stringify(toSpecs([...steps]))}\n${format}\n${quality}${strip ? '\nstrip' : ''}`).digest('hex')
 }
 
 export interface BatchOptions {
@@ -32,6 +32,8 @@ export interface BatchOptions {
   self: string
   steps: Step[]
   quality: number
+  /** Drop the inputs' metadata. */
+  strip?: boolean
   /** Images in the batch. */
   images: number
   leaseMs: number
@@ -78,6 +80,7 @@ export class BatchCoordinator {
   readonly jobId: string
   readonly steps: Step[]
   readonly quality: number
+  readonly strip: boolean
   readonly images: number
   readonly imagesByPeer = new Map<string, number>()
   private readonly self: string
@@ -104,6 +107,7 @@ export class BatchCoordinator {
     this.self = options.self
     this.steps = options.steps
     this.quality = options.quality
+    this.strip = options.strip === true
     this.images = options.images
     this.units = new UnitCoordinator(new LeaseTable(options.images, options.leaseMs, { idPrefix: 't', opened: 0 }), {
       // A peer that could not take an image on does not get it again.
@@ -167,7 +171,7 @@ export class BatchCoordinator {
 
   /** What a worker needs to know once per session. */
   info (): Omit<BatchInfo, 'type' | 'rid'> {
-    return { jobId: this.jobId, ops: toSpecs(this.steps), quality: this.quality, leaseMs: this.leases.leaseMs, parkMs: this.units.parkMs, images: this.images }
+    return { jobId: this.jobId, ops: toSpecs(this.steps), quality: this.quality, ...(this.strip ? { strip: true as const } : {}), leaseMs: this.leases.leaseMs, parkMs: this.units.parkMs, images: this.images }
   }
 
   /** An uploaded image becomes a task: claims waiting get it first. */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { COLLECT_WINDOW_MS, HAND_OVER_WAIT_MS, SPECULATE_AFTER_MEDIANS, SPECULATE_MAX_SHARE, SPECULATE_MIN_SAMPLES } from '../common/defaults.ts'
 import { shortId } from '../common/log.ts'
 import { sizeText } from '../common/units.ts'
-import { encodeImage, freeBuffer, pipelineRadius, processFile, toSpecs, type OutputFormat, type ProcessedFile, type RawImage, type Step } from '../imaging/index.ts'
+import { encodeImage, freeBuffer, pipelineRadius, processFile, toSpecs, type ImageMetadata, type OutputFormat, type ProcessedFile, type RawImage, type Step } from '../imaging/index.ts'
 import { startAnnouncing } from './announcing.ts'
 import type { JobCancelledError } from '../common/errors.ts'
 import { ClientProgress } from './client-progress.ts'
@@ -27,6 +27,8 @@ export interface JobSpec {
   quality: number
   /** How much is computed twice to catch wrong results. */
   verify: VerifyLevel
+  /** Drop the input's EXIF, ICC profile and XMP (kept by default). */
+  strip?: boolean
   /** A job resumed after its coordinator was lost: these peers hold tiles it finished. */
   holders?: Array<{ peerId: string, addrs: string[] }>
 }
@@ -114,7 +116,7 @@ export class JobHost implements Hosted {
       this.c.log(`job ${this.jobId}: ${spread.reason}`)
       if (spread.mode === 'whole') {
         this.hosted.accepted = true
-        await this.runWhole(processFile(upload, this.spec.steps, { format: this.spec.format, quality: this.spec.quality, maxPixels: this.limits.maxPixels, maxRawBytes: Infinity }), job, spread.reason)
+        await this.runWhole(processFile(upload, this.spec.steps, { format: this.spec.format, quality: this.spec.quality, maxPixels: this.limits.maxPixels, maxRawBytes: Infinity, strip: this.spec.strip === true }), job, spread.reason)
       } else {
         await this.runTiles(job, spread.reason)
       }
@@ -177,7 +179,7 @@ export class JobHost implements Hosted {
     // Every tile is in: the input goes before the encode (its memory, not the output's, is what the encode can have).
     pixels.release()
     input.release()
-    await this.deliver(coordinator, output, { readAt, tilesAt, pixelsSent: pixels.sent })
+    await this.deliver(coordinator, output, { readAt, tilesAt, pixelsSent: pixels.sent, metadata: header.metadata })
   }
 
   /** This peer leaving mid-job: the tiles its own worker finished are kept, for the job's next coordinator; false if there are none to keep, or nobody to take them. */
@@ -273,12 +275,12 @@ export class JobHost implements Hosted {
   }
 
   /** Encodes the output and sends it to the client. */
-  private async deliver (coordinator: JobCoordinator, output: RawImage, at: { readAt: number, tilesAt: number, pixelsSent: { wire: number, raw: number } }): Promise<void> {
+  private async deliver (coordinator: JobCoordinator, output: RawImage, at: { readAt: number, tilesAt: number, pixelsSent: { wire: number, raw: number }, metadata: ImageMetadata }): Promise<void> {
     const { wire, progress } = this
     const { total } = coordinator.progress
     const counts = { type: 'progress', done: total, total, workers: coordinator.tilesByPeer.size } as const
     progress.report({ ...counts, phase: 'encoding' })
-    const encoded = await encodeImage(output, { format: this.spec.format, quality: this.spec.quality })
+    const encoded = await encodeImage(output, { format: this.spec.format, quality: this.spec.quality, metadata: at.metadata })
     const encodedAt = this.c.clock.now()
     this.c.costs.encoded(this.spec.format, output.width * output.height, (encodedAt - at.tilesAt) * 1e6)
     freeBuffer(output.data)

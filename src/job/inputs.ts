@@ -8,12 +8,14 @@ export interface InputShape {
   width: number
   height: number
   format: PixelFormat
+  /** Decoded in the file's own colour space, its ICC profile kept for the output (else converted to sRGB). */
+  fileColours?: boolean
 }
 
 /** Decodes a job's input file to raw pixels; the simulator swaps in a cost model. */
 export type InputDecoder = (file: Buffer, shape: InputShape, maxPixels: number) => Promise<RawImage>
 
-export const decodeInput: InputDecoder = async (file, _shape, maxPixels) => (await decodeImage(file, { maxPixels })).image
+export const decodeInput: InputDecoder = async (file, shape, maxPixels) => (await decodeImage(file, { maxPixels, strip: shape.fileColours !== true })).image
 
 /** A job input's identity: the same file, pipeline and tiles give the same results, whoever coordinates. */
 export function inputDigest (file: Uint8Array): string {

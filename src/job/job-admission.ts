@@ -13,6 +13,7 @@ export interface AdmittedJob {
   view: SwarmView
   tileSize: number
   tiles: number
+  /** The input's digest; with '+icc' where it decodes to its file's colours. */
   sha256: string
   input: InputHold
 }
@@ -22,9 +23,10 @@ export interface AdmittedJob {
  * within --max-pixels and --max-tiles, its decoded input within
  * --input-memory-mb. Nothing is held for a job that is refused.
  */
-export async function takeInTiledJob (upload: Buffer, spec: { steps: Step[], tileSize?: number }, limits: JobLimits, c: Pick<JobHostComponents, 'swarm' | 'inputs'>): Promise<AdmittedJob> {
-  const header = await readImageHeader(upload, { maxPixels: limits.maxPixels })
-  const shape = { width: header.width, height: header.height, format: header.format }
+export async function takeInTiledJob (upload: Buffer, spec: { steps: Step[], tileSize?: number, strip?: boolean }, limits: JobLimits, c: Pick<JobHostComponents, 'swarm' | 'inputs'>): Promise<AdmittedJob> {
+  const header = await readImageHeader(upload, { maxPixels: limits.maxPixels, strip: spec.strip === true })
+  // Its profile kept, an input decodes to its file's colours, not sRGB: other pixels, another input here.
+  const shape = { width: header.width, height: header.height, format: header.format, ...(header.metadata.icc !== undefined ? { fileColours: true } : {}) }
   // Planned before anything is held for it: a crop outside the image, or a resize past the limits, is refused.
   const plan = planJob(spec.steps, shape)
   if (plan.largestPixels > limits.maxPixels) {
@@ -37,7 +39,7 @@ export async function takeInTiledJob (upload: Buffer, spec: { steps: Step[], til
     throw new LimitExceededError(`${tiles} tiles of ${tileSize} px is over this peer's limit of ${limits.maxTiles} (--max-tiles); use a larger tile size`)
   }
   // Hashed here: a client's word for it could poison workers' kept results.
-  const sha256 = inputDigest(upload)
+  const sha256 = inputDigest(upload) + (shape.fileColours === true ? '+icc' : '')
   // A prelude (geometry on the whole image) holds its result too, and one image between while it runs.
   const preludeBytes = Math.min(plan.prelude.length, 2) * plan.largestPixels * Math.max(bytesPerPixel(header.format), bytesPerPixel(plan.format))
   if (limits.inputMemoryBytes !== undefined) c.inputs.checkRoom(sha256, shape, limits.inputMemoryBytes, preludeBytes)

@@ -1,5 +1,5 @@
 /** Protocol ids, topics and wire limits: one place, units in the names. */
-/** The one version of every message, protocol id and topic: peers of another version do not talk. 9: jobs carry their submitter and priority, and can be listed, followed and cancelled. 10: a job in phases resumes from what workers kept of each phase. */
+/** The one version of every message, protocol id and topic: peers of another version do not talk. 9: jobs carry their submitter and priority, and can be listed, followed and cancelled. 10: a job in phases resumes from what workers kept of each phase; a submit or batch can ask to strip the input's metadata; identify and hellos say the build and protocol. */
 export const PROTOCOL_VERSION = 10
 export const SUBMIT_PROTOCOL = `/tileswarm/submit/${PROTOCOL_VERSION}.0.0`
 export const TILE_PROTOCOL = `/tileswarm/tile/${PROTOCOL_VERSION}.0.0`

@@ -64,7 +64,7 @@ const verifyFigures = z.object({
 }).strict()
 /** `name`: the input file's name, for job lists (`tileswarm jobs`, the dashboard). `priority`: normal if unsaid (a client sends it only when it is not, so older peers take normal jobs). */
 export const SubmitMessage = z.object({
-  type: z.literal('submit'), v, ops, format: outputFormat, quality, bytes: bodyBytes, tileSize: dim.optional(), verify: verifyLevel.optional(), resume: resume.optional(), name: inputName.optional(), priority: priority.optional(),
+  type: z.literal('submit'), v, ops, format: outputFormat, quality, bytes: bodyBytes, tileSize: dim.optional(), verify: verifyLevel.optional(), resume: resume.optional(), name: inputName.optional(), priority: priority.optional(), strip: z.literal(true).optional(),
 }).strict()
 export const UploadMessage = z.object({ type: z.literal('upload'), bodyBytes }).strict()
 /**
@@ -72,7 +72,7 @@ export const UploadMessage = z.object({ type: z.literal('upload'), bodyBytes }).
  * processes and encodes it whole); the coordinator asks for images as it has
  * room (`send`), and sends each result as it comes in.
  */
-export const BatchMessage = z.object({ type: z.literal('batch'), v, ops, quality, images: z.number().int().min(1).max(1_000_000), resume: resume.optional(), priority: priority.optional() }).strict()
+export const BatchMessage = z.object({ type: z.literal('batch'), v, ops, quality, images: z.number().int().min(1).max(1_000_000), resume: resume.optional(), priority: priority.optional(), strip: z.literal(true).optional() }).strict()
 /** One image of the batch (the body is its file), numbered by the client from 0; its output format is its own. */
 export const BatchImage = z.object({ type: z.literal('image'), index: count, format: outputFormat, bodyBytes }).strict()
 export const SubmitClientMessage = z.discriminatedUnion('type', [SubmitMessage, UploadMessage, BatchMessage, BatchImage])
@@ -141,7 +141,7 @@ export const TileClientMessage = z.discriminatedUnion('type', [JoinRequest, Clai
 /** Its body, if any, is a bitmap of the tiles reserved for this worker to offer, of the phase the job is in (`phase`, 0 if absent). */
 export const JobInfo = z.object({ type: z.literal('job'), rid, jobId: id, jobKey, ops, width: dim, height: dim, format: pixelFormat, tileSize: dim, halo: count, leaseMs: count, parkMs: count, tiles: count, phases: count, phase: count.optional(), bodyBytes: bodyBytes.optional() }).strict()
 /** A batch's session: whole images come as tasks, each with its file. */
-export const BatchInfo = z.object({ type: z.literal('batch'), rid, jobId: id, ops, quality, leaseMs: count, parkMs: count, images: count }).strict()
+export const BatchInfo = z.object({ type: z.literal('batch'), rid, jobId: id, ops, quality, leaseMs: count, parkMs: count, images: count, strip: z.literal(true).optional() }).strict()
 /**
  * One image of a batch under lease: the body is its file; the result is the
  * encoded output. `key` names the output (input digest, pipeline, format,

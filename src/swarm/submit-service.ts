@@ -143,7 +143,7 @@ export class SubmitService implements Startable {
       if (request.type === 'batch') {
         if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
         const from = this.submission(client, request.priority)
-        const host = new BatchHost(this.c, this.options, { steps: resolvePipeline(request.ops), quality: request.quality, images: request.images, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, from)
+        const host = new BatchHost(this.c, this.options, { steps: resolvePipeline(request.ops), quality: request.quality, images: request.images, ...(request.strip === true ? { strip: true } : {}), ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, from)
         await this.hold(host, host.run(wire))
         return
       }
@@ -151,14 +151,14 @@ export class SubmitService implements Startable {
       const from = this.submission(client, request.priority)
       const steps = resolvePipeline(request.ops)
       const tileSize = request.tileSize ?? this.options.tileSize
-      if (tileSize !== undefined && (tileSize < MIN_TILE_SIZE || tileSize > MAX_TILE_SIZE)) throw new LimitExceededError(`Expected integer between ${MIN_TILE_SIZE} and ${MAX_TILE_SIZE} for tile size but received ${tileSize}`)
+      if (tileSize !== undefined && (tileSize < MIN_TILE_SIZE || tileSize > MAX_TILE_SIZE)) throw new LimitExceededError(`tile size must be an integer between ${MIN_TILE_SIZE} and ${MAX_TILE_SIZE}, got ${tileSize}`)
       if (request.bytes > this.options.maxUploadBytes) throw new LimitExceededError(`an image of ${request.bytes} bytes is over this peer's upload limit of ${this.options.maxUploadBytes} bytes (--max-upload-bytes)`)
       await wire.send({ type: 'ready' })
       const { message: upload, body } = await wire.receive(idle)
       if (upload.type !== 'upload') throw new ProtocolError(`expected the upload, got ${upload.type}`)
       if ((body?.length ?? 0) !== request.bytes) throw new ProtocolError(`the upload is ${body?.length ?? 0} bytes, the submission said ${request.bytes}`)
       if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
-      const host = new JobHost(this.c, this.options, { steps, ...(tileSize !== undefined ? { tileSize } : {}), format: request.format as OutputFormat, quality: request.quality, verify: request.verify ?? DEFAULT_VERIFY_FLOOR, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}), ...(request.name !== undefined ? { name: request.name } : {}) }, from)
+      const host = new JobHost(this.c, this.options, { steps, ...(tileSize !== undefined ? { tileSize } : {}), format: request.format as OutputFormat, quality: request.quality, verify: request.verify ?? DEFAULT_VERIFY_FLOOR, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}), ...(request.name !== undefined ? { name: request.name } : {}), ...(request.strip === true ? { strip: true } : {}) }, from)
       await this.hold(host, host.run(wire, body ?? Buffer.alloc(0)))
     } catch (err) {
       // Refused before a job was taken on; a job's own end is its host's to report.

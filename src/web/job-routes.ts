@@ -87,6 +87,7 @@ async function upload (c: Context, jobs: WebJobs, maxUploadBytes: number, tooLar
     ...(quality !== undefined && quality !== '' ? { quality: Number(quality) } : {}),
     ...(verifyLevel !== undefined ? { verify: verifyLevel } : {}),
     ...(level !== undefined ? { priority: level } : {}),
+    ...(field('strip') === 'true' ? { strip: true } : {}),
     files: uploads,
   })
   return c.json(describeJob(job), 202)

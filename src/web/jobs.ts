@@ -29,11 +29,13 @@ export interface WebJobRequest {
   verify?: VerifyLevel
   /** How the swarm weighs it (normal if unset); this peer refuses high unless its operator allows the page (--allow-priority all, or --allow-submit). */
   priority?: Priority
+  /** Drop the inputs' EXIF, ICC profiles and XMP (kept by default). */
+  strip?: boolean
   files: Upload[]
 }
 
 /** A request checked: its pipeline, quality, checks and priority, and each file's container format, in order. */
-interface Checked { steps: Step[], quality: number, verify?: VerifyLevel, priority?: Priority, containers: string[] }
+interface Checked { steps: Step[], quality: number, verify?: VerifyLevel, priority?: Priority, strip?: boolean, containers: string[] }
 
 type WebEvent = SubmitEvent | BatchEvent | { event: 'failed', name: string, message: string } | { event: 'ended', state: 'done' | 'failed' }
 /** An event and its number in the job's stream: a page that reconnects says the last it had. */
@@ -130,7 +132,7 @@ export class WebJobs {
       if (header.width * header.height > this.maxPixels) throw new InvalidImageError(`${safeStem(f.name)}: ${header.width}x${header.height} is over this peer's limit of ${(this.maxPixels / 1e6).toFixed(1)} MP (--max-pixels)`)
       containers.push(header.container)
     }
-    return { steps, quality, containers, ...(request.verify !== undefined ? { verify: request.verify } : {}), ...(request.priority !== undefined ? { priority: request.priority } : {}) }
+    return { steps, quality, containers, ...(request.verify !== undefined ? { verify: request.verify } : {}), ...(request.priority !== undefined ? { priority: request.priority } : {}), ...(request.strip === true ? { strip: true } : {}) }
   }
 
   private begin (request: WebJobRequest, checked: Checked): WebJob {
@@ -176,9 +178,9 @@ export class WebJobs {
     this.log(`web job ${job.id} (${job.title}, ${job.ops}): ${state}${job.error !== undefined ? `: ${job.error.message}` : ''}`)
   }
 
-  private async runImage (job: WebJob, file: Upload, container: string, format: OutputFormat | undefined, { steps, quality, verify, priority }: Checked): Promise<void> {
+  private async runImage (job: WebJob, file: Upload, container: string, format: OutputFormat | undefined, { steps, quality, verify, priority, strip }: Checked): Promise<void> {
     const out = format ?? formatFromPath(`x${EXTENSION[container] ?? '.png'}`) ?? 'png'
-    const done = await submitToSwarm({ steps, input: file.data, name: safeStem(file.name), format: out, quality }, { peer: this.entry(), node: await this.client(), maxUploadBytes: file.data.length, ...(verify !== undefined ? { verify } : {}), ...(priority !== undefined ? { priority } : {}), onEvent: e => { this.emit(job, e) } })
+    const done = await submitToSwarm({ steps, input: file.data, name: safeStem(file.name), format: out, quality, ...(strip === true ? { strip } : {}) }, { peer: this.entry(), node: await this.client(), maxUploadBytes: file.data.length, ...(verify !== undefined ? { verify } : {}), ...(priority !== undefined ? { priority } : {}), onEvent: e => { this.emit(job, e) } })
     // Kept on disk, not in memory, for the hour it may be fetched.
     job.dir = await this.folder()
     const path = join(job.dir, 'result')
@@ -187,7 +189,7 @@ export class WebJobs {
   }
 
   /** Several images: written to a folder of the job's own under their safe names, sent as one batch, the outputs zipped. */
-  private async runBatch (job: WebJob, steps: Step[], files: Upload[], containers: string[], format: OutputFormat | undefined, { quality, verify, priority }: Checked): Promise<void> {
+  private async runBatch (job: WebJob, steps: Step[], files: Upload[], containers: string[], format: OutputFormat | undefined, { quality, verify, priority, strip }: Checked): Promise<void> {
     const dir = await this.folder()
     job.dir = dir
     const inputs = uploadNames(files, containers).map(name => join(dir, 'in', name))
@@ -200,7 +202,7 @@ export class WebJobs {
     const zip = join(dir, 'outputs.zip')
     const run = async (): Promise<BatchSummary> => {
       const plan = await planBatch(inputs, zip, { recursive: false, ...(format !== undefined ? { format } : {}) })
-      return await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(verify !== undefined ? { verify } : {}), ...(priority !== undefined ? { priority } : {}), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shownByName(e)) } })
+      return await submitBatch({ plan, steps, quality, ...(strip === true ? { strip } : {}), skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(verify !== undefined ? { verify } : {}), ...(priority !== undefined ? { priority } : {}), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: e => { this.emit(job, shownByName(e)) } })
     }
     const summary = await run().finally(async () => { await rm(join(dir, 'in'), { recursive: true, force: true }) })
     if (summary.done === 0) throw new InvalidImageError(`no image could be processed: ${summary.failures.map(f => `${nameOnly(f.input)}: ${f.message}`).join('; ')}`)

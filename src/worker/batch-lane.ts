@@ -55,7 +55,7 @@ async function doImage (link: CoordinatorLink, task: GrantedTask, lane: BatchLan
 async function computeImage (link: CoordinatorLink, task: GrantedTask, lane: BatchLaneContext): Promise<ImageResult | undefined> {
   let output: ImageResult
   try {
-    const processed = await lane.processImage(task.file, link.steps, { format: task.format, quality: link.batch!.quality, maxPixels: lane.limits.maxPixels, maxRawBytes: MAX_TILE_BODY_BYTES }, lane.gate)
+    const processed = await lane.processImage(task.file, link.steps, { format: task.format, quality: link.batch!.quality, strip: link.batch!.strip === true, maxPixels: lane.limits.maxPixels, maxRawBytes: MAX_TILE_BODY_BYTES }, lane.gate)
     output = { data: processed.data, checksum: tileChecksum(processed.data), size: { width: processed.width, height: processed.height } }
   } catch (err) {
     lane.keeper.settle(task.leaseId)

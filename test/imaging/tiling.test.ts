@@ -55,7 +55,7 @@ async function tiledEqualsWhole (t: ExecutionContext, label: string, image: RawI
 
 /** Variants of their own for operations whose extremes do not fit a small image (or each other). */
 const VARIANTS: Record<string, Array<Record<string, unknown>>> = {
-  resize: [{ scale: 0.5 }, { width: 100, kernel: 'nearest' }, { height: 13, kernel: 'cubic' }, { width: 7, height: 90 }, { scale: 3, kernel: 'linear' }],
+  resize: [{ scale: 0.5 }, { width: 100, kernel: 'nearest' }, { height: 13, kernel: 'cubic' }, { width: 7, height: 90 }, { width: 40, height: 40, fit: 'inside' }, { width: 50, height: 20, fit: 'cover', shrink_only: 'true' }, { width: 90, height: 90, fit: 'contain' }, { width: 30, height: 30, fit: 'outside' }, { scale: 3, kernel: 'linear' }],
   crop: [{}, { left: 60 }, { top: 40, height: 3 }, { left: 1, top: 1, width: 1, height: 1 }],
   rotate: [{ angle: '90' }, { angle: '180' }, { angle: '270' }],
   canny: [{}, { low: 0, high: 0 }, { low: 2000, high: 2000 }, { low: 20, high: 60, sigma: 1.4 }, { low: 30, high: 200, gradient: 'l2' }, { sigma: 10, low: 1, high: 5 }],

@@ -12,8 +12,8 @@ async function plainInputs (): Promise<Array<[string, Buffer]>> {
   const inputs: Array<[string, Buffer]> = []
   for (const name of fixtureNames()) {
     const bytes = await readFile(fixture(name))
-    const header = await readImageHeader(bytes).catch(() => undefined)
-    if (header?.plain === true && await decodeImage(bytes).then(() => true, () => false)) inputs.push([name, bytes])
+    const header = await readImageHeader(bytes, { strip: true }).catch(() => undefined)
+    if (header?.plain === true && await decodeImage(bytes, { strip: true }).then(() => true, () => false)) inputs.push([name, bytes])
   }
   const rgb = noiseImage(157, 91, { channels: 3, depth: 8 }, 11)
   const grey = noiseImage(64, 33, { channels: 1, depth: 8 }, 12)
@@ -28,8 +28,9 @@ test('one pipeline for the whole image gives the bytes the tiled path gives, for
   const inputs = await plainInputs()
   t.true(inputs.length >= 5, `plain inputs: ${inputs.map(i => i[0]).join(', ')}`)
   for (const [name, bytes] of inputs) {
-    const header = await readImageHeader(bytes)
-    const { image } = await decodeImage(bytes)
+    // Stripped: a photo whose EXIF is kept is not plain (see the test below).
+    const header = await readImageHeader(bytes, { strip: true })
+    const { image } = await decodeImage(bytes, { strip: true })
     // Large photos: JPEG and the cheaper ops; AVIF (seconds a megapixel) for the small ones only: the suite's time.
     const pixels = header.width * header.height
     const large = pixels > 1e6
@@ -55,6 +56,7 @@ test('no whole-image pipeline where it could differ: several steps, an op withou
   t.is(wholeImagePipeline(png, header, resolvePipeline(parseOps('blur,median')), options), undefined)
   t.is(wholeImagePipeline(png, header, resolvePipeline(parseOps('sobel')), options), undefined)
   t.is(wholeImagePipeline(png, header, resolvePipeline(parseOps('blur')), { ...options, format: 'png' }), undefined, 'a PNG from a file keeps its density')
+  t.false((await readImageHeader(await readFile(fixture('flowers.jpeg')))).plain, 'EXIF kept: its density would differ')
   for (const name of ['Flag_of_the_Netherlands-16bit.png', 'alpha-premultiply-2048x1536-paper.png', 'Channel_digital_image_CMYK_color.jpg', 'animated-loop-3.gif']) {
     const bytes = await readFile(fixture(name))
     t.false((await readImageHeader(bytes, { maxPixels: 1e9 })).plain, name)

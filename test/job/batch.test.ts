@@ -16,7 +16,7 @@ function batchOf (images: number, clock = manualClock()): { batch: BatchCoordina
   return { batch, clock, images: done, failed }
 }
 
-const task = (index: number): BatchTask => ({ index, file: Buffer.from(`file ${index}`), key: taskKeyOf(String(index).padStart(64, '0'), steps, 'png', 90), format: 'png' })
+const task = (index: number): BatchTask => ({ index, file: Buffer.from(`file ${index}`), key: taskKeyOf(String(index).padStart(64, '0'), steps, 'png', 90, false), format: 'png' })
 const size = { width: 5, height: 4 }
 const output = async (width = 3, height = 2): Promise<Buffer> => await sharp({ create: { width, height, channels: 3, background: '#808080' } }).png().toBuffer()
 

@@ -49,7 +49,7 @@ test.serial('bad submissions get a clear error at the client; the coordinator se
     const png = await readFile(fixture('low-contrast.jpg'))
     const good = { type: 'submit', v: PROTOCOL_VERSION, ops: [{ op: 'sobel' }], format: 'png', quality: 90, bytes: png.length }
     t.like(await rawSubmit(addr, { ...good, ops: [{ op: 'hough' }] }, png), { type: 'error', name: 'UnknownOperationError' })
-    t.like(await rawSubmit(addr, { ...good, ops: [{ op: 'crop', params: { left: 5000 } }] }, png), { type: 'error', name: 'InvalidParameterError', message: 'Expected a crop inside the image of 300x245 but received left=5000, top=0, width=0, height=0' })
+    t.like(await rawSubmit(addr, { ...good, ops: [{ op: 'crop', params: { left: 5000 } }] }, png), { type: 'error', name: 'InvalidParameterError', message: 'crop must lie inside the image of 300x245, got left=5000, top=0, width=0, height=0' })
     t.like(await rawSubmit(addr, { ...good, ops: [{ op: 'blur', params: { sigma: -1 } }] }, png), { type: 'error', name: 'InvalidParameterError' })
     t.like(await rawSubmit(addr, { ...good, v: 99 }, png), { type: 'error', name: 'ProtocolError' })
     t.like(await rawSubmit(addr, { ...good, surprise: true }, png), { type: 'error', name: 'ProtocolError' })

@@ -65,5 +65,5 @@ test.serial('operators: settings from TILESWARM_* variables, JSON logs with the 
   t.regex(announceId.stderr, /--announce .*: leave out \/p2p\//)
   const badHttp = await runCli(['--http', 'localhost', '--data-dir', join(dir, 'c')], { timeoutMs: 20_000 })
   t.is(badHttp.code, 1)
-  t.regex(badHttp.stderr, /Expected host:port/)
+  t.regex(badHttp.stderr, /--http must be host:port/)
 })

@@ -156,9 +156,9 @@ export const canny: Operation = {
     { name: 'gradient', kind: 'choice', choices: ['l1', 'l2'], default: 'l1', description: 'magnitude |dx|+|dy| (OpenCV\'s default) or sqrt(dx^2+dy^2)' },
   ],
   check: p => {
-    if ((p.low as number) > (p.high as number)) throw new InvalidParameterError(`Expected low <= high for canny but received low=${String(p.low)}, high=${String(p.high)} (high is 200 unless given)`)
+    if ((p.low as number) > (p.high as number)) throw new InvalidParameterError(`low of canny must be at most its high, got low=${String(p.low)}, high=${String(p.high)} (high is 200 unless given)`)
     const sigma = p.sigma as number
-    if (sigma > 0 && sigma < 0.3) throw new InvalidParameterError(`Expected 0 (no blur) or a number between 0.3 and 10 for sigma of canny but received ${sigma}`)
+    if (sigma > 0 && sigma < 0.3) throw new InvalidParameterError(`sigma of canny must be 0 (no blur) or a number between 0.3 and 10, got ${sigma}`)
   },
   radius: p => blurRadius(p.sigma as number) + 2,
   colourOut: () => 1,

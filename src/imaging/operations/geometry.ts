@@ -81,7 +81,7 @@ function cropRect (width: number, height: number, p: Params): { x: number, y: nu
   const w = (p.width as number) === 0 ? width - x : p.width as number
   const h = (p.height as number) === 0 ? height - y : p.height as number
   if (x >= width || y >= height || w < 1 || h < 1 || x + w > width || y + h > height) {
-    throw new InvalidParameterError(`Expected a crop inside the image of ${width}x${height} but received left=${x}, top=${y}, width=${String(p.width)}, height=${String(p.height)}`)
+    throw new InvalidParameterError(`crop must lie inside the image of ${width}x${height}, got left=${x}, top=${y}, width=${String(p.width)}, height=${String(p.height)}`)
   }
   return { x, y, width: w, height: h }
 }
@@ -116,31 +116,59 @@ export const crop: Operation = {
 
 const KERNELS = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'] as const
 
+const FITS = ['fill', 'inside', 'outside', 'cover', 'contain'] as const
+type Fit = typeof FITS[number]
+
+/** Both sides given and a fit other than fill (or shrink_only): sharp's own resize makes it, at the size resizeSize says. */
+function sharpFits (p: Params): boolean {
+  return (p.width as number) > 0 && (p.height as number) > 0 && (p.fit !== 'fill' || p.shrink_only === 'true')
+}
+
+/** The box of both sides as sharp sizes it (its ResolveShrink, then libvips' rounding; a test holds them to sharp's). */
+function fitSize (width: number, height: number, w: number, h: number, fit: Fit, shrinkOnly: boolean): { width: number, height: number } {
+  let hs = width / w
+  let vs = height / h
+  if (fit === 'inside' || fit === 'contain') hs = vs = Math.max(hs, vs)
+  if (fit === 'outside' || fit === 'cover') hs = vs = Math.min(hs, vs)
+  if (shrinkOnly) { hs = Math.max(1, hs); vs = Math.max(1, vs) }
+  hs = Math.min(hs, width)
+  vs = Math.min(vs, height)
+  let out = { width: Math.round(width / hs), height: Math.round(height / vs) }
+  if (fit === 'cover') out = { width: Math.min(out.width, w), height: Math.min(out.height, h) }
+  if (fit === 'contain') out = { width: w, height: h }
+  return out
+}
+
 function resizeSize (width: number, height: number, p: Params): { width: number, height: number } {
   const scale = p.scale as number
   const w = p.width as number
   const h = p.height as number
+  const shrinkOnly = p.shrink_only === 'true'
   let size: { width: number, height: number }
   if (scale > 0) {
-    if (w > 0 || h > 0) throw new InvalidParameterError('Expected a scale or a width and height for resize, not both')
+    if (w > 0 || h > 0) throw new InvalidParameterError('resize takes a scale or a width and height, not both')
     size = { width: Math.round(width * scale), height: Math.round(height * scale) }
-  } else if (w > 0 && h > 0) size = { width: w, height: h }
+  } else if (w > 0 && h > 0) size = fitSize(width, height, w, h, p.fit as Fit, shrinkOnly)
   else if (w > 0) size = { width: w, height: Math.round(height * w / width) }
   else if (h > 0) size = { width: Math.round(width * h / height), height: h }
-  else throw new InvalidParameterError('Expected a width, a height or a scale for resize (e.g. resize:width=800 or resize:scale=0.5)')
+  else throw new InvalidParameterError('resize needs a width, a height or a scale (e.g. resize:width=800 or resize:scale=0.5)')
+  // One side or a scale keeps the aspect ratio: not enlarged means not resized at all.
+  if (shrinkOnly && !(w > 0 && h > 0) && (size.width > width || size.height > height)) size = { width, height }
   return { width: Math.max(1, size.width), height: Math.max(1, size.height) }
 }
 
 export const resize: Operation = {
   name: 'resize',
   family: 'geometry',
-  summary: 'resizes with sharp\'s resize (libvips reduce/affine): to a width, a height (the other keeps the aspect ratio), both (stretched), or a scale',
-  example: 'resize:width=800:kernel=lanczos3',
+  summary: 'resizes with sharp\'s resize (libvips reduce/affine): to a width, a height (the other keeps the aspect ratio), a scale, or both sides as fit says',
+  example: 'resize:width=2048:height=2048:fit=inside:shrink_only=true',
   params: [
     { name: 'width', kind: 'number', min: 0, max: MAX_IMAGE_SIDE_PX, default: 0, integer: true, description: 'output width; 0: from the height or scale' },
     { name: 'height', kind: 'number', min: 0, max: MAX_IMAGE_SIDE_PX, default: 0, integer: true, description: 'output height; 0: from the width or scale' },
     { name: 'scale', kind: 'number', min: 0, max: 16, default: 0, description: 'factor for both sides; 0: use width/height' },
     { name: 'kernel', kind: 'choice', choices: KERNELS, default: 'lanczos3', description: 'interpolation kernel' },
+    { name: 'fit', kind: 'choice', choices: FITS, default: 'fill', description: 'with both sides: fill stretches to both; inside fits within them, aspect kept (the long side at most); outside covers them, aspect kept (the short side at least); cover fills them exactly, aspect kept, cropping the overflow at the centre; contain fits within and letterboxes to both with black' },
+    { name: 'shrink_only', kind: 'choice', choices: ['false', 'true'], default: 'false', description: 'true: never enlarge (sharp\'s withoutEnlargement): an image already smaller is left as it is' },
   ],
   check: p => { resizeSize(1000, 1000, p) },
   radius: noRadius,
@@ -151,6 +179,7 @@ export const resize: Operation = {
     size: resizeSize,
     apply: async (image, p) => {
       const size = resizeSize(image.width, image.height, p)
+      if (size.width === image.width && size.height === image.height && p.shrink_only === 'true') return { ...image, data: Buffer.from(image.data) }
       // libvips has no 8-bit grey+alpha colourspace to hand it back in: that one goes through as RGBA with three equal channels.
       const viaRgba = image.channels === 2 && image.depth === 8
       const input = viaRgba ? greyAlphaToRgba(image) : image
@@ -159,7 +188,9 @@ export const resize: Operation = {
       const { data, info } = await gatedPass(async () => await sharpLib()(samples(input), { raw: { width: input.width, height: input.height, channels: input.channels } })
         // Both sides, always: the tiles were planned from this size. (sharp's own resize({ width }) rounds the
         // other side its own way, and comes a pixel short where it is k + 0.5: so it is not asked for.)
-        .resize({ ...size, fit: 'fill', kernel: p.kernel as typeof KERNELS[number] })
+        .resize(sharpFits(p)
+          ? { width: p.width as number, height: p.height as number, fit: p.fit as Fit, withoutEnlargement: p.shrink_only === 'true', kernel: p.kernel as typeof KERNELS[number] }
+          : { ...size, fit: 'fill', kernel: p.kernel as typeof KERNELS[number] })
         .toColourspace(colour)
         .raw({ depth: wide ? 'ushort' : 'uchar' })
         .toBuffer({ resolveWithObject: true }))

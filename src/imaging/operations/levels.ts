@@ -223,7 +223,7 @@ export const normalise: Operation = {
   alpha: 'keep',
   apply: async () => { throw new Error('internal: normalise runs as a global step') },
   check: p => {
-    if ((p.lower as number) >= (p.upper as number)) throw new InvalidParameterError(`Expected lower < upper for normalise but received lower=${String(p.lower)}, upper=${String(p.upper)}`)
+    if ((p.lower as number) >= (p.upper as number)) throw new InvalidParameterError(`lower of normalise must be below its upper, got lower=${String(p.lower)}, upper=${String(p.upper)}`)
   },
   global: histogramStep(normaliseTable, modeOf, async (image, context, p) => applyTables(image, lutOf(context), modeOf(p))),
 }

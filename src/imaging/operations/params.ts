@@ -46,20 +46,27 @@ export interface ColourParam extends BaseParam {
 export type ParamValue = number | number[] | string
 export type Params = Record<string, ParamValue>
 
-function describe (value: unknown): string {
-  if (typeof value === 'string') return `'${value}' of type string`
-  if (Array.isArray(value)) return `an array of length ${value.length}`
-  return `${String(value)} of type ${typeof value}`
+/** A value as the user gave it: a number as a number (from the command line's text too), other text quoted. */
+export function shownValue (value: unknown): string {
+  if (typeof value === 'string') {
+    const text = value.trim()
+    if (text === '') return 'nothing'
+    return Number.isFinite(Number(text)) ? String(Number(text)) : JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)
+  }
+  if (Array.isArray(value)) return `a list of ${value.length}`
+  if (value === undefined || value === null) return 'nothing'
+  if (typeof value === 'object') return 'an object'
+  return String(value)
 }
 
-/** sharp's message shape: what was expected, for which parameter, what came. */
+/** One line in plain words: which parameter, what it must be, what came. */
 export function expected (what: string, param: string, value: unknown, owner?: string): InvalidParameterError {
   const where = owner === undefined ? param : `${param} of ${owner}`
-  return new InvalidParameterError(`Expected ${what} for ${where} but received ${describe(value)}`)
+  return new InvalidParameterError(`${where} must be ${what}, got ${shownValue(value)}`)
 }
 
 export function rangeText (spec: NumberParam): string {
-  const kind = spec.odd === true ? 'odd integer' : spec.integer === true ? 'integer' : 'number'
+  const kind = spec.odd === true ? 'an odd integer' : spec.integer === true ? 'an integer' : 'a number'
   return `${kind} between ${spec.min} and ${spec.max}${spec.auto === true ? ' or auto' : ''}`
 }
 
@@ -129,7 +136,7 @@ export function validateParams (specs: readonly ParamSpec[], given: Record<strin
 
 export function paramUsage (spec: ParamSpec): string {
   switch (spec.kind) {
-    case 'number': return `${spec.name}=<${rangeText(spec)}, default ${spec.default}>`
+    case 'number': return `${spec.name}=<${rangeText(spec).replace(/^an? /, '')}, default ${spec.default}>`
     case 'kernel': return `${spec.name}=<[k1,k2,...] square, odd size 3x3 to ${spec.maxSize}x${spec.maxSize}, default [${spec.default.join(',')}]>`
     case 'colour': return `${spec.name}=<#rrggbb, default ${spec.default}>`
     case 'choice': return `${spec.name}=<${spec.choices.join('|')}, default ${spec.default}>`

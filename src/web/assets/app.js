@@ -83,6 +83,7 @@ async function submit () {
   form.append('ops', pipeline())
   if ($('format').value !== '') form.append('format', $('format').value)
   form.append('quality', $('quality').value)
+  if (!$('keep-metadata').checked) form.append('strip', 'true')
   if ($('verify').value !== '') form.append('verify', $('verify').value)
   if ($('priority').value !== '') form.append('priority', $('priority').value)
   for (const f of chosen) form.append('file', f, f.name)
