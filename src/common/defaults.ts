@@ -152,6 +152,8 @@ export const DEFAULT_MIN_UPLOAD_BYTES_PER_S = 16 * 1024
 export const UPLOAD_GRACE_MS = 10_000
 /** ...and end within this long (--upload-timeout). */
 export const DEFAULT_UPLOAD_TIMEOUT_MS = 15 * 60_000
+/** A slow upload's refusal is given this long to reach its client before the stream is cut. */
+export const SLOW_CLOSE_MS = 1000
 /** How often an upload's pace is checked. */
 export const UPLOAD_PACE_CHECK_MS = 1000
 /** Events a page job keeps for a page that opens its progress late (a tile map's worth). */

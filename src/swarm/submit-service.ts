@@ -2,7 +2,7 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { whenAborted, type Clock } from '../common/clock.ts'
 import { DEFAULT_PACE, watchPace, type PaceRule } from '../common/upload-pace.ts'
 import type { Duplex } from '../protocol/framing.ts'
-import { MAX_INBOUND_SUBMIT_STREAMS, MAX_TILE_SIZE, MIN_TILE_SIZE, STOP_WAIT_MS, UPLOAD_IDLE_MS } from '../common/defaults.ts'
+import { MAX_INBOUND_SUBMIT_STREAMS, MAX_TILE_SIZE, MIN_TILE_SIZE, SLOW_CLOSE_MS, STOP_WAIT_MS, UPLOAD_IDLE_MS } from '../common/defaults.ts'
 import { CancelRefusedError, JobCancelledError, LimitExceededError, NetworkError, PeerBusyError, PeerLeavingError, ProtocolError, SubmitRefusedError, TileswarmError, UnknownJobError, oneLine } from '../common/errors.ts'
 import { resolvePipeline, type OutputFormat } from '../imaging/index.ts'
 import { JobHost } from '../job/host.ts'
@@ -148,7 +148,12 @@ export class SubmitService implements Startable {
         release()
         const slow = new NetworkError(reason)
         this.c.log(`submission from ${shortId(client)} dropped: ${reason}`)
-        void wire.send(errorReply(slow)).catch(() => {}).finally(() => { wire.channel.abort(slow) })
+        // Said, then closed; cut off if the client does not take it soon.
+        const cut = this.c.clock.setTimeout(() => { wire.channel.abort(slow) }, SLOW_CLOSE_MS)
+        void wire.send(errorReply(slow)).then(async () => { await wire.channel.close() }).catch(() => {}).finally(() => {
+          this.c.clock.clearTimeout(cut)
+          wire.channel.abort(slow)
+        })
       })
       const idle = { timeoutMs: this.options.uploadIdleMs ?? UPLOAD_IDLE_MS }
       const { message: request } = await wire.receive(idle)
