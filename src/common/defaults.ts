@@ -119,6 +119,8 @@ export const SUBMIT_MAX_BODY_BYTES = 4 * 1024 * 1024 * 1024
 /** Rounds of waiting for a busy swarm (every peer full) before a client gives up; each waits this much longer than the last. */
 export const DEFAULT_BUSY_ROUNDS = 3
 export const BUSY_ROUND_STEP_MS = 1000
+/** A peer that refuses the client's protocol is given this long for its identify to say which version it runs. */
+export const VERSION_ASK_MS = 2000
 /** A failed dial's address is looked at with a plain connection for this long at most, reading this many bytes. */
 export const PROBE_TIMEOUT_MS = 2000
 export const PROBE_READ_BYTES = 4096
