@@ -23,7 +23,6 @@ import { JobDetail, StatusService, SwarmJobs } from './status.ts'
 import { SubmitService } from './submit-service.ts'
 import { TileService } from './tile-service.ts'
 import { VersionSkew } from './version-skew.ts'
-import { PROTOCOL_VERSION } from '../protocol/constants.ts'
 
 /**
  * A tileswarm peer, wired: a libp2p node; gossip; discovery; the tile
@@ -50,7 +49,6 @@ export class SwarmPeer {
   /** Jobs other peers announce. */
   readonly swarmJobs: SwarmJobs
   readonly statusService: StatusService
-  /** Peers of other versions met: logged once each, listed in the status. */
   readonly versions: VersionSkew
   /** Adds peers when work waits, and stops them when the swarm is idle: only with --scale-out or --scale-in. */
   readonly scaler: Scaler | undefined
@@ -125,7 +123,6 @@ export class SwarmPeer {
       ...(this.scaler !== undefined ? [this.scaler] : []),
       // libp2p's, started when created (createSwarmNode): its start is then nothing.
       { start: async () => { await this.node.start() }, stop: async () => { await this.node.stop() } },
-      // Before the node's first connections are identified.
       this.versions,
       this.tiles,
       this.gossip,
@@ -154,8 +151,7 @@ export class SwarmPeer {
   /** The swarm as this peer sees it: itself, its peers, the jobs it coordinates and those others announce. */
   status (): SwarmStatus {
     const { peerId, clock, startedAt, slots, worker, submissions, swarmJobs, discovery, scaler } = this
-    const others = this.versions.others()
-    return { ...peerStatus({ peerId, addrs: this.addrs(), slots, clock, startedAt, worker, submissions, swarmJobs, discovery, scaler }), protocol: PROTOCOL_VERSION, ...(others.length > 0 ? { otherVersions: others } : {}) }
+    return { ...peerStatus({ peerId, addrs: this.addrs(), slots, clock, startedAt, worker, submissions, swarmJobs, discovery, scaler }), ...this.versions.statusFields() }
   }
 
   static async start (options: PeerOptions): Promise<SwarmPeer> {

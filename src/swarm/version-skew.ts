@@ -43,6 +43,12 @@ export class VersionSkew implements Startable {
     return [...this.met.values()]
   }
 
+  /** What the status says of versions: this peer's protocol, and the others met. */
+  statusFields (): { protocol: number, otherVersions?: OtherVersion[] } {
+    const others = this.others()
+    return { protocol: this.own.protocol, ...(others.length > 0 ? { otherVersions: others } : {}) }
+  }
+
   private identified (result: IdentifyResult): void {
     const speaks = speaksOf(result)
     const id = result.peerId.toString()
