@@ -134,6 +134,8 @@ export class SubmitService implements Startable {
     const client = connection.remotePeer.toString()
     let admitted = false
     const release = (): void => { if (admitted) this.admitted--; admitted = false }
+    /** Dropped as too slow: said and done already. */
+    let dropped = false
     let stopWatch = (): void => {}
     try {
       if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
@@ -145,6 +147,7 @@ export class SubmitService implements Startable {
       admitted = true
       stopWatch = watchPace(this.c.clock, this.options.uploadPace ?? DEFAULT_PACE, () => meter.bytes, reason => {
         // Its place goes at once, whatever the stream still does.
+        dropped = true
         release()
         const slow = new NetworkError(reason)
         this.c.log(`submission from ${shortId(client)} dropped: ${reason}`)
@@ -177,13 +180,12 @@ export class SubmitService implements Startable {
       if (upload.type !== 'upload') throw new ProtocolError(`expected the upload, got ${upload.type}`)
       if ((body?.length ?? 0) !== request.bytes) throw new ProtocolError(`the upload is ${body?.length ?? 0} bytes, the submission said ${request.bytes}`)
       stopWatch()
-      if (!admitted) return
+      if (dropped) return
       if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
       const host = new JobHost(this.c, this.options, { steps, ...(tileSize !== undefined ? { tileSize } : {}), format: request.format as OutputFormat, quality: request.quality, verify: request.verify ?? DEFAULT_VERIFY_FLOOR, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}), ...(request.name !== undefined ? { name: request.name } : {}) }, from)
       await this.hold(host, host.run(wire, body ?? Buffer.alloc(0)))
     } catch (err) {
-      // Dropped as too slow: said and done already.
-      if (!admitted) return
+      if (dropped) return
       // Refused before a job was taken on; a job's own end is its host's to report.
       const e = err as Error
       if (!(err instanceof TileswarmError)) this.c.log(`submission from ${shortId(client)} failed: ${e.stack ?? e.message}`, 'error')
