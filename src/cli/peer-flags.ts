@@ -3,8 +3,9 @@ import { join } from 'node:path'
 import { type Command, Option } from 'commander'
 import { collectList, integerOption } from './args.ts'
 import { coordinatingOptions, type CoordinatingFlags } from './coordinating.ts'
-import { DEFAULT_HTTP_ADDRESS, DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_LISTEN_ADDRESS, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_SCALE_COOLDOWN_S, DEFAULT_SCALE_HOOK_TIMEOUT_S, DEFAULT_SCALE_IN_AFTER_S, DEFAULT_SCALE_MAX, DEFAULT_SCALE_OUT_AFTER_S, MAX_SLOTS } from '../common/defaults.ts'
+import { DEFAULT_HTTP_ADDRESS, DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_MIN_UPLOAD_BYTES_PER_S, DEFAULT_UPLOAD_TIMEOUT_MS, DEFAULT_WEB_HEADER_TIMEOUT_MS, DEFAULT_WEB_RESULTS_BYTES, UPLOAD_GRACE_MS, DEFAULT_LISTEN_ADDRESS, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_SCALE_COOLDOWN_S, DEFAULT_SCALE_HOOK_TIMEOUT_S, DEFAULT_SCALE_IN_AFTER_S, DEFAULT_SCALE_MAX, DEFAULT_SCALE_OUT_AFTER_S, MAX_SLOTS } from '../common/defaults.ts'
 import { LOG_FORMATS, LOG_LEVELS, type LogLevel } from '../common/log.ts'
+import type { PaceRule } from '../common/upload-pace.ts'
 
 /** The flags' megabytes. */
 export const MB_BYTES = 1024 * 1024
@@ -27,6 +28,10 @@ export interface PeerFlags extends CoordinatingFlags {
   announce?: string[]
   http: string
   httpToken?: string
+  webHeaderTimeout: number
+  webResultsMb: number
+  minUploadKbps: number
+  uploadTimeout: number
   logLevel: LogLevel
   logFormat: 'text' | 'json'
   scaleOut?: string
@@ -51,6 +56,10 @@ export function withPeerFlags (command: Command): Command {
     .option('--announce <multiaddr>', 'the address other peers should dial, told instead of the listening ones (a VM behind NAT: its public address); repeatable', collectList)
     .option('--http <host:port>', 'serve the web page, dashboard, /metrics and /healthz here; off for none. Off loopback it needs a token', DEFAULT_HTTP_ADDRESS)
     .option('--http-token <secret>', 'the token the web server asks for (16 characters at least); needed off loopback, where it defaults to one derived from --swarm-key (tileswarm http-token), unless --allow-submit is given')
+    .option('--web-header-timeout <s>', 'a web request whose headers take longer is answered 408 and closed (idle and trickling connections)', integerOption('--web-header-timeout', 1, 3600), DEFAULT_WEB_HEADER_TIMEOUT_MS / 1000)
+    .option('--web-results-mb <n>', 'the web page\'s results kept on disk, at most: each is kept an hour unless this runs out, and then the oldest go first (one address keeps half of it and 64 jobs at most)', integerOption('--web-results-mb', 1, 10_000_000), DEFAULT_WEB_RESULTS_BYTES / MB_BYTES)
+    .option('--min-upload-kbps <n>', `uploads (the web page's and submits over the swarm) must average this many kilobytes a second after their first ${UPLOAD_GRACE_MS / 1000} s, or are dropped (408 on the page) and free their place; 0 for no floor`, integerOption('--min-upload-kbps', 0, 10_000_000), DEFAULT_MIN_UPLOAD_BYTES_PER_S / 1024)
+    .option('--upload-timeout <s>', 'an upload (the web page\'s or a submit\'s) still coming after this long is dropped', integerOption('--upload-timeout', 1, DAY_S), DEFAULT_UPLOAD_TIMEOUT_MS / 1000)
     .addOption(new Option('--log-level <level>', 'least important log lines shown').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--log-format <format>', 'log lines as text, or as JSON objects (one a line) for a log collector').choices(LOG_FORMATS).default('text'))
     .option('--data-dir <dir>', 'keeps the identity key, so a restarted peer keeps its peer id', DEFAULT_DATA_DIR)
@@ -71,4 +80,9 @@ export function withPeerFlags (command: Command): Command {
     .option('--scale-hook-timeout <s>', 'a hook still running after this long is killed and reported', integerOption('--scale-hook-timeout', 1, DAY_S), DEFAULT_SCALE_HOOK_TIMEOUT_S)
     .option('--scaled-by <peer id>', 'the peer whose scale-out hook started this one (hooks set TILESWARM_SCALED_BY): said to the swarm, so that peer may stop this one when it is idle')
     .option('--debug', 'stack traces on errors')
+}
+
+/** How fast uploads must come, from --min-upload-kbps and --upload-timeout. */
+export function uploadPaceFromFlags (flags: Pick<PeerFlags, 'minUploadKbps' | 'uploadTimeout'>): PaceRule {
+  return { minBytesPerS: flags.minUploadKbps * 1024, graceMs: UPLOAD_GRACE_MS, timeoutMs: flags.uploadTimeout * 1000 }
 }

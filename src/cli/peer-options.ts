@@ -6,7 +6,7 @@ import { parseAnnounceAddress, parseListenAddress, parsePeerAddress } from '../n
 import type { PeerOptions } from '../swarm/options.ts'
 import type { ScaleOptions } from '../swarm/scaler.ts'
 import { coordinatingSettings } from './coordinating.ts'
-import { MB_BYTES, type PeerFlags } from './peer-flags.ts'
+import { MB_BYTES, uploadPaceFromFlags, type PeerFlags } from './peer-flags.ts'
 
 /** What the flags alone do not say. */
 export interface PeerFlagsContext {
@@ -33,6 +33,7 @@ export function peerOptionsFromFlags (flags: PeerFlags, context: PeerFlagsContex
     resultCacheBytes: flags.resultCacheMb * MB_BYTES,
     inputMemoryBytes: flags.inputMemoryMb * MB_BYTES,
     resultCacheMs: flags.resultCacheS * 1000,
+    uploadPace: uploadPaceFromFlags(flags),
     ...(scale !== undefined ? { scale } : {}),
     ...(flags.scaledBy !== undefined ? { scaledBy: flags.scaledBy } : {}),
   }

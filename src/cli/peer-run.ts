@@ -8,7 +8,7 @@ import type { WebServer } from '../web/server.ts'
 import { readAllowList, readPriorityList } from './allow-list.ts'
 import type { CliContext } from './context.ts'
 import { flagVariables } from './env-options.ts'
-import type { PeerFlags } from './peer-flags.ts'
+import { MB_BYTES, uploadPaceFromFlags, type PeerFlags } from './peer-flags.ts'
 import { pageLine, scalingLine, upLine, type PeerAccess } from './peer-lines.ts'
 import { peerOptionsFromFlags } from './peer-options.ts'
 import { fail, type Reporting } from './report.ts'
@@ -69,7 +69,7 @@ interface PageStart {
 async function startPage ({ flags, access, peer, log, web, httpGiven }: PageStart): Promise<WebServer | undefined> {
   if (!access.serve) return undefined
   try {
-    return await web.startWebServer({ listen: flags.http, ...(access.httpToken !== undefined ? { token: access.httpToken } : {}), peer, maxUploadBytes: flags.maxUploadBytes, maxPixels: flags.maxPixels, swarmKey: access.swarmKey, allowSubmit: access.allowSubmit, canSubmit: access.allowSubmit === undefined || flags.httpToken !== undefined, log })
+    return await web.startWebServer({ listen: flags.http, ...(access.httpToken !== undefined ? { token: access.httpToken } : {}), peer, maxUploadBytes: flags.maxUploadBytes, maxPixels: flags.maxPixels, swarmKey: access.swarmKey, allowSubmit: access.allowSubmit, canSubmit: access.allowSubmit === undefined || flags.httpToken !== undefined, headerTimeoutMs: flags.webHeaderTimeout * 1000, pace: uploadPaceFromFlags(flags), resultsBytes: flags.webResultsMb * MB_BYTES, log })
   } catch (err) {
     if (httpGiven) {
       await peer.stop()

@@ -2,6 +2,8 @@ import { existsSync, rmSync } from 'node:fs'
 import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { InvalidImageError, LimitExceededError, OutputError } from '../common/errors.ts'
+import type { OutputFormat, Step } from '../imaging/index.ts'
+import { checkRoom, freeBytes, noRoom } from './output-room.ts'
 
 function why (err: unknown, path: string): string {
   const code = (err as NodeJS.ErrnoException).code
@@ -112,8 +114,16 @@ export class OutputFile {
       })())
     } catch (err) {
       await this.discard()
+      // Full: said as the check before the job says it, with what it needed and what there was.
+      const free = (err as NodeJS.ErrnoException).code === 'ENOSPC' ? await freeBytes(this.path) : undefined
+      if (free !== undefined) throw noRoom(this.path, bytes.length, free, false)
       throw new OutputError(`cannot write ${this.path}: ${why(err, this.path)}`)
     }
+  }
+
+  /** Refuses, before any work, a result that could not fit here (when its size can be bounded). */
+  async checkRoom (input: Buffer, steps: readonly Step[], format: OutputFormat): Promise<void> {
+    await checkRoom(this.path, input, steps, format)
   }
 
   /** Nothing is written: the partial file goes. */

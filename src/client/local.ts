@@ -31,6 +31,7 @@ export async function runLocal (request: JobRequest, options: LocalOptions = {})
   const output = await OutputFile.create(request.output)
   try {
     const bytes = await readInput(request.input, options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES)
+    await output.checkRoom(bytes, request.steps, request.format)
     const { image, notes, metadata } = await decodeImage(bytes, { maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS, strip: request.strip === true })
     for (const note of notes) options.log?.(`note: ${note}`)
     options.log?.(`processing ${image.width}x${image.height} ${formatName(image)} with ${describePipeline(request.steps)}`)

@@ -1,8 +1,9 @@
 import type { Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { BUSY_ROUND_STEP_MS, DEFAULT_BUSY_ROUNDS } from '../common/defaults.ts'
+import { BUSY_ROUND_STEP_MS, DEFAULT_BUSY_ROUNDS, VERSION_ASK_MS } from '../common/defaults.ts'
 import { JobCancelledError, JobFailedError, NetworkError, PeerBusyError, TryEndedError, oneLine, type TryEnding } from '../common/errors.ts'
 import { isLoopback, parsePeerAddress } from '../net/address.ts'
+import { versionRefusal } from '../net/agent.ts'
 import { dialPeer } from '../net/dial.ts'
 import type { createClientNode } from '../net/node.ts'
 import { explainDialFailure } from '../net/probe.ts'
@@ -144,11 +145,17 @@ export class PeerRoster {
       try {
         const signal = AbortSignal.timeout(options.dialTimeoutMs)
         const connection = await dialPeer(node, addr, { signal })
-        const stream = await connection.newStream(SUBMIT_PROTOCOL, { signal })
+        const stream = await connection.newStream(SUBMIT_PROTOCOL, { signal }).catch(async (err: Error) => {
+          // Answered, but not on our protocol: its identify says which version it runs.
+          const skew = err.name === 'UnsupportedProtocolError' ? await versionRefusal(node, connection.remotePeer, VERSION_ASK_MS) : undefined
+          if (skew !== undefined) throw new TryEndedError({ kind: 'unreachable', error: new NetworkError(`cannot submit to ${candidate.label}: ${skew}`) })
+          throw err
+        })
         // Known by the id that answered: the same peer, told of again by a later coordinator, is not tried twice.
         candidate.peerId ??= connection.remotePeer.toString()
         return stream
       } catch (err) {
+        if (err instanceof TryEndedError) throw err
         dialError ??= err as Error
       }
     }

@@ -69,6 +69,7 @@ export async function submitToSwarm (request: SubmitRequest, options: SwarmSubmi
   await tries.start()
   try {
     const bytes = await readUpload(request.input, options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES)
+    await output?.checkRoom(bytes, request.steps, request.format)
     tries.noteUnchecked(emit)
     const job = new ImageJob({ request, bytes, output, options, emit, started })
     return await tries.untilDone(async candidate => await job.attempt(tries, candidate), emit)

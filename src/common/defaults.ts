@@ -121,6 +121,8 @@ export const SUBMIT_MAX_BODY_BYTES = 4 * 1024 * 1024 * 1024
 /** Rounds of waiting for a busy swarm (every peer full) before a client gives up; each waits this much longer than the last. */
 export const DEFAULT_BUSY_ROUNDS = 3
 export const BUSY_ROUND_STEP_MS = 1000
+/** A peer that refuses the client's protocol is given this long for its identify to say which version it runs. */
+export const VERSION_ASK_MS = 2000
 /** A failed dial's address is looked at with a plain connection for this long at most, reading this many bytes. */
 export const PROBE_TIMEOUT_MS = 2000
 export const PROBE_READ_BYTES = 4096
@@ -137,16 +139,35 @@ export const WATCH_POLL_MS = 500
 export const FINISHED_JOBS_KEPT_MS = 60 * 60_000
 
 // The web page.
-/** Jobs the page sent are kept for their results this long after they end, and no more than this many; ended ones are swept this often. */
+/** Jobs the page sent are kept for their results this long after they end; ended ones are swept this often. */
 export const WEB_JOB_KEEP_MS = 60 * 60_000
-export const WEB_JOBS_KEPT = 32
 export const WEB_JOB_SWEEP_MS = 5 * 60_000
+/** The page's results on disk at most (--web-results-mb): past it, the oldest go first, whoever sent them. */
+export const DEFAULT_WEB_RESULTS_BYTES = 2048 * 1024 * 1024
+/** One client address keeps at most this many ended jobs and this share of the results' budget: past either, its own oldest go. */
+export const WEB_JOBS_PER_CLIENT = 64
+export const WEB_RESULTS_CLIENT_SHARE = 0.5
+/** Ended jobs kept in all, whoever sent them (each holds its events in memory): past it, the oldest go. */
+export const WEB_JOBS_KEPT_MAX = 1024
+/** A page's request must finish its headers within this long (--web-header-timeout); Node checks at most this often. */
+export const DEFAULT_WEB_HEADER_TIMEOUT_MS = 10_000
+/** Uploads (the page's and submits over the swarm) must average this much from UPLOAD_GRACE_MS on (--min-upload-kbps, kilobytes a second)... */
+export const DEFAULT_MIN_UPLOAD_BYTES_PER_S = 16 * 1024
+export const UPLOAD_GRACE_MS = 10_000
+/** ...and end within this long (--upload-timeout). */
+export const DEFAULT_UPLOAD_TIMEOUT_MS = 15 * 60_000
+/** A slow upload's refusal is given this long to reach its client before the stream is cut. */
+export const SLOW_CLOSE_MS = 1000
+/** How often an upload's pace is checked. */
+export const UPLOAD_PACE_CHECK_MS = 1000
 /** Events a page job keeps for a page that opens its progress late (a tile map's worth). */
 export const WEB_JOB_MAX_EVENTS = 20_000
 /** Page jobs running at once on one peer: the swarm's --max-jobs holds the rest of the line. */
 export const WEB_MAX_RUNNING_JOBS = 8
 /** Uploads read at once (each held whole in memory while it is checked), and files in one upload (a bigger folder goes by the CLI). */
 export const WEB_MAX_UPLOADS = 4
+/** Of those, one client address holds at most this many: one slow or greedy client cannot close the page to the rest. */
+export const WEB_MAX_UPLOADS_PER_CLIENT = 2
 export const WEB_MAX_FILES = 10_000
 /** An upload's name, as the page shows it and a batch's folder holds it, at most. */
 export const WEB_MAX_NAME_CHARS = 100

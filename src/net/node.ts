@@ -3,6 +3,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { preSharedKey } from '@libp2p/pnet'
 import { identify } from '@libp2p/identify'
+import { agentVersion } from './agent.ts'
 import type { PrivateKey, PubSub } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p, type Libp2pInit } from 'libp2p'
@@ -77,6 +78,8 @@ async function createNode (options: NodeOptions): Promise<SwarmNode> {
   })
   return await createLibp2p({
     ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
+    // Every version reads identify: a peer of another one can say which this is.
+    nodeInfo: { userAgent: agentVersion() },
     addresses: { listen: options.listen, ...(options.announce !== undefined && options.announce.length > 0 ? { announce: options.announce } : {}) },
     transports: [tcp()],
     connectionEncrypters: [noise({ crypto: noiseCrypto })],
@@ -134,5 +137,8 @@ export async function createClientNode (options: { dialTimeoutMs?: number, swarm
     connectionEncrypters: [noise({ crypto: noiseCrypto })],
     streamMuxers: [yamux(MUXER)],
     connectionManager: { dialTimeout: options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS },
+    // A peer that refuses our protocol is asked what it runs (agent.ts: versionRefusal).
+    nodeInfo: { userAgent: agentVersion() },
+    services: { identify: identify() },
   })
 }

@@ -42,7 +42,7 @@ export const JobFinished = z.object({ type: z.literal('finished'), v, jobId: id,
  * scale-out hook (the lowest such id decides for the swarm); `scaledBy`: the
  * peer whose hook started it (that peer's scale-in may stop it).
  */
-export const PeerHello = z.object({ type: z.literal('hello'), v, peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), slots: count, up: count, done: count, scaler: z.boolean().optional(), scaledBy: peerId.optional() }).strict()
+export const PeerHello = z.object({ type: z.literal('hello'), v, version: z.string().max(32).optional(), peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), slots: count, up: count, done: count, scaler: z.boolean().optional(), scaledBy: peerId.optional() }).strict()
 export const JobsTopicMessage = z.discriminatedUnion('type', [JobAnnouncement, JobFinished])
 export type JobAnnouncement = z.infer<typeof JobAnnouncement>
 export type JobFinished = z.infer<typeof JobFinished>
@@ -203,7 +203,7 @@ export const FinishedJobView = z.object({
  * was last heard from (0: connected), and what its last hello said (slots,
  * uptime and work done as of now; unknown until its first).
  */
-export const PeerView = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), connected: z.boolean(), slots: count.optional(), upS: count.optional(), done: count.optional(), scaler: z.boolean().optional(), scaledBy: peerId.optional(), lastSeenS: count }).strict()
+export const PeerView = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), connected: z.boolean(), slots: count.optional(), upS: count.optional(), done: count.optional(), scaler: z.boolean().optional(), scaledBy: peerId.optional(), version: z.string().max(32).optional(), lastSeenS: count }).strict()
 /** A scaling decision: what the backlog was, what was asked of the hook, and how that went. */
 const ScaleDecision = z.object({
   ageS: count, direction: z.enum(['out', 'in']), count, peers: z.array(peerId).max(MAX_DECISION_PEERS).optional(), reason: errorText, outcome: z.enum(['running', 'done', 'failed', 'timed out']), message: errorText.optional(),
@@ -215,8 +215,10 @@ export const ScalingView = z.object({
 }).strict()
 export type ScalingView = z.infer<typeof ScalingView>
 export type PeerView = z.infer<typeof PeerView>
+/** A peer met that speaks another protocol (its identify said): no jobs are shared with it. */
+const OtherVersion = z.object({ peerId, protocol: count, version: z.string().max(32).optional() }).strict()
 export const SwarmStatus = z.object({
-  v, peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), version: z.string().max(32), slots: count, upS: count, done: count, heldLeases: count, activeJobs: count,
+  v, peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), version: z.string().max(32), protocol: count.optional(), otherVersions: z.array(OtherVersion).max(MAX_STATUS_PEERS).optional(), slots: count, upS: count, done: count, heldLeases: count, activeJobs: count,
   peers: z.array(PeerView).max(MAX_STATUS_PEERS), jobs: z.array(JobView).max(MAX_STATUS_JOBS), scaling: ScalingView.optional(),
   finished: z.array(FinishedJobView).max(MAX_FINISHED_JOBS).optional(),
 }).strict()

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os'
 import type { IdentifyResult, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { VERSION } from '../common/version.ts'
 import { repeat, type Clock } from '../common/clock.ts'
 import { ALONE_WARN_MS, DEFAULT_DIAL_TIMEOUT_MS, DISCOVERY_TARGET_PEERS, PEER_FORGET_MS, MAX_KNOWN_PEERS, REDIAL_FIRST_MS, REDIAL_MAX_MS } from '../common/defaults.ts'
 import { oneLine } from '../common/errors.ts'
@@ -284,6 +285,7 @@ export class Discovery implements Startable {
         ...(heard !== undefined ? { slots: heard.hello.slots, upS: Math.round(heard.hello.up + sinceHello), done: heard.hello.done } : {}),
         ...(heard?.hello.scaler === true ? { scaler: true } : {}),
         ...(heard?.hello.scaledBy !== undefined ? { scaledBy: heard.hello.scaledBy } : {}),
+        ...(heard?.hello.version !== undefined ? { version: heard.hello.version } : {}),
         lastSeenS: Math.round((now - lastAt) / 1000),
       })
     }
@@ -323,7 +325,7 @@ export class Discovery implements Startable {
   private scheduleHello (): void {
     if (this.stopped) return
     this.helloTimer = this.c.clock.setTimeout(() => {
-      void this.c.publish({ type: 'hello', v: PROTOCOL_VERSION, peerId: this.c.peerId, addrs: this.c.addrs(), slots: this.options.slots, up: Math.floor((this.c.clock.now() - this.startedAt) / 1000), done: this.c.done(), ...(this.options.scaler === true ? { scaler: true } : {}), ...(this.options.scaledBy !== undefined ? { scaledBy: this.options.scaledBy } : {}) })
+      void this.c.publish({ type: 'hello', v: PROTOCOL_VERSION, version: VERSION, peerId: this.c.peerId, addrs: this.c.addrs(), slots: this.options.slots, up: Math.floor((this.c.clock.now() - this.startedAt) / 1000), done: this.c.done(), ...(this.options.scaler === true ? { scaler: true } : {}), ...(this.options.scaledBy !== undefined ? { scaledBy: this.options.scaledBy } : {}) })
       this.scheduleHello()
     }, this.options.helloMs * (0.5 + this.c.random()))
   }

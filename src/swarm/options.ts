@@ -9,6 +9,7 @@ import type { InputDecoder } from '../job/inputs.ts'
 import type { SpreadPolicy } from '../job/spread-policy.ts'
 import { framedChannel, type OpenChannel } from './channels.ts'
 import type { Log } from '../common/log.ts'
+import type { PaceRule } from '../common/upload-pace.ts'
 import type { ScaleOptions } from './scaler.ts'
 import type { DiscoveryOptions } from './discovery.ts'
 import type { SubmitServiceOptions } from './submit-service.ts'
@@ -39,6 +40,8 @@ export interface PeerOptions {
   /** A peer that has found no other this long after it starts warns that jobs run on it alone. */
   aloneWarnMs?: number
   uploadIdleMs?: number
+  /** How fast a submission's upload must come. */
+  uploadPace?: PaceRule
   /** What the worker keeps of results it computed for other coordinators, for a later coordinator of the same job. */
   resultCacheBytes?: number
   resultCacheMs?: number
@@ -117,5 +120,6 @@ export function submitOptions (options: PeerOptions, shared: SharedSettings): Su
     allowSubmit: options.allowSubmit,
     ...(options.allowPriority !== undefined ? { allowPriority: options.allowPriority } : {}),
     uploadIdleMs: options.uploadIdleMs,
+    ...(options.uploadPace !== undefined ? { uploadPace: options.uploadPace } : {}),
   }
 }

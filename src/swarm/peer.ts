@@ -22,6 +22,7 @@ import { Scaler } from './scaler.ts'
 import { JobDetail, StatusService, SwarmJobs } from './status.ts'
 import { SubmitService } from './submit-service.ts'
 import { TileService } from './tile-service.ts'
+import { VersionSkew } from './version-skew.ts'
 
 /**
  * A tileswarm peer, wired: a libp2p node; gossip; discovery; the tile
@@ -48,6 +49,7 @@ export class SwarmPeer {
   /** Jobs other peers announce. */
   readonly swarmJobs: SwarmJobs
   readonly statusService: StatusService
+  readonly versions: VersionSkew
   /** Adds peers when work waits, and stops them when the swarm is idle: only with --scale-out or --scale-in. */
   readonly scaler: Scaler | undefined
   private readonly jobDetail: JobDetail
@@ -89,6 +91,7 @@ export class SwarmPeer {
     this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, costs: this.costs, swarm: () => this.discovery.swarmView(), spread, connectedPeers: () => this.gossip.swarmPeers(), addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) }, trust: this.trust }, submitOptions(options, shared))
     this.scaler = this.scalerFor(options, shared)
     this.jobDetail = new JobDetail({ node, clock, log })
+    this.versions = new VersionSkew({ node, log })
     this.statusService = new StatusService({ node, openChannel, log, snapshot: async detail => detail ? await this.detailedStatus() : this.status(), cancel: (jobId, by) => { this.submissions.cancel(jobId, by) }, ...(options.operatorToken !== undefined ? { operatorToken: options.operatorToken } : {}) })
     this.metrics.watch({
       totals: () => this.submissions.totals(),
@@ -124,6 +127,7 @@ export class SwarmPeer {
       ...(this.scaler !== undefined ? [this.scaler] : []),
       // libp2p's, started when created (createSwarmNode): its start is then nothing.
       { start: async () => { await this.node.start() }, stop: async () => { await this.node.stop() } },
+      this.versions,
       this.tiles,
       this.gossip,
       this.statusService,
@@ -151,7 +155,7 @@ export class SwarmPeer {
   /** The swarm as this peer sees it: itself, its peers, the jobs it coordinates and those others announce. */
   status (): SwarmStatus {
     const { peerId, clock, startedAt, slots, worker, submissions, swarmJobs, discovery, scaler } = this
-    return peerStatus({ peerId, addrs: this.addrs(), slots, clock, startedAt, worker, submissions, swarmJobs, discovery, scaler })
+    return { ...peerStatus({ peerId, addrs: this.addrs(), slots, clock, startedAt, worker, submissions, swarmJobs, discovery, scaler }), ...this.versions.statusFields() }
   }
 
   static async start (options: PeerOptions): Promise<SwarmPeer> {

@@ -4,7 +4,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from 'libp2p'
 import type { Clock } from '../common/clock.ts'
-import { DEFAULT_DIAL_TIMEOUT_MS, MAX_INBOUND_STATUS_STREAMS, STATUS_REQUEST_WAIT_MS } from '../common/defaults.ts'
+import { DEFAULT_DIAL_TIMEOUT_MS, MAX_INBOUND_STATUS_STREAMS, STATUS_REQUEST_WAIT_MS, VERSION_ASK_MS } from '../common/defaults.ts'
+import { versionRefusal } from '../net/agent.ts'
 import { CancelRefusedError, NetworkError, ProtocolError, TileswarmError, UnknownJobError, oneLine } from '../common/errors.ts'
 import { explainDialFailure } from '../net/probe.ts'
 import { shortId, type Log } from '../common/log.ts'
@@ -205,7 +206,11 @@ async function askStatus (node: Libp2p, target: Multiaddr | PeerId, who: string,
 async function statusWire (node: Libp2p, target: Multiaddr | PeerId, who: string, timeoutMs: number, unreachable: (err: Error) => Promise<never>): Promise<ReturnType<typeof statusClientWire>> {
   const stream = await openStream(node, target, STATUS_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) }).catch(async (err: Error) => {
     // Answered, but not on this protocol: a peer of another version.
-    if (err.name === 'UnsupportedProtocolError') throw new NetworkError(`${who} does not speak ${STATUS_PROTOCOL} (another version of tileswarm?)`)
+    if (err.name === 'UnsupportedProtocolError') {
+      const id = 'getPeerId' in target ? target.getPeerId() : target.toString()
+      const skew = id !== null ? await versionRefusal(node, peerIdFromString(id), VERSION_ASK_MS) : undefined
+      throw new NetworkError(`${who} does not speak ${STATUS_PROTOCOL}${skew !== undefined ? `: ${skew}` : ' (another version of tileswarm?)'}`)
+    }
     return await unreachable(err)
   })
   return statusClientWire(new FramedChannel(stream, { maxBodyBytes: MAX_STATUS_BYTES }), who)
@@ -267,13 +272,18 @@ export const ago = (s: number): string => s < 90 ? `${s} s` : s < 5400 ? `${Math
 export function formatStatus (s: SwarmStatus): string {
   const lines: string[] = []
   const connected = s.peers.filter(p => p.connected).length
-  lines.push(`peer ${s.peerId} (tileswarm ${s.version}): up ${ago(s.upS)}, ${plural(s.slots, 'slot')}, ${s.done} tiles and images done, ${plural(s.heldLeases, 'lease')} held, ${plural(s.activeJobs, 'job')} coordinated now`)
+  lines.push(`peer ${s.peerId} (tileswarm ${s.version}${s.protocol !== undefined ? `, protocol ${s.protocol}` : ''}): up ${ago(s.upS)}, ${plural(s.slots, 'slot')}, ${s.done} tiles and images done, ${plural(s.heldLeases, 'lease')} held, ${plural(s.activeJobs, 'job')} coordinated now`)
   lines.push(`  ${s.addrs.join('\n  ')}`)
   lines.push('')
   lines.push(`peers: ${connected} connected${s.peers.length > connected ? `, ${s.peers.length - connected} heard from lately` : ''}${connected === 0 ? ' (alone: jobs submitted here run on this peer only)' : ''}`)
   if (s.peers.length > 0) {
     const rows = s.peers.map(p => [shortId(p.peerId), p.connected ? 'connected' : `seen ${ago(p.lastSeenS)} ago`, p.slots?.toString() ?? '?', p.upS !== undefined ? ago(p.upS) : '?', p.done?.toString() ?? '?', p.addrs[0] ?? ''])
     lines.push(...table(['PEER', 'STATE', 'SLOTS', 'UP', 'DONE', 'ADDRESS'], rows))
+  }
+  if (s.otherVersions !== undefined && s.otherVersions.length > 0) {
+    lines.push('')
+    lines.push(`other versions: ${plural(s.otherVersions.length, 'peer')} met speak another protocol and share no jobs with this one (docs/operating.md: upgrades)`)
+    lines.push(...table(['PEER', 'PROTOCOL', 'VERSION'], s.otherVersions.map(o => [o.peerId, String(o.protocol), o.version ?? '?'])))
   }
   lines.push('')
   lines.push(`jobs: ${s.jobs.filter(j => j.here).length} here, ${s.jobs.filter(j => !j.here).length} elsewhere`)

@@ -1,7 +1,9 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { whenAborted, type Clock } from '../common/clock.ts'
-import { MAX_INBOUND_SUBMIT_STREAMS, MAX_TILE_SIZE, MIN_TILE_SIZE, STOP_WAIT_MS, UPLOAD_IDLE_MS } from '../common/defaults.ts'
-import { CancelRefusedError, JobCancelledError, LimitExceededError, PeerBusyError, PeerLeavingError, ProtocolError, SubmitRefusedError, TileswarmError, UnknownJobError, oneLine } from '../common/errors.ts'
+import { DEFAULT_PACE, watchPace, type PaceRule } from '../common/upload-pace.ts'
+import type { Duplex } from '../protocol/framing.ts'
+import { MAX_INBOUND_SUBMIT_STREAMS, MAX_TILE_SIZE, MIN_TILE_SIZE, SLOW_CLOSE_MS, STOP_WAIT_MS, UPLOAD_IDLE_MS } from '../common/defaults.ts'
+import { CancelRefusedError, JobCancelledError, LimitExceededError, NetworkError, PeerBusyError, PeerLeavingError, ProtocolError, SubmitRefusedError, TileswarmError, UnknownJobError, oneLine } from '../common/errors.ts'
 import { resolvePipeline, type OutputFormat } from '../imaging/index.ts'
 import { JobHost } from '../job/host.ts'
 import type { Hosted, HostedJob, JobHostComponents, JobLimits, JobOutcome, Submission } from '../job/hosted.ts'
@@ -31,6 +33,8 @@ export interface SubmitServiceOptions extends JobLimits {
   /** Who may submit high-priority jobs here: everyone who may submit, these peer ids, or (unset) those on allowSubmit, if it is set (nobody if not). */
   allowPriority?: Set<string> | 'all'
   uploadIdleMs?: number
+  /** How fast a submission's upload must come (--min-upload-kbps, --upload-timeout): a trickle loses its admission. */
+  uploadPace?: PaceRule
 }
 
 /**
@@ -127,9 +131,14 @@ export class SubmitService implements Startable {
   }
 
   private async handle (stream: Stream, connection: Connection): Promise<void> {
-    const wire = submitServerWire(this.c.openChannel(stream, { maxBodyBytes: this.options.maxUploadBytes }, 'submit-server'))
+    const meter = { bytes: 0 }
+    const wire = submitServerWire(this.c.openChannel(counted(stream, meter), { maxBodyBytes: this.options.maxUploadBytes }, 'submit-server'))
     const client = connection.remotePeer.toString()
     let admitted = false
+    const release = (): void => { if (admitted) this.admitted--; admitted = false }
+    /** Dropped as too slow: said and done already. */
+    let dropped = false
+    let stopWatch = (): void => {}
     try {
       if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
       if (this.options.allowSubmit !== undefined && !this.options.allowSubmit.has(client)) {
@@ -138,9 +147,24 @@ export class SubmitService implements Startable {
       if (this.admitted >= this.options.maxJobs) throw new PeerBusyError(`this peer has ${this.admitted} job${this.admitted === 1 ? '' : 's'} under way, its limit (--max-jobs); try again later or submit to another peer`)
       this.admitted++
       admitted = true
+      stopWatch = watchPace(this.c.clock, this.options.uploadPace ?? DEFAULT_PACE, () => meter.bytes, reason => {
+        // Its place goes at once, whatever the stream still does.
+        dropped = true
+        release()
+        const slow = new NetworkError(reason)
+        this.c.log(`submission from ${shortId(client)} dropped: ${reason}`)
+        // Said, then closed; cut off if the client does not take it soon.
+        const cut = this.c.clock.setTimeout(() => { wire.channel.abort(slow) }, SLOW_CLOSE_MS)
+        void wire.send(errorReply(slow)).then(async () => { await wire.channel.close() }).catch(() => {}).finally(() => {
+          this.c.clock.clearTimeout(cut)
+          wire.channel.abort(slow)
+        })
+      })
       const idle = { timeoutMs: this.options.uploadIdleMs ?? UPLOAD_IDLE_MS }
       const { message: request } = await wire.receive(idle)
       if (request.type === 'batch') {
+        // A batch's images come as its workers free up: their pace is the swarm's, not the client's.
+        stopWatch()
         if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
         const from = this.submission(client, request.priority)
         const host = new BatchHost(this.c, this.options, { steps: resolvePipeline(request.ops), quality: request.quality, images: request.images, ...(request.strip === true ? { strip: true } : {}), ...(request.resume !== undefined ? { holders: request.resume.holders } : {}) }, from)
@@ -157,10 +181,13 @@ export class SubmitService implements Startable {
       const { message: upload, body } = await wire.receive(idle)
       if (upload.type !== 'upload') throw new ProtocolError(`expected the upload, got ${upload.type}`)
       if ((body?.length ?? 0) !== request.bytes) throw new ProtocolError(`the upload is ${body?.length ?? 0} bytes, the submission said ${request.bytes}`)
+      stopWatch()
+      if (dropped) return
       if (this.stopping) throw new PeerLeavingError('this peer is shutting down; submit to another')
       const host = new JobHost(this.c, this.options, { steps, ...(tileSize !== undefined ? { tileSize } : {}), format: request.format as OutputFormat, quality: request.quality, verify: request.verify ?? DEFAULT_VERIFY_FLOOR, ...(request.resume !== undefined ? { holders: request.resume.holders } : {}), ...(request.name !== undefined ? { name: request.name } : {}), ...(request.strip === true ? { strip: true } : {}) }, from)
       await this.hold(host, host.run(wire, body ?? Buffer.alloc(0)))
     } catch (err) {
+      if (dropped) return
       // Refused before a job was taken on; a job's own end is its host's to report.
       const e = err as Error
       if (!(err instanceof TileswarmError)) this.c.log(`submission from ${shortId(client)} failed: ${e.stack ?? e.message}`, 'error')
@@ -168,7 +195,8 @@ export class SubmitService implements Startable {
       await wire.send(errorReply(err)).catch(() => {})
       await wire.channel.close().catch(() => {})
     } finally {
-      if (admitted) this.admitted--
+      stopWatch()
+      release()
     }
   }
 
@@ -184,6 +212,21 @@ export class SubmitService implements Startable {
     const { allowPriority, allowSubmit } = this.options
     if (allowPriority === 'all') return true
     return (allowPriority ?? allowSubmit)?.has(client) ?? false
+  }
+}
+
+/** The stream as it is, its incoming bytes counted as they arrive (a frame's worth may be on its way). */
+function counted (stream: Duplex, meter: { bytes: number }): Duplex {
+  return {
+    source: (async function * () {
+      for await (const chunk of stream.source) {
+        meter.bytes += chunk.byteLength
+        yield chunk
+      }
+    })(),
+    sink: async source => { await stream.sink(source) },
+    ...(stream.abort !== undefined ? { abort: (err: Error) => { stream.abort!(err) } } : {}),
+    ...(stream.close !== undefined ? { close: async () => { await stream.close!() } } : {}),
   }
 }
 

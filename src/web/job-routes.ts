@@ -1,38 +1,26 @@
 import { createReadStream } from 'node:fs'
 import { Readable } from 'node:stream'
-import type { Context, Hono } from 'hono'
+import type { Context, Hono, MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { streamSSE } from 'hono/streaming'
-import { WEB_MAX_FILES, WEB_MAX_UPLOADS, WEB_MULTIPART_SLACK_BYTES } from '../common/defaults.ts'
+import { WEB_MAX_FILES, WEB_MULTIPART_SLACK_BYTES } from '../common/defaults.ts'
 import type { OutputFormat } from '../imaging/index.ts'
 import { OUTPUT_FORMATS, type Priority } from '../protocol/constants.ts'
 import { checkPriority } from '../client/options.ts'
 import { parseVerifyLevel, type VerifyLevel } from '../protocol/verify-level.ts'
 import { describeJob, type Sequenced, type Upload, type WebJob, type WebJobs } from './jobs.ts'
 import { refuse } from './refuse.ts'
-
-/** A count of permits that says no at once rather than queueing. */
-function semaphoreCount (permits: number): { tryAcquire: () => boolean, release: () => void } {
-  let free = permits
-  return { tryAcquire: () => free > 0 && free-- > 0, release: () => { free++ } }
-}
+import { clientAddress } from './upload-gate.ts'
 
 /** The page's jobs: submitted by upload, listed, watched as they go (server-sent events), their results fetched. */
-export function jobRoutes (app: Hono, options: { jobs: WebJobs, canSubmit: boolean, maxUploadBytes: number }): void {
+export function jobRoutes (app: Hono, options: { jobs: WebJobs, canSubmit: boolean, maxUploadBytes: number, uploadGate: MiddlewareHandler }): void {
   const { jobs } = options
-  // Web uploads at once: each holds its whole upload in memory while it is read and checked.
-  const uploads = semaphoreCount(WEB_MAX_UPLOADS)
   const tooLarge = (c: Context): Response => refuse(c, 413, 'LimitExceededError', `the upload is over this peer's limit of ${options.maxUploadBytes} bytes (--max-upload-bytes)`)
   app.get('/api/jobs', c => c.json(jobs.list().map(describeJob)))
   app.post('/api/jobs', async (c, next) => {
     if (!options.canSubmit) return refuse(c, 403, 'SubmitRefusedError', 'this peer takes jobs only from the peers in --allow-submit; its operator lets the web page submit by giving --http-token')
-    // Refused before the body is read: a full peer says so at once.
-    if (!uploads.tryAcquire()) return refuse(c, 503, 'PeerBusyError', `this peer's web page is taking ${WEB_MAX_UPLOADS} uploads already; try again shortly`)
-    try {
-      await next()
-    } finally {
-      uploads.release()
-    }
+    // Refused before the body is read: a full peer says so at once; a slow upload loses its place (upload-gate.ts).
+    return await options.uploadGate(c, next)
   }, bodyLimit({ maxSize: options.maxUploadBytes + WEB_MULTIPART_SLACK_BYTES, onError: tooLarge }), async c => await upload(c, jobs, options.maxUploadBytes, tooLarge))
   app.get('/api/jobs/:id', c => {
     const job = jobs.get(c.req.param('id'))
@@ -89,6 +77,7 @@ async function upload (c: Context, jobs: WebJobs, maxUploadBytes: number, tooLar
     ...(level !== undefined ? { priority: level } : {}),
     ...(field('strip') === 'true' ? { strip: true } : {}),
     files: uploads,
+    client: clientAddress(c),
   })
   return c.json(describeJob(job), 202)
 }

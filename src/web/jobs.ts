@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Libp2p } from 'libp2p'
-import { DEFAULT_QUALITY, WEB_JOB_KEEP_MS, WEB_JOB_MAX_EVENTS, WEB_JOB_SWEEP_MS, WEB_JOBS_KEPT, WEB_MAX_RUNNING_JOBS } from '../common/defaults.ts'
+import { DEFAULT_QUALITY, DEFAULT_WEB_RESULTS_BYTES, WEB_JOB_MAX_EVENTS, WEB_JOB_SWEEP_MS, WEB_MAX_RUNNING_JOBS } from '../common/defaults.ts'
 import { InvalidImageError, InvalidParameterError, PeerBusyError, TileswarmError, oneLine } from '../common/errors.ts'
 import { formatFromPath, parseOps, readImageHeader, resolvePipeline, type OutputFormat, type Step } from '../imaging/index.ts'
 import { submitToSwarm, type SubmitEvent } from '../client/submit.ts'
@@ -15,6 +15,7 @@ import { planBatch } from '../client/batch-plan.ts'
 import { checkQuality } from '../client/options.ts'
 import type { Log } from '../common/log.ts'
 import { CONTENT_TYPE, EXTENSION, nameOnly, safeStem, shownByName, uploadNames } from './names.ts'
+import { toDrop } from './keeping.ts'
 
 export interface Upload {
   name: string
@@ -32,6 +33,8 @@ export interface WebJobRequest {
   /** Drop the inputs' EXIF, ICC profiles and XMP (kept by default). */
   strip?: boolean
   files: Upload[]
+  /** The address it came from: each keeps its share of the results. */
+  client?: string
 }
 
 /** A request checked: its pipeline, quality, checks and priority, and each file's container format, in order. */
@@ -44,6 +47,8 @@ export interface Sequenced { seq: number, event: WebEvent }
 export interface WebJob {
   id: string
   kind: 'image' | 'batch'
+  /** The address that sent it. */
+  client: string
   /** What the page shows: the file's name, or how many images. */
   title: string
   ops: string
@@ -88,13 +93,18 @@ export class WebJobs {
   private readonly log: Log
   private readonly maxPixels: number
   private readonly tileAboveMp: number | undefined
+  private readonly resultsBytes: number
+  /** Wall-clock time, injected. */
+  private readonly now: () => number
   private closed = false
   /** Uploads being checked, not yet jobs. */
   private starting = 0
   /** Results an hour old go even when no new job comes to make room. */
-  private readonly sweeper = setInterval(() => { this.evict(0) }, WEB_JOB_SWEEP_MS).unref()
+  private readonly sweeper = setInterval(() => { this.evict() }, WEB_JOB_SWEEP_MS).unref()
 
-  constructor (options: { entry: () => string[], client: () => Promise<Libp2p>, log: Log, maxPixels: number, tileAboveMp?: number }) {
+  constructor (options: { entry: () => string[], client: () => Promise<Libp2p>, log: Log, maxPixels: number, tileAboveMp?: number, resultsBytes?: number, now?: () => number }) {
+    this.resultsBytes = options.resultsBytes ?? DEFAULT_WEB_RESULTS_BYTES
+    this.now = options.now ?? Date.now
     this.entry = options.entry
     this.client = options.client
     this.log = options.log
@@ -137,14 +147,14 @@ export class WebJobs {
 
   private begin (request: WebJobRequest, checked: Checked): WebJob {
     const { steps, containers } = checked
-    this.evict(1)
     const job: WebJob = {
       id: randomBytes(8).toString('hex'),
       kind: request.files.length === 1 ? 'image' : 'batch',
+      client: request.client ?? 'unknown',
       title: request.files.length === 1 ? safeStem(request.files[0]!.name) : `${request.files.length} images`,
       ops: request.ops,
       state: 'running',
-      createdAt: Date.now(),
+      createdAt: this.now(),
       events: [],
       seq: 0,
       listeners: new Set(),
@@ -171,11 +181,13 @@ export class WebJobs {
 
   private end (job: WebJob, state: 'done' | 'failed'): void {
     job.state = state
-    job.endedAt = Date.now()
+    job.endedAt = this.now()
     // The progress streams hear it, then see the job is over.
     this.emit(job, { event: 'ended', state })
     job.listeners.clear()
     this.log(`web job ${job.id} (${job.title}, ${job.ops}): ${state}${job.error !== undefined ? `: ${job.error.message}` : ''}`)
+    // A new result may take the budget past its end: the oldest go.
+    this.evict()
   }
 
   private async runImage (job: WebJob, file: Upload, container: string, format: OutputFormat | undefined, { steps, quality, verify, priority, strip }: Checked): Promise<void> {
@@ -219,14 +231,11 @@ export class WebJobs {
     return dir
   }
 
-  /** Jobs ended over an hour ago go, and the oldest ended ones past WEB_JOBS_KEPT (with room for `coming` more). */
-  private evict (coming: number): void {
-    const now = Date.now()
+  /** Ended jobs go by the keeping rule (keeping.ts): their hour up, the disk budget spent, or their client past its share. */
+  evict (): void {
     const ended = [...this.jobs.values()].filter(j => j.endedAt !== undefined)
-    const over = Math.max(0, this.jobs.size + coming - WEB_JOBS_KEPT)
-    ended.forEach((job, i) => {
-      if (i < over || now - job.endedAt! > WEB_JOB_KEEP_MS) this.drop(job)
-    })
+    const drop = toDrop(ended.map(j => ({ id: j.id, client: j.client, endedAt: j.endedAt!, bytes: j.result?.bytes ?? 0 })), this.now(), { resultsBytes: this.resultsBytes })
+    for (const job of ended) if (drop.has(job.id)) this.drop(job)
   }
 
   private drop (job: WebJob): void {

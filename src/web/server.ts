@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto'
+import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve, type ServerType } from '@hono/node-server'
 import { Hono } from 'hono'
 import { secureHeaders } from 'hono/secure-headers'
 import type { Libp2p } from 'libp2p'
-import { DEFAULT_QUALITY } from '../common/defaults.ts'
+import { DEFAULT_QUALITY, DEFAULT_WEB_HEADER_TIMEOUT_MS } from '../common/defaults.ts'
+import type { Clock } from '../common/clock.ts'
+import { DEFAULT_PACE, type PaceRule } from '../common/upload-pace.ts'
 import { InvalidParameterError, LimitExceededError, NetworkError, PeerBusyError, TileswarmError } from '../common/errors.ts'
 import type { Log } from '../common/log.ts'
 import { expected, OPERATIONS } from '../imaging/index.ts'
@@ -18,6 +21,8 @@ import { WebJobs } from './jobs.ts'
 import { Pages } from './pages.ts'
 import { refuse } from './refuse.ts'
 import { swarmJobRoutes } from './swarm-job-routes.ts'
+import { answerClientErrors, timeoutOptions } from './slow-headers.ts'
+import { UploadPlaces, uploadGate } from './upload-gate.ts'
 
 export interface WebServerOptions {
   /** host:port; port 0 picks a free one. */
@@ -32,6 +37,16 @@ export interface WebServerOptions {
   allowSubmit?: Set<string>
   /** Whether the page may submit jobs (default yes): a peer that takes jobs only from --allow-submit peers lets the page in only behind a token of the operator's own. */
   canSubmit?: boolean
+  /** A request's headers come within this (--web-header-timeout). */
+  headerTimeoutMs?: number
+  /** How fast an upload must come (--min-upload-kbps, --upload-timeout). */
+  pace?: PaceRule
+  /** Upload places in all and per client address. */
+  uploads?: { total?: number, perClient?: number }
+  /** The page's results on disk at most (--web-results-mb). */
+  resultsBytes?: number
+  /** Times the uploads' pace; the system's unless given. */
+  clock?: Clock
   log: Log
 }
 
@@ -83,7 +98,9 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   const pages = await Pages.load()
   const client = new PageClient({ swarmKey: options.swarmKey, allowSubmit: canSubmit ? options.allowSubmit : undefined, made: id => { peer.submissions.pageClient(id) } })
   // The page's jobs go in at this peer, which coordinates them, as for a submit sent to it.
-  const jobs = new WebJobs({ entry: () => peer.localAddrs(), client: async () => await client.node(), log: options.log, maxPixels: options.maxPixels })
+  const jobs = new WebJobs({ entry: () => peer.localAddrs(), client: async () => await client.node(), log: options.log, maxPixels: options.maxPixels, ...(options.resultsBytes !== undefined ? { resultsBytes: options.resultsBytes } : {}) })
+  const pace = options.pace ?? DEFAULT_PACE
+  const gate = uploadGate({ places: new UploadPlaces(options.uploads), pace, ...(options.clock !== undefined ? { clock: options.clock } : {}) })
   peer.metrics.addProcessMetrics()
 
   // The port as served (port 0 picks one): the Host check and the cookie name use it.
@@ -104,7 +121,7 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   app.get('/', pages.page('index.html'))
   app.get('/dashboard', pages.page('dashboard.html'))
   peerRoutes(app, { peer, canSubmit, maxUploadBytes: options.maxUploadBytes })
-  jobRoutes(app, { jobs, canSubmit, maxUploadBytes: options.maxUploadBytes })
+  jobRoutes(app, { jobs, canSubmit, maxUploadBytes: options.maxUploadBytes, uploadGate: gate })
   swarmJobRoutes(app, { peer, token: options.token, client: async () => await client.node(), ...(options.swarmKey !== undefined ? { swarmKey: options.swarmKey } : {}) })
   app.notFound(c => refuse(c, 404, 'NotFound', 'no such page'))
   app.onError((err, c) => {
@@ -113,7 +130,9 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
     return refuse(c, 500, 'InternalError', 'something went wrong on this peer (its log says what)')
   })
 
-  const server = await listen(app, address, options.listen)
+  const timeouts = { headerTimeoutMs: options.headerTimeoutMs ?? DEFAULT_WEB_HEADER_TIMEOUT_MS, requestTimeoutMs: pace.timeoutMs }
+  const server = await listen(app, address, options.listen, timeouts)
+  answerClientErrors(server as Server, timeouts)
   port = (server.address() as AddressInfo).port
   const host = address.host.includes(':') ? `[${address.host}]` : address.host
   return {
@@ -172,9 +191,9 @@ class PageClient {
   }
 }
 
-async function listen (app: Hono, address: { host: string, port: number }, listen: string): Promise<ServerType> {
+async function listen (app: Hono, address: { host: string, port: number }, listen: string, timeouts: { headerTimeoutMs: number, requestTimeoutMs: number }): Promise<ServerType> {
   return await new Promise((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: address.host, port: address.port }, () => { resolve(s) })
+    const s = serve({ fetch: app.fetch, hostname: address.host, port: address.port, serverOptions: timeoutOptions(timeouts) }, () => { resolve(s) })
     s.once('error', (err: NodeJS.ErrnoException) => {
       reject(err.code === 'EADDRINUSE'
         ? new NetworkError(`cannot serve the web page on ${listen}: the address is in use (another peer's page?); give --http another host:port, or --http off`)

@@ -2,7 +2,7 @@ import test from 'ava'
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { Command, CommanderError } from 'commander'
-import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_LEASE_MS, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_SCALE_COOLDOWN_S, DEFAULT_SCALE_HOOK_TIMEOUT_S, DEFAULT_SCALE_IN_AFTER_S, DEFAULT_SCALE_MAX, DEFAULT_SCALE_OUT_AFTER_S } from '../../src/common/defaults.ts'
+import { DEFAULT_INPUT_MEMORY_BYTES, DEFAULT_LEASE_MS, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_JOBS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_TILES, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_RESULT_CACHE_BYTES, DEFAULT_RESULT_CACHE_MS, DEFAULT_SCALE_COOLDOWN_S, DEFAULT_SCALE_HOOK_TIMEOUT_S, DEFAULT_SCALE_IN_AFTER_S, DEFAULT_SCALE_MAX, DEFAULT_SCALE_OUT_AFTER_S, DEFAULT_MIN_UPLOAD_BYTES_PER_S, DEFAULT_UPLOAD_TIMEOUT_MS, UPLOAD_GRACE_MS } from '../../src/common/defaults.ts'
 import { fromEnvironment } from '../../src/cli/env-options.ts'
 import { DEFAULT_DATA_DIR, withPeerFlags, type PeerFlags } from '../../src/cli/peer-flags.ts'
 import { peerOptionsFromFlags } from '../../src/cli/peer-options.ts'
@@ -46,6 +46,7 @@ test('no flags: the defaults, no scale hooks, no tile size (chosen per job)', t 
     resultCacheBytes: DEFAULT_RESULT_CACHE_BYTES,
     inputMemoryBytes: DEFAULT_INPUT_MEMORY_BYTES,
     resultCacheMs: DEFAULT_RESULT_CACHE_MS,
+    uploadPace: { minBytesPerS: DEFAULT_MIN_UPLOAD_BYTES_PER_S, graceMs: UPLOAD_GRACE_MS, timeoutMs: DEFAULT_UPLOAD_TIMEOUT_MS },
   })
 })
 
@@ -69,13 +70,15 @@ test('each flag sets its option, in the peer\'s units', t => {
     [['--input-memory-mb', '5'], { inputMemoryBytes: 5 * 1024 * 1024 }],
     [['--result-cache-s', '7'], { resultCacheMs: 7000 }],
     [['--scaled-by', PEER_ID], { scaledBy: PEER_ID }],
+    [['--min-upload-kbps', '8', '--upload-timeout', '60'], { uploadPace: { minBytesPerS: 8 * 1024, graceMs: UPLOAD_GRACE_MS, timeoutMs: 60_000 } }],
+    [['--min-upload-kbps', '0'], { uploadPace: { minBytesPerS: 0, graceMs: UPLOAD_GRACE_MS, timeoutMs: DEFAULT_UPLOAD_TIMEOUT_MS } }],
   ]
   for (const [args, expected] of cases) t.like(options(args), expected, args.join(' '))
 })
 
 test('flags that are not the peer\'s options leave them as they were', t => {
   const plain = options([])
-  for (const args of [['--http', 'off'], ['--http-token', 'a'.repeat(16)], ['--log-level', 'warn'], ['--log-format', 'json'], ['--swarm-key', 'k'], ['--allow-submit', PEER_ID], ['--debug']]) {
+  for (const args of [['--http', 'off'], ['--web-header-timeout', '5'], ['--web-results-mb', '100'], ['--http-token', 'a'.repeat(16)], ['--log-level', 'warn'], ['--log-format', 'json'], ['--swarm-key', 'k'], ['--allow-submit', PEER_ID], ['--debug']]) {
     t.deepEqual(options(args), plain, args.join(' '))
   }
 })
