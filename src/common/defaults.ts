@@ -148,5 +148,7 @@ export const WEB_MAX_UPLOADS = 4
 export const WEB_MAX_FILES = 10_000
 /** An upload's name, as the page shows it and a batch's folder holds it, at most. */
 export const WEB_MAX_NAME_CHARS = 100
+/** The longer side of the page's previews and tile-map backgrounds, made on the peer. */
+export const WEB_THUMB_PX = 512
 /** Room for the multipart wrapping around an upload's files. */
 export const WEB_MULTIPART_SLACK_BYTES = 64 * 1024

@@ -1,8 +1,11 @@
 import { createReadStream } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { Context, Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { streamSSE } from 'hono/streaming'
+import { CancelRefusedError, UnknownJobError } from '../common/errors.ts'
 import { WEB_MAX_FILES, WEB_MAX_UPLOADS, WEB_MULTIPART_SLACK_BYTES } from '../common/defaults.ts'
 import type { OutputFormat } from '../imaging/index.ts'
 import { OUTPUT_FORMATS, type Priority } from '../protocol/constants.ts'
@@ -18,7 +21,7 @@ function semaphoreCount (permits: number): { tryAcquire: () => boolean, release:
 }
 
 /** The page's jobs: submitted by upload, listed, watched as they go (server-sent events), their results fetched. */
-export function jobRoutes (app: Hono, options: { jobs: WebJobs, canSubmit: boolean, maxUploadBytes: number }): void {
+export function jobRoutes (app: Hono, options: { jobs: WebJobs, canSubmit: boolean, maxUploadBytes: number, operator: boolean }): void {
   const { jobs } = options
   // Web uploads at once: each holds its whole upload in memory while it is read and checked.
   const uploads = semaphoreCount(WEB_MAX_UPLOADS)
@@ -46,6 +49,26 @@ export function jobRoutes (app: Hono, options: { jobs: WebJobs, canSubmit: boole
     const disposition = c.req.query('download') !== undefined ? `attachment; filename="${result.filename}"` : 'inline'
     const file = Readable.toWeb(createReadStream(result.path)) as ReadableStream<Uint8Array>
     return c.body(file, 200, { 'content-type': result.type, 'content-length': String(result.bytes), 'content-disposition': disposition })
+  })
+  app.post('/api/jobs/:id/cancel', c => {
+    // The browser that submitted it shows the key it was given; behind a token, whoever is in is the operator.
+    try {
+      return c.json(describeJob(jobs.cancel(c.req.param('id'), { key: c.req.header('x-cancel-key'), operator: options.operator })))
+    } catch (err) {
+      if (err instanceof UnknownJobError) return refuse(c, 404, err.name, err.message)
+      if (err instanceof CancelRefusedError) return refuse(c, 403, err.name, err.message)
+      throw err
+    }
+  })
+  app.get('/api/jobs/:id/thumb/:which', async c => {
+    const job = jobs.get(c.req.param('id'))
+    const which = c.req.param('which')
+    if (job === undefined || job.dir === undefined) return refuse(c, 404, 'NotFound', 'no such job (a job is kept for an hour after it ends)')
+    const made = which === 'input'
+      ? await jobs.thumbs.asked(join(job.dir, 'input.webp'))
+      : which === 'result' && job.result !== undefined && job.result.type !== 'application/zip' ? await jobs.thumbs.of(job.result.path, join(job.dir, 'result.webp')) : undefined
+    if (made === undefined) return refuse(c, 404, 'NotFound', `no ${which} preview for this job`)
+    return c.body(new Uint8Array(await readFile(made)), 200, { 'content-type': 'image/webp', 'cache-control': 'private, max-age=3600' })
   })
   app.get('/api/jobs/:id/events', c => {
     const job = jobs.get(c.req.param('id'))
@@ -89,7 +112,8 @@ async function upload (c: Context, jobs: WebJobs, maxUploadBytes: number, tooLar
     ...(level !== undefined ? { priority: level } : {}),
     files: uploads,
   })
-  return c.json(describeJob(job), 202)
+  // The key goes to this browser alone, with the job: it may cancel what it started.
+  return c.json({ ...describeJob(job), cancelKey: job.cancelKey }, 202)
 }
 
 /** Progress: every event so far, then each as it comes, then 'end'. A browser that reconnects says what it last had: it gets the rest, not everything again. */

@@ -17,7 +17,7 @@ import { jobRoutes } from './job-routes.ts'
 import { WebJobs } from './jobs.ts'
 import { Pages } from './pages.ts'
 import { refuse } from './refuse.ts'
-import { swarmJobRoutes } from './swarm-job-routes.ts'
+import { cancelSwarmJob, swarmJobRoutes } from './swarm-job-routes.ts'
 
 export interface WebServerOptions {
   /** host:port; port 0 picks a free one. */
@@ -83,7 +83,8 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   const pages = await Pages.load()
   const client = new PageClient({ swarmKey: options.swarmKey, allowSubmit: canSubmit ? options.allowSubmit : undefined, made: id => { peer.submissions.pageClient(id) } })
   // The page's jobs go in at this peer, which coordinates them, as for a submit sent to it.
-  const jobs = new WebJobs({ entry: () => peer.localAddrs(), client: async () => await client.node(), log: options.log, maxPixels: options.maxPixels })
+  const swarm = { peer, token: options.token, client: async () => await client.node(), ...(options.swarmKey !== undefined ? { swarmKey: options.swarmKey } : {}) }
+  const jobs = new WebJobs({ entry: () => peer.localAddrs(), client: swarm.client, log: options.log, maxPixels: options.maxPixels, cancel: async id => { await cancelSwarmJob(swarm, id, { submitter: true }) } })
   peer.metrics.addProcessMetrics()
 
   // The port as served (port 0 picks one): the Host check and the cookie name use it.
@@ -104,8 +105,8 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   app.get('/', pages.page('index.html'))
   app.get('/dashboard', pages.page('dashboard.html'))
   peerRoutes(app, { peer, canSubmit, maxUploadBytes: options.maxUploadBytes })
-  jobRoutes(app, { jobs, canSubmit, maxUploadBytes: options.maxUploadBytes })
-  swarmJobRoutes(app, { peer, token: options.token, client: async () => await client.node(), ...(options.swarmKey !== undefined ? { swarmKey: options.swarmKey } : {}) })
+  jobRoutes(app, { jobs, canSubmit, maxUploadBytes: options.maxUploadBytes, operator: options.token !== undefined })
+  swarmJobRoutes(app, swarm)
   app.notFound(c => refuse(c, 404, 'NotFound', 'no such page'))
   app.onError((err, c) => {
     if (err instanceof TileswarmError) return refuse(c, err instanceof LimitExceededError ? 413 : err instanceof NetworkError || err instanceof PeerBusyError ? 503 : 400, err.name, err.message)

@@ -1,0 +1,38 @@
+import { stat } from 'node:fs/promises'
+import { WEB_THUMB_PX } from '../common/defaults.ts'
+import { sharpLib } from '../imaging/pixels/sharp-lib.ts'
+
+/**
+ * A small WebP of an image, for the page's previews and its tile map: made
+ * here once (whatever the image's format: TIFF and AVIF too, which browsers
+ * may not show) and kept beside it; a browser never loads the full-size file
+ * to show it. Returns the thumbnail's path, made once however often asked.
+ */
+export class Thumbnails {
+  private readonly made = new Map<string, Promise<string>>()
+
+  /** A thumbnail already asked for (made, or being made), if any. */
+  async asked (path: string): Promise<string | undefined> { return await this.made.get(path) }
+
+  async of (source: string | Buffer, path: string): Promise<string> {
+    let made = this.made.get(path)
+    if (made === undefined) {
+      made = make(source, path)
+      this.made.set(path, made)
+      // A failure is said once, then may be tried again.
+      made.catch(() => { this.made.delete(path) })
+    }
+    return await made
+  }
+}
+
+async function make (source: string | Buffer, path: string): Promise<string> {
+  if (await stat(path).then(() => true, () => false)) return path
+  // The image was checked against --max-pixels when it came, and a result is this peer's own.
+  await sharpLib()(source, { failOn: 'none', limitInputPixels: false })
+    .rotate()
+    .resize(WEB_THUMB_PX, WEB_THUMB_PX, { fit: 'inside', withoutEnlargement: true })
+    .webp({ quality: 80 })
+    .toFile(path)
+  return path
+}
