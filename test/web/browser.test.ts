@@ -1,9 +1,7 @@
 /// <reference lib="dom" />
-import test from 'ava'
-import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
-import puppeteer, { type ElementHandle, type Page } from 'puppeteer-core'
+import { join } from 'node:path'
+import puppeteer, { type ElementHandle } from 'puppeteer-core'
 import sharp from 'sharp'
 import { runLocal } from '../../src/client/local.ts'
 import { requestFromFlags } from '../../src/client/options.ts'
@@ -11,23 +9,7 @@ import { startWebServer } from '../../src/web/server.ts'
 import { fixture } from '../helpers/fixtures.ts'
 import { Cluster } from '../../sim/cluster.ts'
 import { heldAfter, strikeMidJob, tempDir } from '../helpers/swarm.ts'
-
-/** Debian's chromium (CI installs it); no browser is ever downloaded. */
-const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(p => p !== undefined && existsSync(p))
-/** Screenshots of the page and the dashboard, mid-job and after, for a person to look at. */
-const ARTIFACTS = resolve(import.meta.dirname, '../../test-artifacts')
-
-// Without a browser on this machine the test is skipped; CI (CI=true, as .ci/run sets) installs one, and there it must run.
-const inCi = process.env.CI === 'true' || process.env.CI === '1'
-const browserTest = CHROMIUM === undefined && !inCi ? test.skip : test.serial
-
-async function waitFor (page: Page, what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
-  await page.waitForFunction(check, { timeout: timeoutMs, polling: 100 }).catch(async (err: Error) => {
-    const seen = await page.evaluate(() => document.body.innerText).catch(() => '(page gone)')
-    await page.screenshot({ path: join(ARTIFACTS, 'failed.png') }).catch(() => {})
-    throw new Error(`waiting for ${what}: ${err.message}; the page says:\n${seen.slice(0, 2000)}`)
-  })
-}
+import { ARTIFACTS, CHROMIUM, browserTest, waitFor } from './browser.ts'
 
 browserTest('in headless Chromium: upload an image, choose blur, watch the tile map fill in by peer while a worker is killed, download the result: --local\'s pixels; the dashboard shows it all', async t => {
   if (CHROMIUM === undefined) return t.fail('CI needs Debian\'s chromium (apt-get install chromium) for this test')

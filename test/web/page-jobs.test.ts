@@ -18,8 +18,11 @@ async function eventsUntil (base: string, id: string, until: (e: Record<string, 
   const seen: Array<Record<string, unknown>> = []
   const decoder = new TextDecoder()
   let text = ''
-  for await (const chunk of response.body!) {
-    text += decoder.decode(chunk, { stream: true })
+  const reader = response.body!.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    text += decoder.decode(value, { stream: true })
     let cut
     while ((cut = text.indexOf('\n\n')) >= 0) {
       const block = text.slice(0, cut)
@@ -28,7 +31,10 @@ async function eventsUntil (base: string, id: string, until: (e: Record<string, 
       if (data === undefined) continue
       const e = JSON.parse(data) as Record<string, unknown>
       seen.push(block.includes('event: end') ? { event: 'end', ...e } : e)
-      if (until(seen.at(-1)!) || block.includes('event: end')) return seen
+      if (until(seen.at(-1)!) || block.includes('event: end')) {
+        await reader.cancel()
+        return seen
+      }
     }
   }
   return seen

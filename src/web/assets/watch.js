@@ -23,13 +23,13 @@ function ended (end) {
   }
   if (end.state !== 'done') {
     $('status').replaceChildren(el('span', { class: 'error' }, `failed: ${end.error.message}`))
-    if (end.files !== undefined) $('files').replaceChildren(fileList(end.files))
+    if (end.files !== undefined) $('file-list').replaceChildren(fileList(end.files))
     return
   }
   const failed = (end.files ?? []).filter(f => f.state === 'failed').length
   const what = end.files !== undefined ? `${end.files.length - failed} of ${end.files.length} images processed` : end.result.filename
   $('status').replaceChildren(`done in ${took}: ${what} (${bytes(end.result.bytes)})`, failed > 0 ? el('span', { class: 'error' }, ` · ${failed} failed (listed below, and in the zip's report.txt)`) : '')
-  if (end.files !== undefined) $('files').replaceChildren(fileList(end.files))
+  if (end.files !== undefined) $('file-list').replaceChildren(fileList(end.files))
   if (end.kind === 'image') {
     const stamp = end.endedAt
     $('preview').replaceChildren(
@@ -52,7 +52,7 @@ export function watch (job, onEnd) {
   $('job-title').textContent = `${job.title}: ${job.ops}`
   $('status').textContent = 'uploaded; waiting for the swarm…'
   $('preview').replaceChildren()
-  $('files').replaceChildren()
+  $('file-list').replaceChildren()
   $('log').textContent = ''
   $('download-row').hidden = true
   $('cancel').hidden = job.state !== 'running'
