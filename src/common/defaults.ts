@@ -150,5 +150,10 @@ export const WEB_MAX_FILES = 10_000
 export const WEB_MAX_NAME_CHARS = 100
 /** The longer side of the page's previews and tile-map backgrounds, made on the peer. */
 export const WEB_THUMB_PX = 512
+/** An ended job's tiles by peer, as its history keeps them: the peers that did most (a status stays within one frame). */
+export const FINISHED_BY_PEER_KEPT = 16
+/** The dashboard's graphs: a sample of each peer's figures this often, kept this long. */
+export const WEB_SAMPLE_MS = 5000
+export const WEB_SAMPLES_KEPT_MS = 10 * 60_000
 /** Room for the multipart wrapping around an upload's files. */
 export const WEB_MULTIPART_SLACK_BYTES = 64 * 1024

@@ -12,6 +12,7 @@ const ASSETS: Record<string, string> = {
   'files.js': 'text/javascript; charset=utf-8',
   'watch.js': 'text/javascript; charset=utf-8',
   'tile-map.js': 'text/javascript; charset=utf-8',
+  'graphs.js': 'text/javascript; charset=utf-8',
   'style.css': 'text/css; charset=utf-8',
 }
 

@@ -17,6 +17,9 @@ import { jobRoutes } from './job-routes.ts'
 import { WebJobs } from './jobs.ts'
 import { Pages } from './pages.ts'
 import { refuse } from './refuse.ts'
+import { PeerSamples } from './peer-samples.ts'
+import { processLoad } from '../swarm/peer-status.ts'
+import { systemClock } from '../common/clock.ts'
 import { cancelSwarmJob, swarmJobRoutes } from './swarm-job-routes.ts'
 
 export interface WebServerOptions {
@@ -107,6 +110,10 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   peerRoutes(app, { peer, canSubmit, maxUploadBytes: options.maxUploadBytes })
   jobRoutes(app, { jobs, canSubmit, maxUploadBytes: options.maxUploadBytes, operator: options.token !== undefined })
   swarmJobRoutes(app, swarm)
+  // The dashboard's graphs: each peer's CPU, memory and pace over the last minutes.
+  const samples = new PeerSamples({ clock: systemClock, status: () => peer.status(), own: processLoad() })
+  samples.start()
+  app.get('/api/peer-samples', c => c.json(samples.view()))
   app.notFound(c => refuse(c, 404, 'NotFound', 'no such page'))
   app.onError((err, c) => {
     if (err instanceof TileswarmError) return refuse(c, err instanceof LimitExceededError ? 413 : err instanceof NetworkError || err instanceof PeerBusyError ? 503 : 400, err.name, err.message)
@@ -122,6 +129,7 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
     tokenRequired,
     close: async () => {
       await new Promise<void>(resolve => { server.close(() => { resolve() }); (server as { closeAllConnections?: () => void }).closeAllConnections?.() })
+      samples.close()
       await jobs.close()
       await client.stop()
     },

@@ -56,7 +56,11 @@ browserTest('in headless Chromium: upload an image, choose blur, watch the tile 
       await dashboard.setViewport({ width: 1200, height: 800 })
       await dashboard.goto(`${web.url}dashboard`, { waitUntil: 'load' })
       await waitFor(dashboard, 'the job on the dashboard', () => document.querySelector('#jobs tr td')?.textContent !== undefined && document.querySelectorAll('#peers tr').length === 2)
-      t.regex(await dashboard.$eval('#jobs', e => e.textContent ?? ''), /here.*tiles/)
+      t.regex(await dashboard.$eval('#jobs', e => e.textContent ?? ''), /flowers.*blur.*tiles.*here/)
+      // The peers' own figures are live mid-job: a working peer says hello as its count moves, not only every few seconds.
+      await waitFor(dashboard, 'the peers\' Done figures live', () => Array.from(document.querySelectorAll('#peers tr')).every(tr => Number(tr.children[4]?.textContent) > 0), 15_000)
+      await waitFor(dashboard, 'each peer\'s graphs', () => document.querySelectorAll('#graphs tr').length === 3 && document.querySelectorAll('#graphs svg polyline').length === 9)
+      t.regex(await dashboard.$eval('#graphs', e => e.textContent ?? ''), /\d+%.*MB/)
       await dashboard.screenshot({ path: join(ARTIFACTS, 'dashboard-mid-job.png') })
 
       // A worker dies holding leases; they expire and go to the others.
@@ -85,6 +89,10 @@ browserTest('in headless Chromium: upload an image, choose blur, watch the tile 
       t.true(downloaded.equals(await readFile(join(dir, 'local.jpg'))), 'so are the bytes')
 
       await waitFor(dashboard, 'the dead worker gone and the job over', () => /gone/.test(document.querySelector('#peers')?.textContent ?? '') && document.querySelectorAll('#jobs tr').length === 0, 30_000)
+      // The job is kept once over: what it was, how it ended, who did its tiles.
+      await waitFor(dashboard, 'the ended job in the history', () => /flowers.*blur.*done/.test(document.querySelector('#finished')?.textContent ?? ''))
+      const byPeer = await dashboard.$eval('#finished tr', tr => tr.children[6]?.textContent ?? '')
+      t.true(cluster.peers.every(p => byPeer.includes(p.peerId.slice(-8))), `the history says who did the tiles: ${byPeer}`)
       await dashboard.screenshot({ path: join(ARTIFACTS, 'dashboard-after.png') })
       t.deepEqual(problems, [])
     } finally {
