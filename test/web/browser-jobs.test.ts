@@ -80,6 +80,7 @@ browserTest('in headless Chromium: a job survives a reload and is cancelled from
     t.regex(broken![1]!, /failed/)
     t.not(broken![2], '', 'it says why')
     t.regex(await page.$eval('#download', e => (e as HTMLAnchorElement).getAttribute('download') ?? ''), /^tileswarm-blur-4-images\.zip$/)
+    await waitFor(page, 'the recent jobs to count the failure', () => /done, 1 of 4 failed/.test(document.querySelector('#jobs')?.textContent ?? ''))
     await page.screenshot({ path: join(ARTIFACTS, 'page-batch.png') })
 
     // A TIFF result, which browsers do not show: its preview is the peer's thumbnail, before and after.

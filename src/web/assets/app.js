@@ -143,6 +143,13 @@ async function resume () {
   follow(await response.json())
 }
 
+/** A job's outcome in a line: a batch's failures counted, not hidden under "done". */
+function stateText (j) {
+  if (j.state === 'failed') return `failed: ${j.error.message}`
+  const failed = (j.files ?? []).filter(f => f.state === 'failed').length
+  return failed > 0 && j.state === 'done' ? `done, ${failed} of ${j.files.length} failed` : j.state
+}
+
 async function recent () {
   const response = await fetch('/api/jobs')
   if (!response.ok) return
@@ -150,7 +157,7 @@ async function recent () {
   $('jobs').replaceChildren(...jobs.map(j => el('tr', {},
     el('td', {}, j.title),
     el('td', {}, j.ops),
-    el('td', {}, el('a', { href: `#job=${j.id}` }, j.state === 'failed' ? `failed: ${j.error.message}` : j.state)),
+    el('td', {}, el('a', { href: `#job=${j.id}` }, stateText(j))),
     el('td', {}, j.result !== undefined ? el('a', { href: `/api/jobs/${j.id}/result?download=1` }, j.result.filename) : ''))))
 }
 
