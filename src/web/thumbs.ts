@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises'
-import { WEB_THUMB_PX } from '../common/defaults.ts'
+import { WEB_THUMB_PX, WEB_THUMBS_KEPT } from '../common/defaults.ts'
 import { sharpLib } from '../imaging/pixels/sharp-lib.ts'
 
 /**
@@ -11,14 +11,20 @@ import { sharpLib } from '../imaging/pixels/sharp-lib.ts'
 export class Thumbnails {
   private readonly made = new Map<string, Promise<string>>()
 
-  /** A thumbnail already asked for (made, or being made), if any. */
-  async asked (path: string): Promise<string | undefined> { return await this.made.get(path) }
+  /** A thumbnail already asked for (made, or being made), or on disk; undefined if none, or if it could not be made. */
+  async asked (path: string): Promise<string | undefined> {
+    const made = this.made.get(path)
+    if (made !== undefined) return await made.catch(() => undefined)
+    return await stat(path).then(() => path, () => undefined)
+  }
 
   async of (source: string | Buffer, path: string): Promise<string> {
     let made = this.made.get(path)
     if (made === undefined) {
       made = make(source, path)
       this.made.set(path, made)
+      // Kept for the jobs the page keeps (their files go with them): the oldest names go first.
+      if (this.made.size > WEB_THUMBS_KEPT) this.made.delete(this.made.keys().next().value!)
       // A failure is said once, then may be tried again.
       made.catch(() => { this.made.delete(path) })
     }
