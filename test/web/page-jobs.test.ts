@@ -3,6 +3,8 @@ import { readFile } from 'node:fs/promises'
 import { unzipSync, strFromU8 } from 'fflate'
 import { startWebServer } from '../../src/web/server.ts'
 import { fixture } from '../helpers/fixtures.ts'
+import { processFile } from '../../src/imaging/index.ts'
+import type { PeerOptions } from '../../src/swarm/options.ts'
 import { heldAfter, withCluster } from '../helpers/swarm.ts'
 
 function form (ops: string, files: Array<{ name: string, data: Uint8Array }>): FormData {
@@ -92,6 +94,32 @@ test.serial('a page job is cancelled by the browser that started it (its key), n
       const end = seen.at(-1) as { event: string, state: string }
       t.is(end.state, 'cancelled', JSON.stringify(end))
       t.is((await fetch(`${web.url}api/jobs/missing/cancel`, { method: 'POST' })).status, 404)
+    } finally {
+      release()
+      await web.close()
+    }
+  })
+})
+
+test.serial('a page batch is cancelled too, mid-batch: it ends cancelled, with no result', async t => {
+  const { promise: released, resolve: release } = Promise.withResolvers<void>()
+  let started = 0
+  // The first image is done; the rest wait: the batch is surely running when it is cancelled.
+  const processImage: NonNullable<PeerOptions['processImage']> = async (file, steps, options) => {
+    if (++started > 1) await released
+    return await processFile(file, steps, options)
+  }
+  await withCluster(1, { processImage }, async cluster => {
+    const web = await startWebServer({ listen: '127.0.0.1:0', peer: cluster.peers[0]!, maxUploadBytes: 64 * 1024 * 1024, maxPixels: 100_000_000, log: () => {} })
+    try {
+      const image = await readFile(fixture('test-pattern.png'))
+      const posted = await fetch(`${web.url}api/jobs`, { method: 'POST', body: form('invert', [1, 2, 3].map(i => ({ name: `p${i}.png`, data: image }))) })
+      const job = await posted.json() as { id: string, cancelKey: string }
+      await eventsUntil(web.url, job.id, e => e.event === 'image')
+      t.is((await fetch(`${web.url}api/jobs/${job.id}/cancel`, { method: 'POST', headers: { 'x-cancel-key': job.cancelKey } })).status, 200)
+      const end = (await eventsUntil(web.url, job.id, () => false)).at(-1) as { state: string, result?: unknown }
+      t.is(end.state, 'cancelled', JSON.stringify(end))
+      t.is(end.result, undefined)
     } finally {
       release()
       await web.close()
