@@ -150,6 +150,8 @@ export const WEB_MAX_FILES = 10_000
 export const WEB_MAX_NAME_CHARS = 100
 /** The longer side of the page's previews and tile-map backgrounds, made on the peer. */
 export const WEB_THUMB_PX = 512
+/** A page batch's images shown before and after (the first done). */
+export const WEB_BATCH_PREVIEWS = 12
 /** Thumbnails remembered as made (two a job: its input's and its result's). */
 export const WEB_THUMBS_KEPT = 4 * WEB_JOBS_KEPT
 /** An ended job's tiles by peer, as its history keeps them: the peers that did most (a status stays within one frame). */

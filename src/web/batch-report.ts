@@ -13,6 +13,8 @@ export interface FileState {
   reason?: string
   /** Its output's name in the zip. */
   output?: string
+  /** Its before and after are at the job's thumb/in-<n> and thumb/out-<n> (a batch's first images only). */
+  preview?: boolean
 }
 
 /** The report a batch's zip carries: one line a file, then the same as JSON for scripts. */

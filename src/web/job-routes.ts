@@ -64,8 +64,8 @@ export function jobRoutes (app: Hono, options: { jobs: WebJobs, canSubmit: boole
     const job = jobs.get(c.req.param('id'))
     const which = c.req.param('which')
     if (job === undefined || job.dir === undefined) return refuse(c, 404, 'NotFound', 'no such job (a job is kept for an hour after it ends)')
-    const made = which === 'input'
-      ? await jobs.thumbs.asked(join(job.dir, 'input.webp'))
+    const made = which === 'input' || /^(in|out)-\d{1,5}$/.test(which)
+      ? await jobs.thumbs.asked(join(job.dir, which === 'input' ? 'input.webp' : join('thumbs', `${which}.webp`)))
       : which === 'result' && job.result !== undefined && job.result.type !== 'application/zip' ? await jobs.thumbs.of(job.result.path, join(job.dir, 'result.webp')).catch(() => undefined) : undefined
     if (made === undefined) return refuse(c, 404, 'NotFound', `no ${which} preview for this job`)
     return c.body(new Uint8Array(await readFile(made)), 200, { 'content-type': 'image/webp', 'cache-control': 'private, max-age=3600' })

@@ -16,7 +16,7 @@ import { checkQuality } from '../client/options.ts'
 import type { Log } from '../common/log.ts'
 import { CONTENT_TYPE, EXTENSION, downloadName, nameOnly, safeStem, shownByName, uploadNames } from './names.ts'
 import { reportText, zipWithReport, type FileState } from './batch-report.ts'
-import { Thumbnails } from './thumbs.ts'
+import { batchPreviews, Thumbnails } from './thumbs.ts'
 
 export interface Upload {
   name: string
@@ -268,12 +268,18 @@ export class WebJobs {
       const plan = await planBatch(names.map(n => join(dir, 'in', n)), join(dir, 'out'), { recursive: false, ...(format !== undefined ? { format } : {}) })
       return await submitBatch({ plan, steps, quality, skipExisting: false }, { peer: this.entry(), node: await this.client(), ...(verify !== undefined ? { verify } : {}), ...(priority !== undefined ? { priority } : {}), ...(this.tileAboveMp !== undefined ? { tileAboveMp: this.tileAboveMp } : {}), onBatchEvent: onEvent })
     }
-    const summary = await run().finally(async () => { await rm(join(dir, 'in'), { recursive: true, force: true }) })
+    let summary: BatchSummary
+    try {
+      summary = await run()
+      await batchPreviews(this.thumbs, dir, states, new Map([...byName].map(([name, f]) => [f, name])))
+    } finally {
+      await rm(join(dir, 'in'), { recursive: true, force: true })
+    }
     for (const f of states) if (f.state === 'waiting') Object.assign(f, { state: 'failed', reason: 'not processed' })
     if (summary.done === 0) throw new InvalidImageError(`no image could be processed: ${summary.failures.map(f => `${nameOnly(f.input)}: ${f.message}`).join('; ')}`)
     const filename = downloadName(job.ops, { images: states.length })
     const zip = join(dir, filename)
-    await zipWithReport(join(dir, 'out'), zip, { text: reportText(`${job.ops} on ${states.length} images`, states), json: { ops: job.ops, files: states } })
+    await zipWithReport(join(dir, 'out'), zip, { text: reportText(`${job.ops} on ${states.length} images`, states), json: { ops: job.ops, files: states.map(({ preview: _, ...f }) => f) } })
     await rm(join(dir, 'out'), { recursive: true, force: true })
     job.result = { type: 'application/zip', filename, bytes: (await stat(zip)).size, path: zip }
   }

@@ -1,5 +1,7 @@
-import { stat } from 'node:fs/promises'
-import { WEB_THUMB_PX, WEB_THUMBS_KEPT } from '../common/defaults.ts'
+import { mkdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { FileState } from './batch-report.ts'
+import { WEB_BATCH_PREVIEWS, WEB_THUMB_PX, WEB_THUMBS_KEPT } from '../common/defaults.ts'
 import { sharpLib } from '../imaging/pixels/sharp-lib.ts'
 
 /**
@@ -41,4 +43,19 @@ async function make (source: string | Buffer, path: string): Promise<string> {
     .webp({ quality: 80 })
     .toFile(path)
   return path
+}
+
+/** Before and after of a batch's first images done, made while their files are still in the job's folder (`in/`, `out/`). */
+export async function batchPreviews (thumbs: Thumbnails, dir: string, files: FileState[], inputs: Map<FileState, string>): Promise<void> {
+  await mkdir(join(dir, 'thumbs'), { recursive: true })
+  const done = files.map((f, i) => ({ f, i })).filter(({ f }) => f.state === 'done' && f.output !== undefined && inputs.has(f)).slice(0, WEB_BATCH_PREVIEWS)
+  for (const { f, i } of done) {
+    try {
+      await thumbs.of(join(dir, 'in', inputs.get(f)!), join(dir, 'thumbs', `in-${i}.webp`))
+      await thumbs.of(join(dir, 'out', f.output!), join(dir, 'thumbs', `out-${i}.webp`))
+      f.preview = true
+    } catch {
+      // No preview for this one: the list says its outcome all the same.
+    }
+  }
 }

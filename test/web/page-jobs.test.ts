@@ -72,6 +72,15 @@ test.serial('a page batch with bad files: they fail alone, as with the CLI; the 
       t.regex(report, /done {4}pattern -> pattern\.png/)
       const json = JSON.parse(strFromU8(zip['report.json']!)) as { files: unknown[] }
       t.is(json.files.length, 5)
+      // The images done have their before and after, small, made here; the failed ones none.
+      const pattern = end.files.findIndex(f => f.name === 'pattern')
+      for (const which of ['in', 'out']) {
+        const thumb = await fetch(`${web.url}api/jobs/${job.id}/thumb/${which}-${pattern}`)
+        t.is(thumb.status, 200, which)
+        t.is(thumb.headers.get('content-type'), 'image/webp')
+      }
+      t.is((await fetch(`${web.url}api/jobs/${job.id}/thumb/out-${end.files.findIndex(f => f.name === 'broken')}`)).status, 404)
+      t.is((await fetch(`${web.url}api/jobs/${job.id}/thumb/..%2f..%2fetc%2fpasswd`)).status, 404)
     } finally {
       await web.close()
     }

@@ -6,9 +6,11 @@ const $ = id => document.getElementById(id)
 const keyName = id => `tileswarm-cancel-${id}`
 export const keepCancelKey = job => { if (job.cancelKey !== undefined) localStorage.setItem(keyName(job.id), job.cancelKey) }
 
-/** A batch's files, each with its state and why it failed. */
-function fileList (files) {
-  return el('table', { class: 'files' }, el('tbody', {}, ...files.map(f => el('tr', { class: f.state === 'failed' ? 'failed' : '' },
+/** A batch's files, each with its state and why it failed; the first ones done with their before and after (thumbnails made on the peer). */
+function fileList (jobId, files) {
+  const thumb = (which, i, alt) => el('a', { href: `/api/jobs/${jobId}/thumb/${which}-${i}`, target: '_blank' }, el('img', { src: `/api/jobs/${jobId}/thumb/${which}-${i}`, alt, class: 'thumb' }))
+  return el('table', { class: 'files' }, el('tbody', {}, ...files.map((f, i) => el('tr', { class: f.state === 'failed' ? 'failed' : '' },
+    el('td', {}, f.preview === true ? el('span', { class: 'pair' }, thumb('in', i, `${f.name} before`), thumb('out', i, `${f.name} after`)) : ''),
     el('td', {}, f.name),
     el('td', {}, f.state === 'done' ? '✓ done' : f.state === 'failed' ? '✗ failed' : f.state),
     el('td', {}, f.reason ?? (f.output !== undefined ? `→ ${f.output}` : ''))))))
@@ -23,13 +25,13 @@ function ended (end) {
   }
   if (end.state !== 'done') {
     $('status').replaceChildren(el('span', { class: 'error' }, `failed: ${end.error.message}`))
-    if (end.files !== undefined) $('file-list').replaceChildren(fileList(end.files))
+    if (end.files !== undefined) $('file-list').replaceChildren(fileList(end.id, end.files))
     return
   }
   const failed = (end.files ?? []).filter(f => f.state === 'failed').length
   const what = end.files !== undefined ? `${end.files.length - failed} of ${end.files.length} images processed` : end.result.filename
   $('status').replaceChildren(`done in ${took}: ${what} (${bytes(end.result.bytes)})`, failed > 0 ? el('span', { class: 'error' }, ` · ${failed} failed (listed below, and in the zip's report.txt)`) : '')
-  if (end.files !== undefined) $('file-list').replaceChildren(fileList(end.files))
+  if (end.files !== undefined) $('file-list').replaceChildren(fileList(end.id, end.files))
   if (end.kind === 'image') {
     const stamp = end.endedAt
     $('preview').replaceChildren(
