@@ -171,5 +171,16 @@ export const WEB_MAX_UPLOADS_PER_CLIENT = 2
 export const WEB_MAX_FILES = 10_000
 /** An upload's name, as the page shows it and a batch's folder holds it, at most. */
 export const WEB_MAX_NAME_CHARS = 100
+/** The longer side of the page's previews and tile-map backgrounds, made on the peer. */
+export const WEB_THUMB_PX = 512
+/** A page batch's images shown before and after (the first done). */
+export const WEB_BATCH_PREVIEWS = 12
+/** Thumbnails remembered as made (two a job: its input's and its result's). */
+export const WEB_THUMBS_KEPT = 2 * WEB_JOBS_KEPT_MAX
+/** An ended job's tiles by peer, as its history keeps them: the peers that did most (a status stays within one frame). */
+export const FINISHED_BY_PEER_KEPT = 16
+/** The dashboard's graphs: a sample of each peer's figures this often, kept this long. */
+export const WEB_SAMPLE_MS = 5000
+export const WEB_SAMPLES_KEPT_MS = 10 * 60_000
 /** Room for the multipart wrapping around an upload's files. */
 export const WEB_MULTIPART_SLACK_BYTES = 64 * 1024

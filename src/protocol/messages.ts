@@ -42,7 +42,8 @@ export const JobFinished = z.object({ type: z.literal('finished'), v, jobId: id,
  * scale-out hook (the lowest such id decides for the swarm); `scaledBy`: the
  * peer whose hook started it (that peer's scale-in may stop it).
  */
-export const PeerHello = z.object({ type: z.literal('hello'), v, version: z.string().max(32).optional(), peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), slots: count, up: count, done: count, scaler: z.boolean().optional(), scaledBy: peerId.optional() }).strict()
+/** `version`: the build; `cpu`: the peer's process's CPU since its last hello, in percent of one core; `rssBytes`: its resident memory. */
+export const PeerHello = z.object({ type: z.literal('hello'), v, version: z.string().max(32).optional(), peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), slots: count, up: count, done: count, scaler: z.boolean().optional(), scaledBy: peerId.optional(), cpu: z.number().min(0).max(1e6).optional(), rssBytes: bodyBytes.optional() }).strict()
 export const JobsTopicMessage = z.discriminatedUnion('type', [JobAnnouncement, JobFinished])
 export type JobAnnouncement = z.infer<typeof JobAnnouncement>
 export type JobFinished = z.infer<typeof JobFinished>
@@ -197,13 +198,14 @@ export const JobView = z.object({
 export const FinishedJobView = z.object({
   jobId: id, kind: z.enum(['tiles', 'batch']), client: peerId, outcome: z.enum(['done', 'failed', 'cancelled']), ms: count, endedS: count, done: count, total: count,
   ops: z.array(z.string().max(64)).max(MAX_PIPELINE_STEPS).optional(), inputBytes: bodyBytes.optional(), inputName: inputName.optional(),
+  byPeer: z.record(peerId, count).optional(), submitter: submitter.optional(),
 }).strict()
 /**
  * Another peer as one sees it: whether it is connected now, seconds since it
  * was last heard from (0: connected), and what its last hello said (slots,
  * uptime and work done as of now; unknown until its first).
  */
-export const PeerView = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), connected: z.boolean(), slots: count.optional(), upS: count.optional(), done: count.optional(), scaler: z.boolean().optional(), scaledBy: peerId.optional(), version: z.string().max(32).optional(), lastSeenS: count }).strict()
+export const PeerView = z.object({ peerId, addrs: z.array(multiaddr).max(MAX_ADDRS), connected: z.boolean(), slots: count.optional(), upS: count.optional(), done: count.optional(), scaler: z.boolean().optional(), scaledBy: peerId.optional(), version: z.string().max(32).optional(), cpu: z.number().min(0).max(1e6).optional(), rssBytes: bodyBytes.optional(), lastSeenS: count }).strict()
 /** A scaling decision: what the backlog was, what was asked of the hook, and how that went. */
 const ScaleDecision = z.object({
   ageS: count, direction: z.enum(['out', 'in']), count, peers: z.array(peerId).max(MAX_DECISION_PEERS).optional(), reason: errorText, outcome: z.enum(['running', 'done', 'failed', 'timed out']), message: errorText.optional(),

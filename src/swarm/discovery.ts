@@ -24,6 +24,8 @@ export interface DiscoveryComponents {
   addrs: () => string[]
   /** Tiles and images this peer's worker has done: said in its hello. */
   done: () => number
+  /** The process's CPU (percent of one core since last asked) and resident memory: said in its hello. */
+  load?: () => { cpu: number, rssBytes: number }
   publish: (hello: PeerHello) => Promise<void>
 }
 
@@ -44,6 +46,8 @@ export interface DiscoveryOptions {
 
 /** How often, at most, a peer looks whether a peer it keeps trying to reach is due a dial. */
 const TICK_MS = 1000
+/** A peer whose work moved says hello again this soon (not only every --hello period), so the swarm's figures of it are live. */
+const BUSY_HELLO_MS = 1000
 
 /** A peer this one keeps trying to reach while it is cut off: a bootstrap address, or a peer it heard from. */
 interface Target {
@@ -87,6 +91,7 @@ export class Discovery implements Startable {
   /** Aborted on stop: a dial under way ends with the peer's stop, not at its timeout. */
   private readonly stopping = new AbortController()
   private helloTimer: unknown
+  private lastHello = { at: -Infinity, done: 0 }
   private stopTicking: (() => void) | undefined
 
   constructor (components: DiscoveryComponents, options: DiscoveryOptions) {
@@ -179,6 +184,7 @@ export class Discovery implements Startable {
       this.c.log(`alone: connected to no peer; jobs submitted here run on this peer only until it reconnects (${peers === 0 ? 'no peer to dial: it waits to be dialed' : `dialing ${peers} known peer(s) again`})`, 'warn')
     }
     const now = this.c.clock.now()
+    if (this.c.done() !== this.lastHello.done && now - this.lastHello.at >= BUSY_HELLO_MS) this.sayHello()
     if (cutOff && !this.everConnected && !this.warnedAlone && now - this.startedAt >= this.options.aloneWarnMs) {
       this.warnedAlone = true
       this.c.log(`alone for ${Math.round((now - this.startedAt) / 1000)} s: no peer has joined; jobs submitted here run on this peer only (${this.targets.length === 0 ? 'start other peers with --bootstrap <one of this peer\'s addresses>' : 'is --bootstrap right, and is that peer up?'})`, 'warn')
@@ -286,6 +292,8 @@ export class Discovery implements Startable {
         ...(heard?.hello.scaler === true ? { scaler: true } : {}),
         ...(heard?.hello.scaledBy !== undefined ? { scaledBy: heard.hello.scaledBy } : {}),
         ...(heard?.hello.version !== undefined ? { version: heard.hello.version } : {}),
+        ...(heard?.hello.cpu !== undefined ? { cpu: heard.hello.cpu } : {}),
+        ...(heard?.hello.rssBytes !== undefined ? { rssBytes: heard.hello.rssBytes } : {}),
         lastSeenS: Math.round((now - lastAt) / 1000),
       })
     }
@@ -325,8 +333,14 @@ export class Discovery implements Startable {
   private scheduleHello (): void {
     if (this.stopped) return
     this.helloTimer = this.c.clock.setTimeout(() => {
-      void this.c.publish({ type: 'hello', v: PROTOCOL_VERSION, version: VERSION, peerId: this.c.peerId, addrs: this.c.addrs(), slots: this.options.slots, up: Math.floor((this.c.clock.now() - this.startedAt) / 1000), done: this.c.done(), ...(this.options.scaler === true ? { scaler: true } : {}), ...(this.options.scaledBy !== undefined ? { scaledBy: this.options.scaledBy } : {}) })
+      this.sayHello()
       this.scheduleHello()
     }, this.options.helloMs * (0.5 + this.c.random()))
+  }
+
+  private sayHello (): void {
+    const now = this.c.clock.now()
+    this.lastHello = { at: now, done: this.c.done() }
+    void this.c.publish({ type: 'hello', v: PROTOCOL_VERSION, version: VERSION, peerId: this.c.peerId, addrs: this.c.addrs(), slots: this.options.slots, up: Math.floor((now - this.startedAt) / 1000), done: this.lastHello.done, ...(this.options.scaler === true ? { scaler: true } : {}), ...(this.options.scaledBy !== undefined ? { scaledBy: this.options.scaledBy } : {}), ...this.c.load?.() })
   }
 }

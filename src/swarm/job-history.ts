@@ -1,5 +1,5 @@
 import type { Clock } from '../common/clock.ts'
-import { FINISHED_JOBS_KEPT_MS } from '../common/defaults.ts'
+import { FINISHED_BY_PEER_KEPT, FINISHED_JOBS_KEPT_MS } from '../common/defaults.ts'
 import type { HostedJob, JobOutcome } from '../job/hosted.ts'
 import { MAX_FINISHED_JOBS } from '../protocol/constants.ts'
 import type { FinishedJobView } from '../protocol/messages.ts'
@@ -37,6 +37,8 @@ export class JobHistory {
       total: job.total,
       ops: job.ops,
       inputBytes: job.bytesIn,
+      byPeer: Object.fromEntries(Object.entries(job.byPeer).sort((a, b) => b[1] - a[1]).slice(0, FINISHED_BY_PEER_KEPT)),
+      submitter: job.submitter,
       ...(job.name !== undefined ? { inputName: job.name } : {}),
     })).reverse()
   }

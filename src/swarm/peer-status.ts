@@ -60,3 +60,15 @@ export function peerStatus (s: StatusSources): SwarmStatus {
     ...(s.scaler !== undefined ? { scaling: s.scaler.view() } : {}),
   }
 }
+
+/** This process's load, as its hellos say it: CPU in percent of one core since the last call, and resident memory. */
+export function processLoad (): () => { cpu: number, rssBytes: number } {
+  let last = { at: performance.now(), usage: process.cpuUsage() }
+  return () => {
+    const now = { at: performance.now(), usage: process.cpuUsage() }
+    const usedUs = now.usage.user + now.usage.system - last.usage.user - last.usage.system
+    const wallUs = (now.at - last.at) * 1000
+    last = now
+    return { cpu: wallUs > 0 ? Math.round(1000 * usedUs / wallUs) / 10 : 0, rssBytes: process.memoryUsage.rss() }
+  }
+}

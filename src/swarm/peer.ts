@@ -17,7 +17,7 @@ import { GossipService } from './gossip.ts'
 import { IdleCollector } from './idle-memory.ts'
 import { PeerMetrics } from './metrics.ts'
 import { discoveryOptions, sharedSettings, submitOptions, type PeerOptions, type SharedSettings } from './options.ts'
-import { peerStatus } from './peer-status.ts'
+import { peerStatus, processLoad } from './peer-status.ts'
 import { Scaler } from './scaler.ts'
 import { JobDetail, StatusService, SwarmJobs } from './status.ts'
 import { SubmitService } from './submit-service.ts'
@@ -78,14 +78,10 @@ export class SwarmPeer {
     this.cache = new ResultCache({ maxBytes: options.resultCacheBytes ?? DEFAULT_RESULT_CACHE_BYTES, maxAgeMs: options.resultCacheMs ?? DEFAULT_RESULT_CACHE_MS, clock })
     this.worker = new Worker({ peerId, slots, cache: this.cache, limits: { maxPixels }, connect: async ref => await this.tiles.connect(ref), log, clock, process: options.process, processImage: options.processImage, onComputed: (kind, ms) => { this.metrics.computed(kind, ms) } })
     // A coordinator gone: its jobs are dropped at once (their results stay kept).
-    node.addEventListener('peer:disconnect', evt => {
-      this.worker.coordinatorGone(evt.detail.toString())
-      // Alone: no next coordinator will come for what this peer hands over.
-      if (node.getConnections().length === 0) this.worker.handOver?.giveUp()
-    })
+    node.addEventListener('peer:disconnect', evt => { this.worker.coordinatorGone(evt.detail.toString(), node.getConnections().length === 0) })
     this.gossip = new GossipService({ node, log, clock }, { job: msg => { this.heardJob(msg) }, hello: msg => { void this.discovery.hello(msg) } })
     const publish = async (msg: Parameters<GossipService['publish']>[0]): Promise<void> => { await this.gossip.publish(msg) }
-    this.discovery = new Discovery({ node, peerId, log, clock, random: options.random ?? Math.random, addrs: () => this.addrs(), done: () => this.worker.computed, publish }, discoveryOptions(options, shared))
+    this.discovery = new Discovery({ node, peerId, log, clock, random: options.random ?? Math.random, addrs: () => this.addrs(), done: () => this.worker.computed, load: processLoad(), publish }, discoveryOptions(options, shared))
     // With a scale-out hook, whose peers are on their way, every job is spread.
     const spread = options.scale?.out !== undefined ? 'always' : options.spread ?? 'auto'
     this.submissions = new SubmitService({ node, peerId, log, clock, openChannel, publish, inputs: this.inputs, costs: this.costs, swarm: () => this.discovery.swarmView(), spread, connectedPeers: () => this.gossip.swarmPeers(), addrs: () => this.addrs(), tiles: this.tiles, worker: this.worker, events: this.events, swarmPeers: async limit => await this.discovery.peers(limit), reach: async peer => { await this.discovery.reach(peer) }, trust: this.trust }, submitOptions(options, shared))

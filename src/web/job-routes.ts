@@ -1,8 +1,11 @@
 import { createReadStream } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { Context, Hono, MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { streamSSE } from 'hono/streaming'
+import { CancelRefusedError, UnknownJobError } from '../common/errors.ts'
 import { WEB_MAX_FILES, WEB_MULTIPART_SLACK_BYTES } from '../common/defaults.ts'
 import type { OutputFormat } from '../imaging/index.ts'
 import { OUTPUT_FORMATS, type Priority } from '../protocol/constants.ts'
@@ -13,7 +16,7 @@ import { refuse } from './refuse.ts'
 import { clientAddress } from './upload-gate.ts'
 
 /** The page's jobs: submitted by upload, listed, watched as they go (server-sent events), their results fetched. */
-export function jobRoutes (app: Hono, options: { jobs: WebJobs, canSubmit: boolean, maxUploadBytes: number, uploadGate: MiddlewareHandler }): void {
+export function jobRoutes (app: Hono, options: { jobs: WebJobs, canSubmit: boolean, maxUploadBytes: number, uploadGate: MiddlewareHandler, operator: boolean }): void {
   const { jobs } = options
   const tooLarge = (c: Context): Response => refuse(c, 413, 'LimitExceededError', `the upload is over this peer's limit of ${options.maxUploadBytes} bytes (--max-upload-bytes)`)
   app.get('/api/jobs', c => c.json(jobs.list().map(describeJob)))
@@ -34,6 +37,26 @@ export function jobRoutes (app: Hono, options: { jobs: WebJobs, canSubmit: boole
     const disposition = c.req.query('download') !== undefined ? `attachment; filename="${result.filename}"` : 'inline'
     const file = Readable.toWeb(createReadStream(result.path)) as ReadableStream<Uint8Array>
     return c.body(file, 200, { 'content-type': result.type, 'content-length': String(result.bytes), 'content-disposition': disposition })
+  })
+  app.post('/api/jobs/:id/cancel', c => {
+    // The browser that submitted it shows the key it was given; behind a token, whoever is in is the operator.
+    try {
+      return c.json(describeJob(jobs.cancel(c.req.param('id'), { key: c.req.header('x-cancel-key'), operator: options.operator })))
+    } catch (err) {
+      if (err instanceof UnknownJobError) return refuse(c, 404, err.name, err.message)
+      if (err instanceof CancelRefusedError) return refuse(c, 403, err.name, err.message)
+      throw err
+    }
+  })
+  app.get('/api/jobs/:id/thumb/:which', async c => {
+    const job = jobs.get(c.req.param('id'))
+    const which = c.req.param('which')
+    if (job === undefined || job.dir === undefined) return refuse(c, 404, 'NotFound', 'no such job (a job is kept for an hour after it ends)')
+    const made = which === 'input' || /^(in|out)-\d{1,5}$/.test(which)
+      ? await jobs.thumbs.asked(join(job.dir, which === 'input' ? 'input.webp' : join('thumbs', `${which}.webp`)))
+      : which === 'result' && job.result !== undefined && job.result.type !== 'application/zip' ? await jobs.thumbs.of(job.result.path, join(job.dir, 'result.webp')).catch(() => undefined) : undefined
+    if (made === undefined) return refuse(c, 404, 'NotFound', `no ${which} preview for this job`)
+    return c.body(new Uint8Array(await readFile(made)), 200, { 'content-type': 'image/webp', 'cache-control': 'private, max-age=3600' })
   })
   app.get('/api/jobs/:id/events', c => {
     const job = jobs.get(c.req.param('id'))
@@ -79,7 +102,8 @@ async function upload (c: Context, jobs: WebJobs, maxUploadBytes: number, tooLar
     files: uploads,
     client: clientAddress(c),
   })
-  return c.json(describeJob(job), 202)
+  // The key goes to this browser alone, with the job: it may cancel what it started.
+  return c.json({ ...describeJob(job), cancelKey: job.cancelKey }, 202)
 }
 
 /** Progress: every event so far, then each as it comes, then 'end'. A browser that reconnects says what it last had: it gets the rest, not everything again. */

@@ -57,3 +57,15 @@ export function shownByName (e: BatchEvent): BatchEvent {
   if (e.event === 'batch') out.leftOut = e.leftOut.map(nameOnly)
   return out as BatchEvent
 }
+
+/** The operations' names in a download's name: "blur:sigma=2,sobel" is blur-sobel (four at most). */
+export function opsWords (ops: string): string {
+  const names = ops.split(',').map(s => s.split(':')[0]!.trim().replace(/[^A-Za-z0-9-]+/g, '')).filter(Boolean)
+  const words = names.slice(0, 4).join('-') + (names.length > 4 ? `-and-${names.length - 4}-more` : '')
+  return words === '' ? 'processed' : words
+}
+
+/** A download that says what it is: photo-blur-sobel.png; a batch's tileswarm-blur-12-images.zip. */
+export function downloadName (ops: string, what: { stem: string, extension: string } | { images: number }): string {
+  return 'images' in what ? `tileswarm-${opsWords(ops)}-${what.images}-images.zip` : `${what.stem}-${opsWords(ops)}${what.extension}`
+}

@@ -9,6 +9,10 @@ const ASSETS: Record<string, string> = {
   'app.js': 'text/javascript; charset=utf-8',
   'dashboard.js': 'text/javascript; charset=utf-8',
   'common.js': 'text/javascript; charset=utf-8',
+  'files.js': 'text/javascript; charset=utf-8',
+  'watch.js': 'text/javascript; charset=utf-8',
+  'tile-map.js': 'text/javascript; charset=utf-8',
+  'graphs.js': 'text/javascript; charset=utf-8',
   'style.css': 'text/css; charset=utf-8',
 }
 

@@ -20,9 +20,12 @@ import { jobRoutes } from './job-routes.ts'
 import { WebJobs } from './jobs.ts'
 import { Pages } from './pages.ts'
 import { refuse } from './refuse.ts'
-import { swarmJobRoutes } from './swarm-job-routes.ts'
 import { answerClientErrors, timeoutOptions } from './slow-headers.ts'
 import { UploadPlaces, uploadGate } from './upload-gate.ts'
+import { PeerSamples } from './peer-samples.ts'
+import { processLoad } from '../swarm/peer-status.ts'
+import { systemClock } from '../common/clock.ts'
+import { cancelSwarmJob, swarmJobRoutes } from './swarm-job-routes.ts'
 
 export interface WebServerOptions {
   /** host:port; port 0 picks a free one. */
@@ -98,7 +101,8 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   const pages = await Pages.load()
   const client = new PageClient({ swarmKey: options.swarmKey, allowSubmit: canSubmit ? options.allowSubmit : undefined, made: id => { peer.submissions.pageClient(id) } })
   // The page's jobs go in at this peer, which coordinates them, as for a submit sent to it.
-  const jobs = new WebJobs({ entry: () => peer.localAddrs(), client: async () => await client.node(), log: options.log, maxPixels: options.maxPixels, ...(options.resultsBytes !== undefined ? { resultsBytes: options.resultsBytes } : {}) })
+  const swarm = { peer, token: options.token, client: async () => await client.node(), ...(options.swarmKey !== undefined ? { swarmKey: options.swarmKey } : {}) }
+  const jobs = new WebJobs({ entry: () => peer.localAddrs(), client: swarm.client, log: options.log, maxPixels: options.maxPixels, cancel: async id => { await cancelSwarmJob(swarm, id, { submitter: true }) }, ...(options.resultsBytes !== undefined ? { resultsBytes: options.resultsBytes } : {}) })
   const pace = options.pace ?? DEFAULT_PACE
   const gate = uploadGate({ places: new UploadPlaces(options.uploads), pace, ...(options.clock !== undefined ? { clock: options.clock } : {}) })
   peer.metrics.addProcessMetrics()
@@ -121,8 +125,12 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
   app.get('/', pages.page('index.html'))
   app.get('/dashboard', pages.page('dashboard.html'))
   peerRoutes(app, { peer, canSubmit, maxUploadBytes: options.maxUploadBytes })
-  jobRoutes(app, { jobs, canSubmit, maxUploadBytes: options.maxUploadBytes, uploadGate: gate })
-  swarmJobRoutes(app, { peer, token: options.token, client: async () => await client.node(), ...(options.swarmKey !== undefined ? { swarmKey: options.swarmKey } : {}) })
+  jobRoutes(app, { jobs, canSubmit, maxUploadBytes: options.maxUploadBytes, uploadGate: gate, operator: options.token !== undefined })
+  swarmJobRoutes(app, swarm)
+  // The dashboard's graphs: each peer's CPU, memory and pace over the last minutes.
+  const samples = new PeerSamples({ clock: options.clock ?? systemClock, status: () => peer.status(), own: processLoad() })
+  samples.start()
+  app.get('/api/peer-samples', c => c.json(samples.view()))
   app.notFound(c => refuse(c, 404, 'NotFound', 'no such page'))
   app.onError((err, c) => {
     if (err instanceof TileswarmError) return refuse(c, err instanceof LimitExceededError ? 413 : err instanceof NetworkError || err instanceof PeerBusyError ? 503 : 400, err.name, err.message)
@@ -140,6 +148,7 @@ export async function startWebServer (options: WebServerOptions): Promise<WebSer
     tokenRequired,
     close: async () => {
       await new Promise<void>(resolve => { server.close(() => { resolve() }); (server as { closeAllConnections?: () => void }).closeAllConnections?.() })
+      samples.close()
       await jobs.close()
       await client.stop()
     },

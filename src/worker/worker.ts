@@ -139,8 +139,10 @@ export class Worker implements Startable {
     this.wake()
   }
 
-  /** A coordinator's connection is gone: its jobs are dropped now, not after their links time out. */
-  coordinatorGone (peerId: string): void {
+  /** A coordinator's connection is gone: its jobs are dropped now, not after their links time out; `alone`: it was this peer's last connection. */
+  coordinatorGone (peerId: string, alone = false): void {
+    // No next coordinator will come for what this peer hands over.
+    if (alone) this.handOver?.giveUp()
     for (const entry of this.jobs.values()) {
       if (entry.ref.coordinator !== peerId) continue
       entry.finished = true

@@ -1,9 +1,7 @@
 /// <reference lib="dom" />
-import test from 'ava'
-import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
-import puppeteer, { type ElementHandle, type Page } from 'puppeteer-core'
+import { join } from 'node:path'
+import puppeteer, { type ElementHandle } from 'puppeteer-core'
 import sharp from 'sharp'
 import { runLocal } from '../../src/client/local.ts'
 import { requestFromFlags } from '../../src/client/options.ts'
@@ -11,23 +9,7 @@ import { startWebServer } from '../../src/web/server.ts'
 import { fixture } from '../helpers/fixtures.ts'
 import { Cluster } from '../../sim/cluster.ts'
 import { heldAfter, strikeMidJob, tempDir } from '../helpers/swarm.ts'
-
-/** Debian's chromium (CI installs it); no browser is ever downloaded. */
-const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(p => p !== undefined && existsSync(p))
-/** Screenshots of the page and the dashboard, mid-job and after, for a person to look at. */
-const ARTIFACTS = resolve(import.meta.dirname, '../../test-artifacts')
-
-// Without a browser on this machine the test is skipped; CI (CI=true, as .ci/run sets) installs one, and there it must run.
-const inCi = process.env.CI === 'true' || process.env.CI === '1'
-const browserTest = CHROMIUM === undefined && !inCi ? test.skip : test.serial
-
-async function waitFor (page: Page, what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
-  await page.waitForFunction(check, { timeout: timeoutMs, polling: 100 }).catch(async (err: Error) => {
-    const seen = await page.evaluate(() => document.body.innerText).catch(() => '(page gone)')
-    await page.screenshot({ path: join(ARTIFACTS, 'failed.png') }).catch(() => {})
-    throw new Error(`waiting for ${what}: ${err.message}; the page says:\n${seen.slice(0, 2000)}`)
-  })
-}
+import { ARTIFACTS, CHROMIUM, browserTest, waitFor } from './browser.ts'
 
 browserTest('in headless Chromium: upload an image, choose blur, watch the tile map fill in by peer while a worker is killed, download the result: --local\'s pixels; the dashboard shows it all', async t => {
   if (CHROMIUM === undefined) return t.fail('CI needs Debian\'s chromium (apt-get install chromium) for this test')
@@ -74,7 +56,11 @@ browserTest('in headless Chromium: upload an image, choose blur, watch the tile 
       await dashboard.setViewport({ width: 1200, height: 800 })
       await dashboard.goto(`${web.url}dashboard`, { waitUntil: 'load' })
       await waitFor(dashboard, 'the job on the dashboard', () => document.querySelector('#jobs tr td')?.textContent !== undefined && document.querySelectorAll('#peers tr').length === 2)
-      t.regex(await dashboard.$eval('#jobs', e => e.textContent ?? ''), /here.*tiles/)
+      t.regex(await dashboard.$eval('#jobs', e => e.textContent ?? ''), /flowers.*blur.*tiles.*here/)
+      // The peers' own figures are live mid-job: a working peer says hello as its count moves, not only every few seconds.
+      await waitFor(dashboard, 'the peers\' Done figures live', () => Array.from(document.querySelectorAll('#peers tr')).every(tr => Number(tr.children[4]?.textContent) > 0), 15_000)
+      await waitFor(dashboard, 'each peer\'s graphs', () => document.querySelectorAll('#graphs tr').length === 3 && document.querySelectorAll('#graphs svg polyline').length === 9)
+      t.regex(await dashboard.$eval('#graphs', e => e.textContent ?? ''), /\d+%.*MB/)
       await dashboard.screenshot({ path: join(ARTIFACTS, 'dashboard-mid-job.png') })
 
       // A worker dies holding leases; they expire and go to the others.
@@ -103,6 +89,10 @@ browserTest('in headless Chromium: upload an image, choose blur, watch the tile 
       t.true(downloaded.equals(await readFile(join(dir, 'local.jpg'))), 'so are the bytes')
 
       await waitFor(dashboard, 'the dead worker gone and the job over', () => /gone/.test(document.querySelector('#peers')?.textContent ?? '') && document.querySelectorAll('#jobs tr').length === 0, 30_000)
+      // The job is kept once over: what it was, how it ended, who did its tiles.
+      await waitFor(dashboard, 'the ended job in the history', () => /flowers.*blur.*done/.test(document.querySelector('#finished')?.textContent ?? ''))
+      const byPeer = await dashboard.$eval('#finished tr', tr => tr.children[6]?.textContent ?? '')
+      t.true(cluster.peers.every(p => byPeer.includes(p.peerId.slice(-8))), `the history says who did the tiles: ${byPeer}`)
       await dashboard.screenshot({ path: join(ARTIFACTS, 'dashboard-after.png') })
       t.deepEqual(problems, [])
     } finally {

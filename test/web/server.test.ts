@@ -84,7 +84,7 @@ test.serial('the web page\'s API: an image uploaded comes back as --local makes 
       t.is(done.verify?.checked, done.verify?.extra, JSON.stringify(done.verify))
       const result = await fetch(`${base}api/jobs/${job.id}/result?download=1`)
       t.is(result.headers.get('content-type'), 'image/jpeg')
-      t.regex(result.headers.get('content-disposition') ?? '', /^attachment; filename="flowers-processed\.jpg"$/)
+      t.regex(result.headers.get('content-disposition') ?? '', /^attachment; filename="flowers-blur\.jpg"$/)
       t.true(Buffer.from(await result.arrayBuffer()).equals(await readFile(join(dir, 'local.jpg'))), 'the page\'s result is --local\'s, byte for byte')
 
       // A batch: names from the browser are never paths here.
@@ -99,13 +99,22 @@ test.serial('the web page\'s API: an image uploaded comes back as --local makes 
       t.is(b.end.state, 'done', JSON.stringify(b.end))
       t.false(JSON.stringify(b.events).includes(tmpdir()), 'the page is not told where this peer keeps files')
       const zip = unzipSync(new Uint8Array(await (await fetch(`${base}api/jobs/${batch.id}/result`)).arrayBuffer()))
-      t.deepEqual(Object.keys(zip).sort(), ['Landscape_5.jpg', 'hidden.webp', 'passwd.png'])
-      for (const [name, data] of Object.entries(zip)) t.true(((await sharp(data).metadata()).width ?? 0) > 0, name)
+      t.deepEqual(Object.keys(zip).sort(), ['Landscape_5.jpg', 'hidden.webp', 'passwd.png', 'report.json', 'report.txt'])
+      for (const [name, data] of Object.entries(zip)) if (!name.startsWith('report')) t.true(((await sharp(data).metadata()).width ?? 0) > 0, name)
+
+      // The image's previews are small WebPs made here, the input's and the result's.
+      for (const which of ['input', 'result']) {
+        const thumb = await fetch(`${base}api/jobs/${job.id}/thumb/${which}`)
+        t.is(thumb.headers.get('content-type'), 'image/webp', which)
+        const meta = await sharp(Buffer.from(await thumb.arrayBuffer())).metadata()
+        t.is(Math.max(meta.width ?? 0, meta.height ?? 0), 512, which)
+      }
+      t.is((await fetch(`${base}api/jobs/${batch.id}/thumb/result`)).status, 404, 'a zip has no preview')
 
       // Two files of one name: two outputs, whatever format they go to.
       const twins = await (await fetch(`${base}api/jobs`, { method: 'POST', body: form('invert', [{ name: 'cat.jpg', data: await readFile(input) }, { name: 'cat.jpeg', data: await readFile(input) }], { format: 'png' }) })).json() as { id: string }
       t.is((await events(base, twins.id)).end.state, 'done')
-      t.deepEqual(Object.keys(unzipSync(new Uint8Array(await (await fetch(`${base}api/jobs/${twins.id}/result`)).arrayBuffer()))).sort(), ['cat-2.png', 'cat.png'])
+      t.deepEqual(Object.keys(unzipSync(new Uint8Array(await (await fetch(`${base}api/jobs/${twins.id}/result`)).arrayBuffer()))).sort(), ['cat-2.png', 'cat.png', 'report.json', 'report.txt'])
 
       const after = await (await fetch(`${base}metrics`)).text()
       for (const name of ['tileswarm_coordinated_units_total', 'tileswarm_leases_granted_total', 'tileswarm_bytes_in_total', 'tileswarm_bytes_out_total']) {

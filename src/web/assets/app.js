@@ -1,10 +1,14 @@
-import { bytes, colourOf, el, errorOf, seconds, shortId } from './common.js'
+import { bytes, el, errorOf } from './common.js'
+import { sortFiles } from './files.js'
+import { keepCancelKey, watch } from './watch.js'
 
 const $ = id => document.getElementById(id)
 let registry
 let chosen = []
 /** The job being watched: one at a time. */
 let watching
+/** A job of this page's is starting or running: Process waits. */
+let busy = false
 
 /** One parameter's input, from the registry's description of it: its range, its default. */
 function paramInput (p) {
@@ -70,11 +74,20 @@ function pipeline () {
   }).join(',')
 }
 
-function choose (files) {
-  chosen = [...files]
+/** What the peer would refuse is refused here, before the upload: one line a file. */
+async function choose (files) {
+  const { taken, refused } = await sortFiles([...files])
+  chosen = taken
   const total = chosen.reduce((n, f) => n + f.size, 0)
   $('chosen').textContent = chosen.length === 0 ? 'No image chosen.' : `${chosen.length === 1 ? chosen[0].name : `${chosen.length} images`} (${bytes(total)})${total > registry.maxUploadBytes ? ` — over this peer's upload limit of ${bytes(registry.maxUploadBytes)}` : ''}`
-  $('submit').disabled = chosen.length === 0 || total > registry.maxUploadBytes || !registry.canSubmit
+  $('refused').replaceChildren(...refused.map(line => el('div', {}, `refused: ${line}`)))
+  ready()
+}
+
+/** Process: only with images chosen, under the limit, and no job of this page's starting or running. */
+function ready () {
+  const total = chosen.reduce((n, f) => n + f.size, 0)
+  $('submit').disabled = busy || chosen.length === 0 || total > registry.maxUploadBytes || !registry.canSubmit
 }
 
 async function submit () {
@@ -87,119 +100,55 @@ async function submit () {
   if ($('verify').value !== '') form.append('verify', $('verify').value)
   if ($('priority').value !== '') form.append('priority', $('priority').value)
   for (const f of chosen) form.append('file', f, f.name)
-  $('submit').disabled = true
+  busy = true
+  ready()
+  $('submit').textContent = 'Uploading…'
   try {
     const response = await fetch('/api/jobs', { method: 'POST', body: form })
     if (!response.ok) throw new Error(await errorOf(response))
-    watch(await response.json())
+    const job = await response.json()
+    keepCancelKey(job)
+    follow(job)
   } catch (err) {
     $('submit-error').textContent = err.message
+    busy = false
+    ready()
   } finally {
-    $('submit').disabled = chosen.length === 0 || !registry.canSubmit
+    $('submit').textContent = 'Process'
   }
 }
 
-/** The live view of one job: status line, tile (or image) map coloured by peer, preview and download at the end. */
-function watch (job) {
+/** Watches a job, with its id in the address: a reload, or the address sent elsewhere, shows it again. */
+function follow (job) {
   watching?.close()
-  $('job').hidden = false
-  $('job-title').textContent = `${job.title}: ${job.ops}`
-  $('status').textContent = 'uploaded; waiting for the swarm…'
-  $('map').replaceChildren()
-  $('legend').replaceChildren()
-  $('preview').replaceChildren()
-  $('log').textContent = ''
-  $('download-row').hidden = true
-  const byPeer = new Map()
-  let cells = []
-  let perPhase = 1
-  let started
-  let filled = 0
-  const log = line => { $('log').textContent += `${line}\n` }
-  const grid = (count, cols) => {
-    $('map').style.gridTemplateColumns = `repeat(${cols}, minmax(4px, 1fr))`
-    $('map').style.maxWidth = `${Math.min(100, cols * 3)}%`
-    cells = Array.from({ length: count }, () => el('div'))
-    $('map').replaceChildren(...cells)
-  }
-  const paint = (index, peer) => {
-    const cell = cells[index]
-    if (cell === undefined) return
-    cell.style.background = colourOf(peer)
-    cell.title = `done by ${shortId(peer)}`
-    byPeer.set(peer, (byPeer.get(peer) ?? 0) + 1)
-  }
-  const legend = () => {
-    $('legend').replaceChildren(...[...byPeer].map(([p, n]) => el('span', {}, el('i', { style: { background: colourOf(p) } }), `${shortId(p)}: ${n}`)))
-  }
-  const rate = (done, total, unit) => {
-    started ??= performance.now()
-    const s = (performance.now() - started) / 1000
-    const perS = s > 0.5 ? done / s : NaN
-    const eta = perS > 0 ? (total - done) / perS : NaN
-    $('status').textContent = `${done}/${total} ${unit} (${total > 0 ? Math.floor(100 * done / total) : 0}%) · ${Number.isFinite(perS) ? perS.toFixed(1) : '--'} ${unit}/s · ETA ${seconds(eta)}`
-  }
-  // On a dropped connection the browser reconnects saying the last event it had (Last-Event-ID): the rest follow, none twice.
-  const events = new EventSource(`/api/jobs/${job.id}/events`)
-  watching = events
-  events.onmessage = msg => {
-    const e = JSON.parse(msg.data)
-    switch (e.event) {
-      case 'accepted':
-        perPhase = e.tiles
-        grid(e.tiles, Math.ceil(e.width / e.tileSize))
-        log(`accepted as job ${e.jobId} (the dashboard's and the peers' logs' name for it): ${e.width}x${e.height}, ${e.tiles} tiles of ${e.tileSize} px${e.phases > 1 ? ` in ${e.phases} phases` : ''}`)
-        for (const n of e.notes) log(`note: ${n}`)
-        break
-      case 'progress':
-        for (const [peer, tiles] of Object.entries(e.placed ?? {})) for (const t of tiles) paint(t % perPhase, peer)
-        legend()
-        rate(e.done, e.total, 'tiles')
-        if (e.verify !== undefined) $('status').textContent += ` · ${e.verify.checked} checked${e.verify.disagreements > 0 ? `, ${e.verify.disagreements} disagreed` : ''}`
-        break
-      case 'done':
-        if (e.verify !== undefined) log(`checks: ${e.verify.checked} tiles confirmed by a second peer (${e.verify.extra} extra computations)${e.verify.disagreements > 0 ? `, ${e.verify.disagreements} disagreements settled by a third` : ''}${Object.keys(e.verify.excluded).length > 0 ? `; excluded ${Object.keys(e.verify.excluded).map(shortId).join(', ')}` : ''}`)
-        break
-      case 'excluded': log(`excluded peer ${shortId(e.peer)}: ${e.wrong > 0 ? 'its result lost a vote against other peers\'' : 'caught giving wrong results in an earlier job'}; what it delivered is computed again`); break
-      case 'batch':
-        grid(e.images, Math.ceil(Math.sqrt(e.images * 2)))
-        log(`batch of ${e.images} images`)
-        break
-      case 'started': log(`coordinated as batch ${e.jobId}`); break
-      case 'image':
-        paint(filled++, e.by)
-        legend()
-        break
-      case 'image-failed':
-        cells[filled++]?.classList.add('failed')
-        log(`failed: ${e.input.split('/').pop()}: ${e.message}`)
-        break
-      case 'batch-progress':
-        rate(e.done + e.failed, e.total, 'images')
-        break
-      case 'encoding': $('status').textContent = 'every tile is in; the coordinator encodes the result…'; break
-      case 'lost': log(`the coordinator ${shortId(e.coordinator)} was lost (${e.reason}); the job goes on elsewhere`); break
-      case 'resumed': log(`resumed on ${e.on}`); break
-      case 'recovered': log(`recovered ${e.tiles} finished tiles of ${e.total}`); break
-      case 'passed': log(`passed on: ${e.reason}`); break
-      case 'note': log(`note: ${e.message}`); break
-      case 'failed': log(`failed: ${e.message}`); break
-    }
-  }
-  events.addEventListener('end', msg => {
-    events.close()
-    const end = JSON.parse(msg.data)
-    if (end.state === 'done') {
-      $('status').textContent = `done in ${seconds((end.endedAt - end.createdAt) / 1000)}: ${end.result.filename} (${bytes(end.result.bytes)})`
-      if (end.kind === 'image') $('preview').replaceChildren(el('img', { src: `/api/jobs/${end.id}/result`, alt: 'result' }))
-      $('download').href = `/api/jobs/${end.id}/result?download=1`
-      $('download-row').hidden = false
-    } else {
-      $('status').replaceChildren(el('span', { class: 'error' }, `failed: ${end.error.message}`))
-    }
+  history.replaceState(null, '', `#job=${job.id}`)
+  busy = job.state === 'running'
+  ready()
+  watching = watch(job, () => {
+    busy = false
+    ready()
     void recent()
   })
-  events.onerror = () => { if (events.readyState === EventSource.CLOSED) log('lost the connection to this peer') }
+}
+
+/** The job in the address, if any: its live view comes back. */
+async function resume () {
+  const id = /^#job=([0-9a-f]+)$/.exec(location.hash)?.[1]
+  if (id === undefined) return
+  const response = await fetch(`/api/jobs/${id}`)
+  if (!response.ok) {
+    $('submit-error').textContent = `job ${id}: ${await errorOf(response)}`
+    history.replaceState(null, '', location.pathname)
+    return
+  }
+  follow(await response.json())
+}
+
+/** A job's outcome in a line: a batch's failures counted, not hidden under "done". */
+function stateText (j) {
+  if (j.state === 'failed') return `failed: ${j.error.message}`
+  const failed = (j.files ?? []).filter(f => f.state === 'failed').length
+  return failed > 0 && j.state === 'done' ? `done, ${failed} of ${j.files.length} failed` : j.state
 }
 
 async function recent () {
@@ -209,7 +158,7 @@ async function recent () {
   $('jobs').replaceChildren(...jobs.map(j => el('tr', {},
     el('td', {}, j.title),
     el('td', {}, j.ops),
-    el('td', {}, j.state === 'failed' ? `failed: ${j.error.message}` : j.state),
+    el('td', {}, el('a', { href: `#job=${j.id}` }, stateText(j))),
     el('td', {}, j.result !== undefined ? el('a', { href: `/api/jobs/${j.id}/result?download=1` }, j.result.filename) : ''))))
 }
 
@@ -230,9 +179,11 @@ async function start () {
   drop.addEventListener('keydown', e => { if (e.key === 'Enter' || e.key === ' ') $('files').click() })
   drop.addEventListener('dragover', e => { e.preventDefault(); drop.classList.add('over') })
   drop.addEventListener('dragleave', () => { drop.classList.remove('over') })
-  drop.addEventListener('drop', e => { e.preventDefault(); drop.classList.remove('over'); choose(e.dataTransfer.files) })
-  $('files').addEventListener('change', () => { choose($('files').files) })
+  drop.addEventListener('drop', e => { e.preventDefault(); drop.classList.remove('over'); void choose(e.dataTransfer.files) })
+  $('files').addEventListener('change', () => { void choose($('files').files) })
+  window.addEventListener('hashchange', () => { void resume() })
   $('submit').addEventListener('click', () => { void submit() })
+  await resume()
   await recent()
 }
 

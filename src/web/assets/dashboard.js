@@ -1,4 +1,5 @@
 import { bytes, colourOf, el, errorOf, seconds, shortId } from './common.js'
+import { renderGraphs } from './graphs.js'
 
 const $ = id => document.getElementById(id)
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`
@@ -27,33 +28,35 @@ function render (s, swarmJobs) {
   $('jobs').replaceChildren(...swarmJobs.running.map(j => {
     const pct = j.total > 0 ? Math.floor(100 * j.done / j.total) : 0
     return el('tr', {},
-      el('td', {}, j.jobId),
+      el('td', { title: `job ${j.jobId}` }, inputText(j)),
+      el('td', {}, (j.ops ?? []).join(', ')),
       el('td', {}, j.kind),
       j.here ? el('td', {}, 'here') : peerCell(j.coordinator),
       el('td', {}, j.phase),
       el('td', {}, el('span', { class: 'bar' }, el('b', { style: { width: `${pct}%` } })), `${j.done}/${j.total}`),
       el('td', {}, seconds(j.ageS)),
       el('td', {}, j.leases !== undefined ? j.leases.expired : '-'),
-      el('td', {}, ...Object.entries(j.byPeer ?? {}).map(([p, n]) => el('span', { title: p, style: { color: colourOf(p), marginRight: '8px' } }, `${shortId(p)}: ${n}`))),
+      byPeerCell(j.byPeer),
       submitterCell(j),
       el('td', {}, j.priority ?? '?'),
-      el('td', {}, inputText(j)),
-      el('td', {}, (j.ops ?? []).join(', ')),
       el('td', {}, j.cancellable ? cancelButton(j.jobId) : ''))
   }))
   $('finished-title').textContent = `Ended here in the last hour (${swarmJobs.finished.length})`
   $('finished').replaceChildren(...swarmJobs.finished.map(f => el('tr', {},
-    el('td', {}, f.jobId),
-    el('td', {}, f.kind),
-    peerCell(f.client),
-    el('td', {}, inputText(f)),
+    el('td', { title: `job ${f.jobId}` }, inputText(f)),
     el('td', {}, (f.ops ?? []).join(', ')),
+    el('td', {}, f.kind),
+    submitterCell(f),
     el('td', { class: f.outcome === 'done' ? '' : 'error' }, f.outcome),
     el('td', {}, `${f.done}/${f.total}`),
+    byPeerCell(f.byPeer),
     el('td', {}, seconds(f.ms / 1000)),
     el('td', {}, `${seconds(f.endedS)} ago`))))
   scaling(s.scaling)
 }
+
+/** Tiles (or images) each peer did, in its colour. */
+const byPeerCell = byPeer => el('td', {}, ...Object.entries(byPeer ?? {}).map(([p, n]) => el('span', { title: p, style: { color: colourOf(p), marginRight: '8px' } }, `${shortId(p)}: ${n}`)))
 
 /** The client that submitted it, or a peer's web page (`web:` and its id). */
 const submitterCell = j => {
@@ -91,17 +94,33 @@ function scaling (sc) {
     el('td', { class: d.outcome === 'failed' || d.outcome === 'timed out' ? 'error' : '' }, `${d.outcome}${d.message !== undefined ? `: ${d.message}` : ''}`))))
 }
 
+/** The graphs move every sample (5 s), not every poll. */
+async function pollSamples () {
+  try {
+    const response = await fetch('/api/peer-samples')
+    if (response.ok) {
+      const status = await response.json()
+      renderGraphs($('graphs'), status, selfId)
+    }
+  } catch {}
+  setTimeout(() => { void pollSamples() }, 5000)
+}
+
+let selfId
 async function poll () {
   try {
     const [response, jobs] = await Promise.all([fetch('/api/status'), fetch('/api/swarm-jobs')])
     if (!response.ok) throw new Error(await errorOf(response))
     if (!jobs.ok) throw new Error(await errorOf(jobs))
-    render(await response.json(), await jobs.json())
+    const s = await response.json()
+    selfId = s.peerId
+    render(s, await jobs.json())
     $('error').textContent = ''
   } catch (err) {
     $('error').textContent = `cannot reach this peer: ${err.message}`
   }
-  setTimeout(() => { void poll() }, 1000)
+  setTimeout(() => { void poll()
+void pollSamples() }, 1000)
 }
 
 void poll()
