@@ -40,7 +40,7 @@ export interface SubmitCliFlags extends Omit<SubmitFlags, 'imagePath'> {
 /** Adds submit's flags to `command`, in the order its help lists them. */
 export function withSubmitFlags (command: Command): Command {
   return command
-    .option('--peer <multiaddr>', 'any peer of the swarm; it coordinates the job; repeat for more entry points (the job moves on if one is full or lost)', collectList)
+    .option('--peer <address>', 'any peer of the swarm (host:port, host:port/<peer id> or a multiaddr; default: the peer running on this machine); it coordinates the job; repeat for more entry points (the job moves on if one is full or lost)', collectList)
     .option('--local', 'process here, whole image, no swarm: the reference output')
     .option('--task <op>', 'an operation (the Python prototype\'s flag); repeat for a pipeline', collect)
     .option('--op <op>', 'same as --task', collect)

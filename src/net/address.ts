@@ -1,16 +1,61 @@
+import { isIP } from 'node:net'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { InvalidParameterError } from '../common/errors.ts'
 
-/** A peer's address from the command line (`--peer`, `--bootstrap`), or a one-line error naming the flag. */
+/** The /p2p/ component's code in a multiaddr. */
+const P2P_CODE = 421
+
+/** The forms a person types beside multiaddrs: host:port, [v6]:port, each with an optional /<peer id>. */
+const HOST_PORT = /^(?:\[([^\]]+)\]|([^/:[\]]+)):(\d+)(?:\/(?:p2p\/)?([^/]+))?$/
+
+/** A host (an IP address or a name) and a TCP port as a multiaddr's text; undefined for a host that is neither. */
+export function tcpAddressText (host: string, port: number | string): string | undefined {
+  // localhost as an IP: a loopback address is known to be this machine's (isLoopback) without a lookup.
+  if (host === 'localhost') return `/ip4/127.0.0.1/tcp/${port}`
+  const version = isIP(host)
+  if (version !== 0) return `/ip${version}/${host}/tcp/${port}`
+  return /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(host) ? `/dns4/${host}/tcp/${port}` : undefined
+}
+
+/**
+ * A peer's address as a multiaddr's text: a multiaddr is kept as given;
+ * `10.0.0.5:4001`, `peer.example.org:4001`, `[::1]:4001` and any of them
+ * with `/<peer id>` become /ip4/, /dns4/, /ip6/ ones. Undefined for neither.
+ */
+export function peerAddressText (text: string): string | undefined {
+  if (text.startsWith('/')) return text
+  const m = HOST_PORT.exec(text.trim())
+  if (m === null || Number(m[3]) < 1 || Number(m[3]) > 65535 || (m[1] !== undefined && isIP(m[1]) !== 6)) return undefined
+  const addr = tcpAddressText(m[1] ?? m[2]!, m[3]!)
+  return addr === undefined ? undefined : `${addr}${m[4] !== undefined ? `/p2p/${m[4]}` : ''}`
+}
+
+/**
+ * A peer's address from the command line (`--peer`, `--bootstrap`): a
+ * multiaddr, or host:port with an optional /<peer id>; else a one-line error
+ * naming the flag.
+ */
 export function parsePeerAddress (text: string, flag: string, example = '/ip4/10.0.0.5/tcp/4001/p2p/12D3Koo...'): Multiaddr {
+  const asMultiaddr = peerAddressText(text)
+  if (asMultiaddr === undefined) throw new InvalidParameterError(`Expected host:port (like 10.0.0.5:4001, optionally /<peer id> after it) or a multiaddr (like ${example}) for ${flag}, but received '${text}'`)
   let addr: Multiaddr
   try {
-    addr = multiaddr(text)
+    addr = multiaddr(asMultiaddr)
     // Parsing is lazy: out-of-range parts only show when the address is read.
     addr.toString()
     addr.protoNames()
   } catch (err) {
     throw new InvalidParameterError(`Expected a multiaddr for ${flag}, like ${example}, but received '${text}' (${(err as Error).message})`)
+  }
+  // getPeerId() says null for an id that does not parse: parse it here, to say so.
+  for (const [code, value] of addr.stringTuples()) {
+    if (code !== P2P_CODE || value === undefined) continue
+    try {
+      peerIdFromString(value)
+    } catch {
+      throw new InvalidParameterError(`${flag} ${text}: '${value}' is not a peer id (tileswarm id prints one: 12D3KooW...)`)
+    }
   }
   if (!addr.protoNames().includes('tcp')) throw new InvalidParameterError(`${flag} ${text} has no /tcp/ port: peers talk over TCP`)
   return addr
