@@ -35,7 +35,7 @@ export function submitCommand (context: CliContext): Command {
       if (flags.local !== true && flags.peer === undefined) flags.peer = await localPeerAddrs(undefined, 'give --peer (a swarm) or --local (process here)')
       onInterruptLeave(context.reporting)
       if (await isBatchInput(inputs)) await submitBatchCommand(flags, inputs, out, context.reporting)
-      else await submitImage(flags, inputs, out)
+      else await submitImage(flags, inputs, out, context.reporting)
     })
   return fromEnvironment(command, ['peer', 'swarm-key'])
 }

@@ -138,7 +138,7 @@ test('dist/peer.js on Node < 22 exits with one clear line', t => {
   } catch (err) {
     const e = err as { status: number, stderr: string }
     t.is(e.status, 1)
-    t.regex(e.stderr, /^tileswarm: needs Node.js 22 or newer \(this is v\d+\.[\d.]+\); run it through npm scripts or node_modules\/.bin\/node, which bring Node 24\n$/)
+    t.regex(e.stderr, /^tileswarm: needs Node.js 22 or newer \(this is v\d+\.[\d.]+\); run it as the installed tileswarm command, through npm scripts or with node_modules\/.bin\/node, which bring Node 24\n$/)
   }
 })
 
