@@ -57,7 +57,7 @@ test.serial('status, jobs and submit with no --peer ask the peer running on this
   const peer = await startPeerProcess('local', ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', '1'], { env })
   try {
     const record = JSON.parse(await readFile(join(data, 'listening.json'), 'utf8')) as { pid: number, addrs: string[] }
-    t.is(record.pid, peer.child.pid)
+    t.is(record.pid, peer.child.pid!)
     t.deepEqual(record.addrs, [peer.addr])
     const status = await runCli(['status'], { env })
     t.is(status.code, 0, status.stderr)
