@@ -19,7 +19,7 @@ fail() { echo "install check: $*" >&2; [[ -f "$work/peer.err" ]] && tail -5 "$wo
 timeout 300 npm pack --silent --pack-destination "$work" >/dev/null
 tarball=$(ls "$work"/tileswarm-*.tgz)
 listed=$(tar -tzf "$tarball" | sed 's|^package/||' | cut -d/ -f1 | sort -u | tr '\n' ' ')
-[[ "$listed" == "LICENSE README.md bin dist docs package.json " ]] || fail "the package holds $listed"
+[[ "$listed" == "LICENSE README.md bin deploy dist docs package.json " ]] || fail "the package holds $listed"
 started=$SECONDS
 timeout 600 npm install -g --prefix "$work/prefix" --no-audit --no-fund "$tarball" >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "npm install -g of the tarball failed"; }
 echo "install check: npm install -g of $(basename "$tarball") took $((SECONDS - started)) s"

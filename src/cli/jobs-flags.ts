@@ -7,7 +7,7 @@ import { readSwarmKey } from '../net/swarm-key.ts'
 import type { JobsConnection } from '../client/jobs.ts'
 import { collectList, connectTimeoutOption, once } from './args.ts'
 import type { CliContext } from './context.ts'
-import { localPeerAddrs } from './local-peer.ts'
+import { peerOrLocal } from './local-peer.ts'
 
 /** What `jobs`, `watch` and `cancel` share. */
 export interface JobsFlags {
@@ -42,7 +42,7 @@ export function report (context: CliContext, flags: JobsFlags): void {
  * failure is the answer.
  */
 export async function withConnection<T> (flags: JobsFlags, use: (c: JobsConnection) => Promise<T>): Promise<T> {
-  const peers = flags.peer ?? await localPeerAddrs()
+  const peers = await peerOrLocal(flags)
   for (const addr of peers) parsePeerAddress(addr, '--peer')
   const swarmKey = flags.swarmKey !== undefined ? await readSwarmKey(flags.swarmKey) : undefined
   const privateKey = flags.dataDir !== undefined ? await loadOrCreateKey(flags.dataDir) : undefined

@@ -17,6 +17,8 @@ export interface PeerRecord {
   pid: number
   peerId: string
   addrs: string[]
+  /** Its swarm key's file (absolute): a command on this machine joins its private swarm with it. */
+  swarmKey?: string
 }
 
 /** Records where this peer listens; the record goes when the process ends (a crash leaves it stale: its pid no longer holds the data dir). */
@@ -43,7 +45,15 @@ export async function readPeerRecord (dataDir: string): Promise<PeerRecord | und
   if (!Array.isArray(record.addrs) || record.addrs.length === 0 || typeof record.peerId !== 'string') return undefined
   // Stale: its process is gone (or another now holds the data dir).
   if (record.pid === undefined || await lockHolder(dataDir) !== record.pid) return undefined
-  return { pid: record.pid, peerId: record.peerId, addrs: record.addrs.filter(a => typeof a === 'string') }
+  return { pid: record.pid, peerId: record.peerId, addrs: record.addrs.filter(a => typeof a === 'string'), ...(typeof record.swarmKey === 'string' ? { swarmKey: record.swarmKey } : {}) }
+}
+
+/** A command's --peer and --swarm-key, or else the peer running on this machine's addresses and key. */
+export async function peerOrLocal (flags: { peer?: string[], swarmKey?: string }, otherwise?: string): Promise<string[]> {
+  if (flags.peer !== undefined) return flags.peer
+  const local = await localPeer(undefined, otherwise)
+  flags.swarmKey ??= local.swarmKey
+  return local.addrs
 }
 
 /** Where to look for a peer on this machine: TILESWARM_DATA_DIR if set, else the default data dir, then the service's. */
@@ -52,11 +62,11 @@ export function localDataDirs (): string[] {
   return given !== undefined && given !== '' ? [given] : [DEFAULT_DATA_DIR, SERVICE_DATA_DIR]
 }
 
-/** The addresses of the peer running on this machine, for a command given no --peer; a one-line error where none runs. */
-export async function localPeerAddrs (dataDirs = localDataDirs(), otherwise = 'give --peer'): Promise<string[]> {
+/** The peer running on this machine, for a command given no --peer; a one-line error where none runs. */
+export async function localPeer (dataDirs = localDataDirs(), otherwise = 'give --peer'): Promise<PeerRecord> {
   for (const dir of dataDirs) {
     const record = await readPeerRecord(dir)
-    if (record !== undefined) return record.addrs
+    if (record !== undefined) return record
   }
   throw new NetworkError(`no peer runs on this machine (data dir ${dataDirs[0]}); start one with \`tileswarm peer\` or ${otherwise}`)
 }

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { InvalidParameterError } from '../common/errors.ts'
 import type { Log } from '../common/log.ts'
@@ -33,7 +34,7 @@ export async function runPeer (flags: PeerFlags, command: Command, context: CliC
   const page = await startPage({ flags, access, peer, log, web, httpGiven: command.getOptionValueSource('http') !== 'default' })
   stopOnSignals(peer, page, log, context.reporting)
   // Commands on this machine given no --peer find it here.
-  await recordPeer(flags.dataDir, { pid: process.pid, peerId: peer.peerId, addrs: peer.localAddrs() })
+  await recordPeer(flags.dataDir, { pid: process.pid, peerId: peer.peerId, addrs: peer.localAddrs(), ...(flags.swarmKey !== undefined ? { swarmKey: resolve(flags.swarmKey) } : {}) })
   // Only now: whoever waits for these lines may signal at once.
   for (const addr of peer.addrs()) process.stdout.write(`listening on ${addr}\n`)
   if (page !== undefined) process.stdout.write(pageLine(page.url, access))

@@ -5,7 +5,7 @@ import { readSwarmKey } from '../net/swarm-key.ts'
 import { collectList, connectTimeoutOption } from './args.ts'
 import type { CliContext } from './context.ts'
 import { fromEnvironment } from './env-options.ts'
-import { localPeerAddrs } from './local-peer.ts'
+import { peerOrLocal } from './local-peer.ts'
 
 interface StatusFlags {
   peer?: string[]
@@ -33,7 +33,7 @@ export function statusCommand (context: CliContext): Command {
 
 /** Asks the --peer addresses in turn; the first that answers is shown. */
 async function printStatus (flags: StatusFlags): Promise<void> {
-  const peers = flags.peer ?? await localPeerAddrs()
+  const peers = await peerOrLocal(flags)
   for (const addr of peers) parsePeerAddress(addr, '--peer')
   const { fetchStatus, formatStatus } = await import('../swarm/status.ts')
   const swarmKey = flags.swarmKey !== undefined ? await readSwarmKey(flags.swarmKey) : undefined

@@ -4,7 +4,7 @@ import { isBatchInput } from '../client/batch-plan.ts'
 import { describeOperations } from '../imaging/index.ts'
 import type { CliContext } from './context.ts'
 import { fromEnvironment } from './env-options.ts'
-import { localPeerAddrs } from './local-peer.ts'
+import { peerOrLocal } from './local-peer.ts'
 import type { Reporting } from './report.ts'
 import { submitBatchCommand } from './submit-batch.ts'
 import { withSubmitFlags, type SubmitCliFlags } from './submit-flags.ts'
@@ -32,7 +32,7 @@ export function submitCommand (context: CliContext): Command {
       if (flags.local === true && command.getOptionValueSource('peer') === 'env') delete flags.peer
       if (flags.local === true && flags.peer !== undefined) throw new InvalidArgumentError('give --local or --peer, not both')
       // Neither: the peer running on this machine, if one does.
-      if (flags.local !== true && flags.peer === undefined) flags.peer = await localPeerAddrs(undefined, 'give --peer (a swarm) or --local (process here)')
+      if (flags.local !== true) flags.peer = await peerOrLocal(flags, 'give --peer (a swarm) or --local (process here)')
       onInterruptLeave(context.reporting)
       if (await isBatchInput(inputs)) await submitBatchCommand(flags, inputs, out, context.reporting)
       else await submitImage(flags, inputs, out, context.reporting)

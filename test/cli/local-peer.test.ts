@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { access, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { lockDataDir } from '../../src/net/identity.ts'
-import { localPeerAddrs, readPeerRecord, recordPeer } from '../../src/cli/local-peer.ts'
+import { localPeer, readPeerRecord, recordPeer } from '../../src/cli/local-peer.ts'
 import { runCli } from '../helpers/cli.ts'
 import { startPeerProcess } from '../../sim/processes.ts'
 import { tempDir } from '../helpers/swarm.ts'
@@ -20,15 +20,15 @@ async function endedPid (): Promise<number> {
 
 test('no record: a one-line error naming the data dir and what to do', async t => {
   const dir = await tempDir()
-  await t.throwsAsync(localPeerAddrs([dir]), { name: 'NetworkError', message: NONE })
-  await t.throwsAsync(localPeerAddrs([dir], 'give --peer (a swarm) or --local (process here)'), { message: /or give --peer \(a swarm\) or --local \(process here\)$/ })
+  await t.throwsAsync(localPeer([dir]), { name: 'NetworkError', message: NONE })
+  await t.throwsAsync(localPeer([dir], 'give --peer (a swarm) or --local (process here)'), { message: /or give --peer \(a swarm\) or --local \(process here\)$/ })
 })
 
 test('a stale record is ignored: its process is gone, or it does not hold the data dir', async t => {
   const dir = await tempDir()
   await writeFile(join(dir, 'listening.json'), JSON.stringify({ pid: await endedPid(), peerId: ID, addrs: [`/ip4/127.0.0.1/tcp/4001/p2p/${ID}`] }))
   t.is(await readPeerRecord(dir), undefined)
-  await t.throwsAsync(localPeerAddrs([dir]), { message: NONE })
+  await t.throwsAsync(localPeer([dir]), { message: NONE })
   // Alive, but no lock of its own: a pid reused by some other process.
   await writeFile(join(dir, 'listening.json'), JSON.stringify({ pid: process.pid, peerId: ID, addrs: [`/ip4/127.0.0.1/tcp/4001/p2p/${ID}`] }))
   t.is(await readPeerRecord(dir), undefined)
@@ -42,28 +42,29 @@ test('a record of the process that holds the data dir is found, in the first dir
   try {
     const addrs = [`/ip4/127.0.0.1/tcp/4001/p2p/${ID}`]
     await recordPeer(dir, { pid: process.pid, peerId: ID, addrs })
-    t.deepEqual(await localPeerAddrs([empty, dir]), addrs)
+    t.deepEqual(await localPeer([empty, dir]), { pid: process.pid, peerId: ID, addrs })
   } finally {
     await unlock()
   }
   // Unlocked (the peer stopped): gone, even with the file still there.
-  await t.throwsAsync(localPeerAddrs([empty, dir]), { message: NONE })
+  await t.throwsAsync(localPeer([empty, dir]), { message: NONE })
 })
 
-test.serial('status, jobs and submit with no --peer ask the peer running on this machine; host:port works; a stopped peer leaves no record', async t => {
+test.serial('status, jobs and submit with no --peer ask the peer running on this machine, in its private swarm; host:port works; a stopped peer leaves no record', async t => {
   const dir = await tempDir()
   const data = join(dir, 'data')
   const env = { ...process.env, TILESWARM_DATA_DIR: data }
-  const peer = await startPeerProcess('local', ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', '1'], { env })
+  const key = join(dir, 'swarm.key')
+  t.is((await runCli(['keygen', '--out', key])).code, 0)
+  const peer = await startPeerProcess('local', ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', '1', '--swarm-key', key], { env })
   try {
     const record = JSON.parse(await readFile(join(data, 'listening.json'), 'utf8')) as { pid: number, addrs: string[] }
-    t.is(record.pid, peer.child.pid!)
-    t.deepEqual(record.addrs, [peer.addr])
+    t.deepEqual(record, { pid: peer.child.pid!, peerId: peer.peerId, addrs: [peer.addr], swarmKey: key })
     const status = await runCli(['status'], { env })
     t.is(status.code, 0, status.stderr)
     t.regex(status.stdout, new RegExp(`^peer ${peer.peerId} `))
     const port = /\/tcp\/(\d+)\//.exec(peer.addr)![1]
-    const typed = await runCli(['jobs', '--peer', `127.0.0.1:${port}/${peer.peerId}`], { env: { ...process.env, TILESWARM_DATA_DIR: join(dir, 'none') } })
+    const typed = await runCli(['jobs', '--peer', `127.0.0.1:${port}/${peer.peerId}`, '--swarm-key', key], { env: { ...process.env, TILESWARM_DATA_DIR: join(dir, 'none') } })
     t.is(typed.code, 0, typed.stderr)
     const out = join(dir, 'out.png')
     const submitted = await runCli(['submit', '-i', join(import.meta.dirname, '../fixtures/low-contrast.jpg'), '--ops', 'invert', '-o', out], { env })
