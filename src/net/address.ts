@@ -37,8 +37,13 @@ export function peerAddressText (text: string): string | undefined {
  * naming the flag.
  */
 export function parsePeerAddress (text: string, flag: string, example = '/ip4/10.0.0.5/tcp/4001/p2p/12D3Koo...'): Multiaddr {
-  const asMultiaddr = peerAddressText(text)
-  if (asMultiaddr === undefined) throw new InvalidParameterError(`Expected host:port (like 10.0.0.5:4001, optionally /<peer id> after it) or a multiaddr (like ${example}) for ${flag}, but received '${text}'`)
+  return parseTcpAddress(text, flag, { example, typed: true })
+}
+
+/** A TCP multiaddr (or, `typed`, host:port as well), or a one-line error naming the flag. */
+function parseTcpAddress (text: string, flag: string, { example, typed }: { example: string, typed: boolean }): Multiaddr {
+  const asMultiaddr = typed ? peerAddressText(text) : text
+  if (asMultiaddr === undefined) throw new InvalidParameterError(`Expected a multiaddr for ${flag}, like ${example}, or host:port (10.0.0.5:4001, with /<peer id> after it to have the peer checked), but received '${text}'`)
   let addr: Multiaddr
   try {
     addr = multiaddr(asMultiaddr)
@@ -63,7 +68,7 @@ export function parsePeerAddress (text: string, flag: string, example = '/ip4/10
 
 /** An address to listen on: an IP address (not a name) and a TCP port. */
 export function parseListenAddress (text: string): Multiaddr {
-  const addr = parsePeerAddress(text, '--listen', '/ip4/0.0.0.0/tcp/4001')
+  const addr = parseTcpAddress(text, '--listen', { example: '/ip4/0.0.0.0/tcp/4001', typed: false })
   const [first] = addr.protoNames()
   if (first !== 'ip4' && first !== 'ip6') throw new InvalidParameterError(`--listen ${text} must start with /ip4/ or /ip6/ and an address of this machine (0.0.0.0 for all)`)
   return addr
@@ -71,7 +76,7 @@ export function parseListenAddress (text: string): Multiaddr {
 
 /** --announce: where others should dial this peer (a public address or name), a TCP address. */
 export function parseAnnounceAddress (text: string): Multiaddr {
-  const addr = parsePeerAddress(text, '--announce', '/ip4/203.0.113.7/tcp/4001')
+  const addr = parseTcpAddress(text, '--announce', { example: '/ip4/203.0.113.7/tcp/4001', typed: false })
   if (!addr.protoNames().includes('tcp')) throw new InvalidParameterError(`--announce ${text} must be a TCP address, like /ip4/203.0.113.7/tcp/4001 or /dns4/peer.example.org/tcp/4001`)
   if (addr.getPeerId() !== null) throw new InvalidParameterError(`--announce ${text}: leave out /p2p/ (the peer adds its own id)`)
   return addr

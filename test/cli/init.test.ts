@@ -31,7 +31,7 @@ test('init refuses a bad address or key in one line, before writing anything', a
   const settings = join(dir, 'tileswarm.env')
   const bad = await runCli(['init', '--data-dir', join(dir, 'data'), '--settings', settings, '--bootstrap', '10.0.0.4'])
   t.is(bad.code, 1)
-  t.regex(bad.stderr, /^tileswarm: Expected host:port .* for --bootstrap, but received '10\.0\.0\.4'\n$/)
+  t.regex(bad.stderr, /^tileswarm: Expected a multiaddr for --bootstrap, .* or host:port .*, but received '10\.0\.0\.4'\n$/)
   const noKey = await runCli(['init', '--data-dir', join(dir, 'data'), '--settings', settings, '--swarm-key', join(dir, 'missing.key')])
   t.is(noKey.code, 1)
   await t.throwsAsync(readFile(settings))
