@@ -25,7 +25,7 @@ export function withJobsFlags (command: Command): Command {
   return command
     .option('--peer <address>', 'the peer to ask: host:port, host:port/<peer id> or a multiaddr; repeat it, and the first that answers is asked (default: the peer running on this machine)', collectList)
     .option('--json', 'machine-readable output')
-    .option('--swarm-key <file>', 'the private swarm\'s key', once('--swarm-key'))
+    .option('--swarm-key <file>', 'the private swarm\'s key (default without --peer: the one the peer on this machine runs with)', once('--swarm-key'))
     .addOption(connectTimeoutOption())
     .option('--debug', 'stack traces on errors')
 }

@@ -21,7 +21,7 @@ export function statusCommand (context: CliContext): Command {
     .description('how one peer sees the swarm: its peers (slots, uptime, work done, last seen) and the jobs it coordinates or has heard of')
     .option('--peer <address>', 'the peer to ask: host:port, host:port/<peer id> or a multiaddr; repeat it, and the first that answers is asked (default: the peer running on this machine)', collectList)
     .option('--json', 'the status as one JSON object')
-    .option('--swarm-key <file>', 'the private swarm\'s key')
+    .option('--swarm-key <file>', 'the private swarm\'s key (default without --peer: the one the peer on this machine runs with)')
     .addOption(connectTimeoutOption())
     .option('--debug', 'stack traces on errors')
     .action(async (flags: StatusFlags) => {
