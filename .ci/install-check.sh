@@ -5,6 +5,8 @@
 # submitted to it (found as the peer on this machine), status, a clean stop.
 # Every wait is bounded. Usage: .ci/install-check.sh [unit-file-to-verify]
 set -euo pipefail
+unit_src=
+[[ $# -gt 0 ]] && unit_src=$(realpath "$1")
 cd "$(dirname "$0")/.."
 repo=$PWD
 work=$(mktemp -d)
@@ -58,9 +60,9 @@ grep -q '^tileswarm: no peer runs on this machine' status.err || fail "status wi
 echo "install check: tileswarm installed, run from another folder: a peer, an image submitted to it, status, a clean stop"
 
 # The systemd unit, its ExecStart pointed at the installed command: any complaint fails.
-if [[ $# -gt 0 ]]; then
+if [[ -n "$unit_src" ]]; then
   unit=$work/tileswarm.service
-  sed "s|/usr/local/bin/tileswarm|$work/prefix/bin/tileswarm|g" "$1" >"$unit"
+  sed "s|/usr/local/bin/tileswarm|$work/prefix/bin/tileswarm|g" "$unit_src" >"$unit"
   complaints=$(systemd-analyze verify "$unit" 2>&1) || { echo "$complaints"; exit 1; }
   [[ -z "$complaints" ]] || { echo "deploy/tileswarm.service: $complaints"; exit 1; }
   echo "deploy/tileswarm.service: systemd-analyze verify is content"
