@@ -33,7 +33,8 @@ if (!fs.existsSync(entry)) die(entry + ' is missing: in a clone, run npm run bui
 
 // Its own process group: a Ctrl-C reaches the launcher alone, which passes it on once (the peer takes a second signal as "exit now").
 var child = childProcess.spawn(node, [entry].concat(process.argv.slice(2)), { stdio: 'inherit', detached: true })
-var signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2']
+// Not SIGUSR1: Node keeps it for its inspector.
+var signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2']
 signals.forEach(function (signal) {
   process.on(signal, function () {
     try { child.kill(signal) } catch (err) {}
