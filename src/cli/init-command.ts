@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Command } from 'commander'
 import { InvalidParameterError, OutputError } from '../common/errors.ts'
-import { parsePeerAddress, tcpAddressText } from '../net/address.ts'
+import { isLoopback, parsePeerAddress, tcpAddressText } from '../net/address.ts'
 import { loadOrCreateKey } from '../net/identity.ts'
 import { readSwarmKey } from '../net/swarm-key.ts'
 import { collectList, integerOption } from './args.ts'
@@ -42,6 +42,10 @@ export function initCommand (): Command {
 async function init (flags: InitFlags): Promise<void> {
   for (const addr of flags.bootstrap ?? []) parsePeerAddress(addr, '--bootstrap')
   if (flags.host !== undefined && tcpAddressText(flags.host, flags.port) === undefined) throw new InvalidParameterError(`--host '${flags.host}' is neither an IP address nor a host name`)
+  // The peer would refuse to start so: said now, not in its journal.
+  if (flags.http !== undefined && flags.http !== 'off' && !isLoopback(flags.http.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1')) && flags.httpToken === undefined && flags.swarmKey === undefined) {
+    throw new InvalidParameterError(`--http ${flags.http} is reachable from other machines: give --http-token <secret> or --swarm-key (from which a token is derived), or bind to 127.0.0.1`)
+  }
   const swarmKey = flags.swarmKey !== undefined ? resolve(flags.swarmKey) : undefined
   if (swarmKey !== undefined) await readSwarmKey(swarmKey)
   const host = flags.host ?? outwardAddress()

@@ -34,6 +34,8 @@ test('init refuses a bad address or key in one line, before writing anything', a
   t.regex(bad.stderr, /^tileswarm: Expected a multiaddr for --bootstrap, .* or host:port .*, but received '10\.0\.0\.4'\n$/)
   const noKey = await runCli(['init', '--data-dir', join(dir, 'data'), '--settings', settings, '--swarm-key', join(dir, 'missing.key')])
   t.is(noKey.code, 1)
+  const open = await runCli(['init', '--data-dir', join(dir, 'data'), '--settings', settings, '--http', '0.0.0.0:8080'])
+  t.is(open.stderr, 'tileswarm: --http 0.0.0.0:8080 is reachable from other machines: give --http-token <secret> or --swarm-key (from which a token is derived), or bind to 127.0.0.1\n')
   await t.throwsAsync(readFile(settings))
 })
 
