@@ -35,14 +35,15 @@ up () {
     name="tileswarm-$(date +%s)-$RANDOM"
     # Written first: a hook killed while the VM is made leaves one that down can still delete.
     echo "$name" > "$state/$id"
-    # The VM: Node 24 and tileswarm from this repository's origin, the key, and the peer as a service (deploy/tileswarm.service).
+    # The VM: tileswarm from this repository's origin (with the Node 24 it brings), the key, and the peer as a service (deploy/tileswarm.service).
     cat > "$dir/startup.sh" <<STARTUP
 #!/bin/bash
 set -e
 apt-get update && apt-get install -y git curl
 curl -fsSL https://deb.nodesource.com/setup_24.x | bash - && apt-get install -y nodejs
 useradd --system --home /var/lib/tileswarm tileswarm || true
-git clone $(git -C "$repo" remote get-url origin) /opt/tileswarm && cd /opt/tileswarm && npm ci && npm run build
+# The command, installed where the unit runs it (/usr/local/bin/tileswarm): the package packed from the clone (npm pack builds it).
+git clone $(git -C "$repo" remote get-url origin) /opt/tileswarm && cd /opt/tileswarm && npm ci && npm install -g --prefix /usr/local "$(npm pack --silent)"
 install -d -o tileswarm -m 700 /var/lib/tileswarm
 mkdir -p /etc/tileswarm
 printf 'TILESWARM_BOOTSTRAP=%s\nTILESWARM_SCALED_BY=%s\nTILESWARM_LISTEN=/ip4/0.0.0.0/tcp/4001\n' '$TILESWARM_BOOTSTRAP' '$TILESWARM_SCALED_BY' > /etc/tileswarm/tileswarm.env

@@ -92,7 +92,7 @@ try {
   console.log('the swarm as peer-1 sees it (tileswarm status --peer <its address>):')
   console.log((await run(['status', '--peer', peers[0]!.addr], 30_000)).trimEnd().split('\n').map(l => `  ${l}`).join('\n'))
   console.log('')
-  console.log('each peer also serves a web page, a live dashboard and /metrics: run one with `node_modules/.bin/node dist/peer.js` and open http://127.0.0.1:8080/')
+  console.log('each peer also serves a web page, a live dashboard and /metrics: run one with `npx tileswarm` (or the installed tileswarm) and open http://127.0.0.1:8080/')
 } finally {
   await Promise.all(peers.map(async p => await p.stop()))
   await rm(dataRoot, { recursive: true, force: true })

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Plain JS on purpose, and no static imports: this must run and fail clearly on old Node.
-const major = Number(process.versions.node.split('.')[0])
-if (major < 22) {
-  process.stderr.write(`tileswarm: needs Node.js 22 or newer (this is ${process.version}); run it through npm scripts or node_modules/.bin/node, which bring Node 24\n`)
+// One static import, which any Node parses: this must run and fail clearly on old Node.
+import { oldNodeProblem } from './node-check.ts'
+const problem = oldNodeProblem()
+if (problem !== undefined) {
+  process.stderr.write(`tileswarm: ${problem}\n`)
   process.exit(1)
 }
 // Before anything uses libuv's pool, which is sized once.

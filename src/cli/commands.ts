@@ -2,7 +2,7 @@
  * The CLI's commands, in the order help lists them; the first is the default.
  * No imports: the entry reads this before it sizes libuv's pool.
  */
-export const COMMAND_NAMES = ['peer', 'submit', 'status', 'jobs', 'watch', 'cancel', 'http-token', 'keygen', 'id'] as const
+export const COMMAND_NAMES = ['peer', 'submit', 'status', 'jobs', 'watch', 'cancel', 'http-token', 'keygen', 'id', 'init'] as const
 
 export type CommandName = typeof COMMAND_NAMES[number]
 

@@ -7,10 +7,11 @@ import { readSwarmKey } from '../net/swarm-key.ts'
 import type { JobsConnection } from '../client/jobs.ts'
 import { collectList, connectTimeoutOption, once } from './args.ts'
 import type { CliContext } from './context.ts'
+import { peerOrLocal } from './local-peer.ts'
 
 /** What `jobs`, `watch` and `cancel` share. */
 export interface JobsFlags {
-  peer: string[]
+  peer?: string[]
   json?: boolean
   swarmKey?: string
   /** cancel's: the identity that submitted the job. */
@@ -22,9 +23,9 @@ export interface JobsFlags {
 /** The flags of the commands that list, follow and cancel jobs. */
 export function withJobsFlags (command: Command): Command {
   return command
-    .requiredOption('--peer <multiaddr>', 'the peer to ask (any of its addresses, with /p2p/<id>); repeat it, and the first that answers is asked', collectList)
+    .option('--peer <address>', 'the peer to ask: host:port, host:port/<peer id> or a multiaddr; repeat it, and the first that answers is asked (default: the peer running on this machine)', collectList)
     .option('--json', 'machine-readable output')
-    .option('--swarm-key <file>', 'the private swarm\'s key', once('--swarm-key'))
+    .option('--swarm-key <file>', 'the private swarm\'s key (default without --peer: the one the peer on this machine runs with)', once('--swarm-key'))
     .addOption(connectTimeoutOption())
     .option('--debug', 'stack traces on errors')
 }
@@ -41,13 +42,14 @@ export function report (context: CliContext, flags: JobsFlags): void {
  * failure is the answer.
  */
 export async function withConnection<T> (flags: JobsFlags, use: (c: JobsConnection) => Promise<T>): Promise<T> {
-  for (const addr of flags.peer) parsePeerAddress(addr, '--peer')
+  const peers = await peerOrLocal(flags)
+  for (const addr of peers) parsePeerAddress(addr, '--peer')
   const swarmKey = flags.swarmKey !== undefined ? await readSwarmKey(flags.swarmKey) : undefined
   const privateKey = flags.dataDir !== undefined ? await loadOrCreateKey(flags.dataDir) : undefined
   const node = await createClientNode({ dialTimeoutMs: flags.connectTimeoutMs, swarmKey, privateKey })
   try {
     let firstError: unknown
-    for (const peer of flags.peer) {
+    for (const peer of peers) {
       try {
         return await use({ node, peer, dialTimeoutMs: flags.connectTimeoutMs, ...(swarmKey !== undefined ? { swarmKey } : {}) })
       } catch (err) {

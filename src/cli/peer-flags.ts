@@ -52,7 +52,7 @@ export const DEFAULT_DATA_DIR = join(homedir(), '.tileswarm')
 export function withPeerFlags (command: Command): Command {
   return coordinatingOptions(command
     .option('--listen <multiaddr>', `address to listen on; repeatable (default ${DEFAULT_LISTEN_ADDRESS}; /tcp/0 picks a free port)`, collectList)
-    .option('--bootstrap <multiaddr>', 'a peer of the swarm to join through (with its /p2p/<id>, so the right peer is checked); repeatable', collectList)
+    .option('--bootstrap <address>', 'a peer of the swarm to join through: host:port/<peer id> or a multiaddr with /p2p/<id> (tileswarm init prints it), so the right peer is checked; repeatable', collectList)
     .option('--announce <multiaddr>', 'the address other peers should dial, told instead of the listening ones (a VM behind NAT: its public address); repeatable', collectList)
     .option('--http <host:port>', 'serve the web page, dashboard, /metrics and /healthz here; off for none. Off loopback it needs a token', DEFAULT_HTTP_ADDRESS)
     .option('--http-token <secret>', 'the token the web server asks for (16 characters at least); needed off loopback, where it defaults to one derived from --swarm-key (tileswarm http-token), unless --allow-submit is given')

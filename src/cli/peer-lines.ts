@@ -1,7 +1,7 @@
-import { networkInterfaces } from 'node:os'
 import { LIBUV_DEFAULT_THREADS } from '../common/defaults.ts'
 import { shortId } from '../common/log.ts'
 import { coordinatingSummary } from './coordinating.ts'
+import { outwardAddress } from './host-address.ts'
 import { threadPoolSize } from './env.ts'
 import type { PeerFlags } from './peer-flags.ts'
 
@@ -23,7 +23,7 @@ export function pageLine (pageUrl: string, { httpToken, derived }: PeerAccess): 
   const token = httpToken === undefined ? '' : process.stdout.isTTY ? `?token=${httpToken}` : ''
   const asks = httpToken === undefined || token !== '' ? '' : derived ? '; it asks for its token: tileswarm http-token --swarm-key <file> prints it' : '; it asks for --http-token'
   // Bound to every address: shown at one another machine can open.
-  const url = pageUrl.replace(/^http:\/\/(0\.0\.0\.0|\[::\])/, `http://${Object.values(networkInterfaces()).flat().find(i => i !== undefined && i.family === 'IPv4' && !i.internal)?.address ?? '127.0.0.1'}`)
+  const url = pageUrl.replace(/^http:\/\/(0\.0\.0\.0|\[::\])/, `http://${outwardAddress() ?? '127.0.0.1'}`)
   return `web page on ${url}${token} (dashboard: ${url}dashboard, metrics: ${url}metrics${asks})\n`
 }
 

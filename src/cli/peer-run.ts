@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { InvalidParameterError } from '../common/errors.ts'
 import type { Log } from '../common/log.ts'
@@ -7,6 +8,7 @@ import type { SwarmPeer } from '../swarm/peer.ts'
 import type { WebServer } from '../web/server.ts'
 import { readAllowList, readPriorityList } from './allow-list.ts'
 import type { CliContext } from './context.ts'
+import { recordPeer } from './local-peer.ts'
 import { flagVariables } from './env-options.ts'
 import { MB_BYTES, uploadPaceFromFlags, type PeerFlags } from './peer-flags.ts'
 import { pageLine, scalingLine, upLine, type PeerAccess } from './peer-lines.ts'
@@ -31,6 +33,8 @@ export async function runPeer (flags: PeerFlags, command: Command, context: CliC
   logger.setPeer(peer.peerId)
   const page = await startPage({ flags, access, peer, log, web, httpGiven: command.getOptionValueSource('http') !== 'default' })
   stopOnSignals(peer, page, log, context.reporting)
+  // Commands on this machine given no --peer find it here.
+  await recordPeer(flags.dataDir, { pid: process.pid, peerId: peer.peerId, addrs: peer.localAddrs(), ...(flags.swarmKey !== undefined ? { swarmKey: resolve(flags.swarmKey) } : {}) })
   // Only now: whoever waits for these lines may signal at once.
   for (const addr of peer.addrs()) process.stdout.write(`listening on ${addr}\n`)
   if (page !== undefined) process.stdout.write(pageLine(page.url, access))

@@ -6,6 +6,7 @@ import type { CliContext, PeerCompute } from './context.ts'
 import { cancelCommand } from './cancel-command.ts'
 import { httpTokenCommand } from './http-token-command.ts'
 import { idCommand } from './id-command.ts'
+import { initCommand } from './init-command.ts'
 import { jobsCommand } from './jobs-command.ts'
 import { keygenCommand } from './keygen-command.ts'
 import { peerCommand } from './peer-command.ts'
@@ -26,6 +27,7 @@ const BUILDERS: Record<CommandName, (context: CliContext) => Command> = {
   'http-token': httpTokenCommand,
   keygen: keygenCommand,
   id: idCommand,
+  init: initCommand,
 }
 
 /** The whole CLI: its commands in COMMAND_NAMES' order, the first the default. */

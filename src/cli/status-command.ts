@@ -5,9 +5,10 @@ import { readSwarmKey } from '../net/swarm-key.ts'
 import { collectList, connectTimeoutOption } from './args.ts'
 import type { CliContext } from './context.ts'
 import { fromEnvironment } from './env-options.ts'
+import { peerOrLocal } from './local-peer.ts'
 
 interface StatusFlags {
-  peer: string[]
+  peer?: string[]
   json?: boolean
   swarmKey?: string
   connectTimeoutMs: number
@@ -18,9 +19,9 @@ interface StatusFlags {
 export function statusCommand (context: CliContext): Command {
   return fromEnvironment(new Command('status')
     .description('how one peer sees the swarm: its peers (slots, uptime, work done, last seen) and the jobs it coordinates or has heard of')
-    .requiredOption('--peer <multiaddr>', 'the peer to ask (any of its addresses, with /p2p/<id>); repeat it, and the first that answers is asked', collectList)
+    .option('--peer <address>', 'the peer to ask: host:port, host:port/<peer id> or a multiaddr; repeat it, and the first that answers is asked (default: the peer running on this machine)', collectList)
     .option('--json', 'the status as one JSON object')
-    .option('--swarm-key <file>', 'the private swarm\'s key')
+    .option('--swarm-key <file>', 'the private swarm\'s key (default without --peer: the one the peer on this machine runs with)')
     .addOption(connectTimeoutOption())
     .option('--debug', 'stack traces on errors')
     .action(async (flags: StatusFlags) => {
@@ -32,14 +33,15 @@ export function statusCommand (context: CliContext): Command {
 
 /** Asks the --peer addresses in turn; the first that answers is shown. */
 async function printStatus (flags: StatusFlags): Promise<void> {
-  for (const addr of flags.peer) parsePeerAddress(addr, '--peer')
+  const peers = await peerOrLocal(flags)
+  for (const addr of peers) parsePeerAddress(addr, '--peer')
   const { fetchStatus, formatStatus } = await import('../swarm/status.ts')
   const swarmKey = flags.swarmKey !== undefined ? await readSwarmKey(flags.swarmKey) : undefined
   const node = await createClientNode({ dialTimeoutMs: flags.connectTimeoutMs, swarmKey })
   try {
     let status: Awaited<ReturnType<typeof fetchStatus>> | undefined
     let firstError: unknown
-    for (const addr of flags.peer) {
+    for (const addr of peers) {
       try {
         status = await fetchStatus(node, addr, { dialTimeoutMs: flags.connectTimeoutMs, swarmKey, detail: true })
         break

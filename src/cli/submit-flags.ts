@@ -40,7 +40,7 @@ export interface SubmitCliFlags extends Omit<SubmitFlags, 'imagePath'> {
 /** Adds submit's flags to `command`, in the order its help lists them. */
 export function withSubmitFlags (command: Command): Command {
   return command
-    .option('--peer <multiaddr>', 'any peer of the swarm; it coordinates the job; repeat for more entry points (the job moves on if one is full or lost)', collectList)
+    .option('--peer <address>', 'any peer of the swarm (host:port, host:port/<peer id> or a multiaddr; default: the peer running on this machine); it coordinates the job; repeat for more entry points (the job moves on if one is full or lost)', collectList)
     .option('--local', 'process here, whole image, no swarm: the reference output')
     .option('--task <op>', 'an operation (the Python prototype\'s flag); repeat for a pipeline', collect)
     .option('--op <op>', 'same as --task', collect)
@@ -62,7 +62,7 @@ export function withSubmitFlags (command: Command): Command {
     .option('--verify <share|all|off>', `catch wrong tiles from faulty or lying peers: a share of each peer's tiles is computed again by another and compared; a peer's first always, then fewer as its checks pass, never under this share (default ${DEFAULT_VERIFY_FLOOR}; 0: only new peers'); all: every tile of other peers twice (the coordinator trusts its own); off: none. Tiled jobs only: a batch's whole images are not checked`, (value: string, previous: unknown) => verifyOption(once('--verify')(value, previous)))
     .option('--priority <high|normal|low>', 'how the swarm\'s workers weigh this job against others running: shares of 4:2:1 (default normal); a peer refuses high unless its operator allows you (--allow-priority)', (value: string, previous: unknown) => priorityOption(once('--priority')(value, previous)))
     .addOption(connectTimeoutOption())
-    .option('--swarm-key <file>', 'the private swarm\'s key', once('--swarm-key'))
+    .option('--swarm-key <file>', 'the private swarm\'s key (default without --peer: the one the peer on this machine runs with)', once('--swarm-key'))
     .option('--data-dir <dir>', 'keep this client\'s identity there, for peers that use --allow-submit (tileswarm id)', once('--data-dir'))
     .option('--list-ops', 'print every operation with its parameters, and exit')
     .option('--json', 'machine-readable events, one JSON object per line')

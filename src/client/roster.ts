@@ -125,9 +125,13 @@ export class PeerRoster {
   /** A try ended without the result: kept, and told. */
   ended (candidate: Candidate, ending: TryEnding, emit: (event: RosterEvent) => void): void {
     this.tried.set(this.keyOf(candidate), { kind: ending.kind, reason: ending.kind === 'unreachable' ? oneLine(ending.error.message) : ending.reason })
+    // With no other peer to try, the error that ends the work says it: not said twice.
+    const more = [...this.entries, ...this.learned.values()].some(c => !this.tried.has(this.keyOf(c)))
     if (ending.kind === 'unreachable') {
       this.firstUnreachable ??= ending.error
-      emit({ event: 'passed', peer: candidate.label, reason: oneLine(ending.error.message) })
+      if (more) emit({ event: 'passed', peer: candidate.label, reason: oneLine(ending.error.message) })
+    } else if (ending.kind === 'refused' && !more) {
+      // Said by the error.
     } else if (ending.kind === 'busy' || ending.kind === 'refused') {
       emit({ event: 'passed', peer: candidate.label, reason: ending.reason })
     } else {

@@ -101,3 +101,9 @@ export async function lockDataDir (dataDir: string): Promise<() => Promise<void>
     await rm(path, { force: true })
   }
 }
+
+/** The pid of the running process that holds `dataDir`'s lock (a peer runs there); undefined where none does. */
+export async function lockHolder (dataDir: string): Promise<number | undefined> {
+  const holder = parseHolder(await readFile(resolve(dataDir, 'peer.lock'), 'utf8').catch(() => ''))
+  return holder !== undefined && await stillHeld(holder) ? holder.pid : undefined
+}

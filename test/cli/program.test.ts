@@ -13,14 +13,14 @@ test('the program has the listed commands, in their order, the first the default
 })
 
 test('a misspelt command is met with the listed ones', t => {
-  t.is(misuse(program(), ['stauts']), 'unknown command \'stauts\' (did you mean \'status\'?); commands: peer, submit, status, jobs, watch, cancel, http-token, keygen, id')
+  t.is(misuse(program(), ['stauts']), 'unknown command \'stauts\' (did you mean \'status\'?); commands: peer, submit, status, jobs, watch, cancel, http-token, keygen, id, init')
   t.is(misuse(program(), ['--ops', 'blur']), '--ops is an option of submit, not of a peer: run \'tileswarm submit --ops blur\'')
   t.is(misuse(program(), ['submit', '--ops', 'blur']), undefined)
 })
 
 test('the default command runs where no other is named', t => {
   for (const args of [[], ['peer'], ['--slots', '2'], ['sumbit']]) t.true(runsDefaultCommand(args), args.join(' '))
-  for (const args of [['submit'], ['status'], ['http-token'], ['keygen'], ['id'], ['help']]) t.false(runsDefaultCommand(args), args.join(' '))
+  for (const args of [['submit'], ['status'], ['http-token'], ['keygen'], ['id'], ['init'], ['help']]) t.false(runsDefaultCommand(args), args.join(' '))
 })
 
 test('a flag\'s variable is TILESWARM_ and its name', t => {

@@ -88,11 +88,12 @@ test('bad invocations: one line, exit 1, no stack trace', async t => {
     [['--task', 'invert', '-i', fixture('flowers.jpeg'), '-o', join(dir, 'o.png'), '--max-pixels', '1000'], /over the limit of 0.0 MP \(--max-pixels\)/],
     [['-i', img, '-o', join(dir, 'o.png')], /Expected an operation/],
     [['--task', 'invert', '-o', join(dir, 'o.png')], /Expected an input image/],
-    [['--task', 'invert', '-i', img, '-o', join(dir, 'o.png')], /submit needs --local .* or --peer/],
+    [['--task', 'invert', '-i', img, '-o', join(dir, 'o.png')], /no peer runs on this machine .* give --peer \(a swarm\) or --local \(process here\)/],
   ]
   for (const [args, pattern] of cases) {
-    const local = args.includes('-o') && !pattern.source.startsWith('submit needs') ? ['--local', ...args] : args
-    const r = await runCli(['submit', ...local])
+    const local = args.includes('-o') && !pattern.source.startsWith('no peer runs') ? ['--local', ...args] : args
+    // No peer of this machine's is found: the data dir looked in is empty.
+    const r = await runCli(['submit', ...local], { env: { ...process.env, TILESWARM_DATA_DIR: join(dir, 'no-peer') } })
     t.is(r.code, 1, args.join(' '))
     assertOneLineError(t, r.stderr, pattern)
   }
@@ -138,7 +139,7 @@ test('dist/peer.js on Node < 22 exits with one clear line', t => {
   } catch (err) {
     const e = err as { status: number, stderr: string }
     t.is(e.status, 1)
-    t.regex(e.stderr, /^tileswarm: needs Node.js 22 or newer \(this is v\d+\.[\d.]+\); run it through npm scripts or node_modules\/.bin\/node, which bring Node 24\n$/)
+    t.regex(e.stderr, /^tileswarm: needs Node.js 22 or newer \(this is v\d+\.[\d.]+\); run it as the installed tileswarm command, through npm scripts or with node_modules\/.bin\/node, which bring Node 24\n$/)
   }
 })
 
@@ -146,7 +147,7 @@ test('common mistakes get a hint, in one line', async t => {
   const dir = await tmp()
   const img = fixture('low-contrast.jpg')
   const cases: Array<[string[], RegExp]> = [
-    [['sumbit', '--task', 'invert'], /^tileswarm: unknown command 'sumbit' \(did you mean 'submit'\?\); commands: peer, submit, status, jobs, watch, cancel, http-token, keygen, id$/],
+    [['sumbit', '--task', 'invert'], /^tileswarm: unknown command 'sumbit' \(did you mean 'submit'\?\); commands: peer, submit, status, jobs, watch, cancel, http-token, keygen, id, init$/],
     [['--task', 'invert', '-i', img], /^tileswarm: --task is an option of submit, not of a peer: run 'tileswarm submit --task invert -i /],
     // Two inputs are a batch: it goes to a folder or a zip.
     [['submit', '--local', '--task', 'invert', '-i', img, '--image_path', img, '-o', join(dir, 'o.png')], /a batch of images goes to a folder or a \.zip, not to .*o\.png/],
