@@ -16,7 +16,11 @@ import type { ClaimOutcome, JobEvents, JobOptions } from './tiled-job.ts'
 import { UnitCoordinator, type ResultOutcome } from './unit-coordinator.ts'
 import { hasTile, tileBitmap } from '../protocol/tile-set.ts'
 import { contextDigest } from '../protocol/checksum.ts'
-import { HeldResults, type ToOffer } from './held-results.ts'
+import { MAX_KEPT_SUMMARIES } from '../protocol/constants.ts'
+import { HeldResults, type Safekeeping, type ToOffer } from './held-results.ts'
+
+/** Workers given this peer's own summaries of a phase to keep: enough that one lost with it leaves another. */
+const SAFEKEEPERS = 2
 
 /**
  * The coordinator of one job: owns the lease tables and the output, and hands
@@ -43,6 +47,10 @@ export class JobCoordinator {
   private readonly events = new Listeners<JobEvents>()
   /** What the workers of a resumed job kept of its later phases. */
   private readonly held = new HeldResults()
+  /** This peer's own worker's summaries of the current phase (copies): they die with this peer unless others keep them. */
+  private ownSummaries = new Map<number, Buffer>()
+  /** The last summary phase's own summaries, handed to a few workers to keep (Safekeeping), and who has them. */
+  private safekeeping: { keep: Safekeeping, keptBy: Set<string> } | undefined
   private resolveFinished!: (image: RawImage) => void
   private rejectFinished!: (err: Error) => void
   private recoveryReported: boolean
@@ -217,6 +225,8 @@ export class JobCoordinator {
     if (this.checker.excludes(peer)) return { kind: 'excluded' }
     const offer = this.held.tell(peer, this.phase)
     if (offer !== undefined) return { kind: 'offers', offer }
+    const keep = this.safekeepingFor(peer)
+    if (keep !== undefined) return { kind: 'keep', keep }
     const outcome = await this.units.claim(peer, options)
     if (outcome.kind !== 'lease') return outcome
     const { lease } = outcome
@@ -241,6 +251,8 @@ export class JobCoordinator {
     this.leases.complete(unit, leaseId, peer, this.units.clock.now())
     const phaseNow = this.phase
     if (unit < this.tiles.length) {
+      // A copy: this peer's own worker frees its buffers once the result is in.
+      if (peer === this.self && this.summarising) this.ownSummaries.set(tileIndex, Buffer.from(body))
       this.phases.tileDone(tileIndex, peer)
       this.checker.first(tileIndex, peer, body)
       // A peer that computes again was in passing trouble.
@@ -286,6 +298,7 @@ export class JobCoordinator {
    */
   private nextPhase (): void {
     const started = this.units.clock.now()
+    this.safekeep()
     let affinity: Map<string, number[]>
     try {
       affinity = this.phases.reduce()
@@ -296,8 +309,30 @@ export class JobCoordinator {
     this.enterPhase(this.phase + 1, affinity, this.units.clock.now() - started)
   }
 
+  /**
+   * A summary phase is over: the summaries this peer's own worker made are
+   * given to the next few workers that claim, to keep like their own, so a
+   * next coordinator collects them rather than computing them again. Taken
+   * before the reduction, with the contexts they were computed with.
+   */
+  private safekeep (): void {
+    const tiles = [...this.ownSummaries].slice(0, MAX_KEPT_SUMMARIES).map(([tile, data]) => ({ tile, data, checksum: tileChecksum(data), ...(this.phase > 0 ? { context: contextDigest(this.contextsFor(tile).map(c => [c.step, c.data] as const)) } : {}) }))
+    this.ownSummaries = new Map()
+    this.safekeeping = tiles.length > 0 ? { keep: { phase: this.phase, tiles }, keptBy: new Set() } : undefined
+  }
+
+  /** The summaries for `peer` to keep, once, to the first SAFEKEEPERS other peers that claim. */
+  private safekeepingFor (peer: string): Safekeeping | undefined {
+    const s = this.safekeeping
+    if (s === undefined || peer === this.self || s.keptBy.has(peer) || s.keptBy.size >= SAFEKEEPERS) return undefined
+    s.keptBy.add(peer)
+    return s.keep
+  }
+
   /** The phases from `phase` on start over: what a liar summarised went into their contexts. */
   private restartFrom (phase: number): void {
+    this.safekeeping = undefined
+    this.ownSummaries = new Map()
     this.phases.restartFrom(phase)
     this.enterPhase(phase, new Map())
   }

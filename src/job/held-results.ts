@@ -1,5 +1,11 @@
 import { hasTile, tileBitmap } from '../protocol/tile-set.ts'
 
+/** A coordinator's own worker's summaries of a phase, for a worker to keep (its results die with the coordinator otherwise). */
+export interface Safekeeping {
+  phase: number
+  tiles: Array<{ tile: number, checksum: string, data: Buffer, context?: string }>
+}
+
 /** Tiles of a phase reserved for a worker to offer: a bitmap, for the job info's body or a claim's answer. */
 export interface ToOffer {
   phase: number

@@ -165,6 +165,10 @@ async function grant (job: JobCoordinator, rid: number, outcome: ClaimOutcome, s
     for (const id of job.reservedLeases(s.worker)) s.granted.add(id)
     return await s.reply({ type: 'offers', rid, phase: outcome.offer.phase }, outcome.offer.tiles)
   }
+  if (outcome.kind === 'keep') {
+    const { phase, tiles } = outcome.keep
+    return await s.reply({ type: 'keep', rid, phase, tiles: tiles.map(({ tile, data, checksum, context }) => ({ tile, bytes: data.length, checksum, ...(context !== undefined ? { context } : {}) })) }, Buffer.concat(tiles.map(t => t.data)))
+  }
   if (outcome.kind !== 'grant') return await s.reply({ type: 'none', rid, reason: outcome.kind })
   const { lease, tile } = outcome.grant
   // Granted after the session ended (a parked claim): nobody will do it.

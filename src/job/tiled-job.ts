@@ -1,4 +1,4 @@
-import type { ToOffer } from './held-results.ts'
+import type { Safekeeping, ToOffer } from './held-results.ts'
 import type { Clock } from '../common/clock.ts'
 import type { Step, Tile } from '../imaging/index.ts'
 import type { InputShape } from './inputs.ts'
@@ -47,8 +47,8 @@ export interface GrantedTile {
   phase: number
 }
 
-/** `offers`: a resumed job's holder is to offer these tiles it kept before it claims again. */
-export type ClaimOutcome = { kind: 'grant', grant: GrantedTile } | { kind: 'offers', offer: ToOffer } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' } | { kind: 'excluded' }
+/** `offers`: a resumed job's holder is to offer these tiles it kept before it claims again; `keep`: the worker is to keep the coordinator's own summaries. */
+export type ClaimOutcome = { kind: 'grant', grant: GrantedTile } | { kind: 'offers', offer: ToOffer } | { kind: 'keep', keep: Safekeeping } | { kind: 'done' } | { kind: 'wait' } | { kind: 'cancelled' } | { kind: 'excluded' }
 
 export interface JobEvents {
   progress: (done: number, total: number) => void

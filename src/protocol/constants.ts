@@ -34,6 +34,8 @@ export const MIN_QUALITY = 1
 export const MAX_QUALITY = 100
 /** Whole images' outputs a batch's worker says it holds, at most. */
 export const MAX_HELD_OUTPUTS = 4096
+/** A coordinator's own summaries handed to a worker to keep, at most, in one answer. */
+export const MAX_KEPT_SUMMARIES = 4096
 /** Tiles one progress message names as placed, with who computed them (the tile map); more go in the next. At 10 digits each, well inside a header's 64 KiB. */
 export const MAX_PLACED_TOLD = 4096
 /** Peers and jobs a status names, at most, and peers a scaling view names as started by its hook. */

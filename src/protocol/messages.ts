@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MAX_ADDRS, MAX_DECISION_PEERS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_IMAGE_SIDE_PX, MAX_PEERS_TOLD, MAX_PIPELINE_STEPS, MAX_PLACED_TOLD, MAX_QUALITY, MAX_SCALE_DECISIONS, MAX_FINISHED_JOBS, MAX_INPUT_NAME_CHARS, MAX_STATUS_JOBS, MAX_STATUS_PEERS, MAX_TOKEN_CHARS, MIN_QUALITY, OUTPUT_FORMATS, PRIORITIES, PROTOCOL_VERSION } from './constants.ts'
+import { MAX_ADDRS, MAX_DECISION_PEERS, MAX_ERROR_CHARS, MAX_HOLDERS, MAX_KEPT_SUMMARIES, MAX_IMAGE_SIDE_PX, MAX_PEERS_TOLD, MAX_PIPELINE_STEPS, MAX_PLACED_TOLD, MAX_QUALITY, MAX_SCALE_DECISIONS, MAX_FINISHED_JOBS, MAX_INPUT_NAME_CHARS, MAX_STATUS_JOBS, MAX_STATUS_PEERS, MAX_TOKEN_CHARS, MIN_QUALITY, OUTPUT_FORMATS, PRIORITIES, PROTOCOL_VERSION } from './constants.ts'
 
 /**
  * Every message on every topic and protocol, as a schema. Nothing is acted on
@@ -165,10 +165,12 @@ export const Grant = z.object({ type: z.literal('grant'), rid, phase: count, til
 export const NoTile = z.object({ type: z.literal('none'), rid, reason: z.enum(['done', 'wait', 'cancelled', 'excluded']) }).strict()
 /** A claim's answer in a resumed job's later phase: first offer these tiles held from the earlier coordinator (the body, a bitmap), then claim again. */
 export const OfferFirst = z.object({ type: z.literal('offers'), rid, phase: count, bodyBytes }).strict()
+/** A claim's answer after a summary phase: keep these summaries the coordinator's own worker made (the body, laid out as `tiles` says), then claim again. */
+export const KeepSafe = z.object({ type: z.literal('keep'), rid, phase: count, tiles: z.array(z.object({ tile: count, bytes: bodyBytes, checksum: z.string().regex(/^[0-9a-f]{8}$/), context: z.string().regex(/^[0-9a-f]{32}$/).optional() }).strict()).max(MAX_KEPT_SUMMARIES), bodyBytes }).strict()
 export const ResultAck = z.object({ type: z.literal('ack'), rid, tile: count, status: z.enum(['accepted', 'duplicate', 'rejected']), reason: errorText.optional() }).strict()
 export const Renewed = z.object({ type: z.literal('renewed'), rid, leaseId: id, ok: z.boolean(), leaseMs: count }).strict()
 export const Released = z.object({ type: z.literal('released'), rid, leaseId: id }).strict()
-export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, BatchInfo, Task, Grant, NoTile, OfferFirst, ResultAck, Renewed, Released, ErrorMessage])
+export const TileServerMessage = z.discriminatedUnion('type', [JobInfo, BatchInfo, Task, Grant, NoTile, OfferFirst, KeepSafe, ResultAck, Renewed, Released, ErrorMessage])
 export type TileServerMessage = z.infer<typeof TileServerMessage>
 export type TileClientMessage = z.infer<typeof TileClientMessage>
 export type JobInfo = z.infer<typeof JobInfo>

@@ -65,6 +65,15 @@ export interface ImageOutput {
   kept: boolean
 }
 
+/** A summary the coordinator's own worker made, given this worker to keep. */
+export interface KeptSummary {
+  phase: number
+  tile: number
+  checksum: string
+  data: Buffer
+  context?: string
+}
+
 /** Tiles of a phase, as a bitmap: those this worker holds, or is to offer. */
 export interface HeldTiles {
   phase: number
@@ -106,6 +115,8 @@ export class CoordinatorLink {
   readonly compress: boolean
   /** Offers the held tiles a claim's answer reserved for this worker (set by a session that holds some). */
   offering: ((reserved: HeldTiles) => Promise<void>) | undefined
+  /** Keeps the summaries a claim's answer gave this worker to keep (set by a session with a result cache). */
+  keeping: ((kept: KeptSummary[]) => void) | undefined
 
   constructor (channel: Channel, ref: JobRef, options: CoordinatorLinkOptions) {
     this.wire = tileWorkerWire(channel)
@@ -215,11 +226,28 @@ export class CoordinatorLink {
   async claim (options: { park?: boolean } = {}): Promise<ClaimReply> {
     for (;;) {
       const { message, body } = await this.request({ type: 'claim', rid: this.nextRid(), ...(options.park === false ? { park: false } : {}) }, { timeoutMs: (this.batch ?? this.info).parkMs + this.requestTimeoutMs })
+      if (message.type === 'keep') {
+        this.keepSafe(message, body ?? Buffer.alloc(0))
+        continue
+      }
       if (message.type !== 'offers') return this.claimed(message, body)
       // A resumed job's phase began with tiles this worker kept: offered before anything is computed.
       if (this.offering === undefined) throw new ProtocolError('asked to offer held tiles, and none are held')
       await this.offering({ phase: message.phase, tiles: body ?? Buffer.alloc(0) })
     }
+  }
+
+  /** The coordinator's own summaries of a phase, to keep for its next coordinator (if this worker keeps results at all). */
+  private keepSafe (message: Extract<TileServerMessage, { type: 'keep' }>, body: Buffer): void {
+    let at = 0
+    const kept: KeptSummary[] = []
+    for (const { tile, bytes, checksum, context } of message.tiles) {
+      if (tile >= this.info.tiles || at + bytes > body.length) throw new ProtocolError(`summaries to keep that do not fit the job (tile ${tile})`)
+      // Copies: a view would keep the whole body alive for as long as the least of them.
+      kept.push({ phase: message.phase, tile, checksum, data: Buffer.from(body.subarray(at, at + bytes)), ...(context !== undefined ? { context } : {}) })
+      at += bytes
+    }
+    this.keeping?.(kept)
   }
 
   private claimed (message: TileServerMessage, body: Buffer | undefined): ClaimReply {

@@ -75,6 +75,8 @@ async function joinTiled (link: CoordinatorLink, reserved: HeldTiles | undefined
   if (cache !== undefined) {
     // A job in phases: what this worker kept of a later phase is asked for as that phase starts.
     link.offering = async later => { await offerHeld(link, later, cache, options) }
+    // The coordinator's own summaries, which die with it: kept like this worker's own.
+    link.keeping = kept => { for (const k of kept) cache.put(link.info.jobKey, k.tile, k.checksum, k.data, { phase: k.phase, ...(k.context !== undefined ? { context: k.context } : {}) }) }
     if (reserved !== undefined) await offerHeld(link, reserved, cache, options)
   }
   return { kind: 'tiles', link, memos: { restart: 0, memo: new TileMemo(TILE_MEMO_BYTES) } }

@@ -111,3 +111,31 @@ test('a kept tile of a later phase computed with other summaries is refused, and
   while (job.isRunning) await compute(job, source, await job.claim('w'))
   t.true((await job.finished).data.equals(reference.data))
 })
+
+test('a summary phase over, the summaries this peer\'s own worker made go to the next two other workers that claim, to keep', async t => {
+  const source = noiseImage(90, 70, { channels: 3, depth: 8 }, 8)
+  const job = new JobCoordinator({ jobId: 'j', jobKey: 'k'.repeat(64), self: 'me', ...inputOf(source, steps), steps, tileSize: 32, leaseMs: 1000, clock: manualClock() })
+  await pixelsReady()
+  const own: number[] = []
+  // Phase 0: this peer's own worker summarises every other tile.
+  for (let i = 0; job.phase === 0; i++) {
+    const peer = i % 2 === 0 ? 'me' : 'w'
+    const outcome = await job.claim(peer)
+    if (outcome.kind !== 'grant') throw new Error(outcome.kind)
+    const { lease, tile, phase } = outcome.grant
+    const out = await processTile(extract(source, tile.haloed), tile, { plan: job.plan, phase, contexts: new Map() })
+    const data = Buffer.from(out instanceof Uint8Array ? out : out.data)
+    if (peer === 'me') own.push(tile.index)
+    t.is(job.result(peer, tile.index, lease.leaseId, tileChecksum(data), data, phase).status, 'accepted')
+  }
+  t.is((await job.claim('me')).kind, 'grant', 'not to itself')
+  for (const peer of ['w', 'v']) {
+    const told = await job.claim(peer)
+    if (told.kind !== 'keep') throw new Error(`expected keep, got ${told.kind}`)
+    t.is(told.keep.phase, 0)
+    t.deepEqual(told.keep.tiles.map(k => k.tile).sort((a, b) => a - b), own.sort((a, b) => a - b))
+    t.true(told.keep.tiles.every(k => tileChecksum(k.data) === k.checksum && k.context === undefined))
+  }
+  t.is((await job.claim('w')).kind, 'grant', 'once a peer')
+  t.is((await job.claim('u')).kind, 'grant', 'two keepers are enough')
+})

@@ -35,8 +35,10 @@ test.serial('a job in phases whose coordinator crashes in its last phase resumes
     t.true(struck)
     const recovered = events.filter(e => e.event === 'recovered') as Array<Extract<SubmitEvent, { event: 'recovered' }>>
     t.deepEqual(recovered.map(r => [r.phase, r.phases, r.total]), [[0, 2, 300], [1, 2, 300]], events.map(e => e.event).join(' '))
-    // Every tile of every phase the surviving peers had finished is collected, not computed again.
+    // Every tile of every phase the surviving peers had finished is collected, not computed again; of a summary phase,
+    // those the lost coordinator's own worker made too (it gave them to other workers to keep as the phase ended).
     for (const r of recovered) t.true(r.tiles >= (byOthers[r.phase!] ?? 0), `phase ${r.phase}: recovered ${r.tiles}, finished by others ${byOthers[r.phase!]}`)
+    t.is(recovered[0]!.tiles, 300, 'every summary of phase 1')
     const recoveredAll = recovered.reduce((n, r) => n + r.tiles, 0)
     t.is(done.leases.recovered, recoveredAll)
     t.is(done.leases.granted - (done.verify?.extra ?? 0), 600 - recoveredAll, `each tile of each phase computed or collected once, spot checks aside: ${JSON.stringify(done.leases)} ${JSON.stringify(done.verify)}`)
