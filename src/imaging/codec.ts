@@ -98,7 +98,7 @@ async function planDecode (bytes: Uint8Array, options: DecodeOptions): Promise<D
   const space = readChannels === 1 ? (wide ? 'grey16' : 'b-w') : (wide ? 'rgb16' : 'srgb')
   const turned = orientation >= 5
   const metadata = options.strip === true ? {} : metadataOf(meta)
-  return { metadata, format, notes, width: turned ? height : width, height: turned ? width : height, orientation, readChannels, space, wide, depth: wide ? 16 : 8, greyAlpha: grey && alpha, maxPixels, plain: !wide && !alpha && orientation <= 1 && pages === 1 && meta.hasProfile !== true && (meta.space === 'srgb' || meta.space === 'b-w') && !hasMetadata(metadata) }
+  return { metadata, format, notes, width: turned ? height : width, height: turned ? width : height, orientation, readChannels, space, wide, depth: wide ? 16 : 8, greyAlpha: grey && alpha, maxPixels, plain: !wide && !alpha && orientation <= 1 && pages === 1 && meta.hasProfile !== true && (meta.space === 'srgb' || meta.space === 'b-w') && metadata.icc === undefined }
 }
 
 /** An input file as every path reads it: first frame, upright, strict about errors. */
@@ -229,9 +229,14 @@ export function wholeImagePipeline (bytes: Uint8Array, header: ImageHeader, step
   const native = step?.operation.native
   // A PNG written from a file keeps the file's density (pHYs), one written from raw pixels has none.
   if (!header.plain || step === undefined || native === undefined || options.format === 'png') return undefined
+  // libvips' TIFF writer says a kept density otherwise than when it read the file whole.
+  if (options.format === 'tiff' && hasMetadata(header.metadata)) return undefined
   const grey = header.format.channels === 1
   if (grey && step.operation.colourOut(1) !== 1) return undefined
-  const pipeline = native(openInput(bytes, options.maxPixels), step.params).toColourspace(grey ? 'b-w' : 'srgb')
+  let pipeline = native(openInput(bytes, options.maxPixels), step.params).toColourspace(grey ? 'b-w' : 'srgb')
+  // Upright already (plain): the file's EXIF and XMP as they are, as the raw path writes them.
+  if (header.metadata.exif !== undefined) pipeline = pipeline.keepExif()
+  if (header.metadata.xmp !== undefined) pipeline = pipeline.keepXmp()
   return encodeWith(pipeline, options, header.width * header.height).catch((err: unknown) => { throw decodeError(err) })
 }
 
@@ -263,5 +268,7 @@ async function openRaw (image: RawImage, metadata: ImageMetadata | undefined): P
   // Its own colourspace said, or sharp would write the PNG at 8 bits.
   const space = image.channels <= 2 ? (image.depth === 16 ? 'grey16' : 'b-w') : (image.depth === 16 ? 'rgb16' : 'srgb')
   const png = await raw.toColourspace(space).png({ compressionLevel: 0, adaptiveFiltering: false }).toBuffer()
-  return sharpLib()(withPngMetadata(png, kept), { limitInputPixels: false }).keepMetadata()
+  const opened = sharpLib()(withPngMetadata(png, kept), { limitInputPixels: false }).keepMetadata()
+  // The file's density, as libvips writes it into the EXIF of a file it read whole (a PNG from raw pixels has 72 dpi).
+  return kept.density !== undefined ? opened.withDensity(kept.density) : opened
 }

@@ -11,6 +11,8 @@ export interface ImageMetadata {
   exif?: Buffer
   icc?: Buffer
   xmp?: Buffer
+  /** The file's pixels per inch, written with what it carries. */
+  density?: number
 }
 
 const EXIF_PREFIX = Buffer.from('Exif\0\0', 'latin1')
@@ -25,6 +27,7 @@ export function metadataOf (meta: Metadata): ImageMetadata {
   // A CMYK image is converted to sRGB at decode: its CMYK profile would be wrong on the output.
   if (meta.icc !== undefined && meta.space !== 'cmyk' && ['RGB ', 'GRAY'].includes(iccSpace(meta.icc))) out.icc = meta.icc
   if (meta.xmp !== undefined && meta.xmp.length > 0) out.xmp = meta.xmp
+  if (hasMetadata(out) && meta.density !== undefined && meta.density > 0) out.density = meta.density
   return out
 }
 

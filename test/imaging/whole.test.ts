@@ -56,11 +56,27 @@ test('no whole-image pipeline where it could differ: several steps, an op withou
   t.is(wholeImagePipeline(png, header, resolvePipeline(parseOps('blur,median')), options), undefined)
   t.is(wholeImagePipeline(png, header, resolvePipeline(parseOps('sobel')), options), undefined)
   t.is(wholeImagePipeline(png, header, resolvePipeline(parseOps('blur')), { ...options, format: 'png' }), undefined, 'a PNG from a file keeps its density')
-  t.false((await readImageHeader(await readFile(fixture('flowers.jpeg')))).plain, 'EXIF kept: its density would differ')
   for (const name of ['Flag_of_the_Netherlands-16bit.png', 'alpha-premultiply-2048x1536-paper.png', 'Channel_digital_image_CMYK_color.jpg', 'animated-loop-3.gif']) {
     const bytes = await readFile(fixture(name))
     t.false((await readImageHeader(bytes, { maxPixels: 1e9 })).plain, name)
   }
+})
+
+test('a photo with EXIF (no profile, upright) goes in one pipeline too, its EXIF and density as the decoded path writes them; not to TIFF, whose writer says the density otherwise', async t => {
+  const bytes = await readFile(fixture('flowers.jpeg'))
+  const header = await readImageHeader(bytes)
+  t.true(header.plain)
+  t.truthy(header.metadata.exif)
+  const steps = resolvePipeline(parseOps('blur:sigma=2'))
+  const { image, metadata } = await decodeImage(bytes)
+  const processed = await runPipeline(image, steps)
+  for (const format of ['jpeg', 'webp'] as const) {
+    const whole = await wholeImagePipeline(bytes, header, steps, { format, quality: 80, maxPixels: 1e9 })!
+    t.true(whole.equals(await encodeImage(processed, { format, quality: 80, metadata })), format)
+    t.truthy((await sharp(whole).metadata()).exif, `${format} keeps the EXIF`)
+  }
+  t.is(wholeImagePipeline(bytes, header, steps, { format: 'tiff', maxPixels: 1e9 }), undefined)
+  t.false((await readImageHeader(bytes, { strip: true })).metadata.exif !== undefined, 'stripped, nothing is kept')
 })
 
 test('a file broken past its header fails in one pipeline as it fails when decoded for tiles', async t => {
