@@ -16,11 +16,7 @@ import type { ClaimOutcome, JobEvents, JobOptions } from './tiled-job.ts'
 import { UnitCoordinator, type ResultOutcome } from './unit-coordinator.ts'
 import { hasTile, tileBitmap } from '../protocol/tile-set.ts'
 import { contextDigest } from '../protocol/checksum.ts'
-import { MAX_KEPT_SUMMARIES } from '../protocol/constants.ts'
-import { HeldResults, type Safekeeping, type ToOffer } from './held-results.ts'
-
-/** Workers given this peer's own summaries of a phase to keep: enough that one lost with it leaves another. */
-const SAFEKEEPERS = 2
+import { HeldResults, OwnSummaries, type ToOffer } from './held-results.ts'
 
 /**
  * The coordinator of one job: owns the lease tables and the output, and hands
@@ -47,10 +43,8 @@ export class JobCoordinator {
   private readonly events = new Listeners<JobEvents>()
   /** What the workers of a resumed job kept of its later phases. */
   private readonly held = new HeldResults()
-  /** This peer's own worker's summaries of the current phase (copies): they die with this peer unless others keep them. */
-  private ownSummaries = new Map<number, Buffer>()
-  /** The last summary phase's own summaries, handed to a few workers to keep (Safekeeping), and who has them. */
-  private safekeeping: { keep: Safekeeping, keptBy: Set<string> } | undefined
+  /** This peer's own worker's summaries, which die with it unless other workers keep them. */
+  private readonly own = new OwnSummaries()
   private resolveFinished!: (image: RawImage) => void
   private rejectFinished!: (err: Error) => void
   private recoveryReported: boolean
@@ -225,7 +219,7 @@ export class JobCoordinator {
     if (this.checker.excludes(peer)) return { kind: 'excluded' }
     const offer = this.held.tell(peer, this.phase)
     if (offer !== undefined) return { kind: 'offers', offer }
-    const keep = this.safekeepingFor(peer)
+    const keep = peer !== this.self ? this.own.toKeep(peer) : undefined
     if (keep !== undefined) return { kind: 'keep', keep }
     const outcome = await this.units.claim(peer, options)
     if (outcome.kind !== 'lease') return outcome
@@ -252,7 +246,7 @@ export class JobCoordinator {
     const phaseNow = this.phase
     if (unit < this.tiles.length) {
       // A copy: this peer's own worker frees its buffers once the result is in.
-      if (peer === this.self && this.summarising) this.ownSummaries.set(tileIndex, Buffer.from(body))
+      if (peer === this.self && this.summarising) this.own.add(tileIndex, body)
       this.phases.tileDone(tileIndex, peer)
       this.checker.first(tileIndex, peer, body)
       // A peer that computes again was in passing trouble.
@@ -298,7 +292,8 @@ export class JobCoordinator {
    */
   private nextPhase (): void {
     const started = this.units.clock.now()
-    this.safekeep()
+    // Before the reduction: a later phase's summaries go with the contexts they were computed with.
+    this.own.phaseOver(this.phase, tile => this.phase > 0 ? contextDigest(this.contextsFor(tile).map(c => [c.step, c.data] as const)) : undefined)
     let affinity: Map<string, number[]>
     try {
       affinity = this.phases.reduce()
@@ -309,30 +304,9 @@ export class JobCoordinator {
     this.enterPhase(this.phase + 1, affinity, this.units.clock.now() - started)
   }
 
-  /**
-   * A summary phase is over: the summaries this peer's own worker made are
-   * given to the next few workers that claim, to keep like their own, so a
-   * next coordinator collects them rather than computing them again. Taken
-   * before the reduction, with the contexts they were computed with.
-   */
-  private safekeep (): void {
-    const tiles = [...this.ownSummaries].slice(0, MAX_KEPT_SUMMARIES).map(([tile, data]) => ({ tile, data, checksum: tileChecksum(data), ...(this.phase > 0 ? { context: contextDigest(this.contextsFor(tile).map(c => [c.step, c.data] as const)) } : {}) }))
-    this.ownSummaries = new Map()
-    this.safekeeping = tiles.length > 0 ? { keep: { phase: this.phase, tiles }, keptBy: new Set() } : undefined
-  }
-
-  /** The summaries for `peer` to keep, once, to the first SAFEKEEPERS other peers that claim. */
-  private safekeepingFor (peer: string): Safekeeping | undefined {
-    const s = this.safekeeping
-    if (s === undefined || peer === this.self || s.keptBy.has(peer) || s.keptBy.size >= SAFEKEEPERS) return undefined
-    s.keptBy.add(peer)
-    return s.keep
-  }
-
   /** The phases from `phase` on start over: what a liar summarised went into their contexts. */
   private restartFrom (phase: number): void {
-    this.safekeeping = undefined
-    this.ownSummaries = new Map()
+    this.own.reset()
     this.phases.restartFrom(phase)
     this.enterPhase(phase, new Map())
   }

@@ -1,4 +1,9 @@
+import { tileChecksum } from '../protocol/checksum.ts'
+import { MAX_KEPT_SUMMARIES } from '../protocol/constants.ts'
 import { hasTile, tileBitmap } from '../protocol/tile-set.ts'
+
+/** Workers given a coordinator's own summaries of a phase to keep: enough that one lost with it leaves another. */
+const SAFEKEEPERS = 2
 
 /** A coordinator's own worker's summaries of a phase, for a worker to keep (its results die with the coordinator otherwise). */
 export interface Safekeeping {
@@ -64,5 +69,45 @@ export class HeldResults {
     if (offer === undefined || offer.phase !== phase) return undefined
     this.untold.delete(peer)
     return offer
+  }
+}
+
+/**
+ * A coordinator's own worker's summaries: they live only in this peer, so as
+ * a summary phase ends they are given to the next few other workers that
+ * claim, to keep like their own; a next coordinator then collects every
+ * summary of the phase rather than computing this peer's share again.
+ */
+export class OwnSummaries {
+  private current = new Map<number, Buffer>()
+  private given: { keep: Safekeeping, keptBy: Set<string> } | undefined
+
+  /** A summary this peer's worker made (copied: its buffer is the worker's). */
+  add (tile: number, body: Uint8Array): void {
+    this.current.set(tile, Buffer.from(body))
+  }
+
+  /** The phase's summaries are all in: those made here are to be given away; `context`: a later phase's contexts' digest, by tile. */
+  phaseOver (phase: number, context: (tile: number) => string | undefined): void {
+    const tiles = [...this.current].slice(0, MAX_KEPT_SUMMARIES).map(([tile, data]) => {
+      const digest = context(tile)
+      return { tile, data, checksum: tileChecksum(data), ...(digest !== undefined ? { context: digest } : {}) }
+    })
+    this.current = new Map()
+    this.given = tiles.length > 0 ? { keep: { phase, tiles }, keptBy: new Set() } : undefined
+  }
+
+  /** The summaries for another `peer` to keep: once each, to the first few. */
+  toKeep (peer: string): Safekeeping | undefined {
+    const g = this.given
+    if (g === undefined || g.keptBy.has(peer) || g.keptBy.size >= SAFEKEEPERS) return undefined
+    g.keptBy.add(peer)
+    return g.keep
+  }
+
+  /** The phases start over: what was made or given is stale. */
+  reset (): void {
+    this.current = new Map()
+    this.given = undefined
   }
 }
