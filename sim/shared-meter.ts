@@ -13,6 +13,8 @@ export class ComputeMeter {
   readonly work: WorkDone[] = []
   /** Batch images that came from a worker's cache, by job id. */
   readonly kept = new Map<string, number>()
+  /** When each job's coordinator took it on (performance.now()): from then its units may be claimed. */
+  readonly started = new Map<string, number>()
   private readonly nsPerPixel: number
 
   constructor (cluster: Cluster, nsPerPixel: number) {
@@ -23,12 +25,25 @@ export class ComputeMeter {
     }
   }
 
+  /**
+   * When `jobId` competed for the swarm, ms from `originMs`: from its
+   * coordinator taking it on to its last unit in; not the client's upload
+   * before, nor the encode and the result's way back after, when it has
+   * nothing for the swarm to do.
+   */
+  competing (jobId: string, originMs: number): { startMs: number, endMs: number } | undefined {
+    const started = this.started.get(jobId)
+    const last = Math.max(...this.work.filter(w => w.job === jobId).map(w => w.atMs))
+    return started === undefined || !Number.isFinite(last) ? undefined : { startMs: started - originMs, endMs: last - originMs }
+  }
+
   /** Work done for `jobId`, its times from `originMs` (a performance.now()). */
   of (jobId: string, originMs: number): WorkDone[] {
     return this.work.filter(w => w.job === jobId).map(w => ({ ...w, atMs: w.atMs - originMs }))
   }
 
   private tiled (job: JobCoordinator): void {
+    this.started.set(job.jobId, performance.now())
     job.on('placed', tile => {
       const core = job.tiles[tile]?.core
       if (core !== undefined) this.add(job.jobId, core.width * core.height)
@@ -36,6 +51,7 @@ export class ComputeMeter {
   }
 
   private batch (job: BatchCoordinator): void {
+    this.started.set(job.jobId, performance.now())
     job.on('image', (_task, output, _peer, recovered) => {
       if (recovered) this.kept.set(job.jobId, (this.kept.get(job.jobId) ?? 0) + 1)
       else this.add(job.jobId, output.width * output.height)

@@ -110,7 +110,10 @@ export async function runShared (opts: SharedOptions): Promise<number> {
 
 interface SharedRun {
   runs: JobRun[]
+  /** Each job from its submission to its client's end. */
   spans: JobSpan[]
+  /** Each job while it competed for the swarm: its coordinator took it on, its last unit not yet in. */
+  competing: JobSpan[]
   /** The compute each job got, by the spec's name, ms from the run's start. */
   work: WorkDone[]
   makespanMs: number
@@ -132,12 +135,18 @@ async function runTogether (inputs: JobInput[], firstAloneMs: number, context: (
     const id = runs[i]!.jobId
     return id === undefined ? [] : meter.of(id, origin).map(w => ({ ...w, job: input.spec.name }))
   })
-  return { runs, spans, work, makespanMs }
+  const competing = spans.flatMap(span => {
+    const id = runs[inputs.findIndex(input => input.spec.name === span.job)]!.jobId
+    const when = id === undefined ? undefined : meter.competing(id, origin)
+    return when === undefined ? [] : [{ ...span, ...when }]
+  })
+  return { runs, spans, competing, work, makespanMs }
 }
 
 /** The report: each job's times and share, the fairness figures, the invariants. */
 function summarise (m: { opts: SharedOptions, inputs: JobInput[], aloneMs: number[], shared: SharedRun, failures: string[], windowMs: number }) {
-  const fair = windowedFairness(m.shared.spans, m.shared.work, m.windowMs)
+  const fair = windowedFairness(m.shared.competing, m.shared.work, m.windowMs)
+  const bySpan = windowedFairness(m.shared.spans, m.shared.work, m.windowMs)
   const jobs = m.inputs.map((input, i) => {
     const span = m.shared.spans.find(s => s.job === input.spec.name)
     const share = fair.shares.get(input.spec.name)
@@ -166,11 +175,13 @@ function summarise (m: { opts: SharedOptions, inputs: JobInput[], aloneMs: numbe
     /** The modelled compute the shared run's jobs got, over what the swarm's slots could give in its makespan. */
     utilisation: round(computeMs / (m.opts.peers * m.shared.makespanMs)),
     fairness: {
-      definition: `Jain's index (sum x)^2 / (n sum x^2) over the jobs running throughout each window of ${m.windowMs} ms (two or more), x = the job's share of their compute in it / its entitled share (submitters first, then a submitter's jobs; priority weights 4:2:1); the mean over windows`,
+      definition: `Jain's index (sum x)^2 / (n sum x^2) over the jobs competing for the swarm throughout each window of ${m.windowMs} ms (two or more; a job competes from its coordinator taking it on to its last unit in), x = the job's share of their compute in it / its entitled share (submitters first, then a submitter's jobs; priority weights 4:2:1); the mean over windows`,
       windowMs: m.windowMs,
       windows: fair.windows,
       index: fair.index === undefined ? undefined : round(fair.index),
       worst: fair.worst === undefined ? undefined : round(fair.worst),
+      /** The same over each job's whole span, submission to the client's end (upload, encode and the result's way back included, when a job has nothing for the swarm). */
+      bySpan: bySpan.index === undefined ? undefined : round(bySpan.index),
     },
     /** Modelled compute (ms) each job got, second by second of the shared run: who had the swarm when. */
     timeline: timeline(m.shared.work),
@@ -205,6 +216,7 @@ function printReport (s: Summary, log: (line: string) => void): void {
   for (const row of s.timeline) log(`  ${String(row.s).padStart(3)} s  ${Object.entries(row.ms).map(([job, ms]) => `${job} ${ms}`).join(', ')}`)
   log(`all done in ${s.makespanS} s; the swarm's slots busy ${(s.utilisation * 100).toFixed(1)}% of it with the jobs' modelled compute`)
   log(`fairness index ${s.fairness.index?.toFixed(3) ?? 'n/a'} (worst window ${s.fairness.worst?.toFixed(3) ?? 'n/a'}, ${s.fairness.windows} windows): ${s.fairness.definition}`)
+  log(`over each job's whole span instead (submission to its client's end): ${s.fairness.bySpan?.toFixed(3) ?? 'n/a'}`)
   log(`slowdown fairness ${s.slowdownFairness.toFixed(3)}: Jain's index of 1/slowdown over every job`)
   log(`invariants: ${s.invariants === 'ok' ? 'ok (every output equals its local reference, alone and shared)' : 'FAILED\n  ' + s.invariants.join('\n  ')}`)
 }

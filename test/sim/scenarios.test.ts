@@ -86,6 +86,7 @@ test.serial('sim shared (8 peers, 3 submitters, 6 jobs): every output exact; eac
   // Jain's index of n values lies in [1/n, 1].
   t.true(summary.fairness.index >= 1 / 6 && summary.fairness.index <= 1, JSON.stringify(summary.fairness))
   t.true(summary.fairness.worst <= summary.fairness.index)
+  t.true(summary.fairness.bySpan >= 1 / 6 && summary.fairness.bySpan <= 1, JSON.stringify(summary.fairness))
   t.true(summary.slowdownFairness >= 1 / 6 && summary.slowdownFairness <= 1)
   t.true(summary.utilisation > 0 && summary.utilisation <= 1)
 })
