@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
-import { createRequire } from 'node:module'
+import { readFileSync } from 'node:fs'
 import { Command, Option } from 'commander'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -21,8 +21,7 @@ import { integerOption } from '../src/cli/args.ts'
 import { PEER_JS, REPO, startPeerProcess, type PeerProcess } from './processes.ts'
 import { heapFigures, PeerMeter } from './soak-sampler.ts'
 
-const { withMallocDefaults } = createRequire(import.meta.url)('../bin/malloc-env.cjs') as { withMallocDefaults: (env: NodeJS.ProcessEnv) => NodeJS.ProcessEnv }
-
+const LAUNCHER = resolve(REPO, 'bin/tileswarm.cjs')
 const opts = new Command('soak')
   .description('peers as processes under a mixed stream of jobs, workers killed and restarted: RSS and fds over time; fails when memory is not given back')
   .option('--jobs <n>', 'jobs in all', integerOption('--jobs', 10, 100_000), 300)
@@ -32,7 +31,7 @@ const opts = new Command('soak')
   .option('--max-ratio <x>', 'fail when a peer\'s end-idle RSS is over this times its start', Number, 1.5)
   .option('--fd-slack <n>', 'fail when a peer\'s fds grew by more', integerOption('--fd-slack', 0, 10_000), 16)
   .option('--time-limit <s>', 'give up (and fail) after this long', integerOption('--time-limit', 60, 86_400), 1800)
-  .addOption(new Option('--malloc <which>', 'the malloc settings the peers run with: the launcher\'s defaults, or glibc\'s own').choices(['launcher', 'glibc']).default('launcher'))
+  .addOption(new Option('--malloc <which>', 'peers started by the installed command\'s launcher, with the malloc settings it gives them, or as dist/peer.js with glibc\'s own').choices(['launcher', 'glibc']).default('launcher'))
   .option('--peer-env <k=v>', 'an environment variable for the peers; repeat it', (v: string, all: string[]) => [...all, v], [] as string[])
   .option('--out <file>', 'where the JSON goes', resolve(REPO, 'bench-soak.json'))
   .parse()
@@ -41,7 +40,7 @@ const opts = new Command('soak')
 const say = (line: string): void => { process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}\n`) }
 const t0 = performance.now()
 const work = join(tmpdir(), `tileswarm-soak-${process.pid}`)
-const peerEnv: NodeJS.ProcessEnv = { ...(opts.malloc === 'launcher' ? withMallocDefaults(process.env) : process.env), ...Object.fromEntries(opts.peerEnv.map(kv => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) }
+const peerEnv: NodeJS.ProcessEnv = { ...process.env, ...Object.fromEntries(opts.peerEnv.map(kv => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) }
 const peers: Array<PeerProcess | undefined> = []
 const ports: Array<{ p2p: number, http: number }> = []
 const meters: PeerMeter[] = []
@@ -61,8 +60,19 @@ async function freePort (): Promise<number> {
 async function startPeer (i: number): Promise<void> {
   const live = peers.find((p, j) => p !== undefined && j !== i)
   const args = ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]!.p2p}`, '--http', `127.0.0.1:${ports[i]!.http}`, '--slots', '1', '--spread', 'always', '--result-cache-s', String(opts.resultCacheS), '--data-dir', join(work, `peer-${i}`), ...(live !== undefined ? ['--bootstrap', live.addr] : [])]
-  peers[i] = await startPeerProcess(`peer ${i}`, args, { env: peerEnv })
+  peers[i] = await startPeerProcess(`peer ${i}`, args, { env: peerEnv, ...(opts.malloc === 'launcher' ? { script: LAUNCHER } : {}) })
   if (live !== undefined) await peers[i]!.waitFor(/peer joined/, 15_000)
+}
+
+/** The peer's own process: the launcher's child where the launcher started it. */
+function peerPid (p: PeerProcess | undefined): number | undefined {
+  const pid = p?.child.pid
+  if (pid === undefined || opts.malloc !== 'launcher') return pid
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0]) || undefined
+  } catch {
+    return undefined
+  }
 }
 
 async function restart (i: number, signal: NodeJS.Signals): Promise<void> {
@@ -141,7 +151,7 @@ async function soak (): Promise<void> {
   for (let i = 0; i < opts.peers; i++) ports.push({ p2p: await freePort(), http: await freePort() })
   for (let i = 0; i < opts.peers; i++) {
     await startPeer(i)
-    meters.push(new PeerMeter(`peer ${i}`, () => peers[i]?.child.pid))
+    meters.push(new PeerMeter(`peer ${i}`, () => peerPid(peers[i])))
   }
   const sampler = setInterval(() => { void sampleAll() }, 1000)
   try {
