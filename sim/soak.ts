@@ -75,11 +75,23 @@ function peerPid (p: PeerProcess | undefined): number | undefined {
   }
 }
 
+/** Stops a peer with `signal`; a SIGKILL goes to the peer itself, as the launcher would outlive it. */
+async function strike (p: PeerProcess, signal: NodeJS.Signals): Promise<void> {
+  const pid = peerPid(p)
+  if (signal === 'SIGKILL' && pid !== undefined && pid !== p.child.pid) {
+    try { process.kill(pid, 'SIGKILL') } catch { /* gone already */ }
+    // The launcher reaps it and ends the same way; killed first, it would leave it a zombie holding its data dir's lock.
+    const exited = p.child.exitCode !== null || p.child.signalCode !== null
+    if (!exited) await new Promise(resolve => { p.child.once('exit', resolve); setTimeout(resolve, 10_000) })
+  }
+  await p.stop(signal)
+}
+
 async function restart (i: number, signal: NodeJS.Signals): Promise<void> {
   const p = peers[i]!
   peers[i] = undefined
   say(`${signal} peer ${i}`)
-  await p.stop(signal)
+  await strike(p, signal)
   await startPeer(i)
   meters[i]!.restarts++
 }
@@ -173,6 +185,7 @@ async function run (files: Awaited<ReturnType<typeof inputs>>): Promise<void> {
   let next = 0
   let kills = 0
   let strikes = Promise.resolve()
+  let struck: unknown
   const client = async (): Promise<void> => {
     for (let n = next++; n < opts.jobs; n = next++) {
       if (n > 0 && n % 30 === 0) say(`${n} jobs: ${meters.map(m => `${m.name} ${m.samples.at(-1)?.rssMb ?? '-'} MB (peak ${m.peakMb}), ${m.samples.at(-1)?.fds ?? '-'} fds`).join('; ')}`)
@@ -180,19 +193,21 @@ async function run (files: Awaited<ReturnType<typeof inputs>>): Promise<void> {
         kills++
         const halfway = kills === Math.max(1, Math.round(opts.jobs / opts.killEvery / 2))
         const victim = halfway ? 0 : 1 + (kills % (opts.peers - 1))
-        strikes = strikes.then(async () => { await restart(victim, halfway ? 'SIGTERM' : 'SIGKILL') })
+        // A failed restart is said at the end, not an unhandled rejection that would leave the peers running.
+        strikes = strikes.then(async () => { await restart(victim, halfway ? 'SIGTERM' : 'SIGKILL') }).catch((err: unknown) => { struck ??= err })
       }
       await submit(jobOf(n, files))
     }
   }
   await Promise.all([client(), client()])
   await strikes
+  if (struck !== undefined) throw struck
 }
 
 let code = 1
 const limit = setTimeout(() => { say(`time limit (${opts.timeLimit} s) reached`); void stopAll().then(() => process.exit(1)) }, opts.timeLimit * 1000)
 async function stopAll (): Promise<void> {
-  await Promise.all(peers.map(async p => await p?.stop('SIGKILL')))
+  await Promise.all(peers.map(async p => { if (p !== undefined) await strike(p, 'SIGKILL') }))
   await rm(work, { recursive: true, force: true })
 }
 try {
