@@ -35,6 +35,8 @@ export class PeerMeter {
   end: MemorySample | undefined
   startHeap: Record<string, number> | undefined
   endHeap: Record<string, number> | undefined
+  startMap: Record<string, number> | undefined
+  endMap: Record<string, number> | undefined
   restarts = 0
 
   readonly name: string
@@ -64,7 +66,33 @@ export class PeerMeter {
     const ratio = end.rssMb / start.rssMb
     if (ratio > maxRatio) failures.push(`${this.name}: end-idle RSS ${end.rssMb} MB is ${ratio.toFixed(2)}x its start ${start.rssMb} MB (limit ${maxRatio}x)`)
     if (end.fds - start.fds > fdSlack) failures.push(`${this.name}: ${end.fds} fds at the end against ${start.fds} at the start (slack ${fdSlack})`)
-    const report = { startRssMb: start.rssMb, peakRssMb: this.peakMb, endRssMb: end.rssMb, ratio: Math.round(ratio * 100) / 100, startFds: start.fds, endFds: end.fds, restarts: this.restarts, startHeap: this.startHeap, endHeap: this.endHeap }
+    const report = { startRssMb: start.rssMb, peakRssMb: this.peakMb, endRssMb: end.rssMb, ratio: Math.round(ratio * 100) / 100, startFds: start.fds, endFds: end.fds, restarts: this.restarts, startHeap: this.startHeap, endHeap: this.endHeap, startMap: this.startMap, endMap: this.endMap }
     return { report, failures }
   }
+}
+
+/** Where a process's resident memory lies, in MB: glibc's main heap (brk), the V8 heap's and other anonymous mappings by size class, the files mapped. */
+export function memoryMap (pid: number): Record<string, number> | undefined {
+  let text: string
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, 'utf8')
+  } catch {
+    return undefined
+  }
+  const totals: Record<string, number> = {}
+  let kind = ''
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
+    if (head !== null) {
+      const name = head[1]!
+      kind = name === '' ? 'anonymous' : name.startsWith('[') ? name : 'files'
+      continue
+    }
+    const size = /^Size:\s+(\d+) kB/.exec(line)
+    // Anonymous mappings by size: glibc's arenas reserve 64 MB each; big chunks are mapped on their own.
+    if (size !== null && kind.startsWith('anonymous')) kind = Number(size[1]) >= 65536 ? 'anonymous 64MB+' : Number(size[1]) >= 1024 ? 'anonymous 1-64MB' : 'anonymous <1MB'
+    const rss = /^Rss:\s+(\d+) kB/.exec(line)
+    if (rss !== null) totals[kind] = (totals[kind] ?? 0) + Number(rss[1]) / 1024
+  }
+  return Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, Math.round(v * 10) / 10]))
 }

@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path'
 import sharp from 'sharp'
 import { integerOption } from '../src/cli/args.ts'
 import { PEER_JS, REPO, startPeerProcess, type PeerProcess } from './processes.ts'
-import { heapFigures, PeerMeter } from './soak-sampler.ts'
+import { heapFigures, memoryMap, PeerMeter } from './soak-sampler.ts'
 
 const LAUNCHER = resolve(REPO, 'bin/tileswarm.cjs')
 const opts = new Command('soak')
@@ -169,12 +169,12 @@ async function soak (): Promise<void> {
   try {
     await submit({ input: files.singles[1]!, ops: 'blur:sigma=2', out: join(work, 'out', 'warm-up.jpg'), bad: false })
     await idleSample(5)
-    for (const [i, m] of meters.entries()) { m.start = m.samples.at(-1); m.startHeap = await heapFigures(ports[i]!.http) }
+    for (const [i, m] of meters.entries()) { m.start = m.samples.at(-1); m.startHeap = await heapFigures(ports[i]!.http); m.startMap = memoryMap(peerPid(peers[i])!) }
     say(`start: ${meters.map(m => `${m.name} ${m.start!.rssMb} MB, ${m.start!.fds} fds`).join('; ')} (malloc: ${opts.malloc}${opts.peerEnv.length > 0 ? `, ${opts.peerEnv.join(' ')}` : ''})`)
     await run(files)
     say(`jobs done: ${JSON.stringify(counts)}; idle for ${opts.resultCacheS + 15} s (the result cache's lifetime and more)`)
     await idleSample(opts.resultCacheS + 15)
-    for (const [i, m] of meters.entries()) { m.end = m.samples.at(-1); m.endHeap = await heapFigures(ports[i]!.http) }
+    for (const [i, m] of meters.entries()) { m.end = m.samples.at(-1); m.endHeap = await heapFigures(ports[i]!.http); m.endMap = memoryMap(peerPid(peers[i])!) }
   } finally {
     clearInterval(sampler)
   }
