@@ -51,7 +51,7 @@ test.serial('a signal to the launcher reaches the peer once: it stops cleanly, a
   // The peer gets glibc's settings for giving memory back; a user's own win.
   const launched = (await readFile(`/proc/${peer.child.pid}/task/${peer.child.pid}/children`, 'utf8')).trim()
   const env = (await readFile(`/proc/${launched}/environ`, 'utf8')).split('\0')
-  t.true(env.includes('MALLOC_MMAP_THRESHOLD_=131072'))
+  t.true(env.includes('MALLOC_MMAP_THRESHOLD_=65536'))
   t.true(env.includes('MALLOC_ARENA_MAX=4'))
   t.is(await peer.stop('SIGTERM'), 0)
   t.false(peer.lines.some(l => /again: exiting now/.test(l)), 'one signal, not two')
