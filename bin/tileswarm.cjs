@@ -31,8 +31,16 @@ var node = bundledNode()
 if (node === undefined) die('the Node.js 24 it brings (the npm package `node`, under ' + path.join(root, 'node_modules') + ') is missing: install tileswarm again with scripts allowed (npm install -g tileswarm, without --ignore-scripts), or run npm ci in a clone')
 if (!fs.existsSync(entry)) die(entry + ' is missing: in a clone, run npm run build first')
 
+// glibc's malloc, as the peer needs it to give memory back once idle (docs/operating.md, Memory):
+// blocks of 64 KB and more (tiles, images, socket reads) mapped and unmapped on their own rather
+// than kept in its heaps, and two arenas rather than eight a core. glibc reads them as the
+// process starts; a user's own win.
+var MALLOC_DEFAULTS = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536' }
+var env = Object.assign({}, process.env)
+Object.keys(MALLOC_DEFAULTS).forEach(function (k) { if (env[k] === undefined) env[k] = MALLOC_DEFAULTS[k] })
+
 // Its own process group: a Ctrl-C reaches the launcher alone, which passes it on once (the peer takes a second signal as "exit now").
-var child = childProcess.spawn(node, [entry].concat(process.argv.slice(2)), { stdio: 'inherit', detached: true })
+var child = childProcess.spawn(node, [entry].concat(process.argv.slice(2)), { stdio: 'inherit', detached: true, env: env })
 // Not SIGUSR1: Node keeps it for its inspector.
 var signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2']
 signals.forEach(function (signal) {

@@ -98,7 +98,7 @@ export class SwarmPeer {
       cachedResultBytes: () => this.cache.stats.bytes,
       scaling: () => this.scaler,
     })
-    this.parts = this.inOrder(clock)
+    this.parts = this.inOrder(clock, options.resultCacheMs ?? DEFAULT_RESULT_CACHE_MS)
   }
 
   /** With --scale-out or --scale-in. */
@@ -117,7 +117,7 @@ export class SwarmPeer {
   }
 
   /** The parts, in the order they start; they stop in the reverse. */
-  private inOrder (clock: Clock): Startable[] {
+  private inOrder (clock: Clock, resultCacheMs: number): Startable[] {
     return [
       // First: it stops deciding before anything stops (beforeStop), and its hooks, which need no node, are waited for last.
       ...(this.scaler !== undefined ? [this.scaler] : []),
@@ -131,7 +131,8 @@ export class SwarmPeer {
       this.submissions,
       this.worker,
       this.discovery,
-      new IdleCollector({ clock, busy: () => this.submissions.activeJobs > 0 || this.worker.heldLeases > 0 }),
+      // heldOutputs trims the cache of what outlived its lifetime (it asks for none).
+      new IdleCollector({ clock, busy: () => this.submissions.activeJobs > 0 || this.worker.heldLeases > 0, expireAfterMs: resultCacheMs, expire: () => { this.cache.heldOutputs(0) } }),
     ]
   }
 

@@ -1,6 +1,6 @@
 import test from 'ava'
 import { execFile, execFileSync } from 'node:child_process'
-import { access, copyFile, mkdir } from 'node:fs/promises'
+import { access, copyFile, mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { REPO, startPeerProcess } from '../../sim/processes.ts'
 import { VERSION } from '../../src/common/version.ts'
@@ -44,10 +44,15 @@ test('without the Node it brings, the launcher says what to do in one line', asy
   t.regex(r.stderr, /^tileswarm: the Node\.js 24 it brings \(the npm package `node`, under .*\) is missing: install tileswarm again .*\n$/)
 })
 
-test.serial('a signal to the launcher reaches the peer once: it stops cleanly, and its record goes', async t => {
+test.serial('a signal to the launcher reaches the peer once: it stops cleanly, and its record goes; the peer runs with the malloc settings it is given', async t => {
   const data = join(await tempDir(), 'data')
-  const peer = await startPeerProcess('launched', ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', '1', '--data-dir', data], { command: [oldestNode()], script: LAUNCHER })
+  const peer = await startPeerProcess('launched', ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', '1', '--data-dir', data], { command: [oldestNode()], script: LAUNCHER, env: { ...process.env, MALLOC_ARENA_MAX: '4' } })
   await access(join(data, 'listening.json'))
+  // The peer gets glibc's settings for giving memory back; a user's own win.
+  const launched = (await readFile(`/proc/${peer.child.pid}/task/${peer.child.pid}/children`, 'utf8')).trim()
+  const env = (await readFile(`/proc/${launched}/environ`, 'utf8')).split('\0')
+  t.true(env.includes('MALLOC_MMAP_THRESHOLD_=65536'))
+  t.true(env.includes('MALLOC_ARENA_MAX=4'))
   t.is(await peer.stop('SIGTERM'), 0)
   t.false(peer.lines.some(l => /again: exiting now/.test(l)), 'one signal, not two')
   t.true(peer.lines.some(l => /SIGTERM: handing back/.test(l)))
