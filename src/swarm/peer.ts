@@ -132,7 +132,7 @@ export class SwarmPeer {
       this.worker,
       this.discovery,
       // heldOutputs trims the cache of what outlived its lifetime (it asks for none).
-      new IdleCollector({ clock, busy: () => this.submissions.activeJobs > 0 || this.worker.heldLeases > 0, expireAfterMs: resultCacheMs, expire: () => { this.cache.heldOutputs(0) } }),
+      new IdleCollector({ clock, busy: () => this.submissions.activeJobs > 0 || this.worker.heldLeases > 0, expireAfterMs: resultCacheMs, expire: () => { this.cache.expire() } }),
     ]
   }
 

@@ -101,6 +101,11 @@ export class ResultCache {
     return h
   }
 
+  /** Results past their age go now, not when the cache is next touched: an idle peer gives their memory back. */
+  expire (): void {
+    this.trim()
+  }
+
   /** Left to the collector, not freed at once: a send may still be reading it. */
   private delete (key: string): void {
     const h = this.held.get(key)
