@@ -46,8 +46,6 @@ export interface DiscoveryOptions {
 
 /** How often, at most, a peer looks whether a peer it keeps trying to reach is due a dial. */
 const TICK_MS = 1000
-/** A peer whose work moved says hello again this soon (not only every --hello period), so the swarm's figures of it are live. */
-const BUSY_HELLO_MS = 1000
 
 /** A peer this one keeps trying to reach while it is cut off: a bootstrap address, or a peer it heard from. */
 interface Target {
@@ -91,7 +89,6 @@ export class Discovery implements Startable {
   /** Aborted on stop: a dial under way ends with the peer's stop, not at its timeout. */
   private readonly stopping = new AbortController()
   private helloTimer: unknown
-  private lastHello = { at: -Infinity, done: 0 }
   private stopTicking: (() => void) | undefined
 
   constructor (components: DiscoveryComponents, options: DiscoveryOptions) {
@@ -184,7 +181,6 @@ export class Discovery implements Startable {
       this.c.log(`alone: connected to no peer; jobs submitted here run on this peer only until it reconnects (${peers === 0 ? 'no peer to dial: it waits to be dialed' : `dialing ${peers} known peer(s) again`})`, 'warn')
     }
     const now = this.c.clock.now()
-    if (this.c.done() !== this.lastHello.done && now - this.lastHello.at >= BUSY_HELLO_MS) this.sayHello()
     if (cutOff && !this.everConnected && !this.warnedAlone && now - this.startedAt >= this.options.aloneWarnMs) {
       this.warnedAlone = true
       this.c.log(`alone for ${Math.round((now - this.startedAt) / 1000)} s: no peer has joined; jobs submitted here run on this peer only (${this.targets.length === 0 ? 'start other peers with --bootstrap <one of this peer\'s addresses>' : 'is --bootstrap right, and is that peer up?'})`, 'warn')
@@ -230,12 +226,16 @@ export class Discovery implements Startable {
     const { node } = this.c
     if (msg.peerId === this.c.peerId || this.stopped) return
     const id = peerIdFromString(msg.peerId)
+    const before = this.heard.get(msg.peerId)?.hello.addrs
     this.heard.delete(msg.peerId)
     this.heard.set(msg.peerId, { hello: msg, at: this.c.clock.now() })
     if (this.heard.size > MAX_KNOWN_PEERS) this.heard.delete(this.heard.keys().next().value!)
+    const connected = node.getConnections(id).length > 0
+    // Its addresses, unchanged, are not stored again: the peer store's writes are dear, and hellos come every few seconds.
+    if (connected && before !== undefined && before.length === msg.addrs.length && before.every((a, i) => a === msg.addrs[i])) return
     await node.peerStore.merge(id, { multiaddrs: msg.addrs.map(a => multiaddr(a)) }).catch(() => {})
     this.remember(msg.peerId, id, msg.addrs)
-    if (node.getConnections(id).length > 0) return
+    if (connected) return
     if (node.getConnections().length + this.discoveryDials >= DISCOVERY_TARGET_PEERS) return
     this.discoveryDials++
     try {
@@ -340,7 +340,6 @@ export class Discovery implements Startable {
 
   private sayHello (): void {
     const now = this.c.clock.now()
-    this.lastHello = { at: now, done: this.c.done() }
-    void this.c.publish({ type: 'hello', v: PROTOCOL_VERSION, version: VERSION, peerId: this.c.peerId, addrs: this.c.addrs(), slots: this.options.slots, up: Math.floor((now - this.startedAt) / 1000), done: this.lastHello.done, ...(this.options.scaler === true ? { scaler: true } : {}), ...(this.options.scaledBy !== undefined ? { scaledBy: this.options.scaledBy } : {}), ...this.c.load?.() })
+    void this.c.publish({ type: 'hello', v: PROTOCOL_VERSION, version: VERSION, peerId: this.c.peerId, addrs: this.c.addrs(), slots: this.options.slots, up: Math.floor((now - this.startedAt) / 1000), done: this.c.done(), ...(this.options.scaler === true ? { scaler: true } : {}), ...(this.options.scaledBy !== undefined ? { scaledBy: this.options.scaledBy } : {}), ...this.c.load?.() })
   }
 }

@@ -8,6 +8,13 @@ function peerCell (id) {
   return el('td', { title: id }, el('span', { style: { color: colourOf(id) } }, '■ '), shortId(id))
 }
 
+/** A peer's tiles and images done: as its last hello said, or, where the jobs coordinated here say more already, theirs (hellos come every few seconds). */
+function doneBy (s, peerId, said) {
+  let here = 0
+  for (const j of s.jobs) if (j.here && j.byPeer !== undefined) here += j.byPeer[peerId] ?? 0
+  return said === undefined && here === 0 ? '?' : Math.max(said ?? 0, here)
+}
+
 function render (s, swarmJobs) {
   const connected = s.peers.filter(p => p.connected).length
   $('self').className = ''
@@ -21,7 +28,7 @@ function render (s, swarmJobs) {
     el('td', {}, `${p.connected ? 'connected' : 'gone'}${p.scaledBy !== undefined ? ` (started by ${p.scaledBy === s.peerId ? 'this peer' : shortId(p.scaledBy)})` : ''}`),
     el('td', {}, p.slots ?? '?'),
     el('td', {}, p.upS !== undefined ? seconds(p.upS) : '?'),
-    el('td', {}, p.done ?? '?'),
+    el('td', {}, doneBy(s, p.peerId, p.done)),
     el('td', {}, p.connected ? 'now' : `${seconds(p.lastSeenS)} ago`),
     el('td', { class: 'addrs' }, p.addrs.join('\n')))))
   $('jobs-title').textContent = `Jobs (${s.jobs.filter(j => j.here).length} here, ${s.jobs.filter(j => !j.here).length} elsewhere)`
