@@ -43,11 +43,6 @@ async function doImage (link: CoordinatorLink, task: GrantedTask, lane: BatchLan
   // Kept from any earlier coordinator of the batch (this peer's own, too: a batch submitted again).
   const kept = lane.cache?.get(task.key, 0)
   const output = kept ?? await computeImage(link, task, lane)
-  if (output === 'yielded') {
-    // Another job came to be owed the lane while the image waited its turn: it goes back, for a lane of this job to take.
-    lane.keeper.giveBack(link, Promise.resolve({ kind: 'task', task }))
-    return 'yielded'
-  }
   if (output === undefined) return undefined
   if (lane.signal.aborted) return undefined
   lane.keeper.settle(task.leaseId)
@@ -56,27 +51,13 @@ async function doImage (link: CoordinatorLink, task: GrantedTask, lane: BatchLan
   return await link.output({ slot: task.slot, leaseId: task.leaseId, checksum: output.checksum, body: output.data, size: output.size, kept: kept !== undefined })
 }
 
-/** Said inside the gate when the lane is no longer the image's job's: the image is not begun. */
-class Yielded extends Error {}
-
-/**
- * The image's output, kept for a later coordinator (off this peer); undefined
- * if it failed here, reported; 'yielded' if, once its turn came, another job
- * was owed the lane (a whole image is long: a newcomer does not wait for it).
- */
-async function computeImage (link: CoordinatorLink, task: GrantedTask, lane: BatchLaneContext): Promise<ImageResult | 'yielded' | undefined> {
+/** The image's output, kept for a later coordinator (off this peer); undefined if it failed here, reported. */
+async function computeImage (link: CoordinatorLink, task: GrantedTask, lane: BatchLaneContext): Promise<ImageResult | undefined> {
   let output: ImageResult
-  let begun = false
-  const gate: typeof lane.gate = async work => await lane.gate(async () => {
-    if (!begun && !lane.owed(link.ref)) throw new Yielded()
-    begun = true
-    return await work()
-  })
   try {
-    const processed = await lane.processImage(task.file, link.steps, { format: task.format, quality: link.batch!.quality, strip: link.batch!.strip === true, maxPixels: lane.limits.maxPixels, maxRawBytes: MAX_TILE_BODY_BYTES }, gate)
+    const processed = await lane.processImage(task.file, link.steps, { format: task.format, quality: link.batch!.quality, strip: link.batch!.strip === true, maxPixels: lane.limits.maxPixels, maxRawBytes: MAX_TILE_BODY_BYTES }, lane.gate)
     output = { data: processed.data, checksum: tileChecksum(processed.data), size: { width: processed.width, height: processed.height } }
   } catch (err) {
-    if (err instanceof Yielded) return 'yielded'
     lane.keeper.settle(task.leaseId)
     // Past this peer's limits, or its memory: another peer may do it.
     await link.reportFailure(oneLine((err as Error).message), { tile: task.slot, handOn: isThisPeersTrouble(err) }).catch(() => {})

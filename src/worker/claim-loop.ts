@@ -8,8 +8,8 @@ import type { ResultCache } from './result-cache.ts'
 /** Why a lane left its job: the coordinator's word, the worker is stopping, or another job is owed its share ('yield'). */
 export type LaneEnd = 'done' | 'wait' | 'cancelled' | 'excluded' | 'stopped' | 'yield'
 
-/** What became of one unit: the coordinator's ack, or nothing sent; 'yielded': given back before it was begun, another job being owed the lane. */
-export type UnitStatus = 'accepted' | 'duplicate' | 'rejected' | 'yielded' | undefined
+/** What became of one unit: the coordinator's ack, or nothing sent. */
+export type UnitStatus = 'accepted' | 'duplicate' | 'rejected' | undefined
 
 export type Granted = Exclude<ClaimReply, { kind: 'none' }>
 
@@ -31,8 +31,6 @@ export interface LaneContext {
   stay: (ref: JobRef, ms: number) => boolean
   /** Whether a claim on this job may wait at its coordinator for a unit to come back: not while another job could use the lane. */
   mayPark: (ref: JobRef) => boolean
-  /** Whether the lane is still this job's, with nothing done since it was last asked (a grant waiting its turn may go back). */
-  owed: (ref: JobRef) => boolean
 }
 
 /**
@@ -53,7 +51,6 @@ export async function claimLoop (link: CoordinatorLink, lane: LaneContext, unit:
       if (options.prefetch) next = keeper.claim(link, { park: lane.mayPark(link.ref) })
       const began = clock.now()
       const status = await unit(reply)
-      if (status === 'yielded') return 'yield'
       const ms = clock.now() - began
       if (status === 'accepted') lane.onAccepted(link.ref, reply.kind === 'task' ? 'image' : 'tile', ms)
       if (signal.aborted) continue

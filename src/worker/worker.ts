@@ -116,7 +116,6 @@ export class Worker implements Startable {
       onAccepted: (ref, kind, ms) => { this.accepted(ref, kind, ms) },
       stay: (ref, ms) => this.stay(ref.jobId, ms),
       mayPark: ref => this.candidates(ref.jobId).every(c => c.jobId === ref.jobId),
-      owed: ref => { const owed = this.share.choose(this.candidates(ref.jobId), ref.jobId); return owed === undefined || owed === ref.jobId },
     }
   }
 
