@@ -25,6 +25,11 @@ import { noiseImage, prng } from './model.ts'
 import { SCENARIOS } from './scenarios.ts'
 import { runShared } from './shared.ts'
 
+// One process stands for every peer and client here, each of which has libuv's pool of its own: with the default four
+// threads, a client's file reads queued behind sixteen peers' sharp work, and a batch reached its coordinator seconds late.
+// Set before the pool's first use (it is made at its first task).
+process.env.UV_THREADPOOL_SIZE ??= '64'
+
 
 /** Several jobs at once, with its own runner: not one job under faults like SCENARIOS. */
 const SHARED = 'shared'
