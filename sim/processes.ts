@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -84,4 +84,22 @@ export async function startPeerProcess (name: string, args: string[], options: {
       return code
     },
   }
+}
+
+/**
+ * `count` peers on loopback, each with `args` and a data dir of its own under
+ * `dataRoot`, the first the others' bootstrap; resolves once they have joined
+ * it. Each is pushed onto `into` as it starts, so the caller's cleanup stops
+ * those that did even if a later one fails.
+ */
+export async function startLoopbackSwarm (count: number, options: { dataRoot: string, args: string[], into: PeerProcess[] }): Promise<PeerProcess[]> {
+  const { into } = options
+  const first = into.length
+  for (let i = 0; i < count; i++) {
+    const bootstrap = i > 0 ? ['--bootstrap', into[first]!.addr] : []
+    into.push(await startPeerProcess(`peer ${i}`, ['--listen', '/ip4/127.0.0.1/tcp/0', ...options.args, '--data-dir', join(options.dataRoot, `peer-${i}`), ...bootstrap]))
+  }
+  const started = into.slice(first)
+  await Promise.all(started.slice(1).map(async p => await p.waitFor(/peer joined/, 15_000)))
+  return started
 }

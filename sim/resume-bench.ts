@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import sharp from 'sharp'
 import { integerOption } from '../src/cli/args.ts'
-import { PEER_JS, REPO, startPeerProcess, type PeerProcess } from './processes.ts'
+import { PEER_JS, REPO, startLoopbackSwarm, type PeerProcess } from './processes.ts'
 
 const opts = new Command('bench:resume')
   .description('a job whose coordinator is killed (SIGKILL, last phase) or leaves (SIGTERM) halfway: time against uninterrupted, tiles collected')
@@ -39,11 +39,7 @@ type Event = Record<string, unknown> & { event: string }
 async function swarm (name: string): Promise<void> {
   await Promise.all(peers.map(async p => await p.stop('SIGKILL')))
   peers = []
-  for (let i = 0; i < opts.peers; i++) {
-    const args = ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', '1', '--spread', 'always', '--data-dir', join(work, `${name}-peer-${i}`), ...(i > 0 ? ['--bootstrap', peers[0]!.addr] : [])]
-    peers.push(await startPeerProcess(`peer ${i}`, args))
-  }
-  await Promise.all(peers.slice(1).map(async p => await p.waitFor(/peer joined/, 15_000)))
+  await startLoopbackSwarm(opts.peers, { dataRoot: join(work, name), args: ['--slots', '1', '--spread', 'always'], into: peers })
 }
 
 /** One submit to the first peer, with --json; `onEvent` sees each event as it comes. Its time, and its events. */

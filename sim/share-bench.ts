@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import sharp from 'sharp'
 import { integerOption } from '../src/cli/args.ts'
-import { PEER_JS, REPO, startPeerProcess, type PeerProcess } from './processes.ts'
+import { PEER_JS, REPO, startLoopbackSwarm, type PeerProcess } from './processes.ts'
 import { median, timedRun } from './bench/measure.ts'
 import { photos } from './bench/photos.ts'
 
@@ -63,12 +63,8 @@ try {
   await sharp(resolve(REPO, 'sim/samples/saw.jpg')).resize(4800, 3200, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(medium)
   await reference(small, 'blur:sigma=2')
   await reference(medium, 'median:size=5')
-  for (let i = 0; i < opts.peers; i++) {
-    // --spread always: peers sharing one machine's cores would run these jobs whole on their coordinators, and the workers' shares are what is measured.
-    const args = ['--listen', '/ip4/127.0.0.1/tcp/0', '--slots', '1', '--result-cache-mb', '0', '--spread', 'always', '--allow-priority', 'all', '--data-dir', join(work, `peer-${i}`), ...(i > 0 ? ['--bootstrap', peers[0]!.addr] : [])]
-    peers.push(await startPeerProcess(`peer ${i}`, args))
-  }
-  await Promise.all(peers.slice(1).map(async p => await p.waitFor(/peer joined/, 15_000)))
+  // --spread always: peers sharing one machine's cores would run these jobs whole on their coordinators, and the workers' shares are what is measured.
+  await startLoopbackSwarm(opts.peers, { dataRoot: work, args: ['--slots', '1', '--result-cache-mb', '0', '--spread', 'always', '--allow-priority', 'all'], into: peers })
   const out = (name: string): string => join(work, `${name}-${Math.random().toString(36).slice(2)}`)
   const smallJob = async (): Promise<number> => await submit(small, 'blur:sigma=2', `${out('small')}.jpg`)
   const batch = async (): Promise<number> => await submit(folder, 'blur:sigma=2', out('batch'))
