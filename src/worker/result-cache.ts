@@ -73,7 +73,12 @@ export class ResultCache {
   heldPhases (jobKey: string): Map<number, Uint8Array> {
     this.trim()
     const tiles = new Map<number, number[]>()
-    for (const h of this.held.values()) if (h.jobKey === jobKey) tiles.set(h.phase, [...tiles.get(h.phase) ?? [], h.tile])
+    for (const h of this.held.values()) {
+      if (h.jobKey !== jobKey) continue
+      const list = tiles.get(h.phase)
+      if (list === undefined) tiles.set(h.phase, [h.tile])
+      else list.push(h.tile)
+    }
     return new Map([...tiles].sort(([a], [b]) => a - b).map(([phase, list]) => [phase, tileBitmap(list)]))
   }
 
