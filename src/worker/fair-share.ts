@@ -102,7 +102,9 @@ export class FairShare {
     const bySubmitter = new Map<string, string[]>()
     for (const c of known) {
       const s = this.jobs.get(c.jobId)!.submitter
-      bySubmitter.set(s, [...(bySubmitter.get(s) ?? []), c.jobId])
+      const ids = bySubmitter.get(s)
+      if (ids === undefined) bySubmitter.set(s, [c.jobId])
+      else ids.push(c.jobId)
     }
     const fromSubmitter = from !== undefined && lanes.has(from) ? this.jobs.get(from)!.submitter : undefined
     let best: { submitter: string, jobId: string, score: number } | undefined
