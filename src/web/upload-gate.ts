@@ -2,8 +2,8 @@ import type { IncomingMessage } from 'node:http'
 import type { Context, MiddlewareHandler } from 'hono'
 import { systemClock, type Clock } from '../common/clock.ts'
 import { WEB_MAX_UPLOADS, WEB_MAX_UPLOADS_PER_CLIENT } from '../common/defaults.ts'
-import { oneLine } from '../common/errors.ts'
 import { watchPace, type PaceRule } from '../common/upload-pace.ts'
+import { refuse } from './refuse.ts'
 
 /** The address a request came from (the socket's, not a header anyone could write). */
 export function clientAddress (c: Context): string {
@@ -52,8 +52,7 @@ export function uploadGate (options: { places: UploadPlaces, pace: PaceRule, clo
   return async (c, next) => {
     const place = options.places.take(clientAddress(c))
     if ('refused' in place) {
-      c.header('retry-after', '5')
-      return c.json({ error: 'PeerBusyError', message: oneLine(place.refused) }, 503)
+      return refuse(c, 503, 'PeerBusyError', place.refused, { 'retry-after': '5' })
     }
     const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
     let stopWatch = (): void => {}
@@ -63,7 +62,7 @@ export function uploadGate (options: { places: UploadPlaces, pace: PaceRule, clo
         // A body all in is being checked: its time is the peer's, not the client's.
         if (incoming.complete) return
         place.release()
-        resolve(c.json({ error: 'RequestTimeout', message: oneLine(reason) }, 408, { connection: 'close' }))
+        resolve(refuse(c, 408, 'RequestTimeout', reason, { connection: 'close' }))
       })
     })
     const handled = next().then(() => undefined)
