@@ -43,6 +43,11 @@ peer=$!
 for _ in $(seq 300); do grep -q '^listening on' "$work/peer.out" && break; kill -0 "$peer" 2>/dev/null || fail "the peer ended"; sleep 0.2; done
 grep -q '^listening on' "$work/peer.out" || fail "the peer did not listen within 60 s"
 [[ -f "$work/data/listening.json" ]] || fail "the peer did not record where it listens"
+# Where the system has jemalloc (CI installs it), the installed command runs its peer on it.
+if [[ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ]]; then
+  for _ in $(seq 50); do grep -q ' up: ' "$work/peer.out" && break; sleep 0.2; done
+  grep -q ' up: .*, jemalloc malloc, ' "$work/peer.out" || fail "the peer does not run on jemalloc: $(grep ' up: ' "$work/peer.out")"
+fi
 
 timeout 120 tileswarm submit -i "$repo/test/fixtures/flowers.jpeg" --ops 'blur:sigma=2' -o out.png >submit.out 2>submit.err || { cat submit.err; fail "submit failed"; }
 [[ "$(head -c 8 out.png | od -An -tx1 | tr -d ' \n')" == 89504e470d0a1a0a ]] || fail "out.png is not a PNG"
@@ -57,7 +62,7 @@ peer=
 [[ ! -f "$work/data/listening.json" ]] || fail "the stopped peer left its record"
 timeout 60 tileswarm status 2>status.err && fail "status found a peer after it stopped"
 grep -q '^tileswarm: no peer runs on this machine' status.err || fail "status with no peer said: $(cat status.err)"
-echo "install check: tileswarm installed, run from another folder: a peer, an image submitted to it, status, a clean stop"
+echo "install check: tileswarm installed, run from another folder: a peer ($(grep -o "[a-z]* malloc" "$work/peer.out" | head -1)), an image submitted to it, status, a clean stop"
 
 # The systemd unit, its ExecStart pointed at the installed command: any complaint fails.
 if [[ -n "$unit_src" ]]; then

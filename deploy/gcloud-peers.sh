@@ -39,7 +39,7 @@ up () {
     cat > "$dir/startup.sh" <<STARTUP
 #!/bin/bash
 set -e
-apt-get update && apt-get install -y git curl
+apt-get update && apt-get install -y git curl libjemalloc2
 curl -fsSL https://deb.nodesource.com/setup_24.x | bash - && apt-get install -y nodejs
 useradd --system --home /var/lib/tileswarm tileswarm || true
 # The command, installed where the unit runs it (/usr/local/bin/tileswarm): the package packed from the clone (npm pack builds it).

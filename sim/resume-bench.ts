@@ -26,20 +26,32 @@ const opts = new Command('bench:resume')
   .option('--mp <n>', 'megapixels of the Canny job\'s photo', integerOption('--mp', 1, 400), 100)
   .option('--one-phase-mp <n>', 'megapixels of the one-phase job\'s photo', integerOption('--one-phase-mp', 1, 400), 24)
   .option('--out <file>', 'where the JSON goes', resolve(REPO, 'bench-resume.json'))
+  .option('--logs <dir>', 'write each swarm\'s peer logs here (RUN-peer-I.log): where a resumed job\'s time goes')
   .parse()
-  .opts<{ peers: number, mp: number, onePhaseMp: number, out: string }>()
+  .opts<{ peers: number, mp: number, onePhaseMp: number, out: string, logs?: string }>()
 
 const say = (line: string): void => { process.stderr.write(line + '\n') }
 const work = join(tmpdir(), `tileswarm-resume-bench-${process.pid}`)
 let peers: PeerProcess[] = []
+/** The swarm now running, by name. */
+let running = ''
 
 type Event = Record<string, unknown> & { event: string }
 
 /** A fresh swarm of `opts.peers` processes. */
 async function swarm (name: string): Promise<void> {
   await Promise.all(peers.map(async p => await p.stop('SIGKILL')))
+  await keepLogs()
   peers = []
+  running = name
   await startLoopbackSwarm(opts.peers, { dataRoot: join(work, name), args: ['--slots', '1', '--spread', 'always'], into: peers })
+}
+
+/** The running swarm's peer logs, into --logs. */
+async function keepLogs (): Promise<void> {
+  if (opts.logs === undefined || peers.length === 0) return
+  await mkdir(opts.logs, { recursive: true })
+  await Promise.all(peers.map(async (p, i) => { await writeFile(join(opts.logs!, `${running.replace(/[^\w-]/g, '_')}-peer-${i}.log`), p.lines.join('\n') + '\n') }))
 }
 
 /** One submit to the first peer, with --json; `onEvent` sees each event as it comes. Its time, and its events. */
@@ -100,5 +112,6 @@ try {
   await writeFile(opts.out, JSON.stringify({ peers: opts.peers, canny: { mp: opts.mp, ...canny }, onePhase: { mp: opts.onePhaseMp, ...onePhase, computedTwice: computedAgain } }, null, 2) + '\n')
 } finally {
   await Promise.all(peers.map(async p => await p.stop('SIGKILL')))
+  await keepLogs()
   await rm(work, { recursive: true, force: true })
 }

@@ -31,7 +31,7 @@ const opts = new Command('soak')
   .option('--max-ratio <x>', 'fail when a peer\'s end-idle RSS is over this times its start', Number, 1.5)
   .option('--fd-slack <n>', 'fail when a peer\'s fds grew by more', integerOption('--fd-slack', 0, 10_000), 16)
   .option('--time-limit <s>', 'give up (and fail) after this long', integerOption('--time-limit', 60, 86_400), 1800)
-  .addOption(new Option('--malloc <which>', 'peers started by the installed command\'s launcher, with the malloc settings it gives them, or as dist/peer.js with glibc\'s own').choices(['launcher', 'glibc']).default('launcher'))
+  .addOption(new Option('--malloc <which>', 'peers started by the installed command\'s launcher, on the allocator it gives them (jemalloc where the system has it, else glibc\'s malloc with its settings), or as dist/peer.js on glibc\'s own').choices(['launcher', 'glibc']).default('launcher'))
   .option('--peer-env <k=v>', 'an environment variable for the peers; repeat it', (v: string, all: string[]) => [...all, v], [] as string[])
   .option('--out <file>', 'where the JSON goes', resolve(REPO, 'bench-soak.json'))
   .parse()
@@ -62,6 +62,12 @@ async function startPeer (i: number): Promise<void> {
   const args = ['--listen', `/ip4/127.0.0.1/tcp/${ports[i]!.p2p}`, '--http', `127.0.0.1:${ports[i]!.http}`, '--slots', '1', '--spread', 'always', '--result-cache-s', String(opts.resultCacheS), '--data-dir', join(work, `peer-${i}`), ...(live !== undefined ? ['--bootstrap', live.addr] : [])]
   peers[i] = await startPeerProcess(`peer ${i}`, args, { env: peerEnv, ...(opts.malloc === 'launcher' ? { script: LAUNCHER } : {}) })
   if (live !== undefined) await peers[i]!.waitFor(/peer joined/, 15_000)
+}
+
+/** What the peers run on, as each said in its up line ('jemalloc' or 'libc'). */
+function allocators (): string {
+  const names = peers.map(p => p?.lines.map(l => / up: .*?, (\w+) malloc, /.exec(l)?.[1]).find(n => n !== undefined) ?? '?')
+  return [...new Set(names)].join('/') + ' malloc'
 }
 
 /** The peer's own process: the launcher's child where the launcher started it. */
@@ -170,7 +176,7 @@ async function soak (): Promise<void> {
     await submit({ input: files.singles[1]!, ops: 'blur:sigma=2', out: join(work, 'out', 'warm-up.jpg'), bad: false })
     await idleSample(5)
     for (const [i, m] of meters.entries()) { m.start = m.samples.at(-1); m.startHeap = await heapFigures(ports[i]!.http); m.startMap = memoryMap(peerPid(peers[i])!) }
-    say(`start: ${meters.map(m => `${m.name} ${m.start!.rssMb} MB, ${m.start!.fds} fds`).join('; ')} (malloc: ${opts.malloc}${opts.peerEnv.length > 0 ? `, ${opts.peerEnv.join(' ')}` : ''})`)
+    say(`start: ${meters.map(m => `${m.name} ${m.start!.rssMb} MB, ${m.start!.fds} fds`).join('; ')} (malloc: ${opts.malloc}, ${allocators()}${opts.peerEnv.length > 0 ? `, ${opts.peerEnv.join(' ')}` : ''})`)
     await run(files)
     say(`jobs done: ${JSON.stringify(counts)}; idle for ${opts.resultCacheS + 15} s (the result cache's lifetime and more)`)
     await idleSample(opts.resultCacheS + 15)
@@ -216,7 +222,7 @@ try {
   const failures = verdicts.flatMap(v => v.failures)
   for (const [i, v] of verdicts.entries()) say(`${meters[i]!.name}: ${JSON.stringify(v.report)}`)
   if (counts.failed > 0) say(`${counts.failed} jobs failed: ${failedLines.slice(0, 5).join(' | ')}`)
-  const report = { jobs: opts.jobs, peers: opts.peers, resultCacheS: opts.resultCacheS, malloc: opts.malloc, peerEnv: opts.peerEnv, counts, failedJobs: failedLines, wallS: Math.round((performance.now() - t0) / 1000), maxRatio: opts.maxRatio, byPeer: Object.fromEntries(verdicts.map((v, i) => [meters[i]!.name, v.report])), series: Object.fromEntries(meters.map(m => [m.name, m.samples])), failures }
+  const report = { jobs: opts.jobs, peers: opts.peers, resultCacheS: opts.resultCacheS, malloc: opts.malloc, allocators: allocators(), peerEnv: opts.peerEnv, counts, failedJobs: failedLines, wallS: Math.round((performance.now() - t0) / 1000), maxRatio: opts.maxRatio, byPeer: Object.fromEntries(verdicts.map((v, i) => [meters[i]!.name, v.report])), series: Object.fromEntries(meters.map(m => [m.name, m.samples])), failures }
   await writeFile(opts.out, JSON.stringify(report, null, 1) + '\n')
   for (const f of failures) say(`FAIL ${f}`)
   code = failures.length > 0 ? 1 : 0

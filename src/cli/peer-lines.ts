@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { LIBUV_DEFAULT_THREADS } from '../common/defaults.ts'
 import { shortId } from '../common/log.ts'
 import { coordinatingSummary } from './coordinating.ts'
@@ -30,7 +31,16 @@ export function pageLine (pageUrl: string, { httpToken, derived }: PeerAccess): 
 /** The log line a started peer says what it runs with in. */
 export function upLine (flags: PeerFlags, peerId: string, { swarmKey, allowSubmit }: PeerAccess): string {
   const slots = `${flags.slots} slot${flags.slots === 1 ? '' : 's'} (libuv pool of ${threadPoolSize() ?? LIBUV_DEFAULT_THREADS})`
-  return `peer ${peerId} (${shortId(peerId)} in logs) up: ${slots}, ${coordinatingSummary(flags)}${swarmKey !== undefined ? ', private swarm' : ''}${allowSubmit !== undefined ? `, ${allowSubmit.size} peers may submit` : ''}`
+  return `peer ${peerId} (${shortId(peerId)} in logs) up: ${slots}, ${mallocName()} malloc, ${coordinatingSummary(flags)}${swarmKey !== undefined ? ', private swarm' : ''}${allowSubmit !== undefined ? `, ${allowSubmit.size} peers may submit` : ''}`
+}
+
+/** The allocator this process runs on: jemalloc where the `tileswarm` command found it (docs/operating.md, Memory). */
+function mallocName (): 'jemalloc' | 'libc' {
+  try {
+    return /\/libjemalloc[^/\n]*$/m.test(readFileSync('/proc/self/maps', 'utf8')) ? 'jemalloc' : 'libc'
+  } catch {
+    return 'libc'
+  }
 }
 
 /** The scale hooks and when they run; `acting`: this peer decides (no other with a hook and a lower id is here). */
