@@ -2,11 +2,11 @@ import test from 'ava'
 import { IdleCollector } from '../../src/swarm/idle-memory.ts'
 import { manualClock } from '../helpers/clock.ts'
 
-test('an idle peer drops its expired results once their lifetime has passed after its work, and once only', async t => {
+test.serial('an idle peer drops its expired results once their lifetime has passed after its work, and once only', async t => {
   const clock = manualClock()
   let busy = false
   let expired = 0
-  const collector = new IdleCollector({ clock, busy: () => busy, expireAfterMs: 5000, expire: () => { expired++ } })
+  const collector = new IdleCollector({ clock, busy: () => busy, expireAfterMs: 5000, expire: () => { expired++ }, collect: () => {} })
   await collector.start()
   const seconds = (n: number): void => { for (let i = 0; i < n; i++) clock.advance(1000) }
   seconds(20)
@@ -32,4 +32,40 @@ test('an idle peer drops its expired results once their lifetime has passed afte
   seconds(3)
   t.is(expired, 2)
   await collector.stop()
+})
+
+test.serial('peers in one process collect only while none of them is busy: a full collection stops them all', async t => {
+  const clock = manualClock()
+  const busy = { a: false, b: false }
+  let collections = 0
+  const collector = (name: 'a' | 'b'): IdleCollector => new IdleCollector({ clock, busy: () => busy[name], expireAfterMs: 5000, expire: () => {}, collect: () => { collections++ } })
+  const a = collector('a')
+  const b = collector('b')
+  await a.start()
+  await b.start()
+  const seconds = (n: number): void => { for (let i = 0; i < n; i++) clock.advance(1000) }
+  busy.a = true
+  busy.b = true
+  seconds(2)
+  busy.a = false
+  seconds(3)
+  t.is(collections, 0, 'a went idle while b works')
+  busy.b = false
+  seconds(1)
+  t.is(collections, 1, 'b going idle collects for both')
+  // a's results outlive their lifetime while b works again: a's collection waits for b.
+  busy.b = true
+  seconds(10)
+  t.is(collections, 1)
+  busy.b = false
+  seconds(1)
+  t.is(collections, 3, 'b idle after work, and a\'s expired results dropped')
+  await b.stop()
+  busy.b = true
+  busy.a = true
+  seconds(2)
+  busy.a = false
+  seconds(1)
+  t.is(collections, 4, 'a stopped peer, busy as it was, does not hold the others\' collections back')
+  await a.stop()
 })
