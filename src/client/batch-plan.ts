@@ -5,6 +5,7 @@ import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } 
 import { Zip, ZipPassThrough } from 'fflate'
 import { InvalidParameterError, OutputError } from '../common/errors.ts'
 import { formatFromPath, type OutputFormat } from '../imaging/index.ts'
+import { semaphore } from '../imaging/pixels/gate.ts'
 import { OutputFile, createPartial, forgetPartial } from './files.ts'
 
 /** Files a folder or a glob contributes: what sharp reads, by extension. */
@@ -146,16 +147,27 @@ export async function planBatch (inputs: string[], out: string, options: { recur
     const output = options.format === undefined && kept !== undefined ? rel : `${stem}${EXTENSION_OF[format]}`
     const clash = byOutput.get(output)
     if (clash !== undefined) throw new InvalidParameterError(`${clash} and ${input} would both be written to ${output}${options.format !== undefined ? ' (--format gives them one extension)' : ''}; rename one, or submit them in two batches`)
-    // Never over an input, whatever the path says (a link, a case-blind disk): the same file is the same device and inode.
-    if (target.kind === 'dir') {
-      const there = await stat(resolve(out, output)).catch(() => undefined)
-      const here = await stat(input).catch(() => undefined)
-      if (resolve(out, output) === key || (there !== undefined && here !== undefined && there.dev === here.dev && there.ino === here.ino)) throw new InvalidParameterError(`${input} would be overwritten by its own output; give -o another folder`)
-    }
     byOutput.set(output, input)
     items.push({ input, output, format })
   }
+  if (target.kind === 'dir') await refuseOverwritingInputs(items, out)
   return { items, leftOut, folders, target }
+}
+
+/** Files looked at at once: one at a time, a folder of photos waits on every file's round trip (a network disk, a busy process). */
+const STATS_AT_ONCE = 16
+
+/** Never an output over its input, whatever the path says (a link, a case-blind disk): the same file is the same device and inode. */
+async function refuseOverwritingInputs (items: BatchItem[], out: string): Promise<void> {
+  const gate = semaphore(STATS_AT_ONCE)
+  const own = await Promise.all(items.map(async ({ input, output }) => await gate(async () => {
+    if (resolve(out, output) === resolve(input)) return true
+    const there = await stat(resolve(out, output)).catch(() => undefined)
+    const here = there !== undefined ? await stat(input).catch(() => undefined) : undefined
+    return there !== undefined && here !== undefined && there.dev === here.dev && there.ino === here.ino
+  })))
+  const first = items.find((_, i) => own[i])
+  if (first !== undefined) throw new InvalidParameterError(`${first.input} would be overwritten by its own output; give -o another folder`)
 }
 
 /** Where a batch's outputs go: a folder (each output its own file, written whole or not at all) or a zip. */

@@ -39,6 +39,9 @@ export async function sendWholeImages (tries: PeerTries, context: WholeImagesCon
   }
 }
 
+/** Files read ahead of the one going up: a few, as each may be a large photo held in memory until sent. */
+const READ_AHEAD = 4
+
 type ServerMessage<T extends SubmitServerMessage['type']> = Extract<SubmitServerMessage, { type: T }>
 
 /**
@@ -52,6 +55,9 @@ class WholeImagesTry {
   private readonly items: BatchItem[]
   private readonly settled = new Set<BatchItem>()
   private sent = 0
+  /** Images whose file is being read or was read, not yet sent: by index. */
+  private readonly reads = new Map<number, Promise<Buffer>>()
+  private readsStarted = 0
   private uploadLimit: number
   private uploading: Promise<void> = Promise.resolve()
 
@@ -116,27 +122,36 @@ class WholeImagesTry {
     }
   }
 
-  /** The next `count` images go up, in order, after those already going. */
+  /**
+   * The next `count` images go up, in order, after those already going; the
+   * files are read a few ahead of the one going up, so a read's round trips
+   * (a busy disk, a busy event loop) do not leave the coordinator waiting.
+   */
   private send (wire: SubmitClientWire, count: number): void {
     const from = this.sent
     this.sent = Math.min(this.items.length, this.sent + count)
-    for (let i = from; i < this.sent; i++) this.uploading = this.uploading.then(async () => { await this.upload(wire, this.items[i]!, i) })
+    for (let i = from; i < this.sent; i++) {
+      this.uploading = this.uploading.then(async () => {
+        for (; this.readsStarted < Math.min(this.sent, i + READ_AHEAD); this.readsStarted++) this.reads.set(this.readsStarted, this.read(this.items[this.readsStarted]!))
+        const file = await this.reads.get(i)!
+        this.reads.delete(i)
+        await wire.send({ type: 'image', index: i, format: this.items[i]!.format }, file)
+      })
+    }
     this.uploading.catch(() => {})
   }
 
-  private async upload (wire: SubmitClientWire, item: BatchItem, index: number): Promise<void> {
-    let file: Buffer
+  /** The image's file; empty if it cannot be read or is over the limit, so the batch's count holds (the failure is this client's word for it). */
+  private async read (item: BatchItem): Promise<Buffer> {
     try {
       const size = (await stat(item.input)).size
       if (size > this.uploadLimit) throw new LimitExceededError(`${size} bytes is over the upload limit of ${this.uploadLimit} bytes (--max-upload-bytes${this.uploadLimit < this.context.maxUploadBytes ? ', the coordinating peer\'s' : ''})`)
-      file = await readFile(item.input)
+      return await readFile(item.input)
     } catch (err) {
-      // Sent empty, so the batch's count holds; the failure is this client's word for it.
       this.settled.add(item)
       this.context.counts.failed(item.input, err instanceof TileswarmError ? err : { name: 'InvalidImageError', message: `cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` })
-      file = Buffer.alloc(0)
+      return Buffer.alloc(0)
     }
-    await wire.send({ type: 'image', index, format: item.format }, file)
   }
 
   private async done (msg: ServerMessage<'image-done'>, body: Buffer | undefined): Promise<void> {

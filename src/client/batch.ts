@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { DEFAULT_MAX_UPLOAD_BYTES, MAX_TILE_BODY_BYTES } from '../common/defaults.ts'
 import { JobCancelledError, JobFailedError, TileswarmError, isUserFacing } from '../common/errors.ts'
+import { semaphore } from '../imaging/pixels/gate.ts'
 import { sharpLib } from '../imaging/pixels/sharp-lib.ts'
 import { PeerTries } from './attempts.ts'
 import type { BatchEvent, BatchRequest, BatchSummary } from './batch-events.ts'
@@ -12,6 +13,9 @@ import { sendWholeImages } from './batch-whole.ts'
 import { runLocal } from './local.ts'
 import { submitToSwarm, type SwarmSubmitOptions } from './submit.ts'
 import { checkPriority } from './options.ts'
+
+/** Image headers read at once as a batch is planned. */
+const HEADER_READS = 8
 
 /** Exit status of a batch in which some images failed (the others are written). */
 export const BATCH_INCOMPLETE_EXIT = 3
@@ -30,14 +34,19 @@ async function prepare (request: BatchRequest, sink: BatchSink, emit: (e: BatchE
   const tiled: BatchItem[] = []
   const pixels = new Map<BatchItem, number>()
   let skipped = 0
-  for (const item of request.plan.items) {
-    if (request.skipExisting && await sink.exists(item.output)) {
+  // The headers read a few at once: one at a time, a folder of photos would wait on every file's round trips.
+  const gate = semaphore(HEADER_READS)
+  const looked = await Promise.all(request.plan.items.map(async item => await gate(async () => {
+    if (request.skipExisting && await sink.exists(item.output)) return { item, skip: true }
+    // The header only; one sharp cannot read goes whole, and its peer says why.
+    return { item, skip: false, meta: await sharpLib()(item.input).metadata().catch(() => undefined) }
+  })))
+  for (const { item, skip, meta } of looked) {
+    if (skip) {
       skipped++
       emit({ event: 'image-skipped', input: item.input, output: sink.describe(item.output) })
       continue
     }
-    // The header only; one sharp cannot read goes whole, and its peer says why.
-    const meta = await sharpLib()(item.input).metadata().catch(() => undefined)
     const n = meta !== undefined ? meta.width * meta.height : 0
     pixels.set(item, n)
     // Large in pixels, or in raw bytes (16-bit, alpha): too much for one peer's task.
