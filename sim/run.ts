@@ -42,14 +42,14 @@ const program = new Command('sim')
   .option('--seed <n>', 'seeds the image and every random choice', integerOption('--seed', 0, 2 ** 31), 1)
   .option('--tile-size <px>', 'tile edge (shared: 64 unless given)', integerOption('--tile-size', 16, 1024), 32)
   .option('--lease-ms <ms>', 'lease length', integerOption('--lease-ms', 100, 60_000), 1000)
-  .option('--ns-per-pixel <ns>', 'simulated compute per output pixel (shared: 20000 unless given)', integerOption('--ns-per-pixel', 0, 1e7), 2000)
+  .option('--ns-per-pixel <ns>', 'simulated compute per output pixel (shared: 100000 unless given)', integerOption('--ns-per-pixel', 0, 1e7), 2000)
   .option('--ops <pipeline>', 'the real (cheap) pipeline each tile runs', 'invert')
   .option('--images <n>', 'a batch of this many small images (each a whole-image task) instead of one tiled job (shared: the batch\'s, 40 unless given; 0 for none)', integerOption('--images', 0, 10_000), 0)
   .option('--verify <share|all|off>', `spot checks, as submit --verify (default ${DEFAULT_VERIFY_FLOOR})`, verifyOption, DEFAULT_VERIFY_FLOOR as VerifyLevel)
   .option('--lie-share <share>', 'the liar scenario: the share of its tiles the liar sends back wrong', shareOption, 1)
   .option('--alone-runs <n>', 'shared: each job runs alone this many times first, its time alone their median', integerOption('--alone-runs', 1, 9), 3)
   .option('--priorities <job=level,...>', 'shared: these jobs\' priorities (high, normal, low), e.g. batch=high,small-1=low; the rest normal')
-  .option('--time-limit-s <s>', 'the run fails if the job is not done by then', integerOption('--time-limit-s', 1, 3600), 180)
+  .option('--time-limit-s <s>', 'the run fails if the job is not done by then (shared: 600 unless given)', integerOption('--time-limit-s', 1, 3600), 180)
   .option('--json', 'print the summary as JSON')
   .option('--log', 'print every peer\'s log lines to stderr')
   .parse()
@@ -79,7 +79,11 @@ if (opts.scenario === SHARED) {
     tiles: given('tiles') ? opts.tiles : 600,
     tileSize: given('tileSize') ? opts.tileSize : 64,
     images: given('images') ? opts.images : 40,
-    nsPerPixel: given('nsPerPixel') ? opts.nsPerPixel : 20_000,
+    // Tiles of 0.4 s (64 px): sixteen peers and their clients share this one process's event loop, which adds
+    // 50-120 ms to every message on a 2-core machine; with 0.08 s tiles the scenario measured that more than the scheduler.
+    nsPerPixel: given('nsPerPixel') ? opts.nsPerPixel : 100_000,
+    // Each job three times alone, then together: about two minutes here.
+    timeLimitS: given('timeLimitS') ? opts.timeLimitS : 600,
     ...(opts.log === true ? { logFor: logLines() } : {}),
   }).catch((err: Error) => { if (err.name === 'InvalidParameterError') program.error(err.message); throw err })
   process.exit(code)

@@ -16,7 +16,14 @@ export interface JobSpan {
   endMs: number
 }
 
-/** Compute one job got: `ms` of modelled compute, accepted by its coordinator at `atMs`. */
+/** A job's units waiting at its coordinator, unclaimed, at `atMs`: whether it could have used more of the swarm then. */
+export interface Backlog {
+  job: string
+  atMs: number
+  pending: number
+}
+
+/** Compute one job got: `ms` of modelled compute, accepted by its coordinator at `atMs` (so computed over the `ms` before). */
 export interface WorkDone {
   job: string
   atMs: number
@@ -64,35 +71,64 @@ export interface WindowedFairness {
   worst?: number
   /** Each job's share of the running jobs' compute, and its entitlement, averaged over the windows it ran through. */
   shares: Map<string, { got: number, entitled: number, windows: number }>
+  /** Window by window (those counted): when it began, each job's share in it, the index. */
+  each: Array<{ atMs: number, got: Record<string, number>, index: number }>
 }
 
 /**
  * Jain's index of the shares, window by window: in each window of `windowMs`,
- * the jobs running throughout it, each one's share of their compute done in
- * it divided by its entitlement (1 for all when the swarm is fair).
+ * the jobs running throughout it (and, given their `backlog`, with units
+ * waiting throughout it), each one's share of their compute done in it
+ * divided by its entitlement among them (1 for all when the swarm is fair).
  */
-export function windowedFairness (spans: readonly JobSpan[], work: readonly WorkDone[], windowMs: number): WindowedFairness {
+export function windowedFairness (spans: readonly JobSpan[], work: readonly WorkDone[], windowMs: number, backlog?: readonly Backlog[]): WindowedFairness {
   if (!(windowMs > 0)) throw new InvalidParameterError(`a window of ${windowMs} ms`)
   const shares = new Map<string, { got: number, entitled: number, windows: number }>()
   const indexes: number[] = []
-  if (spans.length === 0) return { windowMs, windows: 0, shares }
+  const each: WindowedFairness['each'] = []
+  if (spans.length === 0) return { windowMs, windows: 0, shares, each }
   const first = Math.min(...spans.map(s => s.startMs))
   const last = Math.max(...spans.map(s => s.endMs))
+  const waiting = backlog === undefined ? undefined : backlogged(backlog)
   for (let t = first; t + windowMs <= last; t += windowMs) {
-    const running = spans.filter(s => s.startMs <= t && s.endMs >= t + windowMs)
+    const running = spans.filter(s => s.startMs <= t && s.endMs >= t + windowMs && (waiting?.(s.job, t, t + windowMs) ?? true))
     if (running.length < 2) continue
     const done = new Map(running.map(s => [s.job, 0]))
-    for (const w of work) if (w.atMs >= t && w.atMs < t + windowMs && done.has(w.job)) done.set(w.job, done.get(w.job)! + w.ms)
+    for (const w of work) {
+      // A unit's compute ran over the `ms` before it came in: a window gets the part of it that fell in the window.
+      const ms = Math.min(w.atMs, t + windowMs) - Math.max(w.atMs - w.ms, t)
+      if (ms > 0 && done.has(w.job)) done.set(w.job, done.get(w.job)! + ms)
+    }
     const total = [...done.values()].reduce((a, b) => a + b, 0)
     if (total === 0) continue
     const entitled = entitlements(running)
     indexes.push(jain(running.map(s => done.get(s.job)! / total / entitled.get(s.job)!))!)
+    each.push({ atMs: t, got: Object.fromEntries(running.map(s => [s.job, done.get(s.job)! / total])), index: indexes.at(-1)! })
     for (const s of running) {
       const sum = shares.get(s.job) ?? { got: 0, entitled: 0, windows: 0 }
       shares.set(s.job, { got: sum.got + done.get(s.job)! / total, entitled: sum.entitled + entitled.get(s.job)!, windows: sum.windows + 1 })
     }
   }
   for (const [job, s] of shares) shares.set(job, { got: s.got / s.windows, entitled: s.entitled / s.windows, windows: s.windows })
-  if (indexes.length === 0) return { windowMs, windows: 0, shares }
-  return { windowMs, windows: indexes.length, index: indexes.reduce((a, b) => a + b, 0) / indexes.length, worst: Math.min(...indexes), shares }
+  if (indexes.length === 0) return { windowMs, windows: 0, shares, each }
+  return { windowMs, windows: indexes.length, index: indexes.reduce((a, b) => a + b, 0) / indexes.length, worst: Math.min(...indexes), shares, each }
+}
+
+/**
+ * Whether a job had units waiting at every sample from `from` to `to` (and
+ * was sampled then): a job whose every unit is claimed has all it can use,
+ * and what it does not use is others' to have. Fair queueing promises its
+ * shares to the jobs that are backlogged, not to those short of work.
+ */
+function backlogged (samples: readonly Backlog[]): (job: string, from: number, to: number) => boolean {
+  const byJob = new Map<string, Backlog[]>()
+  for (const b of samples) {
+    const list = byJob.get(b.job)
+    if (list === undefined) byJob.set(b.job, [b])
+    else list.push(b)
+  }
+  return (job, from, to) => {
+    const inWindow = (byJob.get(job) ?? []).filter(b => b.atMs >= from && b.atMs < to)
+    return inWindow.length > 0 && inWindow.every(b => b.pending > 0)
+  }
 }

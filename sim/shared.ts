@@ -12,9 +12,9 @@ import { parseOps, resolvePipeline } from '../src/imaging/index.ts'
 import type { VerifyLevel } from '../src/protocol/verify-level.ts'
 import { Cluster } from './cluster.ts'
 import { prng } from './model.ts'
-import { jain, windowedFairness, type JobSpan, type WorkDone } from './shared-fairness.ts'
+import { jain, windowedFairness, type Backlog, type JobSpan, type WorkDone } from './shared-fairness.ts'
 import { defaultMix, prepareInput, runJob, submitterKey, withPriorities, type JobInput, type JobRun, type RunContext, type SharedJobSpec } from './shared-jobs.ts'
-import { ComputeMeter } from './shared-meter.ts'
+import { BACKLOG_SAMPLE_MS, ComputeMeter } from './shared-meter.ts'
 
 export interface SharedOptions {
   peers: number
@@ -116,6 +116,8 @@ interface SharedRun {
   competing: JobSpan[]
   /** The compute each job got, by the spec's name, ms from the run's start. */
   work: WorkDone[]
+  /** Each job's units waiting at its coordinator, sampled, by the spec's name. */
+  backlog: Backlog[]
   makespanMs: number
 }
 
@@ -135,21 +137,26 @@ async function runTogether (inputs: JobInput[], firstAloneMs: number, context: (
     const id = runs[i]!.jobId
     return id === undefined ? [] : meter.of(id, origin).map(w => ({ ...w, job: input.spec.name }))
   })
+  const backlog = inputs.flatMap((input, i) => {
+    const id = runs[i]!.jobId
+    return id === undefined ? [] : meter.backlogOf(id, origin).map(b => ({ ...b, job: input.spec.name }))
+  })
   const competing = spans.flatMap(span => {
     const id = runs[inputs.findIndex(input => input.spec.name === span.job)]!.jobId
     const when = id === undefined ? undefined : meter.competing(id, origin)
     return when === undefined ? [] : [{ ...span, ...when }]
   })
-  return { runs, spans, competing, work, makespanMs }
+  return { runs, spans, competing, work, backlog, makespanMs }
 }
 
 /** The report: each job's times and share, the fairness figures, the invariants. */
 function summarise (m: { opts: SharedOptions, inputs: JobInput[], aloneMs: number[], shared: SharedRun, failures: string[], windowMs: number }) {
-  const fair = windowedFairness(m.shared.competing, m.shared.work, m.windowMs)
+  const fair = windowedFairness(m.shared.competing, m.shared.work, m.windowMs, m.shared.backlog)
+  const competing = windowedFairness(m.shared.competing, m.shared.work, m.windowMs)
   const bySpan = windowedFairness(m.shared.spans, m.shared.work, m.windowMs)
   const jobs = m.inputs.map((input, i) => {
     const span = m.shared.spans.find(s => s.job === input.spec.name)
-    const share = fair.shares.get(input.spec.name)
+    const share = competing.shares.get(input.spec.name)
     const sharedMs = m.shared.runs[i]!.ms
     const aloneMs = m.aloneMs[i]!
     return {
@@ -175,11 +182,16 @@ function summarise (m: { opts: SharedOptions, inputs: JobInput[], aloneMs: numbe
     /** The modelled compute the shared run's jobs got, over what the swarm's slots could give in its makespan. */
     utilisation: round(computeMs / (m.opts.peers * m.shared.makespanMs)),
     fairness: {
-      definition: `Jain's index (sum x)^2 / (n sum x^2) over the jobs competing for the swarm throughout each window of ${m.windowMs} ms (two or more; a job competes from its coordinator taking it on to its last unit in), x = the job's share of their compute in it / its entitled share (submitters first, then a submitter's jobs; priority weights 4:2:1); the mean over windows`,
+      definition: `Jain's index (sum x)^2 / (n sum x^2) over the jobs with units waiting at their coordinators throughout each window of ${m.windowMs} ms (two or more; counted every ${BACKLOG_SAMPLE_MS} ms), x = the job's share of their compute in it / its entitled share among them (submitters first, then a submitter's jobs; priority weights 4:2:1); the mean over windows`,
       windowMs: m.windowMs,
       windows: fair.windows,
       index: fair.index === undefined ? undefined : round(fair.index),
       worst: fair.worst === undefined ? undefined : round(fair.worst),
+      /** The same over every job competing for the swarm (from its coordinator taking it on to its last unit in), units waiting or not: a job short of work counts as slighted. */
+      competing: competing.index === undefined ? undefined : round(competing.index),
+      competingWindows: competing.windows,
+      /** The competing jobs' shares window by window (ms from the run's start), and which had units waiting throughout. */
+      each: competing.each.map(w => ({ atS: round(w.atMs / 1000, 2), index: round(w.index), got: Object.fromEntries(Object.entries(w.got).map(([job, got]) => [job, round(got, 2)])), waiting: fair.each.find(f => f.atMs === w.atMs)?.got !== undefined ? Object.keys(fair.each.find(f => f.atMs === w.atMs)!.got) : [] })),
       /** The same over each job's whole span, submission to the client's end (upload, encode and the result's way back included, when a job has nothing for the swarm). */
       bySpan: bySpan.index === undefined ? undefined : round(bySpan.index),
     },
@@ -216,6 +228,9 @@ function printReport (s: Summary, log: (line: string) => void): void {
   for (const row of s.timeline) log(`  ${String(row.s).padStart(3)} s  ${Object.entries(row.ms).map(([job, ms]) => `${job} ${ms}`).join(', ')}`)
   log(`all done in ${s.makespanS} s; the swarm's slots busy ${(s.utilisation * 100).toFixed(1)}% of it with the jobs' modelled compute`)
   log(`fairness index ${s.fairness.index?.toFixed(3) ?? 'n/a'} (worst window ${s.fairness.worst?.toFixed(3) ?? 'n/a'}, ${s.fairness.windows} windows): ${s.fairness.definition}`)
+  log('window by window, the competing jobs\' shares of their compute (* : units waiting throughout):')
+  for (const w of s.fairness.each) log(`  ${w.atS.toFixed(2).padStart(6)} s  index ${w.index.toFixed(2)}  ${Object.entries(w.got).map(([job, got]) => `${job}${w.waiting.includes(job) ? '*' : ''} ${got.toFixed(2)}`).join(', ')}`)
+  log(`over every job competing for the swarm instead, units waiting or not (from its coordinator taking it on to its last unit in; ${s.fairness.competingWindows} windows): ${s.fairness.competing?.toFixed(3) ?? 'n/a'}`)
   log(`over each job's whole span instead (submission to its client's end): ${s.fairness.bySpan?.toFixed(3) ?? 'n/a'}`)
   log(`slowdown fairness ${s.slowdownFairness.toFixed(3)}: Jain's index of 1/slowdown over every job`)
   log(`invariants: ${s.invariants === 'ok' ? 'ok (every output equals its local reference, alone and shared)' : 'FAILED\n  ' + s.invariants.join('\n  ')}`)

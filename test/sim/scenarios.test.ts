@@ -70,7 +70,7 @@ test.serial('sim refuses an unknown scenario', async t => {
 
 // Today's worker is not fair yet: this checks the figures are computed and the outputs exact, not fairness targets.
 test.serial('sim shared (8 peers, 3 submitters, 6 jobs): every output exact; each job\'s slowdown and the fairness index computed', async t => {
-  const { code, summary, stderr } = await sim(['--scenario', 'shared', '--peers', '8', '--tiles', '300', '--tile-size', '32', '--images', '20', '--alone-runs', '1', '--priorities', 'batch=high', '--seed', '7', '--lease-ms', '500', '--time-limit-s', '90'])
+  const { code, summary, stderr } = await sim(['--scenario', 'shared', '--peers', '8', '--tiles', '300', '--tile-size', '32', '--images', '20', '--alone-runs', '1', '--priorities', 'batch=high', '--seed', '7', '--lease-ms', '500', '--ns-per-pixel', '20000', '--time-limit-s', '90'])
   t.is(code, 0, stderr)
   t.is(summary?.invariants, 'ok', JSON.stringify(summary))
   t.is(summary.peers, 8)
@@ -82,10 +82,11 @@ test.serial('sim shared (8 peers, 3 submitters, 6 jobs): every output exact; eac
     t.true(j.aloneS > 0 && j.sharedS > 0, JSON.stringify(j))
     t.true(Math.abs(j.slowdown / (j.sharedS / j.aloneS) - 1) < 0.02, JSON.stringify(j))
   }
-  t.true(summary.fairness.windows > 0, JSON.stringify(summary.fairness))
-  // Jain's index of n values lies in [1/n, 1].
-  t.true(summary.fairness.index >= 1 / 6 && summary.fairness.index <= 1, JSON.stringify(summary.fairness))
-  t.true(summary.fairness.worst <= summary.fairness.index)
+  // Jain's index of n values lies in [1/n, 1]; over jobs with units waiting, there may be no window with two.
+  const { fairness } = summary
+  t.true(fairness.windows === 0 ? fairness.index === undefined : fairness.index >= 1 / 6 && fairness.index <= 1 && fairness.worst <= fairness.index, JSON.stringify(fairness))
+  t.true(fairness.competingWindows > 0 && fairness.competingWindows >= fairness.windows, JSON.stringify(fairness))
+  t.true(fairness.competing >= 1 / 6 && fairness.competing <= 1, JSON.stringify(fairness))
   t.true(summary.fairness.bySpan >= 1 / 6 && summary.fairness.bySpan <= 1, JSON.stringify(summary.fairness))
   t.true(summary.slowdownFairness >= 1 / 6 && summary.slowdownFairness <= 1)
   t.true(summary.utilisation > 0 && summary.utilisation <= 1)
