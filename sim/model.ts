@@ -1,4 +1,4 @@
-import { createRaw, extract, processFile, processTile, samples, withSamples, type PixelFormat, type RawImage, type Tile, type TileWork, semaphore } from '../src/imaging/index.ts'
+import { createRaw, extract, processFile, processTile, samples, withSamples, type PixelFormat, type RawImage, type Tile, type TileWork, type Gate, semaphore } from '../src/imaging/index.ts'
 import type { ImageProcessor } from '../src/worker/batch-lane.ts'
 import type { TileProcessor } from '../src/worker/tile-lane.ts'
 
@@ -22,10 +22,11 @@ export function prng (seed: number): () => number {
 export function costModel (nsPerPixel: number, slowness: () => number, slots = 1): TileProcessor {
   // The peer's libuv pool, modelled: one modelled pass computing per slot.
   const pool = semaphore(slots)
-  return async (pixels: RawImage, tile: Tile, work: TileWork): Promise<RawImage | Uint8Array> => {
+  return async (pixels: RawImage, tile: Tile, work: TileWork, gate: Gate): Promise<RawImage | Uint8Array> => {
     const out = await processTile(pixels, tile, work)
     const wantMs = tile.core.width * tile.core.height * nsPerPixel / 1e6 * slowness()
-    if (wantMs > 0.5) await pool(async () => await new Promise(resolve => setTimeout(resolve, wantMs)))
+    // Through the worker's gate into the modelled pool, as a real pass goes into libuv's.
+    if (wantMs > 0.5) await gate(async () => await pool(async () => await new Promise(resolve => setTimeout(resolve, wantMs))))
     return out
   }
 }
@@ -33,10 +34,10 @@ export function costModel (nsPerPixel: number, slowness: () => number, slots = 1
 /** A batch's image, really processed, then held for its modelled time (per pixel, times the peer's slowness) in the peer's modelled pool. */
 export function imageCostModel (nsPerPixel: number, slowness: () => number, slots = 1): ImageProcessor {
   const pool = semaphore(slots)
-  return async (file, steps, options) => {
+  return async (file, steps, options, gate) => {
     const out = await processFile(file, steps, options)
     const wantMs = out.width * out.height * nsPerPixel / 1e6 * slowness()
-    if (wantMs > 0.5) await pool(async () => await new Promise(resolve => setTimeout(resolve, wantMs)))
+    if (wantMs > 0.5) await gate(async () => await pool(async () => await new Promise(resolve => setTimeout(resolve, wantMs))))
     return out
   }
 }
@@ -75,11 +76,11 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 export function modelledCompute (model: ComputeModel): { process: TileProcessor } {
   const pool = semaphore(model.slots)
   return {
-    process: async (_pixels, tile, work) => {
+    process: async (_pixels, tile, work, gate) => {
       if (work.plan.phases.length > 1) throw new Error('the cost model covers one-phase jobs: a summary is not a crop of a patch')
       const { width, height } = tile.core
       if (width > model.patch.width || height > model.patch.height) throw new Error(`tile of ${width}x${height} is larger than the model's patch`)
-      await pool(async () => { await sleep(width * height * model.nsPerPixel / 1e6) })
+      await gate(async () => { await pool(async () => { await sleep(width * height * model.nsPerPixel / 1e6) }) })
       // A copy: the worker frees what it is given once it is sent.
       const crop = extract(model.patch, { x: 0, y: 0, width, height })
       return crop === model.patch ? { ...crop, data: Buffer.from(crop.data) } : crop

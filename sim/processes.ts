@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -102,4 +103,10 @@ export async function startLoopbackSwarm (count: number, options: { dataRoot: st
   const started = into.slice(first)
   await Promise.all(started.slice(1).map(async p => await p.waitFor(/peer joined/, 15_000)))
   return started
+}
+
+/** Each peer's log lines so far, into `dir` as PREFIX-peer-I.log: where a bench's time went. */
+export async function writePeerLogs (peers: readonly PeerProcess[], dir: string, prefix: string): Promise<void> {
+  await mkdir(dir, { recursive: true })
+  await Promise.all(peers.map(async (p, i) => { await writeFile(join(dir, `${prefix.replace(/[^\w-]/g, '_')}-peer-${i}.log`), p.lines.join('\n') + '\n') }))
 }

@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import sharp from 'sharp'
 import { integerOption } from '../src/cli/args.ts'
-import { PEER_JS, REPO, startLoopbackSwarm, type PeerProcess } from './processes.ts'
+import { PEER_JS, REPO, startLoopbackSwarm, writePeerLogs, type PeerProcess } from './processes.ts'
 
 const opts = new Command('bench:resume')
   .description('a job whose coordinator is killed (SIGKILL, last phase) or leaves (SIGTERM) halfway: time against uninterrupted, tiles collected')
@@ -49,9 +49,7 @@ async function swarm (name: string): Promise<void> {
 
 /** The running swarm's peer logs, into --logs. */
 async function keepLogs (): Promise<void> {
-  if (opts.logs === undefined || peers.length === 0) return
-  await mkdir(opts.logs, { recursive: true })
-  await Promise.all(peers.map(async (p, i) => { await writeFile(join(opts.logs!, `${running.replace(/[^\w-]/g, '_')}-peer-${i}.log`), p.lines.join('\n') + '\n') }))
+  if (opts.logs !== undefined && peers.length > 0) await writePeerLogs(peers, opts.logs, running)
 }
 
 /** One submit to the first peer, with --json; `onEvent` sees each event as it comes. Its time, and its events. */

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import sharp from 'sharp'
 import { integerOption } from '../src/cli/args.ts'
-import { PEER_JS, REPO, startLoopbackSwarm, type PeerProcess } from './processes.ts'
+import { PEER_JS, REPO, startLoopbackSwarm, writePeerLogs, type PeerProcess } from './processes.ts'
 import { median, timedRun } from './bench/measure.ts'
 import { photos } from './bench/photos.ts'
 
@@ -25,8 +25,9 @@ const opts = new Command('bench:share')
   .option('--count <n>', 'photos in the batch', integerOption('--count', 4, 1000), 40)
   .option('--reps <n>', 'runs of each measure', integerOption('--reps', 1, 10), 2)
   .option('--out <file>', 'where the JSON goes', resolve(REPO, 'bench-share.json'))
+  .option('--logs <dir>', 'write the peers\' logs here at the end (share-peer-I.log)')
   .parse()
-  .opts<{ peers: number, count: number, reps: number, out: string }>()
+  .opts<{ peers: number, count: number, reps: number, out: string, logs?: string }>()
 
 const say = (line: string): void => { process.stderr.write(line + '\n') }
 const work = join(tmpdir(), `tileswarm-share-bench-${process.pid}`)
@@ -102,5 +103,6 @@ try {
   await writeFile(opts.out, JSON.stringify(report, null, 2) + '\n')
 } finally {
   await Promise.all(peers.map(async p => await p.stop()))
+  if (opts.logs !== undefined) await writePeerLogs(peers, opts.logs, 'share')
   await rm(work, { recursive: true, force: true })
 }

@@ -1,5 +1,5 @@
 import type { Clock } from '../common/clock.ts'
-import type { Gate } from '../imaging/index.ts'
+import { meteringWaits, type Gate } from '../imaging/index.ts'
 import type { ClaimReply, CoordinatorLink } from './coordinator-link.ts'
 import type { JobRef } from '../protocol/job-ref.ts'
 import type { LeaseKeeper } from './lease-keeper.ts'
@@ -27,7 +27,7 @@ export interface LaneContext {
   cache?: ResultCache | undefined
   /** A unit this lane did was accepted by its coordinator; `ms`: its time in this worker (compute and send). */
   onAccepted: (ref: JobRef, kind: 'tile' | 'image', ms: number) => void
-  /** A unit of the job took `ms` here, accepted or not (its share is charged); whether the lane does another of it, or goes where the shares say. */
+  /** A unit of the job took `ms` here (less its waits for the gate and the pool), accepted or not (its share is charged); whether the lane does another of it, or goes where the shares say. */
   stay: (ref: JobRef, ms: number) => boolean
   /** Whether a claim on this job may wait at its coordinator for a unit to come back: not while another job could use the lane. */
   mayPark: (ref: JobRef) => boolean
@@ -50,11 +50,13 @@ export async function claimLoop (link: CoordinatorLink, lane: LaneContext, unit:
       if (signal.aborted) return 'stopped'
       if (options.prefetch) next = keeper.claim(link, { park: lane.mayPark(link.ref) })
       const began = clock.now()
-      const status = await unit(reply)
+      const waits = { ms: 0 }
+      const status = await meteringWaits(waits, async () => await unit(reply))
       const ms = clock.now() - began
       if (status === 'accepted') lane.onAccepted(link.ref, reply.kind === 'task' ? 'image' : 'tile', ms)
       if (signal.aborted) continue
-      if (!lane.stay(link.ref, ms)) return 'yield'
+      // Its share is charged what the unit took less its waits behind other jobs' passes.
+      if (!lane.stay(link.ref, Math.max(0, ms - waits.ms))) return 'yield'
       if (!options.prefetch) next = keeper.claim(link, { park: lane.mayPark(link.ref) })
     }
     return 'stopped'

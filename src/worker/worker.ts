@@ -2,7 +2,7 @@ import { systemClock, whenAborted, type Clock } from '../common/clock.ts'
 import { STOP_WAIT_MS, WORKER_RETRY_MS } from '../common/defaults.ts'
 import type { Startable } from '../common/startable.ts'
 import { LimitExceededError, oneLine } from '../common/errors.ts'
-import { semaphore } from '../imaging/index.ts'
+import { meteredSemaphore } from '../imaging/index.ts'
 import type { Log } from '../common/log.ts'
 import type { WorkerLimits } from './admission.ts'
 import { batchLane, gatedImageProcessor, type BatchLaneContext, type ImageProcessor } from './batch-lane.ts'
@@ -107,7 +107,8 @@ export class Worker implements Startable {
       clock: this.clock,
       keeper: this.keeper,
       signal: this.stopping.signal,
-      gate: semaphore(LANES_PER_SLOT * options.slots),
+      // Two passes a slot let in, one thread a slot to run them (thread-pool.ts): what a unit waits is metered, not charged to its job.
+      gate: meteredSemaphore(LANES_PER_SLOT * options.slots, options.slots, () => this.clock.now()),
       peerId: options.peerId,
       cache: options.cache,
       limits: options.limits,

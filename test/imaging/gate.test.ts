@@ -1,5 +1,5 @@
 import test from 'ava'
-import { processTile, planTiles, resolvePipeline, parseOps, semaphore, type Gate } from '../../src/imaging/index.ts'
+import { meteredSemaphore, meteringWaits, processTile, planTiles, resolvePipeline, parseOps, semaphore, type Gate } from '../../src/imaging/index.ts'
 import { noiseImage } from '../../sim/model.ts'
 import { extract } from '../../src/imaging/pixels/raw.ts'
 
@@ -33,6 +33,48 @@ test('a failed run gives its permit back', async t => {
 
 test('permits must be a positive integer', t => {
   t.throws(() => semaphore(0), { instanceOf: RangeError })
+  t.throws(() => meteredSemaphore(2, 0, () => 0), { instanceOf: RangeError })
+})
+
+test('a metered gate adds each pass\'s wait to its unit\'s: for a place, then for one of the pool\'s threads (taken in arrival order)', async t => {
+  let now = 0
+  // Two places, one thread: the second pass let in queues behind the first.
+  const gate = meteredSemaphore(2, 1, () => now)
+  const ends: Array<() => void> = []
+  const pass = async (waits: { ms: number }): Promise<void> => { await meteringWaits(waits, async () => { await gate(async () => { await new Promise<void>(resolve => ends.push(resolve)) }) }) }
+  const settle = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
+  const [a, b, c] = [{ ms: 0 }, { ms: 0 }, { ms: 0 }]
+  const runs = [pass(a)]
+  now = 10
+  runs.push(pass(b))
+  now = 20
+  // No place left: c waits for a's.
+  runs.push(pass(c))
+  await settle()
+  t.is(ends.length, 2)
+  now = 100
+  ends.shift()!()
+  await settle()
+  // b ran from a's end (100) to 130; c was let in at 100, and ran from b's end.
+  now = 130
+  ends.shift()!()
+  await settle()
+  now = 150
+  ends.shift()!()
+  await Promise.all(runs)
+  t.deepEqual([a.ms, b.ms, c.ms], [0, 90, 110])
+  // Outside meteringWaits a pass is gated all the same, its wait counted nowhere.
+  t.is(await gate(async () => 7), 7)
+})
+
+test('a metered gate with a thread per place: no pass waits', async t => {
+  let now = 0
+  const gate = meteredSemaphore(2, 2, () => now)
+  const waits = { ms: 0 }
+  await meteringWaits(waits, async () => {
+    await Promise.all([gate(async () => { now += 50 }), gate(async () => { now += 50 })])
+  })
+  t.is(waits.ms, 0)
 })
 
 test('processTile sends each libvips pass through its gate, and only those', async t => {
