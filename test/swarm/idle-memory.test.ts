@@ -2,13 +2,14 @@ import test from 'ava'
 import { IdleCollector } from '../../src/swarm/idle-memory.ts'
 import { manualClock } from '../helpers/clock.ts'
 
+const clock = manualClock()
+const seconds = (n: number): void => { for (let i = 0; i < n; i++) clock.advance(1000) }
+
 test.serial('an idle peer drops its expired results once their lifetime has passed after its work, and once only', async t => {
-  const clock = manualClock()
   let busy = false
   let expired = 0
   const collector = new IdleCollector({ clock, busy: () => busy, expireAfterMs: 5000, expire: () => { expired++ }, collect: () => {} })
   await collector.start()
-  const seconds = (n: number): void => { for (let i = 0; i < n; i++) clock.advance(1000) }
   seconds(20)
   t.is(expired, 0, 'no work, nothing to drop')
   busy = true
@@ -35,7 +36,6 @@ test.serial('an idle peer drops its expired results once their lifetime has pass
 })
 
 test.serial('peers in one process collect only while none of them is busy: a full collection stops them all', async t => {
-  const clock = manualClock()
   const busy = { a: false, b: false }
   let collections = 0
   const collector = (name: 'a' | 'b'): IdleCollector => new IdleCollector({ clock, busy: () => busy[name], expireAfterMs: 5000, expire: () => {}, collect: () => { collections++ } })
@@ -43,7 +43,6 @@ test.serial('peers in one process collect only while none of them is busy: a ful
   const b = collector('b')
   await a.start()
   await b.start()
-  const seconds = (n: number): void => { for (let i = 0; i < n; i++) clock.advance(1000) }
   busy.a = true
   busy.b = true
   seconds(2)
