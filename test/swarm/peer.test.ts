@@ -126,14 +126,14 @@ test.serial('gossip hygiene: a peer whose messages fail validation is scored dow
   }
 })
 
-test.serial('a peer sizes its libuv pool to --slots, in either spelling, unless told otherwise', async t => {
+test.serial('a peer sizes its libuv pool to --slots and one for the jobs it coordinates, in either spelling, unless told otherwise', async t => {
   const dir = await tempDir()
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'UV_THREADPOOL_SIZE'))
   const cases: Array<[string[], NodeJS.ProcessEnv, number]> = [
-    [['--slots', '3'], env, 3],
-    [['--slots=1'], env, 1],
+    [['--slots', '3'], env, 4],
+    [['--slots=1'], env, 2],
     [['--slots', '2'], { ...env, UV_THREADPOOL_SIZE: '7' }, 7],
-    [[], { ...env, TILESWARM_SLOTS: '3' }, 3],
+    [[], { ...env, TILESWARM_SLOTS: '3' }, 4],
   ]
   for (const [i, [args, childEnv, pool]] of cases.entries()) {
     const peer = await startPeerProcess('p', ['--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, String(i)), ...args], { env: childEnv })
