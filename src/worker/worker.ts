@@ -109,7 +109,7 @@ export class Worker implements Startable {
       signal: this.stopping.signal,
       // A pass a slot let into libuv's pool, which has a thread more (thread-pool.ts): the coordinator's own passes here (a
       // job's decode and encode) never queue behind this worker's. What a unit waits for a place is metered, not charged to its job.
-      gate: meteredSemaphore(options.slots, options.slots, () => this.clock.now()),
+      gate: meteredSemaphore(options.slots, () => this.clock.now()),
       peerId: options.peerId,
       cache: options.cache,
       limits: options.limits,

@@ -33,13 +33,13 @@ test('a failed run gives its permit back', async t => {
 
 test('permits must be a positive integer', t => {
   t.throws(() => semaphore(0), { instanceOf: RangeError })
-  t.throws(() => meteredSemaphore(2, 0, () => 0), { instanceOf: RangeError })
+  t.throws(() => meteredSemaphore(0, () => 0), { instanceOf: RangeError })
 })
 
-test('a metered gate adds each pass\'s wait to its unit\'s: for a place, then for one of the pool\'s threads (taken in arrival order)', async t => {
+test('a metered gate adds each pass\'s wait for a place to its unit\'s', async t => {
   let now = 0
-  // Two places, one thread: the second pass let in queues behind the first.
-  const gate = meteredSemaphore(2, 1, () => now)
+  // One place: b and c queue behind a, then c behind b.
+  const gate = meteredSemaphore(1, () => now)
   const ends: Array<() => void> = []
   const pass = async (waits: { ms: number }): Promise<void> => { await meteringWaits(waits, async () => { await gate(async () => { await new Promise<void>(resolve => ends.push(resolve)) }) }) }
   const settle = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
@@ -48,14 +48,13 @@ test('a metered gate adds each pass\'s wait to its unit\'s: for a place, then fo
   now = 10
   runs.push(pass(b))
   now = 20
-  // No place left: c waits for a's.
   runs.push(pass(c))
   await settle()
-  t.is(ends.length, 2)
+  t.is(ends.length, 1)
   now = 100
   ends.shift()!()
   await settle()
-  // b ran from a's end (100) to 130; c was let in at 100, and ran from b's end.
+  // b ran from a's end (100) to 130; c from b's end.
   now = 130
   ends.shift()!()
   await settle()
@@ -67,9 +66,9 @@ test('a metered gate adds each pass\'s wait to its unit\'s: for a place, then fo
   t.is(await gate(async () => 7), 7)
 })
 
-test('a metered gate with a thread per place: no pass waits', async t => {
+test('a metered gate with a place for each pass: no pass waits', async t => {
   let now = 0
-  const gate = meteredSemaphore(2, 2, () => now)
+  const gate = meteredSemaphore(2, () => now)
   const waits = { ms: 0 }
   await meteringWaits(waits, async () => {
     await Promise.all([gate(async () => { now += 50 }), gate(async () => { now += 50 })])
