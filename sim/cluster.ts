@@ -66,8 +66,8 @@ export class Cluster {
     let self: SwarmPeer | undefined
     const model = this.options.nsPerPixel !== undefined
       ? {
-          process: costModel(this.options.nsPerPixel, () => (self !== undefined ? this.slowness.get(self) : undefined) ?? 1, overrides.slots ?? this.options.slots ?? 1),
-          processImage: imageCostModel(this.options.nsPerPixel, () => (self !== undefined ? this.slowness.get(self) : undefined) ?? 1, overrides.slots ?? this.options.slots ?? 1),
+          process: costModel(this.options.nsPerPixel, () => (self !== undefined ? this.slowness.get(self) : undefined) ?? 1),
+          processImage: imageCostModel(this.options.nsPerPixel, () => (self !== undefined ? this.slowness.get(self) : undefined) ?? 1),
         }
       : {}
     const faults = new PeerFaults(() => this.random())

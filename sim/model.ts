@@ -1,4 +1,4 @@
-import { createRaw, extract, processFile, processTile, samples, withSamples, type PixelFormat, type RawImage, type Tile, type TileWork, type Gate, semaphore } from '../src/imaging/index.ts'
+import { createRaw, extract, processFile, processTile, samples, withSamples, type PixelFormat, type RawImage, type Tile, type TileWork, type Gate } from '../src/imaging/index.ts'
 import type { ImageProcessor } from '../src/worker/batch-lane.ts'
 import type { TileProcessor } from '../src/worker/tile-lane.ts'
 
@@ -14,30 +14,31 @@ export function prng (seed: number): () => number {
   }
 }
 
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+/** A modelled pass of `ms`, through the worker's gate as a real pass goes into libuv's pool (one a slot). */
+async function modelledPass (ms: number, gate: Gate): Promise<void> {
+  if (ms > 0.5) await gate(async () => { await sleep(ms) })
+}
+
 /**
  * Simulated compute: the real (cheap) pipeline runs so real pixels travel and
  * the output can be checked, and the tile then takes as long as the cost model
  * says: nsPerPixel for each core pixel, times the peer's slowness factor.
  */
-export function costModel (nsPerPixel: number, slowness: () => number, slots = 1): TileProcessor {
-  // The peer's libuv pool, modelled: one modelled pass computing per slot.
-  const pool = semaphore(slots)
+export function costModel (nsPerPixel: number, slowness: () => number): TileProcessor {
   return async (pixels: RawImage, tile: Tile, work: TileWork, gate: Gate): Promise<RawImage | Uint8Array> => {
     const out = await processTile(pixels, tile, work)
-    const wantMs = tile.core.width * tile.core.height * nsPerPixel / 1e6 * slowness()
-    // Through the worker's gate into the modelled pool, as a real pass goes into libuv's.
-    if (wantMs > 0.5) await gate(async () => await pool(async () => await new Promise(resolve => setTimeout(resolve, wantMs))))
+    await modelledPass(tile.core.width * tile.core.height * nsPerPixel / 1e6 * slowness(), gate)
     return out
   }
 }
 
-/** A batch's image, really processed, then held for its modelled time (per pixel, times the peer's slowness) in the peer's modelled pool. */
-export function imageCostModel (nsPerPixel: number, slowness: () => number, slots = 1): ImageProcessor {
-  const pool = semaphore(slots)
+/** A batch's image, really processed, then held for its modelled time (per pixel, times the peer's slowness) through the worker's gate. */
+export function imageCostModel (nsPerPixel: number, slowness: () => number): ImageProcessor {
   return async (file, steps, options, gate) => {
     const out = await processFile(file, steps, options)
-    const wantMs = out.width * out.height * nsPerPixel / 1e6 * slowness()
-    if (wantMs > 0.5) await gate(async () => await pool(async () => await new Promise(resolve => setTimeout(resolve, wantMs))))
+    await modelledPass(out.width * out.height * nsPerPixel / 1e6 * slowness(), gate)
     return out
   }
 }
@@ -59,12 +60,9 @@ export function noiseImage (width: number, height: number, format: PixelFormat, 
 export interface ComputeModel {
   /** What the operation takes one thread here, per output pixel of a tile. */
   nsPerPixel: number
-  slots: number
   /** A real tile's real result: modelled tiles are cut from it, so the coordinator encodes a photo's worth of detail, not a flat image. */
   patch: RawImage
 }
-
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 /**
  * A tile's compute that takes the time the model says and no CPU, so 16
@@ -74,13 +72,12 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
  * placing the results, the encode).
  */
 export function modelledCompute (model: ComputeModel): { process: TileProcessor } {
-  const pool = semaphore(model.slots)
   return {
     process: async (_pixels, tile, work, gate) => {
       if (work.plan.phases.length > 1) throw new Error('the cost model covers one-phase jobs: a summary is not a crop of a patch')
       const { width, height } = tile.core
       if (width > model.patch.width || height > model.patch.height) throw new Error(`tile of ${width}x${height} is larger than the model's patch`)
-      await gate(async () => { await pool(async () => { await sleep(width * height * model.nsPerPixel / 1e6) }) })
+      await gate(async () => { await sleep(width * height * model.nsPerPixel / 1e6) })
       // A copy: the worker frees what it is given once it is sent.
       const crop = extract(model.patch, { x: 0, y: 0, width, height })
       return crop === model.patch ? { ...crop, data: Buffer.from(crop.data) } : crop

@@ -103,7 +103,7 @@ try {
   const patchFile = join(dir, 'patch.raw')
   await writeFile(patchFile, patch!.data)
   const modelFile = join(dir, 'model.json')
-  await writeFile(modelFile, JSON.stringify({ nsPerPixel, slots: opts.slots, patch: { file: patchFile, width: patch!.width, height: patch!.height, channels: patch!.channels, depth: patch!.depth } }))
+  await writeFile(modelFile, JSON.stringify({ nsPerPixel, patch: { file: patchFile, width: patch!.width, height: patch!.height, channels: patch!.channels, depth: patch!.depth } }))
   say(`model: sharp's own pipeline ${anchor.cpuS.toFixed(1)} s of CPU at one thread; ${opts.ops} ${nsPerPixel.toFixed(0)} ns/pixel (${(nsPerPixel * width * height / 1e9).toFixed(1)} s for the image on one thread); input ${(file.length / 1e6).toFixed(1)} MB, raw ${(image.data.length / 1e6).toFixed(0)} MB`)
   const rawBytes = image.data.length
 
