@@ -10,25 +10,23 @@ test.serial('an idle peer drops its expired results once their lifetime has pass
   let expired = 0
   const collector = new IdleCollector({ clock, busy: () => busy, expireAfterMs: 5000, expire: () => { expired++ }, collect: () => {} })
   await collector.start()
+  /** Busy for `work` seconds, then idle for `idle`. */
+  const spell = (work: number, idle: number): void => {
+    busy = true
+    seconds(work)
+    busy = false
+    seconds(idle)
+  }
   seconds(20)
   t.is(expired, 0, 'no work, nothing to drop')
-  busy = true
-  seconds(3)
-  busy = false
-  seconds(5)
+  spell(3, 5)
   t.is(expired, 0, 'not before the lifetime has passed')
   seconds(3)
   t.is(expired, 1)
   seconds(30)
   t.is(expired, 1, 'once per spell of work')
-  busy = true
-  seconds(1)
-  busy = false
-  seconds(3)
-  busy = true
-  seconds(1)
-  busy = false
-  seconds(5)
+  spell(1, 3)
+  spell(1, 5)
   t.is(expired, 1, 'work again restarts the wait')
   seconds(3)
   t.is(expired, 2)
