@@ -41,28 +41,24 @@ test.serial('peers in one process collect only while none of them is busy: a ful
   const b = collector('b')
   await a.start()
   await b.start()
-  busy.a = true
-  busy.b = true
-  seconds(2)
-  busy.a = false
-  seconds(3)
+  /** The peers busy as `state` says (the others as they were) for `s` seconds. */
+  const during = (state: Partial<typeof busy>, s: number): void => {
+    Object.assign(busy, state)
+    seconds(s)
+  }
+  during({ a: true, b: true }, 2)
+  during({ a: false }, 3)
   t.is(collections, 0, 'a went idle while b works')
-  busy.b = false
-  seconds(1)
+  during({ b: false }, 1)
   t.is(collections, 1, 'b going idle collects for both')
   // a's results outlive their lifetime while b works again: a's collection waits for b.
-  busy.b = true
-  seconds(10)
+  during({ b: true }, 10)
   t.is(collections, 1)
-  busy.b = false
-  seconds(1)
+  during({ b: false }, 1)
   t.is(collections, 3, 'b idle after work, and a\'s expired results dropped')
   await b.stop()
-  busy.b = true
-  busy.a = true
-  seconds(2)
-  busy.a = false
-  seconds(1)
+  during({ a: true, b: true }, 2)
+  during({ a: false }, 1)
   t.is(collections, 4, 'a stopped peer, busy as it was, does not hold the others\' collections back')
   await a.stop()
 })
